@@ -1,0 +1,38 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Palisade",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "palisade", targets: ["palisade"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
+        .systemLibrary(name: "CPgQuery", path: "Sources/CPgQuery"),
+        // Small C helpers that Swift cannot express: stack headroom and big-stack threads.
+        .target(name: "CPalisadeSupport", path: "Sources/CPalisadeSupport"),
+        .target(
+            name: "QueryPolicy",
+            dependencies: [
+                "CPgQuery",
+                "CPalisadeSupport",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "palisade",
+            dependencies: [
+                "QueryPolicy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
+    ]
+)

@@ -1,0 +1,1174 @@
+/// What the analyzer found in an admitted statement.
+struct Analysis {
+    var rule: Rule
+    var statementType: String
+    var tables: [String] = []
+    var functions: [String] = []
+    /// Byte offsets of every constant outside type modifiers, for normalization.
+    var constantOffsets: [Int] = []
+    var highestParameter = 0
+    /// Whether the statement is a query whose every constant was recorded.
+    var isQuery = false
+}
+
+/// Why a statement is refused; `offset` is a byte offset into the text.
+struct Denial: Error {
+    var rule: Rule
+    var message: String
+    var hint: String?
+    var offset: Int?
+    var statementType: String
+}
+
+/// Walks libpg_query's JSON tree of one piece of text and decides it under a policy.
+///
+/// Every node type and every field is on an allowlist: anything the walker does not know ends
+/// the walk with a deny, so syntax added by a newer grammar fails closed. Depth is bounded by the
+/// policy before each step down, so the walk's own recursion is bounded too.
+struct Analyzer {
+    private typealias Bytes = ParseTreeCursor.Bytes
+    private var cursor: ParseTreeCursor
+    private let policy: Policy
+    private let mayHaveCTEs: Bool
+    private var depth = 0
+    /// Above zero where libpg_query's normalization leaves constants alone (type modifiers, CYCLE marks).
+    private var unnormalizedDepth = 0
+    /// Set for the one expression that is an ORDER BY or GROUP BY item, where an integer constant
+    /// is a column position, which libpg_query's normalization leaves alone.
+    private var integerIsColumnPosition = false
+    private var visibleCTEs: [String] = []
+    /// Relations with a secret column, and the name the query refers to each by.
+    private var guardedRelations: [(relation: String, reference: String)] = []
+    private let tree: UnsafeBufferPointer<UInt8>
+    private var analysis = Analysis(rule: .query, statementType: "SELECT")
+
+    init(tree: UnsafeBufferPointer<UInt8>, policy: Policy) {
+        cursor = ParseTreeCursor(tree)
+        self.tree = tree
+        self.policy = policy
+        mayHaveCTEs = tree.containsSubsequence("withClause\"")
+    }
+
+    static func analyze(tree: UnsafeBufferPointer<UInt8>, policy: Policy) -> Result<Analysis, Denial> {
+        var analyzer = Analyzer(tree: tree, policy: policy)
+        do {
+            try analyzer.document()
+            try analyzer.checkSecretColumns()
+            return .success(analyzer.analysis)
+        } catch let denial as Denial {
+            return .failure(denial)
+        } catch {
+            return .failure(Denial(
+                rule: .unsupportedSyntax,
+                message: "Palisade could not read the parse tree of this statement, so it cannot show that it is read-only",
+                hint: "Send one plain SELECT statement.", offset: nil, statementType: analyzer.analysis.statementType))
+        }
+    }
+
+    // MARK: - Document and statements
+
+    private mutating func document() throws {
+        try cursor.expect(UInt8(ascii: "{"))
+        while let key = try cursor.nextKey() {
+            switch key {
+            case "version": _ = try cursor.integer()
+            case "stmts": try statements()
+            default: throw ParseTreeCursor.Malformed()
+            }
+        }
+    }
+
+    /// The `stmts` array. The first statement is walked directly; only if it is denied or followed
+    /// by another are the statements counted, so admitted queries are read once.
+    private mutating func statements() throws {
+        let start = cursor.offset
+        try cursor.expect(UInt8(ascii: "["))
+        guard try cursor.nextElement() else {
+            throw Denial(rule: .empty, message: "the query is empty (it holds no statement, only white space or comments)",
+                         hint: "Send one SELECT statement.", offset: nil, statementType: "")
+        }
+        do {
+            try firstStatement()
+        } catch let denial as Denial {
+            cursor.offset = start
+            try rejectMultipleStatements()
+            throw denial
+        }
+        if try cursor.nextElement() {
+            cursor.offset = start
+            try rejectMultipleStatements()
+        }
+    }
+
+    private mutating func firstStatement() throws {
+        try object { analyzer, key in
+            switch key {
+            case "stmt": try analyzer.topLevelStatement()
+            case "stmt_location", "stmt_len": _ = try analyzer.cursor.integer()
+            default: throw ParseTreeCursor.Malformed()
+            }
+        }
+    }
+
+    private mutating func rejectMultipleStatements() throws {
+        var types: [String] = []
+        try cursor.expect(UInt8(ascii: "["))
+        while try cursor.nextElement() {
+            types.append(try peekStatementType())
+            try cursor.skipValue()
+        }
+        guard types.count > 1 else { return }
+        throw Denial(
+            rule: .multipleStatements,
+            message: "found \(types.count) statements (\(types.joined(separator: "; "))); Palisade admits exactly one statement per query",
+            hint: "Send a single SELECT; split the work into separate queries, and leave out anything that is not a SELECT.",
+            offset: nil, statementType: types.joined(separator: "; "))
+    }
+
+    /// The command tag of the statement at the cursor (`{"stmt":{"SelectStmt":…`), without moving.
+    private mutating func peekStatementType() throws -> String {
+        var probe = cursor
+        try probe.expect(UInt8(ascii: "{"))
+        while let key = try probe.nextKey() {
+            if case "stmt" = key {
+                try probe.expect(UInt8(ascii: "{"))
+                guard let type = try probe.nextKey() else { return "?" }
+                return StatementTags.tag(forNodeType: type.string, cursor: probe)
+            }
+            try probe.skipValue()
+        }
+        return "?"
+    }
+
+    private mutating func topLevelStatement() throws {
+        try cursor.expect(UInt8(ascii: "{"))
+        guard let type = try cursor.nextKey() else { throw ParseTreeCursor.Malformed() }
+        analysis.statementType = StatementTags.tag(forNodeType: type.string, cursor: cursor)
+        switch type {
+        case "SelectStmt":
+            try enter()
+            try selectStatement(topLevel: true)
+            leave()
+            analysis.isQuery = true
+        case "TransactionStmt": try transactionStatement()
+        case "VariableSetStmt": try setStatement()
+        case "VariableShowStmt": try showStatement()
+        case "ExplainStmt": try explainStatement()
+        default: throw StatementTags.denial(forNodeType: type.string, tag: analysis.statementType)
+        }
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+    }
+
+    private mutating func transactionStatement() throws {
+        var kind = ""
+        try cursor.expect(UInt8(ascii: "{"))
+        while let key = try cursor.nextKey() {
+            switch key {
+            case "kind": kind = try cursor.string()
+            case "options": try transactionModes()
+            case "chain": _ = try cursor.boolean()
+            case "location": _ = try cursor.integer()
+            case "savepoint_name", "gid":
+                throw Denial(rule: kind.contains("PREPARED") || kind == "TRANS_STMT_PREPARE" ? .twoPhaseCommit : .savepoint,
+                             message: "\(analysis.statementType) is not allowed: savepoints and two-phase commit are not available through Palisade",
+                             hint: "Use plain BEGIN, COMMIT and ROLLBACK, or send the SELECT on its own.",
+                             offset: nil, statementType: analysis.statementType)
+            default: throw unsupportedField(key)
+            }
+        }
+        switch kind {
+        case "TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK":
+            guard policy.allowsTransactionControl else {
+                throw Denial(rule: .transactionDenied, message: "\(analysis.statementType) is not allowed by this policy",
+                             hint: "Send the SELECT on its own; each query runs in its own read-only transaction.",
+                             offset: nil, statementType: analysis.statementType)
+            }
+            analysis.rule = .transactionControl
+        case "TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO":
+            throw Denial(rule: .savepoint, message: "\(analysis.statementType) is not allowed: savepoints are not available through Palisade",
+                         hint: "Use plain BEGIN, COMMIT and ROLLBACK.", offset: nil, statementType: analysis.statementType)
+        default:
+            throw Denial(rule: .twoPhaseCommit, message: "\(analysis.statementType) is not allowed: two-phase commit is not available through Palisade",
+                         hint: "Use plain BEGIN, COMMIT and ROLLBACK.", offset: nil, statementType: analysis.statementType)
+        }
+    }
+
+    /// `BEGIN`/`SET TRANSACTION` modes: isolation levels and READ ONLY pass; READ WRITE never does.
+    private mutating func transactionModes() throws {
+        try list { analyzer in
+            try analyzer.wrapped { analyzer, type in
+                guard case "DefElem" = type else { throw analyzer.unsupportedNode(type) }
+                var name = ""
+                var offset: Int?
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "defname": name = try analyzer.cursor.string()
+                    case "arg":
+                        if name == "transaction_read_only", try analyzer.integerConstant() == 0 {
+                            throw Denial(rule: .readWriteTransaction,
+                                         message: "READ WRITE transactions are not allowed: every transaction through Palisade is read-only",
+                                         hint: "Leave out READ WRITE; BEGIN on its own starts a read-only transaction.",
+                                         offset: offset, statementType: analyzer.analysis.statementType)
+                        }
+                    case "defaction": try analyzer.cursor.skipString()
+                    case "location": offset = try analyzer.cursor.integer()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+                guard ["transaction_isolation", "transaction_read_only", "transaction_deferrable"].contains(name) else {
+                    throw analyzer.unsupportedNode(type)
+                }
+            }
+        }
+    }
+
+    /// The integer value of an `A_Const` at the cursor (`{"ival":{}}` is 0), or nil if it is none.
+    private mutating func integerConstant() throws -> Int? {
+        var value: Int?
+        try wrapped { analyzer, type in
+            guard case "A_Const" = type else { try analyzer.cursor.skipValue(); return }
+            try analyzer.object { analyzer, key in
+                switch key {
+                case "ival":
+                    value = 0
+                    try analyzer.object { analyzer, _ in value = try analyzer.cursor.integer() }
+                default: try analyzer.cursor.skipValue()
+                }
+            }
+        }
+        return value
+    }
+
+    /// The string value of an `A_Const` at the cursor, or nil if it is not a string constant.
+    private mutating func stringConstant() throws -> String? {
+        var value: String?
+        try wrapped { analyzer, type in
+            guard case "A_Const" = type else { try analyzer.cursor.skipValue(); return }
+            try analyzer.object { analyzer, key in
+                switch key {
+                case "sval": try analyzer.object { analyzer, _ in value = try analyzer.cursor.string() }
+                case "location": analyzer.analysis.constantOffsets.append(try analyzer.cursor.integer())
+                default: try analyzer.cursor.skipValue()
+                }
+            }
+        }
+        return value
+    }
+
+    private mutating func setStatement() throws {
+        var kind = ""
+        var name = ""
+        try cursor.expect(UInt8(ascii: "{"))
+        while let key = try cursor.nextKey() {
+            switch key {
+            case "kind":
+                kind = try cursor.string()
+                if kind == "VAR_RESET" || kind == "VAR_RESET_ALL" {
+                    throw Denial(rule: .reset, message: "RESET is not allowed: session settings are fixed by Palisade",
+                                 hint: "Leave the setting as it is; only \(settableList) may be SET.",
+                                 offset: nil, statementType: "RESET")
+                }
+            case "name": name = try cursor.string().lowercased()
+            case "args":
+                if kind == "VAR_SET_MULTI" {
+                    try transactionModes()
+                } else if let required = Policy.requiredSettingValues[name] {
+                    try list { analyzer in
+                        let value = try analyzer.stringConstant()?.lowercased()
+                        guard let value, required.contains(value) else {
+                            throw Denial(rule: .setDenied, message: "SET \(name) may only be set to \(required.sorted().first!.uppercased())",
+                                         hint: "Keep \(name) at its default; Palisade and the server must read query text the same way.",
+                                         offset: nil, statementType: "SET")
+                        }
+                    }
+                } else {
+                    try expressionList()
+                }
+            case "is_local": _ = try cursor.boolean()
+            default: throw unsupportedField(key)
+            }
+        }
+        switch kind {
+        case "VAR_SET_MULTI" where name == "transaction" || name == "session characteristics":
+            guard policy.allowsTransactionControl else {
+                throw Denial(rule: .setDenied, message: "SET \(name.uppercased()) is not allowed by this policy",
+                             hint: "Send the SELECT on its own.", offset: nil, statementType: "SET")
+            }
+        case "VAR_SET_VALUE" where policy.settableSettings.contains(name),
+             "VAR_SET_DEFAULT" where policy.settableSettings.contains(name):
+            break
+        default:
+            throw Denial(rule: .setDenied, message: "SET \(name) is not allowed: it could change how queries are checked or what they see",
+                         hint: "Only \(settableList) may be SET; leave other settings as they are.",
+                         offset: nil, statementType: "SET")
+        }
+        analysis.rule = .setSetting
+    }
+
+    private var settableList: String {
+        policy.settableSettings.isEmpty ? "no settings" : policy.settableSettings.sorted().joined(separator: ", ")
+    }
+
+    private mutating func showStatement() throws {
+        var name = ""
+        try object { analyzer, key in
+            guard case "name" = key else { throw analyzer.unsupportedField(key) }
+            name = try analyzer.cursor.string().lowercased()
+        }
+        guard name != "all", policy.showableSettings.contains(name) else {
+            let shown = policy.showableSettings.sorted().joined(separator: ", ")
+            throw Denial(rule: .showDenied,
+                         message: name == "all" ? "SHOW ALL is not allowed: it reveals the server's whole configuration" : "SHOW \(name) is not allowed by this policy",
+                         hint: shown.isEmpty ? "No settings may be shown." : "These settings may be shown: \(shown).",
+                         offset: nil, statementType: "SHOW")
+        }
+        analysis.rule = .showSetting
+    }
+
+    private mutating func explainStatement() throws {
+        var sawQuery = false
+        try object { analyzer, key in
+            switch key {
+            case "query":
+                try analyzer.wrapped { analyzer, type in
+                    guard case "SelectStmt" = type else {
+                        let tag = StatementTags.tag(forNodeType: type.string, cursor: analyzer.cursor)
+                        throw StatementTags.denial(forNodeType: type.string, tag: tag)
+                    }
+                    sawQuery = true
+                    try analyzer.enter()
+                    try analyzer.selectStatement(topLevel: true)
+                    analyzer.leave()
+                }
+            case "options":
+                try analyzer.list { analyzer in
+                    try analyzer.wrapped { analyzer, type in
+                        guard case "DefElem" = type else { throw analyzer.unsupportedNode(type) }
+                        try analyzer.object { analyzer, key in
+                            switch key {
+                            case "defname":
+                                let option = try analyzer.cursor.string()
+                                if option == "analyze" {
+                                    throw Denial(rule: .explainAnalyze, message: "EXPLAIN ANALYZE is not allowed: it runs the statement",
+                                                 hint: "Use EXPLAIN without ANALYZE to see the plan.", offset: nil, statementType: "EXPLAIN")
+                                }
+                                guard ["verbose", "costs", "settings", "buffers", "wal", "timing", "summary", "format"].contains(option) else {
+                                    throw analyzer.unsupportedNode(type)
+                                }
+                            case "arg", "defaction", "location": try analyzer.cursor.skipValue()
+                            default: throw analyzer.unsupportedField(key)
+                            }
+                        }
+                    }
+                }
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+        guard policy.allowsExplain else {
+            throw Denial(rule: .explainDenied, message: "EXPLAIN is not allowed by this policy",
+                         hint: "Send the SELECT itself.", offset: nil, statementType: "EXPLAIN")
+        }
+        guard sawQuery else { throw ParseTreeCursor.Malformed() }
+        analysis.rule = .explain
+        analysis.isQuery = false
+    }
+
+    // MARK: - Queries
+
+    /// A SelectStmt body. CTE names must be known before the FROM clause that may use them, and
+    /// libpg_query writes `withClause` after it, so the WITH clause is read first.
+    private mutating func selectStatement(topLevel: Bool) throws {
+        let scopeMark = visibleCTEs.count
+        defer { visibleCTEs.removeSubrange(scopeMark...) }
+        let start = cursor.offset
+        var hasWith = false
+        // Constants inside the WITH clause, numbered where libpg_query's walk meets the clause.
+        var withConstants: [Int] = []
+        if mayHaveCTEs {
+            try cursor.expect(UInt8(ascii: "{"))
+            while let key = try cursor.nextKey() {
+                if case "withClause" = key {
+                    let mark = analysis.constantOffsets.count
+                    try withClause()
+                    withConstants = Array(analysis.constantOffsets[mark...])
+                    analysis.constantOffsets.removeSubrange(mark...)
+                    hasWith = true
+                } else {
+                    try cursor.skipValue()
+                }
+            }
+            cursor.offset = start
+        }
+        try object { analyzer, key in
+            switch key {
+            case "withClause":
+                guard hasWith else { throw ParseTreeCursor.Malformed() }
+                try analyzer.cursor.skipValue()
+                analyzer.analysis.constantOffsets += withConstants
+            case "intoClause":
+                throw Denial(rule: .selectInto, message: "SELECT … INTO is not allowed: it creates a table",
+                             hint: "Leave out INTO; the rows are returned to you.", offset: nil, statementType: "SELECT INTO")
+            case "lockingClause":
+                throw Denial(rule: .lockingClause,
+                             message: "locking clauses (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE) are not allowed: they lock rows",
+                             hint: "Leave out the FOR UPDATE/SHARE clause; reads need no row locks.", offset: nil,
+                             statementType: analyzer.analysis.statementType)
+            case "targetList", "fromClause", "windowClause", "distinctClause", "valuesLists":
+                try analyzer.expressionList()
+            case "groupClause", "sortClause":
+                // A SortBy's own node, or a GROUP BY item itself, may be a column position.
+                try analyzer.list { analyzer in
+                    analyzer.integerIsColumnPosition = true
+                    try analyzer.expression()
+                }
+            case "whereClause", "havingClause", "limitOffset", "limitCount":
+                try analyzer.expression()
+            case "larg", "rarg":
+                try analyzer.enter()
+                try analyzer.selectStatement(topLevel: false)
+                analyzer.leave()
+            case "groupDistinct", "all": _ = try analyzer.cursor.boolean()
+            case "limitOption", "op": try analyzer.cursor.skipString()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func withClause() throws {
+        let start = cursor.offset
+        var recursive = false
+        try object { analyzer, key in
+            if case "recursive" = key { recursive = try analyzer.cursor.boolean() } else { try analyzer.cursor.skipValue() }
+        }
+        cursor.offset = start
+        if recursive {
+            // In WITH RECURSIVE every CTE of the clause is visible to every other.
+            let afterNames = cursor.offset
+            try object { analyzer, key in
+                guard case "ctes" = key else { try analyzer.cursor.skipValue(); return }
+                try analyzer.list { analyzer in
+                    try analyzer.wrapped { analyzer, _ in
+                        try analyzer.object { analyzer, key in
+                            if case "ctename" = key { analyzer.visibleCTEs.append(try analyzer.cursor.string()) } else { try analyzer.cursor.skipValue() }
+                        }
+                    }
+                }
+            }
+            cursor.offset = afterNames
+        }
+        try object { analyzer, key in
+            switch key {
+            case "ctes":
+                try analyzer.list { analyzer in
+                    try analyzer.enter()
+                    try analyzer.wrapped { analyzer, type in
+                        guard case "CommonTableExpr" = type else { throw analyzer.unsupportedNode(type) }
+                        let name = try analyzer.commonTableExpression()
+                        // A plain WITH makes each CTE visible to the ones after it and the main query.
+                        if !recursive { analyzer.visibleCTEs.append(name) }
+                    }
+                    analyzer.leave()
+                }
+            case "recursive": _ = try analyzer.cursor.boolean()
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func commonTableExpression() throws -> String {
+        var name = ""
+        try object { analyzer, key in
+            switch key {
+            case "ctename": name = try analyzer.cursor.string()
+            case "aliascolnames": try analyzer.skipNameList()
+            case "ctematerialized": try analyzer.cursor.skipString()
+            case "ctequery":
+                try analyzer.wrapped { analyzer, type in
+                    guard case "SelectStmt" = type else {
+                        let tag = StatementTags.tag(forNodeType: type.string, cursor: analyzer.cursor)
+                        throw Denial(rule: .dmlInCTE,
+                                     message: "WITH \(name) AS (\(tag) …) is not allowed: a data-modifying statement inside WITH runs even if the query never reads it",
+                                     hint: "Every WITH query must be a SELECT; leave out INSERT, UPDATE, DELETE and MERGE.",
+                                     offset: nil, statementType: analyzer.analysis.statementType)
+                    }
+                    try analyzer.selectStatement(topLevel: false)
+                }
+            case "search_clause":
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "search_col_list": try analyzer.skipNameList()
+                    case "search_breadth_first": _ = try analyzer.cursor.boolean()
+                    case "search_seq_column": try analyzer.cursor.skipString()
+                    case "location": _ = try analyzer.cursor.integer()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+            case "cycle_clause":
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "cycle_col_list": try analyzer.skipNameList()
+                    case "cycle_mark_column", "cycle_path_column": try analyzer.cursor.skipString()
+                    case "cycle_mark_value", "cycle_mark_default":
+                        analyzer.unnormalizedDepth += 1
+                        defer { analyzer.unnormalizedDepth -= 1 }
+                        try analyzer.expression()
+                    case "location": _ = try analyzer.cursor.integer()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+        return name
+    }
+
+    // MARK: - Expressions and FROM items
+
+    private mutating func expressionList() throws {
+        try list { analyzer in try analyzer.expression() }
+    }
+
+    /// Any node that may stand in an expression, target list or FROM clause.
+    private mutating func expression() throws {
+        let isColumnPosition = integerIsColumnPosition
+        integerIsColumnPosition = false
+        try enter()
+        defer { leave() }
+        try cursor.expect(UInt8(ascii: "{"))
+        guard let type = try cursor.nextKey() else { return }
+        // Most frequent node types first: a switch over byte patterns tries the cases in order.
+        switch type {
+        case "String", "Integer", "Float", "Boolean", "BitString", "A_Star":
+            try cursor.skipValue()
+        case "ColumnRef":
+            try object { analyzer, key in
+                switch key {
+                case "fields": try analyzer.columnNameFields()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "A_Const": try constant(isColumnPosition: isColumnPosition)
+        case "ParamRef":
+            try object { analyzer, key in
+                switch key {
+                case "number": analyzer.analysis.highestParameter = max(analyzer.analysis.highestParameter, try analyzer.cursor.integer())
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "ResTarget":
+            try object { analyzer, key in
+                switch key {
+                case "name": try analyzer.cursor.skipString()
+                case "indirection": try analyzer.expressionList()
+                case "val": try analyzer.expression()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "A_Expr": try operatorExpression()
+        case "BoolExpr", "CoalesceExpr", "MinMaxExpr", "GroupingFunc", "A_ArrayExpr", "RowExpr", "GroupingSet", "List",
+             "CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "A_Indirection", "A_Indices", "NamedArgExpr":
+            try genericExpression(type)
+        case "SortBy":
+            try genericExpression(type, isSortItem: isColumnPosition)
+        case "FuncCall": try functionCall()
+        case "TypeCast":
+            try object { analyzer, key in
+                switch key {
+                case "arg": try analyzer.expression()
+                case "typeName": try analyzer.typeName()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "CollateClause":
+            try object { analyzer, key in
+                switch key {
+                case "arg": try analyzer.expression()
+                case "collname": try analyzer.skipNameList()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "SubLink": try subLink()
+        case "SQLValueFunction":
+            try object { analyzer, key in
+                switch key {
+                case "op": try analyzer.cursor.skipString()
+                case "typmod", "location", "type": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "WindowDef": try windowDefinition()
+        case "XmlExpr": try xmlExpression()
+        case "XmlSerialize":
+            try object { analyzer, key in
+                switch key {
+                case "xmloption": try analyzer.cursor.skipString()
+                case "expr": try analyzer.expression()
+                case "typeName": try analyzer.typeName()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeVar": try rangeVariable()
+        case "JoinExpr":
+            try object { analyzer, key in
+                switch key {
+                case "jointype": try analyzer.cursor.skipString()
+                case "isNatural": _ = try analyzer.cursor.boolean()
+                case "larg", "rarg", "quals": try analyzer.expression()
+                case "usingClause": try analyzer.skipNameList()
+                case "join_using_alias", "alias": try analyzer.alias()
+                case "rtindex": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeSubselect":
+            try object { analyzer, key in
+                switch key {
+                case "lateral": _ = try analyzer.cursor.boolean()
+                case "subquery": try analyzer.subquery()
+                case "alias": try analyzer.alias()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeFunction":
+            try object { analyzer, key in
+                switch key {
+                case "lateral", "ordinality", "is_rowsfrom": _ = try analyzer.cursor.boolean()
+                case "functions": try analyzer.expressionList()
+                case "alias": try analyzer.alias()
+                case "coldeflist": try analyzer.expressionList()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "ColumnDef":
+            try object { analyzer, key in
+                switch key {
+                case "colname": try analyzer.cursor.skipString()
+                case "typeName": try analyzer.typeName()
+                case "is_local", "is_not_null", "is_from_type": _ = try analyzer.cursor.boolean()
+                case "inhcount", "location": _ = try analyzer.cursor.integer()
+                case "collClause":
+                    try analyzer.object { analyzer, key in
+                        switch key {
+                        case "collname": try analyzer.skipNameList()
+                        case "location": _ = try analyzer.cursor.integer()
+                        default: throw analyzer.unsupportedField(key)
+                        }
+                    }
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeTableSample": try tableSample()
+        case "RangeTableFunc":
+            try object { analyzer, key in
+                switch key {
+                case "lateral": _ = try analyzer.cursor.boolean()
+                case "docexpr", "rowexpr": try analyzer.expression()
+                case "namespaces", "columns": try analyzer.expressionList()
+                case "alias": try analyzer.alias()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeTableFuncCol":
+            try object { analyzer, key in
+                switch key {
+                case "colname": try analyzer.cursor.skipString()
+                case "typeName": try analyzer.typeName()
+                case "for_ordinality", "is_not_null": _ = try analyzer.cursor.boolean()
+                case "colexpr", "coldefexpr": try analyzer.expression()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "SelectStmt":
+            // A bare SelectStmt only appears as a set-operation arm or sub-select in these positions.
+            try selectStatement(topLevel: false)
+        default:
+            throw unsupportedNode(type)
+        }
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+    }
+
+    /// Nodes whose fields are all expressions, lists of expressions, or plain scalars.
+    private mutating func genericExpression(_ type: Bytes, isSortItem: Bool = false) throws {
+        try object { analyzer, key in
+            switch key {
+            case "args", "elements", "content", "items", "indirection", "partitionClause", "orderClause":
+                try analyzer.expressionList()
+            case "arg", "defresult", "expr", "result", "lidx", "uidx":
+                try analyzer.expression()
+            case "node":
+                analyzer.integerIsColumnPosition = isSortItem
+                try analyzer.expression()
+            case "location", "argnumber", "row_typeid", "casetype", "coalescetype", "minmaxtype":
+                _ = try analyzer.cursor.integer()
+            case "boolop", "op", "row_format", "kind", "nulltesttype", "booltesttype", "sortby_dir", "sortby_nulls", "name":
+                try analyzer.cursor.skipString()
+            case "is_slice", "argisrow": _ = try analyzer.cursor.boolean()
+            case "colnames": try analyzer.skipNameList()
+            case "useOp": try analyzer.checkOperator(try analyzer.nameList())
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func constant(isColumnPosition: Bool) throws {
+        var isInteger = false
+        try object { analyzer, key in
+            switch key {
+            case "ival": isInteger = true; try analyzer.cursor.skipValue()
+            case "fval", "boolval", "sval", "bsval": try analyzer.cursor.skipValue()
+            case "isnull": _ = try analyzer.cursor.boolean()
+            case "location":
+                let offset = try analyzer.cursor.integer()
+                if analyzer.unnormalizedDepth == 0, offset >= 0, !(isColumnPosition && isInteger) {
+                    analyzer.analysis.constantOffsets.append(offset)
+                }
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func operatorExpression() throws {
+        var isBetween = false
+        try object { analyzer, key in
+            switch key {
+            case "kind":
+                switch try analyzer.cursor.rawString() {
+                case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": isBetween = true
+                default: break
+                }
+            case "name":
+                let name = try analyzer.nameList()
+                // BETWEEN's "name" is the keyword; its comparisons are resolved from the operand types.
+                if !isBetween { try analyzer.checkOperator(name) }
+            case "lexpr", "rexpr": try analyzer.expression()
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// Checks an operator name; the cursor stands inside the node that uses it.
+    private func checkOperator(_ name: [String]) throws {
+        let allowed: Bool
+        switch name.count {
+        case 1: allowed = PG15Catalog.operatorSymbols.contains(name[0])
+        case 2: allowed = name[0] == "pg_catalog" && PG15Catalog.operatorSymbols.contains(name[1])
+        default: allowed = false
+        }
+        guard allowed else {
+            let written = name.count == 1 ? name[0] : "OPERATOR(\(name.joined(separator: ".")))"
+            throw Denial(rule: .operatorNotAllowed,
+                         message: "operator \(written) is not allowed: only PostgreSQL's built-in operators may be used",
+                         hint: "Use a built-in operator (=, <, +, ||, ->>, @>, …) without an OPERATOR(schema.op) qualifier outside pg_catalog.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+    }
+
+    private mutating func subLink() throws {
+        try object { analyzer, key in
+            switch key {
+            case "subLinkType": try analyzer.cursor.skipString()
+            case "subLinkId", "location": _ = try analyzer.cursor.integer()
+            case "testexpr": try analyzer.expression()
+            case "operName": try analyzer.checkOperator(try analyzer.nameList())
+            case "subselect": try analyzer.subquery()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// A wrapped node that must be a SELECT (sub-selects, FROM-clause subqueries).
+    private mutating func subquery() throws {
+        try enter()
+        defer { leave() }
+        try wrapped { analyzer, type in
+            guard case "SelectStmt" = type else { throw analyzer.unsupportedNode(type) }
+            try analyzer.selectStatement(topLevel: false)
+        }
+    }
+
+    private mutating func windowDefinition() throws {
+        try object { analyzer, key in
+            switch key {
+            case "name", "refname": try analyzer.cursor.skipString()
+            case "partitionClause", "orderClause": try analyzer.expressionList()
+            case "frameOptions", "location": _ = try analyzer.cursor.integer()
+            case "startOffset", "endOffset": try analyzer.expression()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func xmlExpression() throws {
+        try object { analyzer, key in
+            switch key {
+            case "op":
+                if try analyzer.cursor.string() == "IS_XMLPARSE" {
+                    throw Denial(rule: .xmlParse, message: "XMLPARSE is not allowed: parsing XML documents can reach external entities",
+                                 hint: "Leave out XMLPARSE and casts to xml; build XML with xmlelement/xmlforest instead.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+            case "name": try analyzer.cursor.skipString()
+            case "named_args", "args": try analyzer.expressionList()
+            case "arg_names": try analyzer.skipNameList()
+            case "xmloption": try analyzer.cursor.skipString()
+            case "type", "typmod", "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func typeName() throws {
+        unnormalizedDepth += 1
+        defer { unnormalizedDepth -= 1 }
+        try object { analyzer, key in
+            switch key {
+            case "names":
+                let names = try analyzer.nameList()
+                if names.last == "xml", names.count == 1 || names.first == "pg_catalog" {
+                    throw Denial(rule: .xmlParse, message: "the xml type is not allowed: converting text to xml parses an XML document",
+                                 hint: "Leave out casts to xml; build XML with xmlelement/xmlforest instead.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+            case "typmods": try analyzer.expressionList()
+            case "arrayBounds": try analyzer.cursor.skipValue()
+            case "setof", "pct_type": _ = try analyzer.cursor.boolean()
+            case "typeOid", "typemod", "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func alias() throws {
+        try object { analyzer, key in
+            switch key {
+            case "aliasname": try analyzer.cursor.skipString()
+            case "colnames": try analyzer.skipNameList()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    private mutating func tableSample() throws {
+        try object { analyzer, key in
+            switch key {
+            case "relation", "repeatable": try analyzer.expression()
+            case "args": try analyzer.expressionList()
+            case "method":
+                let method = try analyzer.nameList()
+                let name = method.count == 2 && method[0] == "pg_catalog" ? method[1] : (method.count == 1 ? method[0] : "")
+                guard name == "bernoulli" || name == "system" else {
+                    throw Denial(rule: .functionNotAllowed,
+                                 message: "TABLESAMPLE method \(method.joined(separator: ".")) is not allowed",
+                                 hint: "Use TABLESAMPLE BERNOULLI or TABLESAMPLE SYSTEM.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    // MARK: - Functions
+
+    private mutating func functionCall() throws {
+        try object { analyzer, key in
+            switch key {
+            case "funcname":
+                let name = try analyzer.nameList()
+                try analyzer.checkFunction(name)
+            case "args": try analyzer.expressionList()
+            case "agg_order": try analyzer.expressionList()
+            case "agg_filter": try analyzer.expression()
+            case "over": try analyzer.windowDefinition()
+            case "agg_within_group", "agg_star", "agg_distinct", "func_variadic": _ = try analyzer.cursor.boolean()
+            case "funcformat": try analyzer.cursor.skipString()
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// Resolves a function name as Postgres does and checks it; the cursor stands after `funcname`.
+    private mutating func checkFunction(_ name: [String]) throws {
+        let baseName = name.last ?? ""
+        let allowed: Bool
+        switch name.count {
+        case 1:
+            // Unqualified names find pg_catalog first, then the search path.
+            allowed = policy.builtinFunctions.contains(baseName)
+                || policy.searchPath.contains { policy.extraFunctions.contains("\($0).\(baseName)") }
+        case 2:
+            allowed = name[0] == "pg_catalog" ? policy.builtinFunctions.contains(baseName) : policy.extraFunctions.contains("\(name[0]).\(baseName)")
+        default:
+            allowed = false
+        }
+        let written = name.joined(separator: ".")
+        // Loading a policy refuses lists that name a forbidden function, so allowed names are never forbidden.
+        guard allowed else {
+            if let reason = ForbiddenFunctions.reason(for: baseName) {
+                throw Denial(rule: .forbiddenFunction, message: "function \(written)() is never allowed: \(reason)",
+                             hint: "Remove the call to \(written); no policy admits it.",
+                             offset: remainingLocation(), statementType: analysis.statementType)
+            }
+            throw Denial(rule: .functionNotAllowed, message: "function \(written)() is not on this policy's allowlist",
+                         hint: "Use built-in functions for math, text, dates, aggregates, window functions, JSON, arrays and full-text search; other functions are denied.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+        if baseName == "current_setting", !policy.allowsAnyCurrentSetting {
+            try checkCurrentSettingArgument(offset: remainingLocation())
+        }
+        analysis.functions.appendIfMissing(written)
+    }
+
+    /// Only the tenant claim may be read with current_setting, and only when named by a literal.
+    private mutating func checkCurrentSettingArgument(offset: Int?) throws {
+        var probe = self
+        var setting: String?
+        try probe.object { analyzer, key in
+            guard case "args" = key else { try analyzer.cursor.skipValue(); return }
+            try analyzer.cursor.expect(UInt8(ascii: "["))
+            if try analyzer.cursor.nextElement() { setting = try analyzer.stringConstant() }
+            while try analyzer.cursor.nextElement() { try analyzer.cursor.skipValue() }
+        }
+        guard setting == Policy.claimSetting else {
+            throw Denial(rule: .currentSetting,
+                         message: "current_setting(\(setting.map { "'\($0)'" } ?? "…")) is not allowed: only the tenant claim may be read",
+                         hint: "Only current_setting('\(Policy.claimSetting)', true) may be called, with the name written as a literal.",
+                         offset: offset, statementType: analysis.statementType)
+        }
+    }
+
+    // MARK: - Relations
+
+    private mutating func rangeVariable() throws {
+        var catalogName: String?
+        var schema: String?
+        var relation = ""
+        var offset: Int?
+        var aliasName: String?
+        var renamesColumns = false
+        try object { analyzer, key in
+            switch key {
+            case "catalogname": catalogName = try analyzer.cursor.string()
+            case "schemaname": schema = try analyzer.cursor.string()
+            case "relname": relation = try analyzer.cursor.string()
+            case "inh": _ = try analyzer.cursor.boolean()
+            case "relpersistence": try analyzer.cursor.skipString()
+            case "alias":
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "aliasname": aliasName = try analyzer.cursor.string()
+                    case "colnames": renamesColumns = true; try analyzer.skipNameList()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+            case "location": offset = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+        try checkRelation(catalog: catalogName, schema: schema, name: relation, offset: offset)
+        if let column = SecretColumns.byRelation[relation], schema == nil || schema == "pg_catalog",
+           !visibleCTEs.contains(relation) || schema != nil {
+            if renamesColumns {
+                throw Denial(rule: .secretRelation, message: "\(relation) may not be read with renamed columns: its \(column) column holds credentials",
+                             hint: "Name the columns you need, other than \(column).", offset: offset, statementType: analysis.statementType)
+            }
+            guardedRelations.append((relation, aliasName ?? relation))
+        }
+    }
+
+    /// Over a relation with a secret column, the query may not name that column, use `*`, or
+    /// take the whole row; libpg_query writes each of these in exactly one way.
+    private func checkSecretColumns() throws {
+        for (relation, reference) in guardedRelations {
+            let column = SecretColumns.byRelation[relation]!
+            let found: String?
+            if tree.containsSubsequence("A_Star\":{}}") {
+                found = "*"
+            } else if tree.contains("\"sval\":\"\(column)\"") {
+                found = column
+            } else if tree.contains("{\"ColumnRef\":{\"fields\":[{\"String\":{\"sval\":\"\(reference)\"}}],") {
+                found = "the whole row \(reference)"
+            } else {
+                found = nil
+            }
+            if let found {
+                throw Denial(rule: .secretRelation,
+                             message: "reading \(found) from \(relation) is not allowed: its \(column) column holds credentials",
+                             hint: "Name the columns you need, other than \(column).", offset: nil, statementType: analysis.statementType)
+            }
+        }
+    }
+
+    private mutating func checkRelation(catalog: String?, schema: String?, name: String, offset: Int?) throws {
+        func deny(_ rule: Rule, _ message: String, _ hint: String) -> Denial {
+            Denial(rule: rule, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
+        }
+        var readable: String { policy.readableSchemas.sorted().joined(separator: ", ") }
+        if let catalog {
+            throw deny(.relationSchema, "relation \(catalog).\(schema ?? "").\(name) names another database",
+                       "Leave out the database name; read tables in \(readable).")
+        }
+        if schema == nil, visibleCTEs.contains(name) { return }
+        if SecretRelations.names.contains(name) {
+            throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
+                       "Query your application's tables in \(readable) instead.")
+        }
+        let resolvedSchema: String
+        if let schema {
+            resolvedSchema = schema
+        } else if PG15Catalog.pgCatalogRelations.contains(name) {
+            resolvedSchema = "pg_catalog"
+        } else {
+            // The name is found in the first search_path schema that has it: all must be readable.
+            guard policy.searchPath.allSatisfy(policy.readableSchemas.contains) else {
+                throw deny(.relationSchema, "relation \(name) is not schema-qualified and the search path reaches schemas outside \(readable)",
+                           "Qualify the table with its schema (\(readable)).")
+            }
+            analysis.tables.appendIfMissing(policy.searchPath.count == 1 ? "\(policy.searchPath[0]).\(name)" : name)
+            return
+        }
+        let qualified = "\(resolvedSchema).\(name)"
+        if resolvedSchema == "pg_catalog" || resolvedSchema == "information_schema" {
+            guard policy.allowsCatalog else {
+                throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile",
+                           "Query your application's tables in \(readable); system catalogs are not available to this profile.")
+            }
+        } else if !policy.readableSchemas.contains(resolvedSchema) {
+            throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))",
+                       "Read tables in \(readable) only.")
+        }
+        analysis.tables.appendIfMissing(qualified)
+    }
+
+    // MARK: - Reading helpers
+
+    /// Stack one nesting level of the walk may take (measured: about 3 KiB in debug builds, 1 KiB optimized).
+    static let stackBytesPerLevel = 4096
+
+    private mutating func enter() throws {
+        depth += 1
+        guard depth <= policy.maxNestingDepth else {
+            throw Denial(rule: .tooDeep,
+                         message: "the query nests deeper than this policy's limit of \(policy.maxNestingDepth) levels",
+                         hint: "Flatten the query: use WITH (CTEs) or joins instead of deeply nested expressions and subqueries.",
+                         offset: nil, statementType: analysis.statementType)
+        }
+    }
+
+    private mutating func leave() { depth -= 1 }
+
+    /// Reads an object's fields, handing each key to `body` with the cursor on its value.
+    private mutating func object(_ body: (inout Analyzer, Bytes) throws -> Void) throws {
+        try cursor.expect(UInt8(ascii: "{"))
+        while let key = try cursor.nextKey() { try body(&self, key) }
+    }
+
+    /// Reads a wrapped node `{"Type":{…}}`, handing its type to `body` with the cursor on the body.
+    private mutating func wrapped(_ body: (inout Analyzer, Bytes) throws -> Void) throws {
+        try cursor.expect(UInt8(ascii: "{"))
+        guard let type = try cursor.nextKey() else { return }
+        try body(&self, type)
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+    }
+
+    private mutating func list(_ element: (inout Analyzer) throws -> Void) throws {
+        try cursor.expect(UInt8(ascii: "["))
+        while try cursor.nextElement() { try element(&self) }
+    }
+
+    /// A list of `String` nodes: a qualified name, operator name or column list.
+    private mutating func nameList() throws -> [String] {
+        var names: [String] = []
+        try list { analyzer in
+            try analyzer.wrapped { analyzer, type in
+                guard case "String" = type else { throw analyzer.unsupportedNode(type) }
+                try analyzer.object { analyzer, key in
+                    guard case "sval" = key else { throw analyzer.unsupportedField(key) }
+                    names.append(try analyzer.cursor.string())
+                }
+            }
+        }
+        return names
+    }
+
+    private mutating func skipNameList() throws { _ = try nameList() }
+
+    /// A ColumnRef's fields: names and `*`, nothing else.
+    private mutating func columnNameFields() throws {
+        try list { analyzer in
+            try analyzer.wrapped { analyzer, type in
+                switch type {
+                case "String", "A_Star": try analyzer.cursor.skipValue()
+                default: throw analyzer.unsupportedNode(type)
+                }
+            }
+        }
+    }
+
+    /// The `location` of the object the cursor is inside, read ahead without moving.
+    private func remainingLocation() -> Int? {
+        var probe = cursor
+        while let key = try? probe.nextKey() {
+            if case "location" = key { return try? probe.integer() }
+            guard (try? probe.skipValue()) != nil else { return nil }
+        }
+        return nil
+    }
+
+    private func unsupportedNode(_ type: Bytes) -> Denial {
+        Denial(rule: .unsupportedSyntax,
+               message: "Palisade does not admit \(type.string) nodes here, so it cannot show the query is read-only",
+               hint: "Rewrite the query with plain SELECT syntax.", offset: remainingLocation(),
+               statementType: analysis.statementType)
+    }
+
+    private func unsupportedField(_ key: Bytes) -> Denial {
+        Denial(rule: .unsupportedSyntax,
+               message: "Palisade does not admit the syntax behind '\(key.string)' here, so it cannot show the query is read-only",
+               hint: "Rewrite the query with plain SELECT syntax.", offset: remainingLocation(),
+               statementType: analysis.statementType)
+    }
+}
+
+extension Array where Element == String {
+    mutating func appendIfMissing(_ value: String) {
+        if !contains(value) { append(value) }
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    func contains(_ needle: String) -> Bool {
+        let needle = Array(needle.utf8)
+        guard let base = baseAddress, count >= needle.count else { return false }
+        return (0...(count - needle.count)).contains { memcmp(base + $0, needle, needle.count) == 0 }
+    }
+
+    func containsSubsequence(_ needle: StaticString) -> Bool {
+        let length = needle.utf8CodeUnitCount
+        guard let base = baseAddress, count >= length else { return false }
+        var index = 0
+        while index <= count - length {
+            guard let found = memchr(base + index, Int32(needle.utf8Start.pointee), count - length + 1 - index) else { return false }
+            index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
+            if memcmp(base + index, needle.utf8Start, length) == 0 { return true }
+            index += 1
+        }
+        return false
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

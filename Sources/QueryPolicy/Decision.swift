@@ -1,0 +1,100 @@
+/// Every rule the engine can apply, with its stable id (documented in README.md) and SQLSTATE.
+public enum Rule: String, Sendable, CaseIterable {
+    // Admitted.
+    case query = "allow.query"
+    case transactionControl = "allow.transaction"
+    case showSetting = "allow.show"
+    case setSetting = "allow.set"
+    case explain = "allow.explain"
+
+    // Text that is not one understood statement.
+    case empty = "parse.empty"
+    case syntaxError = "parse.error"
+    case nulByte = "parse.nul-byte"
+    case tooLarge = "limit.size"
+    case tooDeep = "limit.depth"
+    case multipleStatements = "stmt.multiple"
+    case unsupportedSyntax = "syntax.unsupported"
+
+    // Statements other than a query.
+    case ddl = "stmt.ddl"
+    case dml = "stmt.dml"
+    case dmlInCTE = "stmt.dml-in-cte"
+    case selectInto = "stmt.select-into"
+    case lockingClause = "stmt.locking-clause"
+    case copy = "stmt.copy"
+    case doBlock = "stmt.do"
+    case call = "stmt.call"
+    case explainDenied = "stmt.explain"
+    case explainAnalyze = "stmt.explain-analyze"
+    case setDenied = "stmt.set"
+    case reset = "stmt.reset"
+    case discard = "stmt.discard"
+    case showDenied = "stmt.show"
+    case preparedStatement = "stmt.prepare"
+    case cursor = "stmt.cursor"
+    case listenNotify = "stmt.listen-notify"
+    case lock = "stmt.lock"
+    case maintenance = "stmt.maintenance"
+    case grant = "stmt.grant"
+    case role = "stmt.role"
+    case database = "stmt.database"
+    case transactionDenied = "stmt.transaction"
+    case readWriteTransaction = "stmt.read-write"
+    case savepoint = "stmt.savepoint"
+    case twoPhaseCommit = "stmt.prepare-transaction"
+    case otherStatement = "stmt.other"
+
+    // What a query may touch.
+    case forbiddenFunction = "fn.forbidden"
+    case functionNotAllowed = "fn.not-allowed"
+    case currentSetting = "fn.current-setting"
+    case xmlParse = "fn.xml-parse"
+    case operatorNotAllowed = "op.not-allowed"
+    case relationSchema = "rel.schema"
+    case catalogRelation = "rel.catalog"
+    case secretRelation = "rel.secret"
+
+    public var isAllow: Bool { rawValue.hasPrefix("allow.") }
+
+    public var sqlstate: String {
+        switch self {
+        case .query, .transactionControl, .showSetting, .setSetting, .explain: "00000"
+        case .empty, .syntaxError, .nulByte: "42601"
+        case .tooLarge, .tooDeep: "54000"
+        default: "42501"
+        }
+    }
+}
+
+public enum Verdict: String, Sendable {
+    case allow
+    case deny
+}
+
+/// The engine's answer for one piece of SQL text.
+public struct Decision: Sendable, Equatable {
+    public var verdict: Verdict { rule.isAllow ? .allow : .deny }
+    public var rule: Rule
+    public var sqlstate: String { rule.sqlstate }
+    /// Written for whoever sent the query, often an LLM: what was found, and where.
+    public var message: String
+    /// What is allowed instead, so the sender can correct itself.
+    public var hint: String?
+    /// 1-based character position of what was found, as Postgres reports positions; nil if none.
+    public var position: Int?
+    /// Command tag of the statement, e.g. `SELECT`, `DELETE`, `DROP`.
+    public var statementType: String
+    /// Relations read, schema-qualified where the schema is known.
+    public var tables: [String]
+    /// Functions called, schema-qualified where written so.
+    public var functions: [String]
+    /// libpg_query's fingerprint: equal for queries that differ only in constants.
+    public var fingerprint: String
+    /// The text with every constant replaced by `$n`, safe to log.
+    public var normalized: String
+    /// SHA-256 of the policy file that decided.
+    public var policyVersion: String
+
+    public var isAllowed: Bool { verdict == .allow }
+}

@@ -1,0 +1,96 @@
+/// Functions no profile can allow, whatever schema they are found in: they change server or
+/// session state, wait, read files, reach other sessions or servers, or run query text the
+/// engine never saw.
+enum ForbiddenFunctions {
+    private static let exact: [String: String] = [
+        "set_config": "it changes session settings, including the tenant claim",
+        "pg_notify": "it signals other sessions",
+        "pg_terminate_backend": "it ends other sessions",
+        "pg_cancel_backend": "it cancels other sessions' queries",
+        "pg_reload_conf": "it reloads the server configuration",
+        "pg_rotate_logfile": "it rotates the server log",
+        "pg_rotate_logfile_old": "it rotates the server log",
+        "nextval": "it advances a sequence",
+        "setval": "it sets a sequence",
+        "txid_current": "it assigns a transaction id",
+        "pg_current_xact_id": "it assigns a transaction id",
+        "pg_stat_file": "it reads server files",
+        "pg_current_logfile": "it reveals server files",
+        "ts_stat": "it runs query text",
+        "pg_logical_emit_message": "it writes to the WAL",
+        "pg_switch_wal": "it forces a WAL switch",
+        "pg_promote": "it promotes a standby",
+        "pg_create_restore_point": "it writes to the WAL",
+        "pg_start_backup": "it starts a backup",
+        "pg_stop_backup": "it stops a backup",
+        "loread": "it reads large objects",
+        "lowrite": "it writes large objects",
+        "setseed": "it changes the session's random seed",
+        // ts_rewrite(tsquery, text) runs the query in its second argument.
+        "ts_rewrite": "its two-argument form runs query text",
+    ]
+
+    private static let prefixes: [(String, String)] = [
+        ("pg_sleep", "it makes the server wait"),
+        ("pg_advisory", "it takes advisory locks"),
+        ("pg_try_advisory", "it takes advisory locks"),
+        ("pg_read_", "it reads server files"),
+        ("pg_ls_", "it lists server directories"),
+        ("pg_file_", "it writes or removes server files"),
+        ("lo_", "it reads or writes large objects"),
+        ("dblink", "it connects to other servers"),
+        ("query_to_xml", "it runs query text"),
+        ("table_to_xml", "it runs query text"),
+        ("cursor_to_xml", "it runs query text"),
+        ("database_to_xml", "it runs query text"),
+        ("schema_to_xml", "it runs query text"),
+        ("pg_wal_", "it acts on the WAL"),
+        ("pg_current_wal", "it acts on the WAL"),
+        ("pg_last_wal", "it acts on the WAL"),
+        ("pg_walfile", "it acts on the WAL"),
+        ("pg_backup_", "it controls backups"),
+        ("pg_replication_", "it acts on replication"),
+        ("pg_logical_", "it acts on logical replication"),
+        ("pg_create_physical_replication_slot", "it creates replication slots"),
+        ("pg_create_logical_replication_slot", "it creates replication slots"),
+        ("pg_drop_replication_slot", "it drops replication slots"),
+        ("pg_copy_physical_replication_slot", "it copies replication slots"),
+        ("pg_copy_logical_replication_slot", "it copies replication slots"),
+        ("pg_stat_reset", "it resets statistics"),
+        ("pg_stat_statements_reset", "it resets statistics"),
+    ]
+
+    /// Why `name` can never be called, or nil.
+    static func reason(for name: String) -> String? {
+        if let reason = exact[name] { return reason }
+        for (prefix, reason) in prefixes where name.hasPrefix(prefix) { return reason }
+        return nil
+    }
+}
+
+/// Relations no profile can read: they hold credentials, other sessions' query text, server
+/// configuration, or sampled column values that row-level security does not filter.
+enum SecretRelations {
+    static let names: Set<String> = [
+        "pg_authid", "pg_shadow", "pg_stat_activity",
+        "pg_stat_statements", "pg_stat_statements_info", "pg_settings", "pg_file_settings",
+        "pg_hba_file_rules", "pg_ident_file_mappings", "pg_largeobject", "pg_statistic", "pg_statistic_ext_data", "pg_stats", "pg_stats_ext",
+        "pg_stats_ext_exprs", "pg_stat_subscription", "pg_stat_replication",
+        "pg_stat_wal_receiver", "pg_replication_slots", "pg_replication_origin_status",
+        "pg_prepared_xacts", "pg_locks", "pg_backend_memory_contexts", "pg_shmem_allocations",
+        "pg_config", "pg_stat_ssl", "pg_stat_gssapi", "pg_stat_progress_analyze",
+        "pg_stat_progress_basebackup", "pg_stat_progress_cluster", "pg_stat_progress_copy",
+        "pg_stat_progress_create_index", "pg_stat_progress_vacuum",
+    ]
+}
+
+/// Catalog relations readable by profiles with catalog access except for one column that holds
+/// credentials (psql's \deu and \dRs read the others). A query over them may not name the
+/// column, select `*`, take the whole row, or rename the columns.
+enum SecretColumns {
+    static let byRelation: [String: String] = [
+        "pg_user_mapping": "umoptions",
+        "pg_user_mappings": "umoptions",
+        "pg_subscription": "subconninfo",
+    ]
+}

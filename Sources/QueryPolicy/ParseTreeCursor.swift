@@ -1,0 +1,208 @@
+/// A forward-only reader over libpg_query's JSON parse tree.
+///
+/// Decoding the tree into dictionaries costs several times the parse itself, so the analyzer
+/// reads keys and values in place. The JSON comes from libpg_query, but the reader still checks
+/// every byte it relies on and reports anything unexpected as `malformed`, which the analyzer
+/// turns into a deny.
+struct ParseTreeCursor {
+    struct Malformed: Error {}
+
+    /// Bytes of a key or string value that needs no unescaping, compared without allocating.
+    struct Bytes: Equatable {
+        let start: UnsafePointer<UInt8>
+        let count: Int
+
+        @inline(__always) static func ~= (pattern: StaticString, value: Bytes) -> Bool {
+            pattern.utf8CodeUnitCount == value.count
+                && memcmp(pattern.utf8Start, value.start, value.count) == 0
+        }
+
+        static func == (lhs: Bytes, rhs: Bytes) -> Bool {
+            lhs.count == rhs.count && memcmp(lhs.start, rhs.start, lhs.count) == 0
+        }
+
+        var string: String {
+            String(decoding: UnsafeBufferPointer(start: start, count: count), as: UTF8.self)
+        }
+
+        /// Node type names start with an upper-case letter; field names never do.
+        var isNodeTypeName: Bool { count > 0 && start.pointee >= UInt8(ascii: "A") && start.pointee <= UInt8(ascii: "Z") }
+    }
+
+    let base: UnsafePointer<UInt8>
+    let end: Int
+    private(set) var position: Int = 0
+
+    init(_ buffer: UnsafeBufferPointer<UInt8>) {
+        base = buffer.baseAddress!
+        end = buffer.count
+    }
+
+    var offset: Int {
+        get { position }
+        set { position = newValue }
+    }
+
+    @inline(__always) func peek() -> UInt8 {
+        position < end ? base[position] : 0
+    }
+
+    @inline(__always) mutating func expect(_ byte: UInt8) throws {
+        guard position < end, base[position] == byte else { throw Malformed() }
+        position += 1
+    }
+
+    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool {
+        if position < end, base[position] == byte { position += 1; return true }
+        return false
+    }
+
+    /// Reads the next key of the current object, or nil at its closing brace.
+    /// Call after `{` or after a value; consumes the separating comma and the colon.
+    @inline(__always) mutating func nextKey() throws -> Bytes? {
+        if consume(UInt8(ascii: "}")) { return nil }
+        if base[position - 1] != UInt8(ascii: "{") { try expect(UInt8(ascii: ",")) }
+        let key = try rawString()
+        try expect(UInt8(ascii: ":"))
+        return key
+    }
+
+    /// Reads the next element start of the current array; false at its closing bracket.
+    mutating func nextElement() throws -> Bool {
+        if consume(UInt8(ascii: "]")) { return false }
+        if base[position - 1] != UInt8(ascii: "[") { try expect(UInt8(ascii: ",")) }
+        return true
+    }
+
+    /// A string whose bytes are used as they stand; escapes are kept (keys never have any).
+    mutating func rawString() throws -> Bytes {
+        try expect(UInt8(ascii: "\""))
+        let start = position
+        while position < end {
+            let byte = base[position]
+            if byte == UInt8(ascii: "\"") {
+                let bytes = Bytes(start: base + start, count: position - start)
+                position += 1
+                return bytes
+            }
+            position += byte == UInt8(ascii: "\\") ? 2 : 1
+        }
+        throw Malformed()
+    }
+
+    mutating func skipString() throws { _ = try rawString() }
+
+    /// A string value with JSON escapes decoded.
+    mutating func string() throws -> String {
+        let raw = try rawString()
+        if memchr(raw.start, Int32(UInt8(ascii: "\\")), raw.count) == nil { return raw.string }
+        return try Self.unescape(raw)
+    }
+
+    private static func unescape(_ raw: Bytes) throws -> String {
+        var scalars = String.UnicodeScalarView()
+        var utf8 = [UInt8]()
+        var index = 0
+        func flush() {
+            scalars.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
+            utf8.removeAll(keepingCapacity: true)
+        }
+        while index < raw.count {
+            let byte = raw.start[index]
+            guard byte == UInt8(ascii: "\\") else { utf8.append(byte); index += 1; continue }
+            guard index + 1 < raw.count else { throw Malformed() }
+            let escaped = raw.start[index + 1]
+            index += 2
+            switch escaped {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
+            case UInt8(ascii: "b"): utf8.append(0x08)
+            case UInt8(ascii: "f"): utf8.append(0x0C)
+            case UInt8(ascii: "n"): utf8.append(0x0A)
+            case UInt8(ascii: "r"): utf8.append(0x0D)
+            case UInt8(ascii: "t"): utf8.append(0x09)
+            case UInt8(ascii: "u"):
+                guard index + 4 <= raw.count else { throw Malformed() }
+                var value: UInt32 = 0
+                for offset in 0..<4 {
+                    guard let digit = hexValue(raw.start[index + offset]) else { throw Malformed() }
+                    value = value << 4 | digit
+                }
+                index += 4
+                flush()
+                // libpg_query escapes only control characters, so surrogate pairs never occur.
+                guard let scalar = Unicode.Scalar(value) else { throw Malformed() }
+                scalars.append(scalar)
+            default: throw Malformed()
+            }
+        }
+        flush()
+        return String(scalars)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    mutating func integer() throws -> Int {
+        var negative = false
+        if consume(UInt8(ascii: "-")) { negative = true }
+        var value = 0
+        var digits = 0
+        while position < end, base[position] >= UInt8(ascii: "0"), base[position] <= UInt8(ascii: "9") {
+            value = value &* 10 &+ Int(base[position] - UInt8(ascii: "0"))
+            position += 1
+            digits += 1
+        }
+        guard digits > 0, digits < 19 else { throw Malformed() }
+        return negative ? -value : value
+    }
+
+    mutating func boolean() throws -> Bool {
+        if matchLiteral("true") { return true }
+        if matchLiteral("false") { return false }
+        throw Malformed()
+    }
+
+    private mutating func matchLiteral(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard position + count <= end, memcmp(base + position, literal.utf8Start, count) == 0 else { return false }
+        position += count
+        return true
+    }
+
+    /// Skips one value of any kind without recursion, so depth costs no stack.
+    mutating func skipValue() throws {
+        var depth = 0
+        repeat {
+            guard position < end else { throw Malformed() }
+            switch base[position] {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                position += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                position += 1
+                guard depth >= 0 else { throw Malformed() }
+            case UInt8(ascii: "\""):
+                _ = try rawString()
+            default:
+                position += 1
+            }
+        } while depth > 0 || !atValueEnd
+    }
+
+    private var atValueEnd: Bool {
+        guard position < end else { return true }
+        let byte = base[position]
+        return byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]")
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,286 @@
+import Crypto
+import Foundation
+import Yams
+
+/// A validated policy profile: what one class of caller may run.
+public struct Policy: Sendable {
+    /// Profile name, e.g. `readonly` or `analyst`.
+    public var profile: String
+    /// SHA-256 (hex) of the policy file: the policy version recorded with every decision.
+    public var version: String
+    public var maxQueryBytes: Int
+    public var maxNestingDepth: Int
+    /// Plain BEGIN / START TRANSACTION (read-only), COMMIT, ROLLBACK.
+    public var allowsTransactionControl: Bool
+    /// EXPLAIN without ANALYZE.
+    public var allowsExplain: Bool
+    /// Settings SHOW may read, lower-cased.
+    public var showableSettings: Set<String>
+    /// Settings SET may change, lower-cased; always a subset of `Policy.settableSettings`.
+    public var settableSettings: Set<String>
+    /// Schemas whose relations may be read.
+    public var readableSchemas: Set<String>
+    /// The server's search_path, to resolve unqualified relation names.
+    public var searchPath: [String]
+    /// Whether pg_catalog and information_schema may be read (never the secret relations).
+    public var allowsCatalog: Bool
+    /// Allowed pg_catalog functions (unqualified or `pg_catalog.`-qualified).
+    public var builtinFunctions: Set<String>
+    /// Allowed functions outside pg_catalog, as `schema.name`.
+    public var extraFunctions: Set<String>
+    /// Whether `current_setting` may read settings other than the tenant claim.
+    public var allowsAnyCurrentSetting: Bool
+    /// Whether the audit log may carry raw query text instead of the normalized text.
+    public var logsRawQueryText: Bool
+
+    /// The setting that carries the caller's verified claims into the transaction.
+    public static let claimSetting = "request.jwt.claims"
+
+    /// Settings a policy may let clients SET. Everything else (search_path, role, timeouts,
+    /// read-only switches, custom settings such as the claim) changes what queries mean or
+    /// escapes the firewall, and no policy can allow it.
+    public static let settableSettings: Set<String> = [
+        "application_name", "bytea_output", "client_encoding", "client_min_messages", "datestyle",
+        "default_text_search_config", "extra_float_digits", "intervalstyle", "lc_monetary",
+        "lc_numeric", "lc_time", "standard_conforming_strings", "timezone",
+    ]
+
+    /// Values a settable setting may take where any other value would change how Palisade and the
+    /// server read the same bytes (client encodings where `\` or `'` can end a multibyte character).
+    static let requiredSettingValues: [String: Set<String>] = [
+        "client_encoding": ["utf8", "utf-8", "unicode"],
+        "standard_conforming_strings": ["on", "true", "1", "yes"],
+    ]
+}
+
+public struct PolicyError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var line: Int?
+    public var key: String?
+    public var reason: String
+
+    public var description: String {
+        var text = file
+        if let line { text += ":\(line)" }
+        text += ": "
+        if let key { text += "\(key): " }
+        return text + reason
+    }
+}
+
+extension Policy {
+    /// Reads and validates a policy file; every problem names the file, the line and the key.
+    public static func load(path: String) throws(PolicyError) -> Policy {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw PolicyError(file: path, reason: "cannot read the policy file (\(error.localizedDescription))")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(data, file: path) { relative throws(PolicyError) in
+            let listPath = relative.hasPrefix("/") ? relative : directory + "/" + relative
+            guard let bytes = FileManager.default.contents(atPath: listPath) else {
+                throw PolicyError(file: path, key: "functions.builtin_list", reason: "cannot read \(listPath)")
+            }
+            return bytes
+        }
+    }
+
+    /// Validates policy text; `readFile` resolves the function list the policy names.
+    public static func parse(
+        _ data: Data, file: String, readFile: (String) throws(PolicyError) -> Data
+    ) throws(PolicyError) -> Policy {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw PolicyError(file: file, reason: "the policy file is not UTF-8 text")
+        }
+        let root: Yams.Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw PolicyError(file: file, reason: "the policy file is empty")
+            }
+            root = node
+        } catch let error as PolicyError {
+            throw error
+        } catch {
+            throw PolicyError(file: file, reason: "not valid YAML: \(error)")
+        }
+        let reader = YAMLReader(file: file)
+        let top = try reader.mapping(root, path: "", keys: ["profile", "limits", "statements", "relations", "functions", "audit"])
+
+        let profile = try reader.string(top["profile"], path: "profile", required: true)!
+        let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth"])
+        let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
+        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog"])
+        let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
+        let audit = try reader.mapping(top["audit"], path: "audit", keys: ["raw_query_text"])
+
+        let settable = try reader.stringList(statements["set"], path: "statements.set").map { $0.lowercased() }
+        for (index, name) in settable.enumerated() where !Policy.settableSettings.contains(name) {
+            throw reader.error(statements["set"].flatMap { $0.sequence?[index] }, path: "statements.set",
+                               "SET \(name) can never be allowed: it could change how queries are checked or what they see (settable: \(Policy.settableSettings.sorted().joined(separator: ", ")))")
+        }
+
+        let listPath = try reader.string(functions["builtin_list"], path: "functions.builtin_list", required: true)!
+        let listDigest = try reader.string(functions["builtin_list_sha256"], path: "functions.builtin_list_sha256", required: true)!
+        let listData = try readFile(listPath)
+        let actualDigest = SHA256.hash(data: listData).hexString
+        guard actualDigest == listDigest.lowercased() else {
+            throw reader.error(functions["builtin_list_sha256"], path: "functions.builtin_list_sha256",
+                               "\(listPath) has SHA-256 \(actualDigest), not the pinned \(listDigest); review the list's changes, then pin the new digest")
+        }
+        let catalog = try FunctionList(listData, file: listPath)
+        let categories = try reader.stringList(functions["categories"], path: "functions.categories")
+        for (index, category) in categories.enumerated() where !catalog.categories.contains(category) {
+            throw reader.error(functions["categories"].flatMap { $0.sequence?[index] }, path: "functions.categories",
+                               "unknown category '\(category)' (known: \(catalog.categories.sorted().joined(separator: ", ")))")
+        }
+        let extra = try reader.stringList(functions["allow"], path: "functions.allow")
+        for (index, name) in extra.enumerated() {
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            let node = functions["allow"].flatMap { $0.sequence?[index] }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw reader.error(node, path: "functions.allow", "'\(name)' must be written schema.name")
+            }
+            if let reason = ForbiddenFunctions.reason(for: String(parts[1])) {
+                throw reader.error(node, path: "functions.allow", "\(name) can never be allowed: \(reason)")
+            }
+        }
+        let currentSetting = try reader.string(functions["current_setting"], path: "functions.current_setting") ?? "claim_only"
+        guard ["claim_only", "any"].contains(currentSetting) else {
+            throw reader.error(functions["current_setting"], path: "functions.current_setting", "expected claim_only or any")
+        }
+
+        let maxBytes = try reader.integer(limits["max_query_bytes"], path: "limits.max_query_bytes") ?? 65536
+        guard (1...1_048_576).contains(maxBytes) else {
+            throw reader.error(limits["max_query_bytes"], path: "limits.max_query_bytes", "must be between 1 and 1048576")
+        }
+        let maxDepth = try reader.integer(limits["max_nesting_depth"], path: "limits.max_nesting_depth") ?? 64
+        guard (1...1000).contains(maxDepth) else {
+            throw reader.error(limits["max_nesting_depth"], path: "limits.max_nesting_depth", "must be between 1 and 1000")
+        }
+        let searchPath = try reader.stringList(relations["search_path"], path: "relations.search_path")
+
+        return Policy(
+            profile: profile,
+            version: SHA256.hash(data: data).hexString,
+            maxQueryBytes: maxBytes,
+            maxNestingDepth: maxDepth,
+            allowsTransactionControl: try reader.bool(statements["transaction_control"], path: "statements.transaction_control") ?? false,
+            allowsExplain: try reader.bool(statements["explain"], path: "statements.explain") ?? false,
+            showableSettings: Set(try reader.stringList(statements["show"], path: "statements.show").map { $0.lowercased() }),
+            settableSettings: Set(settable),
+            readableSchemas: Set(try reader.stringList(relations["schemas"], path: "relations.schemas")),
+            searchPath: searchPath.isEmpty ? ["public"] : searchPath,
+            allowsCatalog: try reader.bool(relations["catalog"], path: "relations.catalog") ?? false,
+            builtinFunctions: catalog.names(inCategories: Set(categories)),
+            extraFunctions: Set(extra),
+            allowsAnyCurrentSetting: currentSetting == "any",
+            logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false
+        )
+    }
+}
+
+/// The reviewed list of built-in functions: `name<TAB>category` lines, `#` comments.
+struct FunctionList {
+    var categoryByName: [String: String] = [:]
+    var categories: Set<String> { Set(categoryByName.values) }
+
+    init(_ data: Data, file: String) throws(PolicyError) {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw PolicyError(file: file, reason: "not UTF-8 text")
+        }
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let fields = line.split(separator: "\t")
+            guard fields.count == 2 else {
+                throw PolicyError(file: file, line: index + 1, reason: "expected name<TAB>category")
+            }
+            let name = String(fields[0])
+            if let reason = ForbiddenFunctions.reason(for: name) {
+                throw PolicyError(file: file, line: index + 1, reason: "\(name) can never be allowed: \(reason)")
+            }
+            categoryByName[name] = String(fields[1])
+        }
+    }
+
+    func names(inCategories categories: Set<String>) -> Set<String> {
+        Set(categoryByName.filter { categories.contains($0.value) }.keys)
+    }
+}
+
+/// Reads YAML nodes with errors that name the file, line and key.
+private struct YAMLReader {
+    let file: String
+
+    func error(_ node: Yams.Node?, path: String, _ reason: String) -> PolicyError {
+        PolicyError(file: file, line: node?.mark?.line, key: path.isEmpty ? nil : path, reason: reason)
+    }
+
+    func mapping(_ node: Yams.Node?, path: String, keys: Set<String>) throws(PolicyError) -> [String: Yams.Node] {
+        guard let node else { return [:] }
+        guard let mapping = node.mapping else { throw error(node, path: path, "expected a mapping of keys") }
+        var result: [String: Yams.Node] = [:]
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.string else { throw error(keyNode, path: path, "keys must be strings") }
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
+            guard keys.contains(key) else {
+                throw error(keyNode, path: keyPath, "unknown key (expected one of: \(keys.sorted().joined(separator: ", ")))")
+            }
+            guard result.updateValue(value, forKey: key) == nil else {
+                throw error(keyNode, path: keyPath, "key given twice")
+            }
+        }
+        return result
+    }
+
+    func string(_ node: Yams.Node?, path: String, required: Bool = false) throws(PolicyError) -> String? {
+        guard let node else {
+            if required { throw error(nil, path: path, "required key is missing") }
+            return nil
+        }
+        guard case .scalar(let scalar) = node, scalar.style == .plain || scalar.style == .singleQuoted || scalar.style == .doubleQuoted,
+              !scalar.string.isEmpty
+        else { throw error(node, path: path, "expected a non-empty string") }
+        return scalar.string
+    }
+
+    func integer(_ node: Yams.Node?, path: String) throws(PolicyError) -> Int? {
+        guard let node else { return nil }
+        guard let value = node.int else { throw error(node, path: path, "expected an integer") }
+        return value
+    }
+
+    func bool(_ node: Yams.Node?, path: String) throws(PolicyError) -> Bool? {
+        guard let node else { return nil }
+        guard case .scalar(let scalar) = node, ["true", "false"].contains(scalar.string) else {
+            throw error(node, path: path, "expected true or false")
+        }
+        return scalar.string == "true"
+    }
+
+    func stringList(_ node: Yams.Node?, path: String) throws(PolicyError) -> [String] {
+        guard let node else { return [] }
+        guard let sequence = node.sequence else { throw error(node, path: path, "expected a list of strings") }
+        var values: [String] = []
+        for element in sequence {
+            guard let value = try string(element, path: path) else { continue }
+            values.append(value)
+        }
+        return values
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hexString: String {
+        var text = ""
+        for byte in self {
+            text += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
+        }
+        return text
+    }
+}
+
+extension SHA256.Digest {
+    var hexString: String { Array(self).hexString }
+}

@@ -1,0 +1,142 @@
+/// Decides, for one piece of SQL text, whether it may reach the database under one policy.
+///
+/// Safe to share between threads. Decisions for exact repeats of a text (prepared statements,
+/// retries, dashboards) come from a bounded cache; the cache belongs to this engine, so it is
+/// keyed by the policy version implicitly.
+public final class PolicyEngine: Sendable {
+    public let policy: Policy
+    private let decisions: BoundedCache<String, Decision>
+    /// libpg_query's fingerprint ignores constants, so texts that normalize alike share one.
+    private let fingerprints: BoundedCache<String, String>
+
+    public init(policy: Policy, cacheCapacity: Int = 10_000) {
+        self.policy = policy
+        decisions = BoundedCache(capacity: cacheCapacity)
+        fingerprints = BoundedCache(capacity: cacheCapacity)
+    }
+
+    public func evaluate(_ sql: String) -> Decision {
+        if let cached = decisions.value(for: sql) { return cached }
+        let decision = evaluateUncached(sql)
+        decisions.store(decision, for: sql)
+        return decision
+    }
+
+    /// The full decision without consulting or filling the decision cache.
+    public func evaluateUncached(_ sql: String, reuseFingerprints: Bool = true) -> Decision {
+        let length = sql.utf8.count
+        guard length <= policy.maxQueryBytes else {
+            return denied(sql, Denial(
+                rule: .tooLarge, message: "the query is \(length) bytes, over this policy's limit of \(policy.maxQueryBytes) bytes",
+                hint: "Send a shorter query: select fewer literal values, or split the work into several queries.",
+                offset: nil, statementType: ""), normalize: false)
+        }
+        var text = sql
+        return text.withUTF8 { bytes in
+            if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil {
+                return denied(sql, Denial(rule: .nulByte, message: "the query contains a NUL byte, which PostgreSQL does not accept in query text",
+                                          hint: "Remove the NUL character.", offset: nil, statementType: ""), normalize: false)
+            }
+            let lexer = SQLLexer(bytes: bytes)
+            let bracketDepth = lexer.bracketDepth()
+            if bracketDepth > policy.maxNestingDepth {
+                return denied(sql, Denial(
+                    rule: .tooDeep, message: "the query nests parentheses or brackets \(bracketDepth) deep, over this policy's limit of \(policy.maxNestingDepth)",
+                    hint: "Flatten the query: use WITH (CTEs) or joins instead of deeply nested expressions and subqueries.",
+                    offset: nil, statementType: ""), normalize: false)
+            }
+            let outcome: Result<Analysis, Denial>
+            do {
+                outcome = try PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { tree in
+                    Analyzer.analyze(tree: tree, policy: policy)
+                }
+            } catch let error as PgQuery.ParseError {
+                return denied(sql, Denial(
+                    rule: .syntaxError, message: "syntax error: \(error.message)",
+                    hint: "Send one valid PostgreSQL 15 SELECT statement.",
+                    offset: error.cursorPosition > 0 ? nil : nil, statementType: ""),
+                    position: error.cursorPosition > 0 ? error.cursorPosition : nil, lexer: lexer)
+            } catch {
+                return denied(sql, Denial(
+                    rule: .tooLarge, message: "Palisade has no resources to check this query right now",
+                    hint: "Retry shortly.", offset: nil, statementType: ""), normalize: false)
+            }
+            switch outcome {
+            case .failure(let denial):
+                return denied(sql, denial, lexer: lexer)
+            case .success(let analysis):
+                var normalized: String?
+                if analysis.isQuery {
+                    normalized = lexer.replacingConstants(at: analysis.constantOffsets, firstParameter: analysis.highestParameter + 1)
+                }
+                let normalizedText = normalized ?? PgQuery.normalize(sql) ?? lexer.replacingAllConstants()
+                return Decision(
+                    rule: analysis.rule, message: "admitted: \(analysis.statementType)", hint: nil, position: nil,
+                    statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
+                    fingerprint: fingerprint(sql, normalized: normalizedText, reuse: reuseFingerprints),
+                    normalized: normalizedText, policyVersion: policy.version)
+            }
+        }
+    }
+
+    private func fingerprint(_ sql: String, normalized: String, reuse: Bool) -> String {
+        if reuse, let known = fingerprints.value(for: normalized) { return known }
+        let fingerprint = PgQuery.fingerprint(sql) ?? ""
+        if reuse { fingerprints.store(fingerprint, for: normalized) }
+        return fingerprint
+    }
+
+    private func denied(_ sql: String, _ denial: Denial, position: Int? = nil, lexer: SQLLexer? = nil, normalize: Bool = true) -> Decision {
+        var normalized = ""
+        var fingerprint = ""
+        if normalize {
+            normalized = PgQuery.normalize(sql) ?? lexer?.replacingAllConstants() ?? ""
+            fingerprint = PgQuery.fingerprint(sql) ?? ""
+        }
+        let characterPosition = position ?? denial.offset.map { Self.characterPosition(ofByteOffset: $0, in: sql) }
+        var message = denial.message
+        if let characterPosition { message += " (at character \(characterPosition))" }
+        return Decision(
+            rule: denial.rule, message: message, hint: denial.hint, position: characterPosition,
+            statementType: denial.statementType, tables: [], functions: [],
+            fingerprint: fingerprint, normalized: normalized, policyVersion: policy.version)
+    }
+
+    /// Postgres reports 1-based character positions; libpg_query's locations are byte offsets.
+    static func characterPosition(ofByteOffset offset: Int, in text: String) -> Int {
+        var characters = 1
+        for (index, byte) in text.utf8.enumerated() {
+            if index >= offset { break }
+            if byte & 0xC0 != 0x80 { characters += 1 }
+        }
+        return characters
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Entry points for `palisade bench-policy`, which measures the engine against libpg_query itself.
+public enum PolicyBenchmarkHooks {
+    /// libpg_query's parse of `sql` to its JSON tree, and nothing else.
+    public static func parseOnly(_ sql: String) -> Bool {
+        (try? PgQuery.withParseTree(sql) { $0.count > 0 }) ?? false
+    }
+
+    public static func parseAndScan(_ sql: String) -> Bool {
+        (try? PgQuery.withParseTree(sql) { tree in
+            var cursor = ParseTreeCursor(tree)
+            try cursor.skipValue()
+            return true
+        }) ?? false
+    }
+
+    /// The parse plus the policy walk, without normalization, fingerprint or the decision value.
+    public static func parseAndWalk(_ sql: String, policy: Policy) -> Bool {
+        (try? PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { tree in
+            if case .success = Analyzer.analyze(tree: tree, policy: policy) { return true }
+            return false
+        }) ?? false
+    }
+}

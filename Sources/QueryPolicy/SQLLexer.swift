@@ -1,0 +1,259 @@
+/// The few lexical facts about SQL text that the engine needs without a parse: bracket nesting
+/// (parentheses leave no trace in the parse tree) and where each constant ends (for normalizing).
+///
+/// It follows PostgreSQL 15's scanner with standard_conforming_strings on, which Palisade enforces.
+struct SQLLexer {
+    let bytes: UnsafeBufferPointer<UInt8>
+
+    private static let quote = UInt8(ascii: "'")
+    private static let doubleQuote = UInt8(ascii: "\"")
+    private static let backslash = UInt8(ascii: "\\")
+    private static let dollar = UInt8(ascii: "$")
+
+    private func byte(_ index: Int) -> UInt8 { index < bytes.count ? bytes[index] : 0 }
+
+    private static func isIdentifierStart(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || byte == UInt8(ascii: "_") || byte >= 0x80
+    }
+
+    private static func isIdentifierContinuation(_ byte: UInt8) -> Bool {
+        isIdentifierStart(byte) || isDigit(byte) || byte == dollar
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D || byte == 0x0C || byte == 0x0B
+    }
+
+    /// The deepest nesting of `(` and `[` outside constants, quoted names and comments.
+    func bracketDepth() -> Int {
+        var index = 0
+        var depth = 0
+        var deepest = 0
+        while index < bytes.count {
+            if let end = skipNonCode(at: index) { index = end; continue }
+            switch bytes[index] {
+            case UInt8(ascii: "("), UInt8(ascii: "["):
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: ")"), UInt8(ascii: "]"):
+                depth = max(0, depth - 1)
+            default: break
+            }
+            index += 1
+        }
+        return deepest
+    }
+
+    /// If a comment, quoted name or string constant starts at `index`, where it ends.
+    private func skipNonCode(at index: Int) -> Int? {
+        let current = bytes[index]
+        if current == UInt8(ascii: "-"), byte(index + 1) == UInt8(ascii: "-") {
+            var end = index + 2
+            while end < bytes.count, bytes[end] != 0x0A, bytes[end] != 0x0D { end += 1 }
+            return end
+        }
+        if current == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") { return blockCommentEnd(at: index) }
+        if current == Self.doubleQuote { return quotedEnd(at: index, quote: Self.doubleQuote, backslashEscapes: false) }
+        // A word, or a string with a prefix such as E'…'.
+        if Self.isIdentifierStart(current) || current == Self.quote || current == Self.dollar { return constantEnd(at: index) }
+        return nil
+    }
+
+    /// End (exclusive) of the constant token that starts at `offset`, as libpg_query normalizes it:
+    /// a minus sign includes the number after it. Nil where no constant starts.
+    func constantEnd(at offset: Int) -> Int? {
+        guard offset >= 0, offset < bytes.count else { return nil }
+        let first = bytes[offset]
+        switch first {
+        case UInt8(ascii: "-"):
+            var index = offset + 1
+            while index < bytes.count {
+                if Self.isSpace(bytes[index]) { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") { index = blockCommentEnd(at: index); continue }
+                if bytes[index] == UInt8(ascii: "-"), byte(index + 1) == UInt8(ascii: "-") {
+                    while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+                    continue
+                }
+                break
+            }
+            return numberEnd(at: index)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."):
+            return numberEnd(at: offset)
+        case Self.quote:
+            return stringEnd(at: offset, backslashEscapes: false)
+        case Self.dollar:
+            return dollarQuotedEnd(at: offset)
+        case Self.doubleQuote:
+            return quotedEnd(at: offset, quote: Self.doubleQuote, backslashEscapes: false)
+        default:
+            guard Self.isIdentifierStart(first) else { return nil }
+            let second = byte(offset + 1)
+            switch first | 0x20 {
+            case UInt8(ascii: "e") where second == Self.quote:
+                return stringEnd(at: offset + 1, backslashEscapes: true)
+            case UInt8(ascii: "b"), UInt8(ascii: "x"), UInt8(ascii: "n"):
+                if second == Self.quote { return stringEnd(at: offset + 1, backslashEscapes: false) }
+            case UInt8(ascii: "u") where second == UInt8(ascii: "&") && byte(offset + 2) == Self.quote:
+                return stringEnd(at: offset + 2, backslashEscapes: false)
+            default: break
+            }
+            // Keyword constants (TRUE, NULL, LIMIT ALL) and words the grammar turns into constants
+            // (EXTRACT(year FROM …)): libpg_query replaces the whole word.
+            var end = offset
+            while end < bytes.count, Self.isIdentifierContinuation(bytes[end]) { end += 1 }
+            return end
+        }
+    }
+
+    private func numberEnd(at start: Int) -> Int? {
+        var index = start
+        var digits = 0
+        while Self.isDigit(byte(index)) { index += 1; digits += 1 }
+        if byte(index) == UInt8(ascii: "."), byte(index + 1) != UInt8(ascii: ".") {
+            index += 1
+            while Self.isDigit(byte(index)) { index += 1; digits += 1 }
+        }
+        guard digits > 0 else { return nil }
+        if byte(index) | 0x20 == UInt8(ascii: "e") {
+            var exponent = index + 1
+            if byte(exponent) == UInt8(ascii: "+") || byte(exponent) == UInt8(ascii: "-") { exponent += 1 }
+            if Self.isDigit(byte(exponent)) {
+                index = exponent
+                while Self.isDigit(byte(index)) { index += 1 }
+            }
+        }
+        return index
+    }
+
+    /// A quoted string at `start` (the opening quote), including SQL's continuation of a string
+    /// onto a later line (`'a'` newline `'b'` is one constant).
+    private func stringEnd(at start: Int, backslashEscapes: Bool) -> Int? {
+        guard var end = quotedEnd(at: start, quote: Self.quote, backslashEscapes: backslashEscapes) else { return nil }
+        while true {
+            var index = end
+            var sawNewline = false
+            while index < bytes.count {
+                if Self.isSpace(bytes[index]) {
+                    if bytes[index] == 0x0A || bytes[index] == 0x0D { sawNewline = true }
+                    index += 1
+                } else if sawNewline, bytes[index] == UInt8(ascii: "-"), byte(index + 1) == UInt8(ascii: "-") {
+                    while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+                } else {
+                    break
+                }
+            }
+            guard sawNewline, byte(index) == Self.quote,
+                  let next = quotedEnd(at: index, quote: Self.quote, backslashEscapes: backslashEscapes)
+            else { return end }
+            end = next
+        }
+    }
+
+    private func quotedEnd(at start: Int, quote: UInt8, backslashEscapes: Bool) -> Int? {
+        var index = start + 1
+        while index < bytes.count {
+            let current = bytes[index]
+            if backslashEscapes, current == Self.backslash {
+                index += 2
+            } else if current == quote {
+                if byte(index + 1) == quote { index += 2 } else { return index + 1 }
+            } else {
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    private func dollarQuotedEnd(at start: Int) -> Int? {
+        var tagEnd = start + 1
+        if Self.isIdentifierStart(byte(tagEnd)) {
+            while tagEnd < bytes.count, Self.isIdentifierStart(bytes[tagEnd]) || Self.isDigit(bytes[tagEnd]) { tagEnd += 1 }
+        }
+        guard byte(tagEnd) == Self.dollar else { return nil }
+        let tag = UnsafeBufferPointer(rebasing: bytes[start...tagEnd])
+        var index = tagEnd + 1
+        while index + tag.count <= bytes.count {
+            if bytes[index] == Self.dollar, memcmp(tag.baseAddress!, bytes.baseAddress! + index, tag.count) == 0 {
+                return index + tag.count
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    private func blockCommentEnd(at start: Int) -> Int {
+        var index = start + 2
+        var depth = 1
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") {
+                depth += 1
+                index += 2
+            } else if bytes[index] == UInt8(ascii: "*"), byte(index + 1) == UInt8(ascii: "/") {
+                depth -= 1
+                index += 2
+                if depth == 0 { return index }
+            } else {
+                index += 1
+            }
+        }
+        return bytes.count
+    }
+
+    /// The text with the constants at `offsets` replaced by `$n`. Like libpg_query, constants are
+    /// numbered in the order given (the parse-tree walk's), from `firstParameter`. Nil if any offset
+    /// is not the start of a constant, so the caller can fall back to libpg_query.
+    func replacingConstants(at offsets: [Int], firstParameter: Int) -> String? {
+        var output = [UInt8]()
+        output.reserveCapacity(bytes.count + 8)
+        var copied = 0
+        let numbered = offsets.enumerated().map { (offset: $0.element, parameter: firstParameter + $0.offset) }
+        for (offset, parameter) in numbered.sorted(by: { $0.offset < $1.offset }) where offset >= copied {
+            guard let end = constantEnd(at: offset) else { return nil }
+            output.append(contentsOf: bytes[copied..<offset])
+            output.append(Self.dollar)
+            output.append(contentsOf: String(parameter).utf8)
+            copied = end
+        }
+        output.append(contentsOf: bytes[copied...])
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Every constant replaced by `$n`, found lexically: for text that does not parse.
+    func replacingAllConstants() -> String {
+        var offsets: [Int] = []
+        var index = 0
+        var previousWasWord = false
+        while index < bytes.count {
+            let current = bytes[index]
+            let startsNumber = Self.isDigit(current) || (current == UInt8(ascii: ".") && Self.isDigit(byte(index + 1)))
+            if !previousWasWord, startsNumber || current == Self.quote || (current == Self.dollar && !Self.isDigit(byte(index + 1))),
+               let end = constantEnd(at: index) {
+                offsets.append(index)
+                index = end
+                previousWasWord = false
+                continue
+            }
+            if Self.isIdentifierStart(current), let end = constantEnd(at: index), end > index + 1, byte(end - 1) == Self.quote {
+                offsets.append(index)
+                index = end
+                previousWasWord = false
+                continue
+            }
+            if let end = skipNonCode(at: index) {
+                previousWasWord = Self.isIdentifierStart(current)
+                index = end
+                continue
+            }
+            previousWasWord = false
+            index += 1
+        }
+        return replacingConstants(at: offsets, firstParameter: 1) ?? ""
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import QueryPolicy
+
+/// Prints the cost of a decision next to libpg_query's own parse of the same text, measured in one run.
+struct BenchPolicy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-policy",
+        abstract: "Median time per policy decision versus libpg_query's parse of the same text.")
+
+    @OptionGroup var options: PolicyOption
+
+    @Option(help: "Timed batches per measurement (the median batch is reported).")
+    var batches = 31
+
+    @Option(help: "Calls per batch.")
+    var batchSize = 200
+
+    static let queries: [(String, String)] = [
+        ("pgbench select", "SELECT abalance FROM pgbench_accounts WHERE aid = 4242"),
+        ("TPC-H Q9", """
+        select nation, o_year, sum(amount) as sum_profit
+        from (select n_name as nation, extract(year from o_orderdate) as o_year,
+                     l_extendedprice * (1 - l_discount) - ps_supplycost * l_quantity as amount
+              from part, supplier, lineitem, partsupp, orders, nation
+              where s_suppkey = l_suppkey and ps_suppkey = l_suppkey and ps_partkey = l_partkey
+                and p_partkey = l_partkey and o_orderkey = l_orderkey and s_nationkey = n_nationkey
+                and p_name like '%green%') as profit
+        group by nation, o_year
+        order by nation, o_year desc
+        """),
+    ]
+
+    @Option(help: .hidden)
+    var only: String?
+
+    func run() throws {
+        let engine = try loadEngine(options.policy)
+        let variants: [(String, (String) -> Void)] = [
+            ("parse", { _ = PolicyBenchmarkHooks.parseOnly($0) }),
+            ("scan", { _ = PolicyBenchmarkHooks.parseAndScan($0) }),
+            ("walk", { _ = PolicyBenchmarkHooks.parseAndWalk($0, policy: engine.policy) }),
+            ("cold", { _ = engine.evaluateUncached($0, reuseFingerprints: false) }),
+            ("warm", { _ = engine.evaluateUncached($0) }),
+            ("cached", { _ = engine.evaluate($0) }),
+        ]
+        if let only, let variant = variants.first(where: { $0.0 == only }) {
+            for _ in 0..<batches * batchSize { variant.1(Self.queries[0].1) }
+            return
+        }
+        print("policy \(engine.policy.profile) \(engine.policy.version.prefix(12)); median of \(batches) rounds of \(batchSize) calls per variant, interleaved")
+        print("query            parse(µs)  scan(µs)  walk(µs)  cold(µs)  ratio  warm(µs)  ratio  cached(µs)")
+        for (name, sql) in Self.queries {
+            guard engine.evaluate(sql).isAllowed else { throw ConfigurationError(description: "\(name) is denied by this policy") }
+            let times = interleavedMedians(variants.map { variant in { variant.1(sql) } })
+            let median = Dictionary(uniqueKeysWithValues: zip(variants.map(\.0), times))
+            let (parse, scan, walk, cold, warm, cached) = (median["parse"]!, median["scan"]!, median["walk"]!, median["cold"]!, median["warm"]!, median["cached"]!)
+            print(String(format: "%-15@  %9.2f  %8.2f  %8.2f  %8.2f  %4.2fx  %8.2f  %4.2fx  %10.3f",
+                         name as NSString, parse, scan, walk, cold, cold / parse, warm, warm / parse, cached))
+        }
+        print("""
+        parse:  pg_query_parse alone (libpg_query's parse to its JSON tree)
+        scan:   parse plus one pass over the tree that only skips it (the floor for any walk)
+        walk:   parse plus the policy walk of the tree
+        cold:   a full decision with no cache: parse, policy walk, normalization, fingerprint
+        warm:   a full decision for a text not seen before whose shape was (fingerprint reused by normalized text)
+        cached: an exact repeat of a text (prepared statements, retries)
+        target: warm and cold at most 2.00x parse
+        """)
+    }
+
+    /// Median µs per call of each body; rounds alternate between the bodies so that drift in the
+    /// machine's speed (a shared, noisy host) touches all of them alike.
+    private func interleavedMedians(_ bodies: [() -> Void]) -> [Double] {
+        var samples = Array(repeating: [Double](), count: bodies.count)
+        for round in -1..<batches {
+            for (index, body) in bodies.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<batchSize { body() }
+                if round >= 0 { samples[index].append(Double(DispatchTime.now().uptimeNanoseconds - start) / Double(batchSize) / 1000) }
+            }
+        }
+        return samples.map { $0.sorted()[$0.count / 2] }
+    }
+}

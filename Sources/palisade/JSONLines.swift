@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import QueryPolicy
+
+/// `palisade check --jsonl`: one decision per input line, in order, streaming.
+struct JSONLinesChecker {
+    let engine: PolicyEngine
+
+    func run() throws {
+        var output = BufferedOutput()
+        var lineNumber = 0
+        var failures = 0
+        while let line = readLine(strippingNewline: true) {
+            lineNumber += 1
+            if line.allSatisfy(\.isWhitespace) { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let sql = object["sql"] as? String
+            else {
+                failures += 1
+                let id = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["id"]
+                output.write(DecisionJSON.inputError(id: id.map { "\($0)" }, line: lineNumber))
+                continue
+            }
+            let id = object["id"].map { "\($0)" }
+            output.write(DecisionJSON.line(id: id, engine.evaluate(sql)))
+        }
+        output.flush()
+        if failures > 0 {
+            FileHandle.standardError.write(Data("palisade check: \(failures) input line(s) were not {\"id\", \"sql\"} objects\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Collects output and writes it in large blocks: 100,000 decisions must not mean 100,000 writes.
+struct BufferedOutput {
+    private var buffer: [UInt8] = []
+
+    mutating func write(_ line: String) {
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        buffer.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { if errno == EINTR { continue }; return }
+                offset += written
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+enum DecisionJSON {
+    static func line(id: String?, _ decision: Decision) -> String {
+        var fields: [(String, String)] = []
+        if let id { fields.append(("id", quoted(id))) }
+        fields += [
+            ("decision", quoted(decision.verdict.rawValue)),
+            ("rule", quoted(decision.rule.rawValue)),
+            ("sqlstate", quoted(decision.sqlstate)),
+            ("message", quoted(decision.message)),
+            ("hint", decision.hint.map(quoted) ?? "null"),
+            ("statement_type", quoted(decision.statementType)),
+            ("tables", "[" + decision.tables.map(quoted).joined(separator: ",") + "]"),
+            ("functions", "[" + decision.functions.map(quoted).joined(separator: ",") + "]"),
+            ("fingerprint", quoted(decision.fingerprint)),
+            ("normalized", quoted(decision.normalized)),
+            ("policy_version", quoted(decision.policyVersion)),
+        ]
+        return "{" + fields.map { "\(quoted($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    static func inputError(id: String?, line: Int) -> String {
+        "{\"id\":\(id.map(quoted) ?? "null"),\"decision\":\"error\",\"message\":\(quoted("input line \(line) is not a JSON object with a string \"sql\""))}"
+    }
+
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Palisade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "palisade",
+        abstract: "A SQL firewall for PostgreSQL: admits one read-only SELECT at a time.",
+        subcommands: [Check.self, PolicyCommand.self, BenchPolicy.self]
+    )
+
+    /// Exit codes: 0 success or allow, 1 deny, 2 usage or configuration error.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+            } else {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            }
+            Foundation.exit(code == .success ? 0 : 2)
+        }
+    }
+}
+
+/// A configuration problem: printed as is, exit code 2.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+}
+
+struct PolicyOption: ParsableArguments {
+    @Option(name: .long, help: "Policy file (YAML).")
+    var policy: String = "Policies/readonly.yaml"
+}

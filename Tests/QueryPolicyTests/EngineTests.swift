@@ -1,0 +1,157 @@
+import CPalisadeSupport
+import Foundation
+import Testing
+@testable import QueryPolicy
+
+@Suite struct NestingTests {
+    static let shapes: [(open: String, middle: String, close: String)] = [
+        ("(", "1", ")"), ("abs(", "1", ")"), ("(SELECT ", "1", ")"), ("NOT ", "true", ""), ("ARRAY[", "1", "]"),
+    ]
+
+    @Test("deeply nested input is denied without a crash", arguments: [5000, 9000])
+    func deepNesting(depth: Int) {
+        for shape in Self.shapes {
+            let sql = "SELECT " + String(repeating: shape.open, count: depth) + shape.middle + String(repeating: shape.close, count: depth)
+            let decision = Profiles.readonly.evaluate(sql)
+            #expect(decision.verdict == .deny, "\(shape.open) ×\(depth)")
+            #expect(decision.sqlstate == "54000", "\(shape.open) ×\(depth): \(decision.rule.rawValue)")
+        }
+    }
+
+    @Test("left-deep chains as long as the size limit allows are denied")
+    func longOperatorChains() {
+        for sql in ["SELECT 1" + String(repeating: "+1", count: 32_000), "SELECT 'a'" + String(repeating: "||'a'", count: 13_000)] {
+            #expect(Profiles.readonly.evaluate(sql).rule == .tooDeep)
+        }
+    }
+
+    /// The engine must survive on a thread that has only the stack it promises to need: the walk
+    /// runs inside that budget too, at the deepest nesting a policy may allow.
+    @Test("a policy allowing 1000 levels fits the stack the engine asks for")
+    func deepestAllowedPolicyFitsItsStack() {
+        var policy = Profiles.readonly.policy
+        policy.maxNestingDepth = 1000
+        let engine = PolicyEngine(policy: policy)
+        for sql in ["SELECT " + String(repeating: "abs(", count: 990) + "1" + String(repeating: ")", count: 990),
+                    "SELECT 1" + String(repeating: "+1", count: 990),
+                    "SELECT " + String(repeating: "NOT ", count: 990) + "true"] {
+            final class Job: @unchecked Sendable {
+                let engine: PolicyEngine
+                let sql: String
+                var decision: Decision?
+                init(_ engine: PolicyEngine, _ sql: String) { self.engine = engine; self.sql = sql }
+            }
+            let job = Job(engine, sql)
+            let status = palisade_run_with_stack(PgQuery.requiredStack(forTextOfLength: sql.utf8.count, walkDepth: policy.maxNestingDepth), { context in
+                let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
+                job.decision = job.engine.evaluateUncached(job.sql)
+            }, Unmanaged.passUnretained(job).toOpaque())
+            #expect(status == 0)
+            #expect(job.decision?.verdict == .allow, "\(job.decision?.message ?? "no decision")")
+        }
+    }
+}
+
+@Suite struct DecisionTests {
+    @Test func admittedQueryCarriesTablesFunctionsAndNormalizedText() {
+        let decision = Profiles.readonly.evaluate("SELECT upper(name), count(*) FROM users u JOIN orders o ON o.user_id = u.id WHERE email = 'jane@example.com' GROUP BY 1")
+        #expect(decision.rule == .query)
+        #expect(decision.tables == ["public.users", "public.orders"])
+        #expect(decision.functions == ["upper", "count"])
+        #expect(!decision.normalized.contains("jane@example.com"))
+        #expect(decision.fingerprint.count == 16)
+        #expect(decision.policyVersion == Profiles.readonly.policy.version)
+    }
+
+    @Test func deniedQueryTellsWhatWhereAndWhatInstead() {
+        let decision = Profiles.readonly.evaluate("SELECT id FROM users ORDER BY set_config('statement_timeout', '0', false)")
+        #expect(decision.rule == .forbiddenFunction)
+        #expect(decision.sqlstate == "42501")
+        #expect(decision.position == 31)
+        #expect(decision.message.contains("set_config"))
+        #expect(decision.hint != nil)
+        #expect(!decision.normalized.contains("statement_timeout"))
+    }
+
+    @Test func parseErrorsReportPostgresPosition() {
+        let decision = Profiles.readonly.evaluate("SELECT * FORM users")
+        #expect(decision.rule == .syntaxError)
+        #expect(decision.sqlstate == "42601")
+        #expect(decision.position == 10)
+    }
+
+    @Test func sizeLimitComesFromThePolicy() {
+        let decision = Profiles.readonly.evaluate("SELECT '" + String(repeating: "x", count: 70_000) + "'")
+        #expect(decision.rule == .tooLarge)
+        #expect(decision.sqlstate == "54000")
+    }
+
+    @Test func emptyAndNulTextAreDenied() {
+        #expect(Profiles.readonly.evaluate("").rule == .empty)
+        #expect(Profiles.readonly.evaluate("  -- only a comment\n").rule == .empty)
+        #expect(Profiles.readonly.evaluate("SELECT 1\u{0}; DROP TABLE users").rule == .nulByte)
+    }
+
+    @Test func multipleStatementsAreNamed() {
+        let decision = Profiles.readonly.evaluate("SELECT 1; DELETE FROM audit_log")
+        #expect(decision.rule == .multipleStatements)
+        #expect(decision.message.contains("SELECT; DELETE"))
+        #expect(Profiles.readonly.evaluate("DROP TABLE x; SELECT 1").rule == .multipleStatements)
+    }
+
+    @Test func cachedDecisionEqualsFreshOne() {
+        let sql = "SELECT count(*) FROM orders WHERE total > 10"
+        #expect(Profiles.readonly.evaluate(sql) == Profiles.readonly.evaluateUncached(sql, reuseFingerprints: false))
+    }
+}
+
+@Suite struct NormalizationTests {
+    /// Palisade normalizes from the constants its own walk found; it must agree with libpg_query.
+    @Test("fast normalization equals pg_query_normalize on every admitted corpus query")
+    func agreesWithLibpgQuery() {
+        let cases = SharedCorpusTests.cases + OwnCorpusTests.cases
+        var compared = 0
+        for corpusCase in cases {
+            let decision = Profiles.engine(corpusCase.profile).evaluate(corpusCase.sql)
+            guard decision.isAllowed, decision.statementType == "SELECT" else { continue }
+            #expect(decision.normalized == PgQuery.normalize(corpusCase.sql), "\(corpusCase.id)")
+            compared += 1
+        }
+        #expect(compared > 0 || cases.isEmpty)
+    }
+
+    @Test(arguments: [
+        "SELECT -5, - 7.5, 1e10, .5, 'a'\n'b', E'x\\'y', B'101', X'ff', N'n', U&'d\\0061t', $$q$$, $t$x$t$, true, NULL",
+        "SELECT extract(year FROM now()), interval '1' day, date '2020-01-01', 'x'::varchar(10)",
+        "SELECT $1, 2 FROM t WHERE a = 'x' LIMIT ALL",
+        "SELECT \"extract\"('epoch', now()) /* 'comment' */ -- 'tail'\n",
+    ])
+    func literalForms(sql: String) {
+        let decision = Profiles.readonly.evaluate(sql)
+        #expect(decision.isAllowed, "\(decision.message)")
+        #expect(decision.normalized == PgQuery.normalize(sql))
+    }
+}
+
+@Suite struct LexerTests {
+    func depth(_ sql: String) -> Int {
+        var text = sql
+        return text.withUTF8 { SQLLexer(bytes: $0).bracketDepth() }
+    }
+
+    @Test func bracketsInsideConstantsNamesAndCommentsDoNotCount() {
+        #expect(depth("SELECT ((1))") == 2)
+        #expect(depth("SELECT '((((' , \"((\", $$(((($$, E'\\'(((' -- ((((\n /* (( /* (( */ */ x[1]") == 1)
+    }
+}
+
+@Suite struct CacheTests {
+    @Test func boundedCacheKeepsAtMostTwoGenerations() {
+        let cache = BoundedCache<Int, Int>(capacity: 10)
+        for key in 0..<1000 { cache.store(key, for: key) }
+        #expect(cache.value(for: 999) == 999)
+        #expect(cache.value(for: 0) == nil)
+        let reachable = (0..<1000).filter { cache.value(for: $0) != nil }.count
+        #expect(reachable <= 20)
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+@testable import QueryPolicy
+
+@Suite struct PolicyFileTests {
+    static let readonlyText = try! String(contentsOf: repositoryRoot.appendingPathComponent("Policies/readonly.yaml"), encoding: .utf8)
+
+    func load(_ text: String) throws(PolicyError) -> Policy {
+        let directory = repositoryRoot.appendingPathComponent("Policies").path
+        return try Policy.parse(Data(text.utf8), file: "test.yaml") { relative throws(PolicyError) in
+            guard let data = FileManager.default.contents(atPath: directory + "/" + relative) else {
+                throw PolicyError(file: relative, reason: "missing")
+            }
+            return data
+        }
+    }
+
+    func error(_ text: String) -> String {
+        do {
+            _ = try load(text)
+            return "no error"
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func shippedPoliciesLoad() throws {
+        #expect(try load(Self.readonlyText).profile == "readonly")
+        #expect(Profiles.analyst.policy.allowsCatalog)
+        #expect(!Profiles.readonly.policy.allowsCatalog)
+    }
+
+    @Test func versionIsTheFileDigest() {
+        let digest = Data(Self.readonlyText.utf8)
+        #expect(Profiles.readonly.policy.version.count == 64)
+        #expect(try! load(Self.readonlyText).version == Profiles.readonly.policy.version || digest.isEmpty)
+    }
+
+    @Test func unknownKeyNamesFileLineAndKey() {
+        let text = Self.readonlyText.replacingOccurrences(of: "  max_nesting_depth: 64", with: "  max_nesting_depht: 64")
+        let line = text.components(separatedBy: "\n").firstIndex { $0.contains("max_nesting_depht") }! + 1
+        #expect(error(text).hasPrefix("test.yaml:\(line): limits.max_nesting_depht: unknown key"))
+    }
+
+    @Test func wrongTypeIsNamed() {
+        let text = Self.readonlyText.replacingOccurrences(of: "max_query_bytes: 65536", with: "max_query_bytes: lots")
+        #expect(error(text).contains("limits.max_query_bytes: expected an integer"))
+    }
+
+    @Test func dangerousSettingsCanNeverBeAllowed() {
+        let text = Self.readonlyText.replacingOccurrences(of: "    - extra_float_digits\n    - application_name\n    - datestyle", with: "    - extra_float_digits\n    - search_path\n    - datestyle")
+        #expect(error(text).contains("SET search_path can never be allowed"))
+    }
+
+    @Test func forbiddenFunctionsCanNeverBeAllowed() {
+        let text = Self.readonlyText.replacingOccurrences(of: "allow: []", with: "allow: [public.dblink_exec]")
+        #expect(error(text).contains("public.dblink_exec can never be allowed"))
+    }
+
+    @Test func alteredFunctionListIsRefused() {
+        let text = Self.readonlyText.replacingOccurrences(of: "builtin_list_sha256: ", with: "builtin_list_sha256: 00")
+        #expect(error(text).contains("not the pinned"))
+    }
+
+    @Test func requiredKeysAndRanges() {
+        #expect(error("limits: {}\n").contains("profile: required key is missing"))
+        let text = Self.readonlyText.replacingOccurrences(of: "max_nesting_depth: 64", with: "max_nesting_depth: 100000")
+        #expect(error(text).contains("must be between"))
+        #expect(error("profile: [a\n").contains("not valid YAML"))
+    }
+}
