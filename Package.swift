@@ -26,13 +26,20 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The tamper-evident audit log: canonical entries, hash chain, Merkle tree, signed checkpoints.
+        .target(
+            name: "AuditChain",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "palisade",
             dependencies: [
                 "QueryPolicy",
+                "AuditChain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
+        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
     ]
 )
