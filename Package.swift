@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
@@ -31,15 +33,39 @@ let package = Package(
             name: "AuditChain",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        // PostgreSQL protocol 3.0: framing, messages, and the authentication exchanges; no sockets.
+        .target(
+            name: "PostgresWire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The proxy: per-session state machine (pure) and the SwiftNIO handlers that execute it.
+        .target(
+            name: "PalisadeProxy",
+            dependencies: [
+                "PostgresWire",
+                "QueryPolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "palisade",
             dependencies: [
                 "QueryPolicy",
                 "AuditChain",
+                "PalisadeProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
         .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
+        .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
+        .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy"]),
     ]
 )

@@ -290,9 +290,9 @@ swift_set() { # $1 = doc comment, $2 = property name, $3 = query returning one c
     swift_set "Operator symbols defined in pg_catalog." \
         operatorSymbols \
         "select oprname from pg_operator where oprnamespace = 'pg_catalog'::regnamespace"
-    swift_set "Type names in pg_catalog (typname), for resolving unqualified type names." \
-        typeNames \
-        "select typname from pg_type where typnamespace = 'pg_catalog'::regnamespace"
+    swift_set "Functions in pg_catalog callable with one argument: PostgreSQL also calls them as x.f or (expr).f." \
+        oneArgumentFunctions \
+        "select proname from pg_proc where pronamespace = 'pg_catalog'::regnamespace and pronargs - pronargdefaults <= 1 and (pronargs >= 1 or provariadic <> 0)"
     printf '}\n'
 } > "$tmp/PG15Catalog.swift"
 

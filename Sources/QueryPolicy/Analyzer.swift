@@ -39,6 +39,9 @@ struct Analyzer {
     private var visibleCTEs: [String] = []
     /// Relations with a secret column, and the name the query refers to each by.
     private var guardedRelations: [(relation: String, reference: String)] = []
+    /// Whole rows can reach a function through attribute notation or a join alias.
+    private var usesAttributeNotationFunction = false
+    private var usesJoinAlias = false
     private let tree: UnsafeBufferPointer<UInt8>
     private var analysis = Analysis(rule: .query, statementType: "SELECT")
 
@@ -203,8 +206,10 @@ struct Analyzer {
                 try analyzer.object { analyzer, key in
                     switch key {
                     case "defname": name = try analyzer.cursor.string()
+                    case "arg" where name != "transaction_read_only":
+                        try analyzer.cursor.skipValue()
                     case "arg":
-                        if name == "transaction_read_only", try analyzer.integerConstant() == 0 {
+                        if try analyzer.integerConstant() == 0 {
                             throw Denial(rule: .readWriteTransaction,
                                          message: "READ WRITE transactions are not allowed: every transaction through Palisade is read-only",
                                          hint: "Leave out READ WRITE; BEGIN on its own starts a read-only transaction.",
@@ -563,7 +568,7 @@ struct Analyzer {
             try object { analyzer, key in
                 switch key {
                 case "name": try analyzer.cursor.skipString()
-                case "indirection": try analyzer.expressionList()
+                case "indirection": try analyzer.indirectionList()
                 case "val": try analyzer.expression()
                 case "location": _ = try analyzer.cursor.integer()
                 default: throw analyzer.unsupportedField(key)
@@ -606,15 +611,9 @@ struct Analyzer {
         case "WindowDef": try windowDefinition()
         case "XmlExpr": try xmlExpression()
         case "XmlSerialize":
-            try object { analyzer, key in
-                switch key {
-                case "xmloption": try analyzer.cursor.skipString()
-                case "expr": try analyzer.expression()
-                case "typeName": try analyzer.typeName()
-                case "location": _ = try analyzer.cursor.integer()
-                default: throw analyzer.unsupportedField(key)
-                }
-            }
+            throw Denial(rule: .xmlParse, message: "XMLSERIALIZE is not allowed: its argument may be text parsed as an XML document",
+                         hint: "Leave out XMLSERIALIZE; Palisade admits no XML parsing.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
         case "RangeVar": try rangeVariable()
         case "JoinExpr":
             try object { analyzer, key in
@@ -623,7 +622,9 @@ struct Analyzer {
                 case "isNatural": _ = try analyzer.cursor.boolean()
                 case "larg", "rarg", "quals": try analyzer.expression()
                 case "usingClause": try analyzer.skipNameList()
-                case "join_using_alias", "alias": try analyzer.alias()
+                case "join_using_alias", "alias":
+                    analyzer.usesJoinAlias = true
+                    try analyzer.alias()
                 case "rtindex": _ = try analyzer.cursor.integer()
                 default: throw analyzer.unsupportedField(key)
                 }
@@ -667,27 +668,9 @@ struct Analyzer {
             }
         case "RangeTableSample": try tableSample()
         case "RangeTableFunc":
-            try object { analyzer, key in
-                switch key {
-                case "lateral": _ = try analyzer.cursor.boolean()
-                case "docexpr", "rowexpr": try analyzer.expression()
-                case "namespaces", "columns": try analyzer.expressionList()
-                case "alias": try analyzer.alias()
-                case "location": _ = try analyzer.cursor.integer()
-                default: throw analyzer.unsupportedField(key)
-                }
-            }
-        case "RangeTableFuncCol":
-            try object { analyzer, key in
-                switch key {
-                case "colname": try analyzer.cursor.skipString()
-                case "typeName": try analyzer.typeName()
-                case "for_ordinality", "is_not_null": _ = try analyzer.cursor.boolean()
-                case "colexpr", "coldefexpr": try analyzer.expression()
-                case "location": _ = try analyzer.cursor.integer()
-                default: throw analyzer.unsupportedField(key)
-                }
-            }
+            throw Denial(rule: .xmlParse, message: "XMLTABLE is not allowed: it parses an XML document",
+                         hint: "Leave out XMLTABLE; build XML with xmlelement/xmlforest instead.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
         case "SelectStmt":
             // A bare SelectStmt only appears as a set-operation arm or sub-select in these positions.
             try selectStatement(topLevel: false)
@@ -701,8 +684,10 @@ struct Analyzer {
     private mutating func genericExpression(_ type: Bytes, isSortItem: Bool = false) throws {
         try object { analyzer, key in
             switch key {
-            case "args", "elements", "content", "items", "indirection", "partitionClause", "orderClause":
+            case "args", "elements", "content", "items", "partitionClause", "orderClause":
                 try analyzer.expressionList()
+            case "indirection":
+                try analyzer.indirectionList()
             case "arg", "defresult", "expr", "result", "lidx", "uidx":
                 try analyzer.expression()
             case "node":
@@ -835,7 +820,7 @@ struct Analyzer {
             switch key {
             case "names":
                 let names = try analyzer.nameList()
-                if names.last == "xml", names.count == 1 || names.first == "pg_catalog" {
+                if names.last == "xml" || names.last == "_xml", names.count == 1 || names.first == "pg_catalog" {
                     throw Denial(rule: .xmlParse, message: "the xml type is not allowed: converting text to xml parses an XML document",
                                  hint: "Leave out casts to xml; build XML with xmlelement/xmlforest instead.",
                                  offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
@@ -933,13 +918,14 @@ struct Analyzer {
 
     /// Only the tenant claim may be read with current_setting, and only when named by a literal.
     private mutating func checkCurrentSettingArgument(offset: Int?) throws {
+        // The cursor stands inside the FuncCall, after funcname: read ahead on a copy.
         var probe = self
         var setting: String?
-        try probe.object { analyzer, key in
-            guard case "args" = key else { try analyzer.cursor.skipValue(); return }
-            try analyzer.cursor.expect(UInt8(ascii: "["))
-            if try analyzer.cursor.nextElement() { setting = try analyzer.stringConstant() }
-            while try analyzer.cursor.nextElement() { try analyzer.cursor.skipValue() }
+        while let key = try probe.cursor.nextKey() {
+            guard case "args" = key else { try probe.cursor.skipValue(); continue }
+            try probe.cursor.expect(UInt8(ascii: "["))
+            if try probe.cursor.nextElement() { setting = try probe.stringConstant() }
+            while try probe.cursor.nextElement() { try probe.cursor.skipValue() }
         }
         guard setting == Policy.claimSetting else {
             throw Denial(rule: .currentSetting,
@@ -996,6 +982,10 @@ struct Analyzer {
             let found: String?
             if tree.containsSubsequence("A_Star\":{}}") {
                 found = "*"
+            } else if usesAttributeNotationFunction {
+                found = "a whole row through attribute notation"
+            } else if usesJoinAlias {
+                found = "a whole row through a join alias"
             } else if tree.contains("\"sval\":\"\(column)\"") {
                 found = column
             } else if tree.contains("{\"ColumnRef\":{\"fields\":[{\"String\":{\"sval\":\"\(reference)\"}}],") {
@@ -1105,15 +1095,63 @@ struct Analyzer {
 
     private mutating func skipNameList() throws { _ = try nameList() }
 
-    /// A ColumnRef's fields: names and `*`, nothing else.
+    /// A ColumnRef's fields: names and `*`, nothing else. Every name after the first may be a
+    /// function call: PostgreSQL reads `x.f` as `f(x)` when x has no column f.
     private mutating func columnNameFields() throws {
+        var index = 0
         try list { analyzer in
             try analyzer.wrapped { analyzer, type in
                 switch type {
-                case "String", "A_Star": try analyzer.cursor.skipValue()
+                case "String":
+                    if index > 0 { try analyzer.attributeName() } else { try analyzer.cursor.skipValue() }
+                case "A_Star": try analyzer.cursor.skipValue()
                 default: throw analyzer.unsupportedNode(type)
                 }
             }
+            index += 1
+        }
+    }
+
+    /// Field selection `(expr).name`: names are attribute-notation calls as in a ColumnRef.
+    private mutating func indirectionList() throws {
+        try list { analyzer in
+            var probe = analyzer.cursor
+            try probe.expect(UInt8(ascii: "{"))
+            if case "String"? = try probe.nextKey() {
+                try analyzer.wrapped { analyzer, _ in try analyzer.attributeName() }
+            } else {
+                try analyzer.expression()
+            }
+        }
+    }
+
+    /// The body of a `String` node used as a field name, checked as a possible function call.
+    private mutating func attributeName() throws {
+        var name = ""
+        try object { analyzer, key in
+            guard case "sval" = key else { throw analyzer.unsupportedField(key) }
+            name = try analyzer.cursor.string()
+        }
+        try checkAttributeFunction(name)
+    }
+
+    private mutating func checkAttributeFunction(_ name: String) throws {
+        let forbidden = ForbiddenFunctions.reason(for: name)
+        guard forbidden != nil || PG15Catalog.oneArgumentFunctions.contains(name) else { return }
+        usesAttributeNotationFunction = true
+        let message = "'.\(name)' is a call of the function \(name)() in attribute notation (x.\(name) means \(name)(x))"
+        if let forbidden {
+            throw Denial(rule: .forbiddenFunction, message: "\(message), which is never allowed: \(forbidden)",
+                         hint: "Remove .\(name); no policy admits \(name)().", offset: nil, statementType: analysis.statementType)
+        }
+        guard policy.builtinFunctions.contains(name) else {
+            throw Denial(rule: .functionNotAllowed, message: "\(message), which is not on this policy's allowlist",
+                         hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
+                         offset: nil, statementType: analysis.statementType)
+        }
+        if name == "current_setting", !policy.allowsAnyCurrentSetting {
+            throw Denial(rule: .currentSetting, message: "\(message); only current_setting('\(Policy.claimSetting)', true) may be called",
+                         hint: "Call current_setting('\(Policy.claimSetting)', true) directly.", offset: nil, statementType: analysis.statementType)
         }
     }
 

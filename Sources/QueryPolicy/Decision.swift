@@ -55,13 +55,21 @@ public enum Rule: String, Sendable, CaseIterable {
     case catalogRelation = "rel.catalog"
     case secretRelation = "rel.secret"
 
+    // Protocol-level refusals by the proxy, recorded like any other decision.
+    case functionCallMessage = "proto.function-call"
+    case messageTooLarge = "proto.too-large"
+    case protocolViolation = "proto.violation"
+    case authenticationFailed = "auth.failed"
+
     public var isAllow: Bool { rawValue.hasPrefix("allow.") }
 
     public var sqlstate: String {
         switch self {
         case .query, .transactionControl, .showSetting, .setSetting, .explain: "00000"
         case .empty, .syntaxError, .nulByte: "42601"
-        case .tooLarge, .tooDeep: "54000"
+        case .tooLarge, .tooDeep, .messageTooLarge: "54000"
+        case .protocolViolation: "08P01"
+        case .authenticationFailed: "28P01"
         default: "42501"
         }
     }
@@ -97,4 +105,19 @@ public struct Decision: Sendable, Equatable {
     public var policyVersion: String
 
     public var isAllowed: Bool { verdict == .allow }
+
+    public init(rule: Rule, message: String, hint: String? = nil, position: Int? = nil, statementType: String = "",
+                tables: [String] = [], functions: [String] = [], fingerprint: String = "", normalized: String = "",
+                policyVersion: String) {
+        self.rule = rule
+        self.message = message
+        self.hint = hint
+        self.position = position
+        self.statementType = statementType
+        self.tables = tables
+        self.functions = functions
+        self.fingerprint = fingerprint
+        self.normalized = normalized
+        self.policyVersion = policyVersion
+    }
 }

@@ -81,6 +81,8 @@ enum SecretRelations {
         "pg_config", "pg_stat_ssl", "pg_stat_gssapi", "pg_stat_progress_analyze",
         "pg_stat_progress_basebackup", "pg_stat_progress_cluster", "pg_stat_progress_copy",
         "pg_stat_progress_create_index", "pg_stat_progress_vacuum",
+        // information_schema's views of user mappings show their options.
+        "user_mapping_options", "_pg_user_mappings",
     ]
 }
 

@@ -10,6 +10,8 @@ public struct Policy: Sendable {
     public var version: String
     public var maxQueryBytes: Int
     public var maxNestingDepth: Int
+    /// The server's statement_timeout for this profile's queries, in milliseconds.
+    public var statementTimeoutMilliseconds: Int
     /// Plain BEGIN / START TRANSACTION (read-only), COMMIT, ROLLBACK.
     public var allowsTransactionControl: Bool
     /// EXPLAIN without ANALYZE.
@@ -109,7 +111,7 @@ extension Policy {
         let top = try reader.mapping(root, path: "", keys: ["profile", "limits", "statements", "relations", "functions", "audit"])
 
         let profile = try reader.string(top["profile"], path: "profile", required: true)!
-        let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth"])
+        let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
         let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog"])
         let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
@@ -160,12 +162,17 @@ extension Policy {
             throw reader.error(limits["max_nesting_depth"], path: "limits.max_nesting_depth", "must be between 1 and 1000")
         }
         let searchPath = try reader.stringList(relations["search_path"], path: "relations.search_path")
+        let timeout = try reader.integer(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms") ?? 30_000
+        guard (1...86_400_000).contains(timeout) else {
+            throw reader.error(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms", "must be between 1 and 86400000 (one day)")
+        }
 
         return Policy(
             profile: profile,
             version: SHA256.hash(data: data).hexString,
             maxQueryBytes: maxBytes,
             maxNestingDepth: maxDepth,
+            statementTimeoutMilliseconds: timeout,
             allowsTransactionControl: try reader.bool(statements["transaction_control"], path: "statements.transaction_control") ?? false,
             allowsExplain: try reader.bool(statements["explain"], path: "statements.explain") ?? false,
             showableSettings: Set(try reader.stringList(statements["show"], path: "statements.show").map { $0.lowercased() }),

@@ -99,6 +99,20 @@ import Testing
         #expect(Profiles.readonly.evaluate("DROP TABLE x; SELECT 1").rule == .multipleStatements)
     }
 
+    @Test func transactionControlIsPolicy() {
+        var policy = Profiles.readonly.policy
+        policy.allowsTransactionControl = false
+        let engine = PolicyEngine(policy: policy)
+        #expect(engine.evaluate("BEGIN").rule == .transactionDenied)
+        #expect(Profiles.readonly.evaluate("BEGIN").rule == .transactionControl)
+    }
+
+    @Test func attributeNotationIsAFunctionCall() {
+        #expect(Profiles.readonly.evaluate("SELECT x.pg_sleep FROM generate_series(5, 5) AS x").rule == .forbiddenFunction)
+        #expect(Profiles.readonly.evaluate("SELECT ('SELECT 1'::text).ts_stat").rule == .forbiddenFunction)
+        #expect(Profiles.readonly.evaluate("SELECT u.name, u.email FROM users u").isAllowed)
+    }
+
     @Test func cachedDecisionEqualsFreshOne() {
         let sql = "SELECT count(*) FROM orders WHERE total > 10"
         #expect(Profiles.readonly.evaluate(sql) == Profiles.readonly.evaluateUncached(sql, reuseFingerprints: false))

@@ -1,0 +1,118 @@
+import Crypto
+import Foundation
+import Yams
+
+/// API keys as stored: a public id, the SHA-256 of the whole key, and what the key may do.
+/// The key itself is printed once by `palisade keys create` and never stored.
+public struct APIKey: Sendable, Equatable {
+    public var id: String
+    public var sha256: [UInt8]
+    public var tenant: String
+    public var profile: String
+    public var created: String
+}
+
+public struct APIKeyStore: Sendable {
+    public private(set) var keys: [APIKey]
+    private let byID: [String: APIKey]
+
+    public init(keys: [APIKey]) {
+        self.keys = keys
+        byID = Dictionary(keys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Keys look like `pal_<8 hex id>_<43 base64url characters>`.
+    public static func generate(tenant: String, profile: String, now: Date = Date()) -> (key: String, record: APIKey) {
+        var random = SystemRandomNumberGenerator()
+        let id = (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }.joined()
+        let secret = Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let key = "pal_\(id)_\(secret)"
+        let record = APIKey(id: id, sha256: Array(SHA256.hash(data: Array(key.utf8))), tenant: tenant, profile: profile,
+                            created: ISO8601DateFormatter().string(from: now))
+        return (key, record)
+    }
+
+    /// The key's record if `presented` is a valid key. The same work is done whether or not the id
+    /// exists and whatever the hash's first differing byte, so timing tells nothing.
+    public func authenticate(_ presented: String) -> APIKey? {
+        let digest = Array(SHA256.hash(data: Array(presented.utf8)))
+        let parts = presented.split(separator: "_")
+        let candidate = parts.count == 3 && parts[0] == "pal" ? byID[String(parts[1])] : nil
+        let expected = candidate?.sha256 ?? Self.decoy
+        var difference: UInt8 = 0
+        for index in 0..<32 { difference |= digest[index] ^ expected[index] }
+        return difference == 0 ? candidate : nil
+    }
+
+    private static let decoy = Array(SHA256.hash(data: Array("palisade-decoy".utf8)))
+
+    // MARK: - File
+
+    public struct FileError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func load(path: String) throws(FileError) -> APIKeyStore {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw FileError(description: "\(path): cannot read the API keys file")
+        }
+        let root: Yams.Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw FileError(description: "\(path): not valid YAML: \(error)") }
+        guard let entries = root?.mapping?["keys"]?.sequence else {
+            if root == nil { return APIKeyStore(keys: []) }
+            throw FileError(description: "\(path): expected a top-level 'keys' list")
+        }
+        var keys: [APIKey] = []
+        for entry in entries {
+            let line = entry.mark.map { ":\($0.line)" } ?? ""
+            guard let mapping = entry.mapping else { throw FileError(description: "\(path)\(line): each key must be a mapping") }
+            for (key, _) in mapping where !["id", "sha256", "tenant", "profile", "created"].contains(key.string ?? "") {
+                throw FileError(description: "\(path)\(key.mark.map { ":\($0.line)" } ?? ""): unknown key '\(key.string ?? "?")'")
+            }
+            guard let id = mapping["id"]?.string, let hash = mapping["sha256"]?.string, let digest = [UInt8](hex: hash), digest.count == 32,
+                  let tenant = mapping["tenant"]?.string, !tenant.isEmpty, let profile = mapping["profile"]?.string
+            else { throw FileError(description: "\(path)\(line): each key needs id, sha256 (64 hex digits), tenant and profile") }
+            keys.append(APIKey(id: id, sha256: digest, tenant: tenant, profile: profile, created: mapping["created"]?.string ?? ""))
+        }
+        return APIKeyStore(keys: keys)
+    }
+
+    /// Appends a key record, creating the file (mode 0600) if needed.
+    public static func append(_ record: APIKey, toFile path: String) throws(FileError) {
+        let manager = FileManager.default
+        var text = (manager.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }) ?? ""
+        if text.isEmpty { text = "# Palisade API keys: only SHA-256 hashes of the keys are stored.\nkeys:\n" }
+        if !text.hasSuffix("\n") { text += "\n" }
+        text += """
+          - id: \(record.id)
+            sha256: \(record.sha256.map { String(format: "%02x", $0) }.joined())
+            tenant: \(yamlQuoted(record.tenant))
+            profile: \(yamlQuoted(record.profile))
+            created: \(record.created)
+
+        """
+        guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw FileError(description: "\(path): cannot write the API keys file")
+        }
+    }
+
+    private static func yamlQuoted(_ value: String) -> String {
+        "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
+    }
+}
+
+extension Array where Element == UInt8 {
+    init?(hex: String) {
+        guard hex.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        self = bytes
+    }
+}

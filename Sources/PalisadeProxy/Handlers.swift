@@ -1,0 +1,67 @@
+import NIOCore
+import PostgresWire
+
+/// Thin adapters: each hands its channel's events to the session.
+final class ClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ClientInbound
+    private let session: ProxySession
+
+    init(session: ProxySession) {
+        self.session = session
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        session.clientAdded(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        session.clientInbound(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        session.clientReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        session.clientWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        session.clientError(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        session.clientClosed()
+    }
+}
+
+final class BackendHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    private let session: ProxySession
+
+    init(session: ProxySession) {
+        self.session = session
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        session.backendActive(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        session.backendFrame(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        session.backendReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        session.backendError(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        session.backendClosed()
+    }
+}

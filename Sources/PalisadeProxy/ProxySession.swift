@@ -1,0 +1,385 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresWire
+import QueryPolicy
+
+/// One client connection and the server connection Palisade opens for it. Both channels live on
+/// the same event loop, so the session needs no locks; its protocol logic is in `QueryRelay` and
+/// `BackendStartup`, and this class only moves bytes and keeps the two channels in step.
+final class ProxySession {
+    private enum State {
+        case awaitingStartup(tls: Bool)
+        case awaitingPassword(parameters: [String: String], tls: Bool)
+        case connecting(Login, buffered: [Frame])
+        case relaying(QueryRelay)
+        case closed
+    }
+
+    fileprivate struct Login {
+        var key: APIKey
+        var engine: PolicyEngine
+        var parameters: [String: String]
+        var startup: BackendStartup
+    }
+
+    private let configuration: ProxyConfiguration
+    private let cancels: CancelRegistry
+    private let eventLoop: EventLoop
+    let sessionID: String
+    private var state: State = .awaitingStartup(tls: false)
+    private var clientContext: ChannelHandlerContext?
+    private var backendChannel: Channel?
+    private var clientAddress = ""
+    private var cancelKey: (processID: Int32, secretKey: Int32)?
+    private var backendNeedsFlush = false
+    private var clientNeedsFlush = false
+
+    init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop) {
+        self.configuration = configuration
+        self.cancels = cancels
+        self.eventLoop = eventLoop
+        sessionID = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+    }
+
+    // MARK: - Client side
+
+    func clientAdded(_ context: ChannelHandlerContext) {
+        clientContext = context
+        clientAddress = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+    }
+
+    func clientInbound(_ inbound: ClientInbound) {
+        switch (state, inbound) {
+        case (.awaitingStartup(let tls), .startup(.sslRequest)):
+            if !tls, configuration.tlsMode != .disable, let tlsContext = configuration.tls, let context = clientContext {
+                writeToClient { $0.writeInteger(UInt8(ascii: "S")) }
+                flushClient()
+                do {
+                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
+                } catch {
+                    return fail("could not start TLS: \(error)", sqlstate: "08006")
+                }
+                state = .awaitingStartup(tls: true)
+            } else {
+                writeToClient { $0.writeInteger(UInt8(ascii: "N")) }
+            }
+        case (.awaitingStartup, .startup(.gssEncryptionRequest)):
+            writeToClient { $0.writeInteger(UInt8(ascii: "N")) }
+        case (.awaitingStartup, .startup(.cancel(let processID, let secretKey))):
+            forwardCancel(processID: processID, secretKey: secretKey)
+            close()
+        case (.awaitingStartup(let tls), .startup(.startup(let major, _, let parameters))):
+            startup(major: major, parameters: parameters, tls: tls)
+        case (.awaitingPassword(let parameters, _), .frame(let frame)) where frame.type == UInt8(ascii: "p"):
+            var body = frame.body
+            authenticate(password: body.readCString() ?? "", parameters: parameters)
+        case (.connecting(let login, var buffered), .frame(let frame)):
+            // A client may send its first queries before it has read ReadyForQuery.
+            buffered.append(frame)
+            state = .connecting(login, buffered: buffered)
+        case (.relaying(var relay), .frame(let frame)):
+            let output = relay.clientFrame(frame)
+            state = .relaying(relay)
+            execute(output)
+        case (.closed, _):
+            break
+        default:
+            fail("unexpected message during connection startup", sqlstate: "08P01")
+        }
+    }
+
+    private func startup(major: Int16, parameters: [String: String], tls: Bool) {
+        guard major == 3 else { return fail("unsupported frontend protocol \(major); Palisade speaks protocol 3.0", sqlstate: "08P01") }
+        if let replication = parameters["replication"], !["false", "off", "no", "0"].contains(replication.lowercased()) {
+            return fail("replication connections are not allowed through Palisade", sqlstate: "28000")
+        }
+        if !tls, configuration.tlsMode != .disable {
+            return fail("Palisade accepts passwords only over TLS; connect with sslmode=require", sqlstate: "28000")
+        }
+        state = .awaitingPassword(parameters: parameters, tls: tls)
+        writeToClient { BackendEncoder.authenticationCleartextPassword(into: &$0) }
+        flushClient()
+    }
+
+    private func authenticate(password: String, parameters: [String: String]) {
+        let user = parameters["user"] ?? ""
+        guard let key = configuration.keys.authenticate(password) else {
+            record(kind: "p", tenant: "", credential: "", user: user,
+                   Decision(rule: .authenticationFailed, message: "password authentication failed", policyVersion: ""))
+            return fail("password authentication failed for user \"\(user)\": the API key is not valid", sqlstate: "28P01")
+        }
+        guard let engine = configuration.engines[key.profile] else {
+            return fail("API key \(key.id) names profile \"\(key.profile)\", which this Palisade does not configure", sqlstate: "28000")
+        }
+        state = .connecting(Login(key: key, engine: engine, parameters: parameters,
+                                  startup: BackendStartup(user: configuration.backend.user, password: configuration.backend.password)),
+                            buffered: [])
+        connectBackend()
+    }
+
+    func clientReadComplete() {
+        flushBackend()
+        flushClient()
+    }
+
+    func clientWritabilityChanged(isWritable: Bool) {
+        // Backpressure: stop reading rows from the server while the client cannot take them.
+        _ = backendChannel?.setOption(ChannelOptions.autoRead, value: isWritable)
+    }
+
+    func clientError(_ error: Error) {
+        if let error = error as? WireError {
+            let tooLarge: Bool
+            if case .messageTooLarge = error { tooLarge = true } else { tooLarge = false }
+            record(kind: "?", tenant: currentTenant, credential: currentCredential, user: "",
+                   Decision(rule: tooLarge ? .messageTooLarge : .protocolViolation, message: error.description, policyVersion: ""))
+            fail(error.description + "; the session is closed", sqlstate: tooLarge ? "54000" : "08P01")
+        } else {
+            close()
+        }
+    }
+
+    func clientClosed() {
+        close()
+    }
+
+    // MARK: - Server side
+
+    private func connectBackend() {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        ClientBootstrap(group: eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(BackendFrameDecoder()), BackendHandler(session: bound.value))
+                }
+            }
+            .connect(host: configuration.backend.host, port: configuration.backend.port)
+            .whenComplete { result in
+                let session = bound.value
+                switch result {
+                case .success(let channel):
+                    if case .closed = session.state { channel.close(promise: nil); return }
+                    session.backendChannel = channel
+                case .failure(let error):
+                    session.fail("Palisade cannot reach the database server: \(error)", sqlstate: "08006")
+                }
+            }
+    }
+
+    func backendActive(_ channel: Channel) {
+        guard case .connecting(let login, _) = state else { return }
+        let policy = login.engine.policy
+        var parameters: [(String, String)] = [
+            ("user", configuration.backend.user),
+            ("database", configuration.backend.database),
+            ("client_encoding", "UTF8"),
+            // The server itself refuses writes if anything ever slipped through the policy.
+            ("default_transaction_read_only", "on"),
+            ("statement_timeout", "\(policy.statementTimeoutMilliseconds)"),
+            ("application_name", (login.parameters["application_name"].map { $0 + " " } ?? "") + "[palisade \(sessionID)]"),
+        ]
+        for name in ProxyConfiguration.forwardedStartupParameters.sorted() where name != "application_name" {
+            if let value = login.parameters[name] { parameters.append((name, value)) }
+        }
+        var buffer = channel.allocator.buffer(capacity: 256)
+        FrontendEncoder.startup(parameters, into: &buffer)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    func backendFrame(_ frame: Frame) {
+        switch state {
+        case .relaying(var relay):
+            let output = relay.backendFrame(frame)
+            state = .relaying(relay)
+            execute(output)
+        case .connecting(var login, let buffered):
+            let step = login.startup.frame(frame)
+            state = .connecting(login, buffered: buffered)
+            switch step {
+            case .send(let buffer):
+                backendChannel?.writeAndFlush(buffer, promise: nil)
+            case .wait:
+                break
+            case .ready(let parameters, let processID, let secretKey):
+                ready(login, buffered: buffered, parameters: parameters, backendKey: CancelRegistry.Target(processID: processID, secretKey: secretKey))
+            case .failed(let reason):
+                fail("Palisade could not log in to the database server: \(reason)", sqlstate: "08006")
+            }
+        case .awaitingStartup, .awaitingPassword, .closed:
+            break
+        }
+    }
+
+    private func ready(_ login: Login, buffered: [Frame], parameters: [(String, String)], backendKey: CancelRegistry.Target) {
+        let key = cancels.register(backendKey)
+        cancelKey = key
+        writeToClient { buffer in
+            BackendEncoder.authenticationOk(into: &buffer)
+            for (name, value) in parameters { BackendEncoder.parameterStatus(name, value, into: &buffer) }
+            BackendEncoder.backendKeyData(processID: key.processID, secretKey: key.secretKey, into: &buffer)
+            BackendEncoder.readyForQuery(.idle, into: &buffer)
+        }
+        flushClient()
+        let context = DecisionContext(session: self, login: login)
+        var relay = QueryRelay(claims: Self.claims(for: login.key)) { sql, kind in context.decide(sql, kind) }
+        for frame in buffered { execute(relay.clientFrame(frame)) }
+        state = .relaying(relay)
+        flushBackend()
+        flushClient()
+    }
+
+    /// The claims Postgres row-level security reads, in PostgREST's shape.
+    static func claims(for key: APIKey) -> String {
+        func quoted(_ text: String) -> String {
+            let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
+            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        }
+        return "{\"tenant_id\":\(quoted(key.tenant)),\"role\":\(quoted(key.profile)),\"capabilities\":[\(quoted(key.profile))],\"key_id\":\(quoted(key.id))}"
+    }
+
+    func backendReadComplete() {
+        flushClient()
+        flushBackend()
+    }
+
+    func backendClosed() {
+        backendChannel = nil
+        switch state {
+        case .closed: break
+        case .relaying, .connecting: fail("the database server closed the connection", sqlstate: "57P01")
+        default: close()
+        }
+    }
+
+    func backendError(_ error: Error) {
+        fail("lost the connection to the database server: \(error)", sqlstate: "08006")
+    }
+
+    private func forwardCancel(processID: Int32, secretKey: Int32) {
+        // Unknown keys are dropped silently, as the server does.
+        guard let target = cancels.target(processID: processID, secretKey: secretKey) else { return }
+        let backend = configuration.backend
+        ClientBootstrap(group: eventLoop).connect(host: backend.host, port: backend.port).whenSuccess { channel in
+            var buffer = channel.allocator.buffer(capacity: 16)
+            FrontendEncoder.cancel(processID: target.processID, secretKey: target.secretKey, into: &buffer)
+            channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    // MARK: - Executing
+
+    private func execute(_ output: QueryRelay.Output) {
+        if output.toBackend.readableBytes > 0, let backendChannel {
+            backendChannel.write(output.toBackend, promise: nil)
+            backendNeedsFlush = true
+        }
+        if output.toClient.readableBytes > 0, let clientContext {
+            clientContext.write(NIOAny(output.toClient), promise: nil)
+            clientNeedsFlush = true
+        }
+        if output.close {
+            flushBackend()
+            close()
+        }
+    }
+
+    private func writeToClient(_ body: (inout ByteBuffer) -> Void) {
+        guard let clientContext else { return }
+        var buffer = clientContext.channel.allocator.buffer(capacity: 64)
+        body(&buffer)
+        clientContext.write(NIOAny(buffer), promise: nil)
+        clientNeedsFlush = true
+    }
+
+    private func flushClient() {
+        guard clientNeedsFlush, let clientContext else { return }
+        clientNeedsFlush = false
+        clientContext.flush()
+    }
+
+    private func flushBackend() {
+        guard backendNeedsFlush, let backendChannel else { return }
+        backendNeedsFlush = false
+        backendChannel.flush()
+    }
+
+    /// Sends a FATAL error to the client and ends the session.
+    func fail(_ message: String, sqlstate: String) {
+        if case .closed = state { return }
+        writeToClient { BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: sqlstate, message: message), into: &$0) }
+        close()
+    }
+
+    private func close() {
+        if case .closed = state { return }
+        state = .closed
+        flushClient()
+        if let cancelKey { cancels.remove(processID: cancelKey.processID, secretKey: cancelKey.secretKey) }
+        if let backendChannel {
+            var buffer = backendChannel.allocator.buffer(capacity: 5)
+            FrontendEncoder.terminate(into: &buffer)
+            backendChannel.writeAndFlush(buffer).whenComplete { _ in backendChannel.close(promise: nil) }
+        }
+        backendChannel = nil
+        clientContext?.close(promise: nil)
+        clientContext = nil
+    }
+
+    // MARK: - Decisions
+
+    private var currentTenant: String {
+        if case .connecting(let login, _) = state { return login.key.tenant }
+        return ""
+    }
+
+    private var currentCredential: String {
+        if case .connecting(let login, _) = state { return login.key.id }
+        return ""
+    }
+
+    fileprivate func record(kind: String, tenant: String, credential: String, user: String, _ decision: Decision, requestID: String? = nil) {
+        configuration.onDecision(DecisionEvent(
+            requestID: requestID ?? "\(sessionID)-0", sessionID: sessionID, tenant: tenant, credentialID: credential,
+            clientAddress: clientAddress, databaseUser: user, messageKind: kind, decision: decision))
+    }
+}
+
+/// What the relay's decisions need from the session, without keeping the session alive.
+private final class DecisionContext {
+    private weak var session: ProxySession?
+    private let engine: PolicyEngine
+    private let key: APIKey
+    private let user: String
+    private let sessionID: String
+    private var requests = 0
+
+    init(session: ProxySession, login: ProxySession.Login) {
+        self.session = session
+        engine = login.engine
+        key = login.key
+        user = login.parameters["user"] ?? ""
+        sessionID = session.sessionID
+    }
+
+    func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
+        requests += 1
+        let requestID = "\(sessionID)-\(requests)"
+        let decision: Decision
+        if kind == .functionCall {
+            decision = Decision(rule: .functionCallMessage, message: "fast-path function calls are not admitted",
+                                hint: "Call functions from a SELECT statement.", policyVersion: engine.policy.version)
+        } else {
+            decision = engine.evaluate(sql)
+        }
+        session?.record(kind: kind.rawValue, tenant: key.tenant, credential: key.id, user: user, decision, requestID: requestID)
+        guard !decision.isAllowed else { return (decision, nil) }
+        return (decision, ServerNotice(
+            sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, detail: "rule \(decision.rule.rawValue); request \(requestID)",
+            hint: decision.hint, position: decision.position))
+    }
+}

@@ -1,0 +1,306 @@
+import NIOCore
+import PostgresWire
+import QueryPolicy
+
+/// The query phase of one client session, as a value that consumes messages and returns bytes to
+/// send: the channel handlers only execute what it returns.
+///
+/// Every message forwarded to the server leaves an expectation in `pending`, in order. Backend
+/// responses are matched against it, so a denial can be answered at exactly its place in a
+/// pipeline: after the responses to everything forwarded before it. Messages Palisade adds itself
+/// (the claims statement, the extended-protocol form of a simple query) are expectations whose
+/// responses are not relayed.
+public struct QueryRelay {
+    public typealias Decide = (_ sql: String, _ kind: MessageKind) -> (Decision, ServerNotice?)
+
+    /// Which client message carried the text, for decisions and their records.
+    public enum MessageKind: String, Sendable {
+        case simpleQuery = "Q"
+        case parse = "P"
+        case bind = "B"
+        case execute = "E"
+        case functionCall = "F"
+        case protocolMessage = "?"
+    }
+
+    public struct Output {
+        public var toBackend = ByteBuffer()
+        public var toClient = ByteBuffer()
+        /// End the session after sending `toClient`.
+        public var close = false
+    }
+
+    enum Expectation {
+        case parseComplete(relay: Bool)
+        case bindComplete(relay: Bool)
+        /// Describe: a statement's answer starts with ParameterDescription. A simple query's client
+        /// never sees NoData, so the Describe Palisade adds for one does not relay it.
+        case description(relay: Bool, ofStatement: Bool, relaysNoData: Bool)
+        case execution(relay: Bool)
+        case closeComplete(relay: Bool)
+        case readyForQuery
+        /// A refusal that Palisade answers itself once everything before it is answered.
+        case refusal(ServerNotice, endsWithReadyForQuery: Bool)
+    }
+
+    private let decide: Decide
+    /// The verified claims (JSON) set at the start of every transaction, or nil for none.
+    private let claims: String?
+    private var pending: [Expectation] = []
+    private var pendingHead = 0
+    /// After a refusal in the extended protocol, the client's messages up to Sync are dropped,
+    /// as the server itself drops them after an error.
+    private var discardingUntilSync = false
+    public private(set) var transactionStatus: TransactionStatus = .idle
+    /// Admitted prepared statements and bound portals, with whether each is transaction control.
+    private var statements: [String: Bool] = [:]
+    private var portals: [String: Bool] = [:]
+    private var claimsStatementPrepared = false
+    private var claimsSetInTransaction = false
+
+    static let claimsStatement = "palisade_claims"
+    static let claimsQuery = "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true)"
+
+    public init(claims: String?, decide: @escaping Decide) {
+        self.claims = claims
+        self.decide = decide
+    }
+
+    public var isIdle: Bool { pendingHead == pending.count }
+
+    // MARK: - Client messages
+
+    public mutating func clientFrame(_ frame: Frame) -> Output {
+        var output = Output()
+        let message: FrontendMessage
+        do {
+            message = try FrontendMessage(frame)
+        } catch {
+            return protocolViolation("\(error)", into: &output)
+        }
+        if discardingUntilSync {
+            switch message {
+            case .sync: discardingUntilSync = false
+            case .terminate: output.close = true; return output
+            default: return output
+            }
+        }
+        switch message {
+        case .query(let sql):
+            let (decision, notice) = decide(sql, .simpleQuery)
+            if let notice {
+                refuse(notice, endsWithReadyForQuery: true, output: &output)
+            } else {
+                simpleQuery(sql, isTransactionControl: decision.rule == .transactionControl, into: &output)
+            }
+        case .parse(let statement, let sql):
+            let (decision, notice) = decide(sql, .parse)
+            if let notice {
+                statements[statement] = nil
+                refuseInPipeline(notice, output: &output)
+            } else {
+                statements[statement] = decision.rule == .transactionControl
+                forward(frame, expecting: .parseComplete(relay: true), into: &output)
+            }
+        case .bind(let portal, let statement):
+            guard let isTransactionControl = statements[statement] else {
+                return refuseInPipeline(notAdmitted("prepared statement", statement), output: &output)
+            }
+            if !isTransactionControl { setClaimsIfNeeded(into: &output) }
+            portals[portal] = isTransactionControl
+            forward(frame, expecting: .bindComplete(relay: true), into: &output)
+        case .execute(let portal):
+            guard let isTransactionControl = portals[portal] else {
+                return refuseInPipeline(notAdmitted("portal", portal), output: &output)
+            }
+            if !isTransactionControl { setClaimsIfNeeded(into: &output) }
+            forward(frame, expecting: .execution(relay: true), into: &output)
+        case .describe(let kind, _):
+            forward(frame, expecting: .description(relay: true, ofStatement: kind == UInt8(ascii: "S"), relaysNoData: true), into: &output)
+        case .close(let kind, let name):
+            if kind == UInt8(ascii: "S") { statements[name] = nil } else { portals[name] = nil }
+            forward(frame, expecting: .closeComplete(relay: true), into: &output)
+        case .flush:
+            output.toBackend.writeFrame(frame)
+        case .sync:
+            forward(frame, expecting: .readyForQuery, into: &output)
+        case .terminate:
+            FrontendEncoder.terminate(into: &output.toBackend)
+            output.close = true
+        case .functionCall:
+            let (_, notice) = decide("", .functionCall)
+            refuse(notice ?? Self.functionCallNotice, endsWithReadyForQuery: true, output: &output)
+        case .copyData, .copyDone, .copyFail:
+            // As the server does outside COPY mode: accept and ignore. COPY itself never starts.
+            break
+        case .password:
+            return protocolViolation("unexpected password message after authentication", into: &output)
+        case .unknown(let type):
+            return protocolViolation("invalid frontend message type \(type)", into: &output)
+        }
+        return output
+    }
+
+    static let functionCallNotice = ServerNotice(
+        sqlstate: "42501", message: "Palisade does not admit fast-path function calls",
+        hint: "Call functions from a SELECT statement.")
+
+    private func notAdmitted(_ what: String, _ name: String) -> ServerNotice {
+        ServerNotice(sqlstate: what == "portal" ? "34000" : "26000",
+                     message: "\(what) \"\(name)\" was not admitted by Palisade",
+                     hint: "Parse the statement first; only statements Palisade admitted can be bound and executed.")
+    }
+
+    /// A simple query runs as Parse/Bind/Describe/Execute/Sync in one write, so that the claims
+    /// statement can share its implicit transaction with a bound parameter.
+    private mutating func simpleQuery(_ sql: String, isTransactionControl: Bool, into output: inout Output) {
+        if !isTransactionControl { setClaimsIfNeeded(into: &output) }
+        FrontendEncoder.parse(statement: "", query: sql, into: &output.toBackend)
+        expect(.parseComplete(relay: false))
+        FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &output.toBackend)
+        expect(.bindComplete(relay: false))
+        FrontendEncoder.describePortal("", into: &output.toBackend)
+        expect(.description(relay: true, ofStatement: false, relaysNoData: false))
+        FrontendEncoder.execute(portal: "", into: &output.toBackend)
+        expect(.execution(relay: true))
+        FrontendEncoder.sync(into: &output.toBackend)
+        expect(.readyForQuery)
+        // A simple query destroys the unnamed statement and portal, as on the server.
+        statements[""] = nil
+        portals[""] = nil
+    }
+
+    /// Sets the claims for the transaction the next statement runs in, once per transaction.
+    private mutating func setClaimsIfNeeded(into output: inout Output) {
+        guard let claims, !claimsSetInTransaction, transactionStatus != .failed else { return }
+        if !claimsStatementPrepared {
+            FrontendEncoder.parse(statement: Self.claimsStatement, query: Self.claimsQuery, into: &output.toBackend)
+            expect(.parseComplete(relay: false))
+            claimsStatementPrepared = true
+        }
+        FrontendEncoder.bind(portal: Self.claimsStatement, statement: Self.claimsStatement, parameters: [claims], into: &output.toBackend)
+        expect(.bindComplete(relay: false))
+        FrontendEncoder.execute(portal: Self.claimsStatement, into: &output.toBackend)
+        expect(.execution(relay: false))
+        output.toBackend.writeFrame("C") {
+            $0.writeInteger(UInt8(ascii: "P"))
+            $0.writeCString(Self.claimsStatement)
+        }
+        expect(.closeComplete(relay: false))
+        claimsSetInTransaction = true
+    }
+
+    private mutating func forward(_ frame: Frame, expecting expectation: Expectation, into output: inout Output) {
+        output.toBackend.writeFrame(frame)
+        expect(expectation)
+    }
+
+    private mutating func expect(_ expectation: Expectation) {
+        pending.append(expectation)
+    }
+
+    private mutating func refuse(_ notice: ServerNotice, endsWithReadyForQuery: Bool, output: inout Output) {
+        expect(.refusal(notice, endsWithReadyForQuery: endsWithReadyForQuery))
+        emitRefusalsAtHead(into: &output)
+    }
+
+    @discardableResult
+    private mutating func refuseInPipeline(_ notice: ServerNotice, output: inout Output) -> Output {
+        discardingUntilSync = true
+        refuse(notice, endsWithReadyForQuery: false, output: &output)
+        return output
+    }
+
+    private mutating func protocolViolation(_ reason: String, into output: inout Output) -> Output {
+        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "08P01", message: reason), into: &output.toClient)
+        FrontendEncoder.terminate(into: &output.toBackend)
+        output.close = true
+        return output
+    }
+
+    // MARK: - Server messages
+
+    public mutating func backendFrame(_ frame: Frame) -> Output {
+        var output = Output()
+        switch frame.type {
+        case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"):
+            // Notices, parameter changes and notifications may come at any time.
+            output.toClient.writeFrame(frame)
+            return output
+        case UInt8(ascii: "E"):
+            output.toClient.writeFrame(frame)
+            // The server skips everything up to the next Sync after an error; so do the expectations.
+            while let head = head, !head.isReadyForQuery { pendingHead += 1 }
+            return output
+        case UInt8(ascii: "Z"):
+            guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),
+                  let transactionStatus = TransactionStatus(rawValue: status)
+            else { return serverProtocolViolation(frame, into: &output) }
+            pop()
+            self.transactionStatus = transactionStatus
+            if transactionStatus == .idle { claimsSetInTransaction = false }
+            output.toClient.writeFrame(frame)
+            emitRefusalsAtHead(into: &output)
+            return output
+        default:
+            break
+        }
+        guard let head else { return serverProtocolViolation(frame, into: &output) }
+        let type = Character(UnicodeScalar(frame.type))
+        switch (head, type) {
+        case (.parseComplete(let relay), "1"), (.bindComplete(let relay), "2"), (.closeComplete(let relay), "3"):
+            finish(frame, relay: relay, into: &output)
+        case (.description(let relay, true, _), "t"):
+            if relay { output.toClient.writeFrame(frame) }
+        case (.description(let relay, _, _), "T"):
+            finish(frame, relay: relay, into: &output)
+        case (.description(let relay, _, let relaysNoData), "n"):
+            finish(frame, relay: relay && relaysNoData, into: &output)
+        case (.execution(let relay), "D"):
+            if relay { output.toClient.writeFrame(frame) }
+        case (.execution(let relay), "C"), (.execution(let relay), "I"), (.execution(let relay), "s"):
+            finish(frame, relay: relay, into: &output)
+        default:
+            return serverProtocolViolation(frame, into: &output)
+        }
+        return output
+    }
+
+    private mutating func finish(_ frame: Frame, relay: Bool, into output: inout Output) {
+        if relay { output.toClient.writeFrame(frame) }
+        pop()
+    }
+
+    private var head: Expectation? { pendingHead < pending.count ? pending[pendingHead] : nil }
+
+    private mutating func pop() {
+        pendingHead += 1
+        if pendingHead == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingHead = 0
+        }
+    }
+
+    private mutating func emitRefusalsAtHead(into output: inout Output) {
+        while case .refusal(let notice, let endsWithReadyForQuery)? = head {
+            BackendEncoder.error(notice, into: &output.toClient)
+            if endsWithReadyForQuery { BackendEncoder.readyForQuery(transactionStatus, into: &output.toClient) }
+            pop()
+        }
+    }
+
+    private func serverProtocolViolation(_ frame: Frame, into output: inout Output) -> Output {
+        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "08P01",
+                                          message: "Palisade lost track of the server's responses (unexpected '\(frame.typeName)'); the session is closed"),
+                             into: &output.toClient)
+        output.close = true
+        return output
+    }
+}
+
+extension QueryRelay.Expectation {
+    var isReadyForQuery: Bool {
+        if case .readyForQuery = self { return true }
+        return false
+    }
+}

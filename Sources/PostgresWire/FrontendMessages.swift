@@ -1,0 +1,145 @@
+import NIOCore
+
+/// The parts of client messages that the proxy must read; everything is forwarded as sent.
+public enum FrontendMessage: Sendable, Equatable {
+    case query(String)
+    case parse(statement: String, query: String)
+    case bind(portal: String, statement: String)
+    case describe(kind: UInt8, name: String)
+    case execute(portal: String)
+    case close(kind: UInt8, name: String)
+    case sync
+    case flush
+    case terminate
+    case password(ByteBuffer)
+    case functionCall
+    case copyData, copyDone, copyFail
+    case unknown(UInt8)
+
+    /// Reads the fields the proxy needs. Text that is not UTF-8 is malformed: the proxy must judge
+    /// exactly the bytes the server would run.
+    public init(_ frame: Frame) throws(WireError) {
+        var body = frame.body
+        func cString(_ what: String) throws(WireError) -> String {
+            guard let value = body.readCString() else { throw .malformed("\(what) is not a NUL-terminated UTF-8 string") }
+            return value
+        }
+        switch frame.type {
+        case UInt8(ascii: "Q"): self = .query(try cString("Query text"))
+        case UInt8(ascii: "P"):
+            let statement = try cString("Parse statement name")
+            self = .parse(statement: statement, query: try cString("Parse query text"))
+        case UInt8(ascii: "B"):
+            let portal = try cString("Bind portal name")
+            self = .bind(portal: portal, statement: try cString("Bind statement name"))
+        case UInt8(ascii: "D"), UInt8(ascii: "C"):
+            guard let kind: UInt8 = body.readInteger(), kind == UInt8(ascii: "S") || kind == UInt8(ascii: "P") else {
+                throw .malformed("Describe/Close kind")
+            }
+            let name = try cString("Describe/Close name")
+            self = frame.type == UInt8(ascii: "D") ? .describe(kind: kind, name: name) : .close(kind: kind, name: name)
+        case UInt8(ascii: "E"): self = .execute(portal: try cString("Execute portal name"))
+        case UInt8(ascii: "S"): self = .sync
+        case UInt8(ascii: "H"): self = .flush
+        case UInt8(ascii: "X"): self = .terminate
+        case UInt8(ascii: "p"): self = .password(body)
+        case UInt8(ascii: "F"): self = .functionCall
+        case UInt8(ascii: "d"): self = .copyData
+        case UInt8(ascii: "c"): self = .copyDone
+        case UInt8(ascii: "f"): self = .copyFail
+        default: self = .unknown(frame.type)
+        }
+    }
+}
+
+/// Encoders for the messages the proxy itself sends to a server.
+public enum FrontendEncoder {
+    public static func startup(_ parameters: [(String, String)], into buffer: inout ByteBuffer) {
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(Int32(0))
+        buffer.writeInteger(Int32(196_608))
+        for (name, value) in parameters {
+            buffer.writeCString(name)
+            buffer.writeCString(value)
+        }
+        buffer.writeInteger(UInt8(0))
+        buffer.setInteger(Int32(buffer.writerIndex - lengthIndex), at: lengthIndex)
+    }
+
+    public static func cancel(processID: Int32, secretKey: Int32, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(Int32(16))
+        buffer.writeInteger(StartupMessage.cancelCode)
+        buffer.writeInteger(processID)
+        buffer.writeInteger(secretKey)
+    }
+
+    public static func password(_ password: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("p") { $0.writeCString(password) }
+    }
+
+    public static func saslInitialResponse(mechanism: String, _ response: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeFrame("p") {
+            $0.writeCString(mechanism)
+            $0.writeInteger(Int32(response.count))
+            $0.writeBytes(response)
+        }
+    }
+
+    public static func saslResponse(_ response: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeFrame("p") { $0.writeBytes(response) }
+    }
+
+    public static func query(_ text: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("Q") { $0.writeCString(text) }
+    }
+
+    /// Parse with no declared parameter types.
+    public static func parse(statement: String, query: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("P") {
+            $0.writeCString(statement)
+            $0.writeCString(query)
+            $0.writeInteger(Int16(0))
+        }
+    }
+
+    /// Bind with text parameters (nil is SQL NULL) and text results.
+    public static func bind(portal: String, statement: String, parameters: [String?], into buffer: inout ByteBuffer) {
+        buffer.writeFrame("B") {
+            $0.writeCString(portal)
+            $0.writeCString(statement)
+            $0.writeInteger(Int16(0))
+            $0.writeInteger(Int16(parameters.count))
+            for parameter in parameters {
+                if let parameter {
+                    $0.writeInteger(Int32(parameter.utf8.count))
+                    $0.writeString(parameter)
+                } else {
+                    $0.writeInteger(Int32(-1))
+                }
+            }
+            $0.writeInteger(Int16(0))
+        }
+    }
+
+    public static func describePortal(_ name: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("D") {
+            $0.writeInteger(UInt8(ascii: "P"))
+            $0.writeCString(name)
+        }
+    }
+
+    public static func execute(portal: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("E") {
+            $0.writeCString(portal)
+            $0.writeInteger(Int32(0))
+        }
+    }
+
+    public static func sync(into buffer: inout ByteBuffer) {
+        buffer.writeFrame("S") { _ in }
+    }
+
+    public static func terminate(into buffer: inout ByteBuffer) {
+        buffer.writeFrame("X") { _ in }
+    }
+}

@@ -1,0 +1,228 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PalisadeProxy
+import QueryPolicy
+import Yams
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the firewall in front of a PostgreSQL server.",
+        discussion: """
+        Every key of the configuration file can also be given as a flag; flags win. Before listening,
+        Palisade refuses to start if a policy or the keys file is invalid, the server cannot be reached,
+        or Palisade's own server role is a superuser or has BYPASSRLS (row-level security would not apply).
+        """)
+
+    @Option(help: "Configuration file (YAML).") var config: String?
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:6432).") var listen: String?
+    @Option(help: "The real server: postgres://USER:PASSWORD@HOST:PORT/DB.") var backend: String?
+    @Option(help: "Policy file for the 'agent' profile (default Policies/readonly.yaml).") var policy: String?
+    @Option(help: "A profile and its policy file, NAME=FILE (repeatable; default analyst=Policies/analyst.yaml).") var profile: [String] = []
+    @Option(name: .customLong("api-keys"), help: "API keys file (hashes only), from `palisade keys create`.") var apiKeys: String?
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate chain (PEM).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-mode"), help: "disable | allow | require (default require; disable sends passwords in clear, for loopback development).") var tlsMode: String?
+    @Option(name: .customLong("max-message-bytes"), help: "Largest client message accepted (default 1048576).") var maxMessageBytes: Int?
+    @Flag(name: .customLong("allow-privileged-backend"), help: "Start even if Palisade's server role is a superuser or has BYPASSRLS.") var allowPrivilegedBackend = false
+
+    func run() async throws {
+        let settings = try ServeSettings(self)
+        let proxyConfiguration = try settings.proxyConfiguration()
+        try await settings.checkBackend()
+        let server = ProxyServer(configuration: proxyConfiguration)
+        let channel = try await server.start()
+        let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        FileHandle.standardOutput.write(Data("palisade: listening on \(address); backend \(settings.backend.user)@\(settings.backend.host):\(settings.backend.port)/\(settings.backend.database); tls \(settings.tlsMode.rawValue); profiles \(settings.profiles.keys.sorted().joined(separator: ", "))\n".utf8))
+        let signals = SignalWatcher { channel.close(promise: nil) }
+        try await channel.closeFuture.get()
+        signals.cancel()
+        try await server.shutdown()
+    }
+}
+
+/// The settings of `palisade serve`, from the configuration file and flags.
+struct ServeSettings {
+    var listenHost = "127.0.0.1"
+    var listenPort = 6432
+    var backend: BackendAddress
+    var profiles: [String: String]
+    var apiKeys: String?
+    var tlsMode: TLSMode = .require
+    var tlsCert: String?
+    var tlsKey: String?
+    var maxMessageBytes = 1 << 20
+    var allowPrivilegedBackend = false
+
+    static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode",
+                                    "max_message_bytes", "allow_privileged_backend"]
+
+    init(_ command: Serve) throws {
+        var file: [String: Yams.Node] = [:]
+        var base = ""
+        if let path = command.config {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw configError("config", "cannot read \(path)") }
+            do {
+                guard let mapping = try Yams.compose(yaml: text)?.mapping else { throw configError("config", "\(path) must be a mapping of keys") }
+                for (key, value) in mapping {
+                    guard let name = key.string, Self.keys.contains(name) else {
+                        throw configError(key.string ?? "?", "\(path):\(key.mark?.line ?? 0): unknown key (expected one of: \(Self.keys.sorted().joined(separator: ", ")))")
+                    }
+                    file[name] = value
+                }
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw configError("config", "\(path) is not valid YAML: \(error)")
+            }
+            base = URL(fileURLWithPath: path).deletingLastPathComponent().path + "/"
+        }
+        func relative(_ path: String) -> String { path.hasPrefix("/") ? path : base + path }
+        func string(_ key: String) throws -> String? {
+            guard let node = file[key] else { return nil }
+            guard let value = node.string else { throw configError(key, "expected a string") }
+            return value
+        }
+
+        if let listen = try command.listen ?? string("listen") {
+            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 2, let port = Int(parts.last!), (0...65535).contains(port) else {
+                throw configError("listen", "expected HOST:PORT, got '\(listen)'")
+            }
+            listenHost = parts.dropLast().joined(separator: ":")
+            listenPort = port
+        }
+        guard let backendURL = try command.backend ?? string("backend") else {
+            throw configError("backend", "required: postgres://USER:PASSWORD@HOST:PORT/DB")
+        }
+        guard let backend = BackendAddress(url: backendURL) else {
+            throw configError("backend", "expected postgres://USER:PASSWORD@HOST:PORT/DB")
+        }
+        self.backend = backend
+
+        profiles = ["agent": "Policies/readonly.yaml", "analyst": "Policies/analyst.yaml"]
+        if let mapping = file["profiles"] {
+            guard let entries = mapping.mapping else { throw configError("profiles", "expected a mapping of profile names to policy files") }
+            for (name, value) in entries {
+                guard let name = name.string, let path = value.string else { throw configError("profiles", "expected NAME: FILE entries") }
+                profiles[name] = relative(path)
+            }
+        }
+        if let policy = try string("policy") { profiles["agent"] = relative(policy) }
+        if let policy = command.policy { profiles["agent"] = policy }
+        for entry in command.profile {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw configError("profile", "expected NAME=FILE, got '\(entry)'") }
+            profiles[String(parts[0])] = String(parts[1])
+        }
+        apiKeys = try command.apiKeys ?? string("api_keys").map(relative)
+        if let mode = try command.tlsMode ?? string("tls_mode") {
+            guard let parsed = TLSMode(rawValue: mode) else { throw configError("tls_mode", "expected disable, allow or require, got '\(mode)'") }
+            tlsMode = parsed
+        }
+        tlsCert = try command.tlsCert ?? string("tls_cert").map(relative)
+        tlsKey = try command.tlsKey ?? string("tls_key").map(relative)
+        if let bytes = command.maxMessageBytes ?? file["max_message_bytes"]?.int {
+            guard (1024...(64 << 20)).contains(bytes) else { throw configError("max_message_bytes", "must be between 1024 and 67108864") }
+            maxMessageBytes = bytes
+        }
+        allowPrivilegedBackend = command.allowPrivilegedBackend || file["allow_privileged_backend"]?.bool == true
+    }
+
+    func proxyConfiguration() throws -> ProxyConfiguration {
+        var engines: [String: PolicyEngine] = [:]
+        for (name, path) in profiles {
+            do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
+                throw configError("profiles.\(name)", error.description)
+            }
+        }
+        guard let apiKeys else { throw configError("api_keys", "required: create keys with `palisade keys create --tenant T --profile P --keys-file FILE`") }
+        let keys: APIKeyStore
+        do { keys = try APIKeyStore.load(path: apiKeys) } catch { throw configError("api_keys", error.description) }
+        for key in keys.keys where engines[key.profile] == nil {
+            throw configError("api_keys", "key \(key.id) names profile '\(key.profile)', which is not configured (profiles: \(engines.keys.sorted().joined(separator: ", ")))")
+        }
+        var tls: NIOSSLContext?
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?):
+            do {
+                let configuration = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                tls = try NIOSSLContext(configuration: configuration)
+            } catch {
+                throw configError("tls_cert", "cannot load \(cert) and \(key): \(error)")
+            }
+        case (nil, nil):
+            if tlsMode != .disable {
+                throw configError("tls_mode", "\(tlsMode.rawValue) needs --tls-cert and --tls-key; use --tls-mode disable only for loopback development")
+            }
+        default:
+            throw configError("tls_cert", "give both --tls-cert and --tls-key")
+        }
+        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, engines: engines, keys: keys,
+                                  tlsMode: tlsMode, tls: tls, maxMessageBytes: maxMessageBytes)
+    }
+
+    /// The server must be reachable, and row-level security must apply to Palisade's role.
+    func checkBackend() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let rows: [[String?]]
+        do {
+            rows = try await BackendProbe.query(
+                "SELECT rolsuper::text, rolbypassrls::text FROM pg_catalog.pg_roles WHERE rolname = current_user", on: backend, group: group)
+            try? await group.shutdownGracefully()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw configError("backend", "\(error)")
+        }
+        guard let row = rows.first, row.count == 2 else { throw configError("backend", "cannot read the role's attributes") }
+        if row[0] == "true" || row[1] == "true", !allowPrivilegedBackend {
+            throw configError("backend", "role \(backend.user) is \(row[0] == "true" ? "a superuser" : "BYPASSRLS"): row-level security would not apply to it; use a role that owns nothing and can only SELECT (or pass --allow-privileged-backend)")
+        }
+    }
+}
+
+func configError(_ key: String, _ reason: String) -> ValidationError {
+    ValidationError("configuration error: \(key): \(reason)")
+}
+
+/// Runs `action` on SIGINT or SIGTERM.
+final class SignalWatcher {
+    private let sources: [DispatchSourceSignal]
+
+    init(_ action: @escaping @Sendable () -> Void) {
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: action)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        sources.forEach { $0.cancel() }
+    }
+}
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Manage API keys.", subcommands: [Create.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key; prints it once, stores only its hash.")
+
+        @Option(help: "The tenant the key reads as.") var tenant: String
+        @Option(help: "The profile (policy) the key uses, e.g. agent or analyst.") var profile: String = "agent"
+        @Option(name: .customLong("keys-file"), help: "The keys file to append to (created with mode 0600).") var keysFile: String
+
+        func run() throws {
+            let (key, record) = APIKeyStore.generate(tenant: tenant, profile: profile)
+            do { try APIKeyStore.append(record, toFile: keysFile) } catch { throw ValidationError(error.description) }
+            print(key)
+            FileHandle.standardError.write(Data("palisade: key \(record.id) for tenant \(tenant), profile \(profile), stored as a SHA-256 hash in \(keysFile); it is not shown again\n".utf8))
+        }
+    }
+}
