@@ -1,0 +1,48 @@
+import Foundation
+
+/// The files of a log directory: `audit-000001.jsonl`, … (the segments), `checkpoints.txt` (every
+/// checkpoint), `checkpoint` (the latest), `audit.vkey` (the public key, for convenience only: a
+/// reviewer should get the key from elsewhere) and `LOCK`.
+public enum LogFiles {
+    public static let vkeyFileName = "audit.vkey"
+    static let lockFileName = "LOCK"
+
+    public static func segmentName(_ number: Int) -> String {
+        let digits = String(number)
+        return "audit-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".jsonl"
+    }
+
+    public static func segmentNumber(_ name: String) -> Int? {
+        guard name.hasPrefix("audit-"), name.hasSuffix(".jsonl") else { return nil }
+        let digits = name.dropFirst(6).dropLast(6)
+        guard digits.count >= 6, digits.allSatisfy(\.isASCII), let number = Int(digits), number > 0,
+              segmentName(number) == name else { return nil }
+        return number
+    }
+
+    /// Segment files in order. Gaps are left for the verifier to report.
+    public static func segments(in directory: String) throws -> [(number: Int, path: String)] {
+        try FileManager.default.contentsOfDirectory(atPath: directory)
+            .compactMap { name in segmentNumber(name).map { ($0, directory + "/" + name) } }
+            .sorted { $0.0 < $1.0 }
+    }
+
+    public static func read(_ path: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    static func readOrFail(_ path: String) throws(AuditError) -> [UInt8] {
+        do {
+            return try read(path)
+        } catch {
+            throw .io(operation: "read", path: path, errno: EIO)
+        }
+    }
+
+    /// The checkpoint history of a directory (log or mirror), or nil if it has none.
+    public static func checkpointHistory(in directory: String) throws -> String? {
+        let path = directory + "/" + CheckpointHistory.fileName
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return String(decoding: try read(path), as: UTF8.self)
+    }
+}

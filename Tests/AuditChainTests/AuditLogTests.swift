@@ -1,0 +1,240 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import AuditChain
+
+@Suite struct AuditLogTests {
+    @Test func concurrentAppendsGetGaplessSequenceNumbers() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        let seqs = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for n in 0..<200 { group.addTask { try await log.append(Fixture.decision(n)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(seqs) == Set(2..<202))  // 0 and 1 are segment_opened and start
+        log.close()
+        let entries = try Fixture.entries(dir.path)
+        #expect(entries.map(\.seq) == Array(0..<203))
+        #expect(entries.map(\.record.event).prefix(2) == [.segmentOpened, .start])
+        #expect(entries.last?.record.event == .stop)
+        #expect(log.statistics.entries == 203)
+        #expect(log.statistics.treeSize == 203)
+    }
+
+    @Test func pendingEntriesShareOneSync() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        // A slow disk: while one sync runs, everything appended meanwhile waits for the next one.
+        let slow = AuditIO(write: AuditIO.system.write, sync: { fd in usleep(20_000); return fdatasync(fd) })
+        let log = try AuditLog(Fixture.configuration(dir.path), io: slow)
+        let before = log.statistics
+        let done = Mutex(0)
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            for n in 0..<100 {
+                log.append(Fixture.decision(n)) { result in
+                    #expect((try? result.get()) != nil)
+                    if done.withLock({ $0 += 1; return $0 }) == 100 { finished.resume() }
+                }
+            }
+        }
+        let after = log.statistics
+        #expect(after.entries - before.entries == 100)
+        #expect(after.syncs - before.syncs <= 3, "\(after.syncs - before.syncs) syncs for 100 entries")
+        log.close()
+    }
+
+    @Test func aReopenedLogContinuesTheChain() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try await Fixture.log(in: dir.path, count: 3)
+        try await Fixture.log(in: dir.path, count: 3)
+        let events = try Fixture.entries(dir.path).map(\.record.event)
+        #expect(events == [.segmentOpened, .start, .decision, .decision, .decision, .stop,
+                           .start, .decision, .decision, .decision, .stop])
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    @Test func aTornLastLineIsTrimmedAndRecorded() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        for n in 0..<3 { _ = try await log.append(Fixture.decision(n)) }
+        log.abandonForTesting()
+        let torn = Array("{\"client_addr\":\"10.0.0.1:5000\",\"credential_id\":\"cr".utf8)
+        try SegmentFile.last(in: dir.path).write(trailing: torn)
+
+        let reopened = try AuditLog(Fixture.configuration(dir.path))
+        _ = try await reopened.append(Fixture.decision(3))
+        reopened.close()
+        let entries = try Fixture.entries(dir.path)
+        let recovery = try #require(entries.first { $0.record.event == .recovery })
+        #expect(recovery.seq == 5)
+        #expect(recovery.record.detail["bytes_trimmed"] == .int(Int64(torn.count)))
+        #expect(recovery.record.detail["last_seq"] == .int(4))
+        #expect(entries.map(\.record.event).suffix(4) == [.recovery, .start, .decision, .stop])
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    @Test func anUncleanStopWithoutATornLineIsStillRecorded() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        _ = try await log.append(Fixture.decision(0))
+        log.abandonForTesting()
+        try await Fixture.log(in: dir.path, count: 1)
+        let recovery = try #require(try Fixture.entries(dir.path).first { $0.record.event == .recovery })
+        #expect(recovery.record.detail["bytes_trimmed"] == .int(0))
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    @Test func recoveryNeverCutsSignedOrMiddleEntries() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try await Fixture.log(in: dir.path, count: 5)
+        var segment = try SegmentFile.last(in: dir.path)
+        // The stop entry is covered by the final checkpoint: cutting it short is not a crash to repair.
+        let stop = segment.lines.removeLast()
+        try segment.write(trailing: Array(stop.prefix(40)))
+        #expect(throws: AuditError.self) { try AuditLog(Fixture.configuration(dir.path)) }
+        segment.lines.append(stop)
+        // A changed entry in the middle is not a torn tail either.
+        let index = try #require(segment.index(ofSeq: 3))
+        segment.lines[index] = replacing(segment.lines[index], "decision number 1", "decision number 2")
+        try segment.write()
+        do {
+            _ = try AuditLog(Fixture.configuration(dir.path))
+            Issue.record("opened a tampered log")
+        } catch {
+            #expect(error.description.contains("entry_hash does not match"), "\(error)")
+        }
+    }
+
+    @Test func rotationBySizeStartsEachSegmentWithItsEntry() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try await Fixture.log(in: dir.path, count: 40, rotationBytes: 3_000)
+        let segments = try LogFiles.segments(in: dir.path)
+        #expect(segments.count >= 3)
+        for segment in segments {
+            let first = try AuditEntry(line: try SegmentFile(segment.path).lines[0])
+            #expect(first.record.event == .segmentOpened)
+            #expect(first.record.detail["segment"] == .int(Int64(segment.number)))
+            #expect(try LogFiles.read(segment.path).count < 3_000 + 1_000)
+        }
+        let report = try Fixture.verify(dir.path)
+        #expect(report.outcome == .ok)
+        #expect(report.checkpointsVerified == segments.count + 1)  // open, each rotation, close
+    }
+
+    @Test func rotationByTime() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path, rotationInterval: .milliseconds(50)))
+        _ = try await log.append(Fixture.decision(0))
+        try await Task.sleep(for: .milliseconds(120))
+        _ = try await log.append(Fixture.decision(1))
+        log.close()
+        #expect(try LogFiles.segments(in: dir.path).count == 2)
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    @Test func checkpointsAreSignedPeriodicallyAndMirrored() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let mirror = dir.sub("mirror")
+        let log = try AuditLog(Fixture.configuration(dir.sub("log"), checkpointInterval: .milliseconds(50), mirror: mirror))
+        _ = try await log.append(Fixture.decision(0))
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(log.statistics.checkpoints == 2)  // the one at open, one more for the new entry, none while idle
+        let latest = try SignedCheckpoint(parsing: String(contentsOfFile: mirror + "/" + CheckpointHistory.latestFileName, encoding: .utf8))
+        #expect(latest.checkpoint.size == 3)
+        #expect(latest.note.verifiedSigners([Fixture.key.verifierKey]).count == 1)
+        log.close()
+        #expect(try Fixture.verify(dir.sub("log"), mirror: mirror).outcome == .ok)
+    }
+
+    @Test func aWriteErrorFailsTheLogClosed() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let syncs = Mutex(0)
+        let failing = AuditIO(write: AuditIO.system.write, sync: { fd in
+            // Open syncs the segment, the directory files and checkpoints; fail a little after that.
+            if syncs.withLock({ $0 += 1; return $0 }) > 12 { errno = EIO; return -1 }
+            return fdatasync(fd)
+        })
+        let log = try AuditLog(Fixture.configuration(dir.path), io: failing)
+        var failure: AuditError?
+        for n in 0..<20 {
+            do {
+                _ = try await log.append(Fixture.decision(n))
+            } catch {
+                failure = error
+                break
+            }
+        }
+        let error = try #require(failure)
+        #expect(error == .io(operation: "fdatasync", path: dir.path + "/audit-000001.jsonl", errno: EIO))
+        #expect(error.description.contains("Input/output error"))
+        #expect(log.failure == error)
+        // Refused at once from now on, with the same reason.
+        await #expect(throws: error) { try await log.append(Fixture.decision(99)) }
+        let refused = await withCheckedContinuation { continuation in
+            log.append(Fixture.decision(100)) { continuation.resume(returning: $0) }
+        }
+        #expect(refused == .failure(error))
+        log.close()
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "mounting a tmpfs needs root"))
+    func aFullDiskFailsTheLogClosed() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        guard mount("tmpfs", dir.path, "tmpfs", 0, "size=64k") == 0 else {
+            Issue.record("mount tmpfs failed: errno \(errno)")
+            return
+        }
+        defer { umount(dir.path) }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        var failure: AuditError?
+        for n in 0..<1_000 {
+            do {
+                _ = try await log.append(Fixture.decision(n))
+            } catch {
+                failure = error
+                break
+            }
+        }
+        guard case .io(_, _, let code)? = failure else {
+            Issue.record("64 KiB took 1,000 entries: \(String(describing: failure))")
+            return
+        }
+        #expect(code == ENOSPC)
+        #expect(log.failure == failure)
+        await #expect(throws: AuditError.self) { try await log.append(Fixture.decision(0)) }
+        log.close()
+    }
+
+    @Test func aDirectoryHasOneWriter() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        #expect(throws: AuditError.locked(path: dir.path)) { try AuditLog(Fixture.configuration(dir.path)) }
+        log.close()
+        try AuditLog(Fixture.configuration(dir.path)).close()
+    }
+
+    @Test func lifecycleEventsOfTheLogCannotBeForged() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        for event in AuditEvent.allCases where event.isWrittenByLog {
+            await #expect(throws: AuditError.self) { try await log.append(AuditRecord(event: event)) }
+        }
+        await #expect(throws: AuditError.self) { try await log.append(AuditRecord(detail: ["n": .int(1 << 60)])) }
+        let seq = try await log.append(.policyLoaded(version: "abc", path: "/etc/palisade/policy.yaml"))
+        #expect(seq == 2)
+        log.close()
+        await #expect(throws: AuditError.closed) { try await log.append(Fixture.decision(0)) }
+    }
+}
