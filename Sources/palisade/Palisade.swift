@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 @main
-struct Palisade: ParsableCommand {
+struct Palisade: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "palisade",
         abstract: "A SQL firewall for PostgreSQL: admits one read-only SELECT at a time.",
@@ -10,10 +10,14 @@ struct Palisade: ParsableCommand {
     )
 
     /// Exit codes: 0 success or allow, 1 deny, 2 usage or configuration error.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
         } catch {
