@@ -37,7 +37,7 @@ public struct APIKeyStore: Sendable {
     /// exists and whatever the hash's first differing byte, so timing tells nothing.
     public func authenticate(_ presented: String) -> APIKey? {
         let digest = Array(SHA256.hash(data: Array(presented.utf8)))
-        let parts = presented.split(separator: "_")
+        let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         let candidate = parts.count == 3 && parts[0] == "pal" ? byID[String(parts[1])] : nil
         let expected = candidate?.sha256 ?? Self.decoy
         var difference: UInt8 = 0

@@ -377,7 +377,7 @@ private final class DecisionContext {
             decision = engine.evaluate(sql)
         }
         session?.record(kind: kind.rawValue, tenant: key.tenant, credential: key.id, user: user, decision, requestID: requestID)
-        guard !decision.isAllowed else { return (decision, nil) }
+        guard !decision.isAllowed, !engine.policy.isMonitorOnly || kind == .functionCall else { return (decision, nil) }
         return (decision, ServerNotice(
             sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, detail: "rule \(decision.rule.rawValue); request \(requestID)",
             hint: decision.hint, position: decision.position))

@@ -269,6 +269,7 @@ public struct QueryRelay {
     private mutating func finish(_ frame: Frame, relay: Bool, into output: inout Output) {
         if relay { output.toClient.writeFrame(frame) }
         pop()
+        emitRefusalsAtHead(into: &output)
     }
 
     private var head: Expectation? { pendingHead < pending.count ? pending[pendingHead] : nil }

@@ -1031,7 +1031,7 @@ struct Analyzer {
         }
         let qualified = "\(resolvedSchema).\(name)"
         if resolvedSchema == "pg_catalog" || resolvedSchema == "information_schema" {
-            guard policy.allowsCatalog else {
+            guard policy.allowsCatalog || (resolvedSchema == "pg_catalog" && policy.catalogRelations.contains(name)) else {
                 throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile",
                            "Query your application's tables in \(readable); system catalogs are not available to this profile.")
             }

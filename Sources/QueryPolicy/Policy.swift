@@ -26,6 +26,8 @@ public struct Policy: Sendable {
     public var searchPath: [String]
     /// Whether pg_catalog and information_schema may be read (never the secret relations).
     public var allowsCatalog: Bool
+    /// Catalog relations readable even without `allowsCatalog`, such as those drivers read at connect.
+    public var catalogRelations: Set<String>
     /// Allowed pg_catalog functions (unqualified or `pg_catalog.`-qualified).
     public var builtinFunctions: Set<String>
     /// Allowed functions outside pg_catalog, as `schema.name`.
@@ -34,6 +36,9 @@ public struct Policy: Sendable {
     public var allowsAnyCurrentSetting: Bool
     /// Whether the audit log may carry raw query text instead of the normalized text.
     public var logsRawQueryText: Bool
+    /// `monitor` admits everything and only records what `enforce` would deny, for trying a policy
+    /// against real traffic; the server's read-only session still refuses writes.
+    public var isMonitorOnly: Bool
 
     /// The setting that carries the caller's verified claims into the transaction.
     public static let claimSetting = "request.jwt.claims"
@@ -108,12 +113,14 @@ extension Policy {
             throw PolicyError(file: file, reason: "not valid YAML: \(error)")
         }
         let reader = YAMLReader(file: file)
-        let top = try reader.mapping(root, path: "", keys: ["profile", "limits", "statements", "relations", "functions", "audit"])
+        let top = try reader.mapping(root, path: "", keys: ["profile", "mode", "limits", "statements", "relations", "functions", "audit"])
 
         let profile = try reader.string(top["profile"], path: "profile", required: true)!
+        let mode = try reader.string(top["mode"], path: "mode") ?? "enforce"
+        guard mode == "enforce" || mode == "monitor" else { throw reader.error(top["mode"], path: "mode", "expected enforce or monitor") }
         let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
-        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog"])
+        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations"])
         let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
         let audit = try reader.mapping(top["audit"], path: "audit", keys: ["raw_query_text"])
 
@@ -162,6 +169,10 @@ extension Policy {
             throw reader.error(limits["max_nesting_depth"], path: "limits.max_nesting_depth", "must be between 1 and 1000")
         }
         let searchPath = try reader.stringList(relations["search_path"], path: "relations.search_path")
+        let catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
+        for name in catalogRelations where SecretRelations.names.contains(name) || SecretColumns.byRelation[name] != nil {
+            throw reader.error(relations["catalog_relations"], path: "relations.catalog_relations", "\(name) can never be listed: it holds credentials or other sessions' data")
+        }
         let timeout = try reader.integer(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms") ?? 30_000
         guard (1...86_400_000).contains(timeout) else {
             throw reader.error(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms", "must be between 1 and 86400000 (one day)")
@@ -180,10 +191,12 @@ extension Policy {
             readableSchemas: Set(try reader.stringList(relations["schemas"], path: "relations.schemas")),
             searchPath: searchPath.isEmpty ? ["public"] : searchPath,
             allowsCatalog: try reader.bool(relations["catalog"], path: "relations.catalog") ?? false,
+            catalogRelations: catalogRelations,
             builtinFunctions: catalog.names(inCategories: Set(categories)),
             extraFunctions: Set(extra),
             allowsAnyCurrentSetting: currentSetting == "any",
-            logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false
+            logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false,
+            isMonitorOnly: mode == "monitor"
         )
     }
 }

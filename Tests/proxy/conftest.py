@@ -1,0 +1,145 @@
+"""Fixtures: a PostgreSQL role and data for Palisade, API keys, a TLS certificate, and Palisade itself.
+
+The PostgreSQL server is the throwaway one scripts/with-postgres.sh starts (PG* variables name a
+superuser); nothing here runs without it.
+"""
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import time
+
+import psycopg2
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("PALISADE_BIN", str(ROOT / ".build/debug/palisade"))
+DATABASE = "palisade_proxy_test"
+APP_ROLE, APP_PASSWORD = "palisade_proxy_test_app", "app-secret"
+
+
+def admin_sql(database, *statements):
+    """Runs statements as the superuser, each in its own transaction (DROP DATABASE needs that)."""
+    connection = psycopg2.connect(dbname=database)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database():
+    if "PGPORT" not in os.environ:
+        pytest.skip("no PostgreSQL: run through scripts/with-postgres.sh")
+    admin_sql("postgres", f"DROP DATABASE IF EXISTS {DATABASE}", f"CREATE DATABASE {DATABASE}",
+              f"DROP ROLE IF EXISTS {APP_ROLE}",
+              f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}' NOSUPERUSER NOBYPASSRLS")
+    subprocess.run(["pgbench", "-i", "-s", "1", "-q", DATABASE], check=True, capture_output=True)
+    admin_sql(DATABASE,
+              "CREATE TABLE orders (id int PRIMARY KEY, region text, amount numeric)",
+              "INSERT INTO orders SELECT g, (ARRAY['north','south','east'])[g % 3 + 1], g * 10 FROM generate_series(1, 30) g",
+              "CREATE TABLE scratch (note text)",
+              f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {APP_ROLE}",
+              # Only the server's read-only session stops this write (see the monitor-mode backstop test).
+              f"GRANT INSERT ON scratch TO {APP_ROLE}")
+    return DATABASE
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("palisade")
+
+
+@pytest.fixture(scope="session")
+def keys(workdir):
+    path = workdir / "keys.yaml"
+
+    def create(tenant, profile):
+        out = subprocess.run([BINARY, "keys", "create", "--tenant", tenant, "--profile", profile, "--keys-file", str(path)],
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    return {"file": path, "agent": create("acme", "agent"), "analyst": create("acme", "analyst"),
+            "monitor": create("acme", "monitor")}
+
+
+@pytest.fixture(scope="session")
+def certificate(workdir):
+    cert, key = workdir / "server.crt", workdir / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def monitor_policy(workdir):
+    text = (ROOT / "Policies/readonly.yaml").read_text().replace("mode: enforce", "mode: monitor")
+    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
+    path = workdir / "monitor.yaml"
+    path.write_text(text)
+    return path
+
+
+class Palisade:
+    def __init__(self, arguments):
+        self.port = free_port()
+        self.process = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", *arguments],
+                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self.process.stdout.readline()
+        if "listening" not in line:
+            self.process.kill()
+            raise RuntimeError(f"palisade did not start: {line}{self.process.stdout.read()}")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def backend_url(database):
+    return f"postgres://{APP_ROLE}:{APP_PASSWORD}@{os.environ['PGHOST']}:{os.environ['PGPORT']}/{database}"
+
+
+@pytest.fixture(scope="session")
+def palisade(database, keys, monitor_policy):
+    """Palisade without TLS (loopback development mode)."""
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def palisade_tls(database, keys, certificate, monitor_policy):
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "require",
+                       "--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1]), "--profile", f"monitor={monitor_policy}"])
+    yield server
+    server.stop()
+
+
+def dsn(server, key, sslmode="disable", user="agent", database=DATABASE):
+    return f"host=127.0.0.1 port={server.port} dbname={database} user={user} password={key} sslmode={sslmode}"
+
+
+@pytest.fixture
+def psql_env(keys):
+    env = dict(os.environ)
+    for name in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"):
+        env.pop(name, None)
+    return env
+
+
+def have(command):
+    return shutil.which(command) is not None

@@ -1,0 +1,158 @@
+"""Real clients through Palisade: psql, pgbench, psycopg2, SQLAlchemy 2, psycopg 3, asyncpg."""
+import asyncio
+import subprocess
+import threading
+import time
+
+import asyncpg
+import psycopg
+import psycopg2
+import psycopg2.errors
+import pytest
+import sqlalchemy
+
+from conftest import DATABASE, dsn
+
+
+def psql(server, key, *commands, sslmode="disable", env=None):
+    arguments = ["psql", "-X", "-v", "VERBOSITY=verbose", dsn(server, key, sslmode)]
+    for command in commands:
+        arguments += ["-c", command]
+    return subprocess.run(arguments, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_psql_allowed_query(palisade, keys, psql_env):
+    result = psql(palisade, keys["agent"], "SELECT count(*) AS orders FROM orders", env=psql_env)
+    assert result.returncode == 0, result.stderr
+    assert " 30" in result.stdout
+
+
+def test_psql_denied_delete_shows_sqlstate_rule_and_hint(palisade, keys, psql_env):
+    result = psql(palisade, keys["agent"], "DELETE FROM orders", env=psql_env)
+    assert result.returncode != 0
+    assert "ERROR:  42501: Palisade: DELETE is not allowed" in result.stderr
+    assert "rule stmt.dml; request " in result.stderr
+    assert "HINT:" in result.stderr
+    check = psql(palisade, keys["agent"], "SELECT count(*) FROM orders", env=psql_env)
+    assert " 30" in check.stdout
+
+
+def test_psql_describe_with_analyst_profile(palisade, keys, psql_env):
+    for command in ("\\d", "\\dt", "\\d orders", "\\dn", "\\df", "\\dv", "\\di", "\\l", "\\du"):
+        result = psql(palisade, keys["analyst"], command, env=psql_env)
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        assert "Palisade" not in result.stderr, f"{command}: {result.stderr}"
+    assert "orders" in psql(palisade, keys["analyst"], "\\dt", env=psql_env).stdout
+
+
+def test_psql_describe_is_denied_to_agents(palisade, keys, psql_env):
+    result = psql(palisade, keys["agent"], "\\dt", env=psql_env)
+    assert "ERROR:  42501: Palisade: " in result.stderr
+
+
+def test_psql_over_tls(palisade_tls, keys, psql_env):
+    result = psql(palisade_tls, keys["agent"], "SELECT 'tls' AS over", sslmode="require", env=psql_env)
+    assert result.returncode == 0, result.stderr
+    assert "tls" in result.stdout
+
+
+def test_tls_required_refuses_plaintext(palisade_tls, keys, psql_env):
+    result = psql(palisade_tls, keys["agent"], "SELECT 1", sslmode="disable", env=psql_env)
+    assert result.returncode != 0
+    assert "only over TLS" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_select_only(palisade, keys, psql_env, mode):
+    env = dict(psql_env, PGPASSWORD=keys["agent"])
+    result = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(palisade.port), "-U", "agent", "-n", "-S", "-M", mode,
+                             "-c", "4", "-t", "250", DATABASE], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "number of transactions actually processed: 1000/1000" in result.stdout
+    assert "number of failed transactions: 0" in result.stdout
+
+
+def test_psycopg2_queries_denials_and_transactions(palisade, keys):
+    connection = psycopg2.connect(dsn(palisade, keys["agent"]))
+    cursor = connection.cursor()
+    cursor.execute("SELECT region, sum(amount) FROM orders WHERE id > %s GROUP BY region ORDER BY region", (3,))
+    assert [row[0] for row in cursor.fetchall()] == ["east", "north", "south"]
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege) as denied:
+        cursor.execute("UPDATE orders SET amount = 0")
+    assert denied.value.pgcode == "42501"
+    assert "stmt.dml" in denied.value.pgerror
+    connection.rollback()
+    cursor.execute("SELECT 1")
+    assert cursor.fetchone() == (1,)
+    connection.commit()
+    connection.close()
+
+
+def test_sqlalchemy_engine_connects_and_reads(palisade, keys):
+    engine = sqlalchemy.create_engine(
+        f"postgresql+psycopg2://agent:{keys['agent']}@127.0.0.1:{palisade.port}/{DATABASE}?sslmode=disable")
+    with engine.connect() as connection:
+        total = connection.execute(sqlalchemy.text("SELECT sum(amount) FROM orders WHERE region = :region"), {"region": "north"}).scalar()
+        assert total > 0
+        with pytest.raises(sqlalchemy.exc.ProgrammingError) as denied:
+            connection.execute(sqlalchemy.text("DROP TABLE orders"))
+        assert "stmt.ddl" in str(denied.value)
+    engine.dispose()
+
+
+def test_psycopg3_parameters_and_pipeline_with_denial(palisade, keys):
+    with psycopg.connect(dsn(palisade, keys["agent"]), autocommit=True) as connection:
+        assert connection.execute("SELECT count(*) FROM orders WHERE amount > %s", (100,)).fetchone() == (20,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with connection.pipeline():
+                first = connection.execute("SELECT 1")
+                connection.execute("DELETE FROM orders")
+                connection.execute("SELECT 3")
+        assert first.fetchone() == (1,)
+        assert connection.execute("SELECT 'still usable'").fetchone() == ("still usable",)
+
+
+def test_asyncpg_prepared_statements_and_denial(palisade, keys):
+    async def scenario():
+        connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
+                                           database=DATABASE, ssl=False)
+        statement = await connection.prepare("SELECT amount FROM orders WHERE id = $1")
+        assert await statement.fetchval(5) == 50
+        assert [await statement.fetchval(i) for i in (1, 2, 3)] == [10, 20, 30]
+        rows = await connection.fetch("SELECT id FROM orders WHERE region = $1 ORDER BY id LIMIT 3", "north")
+        assert len(rows) == 3
+        with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+            await connection.execute("TRUNCATE orders")
+        assert await connection.fetchval("SELECT 42") == 42
+        await connection.close()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_request_reaches_the_right_backend(palisade, keys):
+    connection = psycopg2.connect(dsn(palisade, keys["agent"]))
+    cursor = connection.cursor()
+    timer = threading.Timer(1.0, connection.cancel)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(psycopg2.errors.QueryCanceled):
+        cursor.execute("SELECT count(*) FROM generate_series(1, 2000000000)")
+    assert time.monotonic() - started < 15
+    connection.rollback()
+    cursor.execute("SELECT 1")
+    connection.close()
+
+
+def test_server_refuses_writes_when_the_policy_admits_them(palisade, keys):
+    """Monitor mode admits everything; the server's read-only session is what stops the write."""
+    connection = psycopg2.connect(dsn(palisade, keys["monitor"], user="monitor"))
+    cursor = connection.cursor()
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+        cursor.execute("INSERT INTO scratch VALUES ('slipped through')")
+    connection.rollback()
+    # Every transaction starts with Palisade's claims statement, so the server refuses to switch
+    # it to read-write: "transaction read-write mode must be set before any query".
+    with pytest.raises(psycopg2.errors.ActiveSqlTransaction):
+        cursor.execute("SET TRANSACTION READ WRITE")
+    connection.rollback()
+    connection.close()

@@ -1,0 +1,136 @@
+"""The protocol at the byte level: pipelines, refusals, limits, startup rules."""
+import socket
+import struct
+
+import pytest
+
+import wire
+from conftest import DATABASE
+
+
+def connect(palisade, keys, profile="agent", **parameters):
+    return wire.Connection(palisade.port, keys[profile], user=profile, database=DATABASE, **parameters)
+
+
+def test_denied_parse_in_a_pipeline_keeps_order_and_sync(palisade, keys):
+    connection = connect(palisade, keys)
+    connection.send(wire.parse("SELECT 1") + wire.bind() + wire.execute()
+                    + wire.parse("DELETE FROM orders") + wire.bind() + wire.execute()
+                    + wire.parse("SELECT 3") + wire.bind() + wire.execute() + wire.SYNC)
+    messages = connection.read_until_ready()
+    assert wire.kinds(messages) == "12DCEZ"
+    error = wire.fields(messages[4][1])
+    assert error["C"] == "42501" and "stmt.dml" in error["D"]
+    connection.send(wire.query("SELECT 'after'"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
+
+
+def test_bind_to_a_statement_that_was_not_admitted_is_refused(palisade, keys):
+    connection = connect(palisade, keys)
+    connection.send(wire.parse("DROP TABLE orders", name="evil") + wire.SYNC)
+    assert wire.kinds(connection.read_until_ready()) == "EZ"
+    connection.send(wire.bind(statement="evil") + wire.execute() + wire.SYNC)
+    messages = connection.read_until_ready()
+    assert wire.kinds(messages) == "EZ"
+    assert wire.fields(messages[0][1])["C"] == "26000"
+    connection.close()
+
+
+def test_named_statements_portals_describe_close_flush(palisade, keys):
+    connection = connect(palisade, keys)
+    connection.send(wire.parse("SELECT id FROM orders WHERE id < 3 ORDER BY id", name="s1") + wire.bind("s1", "p1")
+                    + wire.describe_portal("p1") + wire.execute("p1") + wire.frame(b"C", b"S" + wire.cstr("s1"))
+                    + wire.frame(b"H"))
+    assert [connection.read()[0] for _ in range(7)] == [b"1", b"2", b"T", b"D", b"D", b"C", b"3"]
+    connection.send(wire.SYNC)
+    assert wire.kinds(connection.read_until_ready()) == "Z"
+    connection.close()
+
+
+def test_function_call_message_is_refused(palisade, keys):
+    connection = connect(palisade, keys)
+    connection.send(wire.frame(b"F", struct.pack("!i", 1598) + struct.pack("!hhh", 0, 0, 0)))
+    messages = connection.read_until_ready()
+    assert wire.kinds(messages) == "EZ"
+    connection.send(wire.query("SELECT 1"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
+
+
+def test_oversized_message_is_refused_before_buffering_and_others_continue(palisade, keys):
+    bystander = connect(palisade, keys)
+    victim = connect(palisade, keys)
+    victim.send(b"Q" + struct.pack("!i", 512 * 1024 * 1024))
+    kind, body = victim.read()
+    assert kind == b"E" and wire.fields(body)["C"] == "54000"
+    with pytest.raises((EOFError, ConnectionResetError)):
+        victim.read()
+    bystander.send(wire.query("SELECT 2"))
+    assert wire.kinds(bystander.read_until_ready()) == "TDCZ"
+    bystander.close()
+
+
+def test_frames_split_across_reads_are_reassembled(palisade, keys):
+    connection = connect(palisade, keys)
+    message = wire.query("SELECT 'split'")
+    for byte in message:
+        connection.send(bytes([byte]))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
+
+
+def test_unknown_message_type_ends_only_that_session(palisade, keys):
+    bystander = connect(palisade, keys)
+    victim = connect(palisade, keys)
+    victim.send(wire.frame(b"y", b"junk"))
+    kind, body = victim.read()
+    assert kind == b"E" and wire.fields(body)["C"] == "08P01"
+    bystander.send(wire.query("SELECT 3"))
+    assert wire.kinds(bystander.read_until_ready()) == "TDCZ"
+    bystander.close()
+
+
+def test_startup_options_are_not_forwarded(palisade, keys):
+    connection = connect(palisade, keys, profile="analyst", options="-c search_path=pg_temp -c default_transaction_read_only=off")
+    connection.send(wire.query("SELECT current_setting('search_path'), current_setting('default_transaction_read_only')"))
+    messages = connection.read_until_ready()
+    row = messages[1][1]
+    assert b"pg_temp" not in row and b"on" in row
+    connection.close()
+
+
+def test_replication_connections_are_rejected(palisade, keys):
+    with pytest.raises(ConnectionRefusedError) as refused:
+        connect(palisade, keys, replication="database")
+    assert "replication" in refused.value.args[0]["M"]
+
+
+def test_wrong_key_gets_28P01(palisade, keys):
+    with pytest.raises(ConnectionRefusedError) as refused:
+        wire.Connection(palisade.port, "pal_00000000_not-a-key", database=DATABASE)
+    assert refused.value.args[0]["C"] == "28P01"
+
+
+def test_backend_key_data_is_palisades_own(palisade, keys):
+    connection = connect(palisade, keys)
+    connection.send(wire.query("SELECT pg_backend_pid()"))
+    messages = connection.read_until_ready()
+    pid = int(messages[1][1][6:].decode())
+    assert connection.cancel_key[0] != pid
+    connection.close()
+
+
+def test_ssl_request_without_tls_is_answered_n(palisade):
+    with socket.create_connection(("127.0.0.1", palisade.port)) as sock:
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        assert sock.recv(1) == b"N"
+        sock.sendall(struct.pack("!ii", 8, 80877104))
+        assert sock.recv(1) == b"N"
+
+
+def test_bytes_after_ssl_request_are_refused(palisade_tls):
+    with socket.create_connection(("127.0.0.1", palisade_tls.port)) as sock:
+        sock.sendall(struct.pack("!ii", 8, 80877103) + wire.query("SELECT 1"))
+        reply = sock.recv(1)
+        assert reply in (b"", b"E")

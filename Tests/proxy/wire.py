@@ -1,0 +1,109 @@
+"""A minimal PostgreSQL protocol 3.0 client for tests that need exact control of the bytes."""
+import socket
+import struct
+
+
+def cstr(text):
+    return text.encode() + b"\0"
+
+
+def frame(kind, body=b""):
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def startup(user, database, **parameters):
+    body = struct.pack("!i", 196608) + cstr("user") + cstr(user) + cstr("database") + cstr(database)
+    for name, value in parameters.items():
+        body += cstr(name) + cstr(value)
+    body += b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def query(sql):
+    return frame(b"Q", cstr(sql))
+
+
+def parse(sql, name=""):
+    return frame(b"P", cstr(name) + cstr(sql) + struct.pack("!h", 0))
+
+
+def bind(statement="", portal=""):
+    return frame(b"B", cstr(portal) + cstr(statement) + struct.pack("!hhh", 0, 0, 0))
+
+
+def execute(portal=""):
+    return frame(b"E", cstr(portal) + struct.pack("!i", 0))
+
+
+def describe_portal(portal=""):
+    return frame(b"D", b"P" + cstr(portal))
+
+
+SYNC = frame(b"S")
+TERMINATE = frame(b"X")
+
+
+class Connection:
+    def __init__(self, port, key, user="agent", database="postgres", **parameters):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buffer = b""
+        self.sock.sendall(startup(user, database, **parameters))
+        kind, body = self.read()
+        if kind == b"E":
+            raise ConnectionRefusedError(fields(body))
+        assert kind == b"R" and struct.unpack("!i", body[:4])[0] == 3, (kind, body)
+        self.sock.sendall(frame(b"p", cstr(key)))
+        self.parameters = {}
+        while True:
+            kind, body = self.read()
+            if kind == b"E":
+                raise ConnectionRefusedError(fields(body))
+            if kind == b"S":
+                name, value = body.split(b"\0")[:2]
+                self.parameters[name.decode()] = value.decode()
+            if kind == b"K":
+                self.cancel_key = struct.unpack("!ii", body)
+            if kind == b"Z":
+                break
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read(self):
+        while len(self.buffer) < 5 or len(self.buffer) < 1 + struct.unpack("!i", self.buffer[1:5])[0]:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buffer += chunk
+        length = struct.unpack("!i", self.buffer[1:5])[0]
+        kind, body, self.buffer = self.buffer[:1], self.buffer[5:1 + length], self.buffer[1 + length:]
+        return kind, body
+
+    def read_until_ready(self):
+        """Messages up to and including ReadyForQuery, as (type, body) pairs."""
+        messages = []
+        while True:
+            kind, body = self.read()
+            messages.append((kind, body))
+            if kind == b"Z":
+                return messages
+
+    def close(self):
+        try:
+            self.sock.sendall(TERMINATE)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def fields(body):
+    """An ErrorResponse's fields by code."""
+    result = {}
+    for part in body.split(b"\0"):
+        if part:
+            result[chr(part[0])] = part[1:].decode()
+    return result
+
+
+def kinds(messages):
+    return b"".join(kind for kind, _ in messages).decode()
