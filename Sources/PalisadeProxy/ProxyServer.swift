@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -7,7 +8,7 @@ public final class ProxyServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let cancels = CancelRegistry()
 
-    public init(configuration: ProxyConfiguration, threads: Int = System.coreCount) {
+    public init(configuration: ProxyConfiguration, threads: Int = Int(ProcessInfo.processInfo.environment["PALISADE_THREADS"] ?? "") ?? System.coreCount) {
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     }

@@ -13,7 +13,8 @@ final class ProxySession {
         case awaitingStartup(tls: Bool)
         case awaitingPassword(parameters: [String: String], tls: Bool)
         case connecting(Login, buffered: [Frame])
-        case relaying(QueryRelay)
+        /// Queries flow; the relay is kept outside the enum so it is mutated in place, not copied.
+        case relaying
         case closed
     }
 
@@ -33,8 +34,9 @@ final class ProxySession {
     private var backendChannel: Channel?
     private var clientAddress = ""
     private var cancelKey: (processID: Int32, secretKey: Int32)?
-    private var backendNeedsFlush = false
-    private var clientNeedsFlush = false
+    private var relay: QueryRelay?
+    /// What the current reads produced, written once when the read batch completes.
+    private var output = QueryRelay.Output()
 
     init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop) {
         self.configuration = configuration
@@ -55,7 +57,7 @@ final class ProxySession {
         case (.awaitingStartup(let tls), .startup(.sslRequest)):
             if !tls, configuration.tlsMode != .disable, let tlsContext = configuration.tls, let context = clientContext {
                 writeToClient { $0.writeInteger(UInt8(ascii: "S")) }
-                flushClient()
+                sendOutput()
                 do {
                     try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
                 } catch {
@@ -79,10 +81,9 @@ final class ProxySession {
             // A client may send its first queries before it has read ReadyForQuery.
             buffered.append(frame)
             state = .connecting(login, buffered: buffered)
-        case (.relaying(var relay), .frame(let frame)):
-            let output = relay.clientFrame(frame)
-            state = .relaying(relay)
-            execute(output)
+        case (.relaying, .frame(let frame)):
+            relay!.clientFrame(frame, into: &output)
+            if output.close { sendOutput(); close() }
         case (.closed, _):
             break
         default:
@@ -100,7 +101,6 @@ final class ProxySession {
         }
         state = .awaitingPassword(parameters: parameters, tls: tls)
         writeToClient { BackendEncoder.authenticationCleartextPassword(into: &$0) }
-        flushClient()
     }
 
     private func authenticate(password: String, parameters: [String: String]) {
@@ -120,8 +120,7 @@ final class ProxySession {
     }
 
     func clientReadComplete() {
-        flushBackend()
-        flushClient()
+        sendOutput()
     }
 
     func clientWritabilityChanged(isWritable: Bool) {
@@ -173,6 +172,7 @@ final class ProxySession {
 
     func backendActive(_ channel: Channel) {
         guard case .connecting(let login, _) = state else { return }
+        backendChannel = channel
         let policy = login.engine.policy
         var parameters: [(String, String)] = [
             ("user", configuration.backend.user),
@@ -186,23 +186,21 @@ final class ProxySession {
         for name in ProxyConfiguration.forwardedStartupParameters.sorted() where name != "application_name" {
             if let value = login.parameters[name] { parameters.append((name, value)) }
         }
-        var buffer = channel.allocator.buffer(capacity: 256)
-        FrontendEncoder.startup(parameters, into: &buffer)
-        channel.writeAndFlush(buffer, promise: nil)
+        FrontendEncoder.startup(parameters, into: &output.toBackend)
+        sendOutput()
     }
 
     func backendFrame(_ frame: Frame) {
         switch state {
-        case .relaying(var relay):
-            let output = relay.backendFrame(frame)
-            state = .relaying(relay)
-            execute(output)
+        case .relaying:
+            relay!.backendFrame(frame, into: &output)
+            if output.close { sendOutput(); close() }
         case .connecting(var login, let buffered):
             let step = login.startup.frame(frame)
             state = .connecting(login, buffered: buffered)
             switch step {
             case .send(let buffer):
-                backendChannel?.writeAndFlush(buffer, promise: nil)
+                output.toBackend.writeImmutableBuffer(buffer)
             case .wait:
                 break
             case .ready(let parameters, let processID, let secretKey):
@@ -224,13 +222,12 @@ final class ProxySession {
             BackendEncoder.backendKeyData(processID: key.processID, secretKey: key.secretKey, into: &buffer)
             BackendEncoder.readyForQuery(.idle, into: &buffer)
         }
-        flushClient()
         let context = DecisionContext(session: self, login: login)
-        var relay = QueryRelay(claims: Self.claims(for: login.key)) { sql, kind in context.decide(sql, kind) }
-        for frame in buffered { execute(relay.clientFrame(frame)) }
-        state = .relaying(relay)
-        flushBackend()
-        flushClient()
+        relay = QueryRelay(claims: Self.claims(for: login.key)) { sql, kind in context.decide(sql, kind) }
+        state = .relaying
+        for frame in buffered { relay!.clientFrame(frame, into: &output) }
+        sendOutput()
+        if output.close { close() }
     }
 
     /// The claims Postgres row-level security reads, in PostgREST's shape.
@@ -243,8 +240,7 @@ final class ProxySession {
     }
 
     func backendReadComplete() {
-        flushClient()
-        flushBackend()
+        sendOutput()
     }
 
     func backendClosed() {
@@ -271,41 +267,22 @@ final class ProxySession {
         }
     }
 
-    // MARK: - Executing
-
-    private func execute(_ output: QueryRelay.Output) {
-        if output.toBackend.readableBytes > 0, let backendChannel {
-            backendChannel.write(output.toBackend, promise: nil)
-            backendNeedsFlush = true
-        }
-        if output.toClient.readableBytes > 0, let clientContext {
-            clientContext.write(NIOAny(output.toClient), promise: nil)
-            clientNeedsFlush = true
-        }
-        if output.close {
-            flushBackend()
-            close()
-        }
-    }
+    // MARK: - Sending
 
     private func writeToClient(_ body: (inout ByteBuffer) -> Void) {
-        guard let clientContext else { return }
-        var buffer = clientContext.channel.allocator.buffer(capacity: 64)
-        body(&buffer)
-        clientContext.write(NIOAny(buffer), promise: nil)
-        clientNeedsFlush = true
+        body(&output.toClient)
     }
 
-    private func flushClient() {
-        guard clientNeedsFlush, let clientContext else { return }
-        clientNeedsFlush = false
-        clientContext.flush()
-    }
-
-    private func flushBackend() {
-        guard backendNeedsFlush, let backendChannel else { return }
-        backendNeedsFlush = false
-        backendChannel.flush()
+    /// Writes what the reads produced: one write and one flush per direction.
+    private func sendOutput() {
+        if output.toBackend.readableBytes > 0, let backendChannel {
+            backendChannel.writeAndFlush(output.toBackend, promise: nil)
+            output.toBackend = backendChannel.allocator.buffer(capacity: 512)
+        }
+        if output.toClient.readableBytes > 0, let clientContext {
+            clientContext.writeAndFlush(NIOAny(output.toClient), promise: nil)
+            output.toClient = clientContext.channel.allocator.buffer(capacity: 2048)
+        }
     }
 
     /// Sends a FATAL error to the client and ends the session.
@@ -318,7 +295,9 @@ final class ProxySession {
     private func close() {
         if case .closed = state { return }
         state = .closed
-        flushClient()
+        relay = nil
+        output.toBackend.clear()
+        sendOutput()
         if let cancelKey { cancels.remove(processID: cancelKey.processID, secretKey: cancelKey.secretKey) }
         if let backendChannel {
             var buffer = backendChannel.allocator.buffer(capacity: 5)

@@ -23,11 +23,17 @@ public struct QueryRelay {
         case protocolMessage = "?"
     }
 
+    /// Bytes to send, accumulated across messages so that one read becomes one write each way.
     public struct Output {
-        public var toBackend = ByteBuffer()
-        public var toClient = ByteBuffer()
+        public var toBackend: ByteBuffer
+        public var toClient: ByteBuffer
         /// End the session after sending `toClient`.
         public var close = false
+
+        public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+            toBackend = allocator.buffer(capacity: 512)
+            toClient = allocator.buffer(capacity: 2048)
+        }
     }
 
     enum Expectation {
@@ -70,8 +76,7 @@ public struct QueryRelay {
 
     // MARK: - Client messages
 
-    public mutating func clientFrame(_ frame: Frame) -> Output {
-        var output = Output()
+    public mutating func clientFrame(_ frame: Frame, into output: inout Output) {
         let message: FrontendMessage
         do {
             message = try FrontendMessage(frame)
@@ -81,8 +86,8 @@ public struct QueryRelay {
         if discardingUntilSync {
             switch message {
             case .sync: discardingUntilSync = false
-            case .terminate: output.close = true; return output
-            default: return output
+            case .terminate: output.close = true; return
+            default: return
             }
         }
         switch message {
@@ -138,7 +143,6 @@ public struct QueryRelay {
         case .unknown(let type):
             return protocolViolation("invalid frontend message type \(type)", into: &output)
         }
-        return output
     }
 
     static let functionCallNotice = ServerNotice(
@@ -204,34 +208,30 @@ public struct QueryRelay {
         emitRefusalsAtHead(into: &output)
     }
 
-    @discardableResult
-    private mutating func refuseInPipeline(_ notice: ServerNotice, output: inout Output) -> Output {
+    private mutating func refuseInPipeline(_ notice: ServerNotice, output: inout Output) {
         discardingUntilSync = true
         refuse(notice, endsWithReadyForQuery: false, output: &output)
-        return output
     }
 
-    private mutating func protocolViolation(_ reason: String, into output: inout Output) -> Output {
+    private mutating func protocolViolation(_ reason: String, into output: inout Output) {
         BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "08P01", message: reason), into: &output.toClient)
         FrontendEncoder.terminate(into: &output.toBackend)
         output.close = true
-        return output
     }
 
     // MARK: - Server messages
 
-    public mutating func backendFrame(_ frame: Frame) -> Output {
-        var output = Output()
+    public mutating func backendFrame(_ frame: Frame, into output: inout Output) {
         switch frame.type {
         case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"):
             // Notices, parameter changes and notifications may come at any time.
             output.toClient.writeFrame(frame)
-            return output
+            return
         case UInt8(ascii: "E"):
             output.toClient.writeFrame(frame)
             // The server skips everything up to the next Sync after an error; so do the expectations.
             while let head = head, !head.isReadyForQuery { pendingHead += 1 }
-            return output
+            return
         case UInt8(ascii: "Z"):
             guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),
                   let transactionStatus = TransactionStatus(rawValue: status)
@@ -241,7 +241,7 @@ public struct QueryRelay {
             if transactionStatus == .idle { claimsSetInTransaction = false }
             output.toClient.writeFrame(frame)
             emitRefusalsAtHead(into: &output)
-            return output
+            return
         default:
             break
         }
@@ -263,7 +263,6 @@ public struct QueryRelay {
         default:
             return serverProtocolViolation(frame, into: &output)
         }
-        return output
     }
 
     private mutating func finish(_ frame: Frame, relay: Bool, into output: inout Output) {
@@ -290,12 +289,11 @@ public struct QueryRelay {
         }
     }
 
-    private func serverProtocolViolation(_ frame: Frame, into output: inout Output) -> Output {
+    private func serverProtocolViolation(_ frame: Frame, into output: inout Output) {
         BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "08P01",
                                           message: "Palisade lost track of the server's responses (unexpected '\(frame.typeName)'); the session is closed"),
                              into: &output.toClient)
         output.close = true
-        return output
     }
 }
 

@@ -1,0 +1,121 @@
+"""Runs inside scripts/with-postgres.sh (PG* name a superuser of a throwaway server)."""
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SECONDS = int(os.environ.get("PALISADE_BENCH_SECONDS", "20"))
+ROLE, PASSWORD, DATABASE = "bench_app", "bench-secret", "bench"
+HOST, PORT = os.environ["PGHOST"], os.environ["PGPORT"]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sql(statement, database="postgres"):
+    subprocess.run(["psql", "-X", "-q", "-d", database, "-c", statement], check=True)
+
+
+def wait_for_port(port, process, name):
+    for _ in range(100):
+        if process.poll() is not None:
+            sys.exit(f"{name} exited: {process.stdout.read() if process.stdout else ''}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"{name} did not start")
+
+
+def main():
+    work = pathlib.Path(tempfile.mkdtemp(prefix="palisade-bench."))
+    os.chmod(work, 0o755)
+    sql(f"DROP DATABASE IF EXISTS {DATABASE}")
+    sql(f"CREATE DATABASE {DATABASE}")
+    sql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
+        f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'; END IF; END $$")
+    subprocess.run(["pgbench", "-i", "-s", "10", "-q", DATABASE], check=True, capture_output=True)
+    sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {ROLE}", DATABASE)
+
+    bouncer_port = free_port()
+    (work / "userlist.txt").write_text(f'"{ROLE}" "{PASSWORD}"\n')
+    (work / "pgbouncer.ini").write_text(f"""[databases]
+{DATABASE} = host={HOST} port={PORT} dbname={DATABASE}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {bouncer_port}
+auth_type = scram-sha-256
+auth_file = {work}/userlist.txt
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = 20
+unix_socket_dir =
+logfile = {work}/pgbouncer.log
+pidfile = {work}/pgbouncer.pid
+""")
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if run_as:
+        subprocess.run(["chown", "-R", "postgres:", str(work)], check=True)
+    bouncer = subprocess.Popen(run_as + ["pgbouncer", str(work / "pgbouncer.ini")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_port(bouncer_port, bouncer, "pgbouncer")
+
+    binary = str(ROOT / ".build/release/palisade")
+    keys = work / "keys.yaml"
+    key = subprocess.run([binary, "keys", "create", "--tenant", "bench", "--profile", "agent", "--keys-file", str(keys)],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    palisade_port = free_port()
+    palisade = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{palisade_port}", "--backend",
+                                 f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
+                                 "--tls-mode", "disable"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_port(palisade_port, palisade, "palisade")
+
+    targets = {
+        "direct": (PORT, ROLE, PASSWORD),
+        "pgbouncer": (bouncer_port, ROLE, PASSWORD),
+        "palisade": (palisade_port, "agent", key),
+    }
+    results = {}
+    try:
+        for mode in ("simple", "prepared"):
+            for clients in (1, 8):
+                for name, (port, user, password) in targets.items():
+                    env = dict(os.environ, PGPASSWORD=password)
+                    out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", "-S", "-M", mode,
+                                          "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
+                                         capture_output=True, text=True, env=env)
+                    tps = re.search(r"tps = ([\d.]+)", out.stdout)
+                    latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+                    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+                    ok = out.returncode == 0 and tps and (not failed or failed.group(1) == "0")
+                    results[(mode, clients, name)] = (float(tps.group(1)), float(latency.group(1))) if ok else None
+                    shown = f"{float(tps.group(1)):9.0f} tps {float(latency.group(1)) * 1000:7.1f} µs" if ok else \
+                        "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]
+                    print(f"-M {mode:8} -c {clients}  {name:10} {shown}", flush=True)
+    finally:
+        palisade.terminate()
+        bouncer.terminate()
+
+    print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores; latency is pgbench's average")
+    print(f"{'mode':9} {'clients':>7} {'direct tps':>11} {'bouncer tps':>12} {'palisade tps':>13} {'pal/direct':>11} {'pal/bouncer':>12} {'added latency':>14}")
+    for mode in ("simple", "prepared"):
+        for clients in (1, 8):
+            direct, bouncer_result, pal = (results.get((mode, clients, name)) for name in targets)
+            def cell(value, width, fmt):
+                return f"{fmt.format(value):>{width}}" if value is not None else f"{'n/a':>{width}}"
+            print(f"{mode:9} {clients:>7} {cell(direct and direct[0], 11, '{:.0f}')} {cell(bouncer_result and bouncer_result[0], 12, '{:.0f}')}"
+                  f" {cell(pal and pal[0], 13, '{:.0f}')} {cell(pal and direct and pal[0] / direct[0], 11, '{:.2f}x')}"
+                  f" {cell(pal and bouncer_result and pal[0] / bouncer_result[0], 12, '{:.2f}x')}"
+                  f" {cell(pal and direct and (pal[1] - direct[1]) * 1000, 14, '{:+.0f} µs')}")
+    print("n/a: the run failed (PgBouncer 1.18 in transaction mode has no protocol-level prepared statements).")
+
+
+main()
