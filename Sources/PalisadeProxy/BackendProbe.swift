@@ -25,7 +25,9 @@ public enum BackendProbe {
                 }
                 .connect(host: backend.host, port: backend.port).get()
         } catch {
-            throw Failure(description: "cannot reach the database server at \(backend.host):\(backend.port): \(error)")
+            let failure = Failure(description: "cannot reach the database server at \(backend.host):\(backend.port): \(error)")
+            promise.fail(failure)
+            throw failure
         }
         defer { channel.close(promise: nil) }
         return try await promise.futureResult.get()

@@ -72,7 +72,7 @@ struct ServeSettings {
                     }
                     file[name] = value
                 }
-            } catch let error as ValidationError {
+            } catch let error as ConfigurationError {
                 throw error
             } catch {
                 throw configError("config", "\(path) is not valid YAML: \(error)")
@@ -185,8 +185,8 @@ struct ServeSettings {
     }
 }
 
-func configError(_ key: String, _ reason: String) -> ValidationError {
-    ValidationError("configuration error: \(key): \(reason)")
+func configError(_ key: String, _ reason: String) -> ConfigurationError {
+    ConfigurationError(description: "configuration error: \(key): \(reason)")
 }
 
 /// Runs `action` on SIGINT or SIGTERM.

@@ -121,6 +121,8 @@ def test_asyncpg_prepared_statements_and_denial(palisade, keys):
         assert [await statement.fetchval(i) for i in (1, 2, 3)] == [10, 20, 30]
         rows = await connection.fetch("SELECT id FROM orders WHERE region = $1 ORDER BY id LIMIT 3", "north")
         assert len(rows) == 3
+        # executemany pipelines Bind/Execute pairs before one Sync.
+        await connection.executemany("SELECT $1::int", [(1,), (2,), (3,)])
         with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
             await connection.execute("TRUNCATE orders")
         assert await connection.fetchval("SELECT 42") == 42

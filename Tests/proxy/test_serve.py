@@ -1,0 +1,61 @@
+"""`palisade serve` refuses to start, with the key and the reason, when it cannot be safe."""
+import os
+import subprocess
+
+from conftest import BINARY, ROOT, backend_url, free_port
+
+
+def serve(*arguments, timeout=30):
+    # The shared keys file also holds a key for the monitor profile, so every run names it.
+    monitor = ROOT / "Policies/readonly.yaml"
+    return subprocess.run([BINARY, "serve", "--listen", f"127.0.0.1:{free_port()}", "--profile", f"monitor={monitor}", *arguments],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_superuser_backend_is_refused(database, keys):
+    superuser_url = f"postgres://{os.environ['PGUSER']}:{os.environ.get('PGPASSWORD', '')}@{os.environ['PGHOST']}:{os.environ['PGPORT']}/{database}"
+    result = serve("--backend", superuser_url, "--api-keys", str(keys["file"]), "--tls-mode", "disable")
+    assert result.returncode == 2
+    assert "configuration error: backend:" in result.stderr and "superuser" in result.stderr
+
+
+def test_unreachable_backend_is_refused(keys):
+    result = serve("--backend", f"postgres://nobody:x@127.0.0.1:{free_port()}/db", "--api-keys", str(keys["file"]), "--tls-mode", "disable")
+    assert result.returncode == 2
+    assert "cannot reach the database server" in result.stderr
+
+
+def test_invalid_policy_is_refused(database, keys, workdir):
+    bad = workdir / "bad-policy.yaml"
+    bad.write_text("profile: broken\nlimits:\n  max_query_bytes: lots\n")
+    result = serve("--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable", "--policy", str(bad))
+    assert result.returncode == 2
+    assert "configuration error: profiles.agent:" in result.stderr and "bad-policy.yaml" in result.stderr
+
+
+def test_config_file_errors_name_the_key(workdir):
+    config = workdir / "palisade.yaml"
+    config.write_text("listen: 127.0.0.1:6432\nbackend: postgres://a:b@127.0.0.1:1/db\ntls_mod: disable\n")
+    result = subprocess.run([BINARY, "serve", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "tls_mod" in result.stderr and "unknown key" in result.stderr
+    assert "Usage" not in result.stderr
+
+
+def test_tls_without_a_certificate_is_refused(database, keys):
+    result = serve("--backend", backend_url(database), "--api-keys", str(keys["file"]))
+    assert result.returncode == 2
+    assert "tls_mode: require needs --tls-cert and --tls-key" in result.stderr
+
+
+def test_config_file_with_every_setting_starts(database, keys, workdir, monitor_policy):
+    config = workdir / "full.yaml"
+    config.write_text(f"listen: 127.0.0.1:{free_port()}\nbackend: {backend_url(database)}\napi_keys: {keys['file']}\n"
+                      f"tls_mode: disable\nprofiles:\n  monitor: {monitor_policy}\nmax_message_bytes: 65536\n")
+    process = subprocess.Popen([BINARY, "serve", "--config", str(config)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = process.stdout.readline()
+        assert "listening on" in line and "profiles agent, analyst, monitor" in line
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
