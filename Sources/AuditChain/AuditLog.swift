@@ -39,7 +39,8 @@ public struct AuditLogConfiguration: Sendable {
     public var checkpointInterval: Duration
     public var rotationBytes: Int
     public var rotationInterval: Duration?
-    /// A second directory (another disk, a mount owned by someone else) that receives every checkpoint.
+    /// A second directory (another disk, a mount owned by someone else) that receives every
+    /// checkpoint. Required once configured: if it cannot be written, the log fails closed.
     public var checkpointMirror: String?
 
     public init(directory: String, signingKey: AuditSigningKey, origin: String,
@@ -129,7 +130,8 @@ public final class AuditLog: Sendable {
     }
 
     /// Flushes what is pending, writes the stop entry and a final checkpoint, and releases the
-    /// directory. Later appends fail with `.closed`. Safe to call more than once.
+    /// directory. Later appends fail with `.closed`. Safe to call more than once. Called from a
+    /// completion (the writer thread) it only asks the writer to stop, since waiting would deadlock.
     public func close() { core.close(abandon: false) }
 
     /// Why the log stopped accepting entries, if it failed.
@@ -170,6 +172,7 @@ private final class LogCore: Sendable {
     let writer: Mutex<Writer>
     let wake = DispatchSemaphore(value: 0)
     let running = DispatchGroup()
+    let writerThread = Mutex<pthread_t?>(nil)
 
     init(_ configuration: AuditLogConfiguration, io: AuditIO) throws(AuditError) {
         let writer = try Writer.open(configuration, io: io)
@@ -214,12 +217,14 @@ private final class LogCore: Sendable {
             state.closing = true
         }
         wake.signal()
+        if let writer = writerThread.withLock({ $0 }), pthread_equal(writer, pthread_self()) != 0 { return }
         running.wait()
     }
 
     private enum Step { case work, idle, close(abandon: Bool) }
 
     private func run() {
+        writerThread.withLock { $0 = pthread_self() }
         var batch: [Request] = []
         while true {
             let step: Step = shared.withLock { state in
@@ -394,8 +399,9 @@ private struct Writer {
                     "trimmed_sha256": .string(HexCoding.encode(Array(SHA256.hash(data: Array(cut))))),
                     "reason": .string(problem.message),
                 ]
-            } else if verifier.lastEntry?.record.event != .stop {
-                recovery = ["bytes_trimmed": .int(0), "segment": .int(Int64(last.number)), "reason": .string("the log was not closed")]
+            } else if verifier.lastEntry?.record.event != .stop || history.trimmedBytes > 0 {
+                let reason = verifier.lastEntry?.record.event != .stop ? "the log was not closed" : "a checkpoint was cut short"
+                recovery = ["bytes_trimmed": .int(0), "segment": .int(Int64(last.number)), "reason": .string(reason)]
             }
             segmentBytes = size - trimmed
             if segmentBytes == 0 {
@@ -451,18 +457,24 @@ private struct Writer {
         for item in items {
             if case .success(let checkpoint) = item.result { maxSize = max(maxSize, checkpoint.checkpoint.size) }
         }
-        var trimmed = 0
-        if let last = items.last, case .failure = last.result {
-            let keep = items.count > 1 ? items[items.count - 2].endOffset : 0
-            trimmed = text.utf8.count - keep
-            guard ftruncate(checkpointFD, off_t(keep)) == 0, io.sync(checkpointFD) == 0 else { throw ioError("truncate", path) }
-        }
+        let trimmed = try trimTornCheckpoint(checkpointFD, path, text, items)
         if let mirror = configuration.checkpointMirror {
             let mirrorPath = mirror + "/" + CheckpointHistory.fileName
-            mirrorFD = Glibc.open(mirrorPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            mirrorFD = Glibc.open(mirrorPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             guard mirrorFD >= 0 else { throw ioError("open", mirrorPath) }
+            let mirrorText = String(decoding: try LogFiles.readOrFail(mirrorPath), as: UTF8.self)
+            _ = try trimTornCheckpoint(mirrorFD, mirrorPath, mirrorText, CheckpointHistory.parse(mirrorText))
         }
         return History(maxSize: maxSize, trimmedBytes: trimmed)
+    }
+
+    /// A checkpoint cut short by a crash would read as a bad signature forever; it was never
+    /// complete, so it goes. Only the last one: damage further up is for the verifier to report.
+    func trimTornCheckpoint(_ fd: Int32, _ path: String, _ text: String, _ items: [CheckpointHistory.Item]) throws(AuditError) -> Int {
+        guard let last = items.last, !last.isComplete else { return 0 }
+        let keep = items.count > 1 ? items[items.count - 2].endOffset : 0
+        guard ftruncate(fd, off_t(keep)) == 0, io.sync(fd) == 0 else { throw ioError("truncate", path) }
+        return text.utf8.count - keep
     }
 
     // MARK: Appending

@@ -80,6 +80,8 @@ public enum CheckpointHistory {
         public var line: Int
         /// The UTF-8 offset just past the note and its separator: where a torn tail would be cut.
         public var endOffset: Int
+        /// False for a note not followed by its blank line: cut short by a crash mid-write.
+        public var isComplete: Bool
         public var result: Result<SignedCheckpoint, NoteError>
     }
 
@@ -110,7 +112,7 @@ public enum CheckpointHistory {
                 result = .failure(error)
             }
             let end = min(offsets[index] + (index < lines.count && lines[index].isEmpty ? 1 : 0), text.utf8.count)
-            items.append(Item(line: start + 1, endOffset: end, result: result))
+            items.append(Item(line: start + 1, endOffset: end, isComplete: complete, result: result))
         }
         return items
     }

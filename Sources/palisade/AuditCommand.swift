@@ -1,7 +1,179 @@
 import ArgumentParser
+import AuditChain
+import Foundation
 
 /// `palisade audit …`: reviewer tooling for the audit log (issue 5).
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Create signing keys for, verify, list and export the audit log.", subcommands: [])
+        commandName: "audit", abstract: "Create signing keys for, verify, list and export the audit log.",
+        subcommands: [AuditKeygen.self, AuditPublicKey.self, AuditVerify.self, AuditList.self, AuditProve.self,
+                      AuditCheckProof.self, AuditExport.self, AuditVerifyExport.self, AuditBench.self])
+}
+
+struct AuditKeygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen", abstract: "Create an Ed25519 key for signing audit checkpoints.",
+        discussion: """
+        Writes the private key to FILE (mode 0600, never overwritten) in Go's note format
+        PRIVATE+KEY+<name>+<hash>+<key>, and prints the verifier key <name>+<hash>+<key> on
+        standard output: give that to reviewers, through a channel other than the log directory.
+        """)
+
+    @Option(help: "Where to write the private key.") var out: String
+    @Option(help: "The key name that appears in signatures (no spaces, no '+').") var name = "palisade-audit"
+
+    func run() throws {
+        let key = try AuditSigningKey.generate(name: name)
+        let fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ConfigurationError(description: "cannot create \(out): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        // The umask may only narrow the mode, but an inherited ACL or odd umask must not widen it.
+        fchmod(fd, 0o600)
+        let bytes = Array((key.encoded + "\n").utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            throw ConfigurationError(description: "cannot write \(out): \(String(cString: strerror(errno)))")
+        }
+        print(key.verifierKey.encoded)
+        FileHandle.standardError.write(Data("palisade audit keygen: private key in \(out); the line above is the verifier key for reviewers\n".utf8))
+    }
+}
+
+struct AuditPublicKey: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vkey", abstract: "Print the verifier key of a signing key file.")
+
+    @Argument(help: "The private key file from 'palisade audit keygen'.") var keyFile: String
+
+    func run() throws {
+        print(try AuditCLI.signingKey(keyFile).verifierKey.encoded)
+    }
+}
+
+/// Exit codes and inputs shared by the audit subcommands.
+enum AuditCLI {
+    static let exitCodeHelp = """
+        Exit codes:
+          0  ok: every entry checks and the last one is covered by an authentic checkpoint
+          2  usage error
+          3  malformed: not a log or not a proof/pack, a torn or zero-filled tail (a crash before
+             the log was reopened), an unreadable checkpoint
+          4  tampered: an entry was changed, removed, inserted or reordered, or the entries do not
+             hash to the root a checkpoint signs
+          5  truncated: an authentic checkpoint covers more entries than the log has (its tail was cut)
+          6  bad signature: a checkpoint (or pack) is not signed by a trusted key, or is for another log
+          7  unanchored: everything checks, but entries after the last checkpoint are not signed yet
+        """
+
+    static func exitCode(_ outcome: VerificationReport.Outcome) -> Int32 {
+        switch outcome {
+        case .ok: 0
+        case .malformed: 3
+        case .tampered: 4
+        case .truncated: 5
+        case .badSignature: 6
+        case .unanchored: 7
+        }
+    }
+
+    static func label(_ outcome: VerificationReport.Outcome) -> String {
+        outcome == .badSignature ? "BAD SIGNATURE" : outcome.rawValue.uppercased()
+    }
+
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
+    }
+
+    /// Prints to standard error and exits with the outcome's code.
+    static func fail(_ outcome: VerificationReport.Outcome, _ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        return ExitCode(exitCode(outcome))
+    }
+
+    static func signingKey(_ path: String) throws -> AuditSigningKey {
+        do {
+            return try AuditSigningKey(parsing: try String(contentsOfFile: path, encoding: .utf8))
+        } catch let error as NoteError {
+            throw ConfigurationError(description: "\(path): \(error)")
+        } catch {
+            throw ConfigurationError(description: "cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// `--key` values: a verifier key, or a file of them (one a line; a signing key file works too).
+    /// Without any, the key the log keeps in its own directory, with a warning: whoever can rewrite
+    /// the log can rewrite that file.
+    static func trustedKeys(_ specs: [String], logDirectory: String?) throws -> [NoteVerifierKey] {
+        var keys: [NoteVerifierKey] = []
+        for spec in specs {
+            if let key = try? NoteVerifierKey(parsing: spec) {
+                keys.append(key)
+                continue
+            }
+            guard let text = try? String(contentsOfFile: spec, encoding: .utf8) else {
+                throw ValidationError("--key \(spec) is neither a verifier key nor a readable file")
+            }
+            for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                if let key = try? NoteVerifierKey(parsing: String(line)) {
+                    keys.append(key)
+                } else if let key = try? AuditSigningKey(parsing: String(line)) {
+                    keys.append(key.verifierKey)
+                } else {
+                    throw ValidationError("\(spec): \"\(line.prefix(40))\" is not a key")
+                }
+            }
+        }
+        if keys.isEmpty, let logDirectory,
+           let text = try? String(contentsOfFile: logDirectory + "/" + LogFiles.vkeyFileName, encoding: .utf8),
+           let key = try? NoteVerifierKey(parsing: text) {
+            warn("no --key given: using \(LogFiles.vkeyFileName) from the log directory, which proves nothing against whoever can write there")
+            keys.append(key)
+        }
+        return keys
+    }
+
+    /// Runs the verifier over a log directory and any checkpoint mirrors.
+    static func verify(_ logDirectory: String, mirrors: [String], keys: [NoteVerifierKey], collectLeaves: Bool = false,
+                       onEntry: ((AuditEntry) -> Void)? = nil) throws -> (VerificationReport, [AuditHash]) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: logDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw fail(.malformed, "\(logDirectory) is not a directory")
+        }
+        var sources: [(source: String, text: String)] = []
+        for directory in [logDirectory] + mirrors {
+            do {
+                if let text = try LogFiles.checkpointHistory(in: directory) {
+                    sources.append((directory + "/" + CheckpointHistory.fileName, text))
+                } else if directory != logDirectory {
+                    warn("\(directory) has no \(CheckpointHistory.fileName)")
+                }
+            } catch {
+                throw fail(.malformed, "cannot read the checkpoints in \(directory): \(error.localizedDescription)")
+            }
+        }
+        var verifier = LogVerifier(trustedKeys: keys, checkpointSources: sources)
+        verifier.collectLeaves = collectLeaves
+        verifier.onEntry = onEntry
+        do {
+            for segment in try LogFiles.segments(in: logDirectory) {
+                verifier.feed(segment: segment.number, bytes: try LogFiles.read(segment.path))
+                if verifier.problem != nil { break }
+            }
+        } catch {
+            throw fail(.malformed, "cannot read \(logDirectory): \(error.localizedDescription)")
+        }
+        return (verifier.finish(), verifier.leaves)
+    }
+
+    static func time(_ text: String?, _ option: String) throws -> Int64? {
+        guard let text else { return nil }
+        guard let micros = UTCTime.parseISO8601(text) else {
+            throw ValidationError("\(option) \"\(text)\" is not ISO 8601 (2025-06-01, 2025-06-01T12:00:00Z, …+02:00)")
+        }
+        return micros
+    }
+
+    static func readInput(_ path: String) throws -> String {
+        if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw fail(.malformed, "cannot read \(path)") }
+        return String(decoding: data, as: UTF8.self)
+    }
 }

@@ -238,3 +238,38 @@ import Testing
         await #expect(throws: AuditError.closed) { try await log.append(Fixture.decision(0)) }
     }
 }
+
+@Suite struct AuditLogRecoveryTests {
+    @Test func aCheckpointCutShortIsRemovedAtOpen() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let mirror = dir.sub("mirror")
+        try await Fixture.log(in: dir.sub("log"), count: 2, mirror: mirror)
+        for directory in [dir.sub("log"), mirror] {
+            let path = directory + "/" + CheckpointHistory.fileName
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            try String(text.dropLast(20)).write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        #expect(try Fixture.verify(dir.sub("log"), mirror: mirror).outcome == .malformed)
+        try await Fixture.log(in: dir.sub("log"), count: 2, mirror: mirror)
+        let report = try Fixture.verify(dir.sub("log"), mirror: mirror)
+        #expect(report.outcome == .ok, "\(report)")
+        let recovery = try #require(try Fixture.entries(dir.sub("log")).first { $0.record.event == .recovery })
+        #expect(recovery.record.detail["checkpoint_bytes_trimmed"].map { if case .int(let n) = $0 { n > 0 } else { false } } == true)
+    }
+
+    @Test func closingFromACompletionDoesNotDeadlock() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        let result = await withCheckedContinuation { continuation in
+            log.append(Fixture.decision(0)) { result in
+                log.close()
+                continuation.resume(returning: result)
+            }
+        }
+        #expect((try? result.get()) == 2)
+        log.close()
+        #expect(try Fixture.entries(dir.path).last?.record.event == .stop)
+    }
+}
