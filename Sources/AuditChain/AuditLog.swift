@@ -425,8 +425,18 @@ private struct Writer {
             "pid": .int(Int64(getpid())),
         ]))
         try flush()
-        try writeTextFile(directory + "/" + LogFiles.vkeyFileName, signingKey.verifierKey.encoded + "\n")
+        try recordVerifierKey(signingKey)
         try writeCheckpoint()
+    }
+
+    /// Keeps every key the log has signed with in `audit.vkey`, oldest first: after a rotation the
+    /// old checkpoints still need the old key. A convenience copy; reviewers bring their own.
+    func recordVerifierKey(_ key: AuditSigningKey) throws(AuditError) {
+        let path = directory + "/" + LogFiles.vkeyFileName
+        var lines = (try? LogFiles.read(path)).map { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) } ?? []
+        guard !lines.contains(key.verifierKey.encoded) else { return }
+        lines.append(key.verifierKey.encoded)
+        try writeTextFile(path, lines.joined(separator: "\n") + "\n")
     }
 
     /// What a crash can leave after the last complete entry: a line cut short by `kill -9`, or
@@ -579,7 +589,7 @@ private struct Writer {
                     try flush()
                     try writeCheckpoint()
                     signingKey = key
-                    try writeTextFile(directory + "/" + LogFiles.vkeyFileName, key.verifierKey.encoded + "\n")
+                    try recordVerifierKey(key)
                     results.append(.success(seq))
                 }
             }

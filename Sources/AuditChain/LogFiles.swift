@@ -1,8 +1,8 @@
 import Foundation
 
 /// The files of a log directory: `audit-000001.jsonl`, … (the segments), `checkpoints.txt` (every
-/// checkpoint), `checkpoint` (the latest), `audit.vkey` (the public key, for convenience only: a
-/// reviewer should get the key from elsewhere) and `LOCK`.
+/// checkpoint), `checkpoint` (the latest), `audit.vkey` (every public key the log has signed
+/// with, for convenience only: a reviewer should get the key from elsewhere) and `LOCK`.
 public enum LogFiles {
     public static let vkeyFileName = "audit.vkey"
     static let lockFileName = "LOCK"

@@ -188,7 +188,8 @@ public struct LogVerifier {
             tampered("entry_hash does not match the entry's content: a field was changed")
             return
         }
-        guard canonical.elementsEqual(line) else {
+        guard canonical.count == line.count,
+              canonical.withUnsafeBytes({ memcmp($0.baseAddress!, line.baseAddress!, line.count) }) == 0 else {
             tampered("the line is not in canonical form (the content hashes correctly, the bytes were rewritten)")
             return
         }

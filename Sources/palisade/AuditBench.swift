@@ -7,8 +7,8 @@ struct AuditBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure durable decisions per second with group commit.",
         discussion: """
-        Appends decision entries from 1, 8 and 64 concurrent writers; each writer waits for its
-        entry to be on disk (fdatasync) before appending the next, as the proxy waits before
+        Appends decision entries from 1, 8 and 64 concurrent writers; each writer waits for its \
+        entry to be on disk (fdatasync) before appending the next, as the proxy waits before \
         answering. Run it on the disk the log will live on: on tmpfs fdatasync costs nothing.
         """)
 

@@ -14,8 +14,8 @@ struct AuditKeygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen", abstract: "Create an Ed25519 key for signing audit checkpoints.",
         discussion: """
-        Writes the private key to FILE (mode 0600, never overwritten) in Go's note format
-        PRIVATE+KEY+<name>+<hash>+<key>, and prints the verifier key <name>+<hash>+<key> on
+        Writes the private key to FILE (mode 0600, never overwritten) in Go's note format \
+        PRIVATE+KEY+<name>+<hash>+<key>, and prints the verifier key <name>+<hash>+<key> on \
         standard output: give that to reviewers, through a channel other than the log directory.
         """)
 
@@ -52,15 +52,13 @@ struct AuditPublicKey: ParsableCommand {
 enum AuditCLI {
     static let exitCodeHelp = """
         Exit codes:
-          0  ok: every entry checks and the last one is covered by an authentic checkpoint
+          0  ok: every entry checks; the last is covered by an authentic checkpoint
           2  usage error
-          3  malformed: not a log or not a proof/pack, a torn or zero-filled tail (a crash before
-             the log was reopened), an unreadable checkpoint
-          4  tampered: an entry was changed, removed, inserted or reordered, or the entries do not
-             hash to the root a checkpoint signs
-          5  truncated: an authentic checkpoint covers more entries than the log has (its tail was cut)
-          6  bad signature: a checkpoint (or pack) is not signed by a trusted key, or is for another log
-          7  unanchored: everything checks, but entries after the last checkpoint are not signed yet
+          3  malformed: not a log; a torn tail (crash, log not reopened yet)
+          4  tampered: an entry changed, removed, inserted or moved
+          5  truncated: a signed checkpoint covers more entries than the log has
+          6  bad signature: a checkpoint not signed by a trusted key, or of another log
+          7  unanchored: all checks pass, but the newest entries are not signed yet
         """
 
     static func exitCode(_ outcome: VerificationReport.Outcome) -> Int32 {
@@ -122,10 +120,11 @@ enum AuditCLI {
             }
         }
         if keys.isEmpty, let logDirectory,
-           let text = try? String(contentsOfFile: logDirectory + "/" + LogFiles.vkeyFileName, encoding: .utf8),
-           let key = try? NoteVerifierKey(parsing: text) {
-            warn("no --key given: using \(LogFiles.vkeyFileName) from the log directory, which proves nothing against whoever can write there")
-            keys.append(key)
+           let text = try? String(contentsOfFile: logDirectory + "/" + LogFiles.vkeyFileName, encoding: .utf8) {
+            keys = text.split(separator: "\n").compactMap { try? NoteVerifierKey(parsing: String($0)) }
+            if !keys.isEmpty {
+                warn("no --key given: using \(LogFiles.vkeyFileName) from the log directory, which proves nothing against whoever can write there")
+            }
         }
         return keys
     }

@@ -6,11 +6,11 @@ struct AuditExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export", abstract: "Write a signed evidence pack of the entries in a time range.",
         discussion: """
-        The pack holds the entries (a contiguous run, so their prev_hash links hold), the latest
-        checkpoint and the inclusion path of the last entry (which, through the links, commits the
-        whole run), the policy files whose versions the entries name (with --policy-dir), and the
-        result of verifying the whole log. It is one signed note: a single JSON line, a blank line,
-        and an Ed25519 signature by the audit key. Check it with 'palisade audit verify-export'.
+        The pack holds the entries (a contiguous run, so their prev_hash links hold), the latest \
+        checkpoint and the inclusion path of the last entry (which, through the links, commits the \
+        whole run), the policy files whose versions the entries name (with --policy-dir), and the \
+        result of verifying the whole log. It is one signed note: a single JSON line, a blank line, \
+        and an Ed25519 signature by the audit key. Check it with 'palisade audit verify-export'. \
         The log must verify; entries after the last checkpoint cannot be proven and are left out.
         """)
 
@@ -86,8 +86,9 @@ struct AuditVerifyExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-export", abstract: "Check an evidence pack from 'palisade audit export'.",
         discussion: """
-        Checks the pack's signature, every entry's hash and link, the inclusion of the last entry
+        Checks the pack's signature, every entry's hash and link, the inclusion of the last entry \
         in the signed checkpoint, and each policy file against its version.
+
         Exit codes: 0 valid, 2 usage, 3 malformed, 4 tampered, 6 bad signature.
         """)
 

@@ -35,9 +35,10 @@ struct AuditCheckProof: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-proof", abstract: "Verify an inclusion proof from 'palisade audit prove'.",
         discussion: """
-        Checks the entry's hash, its inclusion path, and the checkpoint's signature. With
-        --checkpoint, the proof is checked against that checkpoint (one you obtained yourself,
+        Checks the entry's hash, its inclusion path, and the checkpoint's signature. With \
+        --checkpoint, the proof is checked against that checkpoint (one you obtained yourself, \
         e.g. from the mirror) instead of the copy inside the proof; it must have the same size.
+
         Exit codes: 0 valid, 2 usage, 3 malformed, 4 the proof does not hold, 6 bad signature.
         """)
 

@@ -7,9 +7,11 @@ struct AuditVerify: ParsableCommand {
         commandName: "verify",
         abstract: "Check an audit log: canonical form, gapless sequence, every hash and link, every checkpoint.",
         discussion: """
-        Reports the first bad entry with its sequence number and what is wrong with it.
-        Pass the checkpoint mirror with --checkpoints: checkpoints there that the log directory no
-        longer has are how a deleted tail is detected.
+        Reports the first bad entry with its sequence number and what is wrong with it. \
+        Pass the checkpoint mirror with --checkpoints: checkpoints there that the log directory no \
+        longer has are how a deleted tail is detected. "Tampered" also covers a rewritten chain \
+        whose entries no longer hash to the root a checkpoint signs.
+
 
         """ + AuditCLI.exitCodeHelp)
 
@@ -56,8 +58,9 @@ struct AuditList: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "List audit entries, filtered.",
         discussion: """
-        Entries are read through the verifier's entry checks (not the checkpoint signatures: use
+        Entries are read through the verifier's entry checks (not the checkpoint signatures: use \
         'verify' for those); listing stops at the first bad entry, with exit code 4 (or 3).
+
         --since is inclusive, --until exclusive; both take ISO 8601 (a date means midnight UTC).
         """)
 

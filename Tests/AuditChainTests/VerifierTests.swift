@@ -245,5 +245,7 @@ import Testing
         #expect(entries[Int(rotation)].record.detail["new_key"] == .string(Fixture.otherKey.verifierKey.encoded))
         #expect(try Fixture.verify(dir.path).outcome == .ok)
         #expect(try Fixture.verify(dir.path, keys: [Fixture.otherKey.verifierKey]).outcome == .badSignature)
+        let recorded = try String(contentsOfFile: dir.path + "/" + LogFiles.vkeyFileName, encoding: .utf8)
+        #expect(recorded == Fixture.key.verifierKey.encoded + "\n" + Fixture.otherKey.verifierKey.encoded + "\n")
     }
 }
