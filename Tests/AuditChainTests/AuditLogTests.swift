@@ -194,8 +194,9 @@ import Testing
             Issue.record("mount tmpfs failed: errno \(errno)")
             return
         }
-        defer { umount(dir.path) }
+        defer { umount2(dir.path, Int32(MNT_DETACH)) }
         let log = try AuditLog(Fixture.configuration(dir.path))
+        defer { log.close() }
         var failure: AuditError?
         for n in 0..<1_000 {
             do {
@@ -212,7 +213,6 @@ import Testing
         #expect(code == ENOSPC)
         #expect(log.failure == failure)
         await #expect(throws: AuditError.self) { try await log.append(Fixture.decision(0)) }
-        log.close()
     }
 
     @Test func aDirectoryHasOneWriter() throws {
