@@ -186,11 +186,7 @@ public struct QueryRelay {
         expect(.bindComplete(relay: false))
         FrontendEncoder.execute(portal: Self.claimsStatement, into: &output.toBackend)
         expect(.execution(relay: false))
-        output.toBackend.writeFrame("C") {
-            $0.writeInteger(UInt8(ascii: "P"))
-            $0.writeCString(Self.claimsStatement)
-        }
-        expect(.closeComplete(relay: false))
+        // No Close: a portal ends with its transaction, and claims are bound once per transaction.
         claimsSetInTransaction = true
     }
 
