@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "PostgresWire",
                 "QueryPolicy",
+                "AuditChain",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -66,6 +67,6 @@ let package = Package(
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
         .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
-        .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy"]),
+        .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
     ]
 )

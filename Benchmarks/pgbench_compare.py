@@ -73,7 +73,8 @@ pidfile = {work}/pgbouncer.pid
     key = subprocess.run([binary, "keys", "create", "--tenant", "bench", "--profile", "agent", "--keys-file", str(keys)],
                          check=True, capture_output=True, text=True).stdout.strip()
     palisade_port = free_port()
-    palisade = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{palisade_port}", "--backend",
+    palisade = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{palisade_port}",
+                                 "--audit-dir", str(work / "audit"), "--audit-unsigned", "--backend",
                                  f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
                                  "--tls-mode", "disable"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_port(palisade_port, palisade, "palisade")

@@ -1,3 +1,4 @@
+import AuditChain
 import Foundation
 import NIOSSL
 import PostgresWire
@@ -42,18 +43,6 @@ public struct BackendAddress: Sendable, Equatable {
     }
 }
 
-/// A denied or admitted statement, as the proxy reports it for the audit log.
-public struct DecisionEvent: Sendable {
-    public var requestID: String
-    public var sessionID: String
-    public var tenant: String
-    public var credentialID: String
-    public var clientAddress: String
-    public var databaseUser: String
-    public var messageKind: String
-    public var decision: Decision
-}
-
 public struct ProxyConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int
@@ -64,11 +53,11 @@ public struct ProxyConfiguration: Sendable {
     public var tlsMode: TLSMode
     public var tls: NIOSSLContext?
     public var maxMessageBytes: Int
-    public var onDecision: @Sendable (DecisionEvent) -> Void
+    /// Every decision is durable here before its answer reaches the client.
+    public var audit: AuditLog
 
     public init(listenHost: String, listenPort: Int, backend: BackendAddress, engines: [String: PolicyEngine], keys: APIKeyStore,
-                tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20,
-                onDecision: @escaping @Sendable (DecisionEvent) -> Void = { _ in }) {
+                tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
@@ -77,7 +66,7 @@ public struct ProxyConfiguration: Sendable {
         self.tlsMode = tlsMode
         self.tls = tls
         self.maxMessageBytes = maxMessageBytes
-        self.onDecision = onDecision
+        self.audit = audit
     }
 
     /// Startup parameters a client may set on its session; all others (`options` above all) are

@@ -1,3 +1,4 @@
+import AuditChain
 import Foundation
 import NIOCore
 import NIOPosix
@@ -15,6 +16,8 @@ final class ProxySession {
         case connecting(Login, buffered: [Frame])
         /// Queries flow; the relay is kept outside the enum so it is mutated in place, not copied.
         case relaying
+        /// Ended, waiting only for audit records to be durable before the last answer goes out.
+        case closing
         case closed
     }
 
@@ -37,6 +40,11 @@ final class ProxySession {
     private var relay: QueryRelay?
     /// What the current reads produced, written once when the read batch completes.
     private var output = QueryRelay.Output()
+    /// Audit records appended but not yet on disk. While any is outstanding, nothing goes to the
+    /// client: neither a refusal nor an admitted query's rows is released before its record is durable.
+    private var outstandingAudits = 0
+    private var heldForClient: ByteBuffer?
+    private var closeWhenAudited = false
 
     init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop) {
         self.configuration = configuration
@@ -84,7 +92,7 @@ final class ProxySession {
         case (.relaying, .frame(let frame)):
             relay!.clientFrame(frame, into: &output)
             if output.close { sendOutput(); close() }
-        case (.closed, _):
+        case (.closing, _), (.closed, _):
             break
         default:
             fail("unexpected message during connection startup", sqlstate: "08P01")
@@ -105,9 +113,12 @@ final class ProxySession {
 
     private func authenticate(password: String, parameters: [String: String]) {
         let user = parameters["user"] ?? ""
+        if let failure = configuration.audit.failure {
+            return fail("Palisade cannot write its audit log (\(failure)); no queries are admitted", sqlstate: "58030")
+        }
         guard let key = configuration.keys.authenticate(password) else {
             record(kind: "p", tenant: "", credential: "", user: user,
-                   Decision(rule: .authenticationFailed, message: "password authentication failed", policyVersion: ""))
+                   Decision(rule: .authenticationFailed, message: "password authentication failed", policyVersion: ""), event: .authFailure)
             return fail("password authentication failed for user \"\(user)\": the API key is not valid", sqlstate: "28P01")
         }
         guard let engine = configuration.engines[key.profile] else {
@@ -133,7 +144,8 @@ final class ProxySession {
             let tooLarge: Bool
             if case .messageTooLarge = error { tooLarge = true } else { tooLarge = false }
             record(kind: "?", tenant: currentTenant, credential: currentCredential, user: "",
-                   Decision(rule: tooLarge ? .messageTooLarge : .protocolViolation, message: error.description, policyVersion: ""))
+                   Decision(rule: tooLarge ? .messageTooLarge : .protocolViolation, message: error.description, policyVersion: ""),
+                   event: .protocolRefusal)
             fail(error.description + "; the session is closed", sqlstate: tooLarge ? "54000" : "08P01")
         } else {
             close()
@@ -208,7 +220,7 @@ final class ProxySession {
             case .failed(let reason):
                 fail("Palisade could not log in to the database server: \(reason)", sqlstate: "08006")
             }
-        case .awaitingStartup, .awaitingPassword, .closed:
+        case .awaitingStartup, .awaitingPassword, .closing, .closed:
             break
         }
     }
@@ -246,7 +258,7 @@ final class ProxySession {
     func backendClosed() {
         backendChannel = nil
         switch state {
-        case .closed: break
+        case .closed, .closing: break
         case .relaying, .connecting: fail("the database server closed the connection", sqlstate: "57P01")
         default: close()
         }
@@ -279,21 +291,63 @@ final class ProxySession {
             backendChannel.writeAndFlush(output.toBackend, promise: nil)
             output.toBackend = backendChannel.allocator.buffer(capacity: 512)
         }
-        if output.toClient.readableBytes > 0, let clientContext {
+        guard output.toClient.readableBytes > 0, let clientContext else { return }
+        if outstandingAudits > 0 {
+            if heldForClient == nil {
+                heldForClient = output.toClient
+            } else {
+                heldForClient!.writeImmutableBuffer(output.toClient)
+            }
+        } else {
             clientContext.writeAndFlush(NIOAny(output.toClient), promise: nil)
-            output.toClient = clientContext.channel.allocator.buffer(capacity: 2048)
         }
+        output.toClient = clientContext.channel.allocator.buffer(capacity: 2048)
+    }
+
+    private func auditCompleted(_ result: Result<UInt64, AuditError>) {
+        outstandingAudits -= 1
+        if case .failure(let error) = result {
+            // Fail closed: what the unrecorded decision answered is never released.
+            heldForClient = nil
+            output.toClient.clear()
+            outstandingAudits = 0
+            closeWhenAudited = false
+            if case .closed = state { return }
+            writeToClient {
+                BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "58030",
+                                                  message: "Palisade cannot write its audit log (\(error)); no queries are admitted"), into: &$0)
+            }
+            close()
+            return
+        }
+        guard outstandingAudits == 0 else { return }
+        if let held = heldForClient, let clientContext {
+            clientContext.writeAndFlush(NIOAny(held), promise: nil)
+        }
+        heldForClient = nil
+        sendOutput()
+        if closeWhenAudited { close() }
     }
 
     /// Sends a FATAL error to the client and ends the session.
     func fail(_ message: String, sqlstate: String) {
-        if case .closed = state { return }
+        switch state {
+        case .closed, .closing: return
+        default: break
+        }
         writeToClient { BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: sqlstate, message: message), into: &$0) }
         close()
     }
 
     private func close() {
         if case .closed = state { return }
+        if outstandingAudits > 0, clientContext != nil {
+            // The refusal that ends this session is written once its record is durable.
+            closeWhenAudited = true
+            relay = nil
+            state = .closing
+            return
+        }
         state = .closed
         relay = nil
         output.toBackend.clear()
@@ -321,10 +375,20 @@ final class ProxySession {
         return ""
     }
 
-    fileprivate func record(kind: String, tenant: String, credential: String, user: String, _ decision: Decision, requestID: String? = nil) {
-        configuration.onDecision(DecisionEvent(
-            requestID: requestID ?? "\(sessionID)-0", sessionID: sessionID, tenant: tenant, credentialID: credential,
-            clientAddress: clientAddress, databaseUser: user, messageKind: kind, decision: decision))
+    fileprivate func record(kind: String, tenant: String, credential: String, user: String, _ decision: Decision,
+                            requestID: String? = nil, event: AuditEvent = .decision, normalized: String? = nil) {
+        let record = AuditRecord(
+            event: event, requestID: requestID ?? "\(sessionID)-0", sessionID: sessionID, tenant: tenant, credentialID: credential,
+            clientAddress: clientAddress, databaseUser: user, messageKind: kind,
+            decision: decision.isAllowed ? .allow : .deny, rule: decision.rule.rawValue, sqlstate: decision.sqlstate,
+            message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
+            fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
+        outstandingAudits += 1
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let eventLoop = eventLoop
+        configuration.audit.append(record) { result in
+            eventLoop.execute { bound.value.auditCompleted(result) }
+        }
     }
 }
 
@@ -355,7 +419,9 @@ private final class DecisionContext {
         } else {
             decision = engine.evaluate(sql)
         }
-        session?.record(kind: kind.rawValue, tenant: key.tenant, credential: key.id, user: user, decision, requestID: requestID)
+        session?.record(kind: kind.rawValue, tenant: key.tenant, credential: key.id, user: user, decision, requestID: requestID,
+                        event: kind == .functionCall ? .protocolRefusal : .decision,
+                        normalized: engine.policy.logsRawQueryText && kind != .functionCall ? sql : nil)
         guard !decision.isAllowed, !engine.policy.isMonitorOnly || kind == .functionCall else { return (decision, nil) }
         return (decision, ServerNotice(
             sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, detail: "rule \(decision.rule.rawValue); request \(requestID)",

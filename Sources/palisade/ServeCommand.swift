@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditChain
 import Foundation
 import NIOCore
 import NIOPosix
@@ -27,19 +28,37 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("tls-mode"), help: "disable | allow | require (default require; disable sends passwords in clear, for loopback development).") var tlsMode: String?
     @Option(name: .customLong("max-message-bytes"), help: "Largest client message accepted (default 1048576).") var maxMessageBytes: Int?
     @Flag(name: .customLong("allow-privileged-backend"), help: "Start even if Palisade's server role is a superuser or has BYPASSRLS.") var allowPrivilegedBackend = false
+    @Option(name: .customLong("audit-dir"), help: "Directory of the audit log (required).") var auditDir: String?
+    @Option(name: .customLong("audit-key"), help: "Checkpoint signing key, from `palisade audit keygen`.") var auditKey: String?
+    @Option(name: .customLong("audit-mirror"), help: "Second directory every checkpoint is also written to (ideally another disk or host).") var auditMirror: String?
+    @Option(name: .customLong("audit-origin"), help: "The log's name in its checkpoints (default palisade).") var auditOrigin: String?
+    @Option(name: .customLong("audit-checkpoint-seconds"), help: "Seconds between checkpoints while the log grows (default 5).") var auditCheckpointSeconds: Int?
+    @Flag(name: .customLong("audit-unsigned"), help: "Run without a signing key: checkpoints are signed with a throwaway key no reviewer can trust.") var auditUnsigned = false
 
     func run() async throws {
         let settings = try ServeSettings(self)
-        let proxyConfiguration = try settings.proxyConfiguration()
-        try await settings.checkBackend()
+        let audit = try settings.openAuditLog()
+        let proxyConfiguration: ProxyConfiguration
+        do {
+            proxyConfiguration = try settings.proxyConfiguration(audit: audit)
+            try await settings.checkBackend()
+            for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
+                try await audit.append(.policyLoaded(version: proxyConfiguration.engines[name]!.policy.version, path: "\(name)=\(path)"))
+            }
+        } catch {
+            audit.close()
+            throw error
+        }
         let server = ProxyServer(configuration: proxyConfiguration)
         let channel = try await server.start()
+        // Watch for signals before announcing: a supervisor may stop Palisade as soon as it reads the line.
+        let signals = SignalWatcher { channel.close(promise: nil) }
         let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         FileHandle.standardOutput.write(Data("palisade: listening on \(address); backend \(settings.backend.user)@\(settings.backend.host):\(settings.backend.port)/\(settings.backend.database); tls \(settings.tlsMode.rawValue); profiles \(settings.profiles.keys.sorted().joined(separator: ", "))\n".utf8))
-        let signals = SignalWatcher { channel.close(promise: nil) }
         try await channel.closeFuture.get()
         signals.cancel()
         try await server.shutdown()
+        audit.close()
     }
 }
 
@@ -55,9 +74,16 @@ struct ServeSettings {
     var tlsKey: String?
     var maxMessageBytes = 1 << 20
     var allowPrivilegedBackend = false
+    var auditDir: String?
+    var auditKey: String?
+    var auditMirror: String?
+    var auditOrigin = "palisade"
+    var auditCheckpointSeconds = 5
+    var auditUnsigned = false
 
     static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode",
-                                    "max_message_bytes", "allow_privileged_backend"]
+                                    "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
+                                    "audit_origin", "audit_checkpoint_seconds", "audit_unsigned"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -129,9 +155,40 @@ struct ServeSettings {
             maxMessageBytes = bytes
         }
         allowPrivilegedBackend = command.allowPrivilegedBackend || file["allow_privileged_backend"]?.bool == true
+        auditDir = try command.auditDir ?? string("audit_dir").map(relative)
+        auditKey = try command.auditKey ?? string("audit_key").map(relative)
+        auditMirror = try command.auditMirror ?? string("audit_mirror").map(relative)
+        auditOrigin = try command.auditOrigin ?? string("audit_origin") ?? auditOrigin
+        if let seconds = command.auditCheckpointSeconds ?? file["audit_checkpoint_seconds"]?.int {
+            guard (1...3600).contains(seconds) else { throw configError("audit_checkpoint_seconds", "must be between 1 and 3600") }
+            auditCheckpointSeconds = seconds
+        }
+        auditUnsigned = command.auditUnsigned || file["audit_unsigned"]?.bool == true
     }
 
-    func proxyConfiguration() throws -> ProxyConfiguration {
+    /// Every decision is recorded before it is answered, so there is no running without a log.
+    func openAuditLog() throws -> AuditLog {
+        guard let auditDir else { throw configError("audit_dir", "required: the directory of the audit log (--audit-dir)") }
+        let key: AuditSigningKey
+        if let auditKey {
+            key = try AuditCLI.signingKey(auditKey)
+        } else if auditUnsigned {
+            key = try AuditSigningKey.generate(name: "palisade-unsigned")
+            FileHandle.standardError.write(Data("palisade: warning: --audit-unsigned: checkpoints are signed with a throwaway key; reviewers cannot trust them\n".utf8))
+        } else {
+            throw configError("audit_key", "required: create one with `palisade audit keygen --out FILE`, or pass --audit-unsigned")
+        }
+        try FileManager.default.createDirectory(atPath: auditDir, withIntermediateDirectories: true)
+        do {
+            return try AuditLog(AuditLogConfiguration(
+                directory: auditDir, signingKey: key, origin: auditOrigin,
+                checkpointInterval: .seconds(auditCheckpointSeconds), checkpointMirror: auditMirror))
+        } catch {
+            throw configError("audit_dir", "cannot open the audit log in \(auditDir): \(error)")
+        }
+    }
+
+    func proxyConfiguration(audit: AuditLog) throws -> ProxyConfiguration {
         var engines: [String: PolicyEngine] = [:]
         for (name, path) in profiles {
             do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
@@ -163,7 +220,7 @@ struct ServeSettings {
             throw configError("tls_cert", "give both --tls-cert and --tls-key")
         }
         return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, engines: engines, keys: keys,
-                                  tlsMode: tlsMode, tls: tls, maxMessageBytes: maxMessageBytes)
+                                  tlsMode: tlsMode, tls: tls, maxMessageBytes: maxMessageBytes, audit: audit)
     }
 
     /// The server must be reachable, and row-level security must apply to Palisade's role.

@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import psycopg2
@@ -90,15 +91,30 @@ def monitor_policy(workdir):
     return path
 
 
+@pytest.fixture(scope="session")
+def audit_key(workdir):
+    """A checkpoint signing key, and the verifier key reviewers get."""
+    path = workdir / "audit.key"
+    verifier = subprocess.run([BINARY, "audit", "keygen", "--out", str(path), "--name", "test.palisade"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    return path, verifier
+
+
 class Palisade:
-    def __init__(self, arguments):
+    def __init__(self, arguments, audit_dir=None, audit_key=None):
         self.port = free_port()
-        self.process = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", *arguments],
+        self.audit_dir = audit_dir or tempfile.mkdtemp(prefix="palisade-audit.")
+        audit = ["--audit-dir", str(self.audit_dir), "--audit-checkpoint-seconds", "1"]
+        audit += ["--audit-key", str(audit_key)] if audit_key else ["--audit-unsigned"]
+        self.process = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", *audit, *arguments],
                                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        line = self.process.stdout.readline()
-        if "listening" not in line:
-            self.process.kill()
-            raise RuntimeError(f"palisade did not start: {line}{self.process.stdout.read()}")
+        seen = ""
+        while "listening" not in seen.splitlines()[-1:][0] if seen else True:
+            line = self.process.stdout.readline()
+            if not line:
+                self.process.kill()
+                raise RuntimeError(f"palisade did not start: {seen}")
+            seen += line
 
     def stop(self):
         self.process.terminate()
@@ -113,10 +129,10 @@ def backend_url(database):
 
 
 @pytest.fixture(scope="session")
-def palisade(database, keys, monitor_policy):
+def palisade(database, keys, monitor_policy, audit_key):
     """Palisade without TLS (loopback development mode)."""
     server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
-                       "--profile", f"monitor={monitor_policy}"])
+                       "--profile", f"monitor={monitor_policy}"], audit_key=audit_key[0])
     yield server
     server.stop()
 

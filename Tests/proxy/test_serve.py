@@ -1,6 +1,7 @@
 """`palisade serve` refuses to start, with the key and the reason, when it cannot be safe."""
 import os
 import subprocess
+import tempfile
 
 from conftest import BINARY, ROOT, backend_url, free_port
 
@@ -8,7 +9,8 @@ from conftest import BINARY, ROOT, backend_url, free_port
 def serve(*arguments, timeout=30):
     # The shared keys file also holds a key for the monitor profile, so every run names it.
     monitor = ROOT / "Policies/readonly.yaml"
-    return subprocess.run([BINARY, "serve", "--listen", f"127.0.0.1:{free_port()}", "--profile", f"monitor={monitor}", *arguments],
+    audit = ["--audit-dir", tempfile.mkdtemp(prefix="palisade-audit."), "--audit-unsigned"]
+    return subprocess.run([BINARY, "serve", "--listen", f"127.0.0.1:{free_port()}", "--profile", f"monitor={monitor}", *audit, *arguments],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -42,6 +44,13 @@ def test_config_file_errors_name_the_key(workdir):
     assert "Usage" not in result.stderr
 
 
+def test_audit_key_is_required(database, keys):
+    result = subprocess.run([BINARY, "serve", "--backend", backend_url(database), "--api-keys", str(keys["file"]),
+                             "--tls-mode", "disable", "--audit-dir", tempfile.mkdtemp()], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "configuration error: audit_key: required" in result.stderr
+
+
 def test_tls_without_a_certificate_is_refused(database, keys):
     result = serve("--backend", backend_url(database), "--api-keys", str(keys["file"]))
     assert result.returncode == 2
@@ -51,10 +60,13 @@ def test_tls_without_a_certificate_is_refused(database, keys):
 def test_config_file_with_every_setting_starts(database, keys, workdir, monitor_policy):
     config = workdir / "full.yaml"
     config.write_text(f"listen: 127.0.0.1:{free_port()}\nbackend: {backend_url(database)}\napi_keys: {keys['file']}\n"
-                      f"tls_mode: disable\nprofiles:\n  monitor: {monitor_policy}\nmax_message_bytes: 65536\n")
+                      f"tls_mode: disable\nprofiles:\n  monitor: {monitor_policy}\nmax_message_bytes: 65536\n"
+                      f"audit_dir: {workdir / 'config-audit'}\naudit_unsigned: true\n")
     process = subprocess.Popen([BINARY, "serve", "--config", str(config)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()
+        while line.startswith("palisade: warning"):
+            line = process.stdout.readline()
         assert "listening on" in line and "profiles agent, analyst, monitor" in line
     finally:
         process.terminate()
