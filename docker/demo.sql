@@ -11,6 +11,7 @@
 \endif
 
 BEGIN;
+SET LOCAL client_min_messages = warning;
 
 -- Palisade's own role: it owns nothing, can only read, and is subject to row-level security.
 DO $$ BEGIN

@@ -1,21 +1,93 @@
 #!/usr/bin/env bash
-# A short tour of Palisade's policy engine: what an LLM agent may run, and what it is told otherwise.
+# `make demo`: a throwaway PostgreSQL 15 with the multi-tenant demo schema (docker/demo.sql) and
+# Palisade in front of it on 127.0.0.1:6432. Prints psql command lines for two tenants and a short
+# tour; Ctrl-C stops everything and removes it. With --smoke, runs the tour, checks it, and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=.build/release/palisade
+if [ -z "${PGPORT:-}" ]; then
+  exec scripts/with-postgres.sh "$0" "$@"
+fi
 
-tour() {
-  local profile=$1 sql=$2
-  printf '\n$ palisade check --policy Policies/%s.yaml "%s"\n' "$profile" "$sql"
-  "$bin" check --policy "Policies/$profile.yaml" "$sql" || true
+smoke=false
+[ "${1:-}" = "--smoke" ] && smoke=true
+bin=${PALISADE_BIN:-.build/release/palisade}
+state=$(mktemp -d /tmp/palisade-demo.XXXXXX)
+palisade_pid=
+cleanup() {
+  [ -n "$palisade_pid" ] && kill "$palisade_pid" 2>/dev/null && wait "$palisade_pid" 2>/dev/null
+  rm -rf "$state"
 }
+trap cleanup EXIT
+trap 'echo; echo "stopping"; exit 0' INT TERM
 
-tour readonly "SELECT region, sum(amount) FROM orders WHERE placed_at > now() - interval '7 days' GROUP BY 1"
-tour readonly "DROP TABLE orders"
-tour readonly "SELECT * FROM users WHERE id = 1; DELETE FROM audit_log"
-tour readonly "SELECT id FROM users ORDER BY set_config('statement_timeout', '0', false)"
-tour readonly "WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone"
-tour readonly "SELECT * FROM pg_catalog.pg_authid"
-tour analyst "SELECT c.relname FROM pg_catalog.pg_class c WHERE pg_catalog.pg_table_is_visible(c.oid)"
-printf '\nBatch mode: printf %s | palisade check --jsonl\n' "'{\"id\":\"1\",\"sql\":\"SELECT 1\"}\n'"
-printf '{"id":"1","sql":"SELECT 1"}\n{"id":"2","sql":"COPY users TO STDOUT"}\n' | "$bin" check --jsonl
+app_password=$(openssl rand -hex 16)
+psql -X -q -c "CREATE DATABASE demo"
+psql -X -q -d demo -v app_password="'$app_password'" -f docker/demo.sql >/dev/null
+
+"$bin" audit keygen --out "$state/audit.key" --name demo.palisade >"$state/audit.vkey" 2>/dev/null
+acme=$("$bin" keys create --tenant acme --profile agent --keys-file "$state/keys.yaml" 2>/dev/null)
+globex=$("$bin" keys create --tenant globex --profile agent --keys-file "$state/keys.yaml" 2>/dev/null)
+analyst=$("$bin" keys create --tenant acme --profile analyst --keys-file "$state/keys.yaml" 2>/dev/null)
+
+port=${PALISADE_DEMO_PORT:-6432}
+if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "127.0.0.1:${PALISADE_DEMO_PORT:-6432} is in use; Palisade listens on 127.0.0.1:$port instead"
+fi
+"$bin" serve --listen "127.0.0.1:$port" --backend "postgres://palisade_app:$app_password@$PGHOST:$PGPORT/demo" \
+  --api-keys "$state/keys.yaml" --tls-mode disable --audit-dir "$state/audit" --audit-key "$state/audit.key" \
+  --audit-checkpoint-seconds 1 >"$state/palisade.log" 2>&1 &
+palisade_pid=$!
+for _ in $(seq 100); do
+  grep -q listening "$state/palisade.log" && break
+  kill -0 "$palisade_pid" 2>/dev/null || { cat "$state/palisade.log"; exit 1; }
+  sleep 0.1
+done
+
+connect() { echo "PGPASSWORD=$1 psql \"host=127.0.0.1 port=$port user=$2 dbname=demo sslmode=disable\""; }
+cat <<TXT
+
+Palisade is running on 127.0.0.1:$port in front of a throwaway PostgreSQL with two tenants.
+
+  tenant acme (LLM agent profile):    $(connect "$acme" agent)
+  tenant globex (LLM agent profile):  $(connect "$globex" agent)
+  tenant acme (analyst, psql \\d):     $(connect "$analyst" analyst)
+
+A short tour:
+  SELECT count(*), sum(amount) FROM orders;        -- acme sees 120 orders, globex 80: row-level security
+  SELECT * FROM orders WHERE tenant_id = 'globex';  -- as acme: zero rows
+  DROP TABLE orders;                               -- denied: ERROR 42501 with rule, request id and hint
+  $bin audit list --decision deny $state/audit
+  $bin audit verify --key '$(cat "$state/audit.vkey")' $state/audit
+
+TXT
+
+if ! $smoke; then
+  echo "Ctrl-C stops Palisade and PostgreSQL and removes everything."
+  wait "$palisade_pid"
+  exit 0
+fi
+
+failures=0
+expect() {
+  local name=$1 pattern=$2
+  shift 2
+  local out
+  out=$("$@" 2>&1) || true
+  if grep -q -- "$pattern" <<<"$out"; then echo "ok   $name"; else echo "FAIL $name"; sed 's/^/     /' <<<"$out"; failures=$((failures + 1)); fi
+}
+q() { PGPASSWORD=$1 psql -X -At "host=127.0.0.1 port=$port user=$2 dbname=demo sslmode=disable" -c "$3"; }
+expect "acme sees its 120 orders" "^120$" q "$acme" agent "SELECT count(*) FROM orders"
+expect "globex sees its 80 orders" "^80$" q "$globex" agent "SELECT count(*) FROM orders"
+expect "acme reads none of globex's rows" "^0$" q "$acme" agent "SELECT count(*) FROM orders WHERE tenant_id = 'globex'"
+expect "DROP TABLE is denied with its rule" "rule stmt.ddl" q "$acme" agent "DROP TABLE orders"
+expect "analysts can describe tables" "orders" q "$analyst" analyst "\\dt"
+sleep 1.5
+expect "the denial is in the audit log" "stmt.ddl" "$bin" audit list --decision deny "$state/audit"
+if "$bin" audit verify --key "$(cat "$state/audit.vkey")" "$state/audit" >"$state/verify.out" 2>&1; then
+  echo "ok   the audit log verifies with the reviewers' key"
+else
+  echo "FAIL the audit log verifies with the reviewers' key"; sed 's/^/     /' "$state/verify.out"; failures=$((failures + 1))
+fi
+echo "demo smoke: $((7 - failures)) passed, $failures failed"
+[ "$failures" = 0 ]
