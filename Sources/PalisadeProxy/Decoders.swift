@@ -7,13 +7,17 @@ enum ClientInbound {
     case frame(Frame)
 }
 
+/// Frames go straight to the session rather than down the pipeline: boxing each message in
+/// `NIOAny` and passing it through handler contexts cost more than the relay itself.
 final class ClientMessageDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ClientInbound
+    typealias InboundOut = Never
     private var expectingStartup = true
     private let frames: FrameDecoder
+    private let session: ProxySession
 
-    init(maxMessageBytes: Int) {
+    init(maxMessageBytes: Int, session: ProxySession) {
         frames = FrameDecoder(maxLength: maxMessageBytes)
+        self.session = session
     }
 
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -26,11 +30,11 @@ final class ClientMessageDecoder: ByteToMessageDecoder {
             case .startup, .cancel:
                 expectingStartup = false
             }
-            context.fireChannelRead(wrapInboundOut(.startup(message)))
+            session.clientInbound(.startup(message))
             return .continue
         }
         guard let frame = try frames.decode(&buffer) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(.frame(frame)))
+        session.clientInbound(.frame(frame))
         return .continue
     }
 
@@ -43,10 +47,21 @@ final class BackendFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = Frame
     // Rows can be large; the server bounds them, Palisade only reframes them.
     private let frames = FrameDecoder(maxLength: 1 << 30)
+    /// The proxy's server connections hand frames to their session directly; the startup probe
+    /// has none and reads them from the pipeline.
+    private let session: ProxySession?
+
+    init(session: ProxySession? = nil) {
+        self.session = session
+    }
 
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let frame = try frames.decode(&buffer) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(frame))
+        if let session {
+            session.backendFrame(frame)
+        } else {
+            context.fireChannelRead(wrapInboundOut(frame))
+        }
         return .continue
     }
 

@@ -1,9 +1,9 @@
 import NIOCore
 import PostgresWire
 
-/// Thin adapters: each hands its channel's events to the session.
+/// Thin adapters: each hands its channel's events to the session (messages arrive through the decoders).
 final class ClientHandler: ChannelInboundHandler {
-    typealias InboundIn = ClientInbound
+    typealias InboundIn = Never
     private let session: ProxySession
 
     init(session: ProxySession) {
@@ -12,10 +12,6 @@ final class ClientHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         session.clientAdded(context)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        session.clientInbound(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -37,7 +33,7 @@ final class ClientHandler: ChannelInboundHandler {
 }
 
 final class BackendHandler: ChannelInboundHandler {
-    typealias InboundIn = Frame
+    typealias InboundIn = Never
     private let session: ProxySession
 
     init(session: ProxySession) {
@@ -47,10 +43,6 @@ final class BackendHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         session.backendActive(context.channel)
         context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        session.backendFrame(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

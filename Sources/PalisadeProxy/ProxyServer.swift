@@ -26,7 +26,7 @@ public final class ProxyServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let session = ProxySession(configuration: configuration, cancels: cancels, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(ClientMessageDecoder(maxMessageBytes: configuration.maxMessageBytes)),
+                        ByteToMessageHandler(ClientMessageDecoder(maxMessageBytes: configuration.maxMessageBytes, session: session)),
                         ClientHandler(session: session))
                 }
             }

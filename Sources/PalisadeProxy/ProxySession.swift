@@ -166,7 +166,7 @@ final class ProxySession {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(BackendFrameDecoder()), BackendHandler(session: bound.value))
+                        ByteToMessageHandler(BackendFrameDecoder(session: bound.value)), BackendHandler(session: bound.value))
                 }
             }
             .connect(host: configuration.backend.host, port: configuration.backend.port)

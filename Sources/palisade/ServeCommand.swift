@@ -246,22 +246,37 @@ func configError(_ key: String, _ reason: String) -> ConfigurationError {
     ConfigurationError(description: "configuration error: \(key): \(reason)")
 }
 
-/// Runs `action` on SIGINT or SIGTERM.
+/// The write end of the pipe the signal handler writes to (a handler may only call async-signal-safe functions).
+nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+
+/// Runs `action` once on SIGINT or SIGTERM. The handler is installed before this returns and only
+/// writes a byte to a pipe, so a signal that comes at once is never lost (a Dispatch signal source
+/// arms itself asynchronously and can miss it).
 final class SignalWatcher {
-    private let sources: [DispatchSourceSignal]
+    private let readEnd: Int32
 
     init(_ action: @escaping @Sendable () -> Void) {
-        sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: action)
-            source.resume()
-            return source
+        var ends: [Int32] = [-1, -1]
+        pipe(&ends)
+        readEnd = ends[0]
+        signalPipeWriteEnd = ends[1]
+        for number in [SIGINT, SIGTERM] {
+            signal(number) { _ in
+                var byte: UInt8 = 1
+                _ = write(signalPipeWriteEnd, &byte, 1)
+            }
+        }
+        let readEnd = readEnd
+        Thread.detachNewThread {
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) < 0, errno == EINTR {}
+            action()
         }
     }
 
     func cancel() {
-        sources.forEach { $0.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
 }
 
