@@ -7,6 +7,7 @@ public final class ProxyServer: Sendable {
     public let configuration: ProxyConfiguration
     private let group: MultiThreadedEventLoopGroup
     private let cancels = CancelRegistry()
+    private let auditInboxes = AuditInboxes()
 
     public init(configuration: ProxyConfiguration, threads: Int = Int(ProcessInfo.processInfo.environment["PALISADE_THREADS"] ?? "") ?? System.coreCount) {
         self.configuration = configuration
@@ -17,6 +18,7 @@ public final class ProxyServer: Sendable {
     public func start() async throws -> Channel {
         let configuration = configuration
         let cancels = cancels
+        let auditInboxes = auditInboxes
         return try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -24,7 +26,8 @@ public final class ProxyServer: Sendable {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let session = ProxySession(configuration: configuration, cancels: cancels, eventLoop: channel.eventLoop)
+                    let session = ProxySession(configuration: configuration, cancels: cancels, eventLoop: channel.eventLoop,
+                                               auditInbox: auditInboxes.inbox(for: channel.eventLoop))
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(ClientMessageDecoder(maxMessageBytes: configuration.maxMessageBytes, session: session)),
                         ClientHandler(session: session))

@@ -31,6 +31,7 @@ final class ProxySession {
     private let configuration: ProxyConfiguration
     private let cancels: CancelRegistry
     private let eventLoop: EventLoop
+    private let auditInbox: AuditInbox
     let sessionID: String
     private var state: State = .awaitingStartup(tls: false)
     private var clientContext: ChannelHandlerContext?
@@ -46,10 +47,11 @@ final class ProxySession {
     private var heldForClient: ByteBuffer?
     private var closeWhenAudited = false
 
-    init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop) {
+    init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop, auditInbox: AuditInbox) {
         self.configuration = configuration
         self.cancels = cancels
         self.eventLoop = eventLoop
+        self.auditInbox = auditInbox
         sessionID = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
     }
 
@@ -385,10 +387,7 @@ final class ProxySession {
             fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
         outstandingAudits += 1
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let eventLoop = eventLoop
-        configuration.audit.append(record) { result in
-            eventLoop.execute { bound.value.auditCompleted(result) }
-        }
+        auditInbox.append(record, to: configuration.audit) { result in bound.value.auditCompleted(result) }
     }
 }
 
