@@ -106,22 +106,29 @@ class Palisade:
         self.audit_dir = audit_dir or tempfile.mkdtemp(prefix="palisade-audit.")
         audit = ["--audit-dir", str(self.audit_dir), "--audit-checkpoint-seconds", "1"]
         audit += ["--audit-key", str(audit_key)] if audit_key else ["--audit-unsigned"]
+        # The server's output goes to a file, so that a crash can be shown once the tests end.
+        self.log = pathlib.Path(tempfile.mkstemp(prefix="palisade-serve.", suffix=".log")[1])
         self.process = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", *audit, *arguments],
-                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        seen = ""
-        while "listening" not in seen.splitlines()[-1:][0] if seen else True:
-            line = self.process.stdout.readline()
-            if not line:
-                self.process.kill()
-                raise RuntimeError(f"palisade did not start: {seen}")
-            seen += line
+                                        cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True)
+        for _ in range(300):
+            if "listening" in self.log.read_text():
+                break
+            if self.process.poll() is not None:
+                raise RuntimeError(f"palisade did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+        else:
+            self.process.kill()
+            raise RuntimeError(f"palisade did not start: {self.log.read_text()}")
 
     def stop(self):
+        died = self.process.poll()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        if died is not None:
+            print(f"\npalisade exited early with {died}; its output:\n{self.log.read_text()[-6000:]}")
 
 
 def backend_url(database):
