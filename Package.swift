@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
     ],
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
@@ -32,6 +33,14 @@ let package = Package(
         .target(
             name: "AuditChain",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Tenant identity: signed JWTs, API key claims, per-tenant budgets; pure, no sockets.
+        .target(
+            name: "TenantIdentity",
+            dependencies: [
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // PostgreSQL protocol 3.0: framing, messages, and the authentication exchanges; no sockets.
         .target(
@@ -68,5 +77,6 @@ let package = Package(
         .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
+        .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity"]),
     ]
 )
