@@ -98,7 +98,7 @@ if [ -f Tests/corpus/palisade-cases.jsonl ]; then
   run "own cases: every rule id and hiding place" python3 Tests/corpus/check-cases.py Tests/corpus/palisade-cases.jsonl
 fi
 
-run "make demo --smoke: two tenants, a denial, the audit log" env PALISADE_BIN="$bin" PGPORT= scripts/demo.sh --smoke
+run "make demo --smoke: two tenants, a denial, the audit log" env -u PGPORT PALISADE_BIN="$bin" scripts/demo.sh --smoke
 
 proxy_tests() {
   scripts/python-env.sh >/dev/null && .venv/bin/python -m pytest -q -p no:cacheprovider Tests/proxy

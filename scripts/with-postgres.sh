@@ -4,6 +4,8 @@
 # and PALISADE_TEST_PGDATA.
 set -euo pipefail
 
+# Settings of another server (or an empty PGPORT) would leak into initdb and the server.
+unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE
 pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/postgres" ] || { echo "PostgreSQL 15 is not installed (run scripts/install-deps.sh)" >&2; exit 1; }
 
