@@ -57,6 +57,7 @@ let package = Package(
                 "PostgresWire",
                 "QueryPolicy",
                 "AuditChain",
+                "TenantIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -70,6 +71,7 @@ let package = Package(
                 "QueryPolicy",
                 "AuditChain",
                 "PalisadeProxy",
+                "TenantIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

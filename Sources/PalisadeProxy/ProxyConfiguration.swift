@@ -3,6 +3,7 @@ import Foundation
 import NIOSSL
 import PostgresWire
 import QueryPolicy
+import TenantIdentity
 
 public enum TLSMode: String, Sendable, CaseIterable {
     /// No TLS; passwords travel in clear. For loopback development only.
@@ -43,6 +44,19 @@ public struct BackendAddress: Sendable, Equatable {
     }
 }
 
+/// Per-tenant limits: concurrent sessions, query rate, and the lockout after repeated denials.
+public struct TenantBudgets: Sendable {
+    public var sessions: SessionLimiter?
+    public var rate: RateLimiter?
+    public var lockout: Lockout?
+
+    public init(sessions: SessionLimiter? = nil, rate: RateLimiter? = nil, lockout: Lockout? = nil) {
+        self.sessions = sessions
+        self.rate = rate
+        self.lockout = lockout
+    }
+}
+
 public struct ProxyConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int
@@ -55,9 +69,18 @@ public struct ProxyConfiguration: Sendable {
     public var maxMessageBytes: Int
     /// Every decision is durable here before its answer reaches the client.
     public var audit: AuditLog
+    /// Verifies JWTs given as the password; nil when only API keys are accepted.
+    public var tokens: TokenVerifier?
+    /// Which profile a token's capability selects; the first capability with a profile wins.
+    public var capabilityProfiles: [String: String]
+    public var budgets: TenantBudgets
+    /// End a session at its next query once its token has expired.
+    public var endSessionOnTokenExpiry: Bool
 
     public init(listenHost: String, listenPort: Int, backend: BackendAddress, engines: [String: PolicyEngine], keys: APIKeyStore,
-                tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog) {
+                tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog,
+                tokens: TokenVerifier? = nil, capabilityProfiles: [String: String] = ["agent": "agent", "analyst": "analyst"],
+                budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
@@ -67,6 +90,10 @@ public struct ProxyConfiguration: Sendable {
         self.tls = tls
         self.maxMessageBytes = maxMessageBytes
         self.audit = audit
+        self.tokens = tokens
+        self.capabilityProfiles = capabilityProfiles
+        self.budgets = budgets
+        self.endSessionOnTokenExpiry = endSessionOnTokenExpiry
     }
 
     /// Startup parameters a client may set on its session; all others (`options` above all) are

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import PostgresWire
 import QueryPolicy
+import TenantIdentity
 
 /// One client connection and the server connection Palisade opens for it. Both channels live on
 /// the same event loop, so the session needs no locks; its protocol logic is in `QueryRelay` and
@@ -22,10 +23,20 @@ final class ProxySession {
     }
 
     fileprivate struct Login {
-        var key: APIKey
+        var identity: Identity
         var engine: PolicyEngine
         var parameters: [String: String]
         var startup: BackendStartup
+    }
+
+    /// Who the session acts for, from a verified API key or token.
+    fileprivate struct Identity {
+        var tenant: String
+        var profile: String
+        var credentialID: String
+        var claims: String
+        /// When the token expires; nil for API keys.
+        var expiresAt: Date?
     }
 
     private let configuration: ProxyConfiguration
@@ -46,6 +57,10 @@ final class ProxySession {
     private var outstandingAudits = 0
     private var heldForClient: ByteBuffer?
     private var closeWhenAudited = false
+    /// The tenant counted against its session limit, released when the session ends.
+    private var sessionTenant: String?
+    /// When the session's token expires, checked before each query.
+    private var expiresAt: Date?
 
     init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop, auditInbox: AuditInbox) {
         self.configuration = configuration
@@ -92,7 +107,16 @@ final class ProxySession {
             buffered.append(frame)
             state = .connecting(login, buffered: buffered)
         case (.relaying, .frame(let frame)):
+            if let expiresAt, configuration.endSessionOnTokenExpiry, Date() > expiresAt, frame.type != UInt8(ascii: "X") {
+                let message = "the session's token expired at \(ISO8601DateFormatter().string(from: expiresAt)); reconnect with a fresh token"
+                record(kind: frame.typeName, tenant: currentTenant, credential: currentCredential, user: "",
+                       Decision(rule: .tokenExpired, message: message, policyVersion: ""), event: .authFailure)
+                return fail(message, sqlstate: "28000")
+            }
             relay!.clientFrame(frame, into: &output)
+            if let lockoutMessage {
+                return fail(lockoutMessage, sqlstate: "28000")
+            }
             if output.close { sendOutput(); close() }
         case (.closing, _), (.closed, _):
             break
@@ -118,18 +142,64 @@ final class ProxySession {
         if let failure = configuration.audit.failure {
             return fail("Palisade cannot write its audit log (\(failure)); no queries are admitted", sqlstate: "58030")
         }
-        guard let key = configuration.keys.authenticate(password) else {
+        let identity: Identity
+        switch verifyCredential(password) {
+        case .failure(let refusal):
             record(kind: "p", tenant: "", credential: "", user: user,
-                   Decision(rule: .authenticationFailed, message: "password authentication failed", policyVersion: ""), event: .authFailure)
-            return fail("password authentication failed for user \"\(user)\": the API key is not valid", sqlstate: "28P01")
+                   Decision(rule: .authenticationFailed, message: refusal.message, policyVersion: ""), event: .authFailure)
+            return fail(refusal.message, sqlstate: refusal.sqlstate)
+        case .success(let verified):
+            identity = verified
         }
-        guard let engine = configuration.engines[key.profile] else {
-            return fail("API key \(key.id) names profile \"\(key.profile)\", which this Palisade does not configure", sqlstate: "28000")
+        let now = Date()
+        if let lockout = configuration.budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) {
+            let refusal = lockout.refusal(credential: identity.credentialID, until: until)
+            record(kind: "p", tenant: identity.tenant, credential: identity.credentialID, user: user,
+                   Decision(rule: .lockedOut, message: refusal.message, policyVersion: ""), event: .authFailure)
+            return fail(refusal.message, sqlstate: refusal.sqlstate)
         }
-        state = .connecting(Login(key: key, engine: engine, parameters: parameters,
+        guard let engine = configuration.engines[identity.profile] else {
+            return fail("the credential selects profile \"\(identity.profile)\", which this Palisade does not configure", sqlstate: "28000")
+        }
+        if let sessions = configuration.budgets.sessions {
+            guard sessions.open(tenant: identity.tenant) else {
+                let refusal = sessions.refusal(tenant: identity.tenant)
+                record(kind: "p", tenant: identity.tenant, credential: identity.credentialID, user: user,
+                       Decision(rule: .tooManySessions, message: refusal.message, policyVersion: engine.policy.version), event: .authFailure)
+                return fail(refusal.message, sqlstate: refusal.sqlstate)
+            }
+            sessionTenant = identity.tenant
+        }
+        state = .connecting(Login(identity: identity, engine: engine, parameters: parameters,
                                   startup: BackendStartup(user: configuration.backend.user, password: configuration.backend.password)),
                             buffered: [])
         connectBackend()
+    }
+
+    /// A password is a JWT when it has a JWT's shape and tokens are configured; otherwise an API key.
+    fileprivate struct CredentialRefusal: Error {
+        var message: String
+        var sqlstate: String
+    }
+
+    private func verifyCredential(_ password: String) -> Result<Identity, CredentialRefusal> {
+        if let tokens = configuration.tokens, password.hasPrefix("eyJ"), password.utf8.count(where: { $0 == UInt8(ascii: ".") }) == 2 {
+            switch tokens.verifySync(password, now: Date()) {
+            case .failure(let rejection):
+                return .failure(CredentialRefusal(message: rejection.message, sqlstate: rejection.sqlstate))
+            case .success(let token):
+                let profile = token.capabilities.lazy.compactMap { self.configuration.capabilityProfiles[$0] }.first
+                    ?? configuration.capabilityProfiles["agent"] ?? "agent"
+                return .success(Identity(tenant: token.tenant, profile: profile, credentialID: token.credentialID,
+                                         claims: token.claimsJSON, expiresAt: token.expiresAt))
+            }
+        }
+        guard let key = configuration.keys.authenticate(password) else {
+            return .failure(CredentialRefusal(message: "password authentication failed: the API key or token is not valid", sqlstate: "28P01"))
+        }
+        return .success(Identity(tenant: key.tenant, profile: key.profile, credentialID: key.id,
+                                 claims: TenantClaims.apiKeyClaims(tenant: key.tenant, role: key.profile, capabilities: [key.profile], keyID: key.id),
+                                 expiresAt: nil))
     }
 
     func clientReadComplete() {
@@ -236,21 +306,17 @@ final class ProxySession {
             BackendEncoder.backendKeyData(processID: key.processID, secretKey: key.secretKey, into: &buffer)
             BackendEncoder.readyForQuery(.idle, into: &buffer)
         }
-        let context = DecisionContext(session: self, login: login)
-        relay = QueryRelay(claims: Self.claims(for: login.key)) { sql, kind in context.decide(sql, kind) }
+        let context = DecisionContext(session: self, login: login, budgets: configuration.budgets)
+        expiresAt = login.identity.expiresAt
+        identityTenant = login.identity.tenant
+        identityCredential = login.identity.credentialID
+        relay = QueryRelay(claims: login.identity.claims, statementTimeoutMilliseconds: login.engine.policy.statementTimeoutMilliseconds) { sql, kind in
+            context.decide(sql, kind)
+        }
         state = .relaying
         for frame in buffered { relay!.clientFrame(frame, into: &output) }
         sendOutput()
         if output.close { close() }
-    }
-
-    /// The claims Postgres row-level security reads, in PostgREST's shape.
-    static func claims(for key: APIKey) -> String {
-        func quoted(_ text: String) -> String {
-            let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
-            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-        }
-        return "{\"tenant_id\":\(quoted(key.tenant)),\"role\":\(quoted(key.profile)),\"capabilities\":[\(quoted(key.profile))],\"key_id\":\(quoted(key.id))}"
     }
 
     func backendReadComplete() {
@@ -352,6 +418,8 @@ final class ProxySession {
         }
         state = .closed
         relay = nil
+        if let sessionTenant { configuration.budgets.sessions?.close(tenant: sessionTenant) }
+        sessionTenant = nil
         output.toBackend.clear()
         sendOutput()
         if let cancelKey { cancels.remove(processID: cancelKey.processID, secretKey: cancelKey.secretKey) }
@@ -367,15 +435,21 @@ final class ProxySession {
 
     // MARK: - Decisions
 
+    private var identityTenant = ""
+    private var identityCredential = ""
+
     private var currentTenant: String {
-        if case .connecting(let login, _) = state { return login.key.tenant }
-        return ""
+        if case .connecting(let login, _) = state { return login.identity.tenant }
+        return identityTenant
     }
 
     private var currentCredential: String {
-        if case .connecting(let login, _) = state { return login.key.id }
-        return ""
+        if case .connecting(let login, _) = state { return login.identity.credentialID }
+        return identityCredential
     }
+
+    /// Set by a decision whose denial locked the credential out; the session ends after that message.
+    fileprivate var lockoutMessage: String?
 
     fileprivate func record(kind: String, tenant: String, credential: String, user: String, _ decision: Decision,
                             requestID: String? = nil, event: AuditEvent = .decision, normalized: String? = nil) {
@@ -395,33 +469,49 @@ final class ProxySession {
 private final class DecisionContext {
     private weak var session: ProxySession?
     private let engine: PolicyEngine
-    private let key: APIKey
+    private let tenant: String
+    private let credential: String
     private let user: String
     private let sessionID: String
+    private let budgets: TenantBudgets
     private var requests = 0
 
-    init(session: ProxySession, login: ProxySession.Login) {
+    init(session: ProxySession, login: ProxySession.Login, budgets: TenantBudgets) {
         self.session = session
         engine = login.engine
-        key = login.key
+        tenant = login.identity.tenant
+        credential = login.identity.credentialID
         user = login.parameters["user"] ?? ""
         sessionID = session.sessionID
+        self.budgets = budgets
     }
 
     func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
         requests += 1
         let requestID = "\(sessionID)-\(requests)"
-        let decision: Decision
+        let now = Date()
+        var decision: Decision
         if kind == .functionCall {
             decision = Decision(rule: .functionCallMessage, message: "fast-path function calls are not admitted",
                                 hint: "Call functions from a SELECT statement.", policyVersion: engine.policy.version)
+        } else if let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: tenant, now: now) {
+            let refusal = rate.refusal(tenant: tenant, retryAfter: retryAfter)
+            decision = Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: engine.policy.version)
         } else {
             decision = engine.evaluate(sql)
         }
-        session?.record(kind: kind.rawValue, tenant: key.tenant, credential: key.id, user: user, decision, requestID: requestID,
+        session?.record(kind: kind.rawValue, tenant: tenant, credential: credential, user: user, decision, requestID: requestID,
                         event: kind == .functionCall ? .protocolRefusal : .decision,
                         normalized: engine.policy.logsRawQueryText && kind != .functionCall ? sql : nil)
-        guard !decision.isAllowed, !engine.policy.isMonitorOnly || kind == .functionCall else { return (decision, nil) }
+        let enforced = decision.rule == .rateLimited || kind == .functionCall || !engine.policy.isMonitorOnly
+        guard !decision.isAllowed, enforced else { return (decision, nil) }
+        if decision.rule != .rateLimited, let lockout = budgets.lockout, let event = lockout.recordDenial(credential: credential, now: now) {
+            let message = event.refusal.message
+            session?.record(kind: kind.rawValue, tenant: tenant, credential: credential, user: user,
+                            Decision(rule: .lockedOut, message: message, policyVersion: engine.policy.version),
+                            requestID: requestID, event: .lockout)
+            session?.lockoutMessage = message
+        }
         return (decision, ServerNotice(
             sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, detail: "rule \(decision.rule.rawValue); request \(requestID)",
             hint: decision.hint, position: decision.position))

@@ -52,6 +52,8 @@ public struct QueryRelay {
     private let decide: Decide
     /// The verified claims (JSON) set at the start of every transaction, or nil for none.
     private let claims: String?
+    /// The profile's statement_timeout, set with the claims (as the server reads it, e.g. "30000ms").
+    private let statementTimeout: String
     private var pending: [Expectation] = []
     private var pendingHead = 0
     /// After a refusal in the extended protocol, the client's messages up to Sync are dropped,
@@ -65,10 +67,12 @@ public struct QueryRelay {
     private var claimsSetInTransaction = false
 
     static let claimsStatement = "palisade_claims"
-    static let claimsQuery = "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true)"
+    static let claimsQuery =
+        "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true), pg_catalog.set_config('statement_timeout', $2, true)"
 
-    public init(claims: String?, decide: @escaping Decide) {
+    public init(claims: String?, statementTimeoutMilliseconds: Int, decide: @escaping Decide) {
         self.claims = claims
+        statementTimeout = "\(statementTimeoutMilliseconds)ms"
         self.decide = decide
     }
 
@@ -182,7 +186,8 @@ public struct QueryRelay {
             expect(.parseComplete(relay: false))
             claimsStatementPrepared = true
         }
-        FrontendEncoder.bind(portal: Self.claimsStatement, statement: Self.claimsStatement, parameters: [claims], into: &output.toBackend)
+        FrontendEncoder.bind(portal: Self.claimsStatement, statement: Self.claimsStatement, parameters: [claims, statementTimeout],
+                             into: &output.toBackend)
         expect(.bindComplete(relay: false))
         FrontendEncoder.execute(portal: Self.claimsStatement, into: &output.toBackend)
         expect(.execution(relay: false))

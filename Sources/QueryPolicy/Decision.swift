@@ -60,6 +60,10 @@ public enum Rule: String, Sendable, CaseIterable {
     case messageTooLarge = "proto.too-large"
     case protocolViolation = "proto.violation"
     case authenticationFailed = "auth.failed"
+    case tokenExpired = "auth.token-expired"
+    case lockedOut = "auth.locked"
+    case rateLimited = "budget.rate"
+    case tooManySessions = "budget.sessions"
 
     public var isAllow: Bool { rawValue.hasPrefix("allow.") }
 
@@ -70,6 +74,9 @@ public enum Rule: String, Sendable, CaseIterable {
         case .tooLarge, .tooDeep, .messageTooLarge: "54000"
         case .protocolViolation: "08P01"
         case .authenticationFailed: "28P01"
+        case .tokenExpired, .lockedOut: "28000"
+        case .rateLimited: "53400"
+        case .tooManySessions: "53300"
         default: "42501"
         }
     }

@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import PalisadeProxy
 import QueryPolicy
+import TenantIdentity
 import Yams
 
 struct Serve: AsyncParsableCommand {
@@ -34,13 +35,26 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("audit-origin"), help: "The log's name in its checkpoints (default palisade).") var auditOrigin: String?
     @Option(name: .customLong("audit-checkpoint-seconds"), help: "Seconds between checkpoints while the log grows (default 5).") var auditCheckpointSeconds: Int?
     @Flag(name: .customLong("audit-unsigned"), help: "Run without a signing key: checkpoints are signed with a throwaway key no reviewer can trust.") var auditUnsigned = false
+    @Option(name: .customLong("jwt-secret-file"), help: "HS256 secret: clients may send a JWT as their password.") var jwtSecretFile: String?
+    @Option(name: .customLong("jwt-public-keys"), help: "PEM public keys or a JWKS document (RS256, ES256, EdDSA).") var jwtPublicKeys: String?
+    @Option(name: .customLong("jwt-issuer"), help: "Required iss of tokens.") var jwtIssuer: String?
+    @Option(name: .customLong("jwt-audience"), help: "Required aud of tokens.") var jwtAudience: String?
+    @Option(name: .customLong("jwt-tenant-claim"), help: "The claim naming the tenant (default tenant_id).") var jwtTenantClaim: String?
+    @Option(name: .customLong("jwt-clock-skew"), help: "Seconds of clock skew allowed for exp, nbf, iat (default 30).") var jwtClockSkew: Int?
+    @Option(name: .customLong("capability-profile"), help: "A token capability and the profile it selects, CAP=PROFILE (repeatable; default agent=agent, analyst=analyst).") var capabilityProfile: [String] = []
+    @Option(name: .customLong("max-sessions-per-tenant"), help: "Concurrent sessions a tenant may hold (default 100).") var maxSessionsPerTenant: Int?
+    @Option(name: .customLong("tenant-rate"), help: "Queries per second a tenant may send (token bucket; default unlimited).") var tenantRate: Double?
+    @Option(name: .customLong("tenant-burst"), help: "Queries a tenant may send at once (default: the rate, at least 1).") var tenantBurst: Int?
+    @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
+    @Option(name: .customLong("lockout-window"), help: "The lockout window in seconds (default 60).") var lockoutWindow: Int?
+    @Option(name: .customLong("lockout-seconds"), help: "How long a locked-out credential is refused (default 300).") var lockoutSeconds: Int?
 
     func run() async throws {
         let settings = try ServeSettings(self)
         let audit = try settings.openAuditLog()
         let proxyConfiguration: ProxyConfiguration
         do {
-            proxyConfiguration = try settings.proxyConfiguration(audit: audit)
+            proxyConfiguration = try await settings.proxyConfiguration(audit: audit)
             try await settings.checkBackend()
             for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
                 try await audit.append(.policyLoaded(version: proxyConfiguration.engines[name]!.policy.version, path: "\(name)=\(path)"))
@@ -80,10 +94,26 @@ struct ServeSettings {
     var auditOrigin = "palisade"
     var auditCheckpointSeconds = 5
     var auditUnsigned = false
+    var jwtSecretFile: String?
+    var jwtPublicKeys: String?
+    var jwtIssuer: String?
+    var jwtAudience: String?
+    var jwtTenantClaim = "tenant_id"
+    var jwtClockSkew = 30
+    var capabilityProfiles = ["agent": "agent", "analyst": "analyst"]
+    var maxSessionsPerTenant = 100
+    var tenantRate: Double?
+    var tenantBurst: Int?
+    var lockoutDenials = 20
+    var lockoutWindow = 60
+    var lockoutSeconds = 300
 
     static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode",
                                     "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
-                                    "audit_origin", "audit_checkpoint_seconds", "audit_unsigned"]
+                                    "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
+                                    "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
+                                    "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
+                                    "lockout_seconds"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -164,6 +194,68 @@ struct ServeSettings {
             auditCheckpointSeconds = seconds
         }
         auditUnsigned = command.auditUnsigned || file["audit_unsigned"]?.bool == true
+        jwtSecretFile = try command.jwtSecretFile ?? string("jwt_secret_file").map(relative)
+        jwtPublicKeys = try command.jwtPublicKeys ?? string("jwt_public_keys").map(relative)
+        if jwtSecretFile != nil, jwtPublicKeys != nil {
+            throw configError("jwt_secret_file", "give either jwt_secret_file (HS256) or jwt_public_keys, not both")
+        }
+        jwtIssuer = try command.jwtIssuer ?? string("jwt_issuer")
+        jwtAudience = try command.jwtAudience ?? string("jwt_audience")
+        jwtTenantClaim = try command.jwtTenantClaim ?? string("jwt_tenant_claim") ?? jwtTenantClaim
+        func integer(_ flag: Int?, _ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let value = flag ?? file[key]?.int else {
+                if file[key] != nil { throw configError(key, "expected an integer") }
+                return nil
+            }
+            guard range.contains(value) else { throw configError(key, "must be between \(range.lowerBound) and \(range.upperBound)") }
+            return value
+        }
+        jwtClockSkew = try integer(command.jwtClockSkew, "jwt_clock_skew", 0...3600) ?? jwtClockSkew
+        maxSessionsPerTenant = try integer(command.maxSessionsPerTenant, "max_sessions_per_tenant", 1...100_000) ?? maxSessionsPerTenant
+        tenantBurst = try integer(command.tenantBurst, "tenant_burst", 1...1_000_000)
+        lockoutDenials = try integer(command.lockoutDenials, "lockout_denials", 1...1_000_000) ?? lockoutDenials
+        lockoutWindow = try integer(command.lockoutWindow, "lockout_window", 1...86_400) ?? lockoutWindow
+        lockoutSeconds = try integer(command.lockoutSeconds, "lockout_seconds", 1...604_800) ?? lockoutSeconds
+        if let rate = command.tenantRate ?? file["tenant_rate"]?.float {
+            guard rate > 0, rate <= 1_000_000 else { throw configError("tenant_rate", "must be above 0 and at most 1000000") }
+            tenantRate = rate
+        }
+        if let mapping = file["capability_profiles"] {
+            guard let entries = mapping.mapping else { throw configError("capability_profiles", "expected CAPABILITY: PROFILE entries") }
+            for (capability, profile) in entries {
+                guard let capability = capability.string, let profile = profile.string else { throw configError("capability_profiles", "expected CAPABILITY: PROFILE entries") }
+                capabilityProfiles[capability] = profile
+            }
+        }
+        for entry in command.capabilityProfile {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw configError("capability_profile", "expected CAP=PROFILE, got '\(entry)'") }
+            capabilityProfiles[String(parts[0])] = String(parts[1])
+        }
+    }
+
+    func tokenVerifier() async throws -> TokenVerifier? {
+        var configuration: TokenVerifierConfiguration
+        do {
+            if let jwtSecretFile {
+                configuration = try TokenVerifierConfiguration.load(secretFile: jwtSecretFile)
+            } else if let jwtPublicKeys {
+                configuration = try TokenVerifierConfiguration.load(publicKeysFile: jwtPublicKeys)
+            } else {
+                return nil
+            }
+        } catch {
+            throw configError(jwtSecretFile != nil ? "jwt_secret_file" : "jwt_public_keys", error.description)
+        }
+        configuration.issuer = jwtIssuer
+        configuration.audience = jwtAudience
+        configuration.tenantClaim = jwtTenantClaim
+        configuration.clockSkew = .seconds(jwtClockSkew)
+        do {
+            return try await TokenVerifier(configuration)
+        } catch {
+            throw configError(jwtSecretFile != nil ? "jwt_secret_file" : "jwt_public_keys", error.description)
+        }
     }
 
     /// Every decision is recorded before it is answered, so there is no running without a log.
@@ -188,16 +280,20 @@ struct ServeSettings {
         }
     }
 
-    func proxyConfiguration(audit: AuditLog) throws -> ProxyConfiguration {
+    func proxyConfiguration(audit: AuditLog) async throws -> ProxyConfiguration {
         var engines: [String: PolicyEngine] = [:]
         for (name, path) in profiles {
             do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
                 throw configError("profiles.\(name)", error.description)
             }
         }
-        guard let apiKeys else { throw configError("api_keys", "required: create keys with `palisade keys create --tenant T --profile P --keys-file FILE`") }
-        let keys: APIKeyStore
-        do { keys = try APIKeyStore.load(path: apiKeys) } catch { throw configError("api_keys", error.description) }
+        guard apiKeys != nil || jwtSecretFile != nil || jwtPublicKeys != nil else {
+            throw configError("api_keys", "required (or jwt_secret_file / jwt_public_keys): create keys with `palisade keys create --tenant T --profile P --keys-file FILE`")
+        }
+        var keys = APIKeyStore(keys: [])
+        if let apiKeys {
+            do { keys = try APIKeyStore.load(path: apiKeys) } catch { throw configError("api_keys", error.description) }
+        }
         for key in keys.keys where engines[key.profile] == nil {
             throw configError("api_keys", "key \(key.id) names profile '\(key.profile)', which is not configured (profiles: \(engines.keys.sorted().joined(separator: ", ")))")
         }
@@ -219,8 +315,16 @@ struct ServeSettings {
         default:
             throw configError("tls_cert", "give both --tls-cert and --tls-key")
         }
+        for (capability, profile) in capabilityProfiles where engines[profile] == nil {
+            throw configError("capability_profiles", "capability \(capability) selects profile '\(profile)', which is not configured")
+        }
+        let budgets = TenantBudgets(
+            sessions: SessionLimiter(maxSessionsPerTenant: maxSessionsPerTenant),
+            rate: tenantRate.map { RateLimiter(ratePerSecond: $0, burst: tenantBurst ?? max(1, Int($0))) },
+            lockout: Lockout(maxDenials: lockoutDenials, window: .seconds(lockoutWindow), coolDown: .seconds(lockoutSeconds)))
         return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, engines: engines, keys: keys,
-                                  tlsMode: tlsMode, tls: tls, maxMessageBytes: maxMessageBytes, audit: audit)
+                                  tlsMode: tlsMode, tls: tls, maxMessageBytes: maxMessageBytes, audit: audit,
+                                  tokens: try await tokenVerifier(), capabilityProfiles: capabilityProfiles, budgets: budgets)
     }
 
     /// The server must be reachable, and row-level security must apply to Palisade's role.
@@ -277,6 +381,34 @@ final class SignalWatcher {
     func cancel() {
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+    }
+}
+
+struct TokensCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tokens", abstract: "Mint development tokens.", subcommands: [Mint.self])
+
+    struct Mint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print an HS256 JWT for a tenant, signed with the secret `palisade serve --jwt-secret-file` checks.",
+            discussion: "For development and tests; in production an identity provider issues tokens.")
+
+        @Option(name: .customLong("secret-file"), help: "The HS256 secret (at least 32 bytes).") var secretFile: String
+        @Option(help: "The tenant the token reads as.") var tenant: String
+        @Option(help: "The role (capability) that selects the profile.") var role = "agent"
+        @Option(help: "Seconds until the token expires (negative for an expired token).") var ttl = 3600
+        @Option(help: "The claim naming the tenant.") var tenantClaim = "tenant_id"
+        @Option(help: "iss claim.") var issuer: String?
+        @Option(help: "aud claim.") var audience: String?
+
+        func run() throws {
+            guard var secret = FileManager.default.contents(atPath: secretFile).map(Array.init) else {
+                throw ConfigurationError(description: "cannot read \(secretFile)")
+            }
+            while secret.last == UInt8(ascii: "\n") || secret.last == UInt8(ascii: "\r") { secret.removeLast() }
+            guard secret.count >= 32 else { throw ConfigurationError(description: "\(secretFile): the secret must be at least 32 bytes") }
+            print(TokenMinter.hs256(secret: secret, tenantClaim: tenantClaim, tenant: tenant, role: role, lifetime: TimeInterval(ttl),
+                                    issuer: issuer, audience: audience))
+        }
     }
 }
 

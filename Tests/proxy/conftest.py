@@ -3,6 +3,7 @@
 The PostgreSQL server is the throwaway one scripts/with-postgres.sh starts (PG* variables name a
 superuser); nothing here runs without it.
 """
+import json
 import os
 import pathlib
 import shutil
@@ -166,3 +167,39 @@ def psql_env(keys):
 
 def have(command):
     return shutil.which(command) is not None
+
+
+TENANT_DATABASE, TENANT_PASSWORD = "palisade_tenants_test", "tenant-test-secret"
+
+
+@pytest.fixture(scope="session")
+def tenant_database():
+    """docker/demo.sql: two tenants (acme 120 orders, globex 80) under forced row-level security."""
+    if "PGPORT" not in os.environ:
+        pytest.skip("no PostgreSQL: run through scripts/with-postgres.sh")
+    admin_sql("postgres", f"DROP DATABASE IF EXISTS {TENANT_DATABASE}", f"CREATE DATABASE {TENANT_DATABASE}")
+    subprocess.run(["psql", "-X", "-q", "-d", TENANT_DATABASE, "-v", f"app_password='{TENANT_PASSWORD}'", "-f", str(ROOT / "docker/demo.sql")],
+                   check=True, capture_output=True)
+    return f"postgres://palisade_app:{TENANT_PASSWORD}@{os.environ['PGHOST']}:{os.environ['PGPORT']}/{TENANT_DATABASE}"
+
+
+def create_key(key_file, tenant, profile="agent"):
+    return subprocess.run([BINARY, "keys", "create", "--tenant", tenant, "--profile", profile, "--keys-file", str(key_file)],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def tenant_query(server, password, sql, user="agent"):
+    connection = psycopg2.connect(f"host=127.0.0.1 port={server.port} dbname={TENANT_DATABASE} user={user} password={password} sslmode=disable")
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def entries_of(audit_dir):
+    """The audit log's entries, as `palisade audit list --json` prints them."""
+    result = subprocess.run([BINARY, "audit", "list", "--json", str(audit_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

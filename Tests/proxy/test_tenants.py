@@ -6,39 +6,17 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import BINARY, ROOT, Palisade, admin_sql
-
-DATABASE = "palisade_tenants_test"
-PASSWORD = "tenant-test-secret"
+from conftest import TENANT_DATABASE as DATABASE, TENANT_PASSWORD as PASSWORD, Palisade, create_key, tenant_query as query
 
 
 @pytest.fixture(scope="module")
-def tenants(keys, workdir):
-    admin_sql("postgres", f"DROP DATABASE IF EXISTS {DATABASE}", f"CREATE DATABASE {DATABASE}")
-    subprocess.run(["psql", "-X", "-q", "-d", DATABASE, "-v", f"app_password='{PASSWORD}'", "-f", str(ROOT / "docker/demo.sql")],
-                   check=True, capture_output=True)
+def tenants(tenant_database, workdir):
     key_file = workdir / "tenant-keys.yaml"
-
-    def key(tenant, profile="agent"):
-        return subprocess.run([BINARY, "keys", "create", "--tenant", tenant, "--profile", profile, "--keys-file", str(key_file)],
-                              check=True, capture_output=True, text=True).stdout.strip()
-
-    issued = {"acme": key("acme"), "globex": key("globex"), "nobody": key("initech"), "quote": key("o'brien\"; DROP")}
-    server = Palisade(["--backend", f"postgres://palisade_app:{PASSWORD}@{os.environ['PGHOST']}:{os.environ['PGPORT']}/{DATABASE}",
-                       "--api-keys", str(key_file), "--tls-mode", "disable"])
+    issued = {"acme": create_key(key_file, "acme"), "globex": create_key(key_file, "globex"),
+              "nobody": create_key(key_file, "initech"), "quote": create_key(key_file, "o'brien\"; DROP")}
+    server = Palisade(["--backend", tenant_database, "--api-keys", str(key_file), "--tls-mode", "disable", "--lockout-denials", "1000"])
     yield server, issued
     server.stop()
-
-
-def query(server, key, sql):
-    connection = psycopg2.connect(f"host=127.0.0.1 port={server.port} dbname={DATABASE} user=agent password={key} sslmode=disable")
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchall()
-    finally:
-        connection.close()
 
 
 def direct(sql, claims=None):

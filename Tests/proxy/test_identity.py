@@ -1,0 +1,167 @@
+"""Signed tokens as passwords, the profile they select, and the per-tenant budgets."""
+import json
+import re
+import secrets
+import subprocess
+import time
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+import wire
+
+from conftest import BINARY, ROOT, Palisade, create_key, entries_of, tenant_query as query
+
+
+def mint(secret_file, tenant, role="agent", ttl=3600, tenant_claim="tenant_id"):
+    return subprocess.run([BINARY, "tokens", "mint", "--secret-file", str(secret_file), "--tenant", tenant, "--role", role,
+                           f"--ttl={ttl}", "--tenant-claim", tenant_claim], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def refused(server, password):
+    with pytest.raises(psycopg2.OperationalError) as error:
+        query(server, password, "SELECT 1")
+    return str(error.value)
+
+
+@pytest.fixture(scope="module")
+def secret(workdir):
+    path = workdir / "jwt.secret"
+    path.write_text(secrets.token_hex(32) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def short_policy(workdir):
+    text = (ROOT / "Policies/readonly.yaml").read_text().replace("statement_timeout_ms: 30000", "statement_timeout_ms: 300")
+    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
+    path = workdir / "short.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def jwt_server(tenant_database, secret, workdir, short_policy):
+    keys = workdir / "identity-keys.yaml"
+    create_key(keys, "acme")
+    server = Palisade(["--backend", tenant_database, "--api-keys", str(keys), "--jwt-secret-file", str(secret), "--tls-mode", "disable",
+                       "--profile", f"short={short_policy}", "--capability-profile", "short=short", "--jwt-clock-skew", "1",
+                       "--lockout-denials", "3", "--lockout-window", "60", "--lockout-seconds", "60"])
+    yield server
+    server.stop()
+
+
+def test_a_token_is_a_password_and_its_claims_reach_row_level_security(jwt_server, secret):
+    token = mint(secret, "globex")
+    assert query(jwt_server, token, "SELECT count(*) FROM orders") == [(80,)]
+    claims = json.loads(query(jwt_server, token, "SELECT current_setting('request.jwt.claims', true)")[0][0])
+    assert claims["tenant_id"] == "globex" and claims["role"] == "agent" and "exp" in claims
+
+
+def test_the_role_claim_selects_the_profile(jwt_server, secret):
+    analyst = mint(secret, "acme", role="analyst")
+    assert query(jwt_server, analyst, "SELECT count(*) > 0 FROM pg_catalog.pg_class") == [(True,)]
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        query(jwt_server, mint(secret, "acme"), "SELECT count(*) FROM pg_catalog.pg_class")
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("expired", "28000"), ("wrong-secret", "28P01"), ("unsigned", "28P01"), ("no-tenant", "28000"), ("garbage", "28P01"),
+])
+def test_bad_tokens_are_refused_saying_which_check_failed(jwt_server, secret, workdir, case, expected):
+    other = workdir / "other.secret"
+    other.write_text(secrets.token_hex(32))
+    token = {
+        "expired": lambda: mint(secret, "acme", ttl=-120),
+        "wrong-secret": lambda: mint(other, "acme"),
+        "unsigned": lambda: "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + mint(secret, "acme").split(".")[1] + ".",
+        "no-tenant": lambda: mint(secret, "acme", tenant_claim="org"),
+        "garbage": lambda: "eyJhbGciOiJIUzI1NiJ9.not-json.xyz",
+    }[case]()
+    message = refused(jwt_server, token)
+    assert expected in message or {"expired": "expired", "wrong-secret": "signature", "unsigned": "unsigned",
+                                    "no-tenant": "tenant_id", "garbage": "token"}[case] in message
+    assert {"expired": "expired", "wrong-secret": "signature", "unsigned": "unsigned", "no-tenant": "tenant_id",
+            "garbage": "token"}[case] in message, message
+
+
+def test_a_token_that_expires_ends_the_session_at_the_next_query(jwt_server, secret):
+    # libpq (and so psycopg2) reports only "server closed the connection"; the raw client reads the FATAL.
+    connection = wire.Connection(jwt_server.port, mint(secret, "acme", ttl=1), database="palisade_tenants_test")
+    connection.send(wire.query("SELECT 1"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    time.sleep(3)  # the token's second plus the one second of clock skew this server allows
+    connection.send(wire.query("SELECT 1"))
+    kind, body = connection.read()
+    fields = wire.fields(body)
+    assert kind == b"E" and fields["S"] == "FATAL" and fields["C"] == "28000" and "expired" in fields["M"]
+    with pytest.raises(EOFError):
+        connection.read()
+
+
+def test_the_profiles_statement_timeout_ends_a_runaway_query(jwt_server, secret):
+    token = mint(secret, "acme", role="short")
+    with pytest.raises(psycopg2.errors.QueryCanceled) as error:
+        query(jwt_server, token, "SELECT count(*) FROM generate_series(1, 2000000000)")
+    assert "statement timeout" in str(error.value)
+
+
+def test_repeated_denials_lock_the_credential_out_and_are_audited(jwt_server, secret):
+    token = mint(secret, "acme")
+    connection = psycopg2.connect(f"host=127.0.0.1 port={jwt_server.port} dbname=palisade_tenants_test user=agent password={token} sslmode=disable")
+    connection.autocommit = True
+    cursor = connection.cursor()
+    for _ in range(2):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cursor.execute("DELETE FROM orders")
+    # The third denial is answered, then the session ends and the credential is refused.
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cursor.execute("DELETE FROM orders")
+    with pytest.raises((psycopg2.OperationalError, psycopg2.InterfaceError)):
+        cursor.execute("SELECT 1")
+    assert "locked" in refused(jwt_server, token)
+    time.sleep(1.5)
+    lockouts = [e for e in entries_of(jwt_server.audit_dir) if e["event"] == "lockout"]
+    assert lockouts and lockouts[-1]["rule"] == "auth.locked"
+
+
+@pytest.fixture(scope="module")
+def budget_server(tenant_database, workdir):
+    keys = workdir / "budget-keys.yaml"
+    issued = {"acme": create_key(keys, "acme"), "globex": create_key(keys, "globex")}
+    server = Palisade(["--backend", tenant_database, "--api-keys", str(keys), "--tls-mode", "disable",
+                       "--max-sessions-per-tenant", "2", "--tenant-rate", "2", "--tenant-burst", "3"])
+    yield server, issued
+    server.stop()
+
+
+def test_sessions_per_tenant_are_limited(budget_server):
+    server, keys = budget_server
+    dsn = f"host=127.0.0.1 port={server.port} dbname=palisade_tenants_test user=agent sslmode=disable password="
+    first, second = psycopg2.connect(dsn + keys["acme"]), psycopg2.connect(dsn + keys["acme"])
+    with pytest.raises(psycopg2.OperationalError) as error:
+        psycopg2.connect(dsn + keys["acme"])
+    assert "already has 2 sessions" in str(error.value)
+    psycopg2.connect(dsn + keys["globex"]).close()
+    first.close()
+    time.sleep(0.5)
+    psycopg2.connect(dsn + keys["acme"]).close()
+    second.close()
+
+
+def test_the_query_rate_per_tenant_is_limited_with_a_retry_hint(budget_server):
+    server, keys = budget_server
+    connection = psycopg2.connect(f"host=127.0.0.1 port={server.port} dbname=palisade_tenants_test user=agent password={keys['globex']} sslmode=disable")
+    connection.autocommit = True
+    cursor = connection.cursor()
+    outcomes = []
+    for _ in range(8):
+        try:
+            cursor.execute("SELECT 1")
+            outcomes.append("ok")
+        except psycopg2.Error as error:
+            assert error.pgcode == "53400" and re.search(r"retry in \d+", str(error)), str(error)
+            outcomes.append("limited")
+    connection.close()
+    assert outcomes[:3] == ["ok"] * 3 and "limited" in outcomes
