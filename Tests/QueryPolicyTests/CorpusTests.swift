@@ -43,11 +43,11 @@ import Testing
     @Test("every deny rule the engine can give has a case")
     func everyRuleHasACase() {
         let covered = Set(Self.cases.compactMap(\.rule))
-        // Rules the text engine never gives for the shipped profiles: the proxy's protocol and
-        // authentication refusals, BEGIN under a profile without transaction control (a unit test
+        // Rules the text engine never gives for the shipped profiles: the proxy's protocol,
+        // authentication and budget refusals (Tests/proxy), BEGIN under a profile without transaction control (a unit test
         // below), NUL bytes (a unit test), and the fallback for statement types none of the others name.
         let elsewhere: Set<Rule> = [.nulByte, .transactionDenied, .otherStatement, .functionCallMessage, .messageTooLarge,
-                                    .protocolViolation, .authenticationFailed]
+                                    .protocolViolation, .authenticationFailed, .tokenExpired, .lockedOut, .rateLimited, .tooManySessions]
         let elsewhereIDs = Set(elsewhere.map(\.rawValue))
         for rule in Rule.allCases where !covered.contains(rule.rawValue) && !elsewhereIDs.contains(rule.rawValue) {
             Issue.record("no case in Tests/corpus/palisade-cases.jsonl expects \(rule.rawValue)")
