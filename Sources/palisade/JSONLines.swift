@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QueryPolicy
+import TenantIdentity
 
 /// `palisade check --jsonl`: one decision per input line, in order, streaming.
 struct JSONLinesChecker {
@@ -80,19 +81,6 @@ enum DecisionJSON {
     }
 
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        TenantClaims.jsonString(text)
     }
 }
