@@ -11,6 +11,9 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECONDS = int(os.environ.get("PALISADE_BENCH_SECONDS", "20"))
+# Where Palisade's audit log lives: by default beside the benchmark on disk, so every decision waits
+# for a real fdatasync; /dev/shm separates the proxy's own cost from the disk's.
+AUDIT_PARENT = os.environ.get("PALISADE_BENCH_AUDIT_PARENT")
 ROLE, PASSWORD, DATABASE = "bench_app", "bench-secret", "bench"
 HOST, PORT = os.environ["PGHOST"], os.environ["PGPORT"]
 
@@ -74,7 +77,7 @@ pidfile = {work}/pgbouncer.pid
                          check=True, capture_output=True, text=True).stdout.strip()
     palisade_port = free_port()
     palisade = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{palisade_port}",
-                                 "--audit-dir", str(work / "audit"), "--audit-unsigned", "--backend",
+                                 "--audit-dir", str(pathlib.Path(tempfile.mkdtemp(dir=AUDIT_PARENT)) / "audit"), "--audit-unsigned", "--backend",
                                  f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
                                  "--tls-mode", "disable"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_port(palisade_port, palisade, "palisade")
@@ -105,7 +108,8 @@ pidfile = {work}/pgbouncer.pid
         palisade.terminate()
         bouncer.terminate()
 
-    print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores; latency is pgbench's average")
+    print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores; latency is pgbench's average; "
+          f"Palisade's audit log in {AUDIT_PARENT or tempfile.gettempdir()}")
     print(f"{'mode':9} {'clients':>7} {'direct tps':>11} {'bouncer tps':>12} {'palisade tps':>13} {'pal/direct':>11} {'pal/bouncer':>12} {'added latency':>14}")
     for mode in ("simple", "prepared"):
         for clients in (1, 8):
