@@ -135,11 +135,29 @@ struct ServeSettings {
             }
             base = URL(fileURLWithPath: path).deletingLastPathComponent().path + "/"
         }
-        func relative(_ path: String) -> String { path.hasPrefix("/") ? path : base + path }
+        // PALISADE_<KEY> overrides the file; a flag overrides both. Values are YAML scalars or flow
+        // mappings ({agent: policy.yaml}); paths from the environment are taken as given.
+        var fromEnvironment: Set<String> = []
+        for key in Self.keys {
+            guard let value = ProcessInfo.processInfo.environment["PALISADE_" + key.uppercased()] else { continue }
+            do {
+                guard let node = try Yams.compose(yaml: value) else { continue }
+                file[key] = node
+                fromEnvironment.insert(key)
+            } catch {
+                throw configError(key, "PALISADE_\(key.uppercased()) is not a valid value: \(error)")
+            }
+        }
+        func relative(_ key: String, _ path: String) -> String {
+            path.hasPrefix("/") || fromEnvironment.contains(key) ? path : base + path
+        }
         func string(_ key: String) throws -> String? {
             guard let node = file[key] else { return nil }
             guard let value = node.string else { throw configError(key, "expected a string") }
             return value
+        }
+        func path(_ key: String) throws -> String? {
+            try string(key).map { relative(key, $0) }
         }
 
         if let listen = try command.listen ?? string("listen") {
@@ -163,39 +181,39 @@ struct ServeSettings {
             guard let entries = mapping.mapping else { throw configError("profiles", "expected a mapping of profile names to policy files") }
             for (name, value) in entries {
                 guard let name = name.string, let path = value.string else { throw configError("profiles", "expected NAME: FILE entries") }
-                profiles[name] = relative(path)
+                profiles[name] = relative("profiles", path)
             }
         }
-        if let policy = try string("policy") { profiles["agent"] = relative(policy) }
+        if let policy = try path("policy") { profiles["agent"] = policy }
         if let policy = command.policy { profiles["agent"] = policy }
         for entry in command.profile {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { throw configError("profile", "expected NAME=FILE, got '\(entry)'") }
             profiles[String(parts[0])] = String(parts[1])
         }
-        apiKeys = try command.apiKeys ?? string("api_keys").map(relative)
+        apiKeys = try command.apiKeys ?? path("api_keys")
         if let mode = try command.tlsMode ?? string("tls_mode") {
             guard let parsed = TLSMode(rawValue: mode) else { throw configError("tls_mode", "expected disable, allow or require, got '\(mode)'") }
             tlsMode = parsed
         }
-        tlsCert = try command.tlsCert ?? string("tls_cert").map(relative)
-        tlsKey = try command.tlsKey ?? string("tls_key").map(relative)
+        tlsCert = try command.tlsCert ?? path("tls_cert")
+        tlsKey = try command.tlsKey ?? path("tls_key")
         if let bytes = command.maxMessageBytes ?? file["max_message_bytes"]?.int {
             guard (1024...(64 << 20)).contains(bytes) else { throw configError("max_message_bytes", "must be between 1024 and 67108864") }
             maxMessageBytes = bytes
         }
         allowPrivilegedBackend = command.allowPrivilegedBackend || file["allow_privileged_backend"]?.bool == true
-        auditDir = try command.auditDir ?? string("audit_dir").map(relative)
-        auditKey = try command.auditKey ?? string("audit_key").map(relative)
-        auditMirror = try command.auditMirror ?? string("audit_mirror").map(relative)
+        auditDir = try command.auditDir ?? path("audit_dir")
+        auditKey = try command.auditKey ?? path("audit_key")
+        auditMirror = try command.auditMirror ?? path("audit_mirror")
         auditOrigin = try command.auditOrigin ?? string("audit_origin") ?? auditOrigin
         if let seconds = command.auditCheckpointSeconds ?? file["audit_checkpoint_seconds"]?.int {
             guard (1...3600).contains(seconds) else { throw configError("audit_checkpoint_seconds", "must be between 1 and 3600") }
             auditCheckpointSeconds = seconds
         }
         auditUnsigned = command.auditUnsigned || file["audit_unsigned"]?.bool == true
-        jwtSecretFile = try command.jwtSecretFile ?? string("jwt_secret_file").map(relative)
-        jwtPublicKeys = try command.jwtPublicKeys ?? string("jwt_public_keys").map(relative)
+        jwtSecretFile = try command.jwtSecretFile ?? path("jwt_secret_file")
+        jwtPublicKeys = try command.jwtPublicKeys ?? path("jwt_public_keys")
         if jwtSecretFile != nil, jwtPublicKeys != nil {
             throw configError("jwt_secret_file", "give either jwt_secret_file (HS256) or jwt_public_keys, not both")
         }
@@ -260,16 +278,7 @@ struct ServeSettings {
 
     /// Every decision is recorded before it is answered, so there is no running without a log.
     func openAuditLog() throws -> AuditLog {
-        guard let auditDir else { throw configError("audit_dir", "required: the directory of the audit log (--audit-dir)") }
-        let key: AuditSigningKey
-        if let auditKey {
-            key = try AuditCLI.signingKey(auditKey)
-        } else if auditUnsigned {
-            key = try AuditSigningKey.generate(name: "palisade-unsigned")
-            FileHandle.standardError.write(Data("palisade: warning: --audit-unsigned: checkpoints are signed with a throwaway key; reviewers cannot trust them\n".utf8))
-        } else {
-            throw configError("audit_key", "required: create one with `palisade audit keygen --out FILE`, or pass --audit-unsigned")
-        }
+        let (auditDir, key) = try auditSettings(warn: true)
         try FileManager.default.createDirectory(atPath: auditDir, withIntermediateDirectories: true)
         do {
             return try AuditLog(AuditLogConfiguration(
@@ -280,7 +289,39 @@ struct ServeSettings {
         }
     }
 
+    func auditSettings(warn: Bool) throws -> (directory: String, key: AuditSigningKey) {
+        guard let auditDir else { throw configError("audit_dir", "required: the directory of the audit log (--audit-dir)") }
+        let key: AuditSigningKey
+        if let auditKey {
+            do { key = try AuditCLI.signingKey(auditKey) } catch { throw configError("audit_key", "\(error)") }
+        } else if auditUnsigned && !warn {
+            key = try AuditSigningKey.generate(name: "palisade-unsigned")
+        } else if auditUnsigned {
+            key = try AuditSigningKey.generate(name: "palisade-unsigned")
+            FileHandle.standardError.write(Data("palisade: warning: --audit-unsigned: checkpoints are signed with a throwaway key; reviewers cannot trust them\n".utf8))
+        } else {
+            throw configError("audit_key", "required: create one with `palisade audit keygen --out FILE`, or pass --audit-unsigned")
+        }
+        return (auditDir, key)
+    }
+
+    /// Everything `serve` reads before it opens the audit log and reaches the server.
+    struct Loaded {
+        var engines: [String: PolicyEngine]
+        var keys: APIKeyStore
+        var tls: NIOSSLContext?
+        var tokens: TokenVerifier?
+        var budgets: TenantBudgets
+    }
+
     func proxyConfiguration(audit: AuditLog) async throws -> ProxyConfiguration {
+        let loaded = try await load()
+        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, engines: loaded.engines,
+                                  keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
+                                  tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets)
+    }
+
+    func load() async throws -> Loaded {
         var engines: [String: PolicyEngine] = [:]
         for (name, path) in profiles {
             do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
@@ -322,9 +363,7 @@ struct ServeSettings {
             sessions: SessionLimiter(maxSessionsPerTenant: maxSessionsPerTenant),
             rate: tenantRate.map { RateLimiter(ratePerSecond: $0, burst: tenantBurst ?? max(1, Int($0))) },
             lockout: Lockout(maxDenials: lockoutDenials, window: .seconds(lockoutWindow), coolDown: .seconds(lockoutSeconds)))
-        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, engines: engines, keys: keys,
-                                  tlsMode: tlsMode, tls: tls, maxMessageBytes: maxMessageBytes, audit: audit,
-                                  tokens: try await tokenVerifier(), capabilityProfiles: capabilityProfiles, budgets: budgets)
+        return Loaded(engines: engines, keys: keys, tls: tls, tokens: try await tokenVerifier(), budgets: budgets)
     }
 
     /// The server must be reachable, and row-level security must apply to Palisade's role.
@@ -381,6 +420,27 @@ final class SignalWatcher {
     func cancel() {
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+    }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Work with configurations.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration (file, PALISADE_* variables and flags) as `palisade serve` would, without starting.",
+            discussion: "Loads every policy, the keys file, TLS files, token keys and the audit key; exit 0 if all are valid, 2 otherwise. The server is not contacted.")
+
+        @OptionGroup var serve: Serve
+
+        func run() async throws {
+            let settings = try ServeSettings(serve)
+            let loaded = try await settings.load()
+            _ = try settings.auditSettings(warn: false)
+            let profiles = loaded.engines.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value.policy.version.prefix(12)))" }
+            print("configuration ok: listen \(settings.listenHost):\(settings.listenPort); profiles \(profiles.joined(separator: ", ")); "
+                  + "\(loaded.keys.keys.count) API keys; tokens \(loaded.tokens == nil ? "off" : "on"); tls \(settings.tlsMode.rawValue)")
+        }
     }
 }
 

@@ -71,3 +71,18 @@ def test_config_file_with_every_setting_starts(database, keys, workdir, monitor_
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_config_check_validates_without_starting_and_reads_the_environment(database, keys, workdir):
+    config = workdir / "check.yaml"
+    config.write_text(f"backend: {backend_url(database)}\napi_keys: {keys['file']}\ntls_mode: disable\n"
+                      f"audit_dir: {workdir / 'check-audit'}\naudit_unsigned: true\nprofiles:\n  monitor: {ROOT / 'Policies/readonly.yaml'}\n")
+    ok = subprocess.run([BINARY, "config", "check", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and "configuration ok" in ok.stdout, ok.stderr
+    env = dict(os.environ, PALISADE_TLS_MODE="require")
+    bad = subprocess.run([BINARY, "config", "check", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30, env=env)
+    assert bad.returncode == 2 and "tls_mode: require needs" in bad.stderr
+    # A flag wins over the environment.
+    flagged = subprocess.run([BINARY, "config", "check", "--config", str(config), "--tls-mode", "disable"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30, env=env)
+    assert flagged.returncode == 0, flagged.stderr
