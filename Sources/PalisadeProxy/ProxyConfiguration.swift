@@ -62,7 +62,7 @@ public struct ProxyConfiguration: Sendable {
     public var listenPort: Int
     public var backend: BackendAddress
     /// Policy engines by profile name; an API key names its profile.
-    public var engines: [String: PolicyEngine]
+    public var policies: PolicyRegistry
     public var keys: APIKeyStore
     public var tlsMode: TLSMode
     public var tls: NIOSSLContext?
@@ -77,14 +77,14 @@ public struct ProxyConfiguration: Sendable {
     /// End a session at its next query once its token has expired.
     public var endSessionOnTokenExpiry: Bool
 
-    public init(listenHost: String, listenPort: Int, backend: BackendAddress, engines: [String: PolicyEngine], keys: APIKeyStore,
+    public init(listenHost: String, listenPort: Int, backend: BackendAddress, policies: PolicyRegistry, keys: APIKeyStore,
                 tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog,
                 tokens: TokenVerifier? = nil, capabilityProfiles: [String: String] = ["agent": "agent", "analyst": "analyst"],
                 budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
-        self.engines = engines
+        self.policies = policies
         self.keys = keys
         self.tlsMode = tlsMode
         self.tls = tls

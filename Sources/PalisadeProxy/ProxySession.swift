@@ -158,7 +158,7 @@ final class ProxySession {
                    Decision(rule: .lockedOut, message: refusal.message, policyVersion: ""), event: .authFailure)
             return fail(refusal.message, sqlstate: refusal.sqlstate)
         }
-        guard let engine = configuration.engines[identity.profile] else {
+        guard let engine = configuration.policies.engine(for: identity.profile) else {
             return fail("the credential selects profile \"\(identity.profile)\", which this Palisade does not configure", sqlstate: "28000")
         }
         if let sessions = configuration.budgets.sessions {
@@ -306,7 +306,7 @@ final class ProxySession {
             BackendEncoder.backendKeyData(processID: key.processID, secretKey: key.secretKey, into: &buffer)
             BackendEncoder.readyForQuery(.idle, into: &buffer)
         }
-        let context = DecisionContext(session: self, login: login, budgets: configuration.budgets)
+        let context = DecisionContext(session: self, login: login, budgets: configuration.budgets, policies: configuration.policies)
         expiresAt = login.identity.expiresAt
         identityTenant = login.identity.tenant
         identityCredential = login.identity.credentialID
@@ -468,7 +468,10 @@ final class ProxySession {
 /// What the relay's decisions need from the session, without keeping the session alive.
 private final class DecisionContext {
     private weak var session: ProxySession?
-    private let engine: PolicyEngine
+    private let policies: PolicyRegistry
+    private let profile: String
+    /// The profile's engine when the session started, should a reload ever drop the profile.
+    private let loginEngine: PolicyEngine
     private let tenant: String
     private let credential: String
     private let user: String
@@ -476,9 +479,11 @@ private final class DecisionContext {
     private let budgets: TenantBudgets
     private var requests = 0
 
-    init(session: ProxySession, login: ProxySession.Login, budgets: TenantBudgets) {
+    init(session: ProxySession, login: ProxySession.Login, budgets: TenantBudgets, policies: PolicyRegistry) {
         self.session = session
-        engine = login.engine
+        self.policies = policies
+        profile = login.identity.profile
+        loginEngine = login.engine
         tenant = login.identity.tenant
         credential = login.identity.credentialID
         user = login.parameters["user"] ?? ""
@@ -487,6 +492,8 @@ private final class DecisionContext {
     }
 
     func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
+        // A reloaded policy applies from the next query on.
+        let engine = policies.engine(for: profile) ?? loginEngine
         requests += 1
         let requestID = "\(sessionID)-\(requests)"
         let now = Date()

@@ -57,7 +57,7 @@ struct Serve: AsyncParsableCommand {
             proxyConfiguration = try await settings.proxyConfiguration(audit: audit)
             try await settings.checkBackend()
             for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
-                try await audit.append(.policyLoaded(version: proxyConfiguration.engines[name]!.policy.version, path: "\(name)=\(path)"))
+                try await audit.append(.policyLoaded(version: proxyConfiguration.policies.engine(for: name)!.policy.version, path: "\(name)=\(path)"))
             }
         } catch {
             audit.close()
@@ -66,13 +66,36 @@ struct Serve: AsyncParsableCommand {
         let server = ProxyServer(configuration: proxyConfiguration)
         let channel = try await server.start()
         // Watch for signals before announcing: a supervisor may stop Palisade as soon as it reads the line.
-        let signals = SignalWatcher { channel.close(promise: nil) }
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { channel.close(promise: nil) }
+        let reloads = SignalWatcher(signals: [SIGHUP]) {
+            Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
+        }
         let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         FileHandle.standardOutput.write(Data("palisade: listening on \(address); backend \(settings.backend.user)@\(settings.backend.host):\(settings.backend.port)/\(settings.backend.database); tls \(settings.tlsMode.rawValue); profiles \(settings.profiles.keys.sorted().joined(separator: ", "))\n".utf8))
         try await channel.closeFuture.get()
         signals.cancel()
+        reloads.cancel()
         try await server.shutdown()
         audit.close()
+    }
+}
+
+extension Serve {
+    /// SIGHUP: load every profile's policy again and install them together. A policy that does not
+    /// load leaves all the old ones in place; each installed policy is an audit entry.
+    static func reloadPolicies(settings: ServeSettings, registry: PolicyRegistry, audit: AuditLog) {
+        let message: String
+        do {
+            let engines = try settings.loadPolicies()
+            guard registry.replace(with: engines) else { throw ConfigurationError(description: "the set of profiles changed; restart to change it") }
+            for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
+                audit.append(.policyLoaded(version: engines[name]!.policy.version, path: "\(name)=\(path)")) { _ in }
+            }
+            message = "palisade: policies reloaded: " + engines.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.policy.version.prefix(12))" }.joined(separator: ", ")
+        } catch {
+            message = "palisade: policy reload refused, the current policies stay: \(error)"
+        }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }
 
@@ -316,18 +339,24 @@ struct ServeSettings {
 
     func proxyConfiguration(audit: AuditLog) async throws -> ProxyConfiguration {
         let loaded = try await load()
-        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, engines: loaded.engines,
+        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, policies: PolicyRegistry(loaded.engines),
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
                                   tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets)
     }
 
-    func load() async throws -> Loaded {
+    /// Every profile's policy, or the first that does not load.
+    func loadPolicies() throws -> [String: PolicyEngine] {
         var engines: [String: PolicyEngine] = [:]
         for (name, path) in profiles {
             do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
                 throw configError("profiles.\(name)", error.description)
             }
         }
+        return engines
+    }
+
+    func load() async throws -> Loaded {
+        let engines = try loadPolicies()
         guard apiKeys != nil || jwtSecretFile != nil || jwtPublicKeys != nil else {
             throw configError("api_keys", "required (or jwt_secret_file / jwt_public_keys): create keys with `palisade keys create --tenant T --profile P --keys-file FILE`")
         }
@@ -389,37 +418,41 @@ func configError(_ key: String, _ reason: String) -> ConfigurationError {
     ConfigurationError(description: "configuration error: \(key): \(reason)")
 }
 
-/// The write end of the pipe the signal handler writes to (a handler may only call async-signal-safe functions).
-nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+/// Per signal number, the write end of the pipe its handler writes to (a handler may only call
+/// async-signal-safe functions, such as write).
+nonisolated(unsafe) private var signalPipes = [Int32](repeating: -1, count: 65)
 
-/// Runs `action` once on SIGINT or SIGTERM. The handler is installed before this returns and only
-/// writes a byte to a pipe, so a signal that comes at once is never lost (a Dispatch signal source
-/// arms itself asynchronously and can miss it).
+/// Runs `action` on a thread for every delivery of the given signals. The handler is installed
+/// before this returns and only writes a byte to a pipe, so a signal that comes at once is never
+/// lost (a Dispatch signal source arms itself asynchronously and can miss it).
 final class SignalWatcher {
-    private let readEnd: Int32
+    private let numbers: [Int32]
 
-    init(_ action: @escaping @Sendable () -> Void) {
+    init(signals numbers: [Int32], _ action: @escaping @Sendable () -> Void) {
+        self.numbers = numbers
         var ends: [Int32] = [-1, -1]
         pipe(&ends)
-        readEnd = ends[0]
-        signalPipeWriteEnd = ends[1]
-        for number in [SIGINT, SIGTERM] {
-            signal(number) { _ in
-                var byte: UInt8 = 1
-                _ = write(signalPipeWriteEnd, &byte, 1)
+        for number in numbers {
+            signalPipes[Int(number)] = ends[1]
+            signal(number) { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(signalPipes[Int(number)], &byte, 1)
             }
         }
-        let readEnd = readEnd
+        let readEnd = ends[0]
         Thread.detachNewThread {
             var byte: UInt8 = 0
-            while read(readEnd, &byte, 1) < 0, errno == EINTR {}
-            action()
+            while true {
+                let count = read(readEnd, &byte, 1)
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { return }
+                action()
+            }
         }
     }
 
     func cancel() {
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
+        for number in numbers { signal(number, SIG_DFL) }
     }
 }
 

@@ -1,0 +1,67 @@
+"""Operating Palisade: policy reload on SIGHUP."""
+import os
+import signal
+import time
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from conftest import ROOT, Palisade, backend_url, dsn, entries_of
+
+
+def policy_text(show_server_version=True):
+    text = (ROOT / "Policies/readonly.yaml").read_text()
+    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
+    if not show_server_version:
+        text = text.replace("    - server_version\n", "")
+    return text
+
+
+def wait_for(log, text, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if text in log.read_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not in the log: {log.read_text()}")
+
+
+def show(server, key):
+    connection = psycopg2.connect(dsn(server, key))
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_sighup_reloads_policies_atomically_and_keeps_them_on_a_bad_file(database, keys, monitor_policy, tmp_path):
+    policy = tmp_path / "agent.yaml"
+    policy.write_text(policy_text())
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--policy", str(policy), "--profile", f"monitor={monitor_policy}"])
+    try:
+        assert show(server, keys["agent"]).startswith("15")
+
+        policy.write_text(policy_text(show_server_version=False))
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(server.log, "policies reloaded")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            show(server, keys["agent"])
+
+        policy.write_text("profile: broken\nlimits: [\n")
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(server.log, "policy reload refused")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            show(server, keys["agent"])
+        assert server.process.poll() is None
+
+        time.sleep(1.5)
+        versions = {e["policy_version"] for e in entries_of(server.audit_dir)
+                    if e["event"] == "policy_loaded" and "agent=" in (e.get("message") or "")}
+        assert len(versions) == 2, versions
+    finally:
+        server.stop()
