@@ -452,13 +452,19 @@ final class ProxySession {
     fileprivate var lockoutMessage: String?
 
     fileprivate func record(kind: String, tenant: String, credential: String, user: String, _ decision: Decision,
-                            requestID: String? = nil, event: AuditEvent = .decision, normalized: String? = nil) {
-        let record = AuditRecord(
+                            requestID: String? = nil, event: AuditEvent = .decision, normalized: String? = nil,
+                            monitorOnly: Bool = false) {
+        var record = AuditRecord(
             event: event, requestID: requestID ?? "\(sessionID)-0", sessionID: sessionID, tenant: tenant, credentialID: credential,
             clientAddress: clientAddress, databaseUser: user, messageKind: kind,
             decision: decision.isAllowed ? .allow : .deny, rule: decision.rule.rawValue, sqlstate: decision.sqlstate,
             message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
             fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
+        if monitorOnly, !decision.isAllowed {
+            // Monitor mode: the policy would deny this, but the query was forwarded.
+            record.detail["mode"] = .string("monitor")
+            record.detail["enforced"] = .string("no")
+        }
         outstandingAudits += 1
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         auditInbox.append(record, to: configuration.audit) { result in bound.value.auditCompleted(result) }
@@ -509,7 +515,8 @@ private final class DecisionContext {
         }
         session?.record(kind: kind.rawValue, tenant: tenant, credential: credential, user: user, decision, requestID: requestID,
                         event: kind == .functionCall ? .protocolRefusal : .decision,
-                        normalized: engine.policy.logsRawQueryText && kind != .functionCall ? sql : nil)
+                        normalized: engine.policy.logsRawQueryText && kind != .functionCall ? sql : nil,
+                        monitorOnly: engine.policy.isMonitorOnly && decision.rule != .rateLimited && kind != .functionCall)
         let enforced = decision.rule == .rateLimited || kind == .functionCall || !engine.policy.isMonitorOnly
         guard !decision.isAllowed, enforced else { return (decision, nil) }
         if decision.rule != .rateLimited, let lockout = budgets.lockout, let event = lockout.recordDenial(credential: credential, now: now) {

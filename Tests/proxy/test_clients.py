@@ -11,7 +11,7 @@ import psycopg2.errors
 import pytest
 import sqlalchemy
 
-from conftest import DATABASE, dsn
+from conftest import DATABASE, dsn, entries_of
 
 
 def psql(server, key, *commands, sslmode="disable", env=None):
@@ -151,6 +151,9 @@ def test_server_refuses_writes_when_the_policy_admits_them(palisade, keys):
     cursor = connection.cursor()
     with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
         cursor.execute("INSERT INTO scratch VALUES ('slipped through')")
+    time.sleep(0.2)
+    recorded = [e for e in entries_of(palisade.audit_dir) if "scratch" in (e.get("normalized") or "")]
+    assert recorded and recorded[-1]["decision"] == "deny" and recorded[-1]["detail"] == {"enforced": "no", "mode": "monitor"}
     connection.rollback()
     # Every transaction starts with Palisade's claims statement, so the server refuses to switch
     # it to read-write: "transaction read-write mode must be set before any query".
