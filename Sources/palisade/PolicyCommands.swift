@@ -53,7 +53,7 @@ struct Check: ParsableCommand {
 
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Work with policy files.", subcommands: [Lint.self])
+        commandName: "policy", abstract: "Work with policy files.", subcommands: [Lint.self, Sign.self, Verify.self])
 
     struct Lint: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a policy file; exit 0 if valid, 2 if not.")

@@ -48,6 +48,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
     @Option(name: .customLong("lockout-window"), help: "The lockout window in seconds (default 60).") var lockoutWindow: Int?
     @Option(name: .customLong("lockout-seconds"), help: "How long a locked-out credential is refused (default 300).") var lockoutSeconds: Int?
+    @Flag(name: .customLong("require-signed-policies"), help: "Refuse any policy without a valid FILE.sig from a trusted key (at start and reload).") var requireSignedPolicies = false
+    @Option(name: .customLong("policy-key"), help: "A verifier key trusted to sign policies, or a file of them (repeatable).") var policyKey: [String] = []
 
     func run() async throws {
         let settings = try ServeSettings(self)
@@ -99,6 +101,14 @@ extension Serve {
     }
 }
 
+/// A `policy_keys` entry: a verifier key as is, or a file path relative to the configuration file.
+enum NoteVerifierKeyOrPath {
+    static func resolve(_ value: String, relativeTo base: String) -> String {
+        if (try? NoteVerifierKey(parsing: value)) != nil || value.hasPrefix("/") { return value }
+        return base + value
+    }
+}
+
 /// The settings of `palisade serve`, from the configuration file and flags.
 struct ServeSettings {
     var listenHost = "127.0.0.1"
@@ -130,13 +140,15 @@ struct ServeSettings {
     var lockoutDenials = 20
     var lockoutWindow = 60
     var lockoutSeconds = 300
+    var requireSignedPolicies = false
+    var policyKeys: [String] = []
 
     static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode",
                                     "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
                                     "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
-                                    "lockout_seconds"]
+                                    "lockout_seconds", "require_signed_policies", "policy_keys"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -261,6 +273,17 @@ struct ServeSettings {
             guard rate > 0, rate <= 1_000_000 else { throw configError("tenant_rate", "must be above 0 and at most 1000000") }
             tenantRate = rate
         }
+        requireSignedPolicies = command.requireSignedPolicies || file["require_signed_policies"]?.bool == true
+        policyKeys = command.policyKey
+        if policyKeys.isEmpty, let node = file["policy_keys"] {
+            guard let list = node.sequence?.compactMap({ $0.string }) ?? node.string.map({ [$0] }) else {
+                throw configError("policy_keys", "expected a verifier key or a list of them")
+            }
+            policyKeys = list.map { NoteVerifierKeyOrPath.resolve($0, relativeTo: base) }
+        }
+        if requireSignedPolicies, policyKeys.isEmpty {
+            throw configError("policy_keys", "require_signed_policies needs at least one trusted key (--policy-key)")
+        }
         if let mapping = file["capability_profiles"] {
             guard let entries = mapping.mapping else { throw configError("capability_profiles", "expected CAPABILITY: PROFILE entries") }
             for (capability, profile) in entries {
@@ -347,7 +370,11 @@ struct ServeSettings {
     /// Every profile's policy, or the first that does not load.
     func loadPolicies() throws -> [String: PolicyEngine] {
         var engines: [String: PolicyEngine] = [:]
+        let trusted = requireSignedPolicies ? try AuditCLI.trustedKeys(policyKeys, logDirectory: nil) : []
         for (name, path) in profiles {
+            if requireSignedPolicies, let problem = PolicySignature.problem(with: path, trusting: trusted) {
+                throw configError("profiles.\(name)", problem)
+            }
             do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
                 throw configError("profiles.\(name)", error.description)
             }

@@ -65,3 +65,34 @@ def test_sighup_reloads_policies_atomically_and_keeps_them_on_a_bad_file(databas
         assert len(versions) == 2, versions
     finally:
         server.stop()
+
+
+def test_signed_policies_are_required_at_start_and_reload(database, keys, monitor_policy, tmp_path):
+    import subprocess
+    from conftest import BINARY
+    key_file = tmp_path / "policy.key"
+    verifier = subprocess.run([BINARY, "audit", "keygen", "--out", str(key_file), "--name", "policies.test"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    policy = tmp_path / "agent.yaml"
+    policy.write_text(policy_text())
+    arguments = ["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable", "--policy", str(policy),
+                 "--profile", f"monitor={policy}", "--profile", f"analyst={policy}", "--require-signed-policies", "--policy-key", verifier]
+
+    with pytest.raises(RuntimeError, match="is not signed"):
+        Palisade(arguments)
+
+    signed = subprocess.run([BINARY, "policy", "sign", "--key", str(key_file), str(policy)], capture_output=True, text=True)
+    assert signed.returncode == 0, signed.stderr
+    assert subprocess.run([BINARY, "policy", "verify", "--key", verifier, str(policy)], capture_output=True).returncode == 0
+
+    server = Palisade(arguments)
+    try:
+        assert show(server, keys["agent"]).startswith("15")
+        policy.write_text(policy_text(show_server_version=False))  # altered, not re-signed
+        verified = subprocess.run([BINARY, "policy", "verify", "--key", verifier, str(policy)], capture_output=True, text=True)
+        assert verified.returncode == 1 and "changed after it was signed" in verified.stdout
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(server.log, "policy reload refused")
+        assert show(server, keys["agent"]).startswith("15")
+    finally:
+        server.stop()
