@@ -61,6 +61,8 @@ final class ProxySession {
     private var sessionTenant: String?
     /// When the session's token expires, checked before each query.
     private var expiresAt: Date?
+    /// Whether the sessions gauge counts this session.
+    private var countedAsSession = false
 
     init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop, auditInbox: AuditInbox) {
         self.configuration = configuration
@@ -314,6 +316,8 @@ final class ProxySession {
             context.decide(sql, kind)
         }
         state = .relaying
+        countedAsSession = true
+        ProxyMetrics.shared.sessionOpened()
         for frame in buffered { relay!.clientFrame(frame, into: &output) }
         sendOutput()
         if output.close { close() }
@@ -418,6 +422,8 @@ final class ProxySession {
         }
         state = .closed
         relay = nil
+        if countedAsSession { ProxyMetrics.shared.sessionClosed() }
+        countedAsSession = false
         if let sessionTenant { configuration.budgets.sessions?.close(tenant: sessionTenant) }
         sessionTenant = nil
         output.toBackend.clear()
@@ -460,6 +466,7 @@ final class ProxySession {
             decision: decision.isAllowed ? .allow : .deny, rule: decision.rule.rawValue, sqlstate: decision.sqlstate,
             message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
             fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
+        ProxyMetrics.shared.decided(decision, monitorOnly: monitorOnly)
         if monitorOnly, !decision.isAllowed {
             // Monitor mode: the policy would deny this, but the query was forwarded.
             record.detail["mode"] = .string("monitor")
@@ -511,7 +518,9 @@ private final class DecisionContext {
             let refusal = rate.refusal(tenant: tenant, retryAfter: retryAfter)
             decision = Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: engine.policy.version)
         } else {
+            let started = DispatchTime.now().uptimeNanoseconds
             decision = engine.evaluate(sql)
+            ProxyMetrics.shared.decisionTook(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
         }
         session?.record(kind: kind.rawValue, tenant: tenant, credential: credential, user: user, decision, requestID: requestID,
                         event: kind == .functionCall ? .protocolRefusal : .decision,

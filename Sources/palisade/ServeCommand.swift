@@ -48,11 +48,13 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
     @Option(name: .customLong("lockout-window"), help: "The lockout window in seconds (default 60).") var lockoutWindow: Int?
     @Option(name: .customLong("lockout-seconds"), help: "How long a locked-out credential is refused (default 300).") var lockoutSeconds: Int?
+    @Option(name: .customLong("admin-listen"), help: "Admin HTTP (/healthz, /readyz, /metrics, POST /reload): PORT (on 127.0.0.1) or HOST:PORT; off by default.") var adminListen: String?
     @Flag(name: .customLong("require-signed-policies"), help: "Refuse any policy without a valid FILE.sig from a trusted key (at start and reload).") var requireSignedPolicies = false
     @Option(name: .customLong("policy-key"), help: "A verifier key trusted to sign policies, or a file of them (repeatable).") var policyKey: [String] = []
 
     func run() async throws {
         let settings = try ServeSettings(self)
+        let metrics = AdminServer.bootstrapMetrics()
         let audit = try settings.openAuditLog()
         let proxyConfiguration: ProxyConfiguration
         do {
@@ -70,13 +72,27 @@ struct Serve: AsyncParsableCommand {
         // Watch for signals before announcing: a supervisor may stop Palisade as soon as it reads the line.
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { channel.close(promise: nil) }
         let reloads = SignalWatcher(signals: [SIGHUP]) {
-            Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
+            _ = Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
         }
+        var adminChannel: Channel?
+        if let adminPort = settings.adminPort {
+            let admin = AdminServer(registry: metrics, audit: audit, backend: settings.backend) {
+                Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
+            }
+            do {
+                adminChannel = try await admin.start(host: settings.adminHost, port: adminPort, group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                channel.close(promise: nil)
+                throw configError("admin_listen", "cannot listen on \(settings.adminHost):\(adminPort): \(error)")
+            }
+        }
+        let adminAddress = adminChannel?.localAddress.map { "; admin http://\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
         let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        FileHandle.standardOutput.write(Data("palisade: listening on \(address); backend \(settings.backend.user)@\(settings.backend.host):\(settings.backend.port)/\(settings.backend.database); tls \(settings.tlsMode.rawValue); profiles \(settings.profiles.keys.sorted().joined(separator: ", "))\n".utf8))
+        FileHandle.standardOutput.write(Data("palisade: listening on \(address); backend \(settings.backend.user)@\(settings.backend.host):\(settings.backend.port)/\(settings.backend.database); tls \(settings.tlsMode.rawValue); profiles \(settings.profiles.keys.sorted().joined(separator: ", "))\(adminAddress)\n".utf8))
         try await channel.closeFuture.get()
         signals.cancel()
         reloads.cancel()
+        try? await adminChannel?.close()
         try await server.shutdown()
         audit.close()
     }
@@ -85,7 +101,8 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// SIGHUP: load every profile's policy again and install them together. A policy that does not
     /// load leaves all the old ones in place; each installed policy is an audit entry.
-    static func reloadPolicies(settings: ServeSettings, registry: PolicyRegistry, audit: AuditLog) {
+    @discardableResult
+    static func reloadPolicies(settings: ServeSettings, registry: PolicyRegistry, audit: AuditLog) -> String {
         let message: String
         do {
             let engines = try settings.loadPolicies()
@@ -98,6 +115,7 @@ extension Serve {
             message = "palisade: policy reload refused, the current policies stay: \(error)"
         }
         FileHandle.standardError.write(Data((message + "\n").utf8))
+        return message
     }
 }
 
@@ -142,13 +160,15 @@ struct ServeSettings {
     var lockoutSeconds = 300
     var requireSignedPolicies = false
     var policyKeys: [String] = []
+    var adminHost = "127.0.0.1"
+    var adminPort: Int?
 
     static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode",
                                     "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
                                     "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
-                                    "lockout_seconds", "require_signed_policies", "policy_keys"]
+                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -272,6 +292,14 @@ struct ServeSettings {
         if let rate = command.tenantRate ?? file["tenant_rate"]?.float {
             guard rate > 0, rate <= 1_000_000 else { throw configError("tenant_rate", "must be above 0 and at most 1000000") }
             tenantRate = rate
+        }
+        if let admin = try command.adminListen ?? string("admin_listen") {
+            let parts = admin.split(separator: ":", omittingEmptySubsequences: false)
+            guard let port = Int(parts.last ?? ""), (0...65535).contains(port) else {
+                throw configError("admin_listen", "expected PORT or HOST:PORT, got '\(admin)'")
+            }
+            if parts.count > 1 { adminHost = parts.dropLast().joined(separator: ":") }
+            adminPort = port
         }
         requireSignedPolicies = command.requireSignedPolicies || file["require_signed_policies"]?.bool == true
         policyKeys = command.policyKey

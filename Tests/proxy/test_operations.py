@@ -96,3 +96,33 @@ def test_signed_policies_are_required_at_start_and_reload(database, keys, monito
         assert show(server, keys["agent"]).startswith("15")
     finally:
         server.stop()
+
+
+def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, monitor_policy, tmp_path):
+    import socket
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        admin_port = sock.getsockname()[1]
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}", "--admin-listen", str(admin_port)])
+    base = f"http://127.0.0.1:{admin_port}"
+    try:
+        connection = psycopg2.connect(dsn(server, keys["agent"]))
+        connection.autocommit = True
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cursor.execute("DROP TABLE orders")
+        assert urllib.request.urlopen(base + "/healthz").read() == b"ok\n"
+        assert urllib.request.urlopen(base + "/readyz").status == 200
+        metrics = urllib.request.urlopen(base + "/metrics").read().decode()
+        assert 'palisade_decisions_total{decision="deny",rule="stmt.ddl",enforced="yes"} 1' in metrics
+        assert 'palisade_decisions_total{decision="allow",rule="allow.query",enforced="yes"}' in metrics
+        assert "palisade_sessions 1" in metrics and "palisade_decision_seconds_count" in metrics
+        assert "palisade_audit_entries_per_sync" in metrics
+        connection.close()
+        reload = urllib.request.urlopen(urllib.request.Request(base + "/reload", method="POST")).read().decode()
+        assert "policies reloaded" in reload
+    finally:
+        server.stop()

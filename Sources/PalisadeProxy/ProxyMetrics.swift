@@ -1,0 +1,43 @@
+import CoreMetrics
+import Foundation
+import Metrics
+import QueryPolicy
+import Synchronization
+
+/// What the proxy counts, through swift-metrics (the executable installs a Prometheus backend).
+/// Metric objects are made once per label set: making one goes through the backend's registry.
+final class ProxyMetrics: Sendable {
+    static let shared = ProxyMetrics()
+
+    private let decisions = Mutex<[String: Counter]>([:])
+    private let sessions = Gauge(label: "palisade_sessions")
+    private let sessionCount = Mutex(0)
+    private let lockouts = Counter(label: "palisade_lockouts_total")
+    private let decisionTime = Timer(label: "palisade_decision_seconds")
+
+    func decided(_ decision: Decision, monitorOnly: Bool) {
+        let key = "\(decision.verdict.rawValue) \(decision.rule.rawValue) \(monitorOnly)"
+        let counter = decisions.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: "palisade_decisions_total", dimensions: [
+                ("decision", decision.verdict.rawValue), ("rule", decision.rule.rawValue), ("enforced", monitorOnly ? "no" : "yes"),
+            ])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+        if decision.rule == .lockedOut { lockouts.increment() }
+    }
+
+    func decisionTook(nanoseconds: Int64) {
+        decisionTime.recordNanoseconds(nanoseconds)
+    }
+
+    func sessionOpened() {
+        sessions.record(sessionCount.withLock { $0 += 1; return $0 })
+    }
+
+    func sessionClosed() {
+        sessions.record(sessionCount.withLock { $0 -= 1; return $0 })
+    }
+}
