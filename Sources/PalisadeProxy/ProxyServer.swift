@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Listens for clients and gives each its own session.
 public final class ProxyServer: Sendable {
@@ -8,6 +9,8 @@ public final class ProxyServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let cancels = CancelRegistry()
     private let auditInboxes = AuditInboxes()
+    /// Open sessions, so that shutdown can ask each to finish; each is touched only on its loop.
+    private let sessions = Mutex<[ObjectIdentifier: NIOLoopBound<ProxySession>]>([:])
 
     public init(configuration: ProxyConfiguration, threads: Int = Int(ProcessInfo.processInfo.environment["PALISADE_THREADS"] ?? "") ?? System.coreCount) {
         self.configuration = configuration
@@ -19,6 +22,7 @@ public final class ProxyServer: Sendable {
         let configuration = configuration
         let cancels = cancels
         let auditInboxes = auditInboxes
+        let server = self
         return try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -28,6 +32,10 @@ public final class ProxyServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let session = ProxySession(configuration: configuration, cancels: cancels, eventLoop: channel.eventLoop,
                                                auditInbox: auditInboxes.inbox(for: channel.eventLoop))
+                    let key = ObjectIdentifier(session)
+                    let bound = NIOLoopBound(session, eventLoop: channel.eventLoop)
+                    server.sessions.withLock { $0[key] = bound }
+                    channel.closeFuture.whenComplete { _ in _ = server.sessions.withLock { $0.removeValue(forKey: key) } }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(ClientMessageDecoder(maxMessageBytes: configuration.maxMessageBytes, session: session)),
                         ClientHandler(session: session))
@@ -37,7 +45,21 @@ public final class ProxyServer: Sendable {
             .get()
     }
 
-    public func shutdown() async throws {
+    /// Asks every session to end once its current query is answered (idle ones at once), waits up
+    /// to `deadline` for them, then closes what is left and stops the event loops.
+    public func shutdown(deadline: Duration) async throws {
+        for bound in sessions.withLock({ Array($0.values) }) {
+            bound.eventLoop.execute { bound.value.shutDown() }
+        }
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: deadline)
+        while clock.now < end, !sessions.withLock({ $0.isEmpty }) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        for bound in sessions.withLock({ Array($0.values) }) {
+            bound.eventLoop.execute { bound.value.shutDown(force: true) }
+        }
+        try await Task.sleep(for: .milliseconds(100))
         try await group.shutdownGracefully()
     }
 }

@@ -63,6 +63,8 @@ final class ProxySession {
     private var expiresAt: Date?
     /// Whether the sessions gauge counts this session.
     private var countedAsSession = false
+    /// Palisade is shutting down: end the session as soon as no query is in flight.
+    private var shuttingDown = false
 
     init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop, auditInbox: AuditInbox) {
         self.configuration = configuration
@@ -281,6 +283,7 @@ final class ProxySession {
         case .relaying:
             relay!.backendFrame(frame, into: &output)
             if output.close { sendOutput(); close() }
+            if shuttingDown, relay?.isIdle ?? false { endForShutdown() }
         case .connecting(var login, let buffered):
             let step = login.startup.frame(frame)
             state = .connecting(login, buffered: buffered)
@@ -349,6 +352,17 @@ final class ProxySession {
             FrontendEncoder.cancel(processID: target.processID, secretKey: target.secretKey, into: &buffer)
             channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    /// Shutdown: end now if idle (or if forced), otherwise once the current query is answered.
+    func shutDown(force: Bool = false) {
+        shuttingDown = true
+        if force || relay?.isIdle ?? true { endForShutdown() }
+    }
+
+    private func endForShutdown() {
+        fail("terminating connection: Palisade is shutting down", sqlstate: "57P01")
+        sendOutput()
     }
 
     // MARK: - Sending

@@ -48,6 +48,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
     @Option(name: .customLong("lockout-window"), help: "The lockout window in seconds (default 60).") var lockoutWindow: Int?
     @Option(name: .customLong("lockout-seconds"), help: "How long a locked-out credential is refused (default 300).") var lockoutSeconds: Int?
+    @Option(name: .customLong("shutdown-seconds"), help: "On SIGTERM, how long running queries may take to finish (default 10).") var shutdownSeconds: Int?
     @Option(name: .customLong("admin-listen"), help: "Admin HTTP (/healthz, /readyz, /metrics, POST /reload): PORT (on 127.0.0.1) or HOST:PORT; off by default.") var adminListen: String?
     @Flag(name: .customLong("require-signed-policies"), help: "Refuse any policy without a valid FILE.sig from a trusted key (at start and reload).") var requireSignedPolicies = false
     @Option(name: .customLong("policy-key"), help: "A verifier key trusted to sign policies, or a file of them (repeatable).") var policyKey: [String] = []
@@ -93,7 +94,7 @@ struct Serve: AsyncParsableCommand {
         signals.cancel()
         reloads.cancel()
         try? await adminChannel?.close()
-        try await server.shutdown()
+        try await server.shutdown(deadline: .seconds(settings.shutdownSeconds))
         audit.close()
     }
 }
@@ -160,6 +161,7 @@ struct ServeSettings {
     var lockoutSeconds = 300
     var requireSignedPolicies = false
     var policyKeys: [String] = []
+    var shutdownSeconds = 10
     var adminHost = "127.0.0.1"
     var adminPort: Int?
 
@@ -168,7 +170,7 @@ struct ServeSettings {
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
                                     "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
-                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen"]
+                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -301,6 +303,7 @@ struct ServeSettings {
             if parts.count > 1 { adminHost = parts.dropLast().joined(separator: ":") }
             adminPort = port
         }
+        shutdownSeconds = try integer(command.shutdownSeconds, "shutdown_seconds", 0...3600) ?? shutdownSeconds
         requireSignedPolicies = command.requireSignedPolicies || file["require_signed_policies"]?.bool == true
         policyKeys = command.policyKey
         if policyKeys.isEmpty, let node = file["policy_keys"] {

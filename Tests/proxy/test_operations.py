@@ -126,3 +126,30 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
         assert "policies reloaded" in reload
     finally:
         server.stop()
+
+
+def test_sigterm_lets_running_queries_finish_and_signs_the_log(database, keys, monitor_policy, audit_key, tmp_path):
+    import subprocess
+    import threading
+    import wire
+    from conftest import BINARY, DATABASE
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}", "--shutdown-seconds", "20"],
+                      audit_dir=tmp_path / "audit", audit_key=audit_key[0])
+    idle = wire.Connection(server.port, keys["agent"], database=DATABASE)
+    busy = wire.Connection(server.port, keys["agent"], database=DATABASE)
+    busy.send(wire.query("SELECT count(*) FROM generate_series(1, 20000000)"))
+    time.sleep(0.5)
+    started = time.time()
+    server.process.send_signal(signal.SIGTERM)
+
+    kind, body = idle.read()
+    assert kind == b"E" and wire.fields(body)["C"] == "57P01"
+    answered = busy.read_until_ready()
+    assert wire.kinds(answered) == "TDCZ" and answered[1][1].endswith(b"20000000")
+    kind, body = busy.read()
+    assert kind == b"E" and wire.fields(body)["C"] == "57P01"
+    assert server.process.wait(timeout=30) == 0
+    assert time.time() - started < 20
+    verified = subprocess.run([BINARY, "audit", "verify", "--key", audit_key[1], str(tmp_path / "audit")], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
