@@ -1,5 +1,6 @@
 import AuditChain
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -65,6 +66,8 @@ final class ProxySession {
     private var countedAsSession = false
     /// Palisade is shutting down: end the session as soon as no query is in flight.
     private var shuttingDown = false
+    /// Session events; metadata is ids and rules only, never credentials or literal values.
+    private var logger = Logger(label: "palisade.session")
 
     init(configuration: ProxyConfiguration, cancels: CancelRegistry, eventLoop: EventLoop, auditInbox: AuditInbox) {
         self.configuration = configuration
@@ -72,6 +75,7 @@ final class ProxySession {
         self.eventLoop = eventLoop
         self.auditInbox = auditInbox
         sessionID = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+        logger[metadataKey: "session"] = "\(sessionID)"
     }
 
     // MARK: - Client side
@@ -319,6 +323,9 @@ final class ProxySession {
             context.decide(sql, kind)
         }
         state = .relaying
+        logger[metadataKey: "tenant"] = "\(login.identity.tenant)"
+        logger[metadataKey: "credential"] = "\(login.identity.credentialID)"
+        logger.info("session started", metadata: ["profile": "\(login.identity.profile)", "client": "\(clientAddress)"])
         countedAsSession = true
         ProxyMetrics.shared.sessionOpened()
         for frame in buffered { relay!.clientFrame(frame, into: &output) }
@@ -393,6 +400,7 @@ final class ProxySession {
     private func auditCompleted(_ result: Result<UInt64, AuditError>) {
         outstandingAudits -= 1
         if case .failure(let error) = result {
+            logger.critical("audit log not writable; closing the session", metadata: ["error": "\(error)"])
             // Fail closed: what the unrecorded decision answered is never released.
             heldForClient = nil
             output.toClient.clear()
@@ -436,7 +444,10 @@ final class ProxySession {
         }
         state = .closed
         relay = nil
-        if countedAsSession { ProxyMetrics.shared.sessionClosed() }
+        if countedAsSession {
+            ProxyMetrics.shared.sessionClosed()
+            logger.info("session ended")
+        }
         countedAsSession = false
         if let sessionTenant { configuration.budgets.sessions?.close(tenant: sessionTenant) }
         sessionTenant = nil
@@ -481,6 +492,12 @@ final class ProxySession {
             message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
             fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
         ProxyMetrics.shared.decided(decision, monitorOnly: monitorOnly)
+        if !decision.isAllowed {
+            logger.notice("denied", metadata: [
+                "request": "\(record.requestID ?? "")", "rule": "\(decision.rule.rawValue)", "sqlstate": "\(decision.sqlstate)",
+                "kind": "\(kind)", "normalized": "\(record.normalized ?? "")", "enforced": "\(monitorOnly ? "no" : "yes")",
+            ])
+        }
         if monitorOnly, !decision.isAllowed {
             // Monitor mode: the policy would deny this, but the query was forwarded.
             record.detail["mode"] = .string("monitor")

@@ -48,6 +48,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
     @Option(name: .customLong("lockout-window"), help: "The lockout window in seconds (default 60).") var lockoutWindow: Int?
     @Option(name: .customLong("lockout-seconds"), help: "How long a locked-out credential is refused (default 300).") var lockoutSeconds: Int?
+    @Option(name: .customLong("log-format"), help: "text or json (one object per line on standard error; default text).") var logFormat: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
     @Option(name: .customLong("shutdown-seconds"), help: "On SIGTERM, how long running queries may take to finish (default 10).") var shutdownSeconds: Int?
     @Option(name: .customLong("admin-listen"), help: "Admin HTTP (/healthz, /readyz, /metrics, POST /reload): PORT (on 127.0.0.1) or HOST:PORT; off by default.") var adminListen: String?
     @Flag(name: .customLong("require-signed-policies"), help: "Refuse any policy without a valid FILE.sig from a trusted key (at start and reload).") var requireSignedPolicies = false
@@ -55,6 +57,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try ServeSettings(self)
+        try LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let metrics = AdminServer.bootstrapMetrics()
         let audit = try settings.openAuditLog()
         let proxyConfiguration: ProxyConfiguration
@@ -162,6 +165,8 @@ struct ServeSettings {
     var requireSignedPolicies = false
     var policyKeys: [String] = []
     var shutdownSeconds = 10
+    var logFormat = "text"
+    var logLevel = "info"
     var adminHost = "127.0.0.1"
     var adminPort: Int?
 
@@ -170,7 +175,7 @@ struct ServeSettings {
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
                                     "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
-                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds"]
+                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds", "log_format", "log_level"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -304,6 +309,8 @@ struct ServeSettings {
             adminPort = port
         }
         shutdownSeconds = try integer(command.shutdownSeconds, "shutdown_seconds", 0...3600) ?? shutdownSeconds
+        logFormat = try command.logFormat ?? string("log_format") ?? logFormat
+        logLevel = try command.logLevel ?? string("log_level") ?? logLevel
         requireSignedPolicies = command.requireSignedPolicies || file["require_signed_policies"]?.bool == true
         policyKeys = command.policyKey
         if policyKeys.isEmpty, let node = file["policy_keys"] {

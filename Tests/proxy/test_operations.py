@@ -153,3 +153,24 @@ def test_sigterm_lets_running_queries_finish_and_signs_the_log(database, keys, m
     assert time.time() - started < 20
     verified = subprocess.run([BINARY, "audit", "verify", "--key", audit_key[1], str(tmp_path / "audit")], capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_json_logs_carry_ids_and_rules_but_no_credentials_or_literals(database, keys, monitor_policy):
+    import json as jsonlib
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}", "--log-format", "json"])
+    try:
+        connection = psycopg2.connect(dsn(server, keys["agent"]))
+        connection.autocommit = True
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            connection.cursor().execute("DELETE FROM orders WHERE region = 'very-secret-literal'")
+        connection.close()
+        time.sleep(0.5)
+    finally:
+        server.stop()
+    text = server.log.read_text()
+    records = [jsonlib.loads(line) for line in text.splitlines() if line.startswith("{")]
+    denied = [r for r in records if r["message"] == "denied"]
+    assert denied and denied[0]["rule"] == "stmt.dml" and denied[0]["tenant"] == "acme" and denied[0]["request"]
+    assert any(r["message"] == "session started" for r in records)
+    assert "very-secret-literal" not in text and keys["agent"] not in text

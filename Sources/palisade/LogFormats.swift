@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+
+/// One JSON object per line on standard error, for log collectors. Palisade's log messages and
+/// metadata carry ids, rules and normalized text only, never credentials or literal values.
+struct JSONLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    let label: String
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields: [String: String] = ["time": ISO8601DateFormatter.withFractionalSeconds.string(from: Date()),
+                                        "level": event.level.rawValue, "logger": label, "message": event.message.description]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
+        let line = "{" + fields.sorted { $0.key < $1.key }.map { "\(DecisionJSON.quoted($0.key)):\(DecisionJSON.quoted($0.value))" }
+            .joined(separator: ",") + "}\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+}
+
+extension ISO8601DateFormatter {
+    nonisolated(unsafe) static let withFractionalSeconds: ISO8601DateFormatter = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }()
+}
+
+enum LogSetup {
+    static func bootstrap(format: String, level: String) throws {
+        guard let level = Logger.Level(rawValue: level) else {
+            throw configError("log_level", "expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        switch format {
+        case "json":
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        default:
+            throw configError("log_format", "expected text or json, got '\(format)'")
+        }
+    }
+}
