@@ -76,6 +76,8 @@ public final class AuditLog: Sendable {
         public var entries: UInt64 = 0
         /// fdatasync calls on segments; entries / syncs is the group-commit factor.
         public var syncs: UInt64 = 0
+        /// Time spent in those writes and fdatasyncs, for the mean commit latency.
+        public var syncNanoseconds: UInt64 = 0
         public var checkpoints: UInt64 = 0
         /// Entries in the log, from the first segment on: the next sequence number.
         public var treeSize: UInt64 = 0
@@ -538,6 +540,7 @@ private struct Writer {
     /// One write and one fdatasync for everything buffered: the group commit.
     mutating func flush() throws(AuditError) {
         guard !buffer.isEmpty else { return }
+        let started = DispatchTime.now().uptimeNanoseconds
         let result: AuditError? = buffer.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
@@ -560,6 +563,7 @@ private struct Writer {
         segmentBytes += buffer.count
         statistics.entries += UInt64(bufferedEntries)
         statistics.syncs += 1
+        statistics.syncNanoseconds += DispatchTime.now().uptimeNanoseconds - started
         statistics.treeSize = head.nextSeq
         durableSeq = head.nextSeq
         buffer.removeAll(keepingCapacity: true)

@@ -14,6 +14,7 @@ final class ProxyMetrics: Sendable {
     private let sessionCount = Mutex(0)
     private let lockouts = Counter(label: "palisade_lockouts_total")
     private let decisionTime = Timer(label: "palisade_decision_seconds")
+    private let backendTime = Timer(label: "palisade_backend_seconds")
 
     func decided(_ decision: Decision, monitorOnly: Bool) {
         let key = "\(decision.verdict.rawValue) \(decision.rule.rawValue) \(monitorOnly)"
@@ -31,6 +32,10 @@ final class ProxyMetrics: Sendable {
 
     func decisionTook(nanoseconds: Int64) {
         decisionTime.recordNanoseconds(nanoseconds)
+    }
+
+    func backendAnswered(nanoseconds: Int64) {
+        backendTime.recordNanoseconds(nanoseconds)
     }
 
     func sessionOpened() {

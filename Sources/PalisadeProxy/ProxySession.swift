@@ -64,6 +64,8 @@ final class ProxySession {
     private var expiresAt: Date?
     /// Whether the sessions gauge counts this session.
     private var countedAsSession = false
+    /// When the oldest unanswered write to the server left, for the backend-latency metric.
+    private var backendWaitingSince: UInt64?
     /// Palisade is shutting down: end the session as soon as no query is in flight.
     private var shuttingDown = false
     /// Session events; metadata is ids and rules only, never credentials or literal values.
@@ -285,6 +287,10 @@ final class ProxySession {
     func backendFrame(_ frame: Frame) {
         switch state {
         case .relaying:
+            if frame.type == UInt8(ascii: "Z"), let since = backendWaitingSince {
+                ProxyMetrics.shared.backendAnswered(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - since))
+                backendWaitingSince = nil
+            }
             relay!.backendFrame(frame, into: &output)
             if output.close { sendOutput(); close() }
             if shuttingDown, relay?.isIdle ?? false { endForShutdown() }
@@ -381,6 +387,7 @@ final class ProxySession {
     /// Writes what the reads produced: one write and one flush per direction.
     private func sendOutput() {
         if output.toBackend.readableBytes > 0, let backendChannel {
+            if backendWaitingSince == nil, case .relaying = state { backendWaitingSince = DispatchTime.now().uptimeNanoseconds }
             backendChannel.writeAndFlush(output.toBackend, promise: nil)
             output.toBackend = backendChannel.allocator.buffer(capacity: 512)
         }

@@ -17,6 +17,7 @@ final class AdminServer: Sendable {
     private let auditEntries: Prometheus.Gauge
     private let auditSyncs: Prometheus.Gauge
     private let auditEntriesPerSync: Prometheus.Gauge
+    private let auditSyncSeconds: Prometheus.Gauge
 
     init(registry: PrometheusCollectorRegistry, audit: AuditLog, backend: BackendAddress, reload: @escaping @Sendable () -> String) {
         self.registry = registry
@@ -26,6 +27,7 @@ final class AdminServer: Sendable {
         auditEntries = registry.makeGauge(name: "palisade_audit_entries", help: "Entries appended to the audit log since start")
         auditSyncs = registry.makeGauge(name: "palisade_audit_syncs", help: "fdatasync calls of the audit log since start")
         auditEntriesPerSync = registry.makeGauge(name: "palisade_audit_entries_per_sync", help: "Group commit batch size since start")
+        auditSyncSeconds = registry.makeGauge(name: "palisade_audit_sync_seconds_mean", help: "Mean time of one group commit (write and fdatasync) since start")
     }
 
     /// Installs the Prometheus backend for swift-metrics, once per process.
@@ -66,6 +68,7 @@ final class AdminServer: Sendable {
             auditEntries.set(Int64(statistics.entries))
             auditSyncs.set(Int64(statistics.syncs))
             auditEntriesPerSync.set(statistics.syncs == 0 ? 0 : Double(statistics.entries) / Double(statistics.syncs))
+            auditSyncSeconds.set(statistics.syncs == 0 ? 0 : Double(statistics.syncNanoseconds) / Double(statistics.syncs) / 1e9)
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
             return (.ok, String(decoding: buffer, as: UTF8.self))

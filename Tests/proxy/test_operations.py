@@ -120,7 +120,8 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
         assert 'palisade_decisions_total{decision="deny",rule="stmt.ddl",enforced="yes"} 1' in metrics
         assert 'palisade_decisions_total{decision="allow",rule="allow.query",enforced="yes"}' in metrics
         assert "palisade_sessions 1" in metrics and "palisade_decision_seconds_count" in metrics
-        assert "palisade_audit_entries_per_sync" in metrics
+        assert "palisade_audit_entries_per_sync" in metrics and "palisade_audit_sync_seconds_mean" in metrics
+        assert "palisade_backend_seconds_count" in metrics
         connection.close()
         reload = urllib.request.urlopen(urllib.request.Request(base + "/reload", method="POST")).read().decode()
         assert "policies reloaded" in reload
