@@ -83,12 +83,19 @@ def certificate(workdir):
     return cert, key
 
 
+def readonly_policy_text(**replacements):
+    """Policies/readonly.yaml, usable from another directory, with texts replaced."""
+    text = (ROOT / "Policies/readonly.yaml").read_text()
+    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return text
+
+
 @pytest.fixture(scope="session")
 def monitor_policy(workdir):
-    text = (ROOT / "Policies/readonly.yaml").read_text().replace("mode: enforce", "mode: monitor")
-    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
     path = workdir / "monitor.yaml"
-    path.write_text(text)
+    path.write_text(readonly_policy_text(**{"mode: enforce": "mode: monitor"}))
     return path
 
 

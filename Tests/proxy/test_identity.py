@@ -11,7 +11,7 @@ import pytest
 
 import wire
 
-from conftest import BINARY, ROOT, Palisade, create_key, entries_of, tenant_query as query
+from conftest import BINARY, Palisade, create_key, entries_of, readonly_policy_text, tenant_query as query
 
 
 def mint(secret_file, tenant, role="agent", ttl=3600, tenant_claim="tenant_id"):
@@ -34,10 +34,8 @@ def secret(workdir):
 
 @pytest.fixture(scope="module")
 def short_policy(workdir):
-    text = (ROOT / "Policies/readonly.yaml").read_text().replace("statement_timeout_ms: 30000", "statement_timeout_ms: 300")
-    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
     path = workdir / "short.yaml"
-    path.write_text(text)
+    path.write_text(readonly_policy_text(**{"statement_timeout_ms: 30000": "statement_timeout_ms: 300"}))
     return path
 
 

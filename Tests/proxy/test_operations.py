@@ -7,15 +7,11 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import ROOT, Palisade, backend_url, dsn, entries_of
+from conftest import Palisade, backend_url, dsn, entries_of, readonly_policy_text
 
 
 def policy_text(show_server_version=True):
-    text = (ROOT / "Policies/readonly.yaml").read_text()
-    text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
-    if not show_server_version:
-        text = text.replace("    - server_version\n", "")
-    return text
+    return readonly_policy_text(**({} if show_server_version else {"    - server_version\n": ""}))
 
 
 def wait_for(log, text, timeout=10):
