@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Synchronization
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -77,6 +78,7 @@ struct Serve: AsyncParsableCommand {
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { channel.close(promise: nil) }
         let reloads = SignalWatcher(signals: [SIGHUP]) {
             _ = Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
+            Self.rotateAuditKeyIfChanged(settings: settings, audit: audit)
         }
         var adminChannel: Channel?
         if let adminPort = settings.adminPort {
@@ -103,6 +105,27 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Serve {
+    /// The key the audit log signs with now; SIGHUP rotates to the key file's key when it changed.
+    private static let currentAuditKey = Mutex<String?>(nil)
+
+    static func rotateAuditKeyIfChanged(settings: ServeSettings, audit: AuditLog) {
+        guard let path = settings.auditKey, let key = try? AuditCLI.signingKey(path) else { return }
+        let changed = currentAuditKey.withLock { current in
+            let initial = current ?? audit.configuration.signingKey.verifierKey.encoded
+            current = key.verifierKey.encoded
+            return initial != key.verifierKey.encoded
+        }
+        guard changed else { return }
+        Task {
+            do {
+                _ = try await audit.rotateSigningKey(to: key)
+                FileHandle.standardError.write(Data("palisade: audit signing key rotated to \(key.verifierKey.encoded)\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("palisade: audit key rotation failed: \(error)\n".utf8))
+            }
+        }
+    }
+
     /// SIGHUP: load every profile's policy again and install them together. A policy that does not
     /// load leaves all the old ones in place; each installed policy is an audit entry.
     @discardableResult

@@ -171,3 +171,26 @@ def test_json_logs_carry_ids_and_rules_but_no_credentials_or_literals(database, 
     assert denied and denied[0]["rule"] == "stmt.dml" and denied[0]["tenant"] == "acme" and denied[0]["request"]
     assert any(r["message"] == "session started" for r in records)
     assert "very-secret-literal" not in text and keys["agent"] not in text
+
+
+def test_sighup_rotates_to_a_new_audit_key_and_the_log_verifies_with_both(database, keys, monitor_policy, tmp_path):
+    import subprocess
+    from conftest import BINARY
+    key_file = tmp_path / "audit.key"
+    old = subprocess.run([BINARY, "audit", "keygen", "--out", str(key_file), "--name", "rotation.test"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}"], audit_dir=tmp_path / "audit", audit_key=key_file)
+    try:
+        key_file.unlink()
+        new = subprocess.run([BINARY, "audit", "keygen", "--out", str(key_file), "--name", "rotation.test"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(server.log, "audit signing key rotated")
+        show(server, keys["agent"])
+    finally:
+        server.stop()
+    events = [e["event"] for e in entries_of(tmp_path / "audit")]
+    assert "key_rotation" in events
+    verified = subprocess.run([BINARY, "audit", "verify", "--key", old, "--key", new, str(tmp_path / "audit")], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
