@@ -10,7 +10,7 @@ public enum BackendProbe {
     }
 
     /// Rows as text (nil for NULL).
-    public static func query(_ sql: String, on backend: BackendAddress, group: EventLoopGroup) async throws -> [[String?]] {
+    public static func query(_ sql: String, on backend: BackendAddress, tls: BackendTLS? = nil, group: EventLoopGroup) async throws -> [[String?]] {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: [[String?]].self)
         let channel: Channel
@@ -19,6 +19,7 @@ public enum BackendProbe {
                 .connectTimeout(.seconds(10))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(BackendTLSNegotiator(tls: tls)) }
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(BackendFrameDecoder()), ProbeHandler(backend: backend, sql: sql, promise: promise))
                     }

@@ -76,11 +76,13 @@ public struct ProxyConfiguration: Sendable {
     public var budgets: TenantBudgets
     /// End a session at its next query once its token has expired.
     public var endSessionOnTokenExpiry: Bool
+    /// TLS towards the real server; nil for none.
+    public var backendTLS: BackendTLS?
 
     public init(listenHost: String, listenPort: Int, backend: BackendAddress, policies: PolicyRegistry, keys: APIKeyStore,
                 tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog,
                 tokens: TokenVerifier? = nil, capabilityProfiles: [String: String] = ["agent": "agent", "analyst": "analyst"],
-                budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true) {
+                budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true, backendTLS: BackendTLS? = nil) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
@@ -94,6 +96,7 @@ public struct ProxyConfiguration: Sendable {
         self.capabilityProfiles = capabilityProfiles
         self.budgets = budgets
         self.endSessionOnTokenExpiry = endSessionOnTokenExpiry
+        self.backendTLS = backendTLS
     }
 
     /// Startup parameters a client may set on its session; all others (`options` above all) are

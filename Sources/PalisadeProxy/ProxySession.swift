@@ -242,11 +242,13 @@ final class ProxySession {
 
     private func connectBackend() {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let tls = configuration.backendTLS
         ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(BackendTLSNegotiator(tls: tls)) }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(BackendFrameDecoder(session: bound.value)), BackendHandler(session: bound.value))
                 }

@@ -49,6 +49,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
     @Option(name: .customLong("lockout-window"), help: "The lockout window in seconds (default 60).") var lockoutWindow: Int?
     @Option(name: .customLong("lockout-seconds"), help: "How long a locked-out credential is refused (default 300).") var lockoutSeconds: Int?
+    @Option(name: .customLong("backend-tls"), help: "TLS to the server: disable (default), require (encrypted), verify-full (certificate and host name checked).") var backendTLS: String?
+    @Option(name: .customLong("backend-tls-ca"), help: "CA certificates (PEM) for verify-full; default: the system's.") var backendTLSCA: String?
     @Option(name: .customLong("log-format"), help: "text or json (one object per line on standard error; default text).") var logFormat: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
     @Option(name: .customLong("shutdown-seconds"), help: "On SIGTERM, how long running queries may take to finish (default 10).") var shutdownSeconds: Int?
@@ -188,6 +190,8 @@ struct ServeSettings {
     var requireSignedPolicies = false
     var policyKeys: [String] = []
     var shutdownSeconds = 10
+    var backendTLSMode = "disable"
+    var backendTLSCA: String?
     var logFormat = "text"
     var logLevel = "info"
     var adminHost = "127.0.0.1"
@@ -198,7 +202,7 @@ struct ServeSettings {
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
                                     "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
-                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds", "log_format", "log_level"]
+                                    "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds", "log_format", "log_level", "backend_tls", "backend_tls_ca"]
 
     init(_ command: Serve) throws {
         var file: [String: Yams.Node] = [:]
@@ -332,6 +336,11 @@ struct ServeSettings {
             adminPort = port
         }
         shutdownSeconds = try integer(command.shutdownSeconds, "shutdown_seconds", 0...3600) ?? shutdownSeconds
+        backendTLSMode = try command.backendTLS ?? string("backend_tls") ?? backendTLSMode
+        guard ["disable", "require", "verify-full"].contains(backendTLSMode) else {
+            throw configError("backend_tls", "expected disable, require or verify-full, got '\(backendTLSMode)'")
+        }
+        backendTLSCA = try command.backendTLSCA ?? path("backend_tls_ca")
         logFormat = try command.logFormat ?? string("log_format") ?? logFormat
         logLevel = try command.logLevel ?? string("log_level") ?? logLevel
         requireSignedPolicies = command.requireSignedPolicies || file["require_signed_policies"]?.bool == true
@@ -425,7 +434,8 @@ struct ServeSettings {
         let loaded = try await load()
         return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, policies: PolicyRegistry(loaded.engines),
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
-                                  tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets)
+                                  tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets,
+                                  backendTLS: try backendTLS())
     }
 
     /// Every profile's policy, or the first that does not load.
@@ -483,13 +493,30 @@ struct ServeSettings {
         return Loaded(engines: engines, keys: keys, tls: tls, tokens: try await tokenVerifier(), budgets: budgets)
     }
 
+    func backendTLS() throws -> BackendTLS? {
+        guard backendTLSMode != "disable" else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if backendTLSMode == "require" {
+            configuration.certificateVerification = .none
+        } else if let backendTLSCA {
+            configuration.trustRoots = .file(backendTLSCA)
+        }
+        do {
+            return BackendTLS(context: try NIOSSLContext(configuration: configuration),
+                              serverHostname: backendTLSMode == "verify-full" ? backend.host : nil)
+        } catch {
+            throw configError("backend_tls_ca", "cannot set up TLS to the server: \(error)")
+        }
+    }
+
     /// The server must be reachable, and row-level security must apply to Palisade's role.
     func checkBackend() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let rows: [[String?]]
         do {
             rows = try await BackendProbe.query(
-                "SELECT rolsuper::text, rolbypassrls::text FROM pg_catalog.pg_roles WHERE rolname = current_user", on: backend, group: group)
+                "SELECT rolsuper::text, rolbypassrls::text FROM pg_catalog.pg_roles WHERE rolname = current_user", on: backend,
+                tls: try backendTLS(), group: group)
             try? await group.shutdownGracefully()
         } catch {
             try? await group.shutdownGracefully()

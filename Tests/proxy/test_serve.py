@@ -3,6 +3,8 @@ import os
 import subprocess
 import tempfile
 
+import pytest
+
 from conftest import BINARY, ROOT, backend_url, free_port
 
 
@@ -86,3 +88,40 @@ def test_config_check_validates_without_starting_and_reads_the_environment(datab
     flagged = subprocess.run([BINARY, "config", "check", "--config", str(config), "--tls-mode", "disable"], cwd=ROOT,
                              capture_output=True, text=True, timeout=30, env=env)
     assert flagged.returncode == 0, flagged.stderr
+
+
+@pytest.mark.parametrize("mode", ["require", "verify-full"])
+def test_tls_to_the_server(database, keys, mode):
+    """The login and every query travel encrypted; verify-full also checks the certificate and name."""
+    import psycopg2
+    from conftest import Palisade, admin_sql, dsn
+    arguments = ["--backend", backend_url(database).replace("@127.0.0.1:", "@localhost:"), "--api-keys", str(keys["file"]),
+                 "--tls-mode", "disable", "--profile", f"monitor={ROOT / 'Policies/readonly.yaml'}", "--backend-tls", mode]
+    if mode == "verify-full":
+        arguments += ["--backend-tls-ca", os.environ["PALISADE_TEST_PG_CERT"]]
+    server = Palisade(arguments)
+    try:
+        connection = psycopg2.connect(dsn(server, keys["agent"]))
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM orders")
+            assert cursor.fetchone() == (30,)
+        check = psycopg2.connect(dbname="postgres")
+        with check.cursor() as cursor:
+            cursor.execute("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                           "WHERE a.application_name LIKE '%[palisade %' AND a.usename = 'palisade_proxy_test_app'")
+            assert [row[0] for row in cursor.fetchall()] == [True]
+        check.close()
+        connection.close()
+    finally:
+        server.stop()
+
+
+def test_verify_full_refuses_a_certificate_it_cannot_trust(database, keys, workdir):
+    other_ca = workdir / "other-ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other",
+                    "-keyout", str(workdir / "other-ca.key"), "-out", str(other_ca)], check=True, capture_output=True)
+    result = serve("--backend", backend_url(database).replace("@127.0.0.1:", "@localhost:"), "--api-keys", str(keys["file"]),
+                   "--tls-mode", "disable", "--backend-tls", "verify-full", "--backend-tls-ca", str(other_ca))
+    assert result.returncode == 2
+    assert "configuration error: backend:" in result.stderr
