@@ -9,7 +9,12 @@ import Synchronization
 final class ProxyMetrics: Sendable {
     static let shared = ProxyMetrics()
 
-    private let decisions = Mutex<[String: Counter]>([:])
+    private struct DecisionKey: Hashable {
+        var rule: Rule
+        var monitorOnly: Bool
+    }
+
+    private let decisions = Mutex<[DecisionKey: Counter]>([:])
     private let sessions = Gauge(label: "palisade_sessions")
     private let sessionCount = Mutex(0)
     private let lockouts = Counter(label: "palisade_lockouts_total")
@@ -17,7 +22,7 @@ final class ProxyMetrics: Sendable {
     private let backendTime = Timer(label: "palisade_backend_seconds")
 
     func decided(_ decision: Decision, monitorOnly: Bool) {
-        let key = "\(decision.verdict.rawValue) \(decision.rule.rawValue) \(monitorOnly)"
+        let key = DecisionKey(rule: decision.rule, monitorOnly: monitorOnly)
         let counter = decisions.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(label: "palisade_decisions_total", dimensions: [

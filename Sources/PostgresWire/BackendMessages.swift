@@ -72,15 +72,7 @@ public enum BackendEncoder {
     }
 
     public static func error(_ notice: ServerNotice, into buffer: inout ByteBuffer) {
-        writeNotice("E", notice, into: &buffer)
-    }
-
-    public static func notice(_ notice: ServerNotice, into buffer: inout ByteBuffer) {
-        writeNotice("N", notice, into: &buffer)
-    }
-
-    private static func writeNotice(_ type: Character, _ notice: ServerNotice, into buffer: inout ByteBuffer) {
-        buffer.writeFrame(type) { body in
+        buffer.writeFrame("E") { body in
             func field(_ code: Character, _ value: String?) {
                 guard let value else { return }
                 body.writeInteger(code.asciiValue!)

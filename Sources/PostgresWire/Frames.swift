@@ -10,10 +10,6 @@ public struct Frame: Sendable, Equatable {
         self.body = body
     }
 
-    public init(_ type: Character, body: ByteBuffer) {
-        self.init(type: type.asciiValue!, body: body)
-    }
-
     public var typeName: String { String(UnicodeScalar(type)) }
 }
 

@@ -25,8 +25,6 @@ struct ParseTreeCursor {
             String(decoding: UnsafeBufferPointer(start: start, count: count), as: UTF8.self)
         }
 
-        /// Node type names start with an upper-case letter; field names never do.
-        var isNodeTypeName: Bool { count > 0 && start.pointee >= UInt8(ascii: "A") && start.pointee <= UInt8(ascii: "Z") }
     }
 
     let base: UnsafePointer<UInt8>
@@ -41,10 +39,6 @@ struct ParseTreeCursor {
     var offset: Int {
         get { position }
         set { position = newValue }
-    }
-
-    @inline(__always) func peek() -> UInt8 {
-        position < end ? base[position] : 0
     }
 
     @inline(__always) mutating func expect(_ byte: UInt8) throws {

@@ -18,11 +18,14 @@ import Testing
         #expect(decision.verdict.rawValue == corpusCase.expect, "\(corpusCase.id): \(decision.rule.rawValue) \(decision.message)")
     }
 
-    @Test("runtime and advisory cases are decided without failing")
-    func undecidedCasesAreDecided() {
-        for corpusCase in Self.cases where corpusCase.expect == "runtime" || corpusCase.expect == "advisory" {
+    /// Runtime cases are valid read-only SELECTs whose only harm is their cost: each must be
+    /// admitted (statement_timeout ends it at the server) or denied for what it reads, never
+    /// refused as text the engine did not understand.
+    @Test("runtime cases are understood")
+    func runtimeCasesAreUnderstood() {
+        for corpusCase in Self.cases where corpusCase.expect == "runtime" {
             let decision = Profiles.engine(corpusCase.profile).evaluate(corpusCase.sql)
-            #expect(!decision.policyVersion.isEmpty)
+            #expect(decision.isAllowed || decision.rule == .catalogRelation, "\(corpusCase.id): \(decision.rule.rawValue)")
         }
     }
 }
