@@ -18,31 +18,102 @@ enum PgQuery {
         var message: String
         /// 1-based character position of the error in the text, as Postgres reports it; 0 if unknown.
         var cursorPosition: Int
+
+        init(message: String, cursorPosition: Int) {
+            self.message = message
+            self.cursorPosition = cursorPosition
+        }
+
+        init(_ error: PgQueryError) {
+            self.init(message: error.message.map { String(cString: $0) } ?? "syntax error", cursorPosition: Int(error.cursorpos))
+        }
     }
 
-    /// Parses `text` and hands the JSON parse tree to `body` while it is still alive. `body` runs on
-    /// the same stack, with room for a walk `walkDepth` levels deep.
-    static func withParseTree<R>(
-        _ text: String, walkDepth: Int = 0, _ body: (UnsafeBufferPointer<UInt8>) throws -> R
-    ) throws -> R {
-        try withSufficientStack(forTextOfLength: text.utf8.count, walkDepth: walkDepth) {
-            let result = text.withCString { pg_query_parse($0) }
-            defer { pg_query_free_parse_result(result) }
-            if let error = result.error {
-                throw ParseError(
-                    message: error.pointee.message.map { String(cString: $0) } ?? "syntax error",
-                    cursorPosition: Int(error.pointee.cursorpos))
-            }
-            guard let tree = result.parse_tree else {
-                throw ParseError(message: "libpg_query returned no parse tree", cursorPosition: 0)
-            }
-            return try tree.withMemoryRebound(to: UInt8.self, capacity: 1) { bytes in
-                try body(UnsafeBufferPointer(start: bytes, count: strlen(tree)))
+    /// One parse of a text, alive while the closure given to `withParseTree` runs.
+    struct ParsedText {
+        /// libpg_query's JSON parse tree.
+        let json: UnsafeBufferPointer<UInt8>
+        fileprivate let source: Source
+
+        fileprivate enum Source {
+            case rawTree(UnsafeMutableRawPointer?)
+            case publicAPI(String)
+        }
+
+        /// libpg_query's fingerprint of the text (16 hex digits), hashed from this same parse.
+        var fingerprint: String {
+            switch source {
+            case .rawTree(let nodes): return PgQuery.hex(pg_query_fingerprint_node(nodes))
+            case .publicAPI(let text): return PgQuery.fingerprint(text) ?? ""
             }
         }
     }
 
-    /// libpg_query's fingerprint (16 hex digits), or nil if the text does not parse.
+    /// Parses `text` and hands the parse to `body` while it is still alive. `body` runs on the
+    /// same stack, with room for a walk `walkDepth` levels deep.
+    static func withParseTree<R>(
+        _ text: String, walkDepth: Int = 0, _ body: (ParsedText) throws -> R
+    ) throws -> R {
+        try withSufficientStack(forTextOfLength: text.utf8.count, walkDepth: walkDepth) {
+            internalAPIAgrees ? try withRawParse(text, body) : try withPublicParse(text, body)
+        }
+    }
+
+    /// Parses once with libpg_query's internal API: the JSON tree and the fingerprint come from
+    /// the same tree, and everything is freed with the memory context.
+    private static func withRawParse<R>(_ text: String, _ body: (ParsedText) throws -> R) throws -> R {
+        let context = pg_query_enter_memory_context()
+        defer { pg_query_exit_memory_context(context) }
+        let result = text.withCString { pg_query_raw_parse($0) }
+        free(result.stderr_buffer)
+        if let error = result.error {
+            defer { pg_query_free_error(error) }
+            throw ParseError(error.pointee)
+        }
+        guard let json = pg_query_nodes_to_json(result.tree) else {
+            throw ParseError(message: "libpg_query returned no parse tree", cursorPosition: 0)
+        }
+        return try json.withMemoryRebound(to: UInt8.self, capacity: 1) { bytes in
+            try body(ParsedText(json: UnsafeBufferPointer(start: bytes, count: strlen(json)), source: .rawTree(result.tree)))
+        }
+    }
+
+    private static func withPublicParse<R>(_ text: String, _ body: (ParsedText) throws -> R) throws -> R {
+        let result = text.withCString { pg_query_parse($0) }
+        defer { pg_query_free_parse_result(result) }
+        if let error = result.error { throw ParseError(error.pointee) }
+        guard let tree = result.parse_tree else {
+            throw ParseError(message: "libpg_query returned no parse tree", cursorPosition: 0)
+        }
+        return try tree.withMemoryRebound(to: UInt8.self, capacity: 1) { bytes in
+            try body(ParsedText(json: UnsafeBufferPointer(start: bytes, count: strlen(tree)), source: .publicAPI(text)))
+        }
+    }
+
+    /// libpg_query's own parse of `text` to JSON through its public API, as a baseline for benchmarks.
+    static func publicParseTreeLength(_ text: String) -> Int? {
+        try? withSufficientStack(forTextOfLength: text.utf8.count) {
+            try withPublicParse(text) { $0.json.count }
+        }
+    }
+
+    /// The internal entry points are not a published interface: before the first use in a process,
+    /// they must reproduce the public API's tree and fingerprint for a text that exercises lists,
+    /// constants and names, or Palisade stays on the public API.
+    static let internalAPIAgrees: Bool = {
+        let canary = "SELECT a, count(*) AS n, 'x' FROM s.t AS u JOIN v ON u.k = v.k WHERE b IN (1, 2.5) GROUP BY 1 ORDER BY n DESC LIMIT $1"
+        guard let expected = try? withPublicParse(canary, { (String(decoding: $0.json, as: UTF8.self), fingerprint(canary)) }),
+              let actual = try? withRawParse(canary, { (String(decoding: $0.json, as: UTF8.self), Optional($0.fingerprint)) })
+        else { return false }
+        return expected.0 == actual.0 && expected.1 == actual.1 && actual.1?.count == 16
+    }()
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// libpg_query's fingerprint (16 hex digits) through its public API, which parses the text again.
     static func fingerprint(_ text: String) -> String? {
         try? withSufficientStack(forTextOfLength: text.utf8.count) {
             let result = text.withCString { pg_query_fingerprint($0) }

@@ -6,13 +6,10 @@
 public final class PolicyEngine: Sendable {
     public let policy: Policy
     private let decisions: BoundedCache<String, Decision>
-    /// libpg_query's fingerprint ignores constants, so texts that normalize alike share one.
-    private let fingerprints: BoundedCache<String, String>
 
     public init(policy: Policy, cacheCapacity: Int = 10_000) {
         self.policy = policy
         decisions = BoundedCache(capacity: cacheCapacity)
-        fingerprints = BoundedCache(capacity: cacheCapacity)
     }
 
     public func evaluate(_ sql: String) -> Decision {
@@ -23,19 +20,19 @@ public final class PolicyEngine: Sendable {
     }
 
     /// The full decision without consulting or filling the decision cache.
-    public func evaluateUncached(_ sql: String, reuseFingerprints: Bool = true) -> Decision {
+    public func evaluateUncached(_ sql: String) -> Decision {
         let length = sql.utf8.count
         guard length <= policy.maxQueryBytes else {
             return denied(sql, Denial(
                 rule: .tooLarge, message: "the query is \(length) bytes, over this policy's limit of \(policy.maxQueryBytes) bytes",
                 hint: "Send a shorter query: select fewer literal values, or split the work into several queries.",
-                offset: nil, statementType: ""), normalize: false)
+                offset: nil, statementType: ""))
         }
         var text = sql
         return text.withUTF8 { bytes in
             if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil {
                 return denied(sql, Denial(rule: .nulByte, message: "the query contains a NUL byte, which PostgreSQL does not accept in query text",
-                                          hint: "Remove the NUL character.", offset: nil, statementType: ""), normalize: false)
+                                          hint: "Remove the NUL character.", offset: nil, statementType: ""))
             }
             let lexer = SQLLexer(bytes: bytes)
             let bracketDepth = lexer.bracketDepth()
@@ -43,27 +40,28 @@ public final class PolicyEngine: Sendable {
                 return denied(sql, Denial(
                     rule: .tooDeep, message: "the query nests parentheses or brackets \(bracketDepth) deep, over this policy's limit of \(policy.maxNestingDepth)",
                     hint: "Flatten the query: use WITH (CTEs) or joins instead of deeply nested expressions and subqueries.",
-                    offset: nil, statementType: ""), normalize: false)
+                    offset: nil, statementType: ""))
             }
             let outcome: Result<Analysis, Denial>
+            let fingerprint: String
             do {
-                outcome = try PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { tree in
-                    Analyzer.analyze(tree: tree, policy: policy)
+                (outcome, fingerprint) = try PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { parsed in
+                    (Analyzer.analyze(tree: parsed.json, policy: policy), parsed.fingerprint)
                 }
             } catch let error as PgQuery.ParseError {
                 return denied(sql, Denial(
                     rule: .syntaxError, message: "syntax error: \(error.message)",
                     hint: "Send one valid PostgreSQL 15 SELECT statement.",
-                    offset: error.cursorPosition > 0 ? nil : nil, statementType: ""),
-                    position: error.cursorPosition > 0 ? error.cursorPosition : nil, lexer: lexer)
+                    offset: nil, statementType: ""),
+                    position: error.cursorPosition > 0 ? error.cursorPosition : nil, normalized: lexer.replacingAllConstants())
             } catch {
                 return denied(sql, Denial(
                     rule: .tooLarge, message: "Palisade has no resources to check this query right now",
-                    hint: "Retry shortly.", offset: nil, statementType: ""), normalize: false)
+                    hint: "Retry shortly.", offset: nil, statementType: ""))
             }
             switch outcome {
             case .failure(let denial):
-                return denied(sql, denial, lexer: lexer)
+                return denied(sql, denial, normalized: PgQuery.normalize(sql) ?? lexer.replacingAllConstants(), fingerprint: fingerprint)
             case .success(let analysis):
                 var normalized: String?
                 if analysis.isQuery {
@@ -73,26 +71,14 @@ public final class PolicyEngine: Sendable {
                 return Decision(
                     rule: analysis.rule, message: "admitted: \(analysis.statementType)", hint: nil, position: nil,
                     statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
-                    fingerprint: fingerprint(sql, normalized: normalizedText, reuse: reuseFingerprints),
+                    fingerprint: fingerprint,
                     normalized: normalizedText, policyVersion: policy.version)
             }
         }
     }
 
-    private func fingerprint(_ sql: String, normalized: String, reuse: Bool) -> String {
-        if reuse, let known = fingerprints.value(for: normalized) { return known }
-        let fingerprint = PgQuery.fingerprint(sql) ?? ""
-        if reuse { fingerprints.store(fingerprint, for: normalized) }
-        return fingerprint
-    }
-
-    private func denied(_ sql: String, _ denial: Denial, position: Int? = nil, lexer: SQLLexer? = nil, normalize: Bool = true) -> Decision {
-        var normalized = ""
-        var fingerprint = ""
-        if normalize {
-            normalized = PgQuery.normalize(sql) ?? lexer?.replacingAllConstants() ?? ""
-            fingerprint = PgQuery.fingerprint(sql) ?? ""
-        }
+    /// A denial; `normalized` and `fingerprint` stay empty when the text was refused before parsing.
+    private func denied(_ sql: String, _ denial: Denial, position: Int? = nil, normalized: String = "", fingerprint: String = "") -> Decision {
         let characterPosition = position ?? denial.offset.map { Self.characterPosition(ofByteOffset: $0, in: sql) }
         var message = denial.message
         if let characterPosition { message += " (at character \(characterPosition))" }
@@ -121,12 +107,12 @@ import Glibc
 public enum PolicyBenchmarkHooks {
     /// libpg_query's parse of `sql` to its JSON tree, and nothing else.
     public static func parseOnly(_ sql: String) -> Bool {
-        (try? PgQuery.withParseTree(sql) { $0.count > 0 }) ?? false
+        (PgQuery.publicParseTreeLength(sql) ?? 0) > 0
     }
 
     public static func parseAndScan(_ sql: String) -> Bool {
-        (try? PgQuery.withParseTree(sql) { tree in
-            var cursor = ParseTreeCursor(tree)
+        (try? PgQuery.withParseTree(sql) { parsed in
+            var cursor = ParseTreeCursor(parsed.json)
             try cursor.skipValue()
             return true
         }) ?? false
@@ -134,8 +120,8 @@ public enum PolicyBenchmarkHooks {
 
     /// The parse plus the policy walk, without normalization, fingerprint or the decision value.
     public static func parseAndWalk(_ sql: String, policy: Policy) -> Bool {
-        (try? PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { tree in
-            if case .success = Analyzer.analyze(tree: tree, policy: policy) { return true }
+        (try? PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { parsed in
+            if case .success = Analyzer.analyze(tree: parsed.json, policy: policy) { return true }
             return false
         }) ?? false
     }

@@ -31,8 +31,12 @@ struct BenchPolicy: ParsableCommand {
         """),
     ]
 
+    /// For profiling: run one variant on one query (by index) and print nothing.
     @Option(help: .hidden)
     var only: String?
+
+    @Option(help: .hidden)
+    var onlyQuery = 0
 
     func run() throws {
         let engine = try loadEngine(options.policy)
@@ -40,32 +44,30 @@ struct BenchPolicy: ParsableCommand {
             ("parse", { _ = PolicyBenchmarkHooks.parseOnly($0) }),
             ("scan", { _ = PolicyBenchmarkHooks.parseAndScan($0) }),
             ("walk", { _ = PolicyBenchmarkHooks.parseAndWalk($0, policy: engine.policy) }),
-            ("cold", { _ = engine.evaluateUncached($0, reuseFingerprints: false) }),
-            ("warm", { _ = engine.evaluateUncached($0) }),
+            ("decision", { _ = engine.evaluateUncached($0) }),
             ("cached", { _ = engine.evaluate($0) }),
         ]
         if let only, let variant = variants.first(where: { $0.0 == only }) {
-            for _ in 0..<batches * batchSize { variant.1(Self.queries[0].1) }
+            for _ in 0..<batches * batchSize { variant.1(Self.queries[onlyQuery].1) }
             return
         }
         print("policy \(engine.policy.profile) \(engine.policy.version.prefix(12)); median of \(batches) rounds of \(batchSize) calls per variant, interleaved")
-        print("query            parse(µs)  scan(µs)  walk(µs)  cold(µs)  ratio  warm(µs)  ratio  cached(µs)")
+        print("query            parse(µs)  scan(µs)  walk(µs)  decision(µs)  ratio  cached(µs)")
         for (name, sql) in Self.queries {
             guard engine.evaluate(sql).isAllowed else { throw ConfigurationError(description: "\(name) is denied by this policy") }
             let times = interleavedMedians(variants.map { variant in { variant.1(sql) } })
             let median = Dictionary(uniqueKeysWithValues: zip(variants.map(\.0), times))
-            let (parse, scan, walk, cold, warm, cached) = (median["parse"]!, median["scan"]!, median["walk"]!, median["cold"]!, median["warm"]!, median["cached"]!)
-            print(String(format: "%-15@  %9.2f  %8.2f  %8.2f  %8.2f  %4.2fx  %8.2f  %4.2fx  %10.3f",
-                         name as NSString, parse, scan, walk, cold, cold / parse, warm, warm / parse, cached))
+            let (parse, scan, walk, decision, cached) = (median["parse"]!, median["scan"]!, median["walk"]!, median["decision"]!, median["cached"]!)
+            print(String(format: "%-15@  %9.2f  %8.2f  %8.2f  %12.2f  %4.2fx  %10.3f",
+                         name as NSString, parse, scan, walk, decision, decision / parse, cached))
         }
         print("""
-        parse:  pg_query_parse alone (libpg_query's parse to its JSON tree)
-        scan:   parse plus one pass over the tree that only skips it (the floor for any walk)
-        walk:   parse plus the policy walk of the tree
-        cold:   a full decision with no cache: parse, policy walk, normalization, fingerprint
-        warm:   a full decision for a text not seen before whose shape was (fingerprint reused by normalized text)
-        cached: an exact repeat of a text (prepared statements, retries)
-        target: warm and cold at most 2.00x parse
+        parse:    pg_query_parse alone (libpg_query's public parse to its JSON tree)
+        scan:     Palisade's one parse plus one pass over the tree that only skips it (the floor for any walk)
+        walk:     Palisade's one parse plus the policy walk of the tree
+        decision: a full decision with no cache: parse, policy walk, fingerprint, normalization, decision value
+        cached:   an exact repeat of a text (prepared statements, retries)
+        target:   decision at most 2.00x parse
         """)
     }
 

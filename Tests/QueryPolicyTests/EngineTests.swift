@@ -115,7 +115,32 @@ import Testing
 
     @Test func cachedDecisionEqualsFreshOne() {
         let sql = "SELECT count(*) FROM orders WHERE total > 10"
-        #expect(Profiles.readonly.evaluate(sql) == Profiles.readonly.evaluateUncached(sql, reuseFingerprints: false))
+        #expect(Profiles.readonly.evaluate(sql) == Profiles.readonly.evaluateUncached(sql))
+    }
+}
+
+@Suite struct FingerprintTests {
+    /// The fingerprint is hashed from the same parse as the tree; it must equal the one libpg_query's
+    /// public pg_query_fingerprint computes with its own second parse.
+    @Test("fingerprint equals pg_query_fingerprint on every corpus case that parses")
+    func agreesWithLibpgQuery() {
+        #expect(PgQuery.internalAPIAgrees)
+        let cases = SharedCorpusTests.cases + OwnCorpusTests.cases
+        var compared = 0
+        for corpusCase in cases {
+            guard let expected = PgQuery.fingerprint(corpusCase.sql) else { continue }
+            let decision = Profiles.engine(corpusCase.profile).evaluateUncached(corpusCase.sql)
+            guard decision.rule != .tooLarge, decision.rule != .tooDeep, decision.rule != .nulByte else { continue }
+            #expect(decision.fingerprint == expected, "\(corpusCase.id)")
+            compared += 1
+        }
+        #expect(compared > 300 || cases.isEmpty)
+    }
+
+    @Test func fingerprintIsSixteenHexDigits() {
+        #expect(PgQuery.hex(0) == "0000000000000000")
+        #expect(PgQuery.hex(0xfedcba9876543210) == "fedcba9876543210")
+        #expect(PgQuery.hex(0x1f) == "000000000000001f")
     }
 }
 
