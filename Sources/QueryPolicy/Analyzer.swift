@@ -28,7 +28,7 @@ struct Denial: Error {
 struct Analyzer {
     private typealias Bytes = ParseTreeCursor.Bytes
     private var cursor: ParseTreeCursor
-    private let policy: Policy
+    private let shared: SharedPolicy
     private let mayHaveCTEs: Bool
     private var depth = 0
     /// Above zero where libpg_query's normalization leaves constants alone (type modifiers, CYCLE marks).
@@ -45,14 +45,14 @@ struct Analyzer {
     private let tree: UnsafeBufferPointer<UInt8>
     private var analysis = Analysis(rule: .query, statementType: "SELECT")
 
-    init(tree: UnsafeBufferPointer<UInt8>, policy: Policy) {
+    init(tree: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) {
         cursor = ParseTreeCursor(tree)
         self.tree = tree
-        self.policy = policy
+        shared = policy
         mayHaveCTEs = tree.containsSubsequence("withClause\"")
     }
 
-    static func analyze(tree: UnsafeBufferPointer<UInt8>, policy: Policy) -> Result<Analysis, Denial> {
+    static func analyze(tree: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) -> Result<Analysis, Denial> {
         var analyzer = Analyzer(tree: tree, policy: policy)
         do {
             try analyzer.document()
@@ -181,7 +181,7 @@ struct Analyzer {
         }
         switch kind {
         case "TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK":
-            guard policy.allowsTransactionControl else {
+            guard shared.policy.allowsTransactionControl else {
                 throw Denial(rule: .transactionDenied, message: "\(analysis.statementType) is not allowed by this policy",
                              hint: "Send the SELECT on its own; each query runs in its own read-only transaction.",
                              offset: nil, statementType: analysis.statementType)
@@ -295,12 +295,12 @@ struct Analyzer {
         }
         switch kind {
         case "VAR_SET_MULTI" where name == "transaction" || name == "session characteristics":
-            guard policy.allowsTransactionControl else {
+            guard shared.policy.allowsTransactionControl else {
                 throw Denial(rule: .setDenied, message: "SET \(name.uppercased()) is not allowed by this policy",
                              hint: "Send the SELECT on its own.", offset: nil, statementType: "SET")
             }
-        case "VAR_SET_VALUE" where policy.settableSettings.contains(name),
-             "VAR_SET_DEFAULT" where policy.settableSettings.contains(name):
+        case "VAR_SET_VALUE" where shared.policy.settableSettings.contains(name),
+             "VAR_SET_DEFAULT" where shared.policy.settableSettings.contains(name):
             break
         default:
             throw Denial(rule: .setDenied, message: "SET \(name) is not allowed: it could change how queries are checked or what they see",
@@ -311,7 +311,7 @@ struct Analyzer {
     }
 
     private var settableList: String {
-        policy.settableSettings.isEmpty ? "no settings" : policy.settableSettings.sorted().joined(separator: ", ")
+        shared.policy.settableSettings.isEmpty ? "no settings" : shared.policy.settableSettings.sorted().joined(separator: ", ")
     }
 
     private mutating func showStatement() throws {
@@ -320,8 +320,8 @@ struct Analyzer {
             guard case "name" = key else { throw analyzer.unsupportedField(key) }
             name = try analyzer.cursor.string().lowercased()
         }
-        guard name != "all", policy.showableSettings.contains(name) else {
-            let shown = policy.showableSettings.sorted().joined(separator: ", ")
+        guard name != "all", shared.policy.showableSettings.contains(name) else {
+            let shown = shared.policy.showableSettings.sorted().joined(separator: ", ")
             throw Denial(rule: .showDenied,
                          message: name == "all" ? "SHOW ALL is not allowed: it reveals the server's whole configuration" : "SHOW \(name) is not allowed by this policy",
                          hint: shown.isEmpty ? "No settings may be shown." : "These settings may be shown: \(shown).",
@@ -369,7 +369,7 @@ struct Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        guard policy.allowsExplain else {
+        guard shared.policy.allowsExplain else {
             throw Denial(rule: .explainDenied, message: "EXPLAIN is not allowed by this policy",
                          hint: "Send the SELECT itself.", offset: nil, statementType: "EXPLAIN")
         }
@@ -891,10 +891,10 @@ struct Analyzer {
         switch name.count {
         case 1:
             // Unqualified names find pg_catalog first, then the search path.
-            allowed = policy.builtinFunctions.contains(baseName)
-                || policy.searchPath.contains { policy.extraFunctions.contains("\($0).\(baseName)") }
+            allowed = shared.policy.builtinFunctions.contains(baseName)
+                || shared.policy.searchPath.contains { shared.policy.extraFunctions.contains("\($0).\(baseName)") }
         case 2:
-            allowed = name[0] == "pg_catalog" ? policy.builtinFunctions.contains(baseName) : policy.extraFunctions.contains("\(name[0]).\(baseName)")
+            allowed = name[0] == "pg_catalog" ? shared.policy.builtinFunctions.contains(baseName) : shared.policy.extraFunctions.contains("\(name[0]).\(baseName)")
         default:
             allowed = false
         }
@@ -910,7 +910,7 @@ struct Analyzer {
                          hint: "Use built-in functions for math, text, dates, aggregates, window functions, JSON, arrays and full-text search; other functions are denied.",
                          offset: remainingLocation(), statementType: analysis.statementType)
         }
-        if baseName == "current_setting", !policy.allowsAnyCurrentSetting {
+        if baseName == "current_setting", !shared.policy.allowsAnyCurrentSetting {
             try checkCurrentSettingArgument(offset: remainingLocation())
         }
         analysis.functions.appendIfMissing(written)
@@ -1005,7 +1005,7 @@ struct Analyzer {
         func deny(_ rule: Rule, _ message: String, _ hint: String) -> Denial {
             Denial(rule: rule, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
         }
-        var readable: String { policy.readableSchemas.sorted().joined(separator: ", ") }
+        var readable: String { shared.policy.readableSchemas.sorted().joined(separator: ", ") }
         if let catalog {
             throw deny(.relationSchema, "relation \(catalog).\(schema ?? "").\(name) names another database",
                        "Leave out the database name; read tables in \(readable).")
@@ -1022,20 +1022,20 @@ struct Analyzer {
             resolvedSchema = "pg_catalog"
         } else {
             // The name is found in the first search_path schema that has it: all must be readable.
-            guard policy.searchPath.allSatisfy(policy.readableSchemas.contains) else {
+            guard shared.policy.searchPath.allSatisfy(shared.policy.readableSchemas.contains) else {
                 throw deny(.relationSchema, "relation \(name) is not schema-qualified and the search path reaches schemas outside \(readable)",
                            "Qualify the table with its schema (\(readable)).")
             }
-            analysis.tables.appendIfMissing(policy.searchPath.count == 1 ? "\(policy.searchPath[0]).\(name)" : name)
+            analysis.tables.appendIfMissing(shared.policy.searchPath.count == 1 ? "\(shared.policy.searchPath[0]).\(name)" : name)
             return
         }
         let qualified = "\(resolvedSchema).\(name)"
         if resolvedSchema == "pg_catalog" || resolvedSchema == "information_schema" {
-            guard policy.allowsCatalog || (resolvedSchema == "pg_catalog" && policy.catalogRelations.contains(name)) else {
+            guard shared.policy.allowsCatalog || (resolvedSchema == "pg_catalog" && shared.policy.catalogRelations.contains(name)) else {
                 throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile",
                            "Query your application's tables in \(readable); system catalogs are not available to this profile.")
             }
-        } else if !policy.readableSchemas.contains(resolvedSchema) {
+        } else if !shared.policy.readableSchemas.contains(resolvedSchema) {
             throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))",
                        "Read tables in \(readable) only.")
         }
@@ -1049,9 +1049,9 @@ struct Analyzer {
 
     private mutating func enter() throws {
         depth += 1
-        guard depth <= policy.maxNestingDepth else {
+        guard depth <= shared.policy.maxNestingDepth else {
             throw Denial(rule: .tooDeep,
-                         message: "the query nests deeper than this policy's limit of \(policy.maxNestingDepth) levels",
+                         message: "the query nests deeper than this policy's limit of \(shared.policy.maxNestingDepth) levels",
                          hint: "Flatten the query: use WITH (CTEs) or joins instead of deeply nested expressions and subqueries.",
                          offset: nil, statementType: analysis.statementType)
         }
@@ -1144,12 +1144,12 @@ struct Analyzer {
             throw Denial(rule: .forbiddenFunction, message: "\(message), which is never allowed: \(forbidden)",
                          hint: "Remove .\(name); no policy admits \(name)().", offset: nil, statementType: analysis.statementType)
         }
-        guard policy.builtinFunctions.contains(name) else {
+        guard shared.policy.builtinFunctions.contains(name) else {
             throw Denial(rule: .functionNotAllowed, message: "\(message), which is not on this policy's allowlist",
                          hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
                          offset: nil, statementType: analysis.statementType)
         }
-        if name == "current_setting", !policy.allowsAnyCurrentSetting {
+        if name == "current_setting", !shared.policy.allowsAnyCurrentSetting {
             throw Denial(rule: .currentSetting, message: "\(message); only current_setting('\(Policy.claimSetting)', true) may be called",
                          hint: "Call current_setting('\(Policy.claimSetting)', true) directly.", offset: nil, statementType: analysis.statementType)
         }

@@ -60,6 +60,16 @@ public struct Policy: Sendable {
     ]
 }
 
+/// A policy read by reference. The analyzer consults it at every node; copying the struct (a dozen
+/// sets, lists and strings) into each walk cost a retain and a release per field per decision.
+final class SharedPolicy: Sendable {
+    let policy: Policy
+
+    init(_ policy: Policy) {
+        self.policy = policy
+    }
+}
+
 public struct PolicyError: Error, CustomStringConvertible, Sendable {
     public var file: String
     public var line: Int?

@@ -4,11 +4,13 @@
 /// retries, dashboards) come from a bounded cache; the cache belongs to this engine, so it is
 /// keyed by the policy version implicitly.
 public final class PolicyEngine: Sendable {
-    public let policy: Policy
+    let shared: SharedPolicy
     private let decisions: BoundedCache<String, Decision>
 
+    public var policy: Policy { shared.policy }
+
     public init(policy: Policy, cacheCapacity: Int = 10_000) {
-        self.policy = policy
+        shared = SharedPolicy(policy)
         decisions = BoundedCache(capacity: cacheCapacity)
     }
 
@@ -22,9 +24,9 @@ public final class PolicyEngine: Sendable {
     /// The full decision without consulting or filling the decision cache.
     public func evaluateUncached(_ sql: String) -> Decision {
         let length = sql.utf8.count
-        guard length <= policy.maxQueryBytes else {
+        guard length <= shared.policy.maxQueryBytes else {
             return denied(sql, Denial(
-                rule: .tooLarge, message: "the query is \(length) bytes, over this policy's limit of \(policy.maxQueryBytes) bytes",
+                rule: .tooLarge, message: "the query is \(length) bytes, over this policy's limit of \(shared.policy.maxQueryBytes) bytes",
                 hint: "Send a shorter query: select fewer literal values, or split the work into several queries.",
                 offset: nil, statementType: ""))
         }
@@ -36,17 +38,17 @@ public final class PolicyEngine: Sendable {
             }
             let lexer = SQLLexer(bytes: bytes)
             let bracketDepth = lexer.bracketDepth()
-            if bracketDepth > policy.maxNestingDepth {
+            if bracketDepth > shared.policy.maxNestingDepth {
                 return denied(sql, Denial(
-                    rule: .tooDeep, message: "the query nests parentheses or brackets \(bracketDepth) deep, over this policy's limit of \(policy.maxNestingDepth)",
+                    rule: .tooDeep, message: "the query nests parentheses or brackets \(bracketDepth) deep, over this policy's limit of \(shared.policy.maxNestingDepth)",
                     hint: "Flatten the query: use WITH (CTEs) or joins instead of deeply nested expressions and subqueries.",
                     offset: nil, statementType: ""))
             }
             let outcome: Result<Analysis, Denial>
             let fingerprint: String
             do {
-                (outcome, fingerprint) = try PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { parsed in
-                    (Analyzer.analyze(tree: parsed.json, policy: policy), parsed.fingerprint)
+                (outcome, fingerprint) = try PgQuery.withParseTree(sql, walkDepth: shared.policy.maxNestingDepth) { parsed in
+                    (Analyzer.analyze(tree: parsed.json, policy: shared), parsed.fingerprint)
                 }
             } catch let error as PgQuery.ParseError {
                 return denied(sql, Denial(
@@ -72,7 +74,7 @@ public final class PolicyEngine: Sendable {
                     rule: analysis.rule, message: "admitted: \(analysis.statementType)", hint: nil, position: nil,
                     statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
                     fingerprint: fingerprint,
-                    normalized: normalizedText, policyVersion: policy.version)
+                    normalized: normalizedText, policyVersion: shared.policy.version)
             }
         }
     }
@@ -85,7 +87,7 @@ public final class PolicyEngine: Sendable {
         return Decision(
             rule: denial.rule, message: message, hint: denial.hint, position: characterPosition,
             statementType: denial.statementType, tables: [], functions: [],
-            fingerprint: fingerprint, normalized: normalized, policyVersion: policy.version)
+            fingerprint: fingerprint, normalized: normalized, policyVersion: shared.policy.version)
     }
 
     /// Postgres reports 1-based character positions; libpg_query's locations are byte offsets.
@@ -119,9 +121,9 @@ public enum PolicyBenchmarkHooks {
     }
 
     /// The parse plus the policy walk, without normalization, fingerprint or the decision value.
-    public static func parseAndWalk(_ sql: String, policy: Policy) -> Bool {
-        (try? PgQuery.withParseTree(sql, walkDepth: policy.maxNestingDepth) { parsed in
-            if case .success = Analyzer.analyze(tree: parsed.json, policy: policy) { return true }
+    public static func parseAndWalk(_ sql: String, engine: PolicyEngine) -> Bool {
+        (try? PgQuery.withParseTree(sql, walkDepth: engine.policy.maxNestingDepth) { parsed in
+            if case .success = Analyzer.analyze(tree: parsed.json, policy: engine.shared) { return true }
             return false
         }) ?? false
     }

@@ -43,7 +43,7 @@ struct BenchPolicy: ParsableCommand {
         let variants: [(String, (String) -> Void)] = [
             ("parse", { _ = PolicyBenchmarkHooks.parseOnly($0) }),
             ("scan", { _ = PolicyBenchmarkHooks.parseAndScan($0) }),
-            ("walk", { _ = PolicyBenchmarkHooks.parseAndWalk($0, policy: engine.policy) }),
+            ("walk", { _ = PolicyBenchmarkHooks.parseAndWalk($0, engine: engine) }),
             ("decision", { _ = engine.evaluateUncached($0) }),
             ("cached", { _ = engine.evaluate($0) }),
         ]
