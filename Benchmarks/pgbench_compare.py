@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -76,11 +77,11 @@ pidfile = {work}/pgbouncer.pid
     keys = work / "keys.yaml"
     key = subprocess.run([binary, "keys", "create", "--tenant", "bench", "--profile", "agent", "--keys-file", str(keys)],
                          check=True, capture_output=True, text=True).stdout.strip()
-    palisade_port = free_port()
+    palisade_port, admin_port = free_port(), free_port()
     palisade = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{palisade_port}",
                                  "--audit-dir", str(pathlib.Path(tempfile.mkdtemp(dir=AUDIT_PARENT)) / "audit"), "--audit-unsigned", "--backend",
                                  f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
-                                 "--tls-mode", "disable"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                 "--tls-mode", "disable", "--admin-listen", str(admin_port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_port(palisade_port, palisade, "palisade")
 
     targets = {
@@ -89,12 +90,22 @@ pidfile = {work}/pgbouncer.pid
         "palisade": (palisade_port, "agent", key),
     }
     results = {}
+    # Each proxy's own CPU time per transaction (user + system, from /proc): its cost, apart from waits.
+    proxy_cpu = {}
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    proxy_pids = {"pgbouncer": int((work / "pgbouncer.pid").read_text()), "palisade": palisade.pid}
+
+    def cpu_seconds(pid):
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks_per_second
+
     try:
         for mode in ("simple", "prepared"):
             for clients in (1, 8):
                 for name, (port, user, password) in targets.items():
                     # The throwaway server offers TLS; every path is measured in clear, like Palisade's default.
                     env = dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable")
+                    cpu_before = cpu_seconds(proxy_pids[name]) if name in proxy_pids else 0
                     out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", "-S", "-M", mode,
                                           "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
                                          capture_output=True, text=True, env=env)
@@ -103,16 +114,23 @@ pidfile = {work}/pgbouncer.pid
                     failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
                     ok = out.returncode == 0 and tps and (not failed or failed.group(1) == "0")
                     results[(mode, clients, name)] = (float(tps.group(1)), float(latency.group(1))) if ok else None
+                    if ok and name in proxy_pids:
+                        transactions = int(re.search(r"number of transactions actually processed: (\d+)", out.stdout).group(1))
+                        proxy_cpu[(mode, clients, name)] = (cpu_seconds(proxy_pids[name]) - cpu_before) / transactions * 1e6
                     shown = f"{float(tps.group(1)):9.0f} tps {float(latency.group(1)) * 1000:7.1f} µs" if ok else \
                         "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]
                     print(f"-M {mode:8} -c {clients}  {name:10} {shown}", flush=True)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics").read().decode()
+        audit = dict(line.split() for line in metrics.splitlines() if line.startswith("palisade_audit_"))
     finally:
         palisade.terminate()
         bouncer.terminate()
 
     print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores; latency is pgbench's average; "
           f"Palisade's audit log in {AUDIT_PARENT or tempfile.gettempdir()}")
-    print(f"{'mode':9} {'clients':>7} {'direct tps':>11} {'bouncer tps':>12} {'palisade tps':>13} {'pal/direct':>11} {'pal/bouncer':>12} {'added latency':>14}")
+    print(f"Palisade's audit log: {float(audit.get('palisade_audit_entries_per_sync', 0)):.2f} entries per fdatasync, "
+          f"{float(audit.get('palisade_audit_sync_seconds_mean', 0)) * 1e6:.0f} µs mean write+fdatasync")
+    print(f"{'mode':9} {'clients':>7} {'direct tps':>11} {'bouncer tps':>12} {'palisade tps':>13} {'pal/direct':>11} {'pal/bouncer':>12} {'added latency':>14} {'cpu/tx bouncer':>15} {'cpu/tx palisade':>16}")
     for mode in ("simple", "prepared"):
         for clients in (1, 8):
             direct, bouncer_result, pal = (results.get((mode, clients, name)) for name in targets)
@@ -121,7 +139,9 @@ pidfile = {work}/pgbouncer.pid
             print(f"{mode:9} {clients:>7} {cell(direct and direct[0], 11, '{:.0f}')} {cell(bouncer_result and bouncer_result[0], 12, '{:.0f}')}"
                   f" {cell(pal and pal[0], 13, '{:.0f}')} {cell(pal and direct and pal[0] / direct[0], 11, '{:.2f}x')}"
                   f" {cell(pal and bouncer_result and pal[0] / bouncer_result[0], 12, '{:.2f}x')}"
-                  f" {cell(pal and direct and (pal[1] - direct[1]) * 1000, 14, '{:+.0f} µs')}")
+                  f" {cell(pal and direct and (pal[1] - direct[1]) * 1000, 14, '{:+.0f} µs')}"
+                  f" {cell(proxy_cpu.get((mode, clients, 'pgbouncer')), 15, '{:.0f} µs')}"
+                  f" {cell(proxy_cpu.get((mode, clients, 'palisade')), 16, '{:.0f} µs')}")
     print("n/a: the run failed (PgBouncer 1.18 in transaction mode has no protocol-level prepared statements).")
 
 
