@@ -19,3 +19,9 @@ void *pg_query_enter_memory_context(void);
 void pg_query_exit_memory_context(void *context);
 char *pg_query_nodes_to_json(const void *nodes);
 uint64_t pg_query_fingerprint_node(const void *node);
+
+/*
+ * xxHash's one-shot XXH3, as libpg_query exports it: ParseTreeFingerprint.swift hashes the same
+ * token stream pg_query_fingerprint hashes incrementally (same seed, same value).
+ */
+uint64_t XXH3_64bits_withSeed(const void *input, size_t length, uint64_t seed);

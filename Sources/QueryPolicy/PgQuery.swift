@@ -43,7 +43,10 @@ enum PgQuery {
         /// libpg_query's fingerprint of the text (16 hex digits), hashed from this same parse.
         var fingerprint: String {
             switch source {
-            case .rawTree(let nodes): return PgQuery.hex(pg_query_fingerprint_node(nodes))
+            case .rawTree(let nodes):
+                // The port hashes the JSON at a fraction of libpg_query's cost; where the JSON
+                // cannot tell (see ParseTreeFingerprint), libpg_query hashes its own tree.
+                return PgQuery.hex(ParseTreeFingerprint.fingerprint(json: json) ?? pg_query_fingerprint_node(nodes))
             case .publicAPI(let text): return PgQuery.fingerprint(text) ?? ""
             }
         }
