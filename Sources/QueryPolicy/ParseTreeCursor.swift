@@ -72,14 +72,13 @@ struct ParseTreeCursor {
     mutating func rawString() throws -> Bytes {
         try expect(UInt8(ascii: "\""))
         let start = position
-        while position < end {
-            let byte = base[position]
-            if byte == UInt8(ascii: "\"") {
-                let bytes = Bytes(start: base + start, count: position - start)
-                position += 1
-                return bytes
-            }
-            position += byte == UInt8(ascii: "\\") ? 2 : 1
+        // memchr finds the next quote; it ends the string unless an odd run of backslashes escapes it.
+        while position < end, let found = memchr(base + position, Int32(UInt8(ascii: "\"")), end - position) {
+            let quote = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
+            var backslashes = 0
+            while quote - backslashes - 1 >= start, base[quote - backslashes - 1] == UInt8(ascii: "\\") { backslashes += 1 }
+            position = quote + 1
+            if backslashes % 2 == 0 { return Bytes(start: base + start, count: quote - start) }
         }
         throw Malformed()
     }
