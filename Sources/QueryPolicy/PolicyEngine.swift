@@ -107,6 +107,22 @@ import Glibc
 
 /// Entry points for `palisade bench-policy`, which measures the engine against libpg_query itself.
 public enum PolicyBenchmarkHooks {
+    /// The issue's two benchmark texts, by name: a point lookup and an analytic join.
+    public static let queries: [(name: String, sql: String)] = [
+        ("pgbench select", "SELECT abalance FROM pgbench_accounts WHERE aid = 4242"),
+        ("TPC-H Q9", """
+        select nation, o_year, sum(amount) as sum_profit
+        from (select n_name as nation, extract(year from o_orderdate) as o_year,
+                     l_extendedprice * (1 - l_discount) - ps_supplycost * l_quantity as amount
+              from part, supplier, lineitem, partsupp, orders, nation
+              where s_suppkey = l_suppkey and ps_suppkey = l_suppkey and ps_partkey = l_partkey
+                and p_partkey = l_partkey and o_orderkey = l_orderkey and s_nationkey = n_nationkey
+                and p_name like '%green%') as profit
+        group by nation, o_year
+        order by nation, o_year desc
+        """),
+    ]
+
     /// libpg_query's parse of `sql` to its JSON tree, and nothing else.
     public static func parseOnly(_ sql: String) -> Bool {
         (PgQuery.publicParseTreeLength(sql) ?? 0) > 0
