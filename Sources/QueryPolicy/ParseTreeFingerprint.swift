@@ -201,15 +201,15 @@ private struct Piece {
     var hash: UInt64
 }
 
-/// A growable byte buffer, the token stream.
-private struct Output {
-    var base: UnsafeMutablePointer<UInt8>
+/// A buffer that starts in the caller's stack storage and moves to the heap only if it outgrows it.
+private struct SpillBuffer<Element> {
+    var base: UnsafeMutablePointer<Element>
     var count = 0
     var capacity: Int
     /// Whether `base` was allocated here (else it is the caller's stack buffer).
     var owned = false
 
-    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+    init(_ buffer: UnsafeMutableBufferPointer<Element>) {
         base = buffer.baseAddress!
         capacity = buffer.count
     }
@@ -220,13 +220,22 @@ private struct Output {
 
     mutating func grow(to needed: Int) {
         capacity = max(needed, capacity * 2)
-        let larger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
-        larger.update(from: base, count: count)
+        let larger = UnsafeMutablePointer<Element>.allocate(capacity: capacity)
+        larger.moveInitialize(from: base, count: count)
         if owned { base.deallocate() }
         base = larger
         owned = true
     }
 
+    func release() {
+        if owned { base.deallocate() }
+    }
+}
+
+/// The token stream.
+private typealias Output = SpillBuffer<UInt8>
+
+extension SpillBuffer<UInt8> {
     @inline(__always) mutating func append(_ bytes: UnsafePointer<UInt8>, _ length: Int) {
         reserve(length)
         let target = UnsafeMutableRawPointer(base + count)
@@ -260,31 +269,13 @@ private struct Output {
 }
 
 /// A stack of pieces shared by all levels: each node or list uses the entries above its mark.
-private struct PieceStack {
-    var base: UnsafeMutablePointer<Piece>
-    var count = 0
-    var capacity: Int
-    /// Whether `base` was allocated here (else it is the caller's stack buffer).
-    var owned = false
+private typealias PieceStack = SpillBuffer<Piece>
 
-    init(_ buffer: UnsafeMutableBufferPointer<Piece>) {
-        base = buffer.baseAddress!
-        capacity = buffer.count
-    }
-
+extension SpillBuffer<Piece> {
     @inline(__always) mutating func push(_ piece: Piece) {
-        if count == capacity { grow() }
+        reserve(1)
         (base + count).initialize(to: piece)
         count += 1
-    }
-
-    mutating func grow() {
-        let larger = UnsafeMutablePointer<Piece>.allocate(capacity: capacity * 2)
-        larger.moveInitialize(from: base, count: count)
-        if owned { base.deallocate() }
-        base = larger
-        owned = true
-        capacity *= 2
     }
 }
 
@@ -300,8 +291,8 @@ private struct Walker {
     }
 
     func release() {
-        if out.owned { out.base.deallocate() }
-        if pieces.owned { pieces.base.deallocate() }
+        out.release()
+        pieces.release()
     }
 
     // MARK: Tree structure

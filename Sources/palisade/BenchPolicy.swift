@@ -35,6 +35,9 @@ struct BenchPolicy: ParsableCommand {
             ("cached", { _ = engine.evaluate($0) }),
         ]
         if let only, let variant = variants.first(where: { $0.0 == only }) {
+            guard Self.queries.indices.contains(onlyQuery) else {
+                throw ConfigurationError(description: "--only-query must be 0..<\(Self.queries.count)")
+            }
             for _ in 0..<batches * batchSize { variant.1(Self.queries[onlyQuery].1) }
             return
         }
