@@ -699,7 +699,7 @@ struct Analyzer {
                 try analyzer.cursor.skipString()
             case "is_slice", "argisrow": _ = try analyzer.cursor.boolean()
             case "colnames": try analyzer.skipNameList()
-            case "useOp": try analyzer.checkOperator(try analyzer.nameList())
+            case "useOp": try analyzer.checkOperator(try analyzer.operatorName())
             default: throw analyzer.unsupportedField(key)
             }
         }
@@ -732,7 +732,7 @@ struct Analyzer {
                 default: break
                 }
             case "name":
-                let name = try analyzer.nameList()
+                let name = try analyzer.operatorName()
                 // BETWEEN's "name" is the keyword; its comparisons are resolved from the operand types.
                 if !isBetween { try analyzer.checkOperator(name) }
             case "lexpr", "rexpr": try analyzer.expression()
@@ -742,16 +742,30 @@ struct Analyzer {
         }
     }
 
-    /// Checks an operator name; the cursor stands inside the node that uses it.
-    private func checkOperator(_ name: [String]) throws {
-        let allowed: Bool
-        switch name.count {
-        case 1: allowed = PG15Catalog.operatorSymbols.contains(name[0])
-        case 2: allowed = name[0] == "pg_catalog" && PG15Catalog.operatorSymbols.contains(name[1])
-        default: allowed = false
+    /// An operator's name as written: `=`, or `OPERATOR(schema.=)` with its qualifiers. Almost every
+    /// name is one symbol, which is read without building an array.
+    private struct OperatorName {
+        var qualifiers: [String] = []
+        var symbol = ""
+    }
+
+    private mutating func operatorName() throws -> OperatorName {
+        var name = OperatorName()
+        var count = 0
+        try forEachName { part in
+            if count > 0 { name.qualifiers.append(name.symbol) }
+            name.symbol = part
+            count += 1
         }
+        return name
+    }
+
+    /// Checks an operator name; the cursor stands inside the node that uses it.
+    private func checkOperator(_ name: OperatorName) throws {
+        let allowed = (name.qualifiers.isEmpty || name.qualifiers == ["pg_catalog"])
+            && PG15Catalog.operatorSymbols.contains(name.symbol)
         guard allowed else {
-            let written = name.count == 1 ? name[0] : "OPERATOR(\(name.joined(separator: ".")))"
+            let written = name.qualifiers.isEmpty ? name.symbol : "OPERATOR(\((name.qualifiers + [name.symbol]).joined(separator: ".")))"
             throw Denial(rule: .operatorNotAllowed,
                          message: "operator \(written) is not allowed: only PostgreSQL's built-in operators may be used",
                          hint: "Use a built-in operator (=, <, +, ||, ->>, @>, …) without an OPERATOR(schema.op) qualifier outside pg_catalog.",
@@ -765,7 +779,7 @@ struct Analyzer {
             case "subLinkType": try analyzer.cursor.skipString()
             case "subLinkId", "location": _ = try analyzer.cursor.integer()
             case "testexpr": try analyzer.expression()
-            case "operName": try analyzer.checkOperator(try analyzer.nameList())
+            case "operName": try analyzer.checkOperator(try analyzer.operatorName())
             case "subselect": try analyzer.subquery()
             default: throw analyzer.unsupportedField(key)
             }
@@ -1022,11 +1036,11 @@ struct Analyzer {
             resolvedSchema = "pg_catalog"
         } else {
             // The name is found in the first search_path schema that has it: all must be readable.
-            guard shared.policy.searchPath.allSatisfy(shared.policy.readableSchemas.contains) else {
+            guard shared.searchPathIsReadable else {
                 throw deny(.relationSchema, "relation \(name) is not schema-qualified and the search path reaches schemas outside \(readable)",
                            "Qualify the table with its schema (\(readable)).")
             }
-            analysis.tables.appendIfMissing(shared.policy.searchPath.count == 1 ? "\(shared.policy.searchPath[0]).\(name)" : name)
+            analysis.tables.appendIfMissing(shared.unqualifiedTablePrefix.map { $0 + name } ?? name)
             return
         }
         let qualified = "\(resolvedSchema).\(name)"
@@ -1081,19 +1095,24 @@ struct Analyzer {
     /// A list of `String` nodes: a qualified name, operator name or column list.
     private mutating func nameList() throws -> [String] {
         var names: [String] = []
+        try forEachName { names.append($0) }
+        return names
+    }
+
+    /// Reads a list of String nodes (a qualified name), handing each name to `body`.
+    private mutating func forEachName(_ body: (String) throws -> Void) throws {
         try list { analyzer in
             try analyzer.wrapped { analyzer, type in
                 guard case "String" = type else { throw analyzer.unsupportedNode(type) }
                 try analyzer.object { analyzer, key in
                     guard case "sval" = key else { throw analyzer.unsupportedField(key) }
-                    names.append(try analyzer.cursor.string())
+                    try body(try analyzer.cursor.string())
                 }
             }
         }
-        return names
     }
 
-    private mutating func skipNameList() throws { _ = try nameList() }
+    private mutating func skipNameList() throws { try forEachName { _ in } }
 
     /// A ColumnRef's fields: names and `*`, nothing else. Every name after the first may be a
     /// function call: PostgreSQL reads `x.f` as `f(x)` when x has no column f.

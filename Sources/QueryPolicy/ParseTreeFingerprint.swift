@@ -83,7 +83,7 @@ private typealias Malformed = ParseTreeCursor.Malformed
 private extension ParseTreeCursor.Bytes {
     /// Equal to `text`; names are short, so this is cheaper than a memcmp call.
     @inline(__always) func `is`(_ text: StaticString) -> Bool {
-        count == text.utf8CodeUnitCount && equalBytes(start, text.utf8Start, count)
+        text ~= self
     }
 
     /// Field-name order: byte order, a prefix first (Ruby's `sort_by` on the names).
@@ -97,22 +97,6 @@ private extension ParseTreeCursor.Bytes {
 
     /// The first byte (a name is never empty in libpg_query's JSON; an empty one reads its quote).
     @inline(__always) var first: UInt8 { start[0] }
-}
-
-/// Whether `count` bytes at `lhs` and `rhs` are equal: eight bytes at a time, then one at a time.
-@inline(__always) private func equalBytes(_ lhs: UnsafePointer<UInt8>, _ rhs: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-    var index = 0
-    while index + 8 <= count {
-        if UnsafeRawPointer(lhs + index).loadUnaligned(as: UInt64.self) != UnsafeRawPointer(rhs + index).loadUnaligned(as: UInt64.self) {
-            return false
-        }
-        index += 8
-    }
-    while index < count {
-        if lhs[index] != rhs[index] { return false }
-        index += 1
-    }
-    return true
 }
 
 private extension UInt8 {
@@ -182,11 +166,18 @@ private struct Slot {
     init() {}
 
     @inline(__always) init(field key: Bytes, of kind: Kind) {
-        if key.is("targetList") {
-            sorted = true
-            selectTargetList = kind == .selectStmt
-        } else {
-            sorted = key.is("fromClause") || key.is("args") || key.is("rexpr") || key.is("cols") || key.is("valuesLists")
+        switch key.first {
+        case UInt8(ascii: "t"):
+            if key.is("targetList") {
+                sorted = true
+                selectTargetList = kind == .selectStmt
+            }
+        case UInt8(ascii: "f"): sorted = key.is("fromClause")
+        case UInt8(ascii: "a"): sorted = key.is("args")
+        case UInt8(ascii: "r"): sorted = key.is("rexpr")
+        case UInt8(ascii: "c"): sorted = key.is("cols")
+        case UInt8(ascii: "v"): sorted = key.is("valuesLists")
+        default: break
         }
     }
 }
@@ -392,9 +383,15 @@ private struct Walker {
             let start = out.count
             try node(in: slot, depth: depth + 1)
             guard out.count > start else { continue }
-            let hash = XXH3_64bits_withSeed(out.base + start, out.count - start, ParseTreeFingerprint.seed)
-            if pieces.count > mark, pieces.base[pieces.count - 1].hash >= hash { ordered = false }
-            pieces.push(Piece(start: start, end: out.count, key: Bytes(start: cursor.base, count: 0), hash: hash))
+            // Most such lists hold one element, which needs no hash: hashes are taken from the
+            // second element on (the first one's then).
+            if pieces.count == mark + 1 { pieces.base[mark].hash = hash(pieces.base[mark]) }
+            var piece = Piece(start: start, end: out.count, key: Bytes(start: cursor.base, count: 0), hash: 0)
+            if pieces.count > mark {
+                piece.hash = hash(piece)
+                if pieces.base[pieces.count - 1].hash >= piece.hash { ordered = false }
+            }
+            pieces.push(piece)
         }
         if !ordered {
             let elements = UnsafeMutableBufferPointer(start: pieces.base + mark, count: pieces.count - mark)
@@ -618,8 +615,7 @@ private struct Walker {
 
     // MARK: Reading JSON
 
-    // ParseTreeCursor's position, with faster versions of its reads for this walk: strings are
-    // scanned eight bytes at a time, since reading them is most of the work.
+    // ParseTreeCursor's position, with the reads this walk needs inlined.
 
     @inline(__always) func peek() throws -> UInt8 {
         guard cursor.offset < cursor.end else { throw Malformed() }
@@ -633,38 +629,7 @@ private struct Walker {
 
     /// The rest of a string whose opening quote has been read, and whether it has escapes.
     @inline(__always) mutating func string() throws -> (Bytes, escaped: Bool) {
-        let base = cursor.base
-        let start = cursor.offset
-        var position = start
-        var escaped = false
-        while true {
-            if position + 8 <= cursor.end {
-                // Bytes equal to `"` or `\` in a little-endian word: the classic has-zero-byte
-                // test on the word XORed with each; the lowest flagged byte is exact.
-                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                let quotes = word ^ 0x2222_2222_2222_2222
-                let backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
-                let found = ((quotes &- 0x0101_0101_0101_0101) & ~quotes | (backslashes &- 0x0101_0101_0101_0101) & ~backslashes)
-                    & 0x8080_8080_8080_8080
-                if found == 0 {
-                    position += 8
-                    continue
-                }
-                position += found.trailingZeroBitCount >> 3
-            } else {
-                guard position < cursor.end else { throw Malformed() }
-                let byte = base[position]
-                if byte != .quote && byte != .backslash {
-                    position += 1
-                    continue
-                }
-            }
-            if base[position] == .quote { break }
-            escaped = true
-            position += 2
-        }
-        cursor.offset = position + 1
-        return (Bytes(start: base + start, count: position - start), escaped)
+        try cursor.stringBody()
     }
 
     /// The next key of the current object, or nil at its closing brace; call after `{` or a value.
@@ -726,8 +691,7 @@ private struct Walker {
     }
 
     @inline(__always) func startsWith(_ text: StaticString) -> Bool {
-        let count = text.utf8CodeUnitCount
-        return cursor.offset + count <= cursor.end && equalBytes(cursor.base + cursor.offset, text.utf8Start, count)
+        cursor.startsWith(text)
     }
 
     /// Node type names start with a capital letter, field names never do.
@@ -736,6 +700,11 @@ private struct Walker {
     }
 
     // MARK: Ordering
+
+    /// A list element's own seeded XXH3, which orders sorted lists.
+    @inline(__always) func hash(_ piece: Piece) -> UInt64 {
+        XXH3_64bits_withSeed(out.base + piece.start, piece.end - piece.start, ParseTreeFingerprint.seed)
+    }
 
     /// Sorts a few pieces (the fields of a node, the elements of a list).
     func sort(_ pieces: UnsafeMutableBufferPointer<Piece>, by precedes: (Piece, Piece) -> Bool) {

@@ -64,9 +64,15 @@ public struct Policy: Sendable {
 /// sets, lists and strings) into each walk cost a retain and a release per field per decision.
 final class SharedPolicy: Sendable {
     let policy: Policy
+    /// Whether every schema on the search path is readable, so an unqualified table name is too.
+    let searchPathIsReadable: Bool
+    /// `schema.` when the search path is one schema, which then qualifies every unqualified table.
+    let unqualifiedTablePrefix: String?
 
     init(_ policy: Policy) {
         self.policy = policy
+        searchPathIsReadable = policy.searchPath.allSatisfy(policy.readableSchemas.contains)
+        unqualifiedTablePrefix = policy.searchPath.count == 1 ? policy.searchPath[0] + "." : nil
     }
 }
 

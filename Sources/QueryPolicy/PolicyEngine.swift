@@ -71,7 +71,7 @@ public final class PolicyEngine: Sendable {
                 }
                 let normalizedText = normalized ?? PgQuery.normalize(sql) ?? lexer.replacingAllConstants()
                 return Decision(
-                    rule: analysis.rule, message: "admitted: \(analysis.statementType)", hint: nil, position: nil,
+                    rule: analysis.rule, message: StatementTags.admittedMessage(forTag: analysis.statementType), hint: nil, position: nil,
                     statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
                     fingerprint: fingerprint,
                     normalized: normalizedText, policyVersion: shared.policy.version)

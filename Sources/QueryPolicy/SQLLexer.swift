@@ -206,19 +206,64 @@ struct SQLLexer {
     /// numbered in the order given (the parse-tree walk's), from `firstParameter`. Nil if any offset
     /// is not the start of a constant, so the caller can fall back to libpg_query.
     func replacingConstants(at offsets: [Int], firstParameter: Int) -> String? {
-        var output = [UInt8]()
-        output.reserveCapacity(bytes.count + 8)
-        var copied = 0
-        let numbered = offsets.enumerated().map { (offset: $0.element, parameter: firstParameter + $0.offset) }
-        for (offset, parameter) in numbered.sorted(by: { $0.offset < $1.offset }) where offset >= copied {
-            guard let end = constantEnd(at: offset) else { return nil }
-            output.append(contentsOf: bytes[copied..<offset])
-            output.append(Self.dollar)
-            output.append(contentsOf: String(parameter).utf8)
-            copied = end
+        // The walk meets constants in text order except in a few constructs; only then is the
+        // numbering sorted by position (a copy, so that the common case allocates nothing).
+        var isSorted = true
+        for index in offsets.indices.dropFirst() where offsets[index] < offsets[index - 1] {
+            isSorted = false
+            break
         }
-        output.append(contentsOf: bytes[copied...])
-        return String(decoding: output, as: UTF8.self)
+        if isSorted {
+            return replacing(count: offsets.count) { (offsets[$0], firstParameter + $0) }
+        }
+        let numbered = offsets.enumerated().map { (offset: $0.element, parameter: firstParameter + $0.offset) }
+            .sorted { $0.offset < $1.offset }
+        return replacing(count: numbered.count) { numbered[$0] }
+    }
+
+    /// The text with `count` constants replaced, the `index`th at `constant(index)`'s offset by
+    /// `$parameter`, written straight into the result's storage.
+    private func replacing(count: Int, constant: (Int) -> (offset: Int, parameter: Int)) -> String? {
+        // Each `$n` (at most 20 bytes) replaces a constant of at least one byte.
+        let capacity = bytes.count + 20 * count
+        var valid = true
+        let result = String(unsafeUninitializedCapacity: capacity) { output in
+            var written = 0
+            var copied = 0
+            func copy(_ range: Range<Int>) {
+                output.baseAddress!.advanced(by: written).update(from: bytes.baseAddress! + range.lowerBound, count: range.count)
+                written += range.count
+            }
+            for index in 0..<count {
+                let (offset, parameter) = constant(index)
+                guard offset >= copied else { continue }
+                guard let end = constantEnd(at: offset) else {
+                    valid = false
+                    return 0
+                }
+                copy(copied..<offset)
+                output[written] = Self.dollar
+                written += 1
+                written += Self.writeDecimal(parameter, to: output.baseAddress! + written)
+                copied = end
+            }
+            copy(copied..<bytes.count)
+            return written
+        }
+        return valid ? result : nil
+    }
+
+    /// Writes `value` (not negative) in decimal at `target`; returns the number of digits.
+    private static func writeDecimal(_ value: Int, to target: UnsafeMutablePointer<UInt8>) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        rest = value
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            target[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        return digits
     }
 
     /// Every constant replaced by `$n`, found lexically: for text that does not parse.

@@ -9,12 +9,27 @@ enum StatementTags {
         "VacuumStmt": "VACUUM", "DefineStmt": "CREATE", "CompositeTypeStmt": "CREATE TYPE",
     ]
 
+    /// The message of an admitted statement; written out for the common tags, so that the hot path
+    /// does not build the string each time.
+    static func admittedMessage(forTag tag: String) -> String {
+        switch tag {
+        case "SELECT": "admitted: SELECT"
+        case "BEGIN": "admitted: BEGIN"
+        case "COMMIT": "admitted: COMMIT"
+        case "ROLLBACK": "admitted: ROLLBACK"
+        case "SHOW": "admitted: SHOW"
+        case "SET": "admitted: SET"
+        default: "admitted: \(tag)"
+        }
+    }
+
     /// The command tag for a node type, e.g. `DeleteStmt` → `DELETE`, `AlterRoleSetStmt` → `ALTER ROLE SET`.
     /// `cursor` stands on the node's body, to tell BEGIN from COMMIT and SET from RESET.
     static func tag(forNodeType type: String, cursor: ParseTreeCursor) -> String {
         if type == "TransactionStmt" || type == "VariableSetStmt" || type == "FetchStmt" || type == "VacuumStmt" {
             return refinedTag(type, cursor)
         }
+        if type == "SelectStmt" { return "SELECT" }
         if let tag = overrides[type] { return tag }
         var words: [String] = []
         var current = ""
