@@ -46,7 +46,8 @@ enum PgQuery {
             case .rawTree(let nodes):
                 // The port hashes the JSON at a fraction of libpg_query's cost; where the JSON
                 // cannot tell (see ParseTreeFingerprint), libpg_query hashes its own tree.
-                return PgQuery.hex(ParseTreeFingerprint.fingerprint(json: json) ?? pg_query_fingerprint_node(nodes))
+                if let port = ParseTreeFingerprint.fingerprint(json: json) { return PgQuery.hex(port) }
+                return PgQuery.hex(pg_query_fingerprint_node(nodes))
             case .publicAPI(let text): return PgQuery.fingerprint(text) ?? ""
             }
         }
