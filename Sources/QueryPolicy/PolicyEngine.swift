@@ -37,7 +37,8 @@ public final class PolicyEngine: Sendable {
                                           hint: "Remove the NUL character.", offset: nil, statementType: ""))
             }
             let lexer = SQLLexer(bytes: bytes)
-            let bracketDepth = lexer.bracketDepth()
+            // Every level takes an opening bracket: a text no longer than the limit cannot pass it.
+            let bracketDepth = length > shared.policy.maxNestingDepth ? lexer.bracketDepth() : 0
             if bracketDepth > shared.policy.maxNestingDepth {
                 return denied(sql, Denial(
                     rule: .tooDeep, message: "the query nests parentheses or brackets \(bracketDepth) deep, over this policy's limit of \(shared.policy.maxNestingDepth)",
