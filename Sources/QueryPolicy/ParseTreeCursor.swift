@@ -57,6 +57,12 @@ struct ParseTreeCursor {
         set { position = newValue }
     }
 
+    /// The byte at the position, without moving.
+    @inline(__always) func peek() throws -> UInt8 {
+        guard position < end else { throw Malformed() }
+        return base[position]
+    }
+
     @inline(__always) mutating func expect(_ byte: UInt8) throws {
         guard position < end, base[position] == byte else { throw Malformed() }
         position += 1
@@ -78,7 +84,7 @@ struct ParseTreeCursor {
     }
 
     /// Reads the next element start of the current array; false at its closing bracket.
-    mutating func nextElement() throws -> Bool {
+    @inline(__always) mutating func nextElement() throws -> Bool {
         if consume(UInt8(ascii: "]")) { return false }
         if base[position - 1] != UInt8(ascii: "[") { try expect(UInt8(ascii: ",")) }
         return true
@@ -139,30 +145,31 @@ struct ParseTreeCursor {
     mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""))
         let (raw, escaped) = try stringBody()
-        return escaped ? try Self.unescape(raw) : raw.string
+        guard escaped else { return raw.string }
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(raw.count)
+        try Self.unescape(raw) { utf8.append($0) }
+        return String(decoding: utf8, as: UTF8.self)
     }
 
-    private static func unescape(_ raw: Bytes) throws -> String {
-        var scalars = String.UnicodeScalarView()
-        var utf8 = [UInt8]()
+    /// The bytes of a JSON string's raw text with its escapes decoded, handed to `emit` one by one.
+    /// libpg_query escapes control characters, quotes, backslashes and `<`, `>`, `&` (as `\u00XX`);
+    /// other bytes are raw UTF-8, so surrogate pairs never occur and are refused.
+    static func unescape(_ raw: Bytes, _ emit: (UInt8) -> Void) throws {
         var index = 0
-        func flush() {
-            scalars.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
-            utf8.removeAll(keepingCapacity: true)
-        }
         while index < raw.count {
             let byte = raw.start[index]
-            guard byte == UInt8(ascii: "\\") else { utf8.append(byte); index += 1; continue }
+            guard byte == UInt8(ascii: "\\") else { emit(byte); index += 1; continue }
             guard index + 1 < raw.count else { throw Malformed() }
             let escaped = raw.start[index + 1]
             index += 2
             switch escaped {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
-            case UInt8(ascii: "b"): utf8.append(0x08)
-            case UInt8(ascii: "f"): utf8.append(0x0C)
-            case UInt8(ascii: "n"): utf8.append(0x0A)
-            case UInt8(ascii: "r"): utf8.append(0x0D)
-            case UInt8(ascii: "t"): utf8.append(0x09)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): emit(escaped)
+            case UInt8(ascii: "b"): emit(0x08)
+            case UInt8(ascii: "f"): emit(0x0C)
+            case UInt8(ascii: "n"): emit(0x0A)
+            case UInt8(ascii: "r"): emit(0x0D)
+            case UInt8(ascii: "t"): emit(0x09)
             case UInt8(ascii: "u"):
                 guard index + 4 <= raw.count else { throw Malformed() }
                 var value: UInt32 = 0
@@ -171,15 +178,11 @@ struct ParseTreeCursor {
                     value = value << 4 | digit
                 }
                 index += 4
-                flush()
-                // libpg_query escapes only control characters, so surrogate pairs never occur.
                 guard let scalar = Unicode.Scalar(value) else { throw Malformed() }
-                scalars.append(scalar)
+                for unit in UTF8.encode(scalar)! { emit(unit) }
             default: throw Malformed()
             }
         }
-        flush()
-        return String(scalars)
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt32? {

@@ -291,11 +291,11 @@ private struct Walker {
     /// `{"version":…,"stmts":[{RawStmt fields}, …]}`: the statement list is depth 0 and is not
     /// sorted; each RawStmt (written without its type name in the JSON) is depth 1.
     mutating func statements() throws {
-        try expect(.openBrace)
-        while let key = try nextKey() {
-            guard key.is("stmts") else { try skipValue(); continue }
-            try expect(.openBracket)
-            while try nextElement() {
+        try cursor.expect(.openBrace)
+        while let key = try cursor.nextKey() {
+            guard key.is("stmts") else { try cursor.skipValue(); continue }
+            try cursor.expect(.openBracket)
+            while try cursor.nextElement() {
                 out.append("RawStmt")
                 try fields(of: .rawStmt, in: Slot(), depth: 1)
             }
@@ -305,19 +305,19 @@ private struct Walker {
     /// A node value (`{"Type":{…}}`, or `{}` for a null pointer) at `depth`: libpg_query's
     /// _fingerprintNode.
     mutating func node(in slot: Slot, depth: Int) throws {
-        guard depth < 100 else { return try skipValue() }
+        guard depth < 100 else { return try cursor.skipValue() }
         // `{"String":{"sval":"…"}}` is the most common node (names in ColumnRefs, funcnames,
         // TypeNames): read in one step.
-        if startsWith("{\"String\":{\"sval\":\"") {
+        if cursor.startsWith("{\"String\":{\"sval\":\"") {
             cursor.offset += 19
-            let (value, escaped) = try string()
+            let (value, escaped) = try cursor.stringBody()
             out.append("Stringstr")
             try append(value, escaped: escaped)
-            try expect(.closeBrace)
-            return try expect(.closeBrace)
+            try cursor.expect(.closeBrace)
+            return try cursor.expect(.closeBrace)
         }
-        try expect(.openBrace)
-        guard let type = try nextKey() else { return }
+        try cursor.expect(.openBrace)
+        guard let type = try cursor.nextKey() else { return }
         switch type.first {
         case UInt8(ascii: "S") where type.is("String"):
             // sval is never null here (libpg_query would crash on it); `{}` would be "".
@@ -332,24 +332,24 @@ private struct Walker {
              // Boolean is new in PostgreSQL 15 and unknown to 15-4.0.0's fingerprint (no case
              // for T_Boolean: it logs a warning and writes nothing).
              UInt8(ascii: "B") where type.is("Boolean"):
-            try skipValue()
-        case UInt8(ascii: "T") where type.is("TypeCast") && (startsWith("{\"arg\":{\"A_Const\"") || startsWith("{\"arg\":{\"ParamRef\"")):
+            try cursor.skipValue()
+        case UInt8(ascii: "T") where type.is("TypeCast") && (cursor.startsWith("{\"arg\":{\"A_Const\"") || cursor.startsWith("{\"arg\":{\"ParamRef\"")):
             // A cast constant or parameter is a constant: nothing, as libpg_query's conds file says.
-            try skipValue()
+            try cursor.skipValue()
         case UInt8(ascii: "L") where type.is("List"):
-            try expect(.openBrace)
-            if let key = try nextKey() {
+            try cursor.expect(.openBrace)
+            if let key = try cursor.nextKey() {
                 guard key.is("items") else { throw Unsupported() }
                 _ = try list(in: slot, depth: depth)
-                guard try nextKey() == nil else { throw Unsupported() }
+                guard try cursor.nextKey() == nil else { throw Unsupported() }
             }
         case UInt8(ascii: "I") where type.is("Integer"):
             // 0 writes nothing, but the JSON writes negative values as `{}` too: undecidable.
-            try expect(.openBrace)
-            guard let key = try nextKey(), key.is("ival") else { throw Unsupported() }
+            try cursor.expect(.openBrace)
+            guard let key = try cursor.nextKey(), key.is("ival") else { throw Unsupported() }
             out.append("Integerival")
             try number(field: key)
-            guard try nextKey() == nil else { throw Unsupported() }
+            guard try cursor.nextKey() == nil else { throw Unsupported() }
         case UInt8(ascii: "F") where type.is("Float"):
             try valueField("fval", prefix: "Floatstr")
         case UInt8(ascii: "B") where type.is("BitString"):
@@ -358,20 +358,20 @@ private struct Walker {
             out.append(type)
             try fields(of: Kind(type), in: slot, depth: depth)
         }
-        try expect(.closeBrace)
+        try cursor.expect(.closeBrace)
     }
 
     /// The list at the cursor (`[…]`) at `depth`, its elements one deeper. Returns whether it is
     /// exactly one null element, whose field keeps its name even though nothing is written.
     mutating func list(in slot: Slot, depth: Int) throws -> Bool {
-        let onlyNull = startsWith("[{}]")
+        let onlyNull = cursor.startsWith("[{}]")
         guard depth < 100 else {
-            try skipValue()
+            try cursor.skipValue()
             return onlyNull
         }
-        try expect(.openBracket)
+        try cursor.expect(.openBracket)
         guard slot.sorted else {
-            while try nextElement() { try node(in: slot, depth: depth + 1) }
+            while try cursor.nextElement() { try node(in: slot, depth: depth + 1) }
             return onlyNull
         }
         // Each element is hashed on its own; libpg_query then writes them in hash order, once
@@ -379,7 +379,7 @@ private struct Walker {
         let regionStart = out.count
         let mark = pieces.count
         var ordered = true
-        while try nextElement() {
+        while try cursor.nextElement() {
             let start = out.count
             try node(in: slot, depth: depth + 1)
             guard out.count > start else { continue }
@@ -405,7 +405,7 @@ private struct Walker {
     /// The fields object of a node (`{…}` after its type name) at `depth`: each field is written
     /// as a piece, then the pieces are put in libpg_query's order (by field name).
     mutating func fields(of kind: Kind, in slot: Slot, depth: Int) throws {
-        try expect(.openBrace)
+        try cursor.expect(.openBrace)
         let regionStart = out.count
         let mark = pieces.count
         var ordered = true
@@ -413,19 +413,19 @@ private struct Walker {
         while true {
             // `,"location":<n>` is in almost every node and never counts: skipped without
             // reading it as a key.
-            if startsWith(",\"location\":") {
+            if cursor.startsWith(",\"location\":") {
                 cursor.offset += 12
                 if cursor.offset < cursor.end, cursor.base[cursor.offset] == .minus { cursor.offset += 1 }
                 while cursor.offset < cursor.end, cursor.base[cursor.offset].isDigit { cursor.offset += 1 }
                 continue
             }
-            guard let key = try nextKey() else { break }
+            guard let key = try cursor.nextKey() else { break }
             if key.is("location") || kind.skips(key, inSelectTargetList: slot.selectTargetList) {
-                try skipValue()
+                try cursor.skipValue()
                 continue
             }
             let start = out.count
-            if let relname, key.is("relpersistence"), startsWith("\"t\"") {
+            if let relname, key.is("relpersistence"), cursor.startsWith("\"t\"") {
                 // A temporary relation's name is not fingerprinted (RangeVar only).
                 pieces.base[relname].end = pieces.base[relname].start
                 ordered = false
@@ -447,12 +447,12 @@ private struct Walker {
     /// One field: its name and value, or nothing if the value writes nothing.
     mutating func field(_ key: Bytes, of kind: Kind, depth: Int) throws {
         let keyStart = out.count
-        switch try peek() {
+        switch try cursor.peek() {
         case .quote:
             // char *, char and enum fields.
             out.append(key)
             cursor.offset += 1
-            let (value, escaped) = try string()
+            let (value, escaped) = try cursor.stringBody()
             if key.is("relname") {
                 try appendRelname(value, escaped: escaped)
             } else if kind == .aExpr, key.is("kind"), value.is("AEXPR_OP_ANY") || value.is("AEXPR_IN") {
@@ -476,7 +476,7 @@ private struct Walker {
             let onlyNull = try list(in: Slot(field: key, of: kind), depth: depth + 1)
             if out.count == valueStart, !onlyNull { out.count = keyStart }
         case .openBrace:
-            if startsWith("{\""), isUppercase(cursor.offset + 2) {
+            if cursor.startsWith("{\""), isUppercase(cursor.offset + 2) {
                 // A Node * field: `{"Type":{…}}`.
                 out.append(key)
                 let valueStart = out.count
@@ -484,7 +484,7 @@ private struct Walker {
                 if out.count == valueStart { out.count = keyStart }
             } else if key.is("alias") || key.is("join_using_alias") {
                 // Alias * fields: Alias is never fingerprinted.
-                try skipValue()
+                try cursor.skipValue()
             } else if key.is("base") {
                 // CreateForeignTableStmt's embedded CreateStmt: written at the same depth, and
                 // never taken back (its oncommit enum always writes something).
@@ -502,7 +502,7 @@ private struct Walker {
             }
         case UInt8(ascii: "n"):
             // `null`: an embedded node field that is empty; nothing to write.
-            try skipValue()
+            try cursor.skipValue()
         default:
             throw Malformed()
         }
@@ -513,14 +513,14 @@ private struct Walker {
     /// The single-field object of a String, Float or BitString node: `{"<name>":"…"}` writes
     /// `prefix` and the text, `{}` (a null pointer) writes nothing.
     mutating func valueField(_ name: StaticString, prefix: StaticString = "") throws {
-        try expect(.openBrace)
-        guard let key = try nextKey() else { return }
+        try cursor.expect(.openBrace)
+        guard let key = try cursor.nextKey() else { return }
         guard key.is(name) else { throw Unsupported() }
         out.append(prefix)
-        try expect(.quote)
-        let (value, escaped) = try string()
+        try cursor.expect(.quote)
+        let (value, escaped) = try cursor.stringBody()
         try append(value, escaped: escaped)
-        guard try nextKey() == nil else { throw Unsupported() }
+        guard try cursor.nextKey() == nil else { throw Unsupported() }
     }
 
     /// An integer field as libpg_query prints it: `%d` for int fields, `%ld` for FetchStmt's long
@@ -572,127 +572,14 @@ private struct Walker {
 
     /// The bytes of a JSON string, its escapes decoded.
     @inline(__always) mutating func append(_ raw: Bytes, escaped: Bool) throws {
-        if escaped { try appendUnescaping(raw) } else { out.append(raw) }
-    }
-
-    /// libpg_query escapes control characters, quotes, backslashes and `<`, `>`, `&` (as
-    /// `\u00XX`); other bytes are raw UTF-8.
-    mutating func appendUnescaping(_ raw: Bytes) throws {
-        var index = 0
-        while index < raw.count {
-            let byte = raw.start[index]
-            guard byte == .backslash else {
-                out.append(byte: byte)
-                index += 1
-                continue
-            }
-            guard index + 1 < raw.count else { throw Malformed() }
-            let escape = raw.start[index + 1]
-            index += 2
-            switch escape {
-            case .quote, .backslash, UInt8(ascii: "/"): out.append(byte: escape)
-            case UInt8(ascii: "b"): out.append(byte: 0x08)
-            case UInt8(ascii: "f"): out.append(byte: 0x0C)
-            case UInt8(ascii: "n"): out.append(byte: 0x0A)
-            case UInt8(ascii: "r"): out.append(byte: 0x0D)
-            case UInt8(ascii: "t"): out.append(byte: 0x09)
-            case UInt8(ascii: "u"):
-                guard index + 4 <= raw.count else { throw Malformed() }
-                var value: UInt32 = 0
-                for offset in 0..<4 {
-                    guard let digit = Self.hexValue(raw.start[index + offset]) else { throw Malformed() }
-                    value = value << 4 | digit
-                }
-                index += 4
-                // Surrogate pairs never occur (only ASCII is escaped); refuse rather than guess.
-                guard let scalar = Unicode.Scalar(value) else { throw Unsupported() }
-                for unit in UTF8.encode(scalar)! { out.append(byte: unit) }
-            default:
-                throw Malformed()
-            }
+        if escaped {
+            try ParseTreeCursor.unescape(raw) { out.append(byte: $0) }
+        } else {
+            out.append(raw)
         }
     }
 
     // MARK: Reading JSON
-
-    // ParseTreeCursor's position, with the reads this walk needs inlined.
-
-    @inline(__always) func peek() throws -> UInt8 {
-        guard cursor.offset < cursor.end else { throw Malformed() }
-        return cursor.base[cursor.offset]
-    }
-
-    @inline(__always) mutating func expect(_ byte: UInt8) throws {
-        guard try peek() == byte else { throw Malformed() }
-        cursor.offset += 1
-    }
-
-    /// The rest of a string whose opening quote has been read, and whether it has escapes.
-    @inline(__always) mutating func string() throws -> (Bytes, escaped: Bool) {
-        try cursor.stringBody()
-    }
-
-    /// The next key of the current object, or nil at its closing brace; call after `{` or a value.
-    @inline(__always) mutating func nextKey() throws -> Bytes? {
-        switch try peek() {
-        case .closeBrace:
-            cursor.offset += 1
-            return nil
-        case .comma:
-            cursor.offset += 1
-        default:
-            guard cursor.base[cursor.offset - 1] == .openBrace else { throw Malformed() }
-        }
-        try expect(.quote)
-        let (key, _) = try string()
-        try expect(.colon)
-        return key
-    }
-
-    /// Whether another element of the current array follows; call after `[` or an element.
-    @inline(__always) mutating func nextElement() throws -> Bool {
-        switch try peek() {
-        case .closeBracket:
-            cursor.offset += 1
-            return false
-        case .comma:
-            cursor.offset += 1
-        default:
-            guard cursor.base[cursor.offset - 1] == .openBracket else { throw Malformed() }
-        }
-        return true
-    }
-
-    /// Skips one value of any kind, without recursion.
-    mutating func skipValue() throws {
-        switch try peek() {
-        case .openBrace, .openBracket:
-            var depth = 0
-            repeat {
-                switch try peek() {
-                case .openBrace, .openBracket: depth += 1
-                case .closeBrace, .closeBracket: depth -= 1
-                case .quote:
-                    cursor.offset += 1
-                    _ = try string()
-                    continue
-                default: break
-                }
-                cursor.offset += 1
-            } while depth > 0
-        case .quote:
-            cursor.offset += 1
-            _ = try string()
-        default:
-            while let byte = try? peek(), byte != .comma, byte != .closeBrace, byte != .closeBracket {
-                cursor.offset += 1
-            }
-        }
-    }
-
-    @inline(__always) func startsWith(_ text: StaticString) -> Bool {
-        cursor.startsWith(text)
-    }
 
     /// Node type names start with a capital letter, field names never do.
     @inline(__always) func isUppercase(_ position: Int) -> Bool {
@@ -749,14 +636,5 @@ private struct Walker {
             write += count
         }
         out.count = write
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt32? {
-        switch byte {
-        case .zero ... .nine: UInt32(byte - .zero)
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
     }
 }
