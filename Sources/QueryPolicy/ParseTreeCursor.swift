@@ -215,9 +215,8 @@ struct ParseTreeCursor {
     }
 
     private mutating func matchLiteral(_ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard position + count <= end, memcmp(base + position, literal.utf8Start, count) == 0 else { return false }
-        position += count
+        guard startsWith(literal) else { return false }
+        position += literal.utf8CodeUnitCount
         return true
     }
 

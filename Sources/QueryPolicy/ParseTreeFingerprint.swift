@@ -81,7 +81,7 @@ private typealias Bytes = ParseTreeCursor.Bytes
 private typealias Malformed = ParseTreeCursor.Malformed
 
 private extension ParseTreeCursor.Bytes {
-    /// Equal to `text`; names are short, so this is cheaper than a memcmp call.
+    /// Equal to `text`: the cursor's pattern match, spelled as a method for the many name tests here.
     @inline(__always) func `is`(_ text: StaticString) -> Bool {
         text ~= self
     }
