@@ -61,6 +61,10 @@ public struct AuditLogConfiguration: Sendable {
 struct AuditIO: Sendable {
     var write: @Sendable (Int32, UnsafeRawBufferPointer) -> Int
     var sync: @Sendable (Int32) -> Int32
+    /// Writes at an offset (segments, whose reserved space is written in place).
+    var writeAt: @Sendable (Int32, UnsafeRawBufferPointer, Int) -> Int = { fd, bytes, offset in
+        pwrite(fd, bytes.baseAddress, bytes.count, off_t(offset))
+    }
 
     static let system = AuditIO(
         write: { fd, bytes in Glibc.write(fd, bytes.baseAddress, bytes.count) },
@@ -307,6 +311,8 @@ private struct Writer {
     var segmentPath = ""
     /// Bytes of the segment known to be on disk.
     var segmentBytes = 0
+    /// Length of the segment file: its entries, then zeros reserved for the next ones (see `reserve`).
+    var segmentFileBytes = 0
     var segmentEntries = 0
     var segmentOpened = ContinuousClock.now
     var head = ChainHead.genesis
@@ -379,9 +385,10 @@ private struct Writer {
             frontier = verifier.frontier
             segmentNumber = last.number
             segmentPath = last.path
-            segmentFD = Glibc.open(last.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            segmentFD = Glibc.open(last.path, O_WRONLY | O_CLOEXEC)
             guard segmentFD >= 0 else { throw ioError("open", last.path) }
             let size = Int(lseek(segmentFD, 0, SEEK_END))
+            segmentFileBytes = size
             var trimmed = 0
             if let problem = verifier.problem {
                 // Only the tail of the last segment may be cut, and only what no checkpoint covers:
@@ -396,6 +403,7 @@ private struct Writer {
                 trimmed = size - offset
                 let cut = try LogFiles.readOrFail(last.path)[offset...]
                 guard ftruncate(segmentFD, off_t(offset)) == 0, io.sync(segmentFD) == 0 else { throw ioError("truncate", last.path) }
+                segmentFileBytes = offset
                 recovery = [
                     "bytes_trimmed": .int(Int64(trimmed)), "segment": .int(Int64(last.number)),
                     "trimmed_sha256": .string(HexCoding.encode(Array(SHA256.hash(data: Array(cut))))),
@@ -405,7 +413,7 @@ private struct Writer {
                 let reason = verifier.lastEntry?.record.event != .stop ? "the log was not closed" : "a checkpoint was cut short"
                 recovery = ["bytes_trimmed": .int(0), "segment": .int(Int64(last.number)), "reason": .string(reason)]
             }
-            segmentBytes = size - trimmed
+            segmentBytes = verifier.problem == nil ? verifier.endOfEntries : size - trimmed
             if segmentBytes == 0 {
                 // The last segment holds nothing (it was being created): it still opens with its entry.
                 segmentOpened = .now
@@ -512,12 +520,13 @@ private struct Writer {
 
     mutating func openSegment(_ number: Int) throws(AuditError) {
         let path = directory + "/" + LogFiles.segmentName(number)
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ioError("create", path) }
         segmentFD = fd
         segmentNumber = number
         segmentPath = path
         segmentBytes = 0
+        segmentFileBytes = 0
         segmentEntries = 0
         segmentOpened = .now
         // The new name must survive a crash too, or the entries in it would vanish with it.
@@ -532,19 +541,40 @@ private struct Writer {
         guard bySize || byTime else { return }
         try flush()
         try writeCheckpoint()
+        try releaseReservedSpace()
         Glibc.close(segmentFD)
         segmentFD = -1
         try openSegment(segmentNumber + 1)
+    }
+
+    static let reservationBytes = 4 << 20
+
+    /// Makes room for `count` more bytes of entries. Writing in place into space the file already
+    /// has makes an fdatasync one data write: an append also has to write the file's new size (on
+    /// the ext4 disk we measured, 130–150 µs against 200–250 µs). Where no space can be reserved
+    /// (a full disk), the write just extends the file.
+    mutating func reserve(_ count: Int) {
+        guard segmentBytes + count > segmentFileBytes else { return }
+        let length = max(segmentBytes + count - segmentFileBytes, min(Self.reservationBytes, configuration.rotationBytes))
+        if posix_fallocate(segmentFD, off_t(segmentFileBytes), off_t(length)) == 0 { segmentFileBytes += length }
+    }
+
+    /// Cuts the reserved zeros off the segment, so that only the last segment of a log can have them.
+    mutating func releaseReservedSpace() throws(AuditError) {
+        guard segmentFileBytes > segmentBytes else { return }
+        guard ftruncate(segmentFD, off_t(segmentBytes)) == 0, io.sync(segmentFD) == 0 else { throw ioError("truncate", segmentPath) }
+        segmentFileBytes = segmentBytes
     }
 
     /// One write and one fdatasync for everything buffered: the group commit.
     mutating func flush() throws(AuditError) {
         guard !buffer.isEmpty else { return }
         let started = DispatchTime.now().uptimeNanoseconds
+        reserve(buffer.count)
         let result: AuditError? = buffer.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
-                let written = io.write(segmentFD, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+                let written = io.writeAt(segmentFD, UnsafeRawBufferPointer(rebasing: bytes[offset...]), segmentBytes + offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     return ioError("write", segmentPath)
@@ -558,6 +588,7 @@ private struct Writer {
         if let result {
             // Best effort: leave no unacknowledged bytes behind for recovery to puzzle over.
             _ = ftruncate(segmentFD, off_t(segmentBytes))
+            segmentFileBytes = segmentBytes
             throw result
         }
         segmentBytes += buffer.count
@@ -666,6 +697,7 @@ private struct Writer {
             append(.lifecycle(.stop, "audit log closed", [:]))
             try flush()
             try writeCheckpoint()
+            try releaseReservedSpace()
             return nil
         } catch {
             failure = error

@@ -77,6 +77,7 @@ public struct LogVerifier {
     var announcedKeys: [(seq: UInt64, key: NoteVerifierKey)] = []
     var lastSegment = 0
     var emptySegment: Int?
+    var segmentLength = 0
     var warnings: [String] = []
 
     /// Keep every leaf hash (for inclusion proofs); off by default to keep memory flat.
@@ -89,6 +90,9 @@ public struct LogVerifier {
     public private(set) var leaves: [AuditHash] = []
     public private(set) var origin: String?
     public private(set) var lastEntry: AuditEntry?
+    /// Bytes of the last segment fed that hold entries; the rest of it, if any, is zeros: space
+    /// the writer reserved and has not written yet.
+    public private(set) var endOfEntries = 0
     /// The first problem in the entries; verification of entries stops there.
     public private(set) var problem: Problem?
     public private(set) var segmentsSeen = 0
@@ -123,6 +127,12 @@ public struct LogVerifier {
                  seq: head.nextSeq, segment: empty, line: nil, offset: nil)
             return
         }
+        if endOfEntries < segmentLength {
+            // The log cuts a segment's unwritten space off before it starts the next one.
+            fail(.malformed, "segment \(LogFiles.segmentName(lastSegment)) has \(segmentLength - endOfEntries) zero bytes after its last entry but \(LogFiles.segmentName(number)) follows it",
+                 seq: head.nextSeq, segment: lastSegment, line: nil, offset: endOfEntries)
+            return
+        }
         if number != lastSegment + 1 {
             let expected = LogFiles.segmentName(lastSegment + 1)
             fail(.tampered, "segment \(expected) is missing (found \(LogFiles.segmentName(number)))",
@@ -130,15 +140,17 @@ public struct LogVerifier {
             return
         }
         lastSegment = number
-        if bytes.isEmpty {
-            emptySegment = number
-            warnings.append("\(LogFiles.segmentName(number)) is empty (the log stopped right after creating it)")
-            return
-        }
+        segmentLength = bytes.count
+        endOfEntries = bytes.count
         bytes.withUnsafeBufferPointer { buffer in
             var start = 0
             var lineNumber = 0
             while start < buffer.count, problem == nil {
+                if buffer[start] == 0, buffer[start...].allSatisfy({ $0 == 0 }) {
+                    // Space the writer reserved for entries and has not written yet.
+                    endOfEntries = start
+                    break
+                }
                 lineNumber += 1
                 guard let found = memchr(buffer.baseAddress! + start, 0x0A, buffer.count - start) else {
                     fail(.malformed, "the segment ends with an incomplete line of \(buffer.count - start) bytes (a crash before the log was reopened?)",
@@ -155,6 +167,10 @@ public struct LogVerifier {
                 check(line, segment: number, first: lineNumber == 1, lineNumber: lineNumber, offset: start)
                 start = end + 1
             }
+        }
+        if problem == nil, endOfEntries == 0 {
+            emptySegment = number
+            warnings.append("\(LogFiles.segmentName(number)) is empty (the log stopped right after creating it)")
         }
     }
 

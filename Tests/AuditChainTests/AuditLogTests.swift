@@ -88,6 +88,50 @@ import Testing
         #expect(try Fixture.verify(dir.path).outcome == .ok)
     }
 
+    @Test func reservedSpaceIsWrittenInPlaceAndCutOffWhenTheLogCloses() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        for n in 0..<3 { _ = try await log.append(Fixture.decision(n)) }
+        log.abandonForTesting()
+        // A crash leaves the reserved zeros after the last entry: the log verifies, and reopening
+        // writes on after the entries without cutting anything.
+        #expect(try SegmentFile.last(in: dir.path).reservedBytes > 0)
+        #expect(try Fixture.verify(dir.path).outcome != .malformed)
+        try await Fixture.log(in: dir.path, count: 1)
+        let recovery = try #require(try Fixture.entries(dir.path).first { $0.record.event == .recovery })
+        #expect(recovery.record.detail["bytes_trimmed"] == .int(0))
+        #expect(try SegmentFile.last(in: dir.path).reservedBytes == 0)
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    @Test func aTornLineBeforeTheReservedSpaceIsTrimmed() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        for n in 0..<3 { _ = try await log.append(Fixture.decision(n)) }
+        log.abandonForTesting()
+        let segment = try SegmentFile.last(in: dir.path)
+        let torn = Array("{\"client_addr\":\"10.0.0.1:5000\",\"credential_id\":\"cr".utf8)
+        try segment.write(trailing: torn + [UInt8](repeating: 0, count: segment.reservedBytes - torn.count))
+
+        try await Fixture.log(in: dir.path, count: 1)
+        let recovery = try #require(try Fixture.entries(dir.path).first { $0.record.event == .recovery })
+        #expect(recovery.record.detail["bytes_trimmed"] == .int(Int64(segment.reservedBytes)))
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    @Test func reservedSpaceBeforeAnotherSegmentIsReported() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try await Fixture.log(in: dir.path, count: 40, rotationBytes: 3_000)
+        let first = try SegmentFile(LogFiles.segments(in: dir.path)[0].path)
+        try first.write(trailing: [UInt8](repeating: 0, count: 4096))
+        let report = try Fixture.verify(dir.path)
+        #expect(report.outcome == .malformed)
+        #expect(report.problem?.contains("zero bytes after its last entry") == true)
+    }
+
     @Test func recoveryNeverCutsSignedOrMiddleEntries() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -121,6 +165,7 @@ import Testing
             #expect(first.record.event == .segmentOpened)
             #expect(first.record.detail["segment"] == .int(Int64(segment.number)))
             #expect(try LogFiles.read(segment.path).count < 3_000 + 1_000)
+            #expect(try SegmentFile(segment.path).reservedBytes == 0)
         }
         let report = try Fixture.verify(dir.path)
         #expect(report.outcome == .ok)

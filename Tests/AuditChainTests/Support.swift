@@ -72,9 +72,16 @@ struct SegmentFile {
     let path: String
     var lines: [[UInt8]]
 
+    /// The zeros after the last line: space the writer reserved. `write` leaves them out.
+    let reservedBytes: Int
+
     init(_ path: String) throws {
         self.path = path
-        lines = try LogFiles.read(path).split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
+        var bytes = try LogFiles.read(path)
+        let entriesEnd = (bytes.lastIndex { $0 != 0 } ?? -1) + 1
+        reservedBytes = bytes.count - entriesEnd
+        bytes.removeSubrange(entriesEnd...)
+        lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
         if lines.last?.isEmpty == true { lines.removeLast() }
     }
 
