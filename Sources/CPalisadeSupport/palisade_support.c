@@ -36,7 +36,7 @@ static void *run_thunk(void *argument) {
     return NULL;
 }
 
-int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *context) {
+static int run_on_new_thread(size_t stack_bytes, palisade_thunk body, void *context) {
     pthread_attr_t attributes;
     int status = pthread_attr_init(&attributes);
     if (status) return status;
@@ -48,4 +48,58 @@ int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *conte
     pthread_attr_destroy(&attributes);
     if (status) return status;
     return pthread_join(thread, NULL);
+}
+
+// One long-lived thread runs the calls that need a big stack, one at a time. A thread per call
+// would cost more than the parse, and libpg_query keeps per-thread state (a pthread key and its
+// memory contexts) that a short-lived thread leaks: measured, ~120 KB per thread until the
+// process runs out of pthread keys after about a thousand.
+static pthread_mutex_t worker_callers = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t worker_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t worker_wake = PTHREAD_COND_INITIALIZER;
+static struct thunk_call *worker_job = NULL;
+static int worker_started = 0;
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&worker_lock);
+    for (;;) {
+        while (worker_job == NULL) pthread_cond_wait(&worker_wake, &worker_lock);
+        struct thunk_call *job = worker_job;
+        pthread_mutex_unlock(&worker_lock);
+        job->body(job->context);
+        pthread_mutex_lock(&worker_lock);
+        worker_job = NULL;
+        pthread_cond_broadcast(&worker_wake);
+    }
+    return NULL;
+}
+
+static int start_worker(void) {
+    pthread_attr_t attributes;
+    int status = pthread_attr_init(&attributes);
+    if (status) return status;
+    status = pthread_attr_setstacksize(&attributes, PALISADE_WORKER_STACK_BYTES);
+    if (!status) status = pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    if (!status) status = pthread_create(&thread, &attributes, worker_main, NULL);
+    pthread_attr_destroy(&attributes);
+    if (!status) worker_started = 1;
+    return status;
+}
+
+int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *context) {
+    if (stack_bytes > PALISADE_WORKER_STACK_BYTES) return run_on_new_thread(stack_bytes, body, context);
+    pthread_mutex_lock(&worker_callers);
+    int status = worker_started ? 0 : start_worker();
+    if (!status) {
+        struct thunk_call call = { body, context };
+        pthread_mutex_lock(&worker_lock);
+        worker_job = &call;
+        pthread_cond_broadcast(&worker_wake);
+        while (worker_job != NULL) pthread_cond_wait(&worker_wake, &worker_lock);
+        pthread_mutex_unlock(&worker_lock);
+    }
+    pthread_mutex_unlock(&worker_callers);
+    return status;
 }

@@ -8,8 +8,13 @@ size_t palisade_stack_remaining(void);
 
 typedef void (*palisade_thunk)(void *context);
 
-/// Runs `body(context)` on a new thread with at least `stack_bytes` of stack and waits for it.
-/// Returns 0 on success, an errno value if the thread could not be created.
+/// Stack of the long-lived thread that runs calls needing more stack than their caller has:
+/// enough for libpg_query on the largest text a policy admits by default (64 KiB).
+#define PALISADE_WORKER_STACK_BYTES ((size_t)64 << 20)
+
+/// Runs `body(context)` on a thread with at least `stack_bytes` of stack and waits for it: the
+/// long-lived worker thread (one call at a time), or a new thread for a larger stack. Returns 0
+/// on success, an errno value if the thread could not be created.
 int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *context);
 
 #endif
