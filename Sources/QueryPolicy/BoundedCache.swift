@@ -1,43 +1,62 @@
 import Synchronization
 
-/// A thread-safe map that holds at most about `2 × capacity` entries.
+/// A thread-safe map that holds at most about `2 × capacity` entries and `2 × bytesPerGeneration`
+/// of their stated sizes.
 ///
 /// Two generations instead of an LRU list: a lookup that hits the old generation promotes the
 /// entry, and when the young generation fills up the old one is dropped whole. Recently used
 /// entries survive, memory stays bounded, and every operation is O(1) without per-entry links.
+/// The byte bound matters because keys are client text: without it, unique 64 KiB queries would
+/// hold gigabytes.
 final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private struct Generation {
+        var entries: [Key: (value: Value, bytes: Int)] = [:]
+        var bytes = 0
+    }
+
     private struct Generations {
-        var young: [Key: Value] = [:]
-        var old: [Key: Value] = [:]
+        var young = Generation()
+        var old = Generation()
     }
 
     private let capacity: Int
+    private let bytesPerGeneration: Int
     private let generations = Mutex(Generations())
 
-    init(capacity: Int) {
-        precondition(capacity > 0)
+    init(capacity: Int, bytesPerGeneration: Int) {
+        precondition(capacity > 0 && bytesPerGeneration > 0)
         self.capacity = capacity
+        self.bytesPerGeneration = bytesPerGeneration
     }
 
     func value(for key: Key) -> Value? {
         generations.withLock { state in
-            if let value = state.young[key] { return value }
-            guard let value = state.old.removeValue(forKey: key) else { return nil }
-            Self.insert(key, value, into: &state, capacity: capacity)
-            return value
+            if let entry = state.young.entries[key] { return entry.value }
+            guard let entry = state.old.entries.removeValue(forKey: key) else { return nil }
+            state.old.bytes -= entry.bytes
+            insert(key, entry, into: &state)
+            return entry.value
         }
     }
 
-    func store(_ value: Value, for key: Key) {
-        generations.withLock { Self.insert(key, value, into: &$0, capacity: capacity) }
+    /// Whether `key` is held, without promoting it (for tests of the bounds).
+    func contains(_ key: Key) -> Bool {
+        generations.withLock { $0.young.entries[key] != nil || $0.old.entries[key] != nil }
     }
 
-    private static func insert(_ key: Key, _ value: Value, into state: inout Generations, capacity: Int) {
-        if state.young.count >= capacity {
+    /// Stores `value` unless its size in `bytes` is more than a generation may hold.
+    func store(_ value: Value, for key: Key, bytes: Int) {
+        guard bytes <= bytesPerGeneration else { return }
+        generations.withLock { insert(key, (value, bytes), into: &$0) }
+    }
+
+    private func insert(_ key: Key, _ entry: (value: Value, bytes: Int), into state: inout Generations) {
+        if state.young.entries.count >= capacity || state.young.bytes + entry.bytes > bytesPerGeneration {
             state.old = state.young
-            state.young = [:]
-            state.young.reserveCapacity(capacity)
+            state.young = Generation()
+            state.young.entries.reserveCapacity(capacity)
         }
-        state.young[key] = value
+        if let replaced = state.young.entries.updateValue(entry, forKey: key) { state.young.bytes -= replaced.bytes }
+        state.young.bytes += entry.bytes
     }
 }

@@ -9,17 +9,20 @@ public final class PolicyEngine: Sendable {
 
     public var policy: Policy { shared.policy }
 
-    public init(policy: Policy, cacheCapacity: Int = 10_000) {
+    public init(policy: Policy, cacheCapacity: Int = 10_000, cacheBytes: Int = 32 << 20) {
         shared = SharedPolicy(policy)
-        decisions = BoundedCache(capacity: cacheCapacity)
+        decisions = BoundedCache(capacity: cacheCapacity, bytesPerGeneration: cacheBytes / 2)
     }
 
     public func evaluate(_ sql: String) -> Decision {
         if let cached = decisions.value(for: sql) { return cached }
         let decision = evaluateUncached(sql)
-        decisions.store(decision, for: sql)
+        // The texts dominate an entry's size; the rest of the decision is a few hundred bytes.
+        decisions.store(decision, for: sql, bytes: sql.utf8.count + decision.normalized.utf8.count + 512)
         return decision
     }
+
+    func isCached(_ sql: String) -> Bool { decisions.contains(sql) }
 
     /// The full decision without consulting or filling the decision cache.
     public func evaluateUncached(_ sql: String) -> Decision {

@@ -186,11 +186,29 @@ import Testing
 
 @Suite struct CacheTests {
     @Test func boundedCacheKeepsAtMostTwoGenerations() {
-        let cache = BoundedCache<Int, Int>(capacity: 10)
-        for key in 0..<1000 { cache.store(key, for: key) }
+        let cache = BoundedCache<Int, Int>(capacity: 10, bytesPerGeneration: 1 << 20)
+        for key in 0..<1000 { cache.store(key, for: key, bytes: 1) }
         #expect(cache.value(for: 999) == 999)
         #expect(cache.value(for: 0) == nil)
         let reachable = (0..<1000).filter { cache.value(for: $0) != nil }.count
         #expect(reachable <= 20)
+    }
+
+    @Test func boundedCacheHoldsAtMostTwoGenerationsOfBytes() {
+        let cache = BoundedCache<Int, Int>(capacity: 1000, bytesPerGeneration: 100)
+        for key in 0..<999 { cache.store(key, for: key, bytes: 30) }
+        // Three entries of 30 bytes fill a generation of 100: the last two generations remain.
+        #expect((0..<999).filter { cache.contains($0) } == Array(993..<999))
+        cache.store(-1, for: -1, bytes: 101)
+        #expect(cache.value(for: -1) == nil)
+    }
+
+    @Test func largeUniqueQueriesDoNotGrowTheDecisionCacheWithoutBound() throws {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy, cacheBytes: 1 << 20)
+        let longList = (0..<2_000).map(String.init).joined(separator: ",")
+        for n in 0..<200 { _ = engine.evaluate("SELECT a\(n) FROM t WHERE a IN (\(longList))") }
+        // About 20 KB a decision (text and normalized text): 1 MiB holds some 50 of them.
+        let cached = (0..<200).filter { engine.isCached("SELECT a\($0) FROM t WHERE a IN (\(longList))") }.count
+        #expect(cached > 0 && cached < 60)
     }
 }
