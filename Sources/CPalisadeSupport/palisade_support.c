@@ -59,9 +59,11 @@ static pthread_mutex_t worker_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t worker_wake = PTHREAD_COND_INITIALIZER;
 static struct thunk_call *worker_job = NULL;
 static int worker_started = 0;
+static __thread int on_worker = 0;
 
 static void *worker_main(void *unused) {
     (void)unused;
+    on_worker = 1;
     pthread_mutex_lock(&worker_lock);
     for (;;) {
         while (worker_job == NULL) pthread_cond_wait(&worker_wake, &worker_lock);
@@ -89,7 +91,8 @@ static int start_worker(void) {
 }
 
 int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *context) {
-    if (stack_bytes > PALISADE_WORKER_STACK_BYTES) return run_on_new_thread(stack_bytes, body, context);
+    // A call from the worker itself would wait for the worker forever.
+    if (stack_bytes > PALISADE_WORKER_STACK_BYTES || on_worker) return run_on_new_thread(stack_bytes, body, context);
     pthread_mutex_lock(&worker_callers);
     int status = worker_started ? 0 : start_worker();
     if (!status) {
