@@ -38,7 +38,7 @@ struct Analyzer {
     private var integerIsColumnPosition = false
     private var visibleCTEs: [String] = []
     /// Relations with a secret column, and the name the query refers to each by.
-    private var guardedRelations: [(relation: String, reference: String)] = []
+    private var guardedRelations: [(relation: String, reference: String, column: String)] = []
     /// Whole rows can reach a function through attribute notation or a join alias.
     private var usesAttributeNotationFunction = false
     private var usesJoinAlias = false
@@ -977,22 +977,22 @@ struct Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        try checkRelation(catalog: catalogName, schema: schema, name: relation, offset: offset)
-        if let column = SecretColumns.byRelation[relation], schema == nil || schema == "pg_catalog",
+        let special = SpecialRelation.byName[relation]
+        try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
+        if let column = special?.secretColumn, schema == nil || schema == "pg_catalog",
            !visibleCTEs.contains(relation) || schema != nil {
             if renamesColumns {
                 throw Denial(rule: .secretRelation, message: "\(relation) may not be read with renamed columns: its \(column) column holds credentials",
                              hint: "Name the columns you need, other than \(column).", offset: offset, statementType: analysis.statementType)
             }
-            guardedRelations.append((relation, aliasName ?? relation))
+            guardedRelations.append((relation, aliasName ?? relation, column))
         }
     }
 
     /// Over a relation with a secret column, the query may not name that column, use `*`, or
     /// take the whole row; libpg_query writes each of these in exactly one way.
     private func checkSecretColumns() throws {
-        for (relation, reference) in guardedRelations {
-            let column = SecretColumns.byRelation[relation]!
+        for (relation, reference, column) in guardedRelations {
             let found: String?
             if tree.containsSubsequence("A_Star\":{}}") {
                 found = "*"
@@ -1015,7 +1015,7 @@ struct Analyzer {
         }
     }
 
-    private mutating func checkRelation(catalog: String?, schema: String?, name: String, offset: Int?) throws {
+    private mutating func checkRelation(catalog: String?, schema: String?, name: String, special: SpecialRelation?, offset: Int?) throws {
         func deny(_ rule: Rule, _ message: String, _ hint: String) -> Denial {
             Denial(rule: rule, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
         }
@@ -1025,14 +1025,14 @@ struct Analyzer {
                        "Leave out the database name; read tables in \(readable).")
         }
         if schema == nil, visibleCTEs.contains(name) { return }
-        if SecretRelations.names.contains(name) {
+        if special?.isSecret == true {
             throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
                        "Query your application's tables in \(readable) instead.")
         }
         let resolvedSchema: String
         if let schema {
             resolvedSchema = schema
-        } else if PG15Catalog.pgCatalogRelations.contains(name) {
+        } else if special?.isPgCatalog == true {
             resolvedSchema = "pg_catalog"
         } else {
             // The name is found in the first search_path schema that has it: all must be readable.

@@ -96,3 +96,19 @@ enum SecretColumns {
         "pg_subscription": "subconninfo",
     ]
 }
+
+/// What the engine knows of a relation name by itself: one lookup per relation reference
+/// instead of one per list.
+struct SpecialRelation: Sendable {
+    var isSecret = false
+    var isPgCatalog = false
+    var secretColumn: String?
+
+    static let byName: [String: SpecialRelation] = {
+        var table: [String: SpecialRelation] = [:]
+        for name in SecretRelations.names { table[name, default: SpecialRelation()].isSecret = true }
+        for name in PG15Catalog.pgCatalogRelations { table[name, default: SpecialRelation()].isPgCatalog = true }
+        for (name, column) in SecretColumns.byRelation { table[name, default: SpecialRelation()].secretColumn = column }
+        return table
+    }()
+}
