@@ -58,9 +58,7 @@ import Testing
     @Test func aTornLastLineIsTrimmedAndRecorded() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let log = try AuditLog(Fixture.configuration(dir.path))
-        for n in 0..<3 { _ = try await log.append(Fixture.decision(n)) }
-        log.abandonForTesting()
+        try await Fixture.abandonedLog(in: dir.path, count: 3)
         let torn = Array("{\"client_addr\":\"10.0.0.1:5000\",\"credential_id\":\"cr".utf8)
         try SegmentFile.last(in: dir.path).write(trailing: torn)
 
@@ -79,9 +77,7 @@ import Testing
     @Test func anUncleanStopWithoutATornLineIsStillRecorded() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let log = try AuditLog(Fixture.configuration(dir.path))
-        _ = try await log.append(Fixture.decision(0))
-        log.abandonForTesting()
+        try await Fixture.abandonedLog(in: dir.path, count: 1)
         try await Fixture.log(in: dir.path, count: 1)
         let recovery = try #require(try Fixture.entries(dir.path).first { $0.record.event == .recovery })
         #expect(recovery.record.detail["bytes_trimmed"] == .int(0))
@@ -91,9 +87,7 @@ import Testing
     @Test func reservedSpaceIsWrittenInPlaceAndCutOffWhenTheLogCloses() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let log = try AuditLog(Fixture.configuration(dir.path))
-        for n in 0..<3 { _ = try await log.append(Fixture.decision(n)) }
-        log.abandonForTesting()
+        try await Fixture.abandonedLog(in: dir.path, count: 3)
         // A crash leaves the reserved zeros after the last entry: the log verifies, and reopening
         // writes on after the entries without cutting anything.
         #expect(try SegmentFile.last(in: dir.path).reservedBytes > 0)
@@ -108,9 +102,7 @@ import Testing
     @Test func aTornLineBeforeTheReservedSpaceIsTrimmed() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let log = try AuditLog(Fixture.configuration(dir.path))
-        for n in 0..<3 { _ = try await log.append(Fixture.decision(n)) }
-        log.abandonForTesting()
+        try await Fixture.abandonedLog(in: dir.path, count: 3)
         let segment = try SegmentFile.last(in: dir.path)
         let torn = Array("{\"client_addr\":\"10.0.0.1:5000\",\"credential_id\":\"cr".utf8)
         try segment.write(trailing: torn + [UInt8](repeating: 0, count: segment.reservedBytes - torn.count))

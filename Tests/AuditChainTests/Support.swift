@@ -45,6 +45,13 @@ enum Fixture {
         #expect(log.failure == nil)
     }
 
+    /// A log stopped as `kill -9` stops it (no stop entry, no final checkpoint) after `count` decisions.
+    static func abandonedLog(in directory: String, count: Int) async throws {
+        let log = try AuditLog(configuration(directory))
+        for n in 0..<count { _ = try await log.append(decision(n)) }
+        log.abandonForTesting()
+    }
+
     static func verify(_ directory: String, keys: [NoteVerifierKey] = [key.verifierKey], mirror: String? = nil) throws -> VerificationReport {
         var sources: [(source: String, text: String)] = []
         if let text = try LogFiles.checkpointHistory(in: directory) { sources.append(("log", text)) }
