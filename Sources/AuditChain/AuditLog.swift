@@ -560,9 +560,10 @@ private struct Writer {
     }
 
     /// Cuts the reserved zeros off the segment, so that only the last segment of a log can have them.
+    /// A full fsync: the shorter size must be on disk before a next segment can exist.
     mutating func releaseReservedSpace() throws(AuditError) {
         guard segmentFileBytes > segmentBytes else { return }
-        guard ftruncate(segmentFD, off_t(segmentBytes)) == 0, io.sync(segmentFD) == 0 else { throw ioError("truncate", segmentPath) }
+        guard ftruncate(segmentFD, off_t(segmentBytes)) == 0, fsync(segmentFD) == 0 else { throw ioError("truncate", segmentPath) }
         segmentFileBytes = segmentBytes
     }
 
