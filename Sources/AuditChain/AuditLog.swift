@@ -583,7 +583,7 @@ private struct Writer {
                 if written == 0 { return .io(operation: "write", path: segmentPath, errno: ENOSPC) }
                 offset += written
             }
-            // fdatasync also flushes the file size, which is all of the metadata an append changes.
+            // Where the write went past the reserved space, fdatasync also flushes the new file size.
             return io.sync(segmentFD) == 0 ? nil : ioError("fdatasync", segmentPath)
         }
         if let result {

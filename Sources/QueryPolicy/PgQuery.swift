@@ -9,7 +9,8 @@ import Glibc
 /// libpg_query recurses once per parse-tree level, and a left-deep operator chain such as
 /// `1+1+1+…` is as deep as the text is long (measured: up to ~200 bytes of stack per input byte).
 /// Texts whose worst case fits in the caller's remaining stack are parsed in place; larger ones
-/// on a short-lived thread sized for them, so no input can overflow a stack.
+/// on a thread with enough stack (CPalisadeSupport's long-lived worker), so no input can overflow
+/// a stack.
 enum PgQuery {
     static let stackBytesPerInputByte = 400
     static let stackBaseBytes = 512 * 1024
@@ -171,7 +172,7 @@ enum PgQuery {
     }
 }
 
-/// Carries a closure across the C thread boundary; the caller waits for the thread to end.
+/// Carries a closure across the C thread boundary; the caller waits until it has run.
 private final class ThreadTask: @unchecked Sendable {
     let run: () -> Void
     init(_ run: @escaping () -> Void) { self.run = run }

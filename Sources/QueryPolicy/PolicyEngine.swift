@@ -22,6 +22,7 @@ public final class PolicyEngine: Sendable {
         return decision
     }
 
+    /// Whether a decision for `sql` is cached (for tests of the cache's bounds).
     func isCached(_ sql: String) -> Bool { decisions.contains(sql) }
 
     /// The full decision without consulting or filling the decision cache.
