@@ -547,16 +547,36 @@ private struct Writer {
         try openSegment(segmentNumber + 1)
     }
 
-    static let reservationBytes = 4 << 20
+    static let reservationBytes = 1 << 20
+    private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
 
-    /// Makes room for `count` more bytes of entries. Writing in place into space the file already
-    /// has makes an fdatasync one data write: an append also has to write the file's new size (on
-    /// the ext4 disk we measured, 130–150 µs against 200–250 µs). Where no space can be reserved
-    /// (a full disk), the write just extends the file.
+    /// Makes room for `count` more bytes of entries by writing zeros ahead of them. An fdatasync of
+    /// entries written in place over zeros already on disk is one data write; an append also has to
+    /// write the file's new size, and space reserved with posix_fallocate is unwritten until its
+    /// first write, which then rewrites the extent map (on the ext4 disk we measured, per durable
+    /// write: append 190–400 µs, fallocate'd 125–160 µs, zero-filled 110 µs). The zeros ride on the
+    /// next fdatasync, once per `reservationBytes`. Where the zeros do not fit (a nearly full disk),
+    /// none are kept, so the entries still have the space left, and they just extend the file.
     mutating func reserve(_ count: Int) {
+        assert(segmentFileBytes >= segmentBytes, "zeros would be written over entries")
         guard segmentBytes + count > segmentFileBytes else { return }
         let length = max(segmentBytes + count - segmentFileBytes, min(Self.reservationBytes, configuration.rotationBytes))
-        if posix_fallocate(segmentFD, off_t(segmentFileBytes), off_t(length)) == 0 { segmentFileBytes += length }
+        var written = 0
+        Self.zeros.withUnsafeBytes { zeros in
+            while written < length {
+                let chunk = UnsafeRawBufferPointer(rebasing: zeros[..<min(zeros.count, length - written)])
+                let result = io.writeAt(segmentFD, chunk, segmentFileBytes + written)
+                if result < 0, errno == EINTR { continue }
+                if result <= 0 { break }
+                written += result
+            }
+        }
+        if written == length {
+            segmentFileBytes += length
+        } else if ftruncate(segmentFD, off_t(segmentFileBytes)) != 0 {
+            // The zeros that did fit stay; the entries are written over them all the same.
+            segmentFileBytes = Int(lseek(segmentFD, 0, SEEK_END))
+        }
     }
 
     /// Cuts the reserved zeros off the segment, so that only the last segment of a log can have them.
@@ -593,6 +613,8 @@ private struct Writer {
             throw result
         }
         segmentBytes += buffer.count
+        // Entries written past the reserved space extended the file: never write zeros over them.
+        segmentFileBytes = max(segmentFileBytes, segmentBytes)
         statistics.entries += UInt64(bufferedEntries)
         statistics.syncs += 1
         statistics.syncNanoseconds += DispatchTime.now().uptimeNanoseconds - started

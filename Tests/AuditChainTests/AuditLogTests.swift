@@ -44,6 +44,29 @@ import Testing
         log.close()
     }
 
+    @Test func zerosReservedAfterEntriesThatExtendedTheFileLeaveThemIntact() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        // The disk refuses the reservation's zeros for a while (nearly full), so entries extend the
+        // file; once space returns, the zeros must go after those entries, never over them.
+        let refusals = Mutex(40)
+        let tight = AuditIO(write: AuditIO.system.write, sync: AuditIO.system.sync, writeAt: { fd, bytes, offset in
+            let isZeros = bytes.count >= 4096 && bytes.allSatisfy { $0 == 0 }
+            if isZeros, refusals.withLock({ $0 -= 1; return $0 >= 0 }) {
+                errno = ENOSPC
+                return -1
+            }
+            return pwrite(fd, bytes.baseAddress, bytes.count, off_t(offset))
+        })
+        let log = try AuditLog(Fixture.configuration(dir.path), io: tight)
+        for n in 0..<60 { _ = try await log.append(Fixture.decision(n)) }
+        #expect(refusals.withLock { $0 } < 0, "the reservation was granted again before the end")
+        log.abandonForTesting()
+        #expect(try SegmentFile.last(in: dir.path).reservedBytes > 0)
+        #expect(try Fixture.verify(dir.path).outcome == .unanchored)
+        #expect(try Fixture.entries(dir.path).map(\.seq) == Array(0..<62))
+    }
+
     @Test func aReopenedLogContinuesTheChain() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
