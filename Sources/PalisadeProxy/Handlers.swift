@@ -45,6 +45,11 @@ final class BackendHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        session.backendWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         session.backendReadComplete()
     }

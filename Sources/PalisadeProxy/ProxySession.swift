@@ -57,6 +57,10 @@ final class ProxySession {
     /// client: neither a refusal nor an admitted query's rows is released before its record is durable.
     private var outstandingAudits = 0
     private var heldForClient: ByteBuffer?
+    private var clientWritable = true
+    private var backendWritable = true
+    private var readingClient = true
+    private var readingBackend = true
     private var closeWhenAudited = false
     /// The tenant counted against its session limit, released when the session ends.
     private var sessionTenant: String?
@@ -217,8 +221,34 @@ final class ProxySession {
     }
 
     func clientWritabilityChanged(isWritable: Bool) {
-        // Backpressure: stop reading rows from the server while the client cannot take them.
-        _ = backendChannel?.setOption(ChannelOptions.autoRead, value: isWritable)
+        clientWritable = isWritable
+        applyBackpressure()
+    }
+
+    func backendWritabilityChanged(isWritable: Bool) {
+        backendWritable = isWritable
+        applyBackpressure()
+    }
+
+    /// Answers held for the audit log past this size stop the reading on both sides until they go out.
+    static let heldBytesLimit = 1 << 20
+
+    /// Reads only what can be passed on: rows from the server while the client takes them, and the
+    /// client's next messages while both the server and the client keep up. A client that sends
+    /// without reading its answers is then held back by TCP, as the server itself would hold it,
+    /// instead of filling Palisade's memory.
+    private func applyBackpressure() {
+        let holdingTooMuch = (heldForClient?.readableBytes ?? 0) >= Self.heldBytesLimit
+        let readBackend = clientWritable && !holdingTooMuch
+        let readClient = readBackend && backendWritable
+        if readBackend != readingBackend, let backendChannel {
+            readingBackend = readBackend
+            backendChannel.setOption(ChannelOptions.autoRead, value: readBackend).whenFailure { _ in }
+        }
+        if readClient != readingClient, let channel = clientContext?.channel {
+            readingClient = readClient
+            channel.setOption(ChannelOptions.autoRead, value: readClient).whenFailure { _ in }
+        }
     }
 
     func clientError(_ error: Error) {
@@ -400,6 +430,7 @@ final class ProxySession {
             } else {
                 heldForClient!.writeImmutableBuffer(output.toClient)
             }
+            applyBackpressure()
         } else {
             clientContext.writeAndFlush(NIOAny(output.toClient), promise: nil)
         }
@@ -428,6 +459,7 @@ final class ProxySession {
             clientContext.writeAndFlush(NIOAny(held), promise: nil)
         }
         heldForClient = nil
+        applyBackpressure()
         sendOutput()
         if closeWhenAudited { close() }
     }

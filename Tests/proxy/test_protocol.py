@@ -1,6 +1,7 @@
 """The protocol at the byte level: pipelines, refusals, limits, startup rules."""
 import socket
 import struct
+import time
 
 import pytest
 
@@ -134,3 +135,45 @@ def test_bytes_after_ssl_request_are_refused(palisade_tls):
         sock.sendall(struct.pack("!ii", 8, 80877103) + wire.query("SELECT 1"))
         reply = sock.recv(1)
         assert reply in (b"", b"E")
+
+
+def resident_megabytes(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_sends_without_reading_is_held_back_not_buffered(palisade, keys):
+    # Each answer is ~40 KB; a client that never reads them must be stopped by TCP, as the server
+    # itself would stop it, and not fill Palisade's memory or slow the other sessions.
+    flooder = connect(palisade, keys)
+    flooder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flooder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    flooder.sock.setblocking(False)
+    # 8 KB a query, so that the kernel's socket buffers (a few MB) fill after a few thousand.
+    query = wire.query("SELECT repeat('x', 2000) FROM generate_series(1, 20) -- " + "pad " * 2000)
+    before = resident_megabytes(palisade.process.pid)
+    unsent = b""
+    sent_bytes = 0
+    stalls = 0
+    while stalls < 20 and sent_bytes < 6_000 * len(query):
+        unsent = unsent or query * 10
+        try:
+            count = flooder.sock.send(unsent)
+            sent_bytes += count
+            unsent = unsent[count:]
+            stalls = 0
+        except BlockingIOError:
+            stalls += 1
+            time.sleep(0.05)
+    sent = sent_bytes // len(query)
+    grown = resident_megabytes(palisade.process.pid) - before
+    assert stalls == 20, f"{sent} queries (~{sent * 40 // 1024} MB of answers) went in without being read"
+    assert grown < 200, f"Palisade grew {grown} MB for a client that does not read"
+    bystander = connect(palisade, keys)
+    bystander.sock.settimeout(5)
+    bystander.send(wire.query("SELECT 'still served'"))
+    assert wire.kinds(bystander.read_until_ready()) == "TDCZ"
+    bystander.close()
+    flooder.sock.close()
