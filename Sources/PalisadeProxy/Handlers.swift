@@ -14,6 +14,11 @@ final class ClientHandler: ChannelInboundHandler {
         session.clientAdded(context)
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        session.clientActive()
+        context.fireChannelActive()
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         session.clientReadComplete()
     }

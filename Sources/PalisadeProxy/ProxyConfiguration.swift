@@ -1,5 +1,6 @@
 import AuditChain
 import Foundation
+import NIOCore
 import NIOSSL
 import PostgresWire
 import QueryPolicy
@@ -78,11 +79,16 @@ public struct ProxyConfiguration: Sendable {
     public var endSessionOnTokenExpiry: Bool
     /// TLS towards the real server; nil for none.
     public var backendTLS: BackendTLS?
+    /// Client connections held at once, logged in or not; more are refused with 53300.
+    public var maxClientConnections: Int
+    /// How long a client may take from connecting to being logged in (TLS, startup, password).
+    public var loginTimeout: TimeAmount
 
     public init(listenHost: String, listenPort: Int, backend: BackendAddress, policies: PolicyRegistry, keys: APIKeyStore,
                 tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog,
                 tokens: TokenVerifier? = nil, capabilityProfiles: [String: String] = ["agent": "agent", "analyst": "analyst"],
-                budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true, backendTLS: BackendTLS? = nil) {
+                budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true, backendTLS: BackendTLS? = nil,
+                maxClientConnections: Int = 1000, loginTimeout: TimeAmount = .seconds(60)) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
@@ -97,6 +103,8 @@ public struct ProxyConfiguration: Sendable {
         self.budgets = budgets
         self.endSessionOnTokenExpiry = endSessionOnTokenExpiry
         self.backendTLS = backendTLS
+        self.maxClientConnections = maxClientConnections
+        self.loginTimeout = loginTimeout
     }
 
     /// Startup parameters a client may set on its session; all others (`options` above all) are

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import PostgresWire
 import Synchronization
 
 /// Listens for clients and gives each its own session.
@@ -10,6 +11,7 @@ public final class ProxyServer: Sendable {
     private let cancels = CancelRegistry()
     private let auditInboxes = AuditInboxes()
     /// Open sessions, so that shutdown can ask each to finish; each is touched only on its loop.
+    /// Their count is what `maxClientConnections` bounds.
     private let sessions = Mutex<[ObjectIdentifier: NIOLoopBound<ProxySession>]>([:])
 
     public init(configuration: ProxyConfiguration, threads: Int = Int(ProcessInfo.processInfo.environment["PALISADE_THREADS"] ?? "") ?? System.coreCount) {
@@ -34,11 +36,22 @@ public final class ProxyServer: Sendable {
                                                auditInbox: auditInboxes.inbox(for: channel.eventLoop))
                     let key = ObjectIdentifier(session)
                     let bound = NIOLoopBound(session, eventLoop: channel.eventLoop)
-                    server.sessions.withLock { $0[key] = bound }
-                    channel.closeFuture.whenComplete { _ in _ = server.sessions.withLock { $0.removeValue(forKey: key) } }
+                    let admitted = server.sessions.withLock { sessions in
+                        guard sessions.count < configuration.maxClientConnections else { return false }
+                        sessions[key] = bound
+                        return true
+                    }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(ClientMessageDecoder(maxMessageBytes: configuration.maxMessageBytes, session: session)),
                         ClientHandler(session: session))
+                    guard admitted else {
+                        // Connections that never log in must not use up the file descriptors.
+                        session.refusal = ServerNotice(
+                            severity: "FATAL", sqlstate: "53300",
+                            message: "sorry, too many clients already (Palisade holds at most \(configuration.maxClientConnections) connections)")
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in _ = server.sessions.withLock { $0.removeValue(forKey: key) } }
                 }
             }
             .bind(host: configuration.listenHost, port: configuration.listenPort)

@@ -89,6 +89,33 @@ final class ProxySession {
     func clientAdded(_ context: ChannelHandlerContext) {
         clientContext = context
         clientAddress = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        loginDeadline = eventLoop.scheduleTask(in: configuration.loginTimeout) {
+            bound.value.loginTimedOut()
+        }
+    }
+
+    /// A client that does not finish logging in (TLS, startup, password) in time is let go, so that
+    /// idle half-open connections cannot pile up.
+    private var loginDeadline: Scheduled<Void>?
+
+    private func loginTimedOut() {
+        switch state {
+        case .relaying, .closing, .closed: return
+        case .awaitingStartup, .awaitingPassword, .connecting: break
+        }
+        logger.notice("login timed out", metadata: ["client": "\(clientAddress)"])
+        fail("canceling authentication due to timeout: Palisade allows \(configuration.loginTimeout.nanoseconds / 1_000_000_000) s to log in",
+             sqlstate: "57014")
+    }
+
+    /// Set before the connection is active to turn it away (Palisade holds as many as it may).
+    var refusal: ServerNotice?
+
+    func clientActive() {
+        guard let refusal else { return }
+        logger.notice("connection refused", metadata: ["client": "\(clientAddress)", "sqlstate": "\(refusal.sqlstate)"])
+        fail(refusal.message, sqlstate: refusal.sqlstate)
     }
 
     func clientInbound(_ inbound: ClientInbound) {
@@ -361,6 +388,7 @@ final class ProxySession {
             context.decide(sql, kind)
         }
         state = .relaying
+        loginDeadline?.cancel()
         logger[metadataKey: "tenant"] = "\(login.identity.tenant)"
         logger[metadataKey: "credential"] = "\(login.identity.credentialID)"
         logger.info("session started", metadata: ["profile": "\(login.identity.profile)", "client": "\(clientAddress)"])
@@ -476,6 +504,7 @@ final class ProxySession {
 
     private func close() {
         if case .closed = state { return }
+        loginDeadline?.cancel()
         if outstandingAudits > 0, clientContext != nil {
             // The refusal that ends this session is written once its record is durable.
             closeWhenAudited = true

@@ -44,6 +44,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("jwt-clock-skew"), help: "Seconds of clock skew allowed for exp, nbf, iat (default 30).") var jwtClockSkew: Int?
     @Option(name: .customLong("capability-profile"), help: "A token capability and the profile it selects, CAP=PROFILE (repeatable; default agent=agent, analyst=analyst).") var capabilityProfile: [String] = []
     @Option(name: .customLong("max-sessions-per-tenant"), help: "Concurrent sessions a tenant may hold (default 100).") var maxSessionsPerTenant: Int?
+    @Option(name: .customLong("max-client-connections"), help: "Client connections Palisade holds at once, logged in or not (default 1000).") var maxClientConnections: Int?
+    @Option(name: .customLong("login-timeout"), help: "Seconds a client has from connecting to being logged in (default 60).") var loginTimeout: Int?
     @Option(name: .customLong("tenant-rate"), help: "Queries per second a tenant may send (token bucket; default unlimited).") var tenantRate: Double?
     @Option(name: .customLong("tenant-burst"), help: "Queries a tenant may send at once (default: the rate, at least 1).") var tenantBurst: Int?
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
@@ -182,6 +184,8 @@ struct ServeSettings {
     var jwtClockSkew = 30
     var capabilityProfiles = ["agent": "agent", "analyst": "analyst"]
     var maxSessionsPerTenant = 100
+    var maxClientConnections = 1000
+    var loginTimeout = 60
     var tenantRate: Double?
     var tenantBurst: Int?
     var lockoutDenials = 20
@@ -201,7 +205,7 @@ struct ServeSettings {
                                     "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
-                                    "max_sessions_per_tenant", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
+                                    "max_sessions_per_tenant", "max_client_connections", "login_timeout", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
                                     "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds", "log_format", "log_level", "backend_tls", "backend_tls_ca"]
 
     init(_ command: Serve) throws {
@@ -319,6 +323,8 @@ struct ServeSettings {
         }
         jwtClockSkew = try integer(command.jwtClockSkew, "jwt_clock_skew", 0...3600) ?? jwtClockSkew
         maxSessionsPerTenant = try integer(command.maxSessionsPerTenant, "max_sessions_per_tenant", 1...100_000) ?? maxSessionsPerTenant
+        maxClientConnections = try integer(command.maxClientConnections, "max_client_connections", 1...1_000_000) ?? maxClientConnections
+        loginTimeout = try integer(command.loginTimeout, "login_timeout", 1...3600) ?? loginTimeout
         tenantBurst = try integer(command.tenantBurst, "tenant_burst", 1...1_000_000)
         lockoutDenials = try integer(command.lockoutDenials, "lockout_denials", 1...1_000_000) ?? lockoutDenials
         lockoutWindow = try integer(command.lockoutWindow, "lockout_window", 1...86_400) ?? lockoutWindow
@@ -430,12 +436,29 @@ struct ServeSettings {
         var budgets: TenantBudgets
     }
 
+    /// Each client connection takes two file descriptors (its socket and its server's): make sure
+    /// the process may open them all, raising its soft limit if the hard one allows. Running out
+    /// would leave new connections waiting in the listen queue with no answer at all.
+    func reserveFileDescriptors() throws {
+        let needed = rlim_t(maxClientConnections * 2 + 256)
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        guard limit.rlim_cur < needed else { return }
+        if limit.rlim_max >= needed {
+            limit.rlim_cur = needed
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { return }
+        }
+        throw configError("max_client_connections", "\(maxClientConnections) connections need \(needed) open files, and this process may open only \(limit.rlim_max) (ulimit -n); lower max_client_connections or raise the limit")
+    }
+
     func proxyConfiguration(audit: AuditLog) async throws -> ProxyConfiguration {
+        try reserveFileDescriptors()
         let loaded = try await load()
         return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, policies: PolicyRegistry(loaded.engines),
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
                                   tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets,
-                                  backendTLS: try backendTLS())
+                                  backendTLS: try backendTLS(), maxClientConnections: maxClientConnections,
+                                  loginTimeout: .seconds(Int64(loginTimeout)))
     }
 
     /// Every profile's policy, or the first that does not load.

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import wire
-from conftest import DATABASE
+from conftest import DATABASE, Palisade, backend_url
 
 
 def connect(palisade, keys, profile="agent", **parameters):
@@ -177,3 +177,51 @@ def test_a_client_that_sends_without_reading_is_held_back_not_buffered(palisade,
     assert wire.kinds(bystander.read_until_ready()) == "TDCZ"
     bystander.close()
     flooder.sock.close()
+
+
+@pytest.fixture(scope="module")
+def palisade_strict(database, keys, monitor_policy):
+    """Two connections at most, one second to log in."""
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}", "--login-timeout", "1", "--max-client-connections", "2"])
+    yield server
+    server.stop()
+
+
+def read_refusal(sock):
+    sock.settimeout(5)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert data[:1] == b"E", data[:40]
+    length = struct.unpack("!i", data[1:5])[0]
+    return wire.fields(data[5:1 + length])
+
+
+def test_a_client_that_does_not_log_in_in_time_is_let_go(palisade_strict):
+    silent = socket.create_connection(("127.0.0.1", palisade_strict.port))
+    started = time.monotonic()
+    error = read_refusal(silent)
+    assert error["S"] == "FATAL" and error["C"] == "57014" and "log in" in error["M"]
+    assert 0.8 < time.monotonic() - started < 4
+    silent.close()
+
+
+def test_connections_beyond_the_limit_are_refused_and_logins_resume(palisade_strict, keys):
+    idle = [socket.create_connection(("127.0.0.1", palisade_strict.port)) for _ in range(2)]
+    time.sleep(0.2)
+    extra = socket.create_connection(("127.0.0.1", palisade_strict.port))
+    extra.sendall(wire.startup("agent", DATABASE))
+    error = read_refusal(extra)
+    assert error["C"] == "53300" and "too many clients" in error["M"]
+    # The idle ones are let go at their login timeout; then a client logs in as usual.
+    for sock in idle:
+        read_refusal(sock)
+        sock.close()
+    connection = wire.Connection(palisade_strict.port, keys["agent"], database=DATABASE)
+    connection.send(wire.query("SELECT 'in'"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
