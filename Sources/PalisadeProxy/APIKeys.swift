@@ -1,12 +1,16 @@
 import Crypto
 import Foundation
+import PostgresWire
 import Yams
 
-/// API keys as stored: a public id, the SHA-256 of the whole key, and what the key may do.
-/// The key itself is printed once by `palisade keys create` and never stored.
+/// API keys as stored: a public id, the SHA-256 of the whole key, its SCRAM-SHA-256 verifier, and
+/// what the key may do. The key itself is printed once by `palisade keys create` and never stored.
 public struct APIKey: Sendable, Equatable {
     public var id: String
     public var sha256: [UInt8]
+    /// For `client_auth: scram-sha-256`, where the key never crosses the wire; nil in files
+    /// written before Palisade stored verifiers.
+    public var scram: SCRAMVerifier?
     public var tenant: String
     public var profile: String
     public var created: String
@@ -15,10 +19,20 @@ public struct APIKey: Sendable, Equatable {
 public struct APIKeyStore: Sendable {
     public private(set) var keys: [APIKey]
     private let byID: [String: APIKey]
+    /// Makes the salt an unknown key id is shown in a SCRAM exchange: the same for the same id
+    /// while Palisade runs, and telling nothing about which ids exist.
+    private let mockSaltKey = SymmetricKey(size: .bits256)
 
     public init(keys: [APIKey]) {
         self.keys = keys
         byID = Dictionary(keys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The key a SCRAM login names by its id (the user name), or nil.
+    public func key(id: String) -> APIKey? { byID[id] }
+
+    public func mockSalt(forID id: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array(id.utf8), using: mockSaltKey).prefix(16))
     }
 
     /// Keys look like `pal_<8 hex id>_<43 base64url characters>`.
@@ -28,8 +42,8 @@ public struct APIKeyStore: Sendable {
         let secret = Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let key = "pal_\(id)_\(secret)"
-        let record = APIKey(id: id, sha256: Array(SHA256.hash(data: Array(key.utf8))), tenant: tenant, profile: profile,
-                            created: ISO8601DateFormatter().string(from: now))
+        let record = APIKey(id: id, sha256: Array(SHA256.hash(data: Array(key.utf8))), scram: SCRAMVerifier(password: key),
+                            tenant: tenant, profile: profile, created: ISO8601DateFormatter().string(from: now))
         return (key, record)
     }
 
@@ -67,13 +81,20 @@ public struct APIKeyStore: Sendable {
         for entry in entries {
             let line = entry.mark.map { ":\($0.line)" } ?? ""
             guard let mapping = entry.mapping else { throw FileError(description: "\(path)\(line): each key must be a mapping") }
-            for (key, _) in mapping where !["id", "sha256", "tenant", "profile", "created"].contains(key.string ?? "") {
+            for (key, _) in mapping where !["id", "sha256", "scram", "tenant", "profile", "created"].contains(key.string ?? "") {
                 throw FileError(description: "\(path)\(key.mark.map { ":\($0.line)" } ?? ""): unknown key '\(key.string ?? "?")'")
             }
             guard let id = mapping["id"]?.string, let hash = mapping["sha256"]?.string, let digest = [UInt8](hex: hash), digest.count == 32,
                   let tenant = mapping["tenant"]?.string, !tenant.isEmpty, let profile = mapping["profile"]?.string
             else { throw FileError(description: "\(path)\(line): each key needs id, sha256 (64 hex digits), tenant and profile") }
-            keys.append(APIKey(id: id, sha256: digest, tenant: tenant, profile: profile, created: mapping["created"]?.string ?? ""))
+            var scram: SCRAMVerifier?
+            if let encoded = mapping["scram"] {
+                guard let verifier = encoded.string.flatMap(SCRAMVerifier.init(encoded:)) else {
+                    throw FileError(description: "\(path)\(encoded.mark.map { ":\($0.line)" } ?? line): scram must be a SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> verifier")
+                }
+                scram = verifier
+            }
+            keys.append(APIKey(id: id, sha256: digest, scram: scram, tenant: tenant, profile: profile, created: mapping["created"]?.string ?? ""))
         }
         return APIKeyStore(keys: keys)
     }
@@ -82,16 +103,12 @@ public struct APIKeyStore: Sendable {
     public static func append(_ record: APIKey, toFile path: String) throws(FileError) {
         let manager = FileManager.default
         var text = (manager.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }) ?? ""
-        if text.isEmpty { text = "# Palisade API keys: only SHA-256 hashes of the keys are stored.\nkeys:\n" }
+        if text.isEmpty { text = "# Palisade API keys: only SHA-256 hashes and SCRAM verifiers of the keys are stored.\nkeys:\n" }
         if !text.hasSuffix("\n") { text += "\n" }
-        text += """
-          - id: \(record.id)
-            sha256: \(record.sha256.map { String(format: "%02x", $0) }.joined())
-            tenant: \(yamlQuoted(record.tenant))
-            profile: \(yamlQuoted(record.profile))
-            created: \(record.created)
-
-        """
+        var lines = ["  - id: \(record.id)", "    sha256: \(record.sha256.map { String(format: "%02x", $0) }.joined())"]
+        if let scram = record.scram { lines.append("    scram: '\(scram.encoded)'") }
+        lines += ["    tenant: \(yamlQuoted(record.tenant))", "    profile: \(yamlQuoted(record.profile))", "    created: \(record.created)"]
+        text += lines.joined(separator: "\n") + "\n"
         guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
             throw FileError(description: "\(path): cannot write the API keys file")
         }

@@ -15,6 +15,15 @@ public enum TLSMode: String, Sendable, CaseIterable {
     case require
 }
 
+/// How clients prove who they are.
+public enum ClientAuth: String, Sendable, CaseIterable {
+    /// The password is an API key or a JWT, sent in clear (so only over TLS, unless TLS is disabled).
+    case password
+    /// SCRAM-SHA-256 against the keys file's verifiers: the user name is the key's id, and the key
+    /// itself never crosses the wire. API keys only (a JWT cannot be checked without being sent).
+    case scramSHA256 = "scram-sha-256"
+}
+
 /// Where the real server is and how Palisade logs in to it.
 public struct BackendAddress: Sendable, Equatable {
     public var host: String
@@ -83,12 +92,13 @@ public struct ProxyConfiguration: Sendable {
     public var maxClientConnections: Int
     /// How long a client may take from connecting to being logged in (TLS, startup, password).
     public var loginTimeout: TimeAmount
+    public var clientAuth: ClientAuth
 
     public init(listenHost: String, listenPort: Int, backend: BackendAddress, policies: PolicyRegistry, keys: APIKeyStore,
                 tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog,
                 tokens: TokenVerifier? = nil, capabilityProfiles: [String: String] = ["agent": "agent", "analyst": "analyst"],
                 budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true, backendTLS: BackendTLS? = nil,
-                maxClientConnections: Int = 1000, loginTimeout: TimeAmount = .seconds(60)) {
+                maxClientConnections: Int = 1000, loginTimeout: TimeAmount = .seconds(60), clientAuth: ClientAuth = .password) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
@@ -105,6 +115,7 @@ public struct ProxyConfiguration: Sendable {
         self.backendTLS = backendTLS
         self.maxClientConnections = maxClientConnections
         self.loginTimeout = loginTimeout
+        self.clientAuth = clientAuth
     }
 
     /// Startup parameters a client may set on its session; all others (`options` above all) are

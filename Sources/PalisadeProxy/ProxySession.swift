@@ -15,6 +15,8 @@ final class ProxySession {
     private enum State {
         case awaitingStartup(tls: Bool)
         case awaitingPassword(parameters: [String: String], tls: Bool)
+        /// SCRAM-SHA-256 with an API key's verifier; `answered` once the server-first message went out.
+        case awaitingSCRAM(parameters: [String: String], exchange: SCRAMServer, answered: Bool)
         case connecting(Login, buffered: [Frame])
         /// Queries flow; the relay is kept outside the enum so it is mutated in place, not copied.
         case relaying
@@ -102,7 +104,7 @@ final class ProxySession {
     private func loginTimedOut() {
         switch state {
         case .relaying, .closing, .closed: return
-        case .awaitingStartup, .awaitingPassword, .connecting: break
+        case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .connecting: break
         }
         logger.notice("login timed out", metadata: ["client": "\(clientAddress)"])
         fail("canceling authentication due to timeout: Palisade allows \(configuration.loginTimeout.nanoseconds / 1_000_000_000) s to log in",
@@ -143,6 +145,8 @@ final class ProxySession {
         case (.awaitingPassword(let parameters, _), .frame(let frame)) where frame.type == UInt8(ascii: "p"):
             var body = frame.body
             authenticate(password: body.readCString() ?? "", parameters: parameters)
+        case (.awaitingSCRAM(let parameters, let exchange, let answered), .frame(let frame)) where frame.type == UInt8(ascii: "p"):
+            continueSCRAM(frame.body, parameters: parameters, exchange: exchange, answered: answered)
         case (.connecting(let login, var buffered), .frame(let frame)):
             // A client may send its first queries before it has read ReadyForQuery.
             buffered.append(frame)
@@ -171,26 +175,78 @@ final class ProxySession {
         if let replication = parameters["replication"], !["false", "off", "no", "0"].contains(replication.lowercased()) {
             return fail("replication connections are not allowed through Palisade", sqlstate: "28000")
         }
-        if !tls, configuration.tlsMode != .disable {
-            return fail("Palisade accepts passwords only over TLS; connect with sslmode=require", sqlstate: "28000")
+        switch configuration.clientAuth {
+        case .password:
+            if !tls, configuration.tlsMode != .disable {
+                return fail("Palisade accepts passwords only over TLS; connect with sslmode=require", sqlstate: "28000")
+            }
+            state = .awaitingPassword(parameters: parameters, tls: tls)
+            writeToClient { BackendEncoder.authenticationCleartextPassword(into: &$0) }
+        case .scramSHA256:
+            // The key never crosses the wire, so no TLS is needed for it; `require` still requires TLS.
+            if !tls, configuration.tlsMode == .require {
+                return fail("Palisade requires TLS; connect with sslmode=require", sqlstate: "28000")
+            }
+            let id = parameters["user"] ?? ""
+            let exchange = SCRAMServer(verifier: configuration.keys.key(id: id)?.scram, mockSalt: configuration.keys.mockSalt(forID: id))
+            state = .awaitingSCRAM(parameters: parameters, exchange: exchange, answered: false)
+            writeToClient { BackendEncoder.authenticationSASL(into: &$0) }
         }
-        state = .awaitingPassword(parameters: parameters, tls: tls)
-        writeToClient { BackendEncoder.authenticationCleartextPassword(into: &$0) }
     }
 
     private func authenticate(password: String, parameters: [String: String]) {
+        switch verifyCredential(password) {
+        case .failure(let refusal): refuseLogin(refusal, user: parameters["user"] ?? "")
+        case .success(let identity): admit(identity, parameters: parameters)
+        }
+    }
+
+    /// SCRAM-SHA-256: the user name is the API key's id, and the key proves itself without being sent.
+    private func continueSCRAM(_ body: ByteBuffer, parameters: [String: String], exchange: SCRAMServer, answered: Bool) {
+        let id = parameters["user"] ?? ""
+        var exchange = exchange
+        let message: [UInt8]
+        if answered {
+            message = Array(body.readableBytesView)
+        } else {
+            guard let initial = SCRAMServer.initialResponse(body), initial.mechanism == SCRAMClient.mechanism else {
+                return fail("expected a SASLInitialResponse for \(SCRAMClient.mechanism)", sqlstate: "08P01")
+            }
+            message = initial.message
+        }
+        let answer: SCRAMServer.Answer
+        do {
+            answer = try exchange.respond(to: message)
+        } catch .wrongProof {
+            return refuseLogin(CredentialRefusal(message: "password authentication failed for user \"\(id)\": the user name must be an API key's id and the password the key",
+                                                 sqlstate: "28P01"), user: id)
+        } catch {
+            return fail("\(error)", sqlstate: "08P01")
+        }
+        switch answer {
+        case .challenge(let serverFirst):
+            state = .awaitingSCRAM(parameters: parameters, exchange: exchange, answered: true)
+            writeToClient { BackendEncoder.authenticationSASLContinue(serverFirst, into: &$0) }
+        case .authenticated(let serverFinal):
+            // A proof can only match a real verifier, so the key exists.
+            guard let key = configuration.keys.key(id: id) else { return fail("the API key is gone", sqlstate: "28P01") }
+            writeToClient { BackendEncoder.authenticationSASLFinal(serverFinal, into: &$0) }
+            admit(Self.identity(of: key), parameters: parameters)
+        }
+    }
+
+    private func refuseLogin(_ refusal: CredentialRefusal, user: String) {
+        record(kind: "p", tenant: "", credential: "", user: user,
+               Decision(rule: .authenticationFailed, message: refusal.message, policyVersion: ""), event: .authFailure)
+        fail(refusal.message, sqlstate: refusal.sqlstate)
+    }
+
+    /// A verified credential: the lockout, the profile and the tenant's session budget decide
+    /// whether the session starts, and then Palisade logs in to the server for it.
+    private func admit(_ identity: Identity, parameters: [String: String]) {
         let user = parameters["user"] ?? ""
         if let failure = configuration.audit.failure {
             return fail("Palisade cannot write its audit log (\(failure)); no queries are admitted", sqlstate: "58030")
-        }
-        let identity: Identity
-        switch verifyCredential(password) {
-        case .failure(let refusal):
-            record(kind: "p", tenant: "", credential: "", user: user,
-                   Decision(rule: .authenticationFailed, message: refusal.message, policyVersion: ""), event: .authFailure)
-            return fail(refusal.message, sqlstate: refusal.sqlstate)
-        case .success(let verified):
-            identity = verified
         }
         let now = Date()
         if let lockout = configuration.budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) {
@@ -238,9 +294,13 @@ final class ProxySession {
         guard let key = configuration.keys.authenticate(password) else {
             return .failure(CredentialRefusal(message: "password authentication failed: the API key or token is not valid", sqlstate: "28P01"))
         }
-        return .success(Identity(tenant: key.tenant, profile: key.profile, credentialID: key.id,
-                                 claims: TenantClaims.apiKeyClaims(tenant: key.tenant, role: key.profile, capabilities: [key.profile], keyID: key.id),
-                                 expiresAt: nil))
+        return .success(Self.identity(of: key))
+    }
+
+    private static func identity(of key: APIKey) -> Identity {
+        Identity(tenant: key.tenant, profile: key.profile, credentialID: key.id,
+                 claims: TenantClaims.apiKeyClaims(tenant: key.tenant, role: key.profile, capabilities: [key.profile], keyID: key.id),
+                 expiresAt: nil)
     }
 
     func clientReadComplete() {
@@ -366,7 +426,7 @@ final class ProxySession {
             case .failed(let reason):
                 fail("Palisade could not log in to the database server: \(reason)", sqlstate: "08006")
             }
-        case .awaitingStartup, .awaitingPassword, .closing, .closed:
+        case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .closing, .closed:
             break
         }
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOCore
 
 /// The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it: no channel
 /// binding, the user name left empty (the server takes it from the startup message).
@@ -89,5 +90,163 @@ public enum MD5Password {
         func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
         let inner = hex(Insecure.MD5.hash(data: Array((password + user).utf8)))
         return "md5" + hex(Insecure.MD5.hash(data: Array(inner.utf8) + salt))
+    }
+}
+
+/// A SCRAM-SHA-256 verifier as PostgreSQL stores one in pg_authid:
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (base64). It lets a server check a
+/// password without holding it or anything a client could log in with.
+public struct SCRAMVerifier: Sendable, Equatable {
+    public var iterations: Int
+    public var salt: [UInt8]
+    public var storedKey: [UInt8]
+    public var serverKey: [UInt8]
+
+    public init(password: String, salt: [UInt8]? = nil, iterations: Int = 4096) {
+        var random = SystemRandomNumberGenerator()
+        let salt = salt ?? (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let salted = SCRAMClient.pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations)
+        self.iterations = iterations
+        self.salt = salt
+        storedKey = Array(SHA256.hash(data: SCRAMClient.hmac(salted, Array("Client Key".utf8))))
+        serverKey = SCRAMClient.hmac(salted, Array("Server Key".utf8))
+    }
+
+    public init(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8]) {
+        self.iterations = iterations
+        self.salt = salt
+        self.storedKey = storedKey
+        self.serverKey = serverKey
+    }
+
+    public init?(encoded: String) {
+        let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "SCRAM-SHA-256" else { return nil }
+        let parameters = parts[1].split(separator: ":", omittingEmptySubsequences: false)
+        let keys = parts[2].split(separator: ":", omittingEmptySubsequences: false)
+        guard parameters.count == 2, keys.count == 2, let iterations = Int(parameters[0]), (1...10_000_000).contains(iterations),
+              let salt = Data(base64Encoded: String(parameters[1])), !salt.isEmpty,
+              let storedKey = Data(base64Encoded: String(keys[0])), storedKey.count == 32,
+              let serverKey = Data(base64Encoded: String(keys[1])), serverKey.count == 32
+        else { return nil }
+        self.iterations = iterations
+        self.salt = Array(salt)
+        self.storedKey = Array(storedKey)
+        self.serverKey = Array(serverKey)
+    }
+
+    public var encoded: String {
+        "SCRAM-SHA-256$\(iterations):\(Data(salt).base64EncodedString())$\(Data(storedKey).base64EncodedString()):\(Data(serverKey).base64EncodedString())"
+    }
+}
+
+/// The server side of SCRAM-SHA-256 as PostgreSQL runs it: no channel binding (only
+/// `SCRAM-SHA-256` is offered, never `-PLUS`), the user name taken from the startup message.
+/// A value that consumes the client's two messages and returns what to answer.
+public struct SCRAMServer: Sendable {
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        case malformed(String)
+        case unsupported(String)
+        /// The proof does not match: a wrong password, or a user without a verifier.
+        case wrongProof
+
+        public var description: String {
+            switch self {
+            case .malformed(let what): "malformed SCRAM message: \(what)"
+            case .unsupported(let what): "unsupported SCRAM option: \(what)"
+            case .wrongProof: "password authentication failed"
+            }
+        }
+    }
+
+    public enum Answer: Sendable, Equatable {
+        /// The server-first message: send as AuthenticationSASLContinue and wait for the client's proof.
+        case challenge([UInt8])
+        /// The server-final message: send as AuthenticationSASLFinal; the client is authenticated.
+        case authenticated([UInt8])
+    }
+
+    private enum Phase: Sendable {
+        case awaitingClientFirst
+        case awaitingClientFinal(clientFirstBare: String, serverFirst: String, nonce: String, gs2Header: String)
+        case done
+    }
+
+    private let verifier: SCRAMVerifier
+    /// An unknown user runs the same exchange against a made-up verifier and fails only at the
+    /// proof, as PostgreSQL does, so the answers do not tell which users exist.
+    private let isMock: Bool
+    private let serverNonce: String
+    private var phase = Phase.awaitingClientFirst
+
+    /// `verifier` nil means the user is unknown; `mockSalt` is then the salt to show (the same for
+    /// the same user every time, so a probe cannot tell a made-up user from a real one).
+    public init(verifier: SCRAMVerifier?, mockSalt: [UInt8], nonce: String? = nil) {
+        var random = SystemRandomNumberGenerator()
+        func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
+        isMock = verifier == nil
+        // Random keys, not a derived password: an unknown user must cost no PBKDF2 either.
+        self.verifier = verifier ?? SCRAMVerifier(iterations: 4096, salt: mockSalt, storedKey: randomBytes(32), serverKey: randomBytes(32))
+        serverNonce = nonce ?? Data(randomBytes(18)).base64EncodedString()
+    }
+
+    /// The mechanism and client-first-message of a SASLInitialResponse ('p') body.
+    public static func initialResponse(_ body: ByteBuffer) -> (mechanism: String, message: [UInt8])? {
+        var body = body
+        guard let mechanism = body.readCString(), let length: Int32 = body.readInteger(), length >= 0,
+              let message = body.readBytes(length: Int(length)), body.readableBytes == 0 else { return nil }
+        return (mechanism, message)
+    }
+
+    public mutating func respond(to message: [UInt8]) throws(Failure) -> Answer {
+        guard let text = String(validating: message, as: UTF8.self) else { throw .malformed("not UTF-8") }
+        switch phase {
+        case .awaitingClientFirst:
+            // gs2-header: "n,," (no channel binding) or "y,," (client could, thinks we cannot); no authzid.
+            let gs2Header: String
+            if text.hasPrefix("n,,") || text.hasPrefix("y,,") {
+                gs2Header = String(text.prefix(3))
+            } else if text.hasPrefix("p=") {
+                throw .unsupported("channel binding (SCRAM-SHA-256-PLUS is not offered)")
+            } else {
+                throw .malformed("client-first-message must start with n,, or y,,")
+            }
+            let bare = String(text.dropFirst(3))
+            let attributes = bare.split(separator: ",", omittingEmptySubsequences: false)
+            guard attributes.count >= 2, attributes[0].hasPrefix("n="), attributes[1].hasPrefix("r="),
+                  attributes[1].count > 2 else { throw .malformed("client-first-message needs n= and r=") }
+            if attributes.count > 2 { throw .unsupported("extensions in client-first-message") }
+            let clientNonce = attributes[1].dropFirst(2)
+            guard clientNonce.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: ",") }) else {
+                throw .malformed("nonce must be printable")
+            }
+            let nonce = clientNonce + serverNonce
+            let serverFirst = "r=\(nonce),s=\(Data(verifier.salt).base64EncodedString()),i=\(verifier.iterations)"
+            phase = .awaitingClientFinal(clientFirstBare: bare, serverFirst: serverFirst, nonce: String(nonce), gs2Header: gs2Header)
+            return .challenge(Array(serverFirst.utf8))
+        case .awaitingClientFinal(let clientFirstBare, let serverFirst, let nonce, let gs2Header):
+            phase = .done
+            guard let proofStart = text.range(of: ",p=", options: .backwards) else { throw .malformed("client-final-message has no proof") }
+            let withoutProof = String(text[..<proofStart.lowerBound])
+            let attributes = withoutProof.split(separator: ",", omittingEmptySubsequences: false)
+            guard attributes.count == 2, attributes[0] == "c=" + Data(gs2Header.utf8).base64EncodedString() else {
+                throw .malformed("channel-binding data must repeat the gs2 header")
+            }
+            guard attributes[1] == "r=" + nonce else { throw .malformed("nonce does not match") }
+            guard let proof = Data(base64Encoded: String(text[proofStart.upperBound...])), proof.count == 32 else {
+                throw .malformed("proof must be 32 bytes of base64")
+            }
+            let authMessage = Array("\(clientFirstBare),\(serverFirst),\(withoutProof)".utf8)
+            let clientSignature = SCRAMClient.hmac(verifier.storedKey, authMessage)
+            let clientKey = zip(proof, clientSignature).map { $0 ^ $1 }
+            let candidate = Array(SHA256.hash(data: clientKey))
+            var difference: UInt8 = isMock ? 1 : 0
+            for index in 0..<32 { difference |= candidate[index] ^ verifier.storedKey[index] }
+            guard difference == 0 else { throw .wrongProof }
+            let serverSignature = SCRAMClient.hmac(verifier.serverKey, authMessage)
+            return .authenticated(Array("v=\(Data(serverSignature).base64EncodedString())".utf8))
+        case .done:
+            throw .malformed("the exchange is over")
+        }
     }
 }

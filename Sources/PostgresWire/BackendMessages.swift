@@ -53,6 +53,29 @@ public enum BackendEncoder {
         buffer.writeFrame("R") { $0.writeInteger(Int32(3)) }
     }
 
+    /// AuthenticationSASL offering only SCRAM-SHA-256.
+    public static func authenticationSASL(into buffer: inout ByteBuffer) {
+        buffer.writeFrame("R") {
+            $0.writeInteger(Int32(10))
+            $0.writeCString(SCRAMClient.mechanism)
+            $0.writeInteger(UInt8(0))
+        }
+    }
+
+    public static func authenticationSASLContinue(_ data: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeFrame("R") {
+            $0.writeInteger(Int32(11))
+            $0.writeBytes(data)
+        }
+    }
+
+    public static func authenticationSASLFinal(_ data: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeFrame("R") {
+            $0.writeInteger(Int32(12))
+            $0.writeBytes(data)
+        }
+    }
+
     public static func parameterStatus(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
         buffer.writeFrame("S") {
             $0.writeCString(name)

@@ -28,6 +28,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "TLS certificate chain (PEM).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-mode"), help: "disable | allow | require (default require; disable sends passwords in clear, for loopback development).") var tlsMode: String?
+    @Option(name: .customLong("client-auth"), help: "password (an API key or JWT as the password; default) | scram-sha-256 (API keys only, the key's id as the user name; the key never crosses the wire).") var clientAuth: String?
     @Option(name: .customLong("max-message-bytes"), help: "Largest client message accepted (default 1048576).") var maxMessageBytes: Int?
     @Flag(name: .customLong("allow-privileged-backend"), help: "Start even if Palisade's server role is a superuser or has BYPASSRLS.") var allowPrivilegedBackend = false
     @Option(name: .customLong("audit-dir"), help: "Directory of the audit log (required).") var auditDir: String?
@@ -166,6 +167,7 @@ struct ServeSettings {
     var profiles: [String: String]
     var apiKeys: String?
     var tlsMode: TLSMode = .require
+    var clientAuth: ClientAuth = .password
     var tlsCert: String?
     var tlsKey: String?
     var maxMessageBytes = 1 << 20
@@ -201,7 +203,7 @@ struct ServeSettings {
     var adminHost = "127.0.0.1"
     var adminPort: Int?
 
-    static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode",
+    static let keys: Set<String> = ["listen", "backend", "policy", "profiles", "api_keys", "tls_cert", "tls_key", "tls_mode", "client_auth",
                                     "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
@@ -288,6 +290,10 @@ struct ServeSettings {
         if let mode = try command.tlsMode ?? string("tls_mode") {
             guard let parsed = TLSMode(rawValue: mode) else { throw configError("tls_mode", "expected disable, allow or require, got '\(mode)'") }
             tlsMode = parsed
+        }
+        if let mode = try command.clientAuth ?? string("client_auth") {
+            guard let parsed = ClientAuth(rawValue: mode) else { throw configError("client_auth", "expected password or scram-sha-256, got '\(mode)'") }
+            clientAuth = parsed
         }
         tlsCert = try command.tlsCert ?? path("tls_cert")
         tlsKey = try command.tlsKey ?? path("tls_key")
@@ -458,7 +464,7 @@ struct ServeSettings {
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
                                   tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets,
                                   backendTLS: try backendTLS(), maxClientConnections: maxClientConnections,
-                                  loginTimeout: .seconds(Int64(loginTimeout)))
+                                  loginTimeout: .seconds(Int64(loginTimeout)), clientAuth: clientAuth)
     }
 
     /// Every profile's policy, or the first that does not load.
@@ -487,6 +493,14 @@ struct ServeSettings {
         }
         for key in keys.keys where engines[key.profile] == nil {
             throw configError("api_keys", "key \(key.id) names profile '\(key.profile)', which is not configured (profiles: \(engines.keys.sorted().joined(separator: ", ")))")
+        }
+        if clientAuth == .scramSHA256 {
+            if jwtSecretFile != nil || jwtPublicKeys != nil {
+                throw configError("client_auth", "scram-sha-256 checks API keys only: a token cannot be verified without being sent; use client_auth password for JWTs")
+            }
+            if let key = keys.keys.first(where: { $0.scram == nil }) {
+                throw configError("api_keys", "key \(key.id) has no SCRAM verifier (made before Palisade stored them); create it again with `palisade keys create` for client_auth scram-sha-256")
+            }
         }
         var tls: NIOSSLContext?
         switch (tlsCert, tlsKey) {
@@ -657,7 +671,7 @@ struct KeysCommand: ParsableCommand {
             let (key, record) = APIKeyStore.generate(tenant: tenant, profile: profile)
             do { try APIKeyStore.append(record, toFile: keysFile) } catch { throw ValidationError(error.description) }
             print(key)
-            FileHandle.standardError.write(Data("palisade: key \(record.id) for tenant \(tenant), profile \(profile), stored as a SHA-256 hash in \(keysFile); it is not shown again\n".utf8))
+            FileHandle.standardError.write(Data("palisade: key \(record.id) for tenant \(tenant), profile \(profile), stored as a SHA-256 hash and a SCRAM verifier in \(keysFile) (with client_auth scram-sha-256 the user name is \(record.id)); it is not shown again\n".utf8))
         }
     }
 }

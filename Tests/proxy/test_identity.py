@@ -1,10 +1,14 @@
 """Signed tokens as passwords, the profile they select, and the per-tenant budgets."""
+import asyncio
 import json
 import re
 import secrets
+import socket
+import struct
 import subprocess
 import time
 
+import asyncpg
 import psycopg2
 import psycopg2.errors
 import pytest
@@ -163,3 +167,68 @@ def test_the_query_rate_per_tenant_is_limited_with_a_retry_hint(budget_server):
             outcomes.append("limited")
     connection.close()
     assert outcomes[:3] == ["ok"] * 3 and "limited" in outcomes
+
+
+@pytest.fixture(scope="module")
+def scram_keys(workdir):
+    path = workdir / "scram-keys.yaml"
+    return {"file": path, "acme": create_key(path, "acme"), "globex": create_key(path, "globex")}
+
+
+@pytest.fixture(scope="module")
+def scram_server(tenant_database, scram_keys):
+    server = Palisade(["--backend", tenant_database, "--api-keys", str(scram_keys["file"]), "--tls-mode", "disable",
+                       "--client-auth", "scram-sha-256"])
+    yield server
+    server.stop()
+
+
+def key_id(key):
+    return key.split("_")[1]
+
+
+def test_scram_logs_in_with_the_key_id_as_user_and_never_sends_the_key(scram_server, scram_keys):
+    # The raw exchange: Palisade offers only SCRAM-SHA-256, so the key itself never crosses the wire.
+    with socket.create_connection(("127.0.0.1", scram_server.port), timeout=10) as sock:
+        sock.sendall(wire.startup(key_id(scram_keys["acme"]), "palisade_tenants_test"))
+        request = sock.recv(1024)
+    assert request == b"R" + struct.pack("!ii", 4 + 4 + 15, 10) + b"SCRAM-SHA-256\0\0"
+    # libpq (psycopg2) and asyncpg's own SCRAM both log in; row-level security sees each key's tenant.
+    assert query(scram_server, scram_keys["acme"], "SELECT count(*) FROM orders", user=key_id(scram_keys["acme"])) == [(120,)]
+    assert query(scram_server, scram_keys["globex"], "SELECT count(*) FROM orders", user=key_id(scram_keys["globex"])) == [(80,)]
+    async def count():
+        connection = await asyncpg.connect(host="127.0.0.1", port=scram_server.port, user=key_id(scram_keys["globex"]),
+                                           password=scram_keys["globex"], database="palisade_tenants_test", ssl=False)
+        try:
+            return await connection.fetchval("SELECT count(*) FROM orders")
+        finally:
+            await connection.close()
+    assert asyncio.run(count()) == 80
+
+
+def test_scram_refuses_a_wrong_key_and_an_unknown_id_alike(scram_server, scram_keys):
+    acme = scram_keys["acme"]
+    wrong_key = refused_as(scram_server, acme[:-4] + "AAAA", key_id(acme))
+    unknown_id = refused_as(scram_server, acme, "00000000")
+    # Another key's id with this key: the id selects the verifier, so the proof cannot match.
+    swapped = refused_as(scram_server, acme, key_id(scram_keys["globex"]))
+    for message in (wrong_key, unknown_id, swapped):
+        assert "password authentication failed for user" in message
+
+
+def refused_as(server, password, user):
+    with pytest.raises(psycopg2.OperationalError) as error:
+        query(server, password, "SELECT 1", user=user)
+    return str(error.value)
+
+
+def test_scram_needs_a_verifier_for_every_key_and_no_tokens(tenant_database, workdir, secret):
+    old = workdir / "old-keys.yaml"
+    old.write_text("keys:\n  - id: 0a0b0c0d\n    sha256: " + "ab" * 32 + "\n    tenant: acme\n    profile: agent\n")
+    audit = ["--audit-dir", str(workdir / "scram-audit"), "--audit-unsigned"]
+    base = [BINARY, "serve", "--listen", "127.0.0.1:0", "--backend", tenant_database, "--tls-mode", "disable", "--client-auth", "scram-sha-256", *audit]
+    result = subprocess.run(base + ["--api-keys", str(old)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "api_keys: key 0a0b0c0d has no SCRAM verifier" in result.stderr
+    keys = workdir / "scram-keys.yaml"
+    result = subprocess.run(base + ["--api-keys", str(keys), "--jwt-secret-file", str(secret)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "client_auth: scram-sha-256 checks API keys only" in result.stderr
