@@ -808,22 +808,52 @@ struct Analyzer {
         }
     }
 
+    /// XML expressions that parse text: XMLPARSE itself, and XMLROOT, whose first argument is xml.
+    private static let xmlParsingOperations = ["IS_XMLPARSE": "XMLPARSE", "IS_XMLROOT": "XMLROOT"]
+    /// XML expressions whose every argument is xml: text given to them is parsed as a document.
+    private static let xmlArgumentOperations = ["IS_XMLCONCAT": "XMLCONCAT", "IS_DOCUMENT": "IS DOCUMENT"]
+
     private mutating func xmlExpression() throws {
+        var xmlArguments: String?
         try object { analyzer, key in
             switch key {
             case "op":
-                if try analyzer.cursor.string() == "IS_XMLPARSE" {
-                    throw Denial(rule: .xmlParse, message: "XMLPARSE is not allowed: parsing XML documents can reach external entities",
-                                 hint: "Leave out XMLPARSE and casts to xml; build XML with xmlelement/xmlforest instead.",
+                let operation = try analyzer.cursor.string()
+                if let construct = Self.xmlParsingOperations[operation] {
+                    throw Denial(rule: .xmlParse, message: "\(construct) is not allowed: it parses text as an XML document, which can reach external entities",
+                                 hint: "Leave out \(construct) and casts to xml; build XML with xmlelement/xmlforest instead.",
                                  offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
                 }
+                xmlArguments = Self.xmlArgumentOperations[operation]
             case "name": try analyzer.cursor.skipString()
-            case "named_args", "args": try analyzer.expressionList()
+            case "args":
+                if let construct = xmlArguments { try analyzer.requireXMLArguments(of: construct) }
+                try analyzer.expressionList()
+            case "named_args": try analyzer.expressionList()
             case "arg_names": try analyzer.skipNameList()
             case "xmloption": try analyzer.cursor.skipString()
             case "type", "typmod", "location": _ = try analyzer.cursor.integer()
             default: throw analyzer.unsupportedField(key)
             }
+        }
+    }
+
+    /// An argument that must be xml may be a column or an expression that builds XML, never text or
+    /// a parameter: PostgreSQL would parse those as a document. The cursor stands at the list.
+    private func requireXMLArguments(of construct: String) throws {
+        var probe = cursor
+        try probe.expect(UInt8(ascii: "["))
+        while try probe.nextElement() {
+            try probe.expect(UInt8(ascii: "{"))
+            let type = try probe.nextKey()
+            guard let type, "ColumnRef" ~= type || "XmlExpr" ~= type || "FuncCall" ~= type else {
+                throw Denial(rule: .xmlParse,
+                             message: "\(construct) takes xml, and this argument would be parsed from text as an XML document",
+                             hint: "Give \(construct) columns of type xml or XML built with xmlelement/xmlforest.",
+                             offset: remainingLocation(), statementType: analysis.statementType)
+            }
+            try probe.skipValue()
+            try probe.expect(UInt8(ascii: "}"))
         }
     }
 
@@ -834,16 +864,56 @@ struct Analyzer {
             switch key {
             case "names":
                 let names = try analyzer.nameList()
-                if names.last == "xml" || names.last == "_xml", names.count == 1 || names.first == "pg_catalog" {
-                    throw Denial(rule: .xmlParse, message: "the xml type is not allowed: converting text to xml parses an XML document",
-                                 hint: "Leave out casts to xml; build XML with xmlelement/xmlforest instead.",
-                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
-                }
+                // After the names, so that the check's position is read from here.
+                try analyzer.checkTypeName(names)
             case "typmods": try analyzer.expressionList()
             case "arrayBounds": try analyzer.cursor.skipValue()
             case "setof", "pct_type": _ = try analyzer.cursor.boolean()
             case "typeOid", "typemod", "location": _ = try analyzer.cursor.integer()
             default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// Types that turn a name into an object by looking it up in the system catalogs (`'t'::regclass`,
+    /// `oid::regrole`): a catalog read in all but name.
+    private static let catalogLookupTypes: Set<String> = [
+        "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator",
+        "regproc", "regprocedure", "regrole", "regtype",
+    ]
+
+    /// Resolves a type name as PostgreSQL does (unqualified names find pg_catalog first) and checks
+    /// it like a relation: a type in another schema is as often a table's row type, whose columns
+    /// come with it (`NULL::secret.payroll`); the xml type parses text; and the reg* types read the
+    /// catalogs.
+    private func checkTypeName(_ names: [String]) throws {
+        let written = names.joined(separator: ".")
+        func deny(_ rule: Rule, _ message: String, _ hint: String) -> Denial {
+            Denial(rule: rule, message: message, hint: hint, offset: remainingLocation(), statementType: analysis.statementType)
+        }
+        var readable: String { shared.policy.readableSchemas.sorted().joined(separator: ", ") }
+        guard names.count <= 2 else {
+            throw deny(.relationSchema, "type \(written) names another database", "Leave out the database name of the type.")
+        }
+        let schema = names.count == 2 ? names[0] : "pg_catalog"
+        let base = names.last ?? ""
+        switch schema {
+        case "pg_catalog":
+            if base == "xml" || base == "_xml" {
+                throw deny(.xmlParse, "the xml type is not allowed: converting text to xml parses an XML document",
+                           "Leave out casts to xml; build XML with xmlelement/xmlforest instead.")
+            }
+            let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
+            if Self.catalogLookupTypes.contains(element), !shared.policy.allowsCatalog {
+                throw deny(.catalogRelation, "the type \(written) is not allowed with this profile: it looks names up in the system catalogs",
+                           "Compare names and ids as text or integers; system catalogs are not available to this profile.")
+            }
+        case "information_schema" where shared.policy.allowsCatalog:
+            break
+        default:
+            guard shared.policy.readableSchemas.contains(schema) else {
+                throw deny(.relationSchema, "type \(written) is outside the readable schemas (\(readable))",
+                           "Use built-in types or types of \(readable).")
             }
         }
     }
@@ -881,12 +951,16 @@ struct Analyzer {
     // MARK: - Functions
 
     private mutating func functionCall() throws {
+        var takesXML = false
         try object { analyzer, key in
             switch key {
             case "funcname":
                 let name = try analyzer.nameList()
                 try analyzer.checkFunction(name)
-            case "args": try analyzer.expressionList()
+                takesXML = name.last == "xmlagg"
+            case "args":
+                if takesXML { try analyzer.requireXMLArguments(of: "xmlagg") }
+                try analyzer.expressionList()
             case "agg_order": try analyzer.expressionList()
             case "agg_filter": try analyzer.expression()
             case "over": try analyzer.windowDefinition()
