@@ -42,7 +42,9 @@ import Testing
         }
         #expect(comparison.expected == comparison.sameParse, "\(id): libpg_query disagrees with itself", sourceLocation: sourceLocation)
         guard let port = comparison.port else {
-            #expect(!(requireValue ?? comparison.selectOnly), "\(id): the port declined: \(sql)", sourceLocation: sourceLocation)
+            // A query may be declined only where the JSON cannot tell (an array type's bounds, `x::text[]`).
+            #expect(!(requireValue ?? (comparison.selectOnly && !comparison.hasUndecidableInteger)), "\(id): the port declined: \(sql)",
+                    sourceLocation: sourceLocation)
             #expect(comparison.hasUndecidableInteger, "\(id): declined for no known reason: \(sql)", sourceLocation: sourceLocation)
             return false
         }
