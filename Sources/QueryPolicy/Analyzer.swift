@@ -1001,7 +1001,27 @@ struct Analyzer {
         if baseName == "current_setting", !shared.policy.allowsAnyCurrentSetting {
             try checkCurrentSettingArgument(offset: remainingLocation())
         }
+        if baseName == "ts_rewrite", name.count == 1 || name[0] == "pg_catalog", try argumentCount() != 3 {
+            throw Denial(rule: .forbiddenFunction, message: "function \(written)() is not allowed here: \(ForbiddenFunctions.queryRunningRewrite)",
+                         hint: "Use ts_rewrite(query, target, substitute) with three tsquery values; no policy admits the form that runs a query.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
         analysis.functions.appendIfMissing(written)
+    }
+
+    /// The number of arguments of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
+    private func argumentCount() throws -> Int {
+        var probe = cursor
+        var count = 0
+        while let key = try probe.nextKey() {
+            guard case "args" = key else { try probe.skipValue(); continue }
+            try probe.expect(UInt8(ascii: "["))
+            while try probe.nextElement() {
+                count += 1
+                try probe.skipValue()
+            }
+        }
+        return count
     }
 
     /// Only the tenant claim may be read with current_setting, and only when named by a literal.
