@@ -115,9 +115,17 @@ final class ProxySession {
     var refusal: ServerNotice?
 
     func clientActive() {
-        guard let refusal else { return }
+        guard let refusal, let channel = clientContext?.channel else { return }
         logger.notice("connection refused", metadata: ["client": "\(clientAddress)", "sqlstate": "\(refusal.sqlstate)"])
-        fail(refusal.message, sqlstate: refusal.sqlstate)
+        loginDeadline?.cancel()
+        state = .closed
+        writeToClient { BackendEncoder.error(refusal, into: &$0) }
+        sendOutput()
+        // Only the sending side closes at once: a client's startup message that crosses the refusal
+        // on the wire is read and dropped, where a full close would answer it with a reset that
+        // discards the refusal before the client reads it.
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
     }
 
     func clientInbound(_ inbound: ClientInbound) {
@@ -689,7 +697,9 @@ private final class DecisionContext {
                         monitorOnly: engine.policy.isMonitorOnly && decision.rule != .rateLimited && kind != .functionCall)
         let enforced = decision.rule == .rateLimited || kind == .functionCall || !engine.policy.isMonitorOnly
         guard !decision.isAllowed, enforced else { return (decision, nil) }
-        if decision.rule != .rateLimited, let lockout = budgets.lockout, let event = lockout.recordDenial(credential: credential, now: now) {
+        // Empty text is a driver's ping (JDBC's isValid), answered as the server would: not a denial to count.
+        if decision.rule != .rateLimited, decision.rule != .empty, let lockout = budgets.lockout,
+           let event = lockout.recordDenial(credential: credential, now: now) {
             let message = event.refusal.message
             session?.record(kind: kind.rawValue, tenant: tenant, credential: credential, user: user,
                             Decision(rule: .lockedOut, message: message, policyVersion: engine.policy.version),

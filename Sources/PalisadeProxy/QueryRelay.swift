@@ -45,8 +45,18 @@ public struct QueryRelay {
         case execution(relay: Bool)
         case closeComplete(relay: Bool)
         case readyForQuery
-        /// A refusal that Palisade answers itself once everything before it is answered.
-        case refusal(ServerNotice, endsWithReadyForQuery: Bool)
+        /// What Palisade answers itself (a refusal, or what the server answers to empty text) once
+        /// everything before it is answered.
+        case answer(ByteBuffer, endsWithReadyForQuery: Bool)
+    }
+
+    /// What an admitted prepared statement or portal holds. Empty text (only white space or
+    /// comments, as JDBC's Connection.isValid sends) is no statement: Palisade answers for it as
+    /// the server would, and it never reaches the server.
+    enum Admitted {
+        case query
+        case transactionControl
+        case empty
     }
 
     private let decide: Decide
@@ -60,9 +70,9 @@ public struct QueryRelay {
     /// as the server itself drops them after an error.
     private var discardingUntilSync = false
     public private(set) var transactionStatus: TransactionStatus = .idle
-    /// Admitted prepared statements and bound portals, with whether each is transaction control.
-    private var statements: [String: Bool] = [:]
-    private var portals: [String: Bool] = [:]
+    /// Admitted prepared statements and bound portals.
+    private var statements: [String: Admitted] = [:]
+    private var portals: [String: Admitted] = [:]
     private var claimsStatementPrepared = false
     private var claimsSetInTransaction = false
 
@@ -97,37 +107,58 @@ public struct QueryRelay {
         switch message {
         case .query(let sql):
             let (decision, notice) = decide(sql, .simpleQuery)
-            if let notice {
+            if decision.rule == .empty {
+                answer(endsWithReadyForQuery: true, into: &output) { BackendEncoder.bodiless("I", into: &$0) }
+            } else if let notice {
                 refuse(notice, endsWithReadyForQuery: true, output: &output)
             } else {
                 simpleQuery(sql, isTransactionControl: decision.rule == .transactionControl, into: &output)
             }
         case .parse(let statement, let sql):
             let (decision, notice) = decide(sql, .parse)
-            if let notice {
+            if decision.rule == .empty {
+                statements[statement] = .empty
+                answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) }
+            } else if let notice {
                 statements[statement] = nil
                 refuseInPipeline(notice, output: &output)
             } else {
-                statements[statement] = decision.rule == .transactionControl
+                statements[statement] = decision.rule == .transactionControl ? .transactionControl : .query
                 forward(frame, expecting: .parseComplete(relay: true), into: &output)
             }
         case .bind(let portal, let statement):
-            guard let isTransactionControl = statements[statement] else {
+            guard let admitted = statements[statement] else {
                 return refuseInPipeline(notAdmitted("prepared statement", statement), output: &output)
             }
-            if !isTransactionControl { setClaimsIfNeeded(into: &output) }
-            portals[portal] = isTransactionControl
+            portals[portal] = admitted
+            switch admitted {
+            case .empty: return answer(into: &output) { BackendEncoder.bodiless("2", into: &$0) }
+            case .query: setClaimsIfNeeded(into: &output)
+            case .transactionControl: break
+            }
             forward(frame, expecting: .bindComplete(relay: true), into: &output)
         case .execute(let portal):
-            guard let isTransactionControl = portals[portal] else {
+            guard let admitted = portals[portal] else {
                 return refuseInPipeline(notAdmitted("portal", portal), output: &output)
             }
-            if !isTransactionControl { setClaimsIfNeeded(into: &output) }
+            switch admitted {
+            case .empty: return answer(into: &output) { BackendEncoder.bodiless("I", into: &$0) }
+            case .query: setClaimsIfNeeded(into: &output)
+            case .transactionControl: break
+            }
             forward(frame, expecting: .execution(relay: true), into: &output)
-        case .describe(let kind, _):
-            forward(frame, expecting: .description(relay: true, ofStatement: kind == UInt8(ascii: "S"), relaysNoData: true), into: &output)
+        case .describe(let kind, let name):
+            let ofStatement = kind == UInt8(ascii: "S")
+            if (ofStatement ? statements[name] : portals[name]) == .empty {
+                return answer(into: &output) { buffer in
+                    if ofStatement { BackendEncoder.noParameters(into: &buffer) }
+                    BackendEncoder.bodiless("n", into: &buffer)
+                }
+            }
+            forward(frame, expecting: .description(relay: true, ofStatement: ofStatement, relaysNoData: true), into: &output)
         case .close(let kind, let name):
-            if kind == UInt8(ascii: "S") { statements[name] = nil } else { portals[name] = nil }
+            let closed = kind == UInt8(ascii: "S") ? statements.removeValue(forKey: name) : portals.removeValue(forKey: name)
+            if closed == .empty { return answer(into: &output) { BackendEncoder.bodiless("3", into: &$0) } }
             forward(frame, expecting: .closeComplete(relay: true), into: &output)
         case .flush:
             output.toBackend.writeFrame(frame)
@@ -205,8 +236,15 @@ public struct QueryRelay {
     }
 
     private mutating func refuse(_ notice: ServerNotice, endsWithReadyForQuery: Bool, output: inout Output) {
-        expect(.refusal(notice, endsWithReadyForQuery: endsWithReadyForQuery))
-        emitRefusalsAtHead(into: &output)
+        answer(endsWithReadyForQuery: endsWithReadyForQuery, into: &output) { BackendEncoder.error(notice, into: &$0) }
+    }
+
+    /// Queues what Palisade answers itself, in its place after the server's answers to what came before.
+    private mutating func answer(endsWithReadyForQuery: Bool = false, into output: inout Output, _ message: (inout ByteBuffer) -> Void) {
+        var buffer = ByteBuffer()
+        message(&buffer)
+        expect(.answer(buffer, endsWithReadyForQuery: endsWithReadyForQuery))
+        emitAnswersAtHead(into: &output)
     }
 
     private mutating func refuseInPipeline(_ notice: ServerNotice, output: inout Output) {
@@ -241,7 +279,7 @@ public struct QueryRelay {
             self.transactionStatus = transactionStatus
             if transactionStatus == .idle { claimsSetInTransaction = false }
             output.toClient.writeFrame(frame)
-            emitRefusalsAtHead(into: &output)
+            emitAnswersAtHead(into: &output)
             return
         default:
             break
@@ -269,7 +307,7 @@ public struct QueryRelay {
     private mutating func finish(_ frame: Frame, relay: Bool, into output: inout Output) {
         if relay { output.toClient.writeFrame(frame) }
         pop()
-        emitRefusalsAtHead(into: &output)
+        emitAnswersAtHead(into: &output)
     }
 
     private var head: Expectation? { pendingHead < pending.count ? pending[pendingHead] : nil }
@@ -282,9 +320,9 @@ public struct QueryRelay {
         }
     }
 
-    private mutating func emitRefusalsAtHead(into output: inout Output) {
-        while case .refusal(let notice, let endsWithReadyForQuery)? = head {
-            BackendEncoder.error(notice, into: &output.toClient)
+    private mutating func emitAnswersAtHead(into output: inout Output) {
+        while case .answer(let message, let endsWithReadyForQuery)? = head {
+            output.toClient.writeImmutableBuffer(message)
             if endsWithReadyForQuery { BackendEncoder.readyForQuery(transactionStatus, into: &output.toClient) }
             pop()
         }

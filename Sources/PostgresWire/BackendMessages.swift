@@ -90,6 +90,17 @@ public enum BackendEncoder {
         }
     }
 
+    /// A message with no body: ParseComplete '1', BindComplete '2', CloseComplete '3', NoData 'n',
+    /// EmptyQueryResponse 'I'.
+    public static func bodiless(_ type: Character, into buffer: inout ByteBuffer) {
+        buffer.writeFrame(type) { _ in }
+    }
+
+    /// ParameterDescription of a statement without parameters.
+    public static func noParameters(into buffer: inout ByteBuffer) {
+        buffer.writeFrame("t") { $0.writeInteger(Int16(0)) }
+    }
+
     public static func readyForQuery(_ status: TransactionStatus, into buffer: inout ByteBuffer) {
         buffer.writeFrame("Z") { $0.writeInteger(status.rawValue) }
     }

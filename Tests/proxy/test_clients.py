@@ -1,5 +1,6 @@
-"""Real clients through Palisade: psql, pgbench, psycopg2, SQLAlchemy 2, psycopg 3, asyncpg."""
+"""Real clients through Palisade: psql, pgbench, psycopg2, SQLAlchemy 2, psycopg 3, asyncpg, JDBC."""
 import asyncio
+import pathlib
 import subprocess
 import threading
 import time
@@ -161,3 +162,17 @@ def test_server_refuses_writes_when_the_policy_admits_them(palisade, keys):
         cursor.execute("SET TRANSACTION READ WRITE")
     connection.rollback()
     connection.close()
+
+
+JDBC_DRIVER = "/usr/share/java/postgresql.jar"
+
+
+def test_jdbc_pool_check_prepared_query_and_refusal(palisade, keys):
+    # pgjdbc from Debian's libpostgresql-jdbc-java; scripts/install-deps.sh installs it with a JRE.
+    result = subprocess.run(["java", "-cp", JDBC_DRIVER, str(pathlib.Path(__file__).parent / "jdbc/JdbcClient.java"),
+                             f"jdbc:postgresql://127.0.0.1:{palisade.port}/{DATABASE}?sslmode=disable", "agent", keys["agent"]],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "count 30" in result.stdout
+    assert "refused 42501 ERROR: Palisade: DELETE is not allowed" in result.stdout
+    assert result.stdout.strip().endswith("ok")

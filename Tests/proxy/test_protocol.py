@@ -225,3 +225,17 @@ def test_connections_beyond_the_limit_are_refused_and_logins_resume(palisade_str
     connection.send(wire.query("SELECT 'in'"))
     assert wire.kinds(connection.read_until_ready()) == "TDCZ"
     connection.close()
+
+
+def test_empty_text_is_answered_as_the_server_answers_it(palisade, keys):
+    # What the server sends for empty text, and nothing reaches it: EmptyQueryResponse, or in the
+    # extended protocol (JDBC's isValid) ParseComplete, BindComplete, NoData, EmptyQueryResponse.
+    connection = connect(palisade, keys)
+    for text in ("", "  -- only a comment", ";"):
+        connection.send(wire.query(text))
+        assert wire.kinds(connection.read_until_ready()) == "IZ", text
+    connection.send(wire.parse("", name="S_1") + wire.bind("S_1") + wire.describe_portal() + wire.execute() + wire.SYNC)
+    assert wire.kinds(connection.read_until_ready()) == "12nIZ"
+    connection.send(wire.query("SELECT 'after'"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
