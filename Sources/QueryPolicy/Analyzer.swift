@@ -273,13 +273,13 @@ struct Analyzer {
                                  hint: "Leave the setting as it is; only \(settableList) may be SET.",
                                  offset: nil, statementType: "RESET")
                 }
-            case "name": name = try cursor.string().lowercased()
+            case "name": name = try cursor.string().asciiLowercased
             case "args":
                 if kind == "VAR_SET_MULTI" {
                     try transactionModes()
                 } else if let required = Policy.requiredSettingValues[name] {
                     try list { analyzer in
-                        let value = try analyzer.stringConstant()?.lowercased()
+                        let value = try analyzer.stringConstant()?.asciiLowercased
                         guard let value, required.contains(value) else {
                             throw Denial(rule: .setDenied, message: "SET \(name) may only be set to \(required.sorted().first!.uppercased())",
                                          hint: "Keep \(name) at its default; Palisade and the server must read query text the same way.",
@@ -318,7 +318,7 @@ struct Analyzer {
         var name = ""
         try object { analyzer, key in
             guard case "name" = key else { throw analyzer.unsupportedField(key) }
-            name = try analyzer.cursor.string().lowercased()
+            name = try analyzer.cursor.string().asciiLowercased
         }
         guard name != "all", shared.policy.showableSettings.contains(name) else {
             let shown = shared.policy.showableSettings.sorted().joined(separator: ", ")
@@ -875,12 +875,12 @@ struct Analyzer {
         }
     }
 
-    /// Types that turn a name into an object by looking it up in the system catalogs (`'t'::regclass`,
-    /// `oid::regrole`): a catalog read in all but name.
-    private static let catalogLookupTypes: Set<String> = [
-        "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator",
-        "regproc", "regprocedure", "regrole", "regtype",
-    ]
+    /// The reg* types look names up in the system catalogs. Most reveal nothing a profile without
+    /// catalog access cannot already read: pg_type and pg_namespace (readable for drivers) name
+    /// every relation, type and schema, full-text configurations are public, and drivers rely on
+    /// them (`'english'::regconfig`, `tableoid::regclass`, pgjdbc's `'pg_catalog.array_in'::regproc`).
+    /// Role names are another matter: `oid::regrole` lists every role of the server.
+    private static let catalogLookupTypes: Set<String> = ["regrole"]
 
     /// Resolves a type name as PostgreSQL does (unqualified names find pg_catalog first) and checks
     /// it like a relation: a type in another schema is as often a table's row type, whose columns
@@ -905,8 +905,8 @@ struct Analyzer {
             }
             let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
             if Self.catalogLookupTypes.contains(element), !shared.policy.allowsCatalog {
-                throw deny(.catalogRelation, "the type \(written) is not allowed with this profile: it looks names up in the system catalogs",
-                           "Compare names and ids as text or integers; system catalogs are not available to this profile.")
+                throw deny(.catalogRelation, "the type \(written) is not allowed with this profile: it reads the server's role names",
+                           "Leave out regrole; roles and the system catalogs are not available to this profile.")
             }
         case "information_schema" where shared.policy.allowsCatalog:
             break
@@ -1074,7 +1074,7 @@ struct Analyzer {
         let special = SpecialRelation.byName[relation]
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
         if let column = special?.secretColumn, schema == nil || schema == "pg_catalog",
-           !visibleCTEs.contains(relation) || schema != nil {
+           !visibleCTEs.contains(where: { $0.isExactly(relation) }) || schema != nil {
             if renamesColumns {
                 throw Denial(rule: .secretRelation, message: "\(relation) may not be read with renamed columns: its \(column) column holds credentials",
                              hint: "Name the columns you need, other than \(column).", offset: offset, statementType: analysis.statementType)
@@ -1118,7 +1118,7 @@ struct Analyzer {
             throw deny(.relationSchema, "relation \(catalog).\(schema ?? "").\(name) names another database",
                        "Leave out the database name; read tables in \(readable).")
         }
-        if schema == nil, visibleCTEs.contains(name) { return }
+        if schema == nil, visibleCTEs.contains(where: { $0.isExactly(name) }) { return }
         if special?.isSecret == true {
             throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
                        "Query your application's tables in \(readable) instead.")

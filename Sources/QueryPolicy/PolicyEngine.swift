@@ -5,7 +5,7 @@
 /// keyed by the policy version implicitly.
 public final class PolicyEngine: Sendable {
     let shared: SharedPolicy
-    private let decisions: BoundedCache<String, Decision>
+    private let decisions: BoundedCache<ExactText, Decision>
 
     public var policy: Policy { shared.policy }
 
@@ -15,15 +15,15 @@ public final class PolicyEngine: Sendable {
     }
 
     public func evaluate(_ sql: String) -> Decision {
-        if let cached = decisions.value(for: sql) { return cached }
+        if let cached = decisions.value(for: ExactText(sql)) { return cached }
         let decision = evaluateUncached(sql)
         // The texts dominate an entry's size; the rest of the decision is a few hundred bytes.
-        decisions.store(decision, for: sql, bytes: sql.utf8.count + decision.normalized.utf8.count + 512)
+        decisions.store(decision, for: ExactText(sql), bytes: sql.utf8.count + decision.normalized.utf8.count + 512)
         return decision
     }
 
     /// Whether a decision for `sql` is cached (for tests of the cache's bounds).
-    func isCached(_ sql: String) -> Bool { decisions.contains(sql) }
+    func isCached(_ sql: String) -> Bool { decisions.contains(ExactText(sql)) }
 
     /// The full decision without consulting or filling the decision cache.
     public func evaluateUncached(_ sql: String) -> Decision {

@@ -117,6 +117,26 @@ import Testing
         let sql = "SELECT count(*) FROM orders WHERE total > 10"
         #expect(Profiles.readonly.evaluate(sql) == Profiles.readonly.evaluateUncached(sql))
     }
+
+    /// Swift calls U+212A KELVIN SIGN equal to "K" and U+037E equal to ";"; the server does not. A
+    /// primer the engine admits must not answer for the ASCII text that the server reads otherwise.
+    @Test(arguments: [
+        ("SELECT * FROM pg_loc\u{212A}s", "SELECT * FROM pg_locKs"),
+        ("SELECT b.pg_cancel_bac\u{212A}end FROM unnest(ARRAY[101]) AS b", "SELECT b.pg_cancel_bacKend FROM unnest(ARRAY[101]) AS b"),
+        ("SELECT 1 AS x\u{037E}DELETE FROM audit_log", "SELECT 1 AS x;DELETE FROM audit_log"),
+    ])
+    func theCacheAnswersOnlyByteForByteRepeats(primer: String, attack: String) {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy)
+        #expect(primer == attack, "the pair must be equal as Swift Strings for this test to mean anything")
+        #expect(engine.evaluate(primer).isAllowed)
+        #expect(!engine.evaluate(attack).isAllowed)
+        #expect(engine.evaluate(attack) == engine.evaluateUncached(attack))
+    }
+
+    @Test func namesFoldAsPostgreSQLFoldsThem() {
+        #expect("SET \u{212A}".asciiLowercased == "set \u{212A}")
+        #expect("TimeZone".asciiLowercased == "timezone")
+    }
 }
 
 @Suite struct FingerprintTests {

@@ -1,0 +1,38 @@
+/// Client text compared as PostgreSQL compares it: byte for byte.
+///
+/// Swift's `String` equality and hashing follow Unicode canonical equivalence, so U+212A KELVIN
+/// SIGN equals "K" and U+037E GREEK QUESTION MARK equals ";". To the server those are different
+/// statements (it folds only ASCII A–Z in identifiers), so a cache keyed by `String` would answer
+/// one text with the decision made for another.
+struct ExactText: Hashable, Sendable {
+    let text: String
+
+    init(_ text: String) {
+        self.text = text
+    }
+
+    static func == (left: ExactText, right: ExactText) -> Bool {
+        left.text.utf8.count == right.text.utf8.count && left.text.utf8.elementsEqual(right.text.utf8)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        let hashed = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil {
+            for byte in text.utf8 { hasher.combine(byte) }
+        }
+    }
+}
+
+extension String {
+    /// Lower case as PostgreSQL folds names: ASCII A–Z only (`lowercased()` would also map, say,
+    /// U+212A KELVIN SIGN to "k", naming a setting the server does not see).
+    var asciiLowercased: String {
+        guard utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return self }
+        return String(decoding: utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
+    }
+
+    /// Equal byte for byte (see `ExactText`).
+    func isExactly(_ other: String) -> Bool {
+        ExactText(self) == ExactText(other)
+    }
+}
