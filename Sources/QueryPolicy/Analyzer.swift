@@ -987,6 +987,13 @@ struct Analyzer {
             allowed = false
         }
         let written = name.joined(separator: ".")
+        if allowed, name.count == 1, let schema = shared.searchPathFunctions[baseName],
+           !shared.policy.extraFunctions.contains("\(schema).\(baseName)") {
+            throw Denial(rule: .functionNotAllowed,
+                         message: "function \(baseName)() is also defined in schema \(schema), and PostgreSQL may call that one instead of the built-in",
+                         hint: "Call pg_catalog.\(baseName)() to mean the built-in; \(schema).\(baseName) runs only if the policy allows it.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
         // Loading a policy refuses lists that name a forbidden function, so allowed names are never forbidden.
         guard allowed else {
             if let reason = ForbiddenFunctions.reason(for: baseName) {
@@ -1250,14 +1257,20 @@ struct Analyzer {
 
     private mutating func checkAttributeFunction(_ name: String) throws {
         let forbidden = ForbiddenFunctions.reason(for: name)
-        guard forbidden != nil || PG15Catalog.oneArgumentFunctions.contains(name) else { return }
+        guard forbidden != nil || PG15Catalog.oneArgumentFunctions.contains(name) || shared.searchPathOneArgumentFunctions.contains(name) else { return }
         usesAttributeNotationFunction = true
         let message = "'.\(name)' is a call of the function \(name)() in attribute notation (x.\(name) means \(name)(x))"
         if let forbidden {
             throw Denial(rule: .forbiddenFunction, message: "\(message), which is never allowed: \(forbidden)",
                          hint: "Remove .\(name); no policy admits \(name)().", offset: nil, statementType: analysis.statementType)
         }
-        guard shared.policy.builtinFunctions.contains(name) else {
+        if let schema = shared.searchPathFunctions[name], shared.searchPathOneArgumentFunctions.contains(name),
+           !shared.policy.extraFunctions.contains("\(schema).\(name)") {
+            throw Denial(rule: .functionNotAllowed, message: "\(message), and \(schema).\(name)() is a function of the server this policy does not allow",
+                         hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
+                         offset: nil, statementType: analysis.statementType)
+        }
+        guard shared.policy.builtinFunctions.contains(name) || shared.searchPathOneArgumentFunctions.contains(name) else {
             throw Denial(rule: .functionNotAllowed, message: "\(message), which is not on this policy's allowlist",
                          hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
                          offset: nil, statementType: analysis.statementType)

@@ -68,11 +68,39 @@ final class SharedPolicy: Sendable {
     let searchPathIsReadable: Bool
     /// `schema.` when the search path is one schema, which then qualifies every unqualified table.
     let unqualifiedTablePrefix: String?
+    /// Functions of the server's own search-path schemas, by name, with the first schema defining it.
+    let searchPathFunctions: [String: String]
+    /// Names of those functions that take one argument, so that `x.name` may call them.
+    let searchPathOneArgumentFunctions: Set<String>
 
-    init(_ policy: Policy) {
+    init(_ policy: Policy, serverFunctions: ServerFunctions = ServerFunctions()) {
         self.policy = policy
         searchPathIsReadable = policy.searchPath.allSatisfy(policy.readableSchemas.contains)
         unqualifiedTablePrefix = policy.searchPath.count == 1 ? policy.searchPath[0] + "." : nil
+        var functions: [String: String] = [:]
+        var oneArgument: Set<String> = []
+        for schema in policy.searchPath.reversed() {
+            for name in serverFunctions.names[schema] ?? [] { functions[name] = schema }
+            oneArgument.formUnion(serverFunctions.oneArgumentNames[schema] ?? [])
+        }
+        searchPathFunctions = functions
+        searchPathOneArgumentFunctions = oneArgument
+    }
+}
+
+/// The functions a server defines outside its system schemas, read when Palisade starts. The text
+/// alone cannot show them: PostgreSQL may pick such a function over a built-in of the same name
+/// when its argument types match better (`upper(u)` with `public.upper(users)`), and reads `x.f`
+/// as `f(x)` for any one-argument `f` on the search path.
+public struct ServerFunctions: Sendable, Equatable {
+    /// Function names by schema.
+    public var names: [String: Set<String>]
+    /// The names among them with a one-argument form, by schema.
+    public var oneArgumentNames: [String: Set<String>]
+
+    public init(names: [String: Set<String>] = [:], oneArgumentNames: [String: Set<String>] = [:]) {
+        self.names = names
+        self.oneArgumentNames = oneArgumentNames
     }
 }
 

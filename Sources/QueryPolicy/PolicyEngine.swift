@@ -9,8 +9,10 @@ public final class PolicyEngine: Sendable {
 
     public var policy: Policy { shared.policy }
 
-    public init(policy: Policy, cacheCapacity: Int = 10_000, cacheBytes: Int = 32 << 20) {
-        shared = SharedPolicy(policy)
+    /// `serverFunctions`: what the server defines in its search-path schemas (see `ServerFunctions`);
+    /// without it (`palisade check`) the engine judges the text as if there were none.
+    public init(policy: Policy, serverFunctions: ServerFunctions = ServerFunctions(), cacheCapacity: Int = 10_000, cacheBytes: Int = 32 << 20) {
+        shared = SharedPolicy(policy, serverFunctions: serverFunctions)
         decisions = BoundedCache(capacity: cacheCapacity, bytesPerGeneration: cacheBytes / 2)
     }
 

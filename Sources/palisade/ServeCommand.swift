@@ -62,14 +62,16 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("policy-key"), help: "A verifier key trusted to sign policies, or a file of them (repeatable).") var policyKey: [String] = []
 
     func run() async throws {
-        let settings = try ServeSettings(self)
-        try LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        var loaded = try ServeSettings(self)
+        try LogSetup.bootstrap(format: loaded.logFormat, level: loaded.logLevel)
         let metrics = AdminServer.bootstrapMetrics()
-        let audit = try settings.openAuditLog()
+        let audit = try loaded.openAuditLog()
         let proxyConfiguration: ProxyConfiguration
+        let settings: ServeSettings
         do {
+            loaded.serverFunctions = try await loaded.checkBackend()
+            settings = loaded
             proxyConfiguration = try await settings.proxyConfiguration(audit: audit)
-            try await settings.checkBackend()
             for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
                 try await audit.append(.policyLoaded(version: proxyConfiguration.policies.engine(for: name)!.policy.version, path: "\(name)=\(path)"))
             }
@@ -186,6 +188,8 @@ struct ServeSettings {
     var jwtClockSkew = 30
     var capabilityProfiles = ["agent": "agent", "analyst": "analyst"]
     var maxSessionsPerTenant = 100
+    /// What the server defines outside its system schemas, read at start (`checkBackend`).
+    var serverFunctions = ServerFunctions()
     var maxClientConnections = 1000
     var loginTimeout = 60
     var tenantRate: Double?
@@ -475,7 +479,7 @@ struct ServeSettings {
             if requireSignedPolicies, let problem = PolicySignature.problem(with: path, trusting: trusted) {
                 throw configError("profiles.\(name)", problem)
             }
-            do { engines[name] = PolicyEngine(policy: try Policy.load(path: path)) } catch {
+            do { engines[name] = PolicyEngine(policy: try Policy.load(path: path), serverFunctions: serverFunctions) } catch {
                 throw configError("profiles.\(name)", error.description)
             }
         }
@@ -546,24 +550,42 @@ struct ServeSettings {
         }
     }
 
-    /// The server must be reachable, and row-level security must apply to Palisade's role.
-    func checkBackend() async throws {
+    /// The server must be reachable, and row-level security must apply to Palisade's role. Returns
+    /// the functions the server defines outside its system schemas, for the policy engines.
+    func checkBackend() async throws -> ServerFunctions {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let rows: [[String?]]
+        let role: [[String?]]
+        let functions: [[String?]]
         do {
-            rows = try await BackendProbe.query(
+            let tls = try backendTLS()
+            role = try await BackendProbe.query(
                 "SELECT rolsuper::text, rolbypassrls::text FROM pg_catalog.pg_roles WHERE rolname = current_user", on: backend,
-                tls: try backendTLS(), group: group)
+                tls: tls, group: group)
+            functions = try await BackendProbe.query(
+                """
+                SELECT n.nspname, p.proname, bool_or(p.pronargs = 1)::text FROM pg_catalog.pg_proc p
+                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+                GROUP BY 1, 2
+                """, on: backend, tls: tls, group: group)
             try? await group.shutdownGracefully()
         } catch {
             try? await group.shutdownGracefully()
             throw configError("backend", "\(error)")
         }
-        guard let row = rows.first, row.count == 2 else { throw configError("backend", "cannot read the role's attributes") }
+        guard let row = role.first, row.count == 2 else { throw configError("backend", "cannot read the role's attributes") }
         if row[0] == "true" || row[1] == "true", !allowPrivilegedBackend {
             throw configError("backend", "role \(backend.user) is \(row[0] == "true" ? "a superuser" : "BYPASSRLS"): row-level security would not apply to it; use a role that owns nothing and can only SELECT (or pass --allow-privileged-backend)")
         }
+        var server = ServerFunctions()
+        for row in functions where row.count == 3 {
+            guard let schema = row[0], let name = row[1] else { continue }
+            server.names[schema, default: []].insert(name)
+            if row[2] == "true" { server.oneArgumentNames[schema, default: []].insert(name) }
+        }
+        return server
     }
+
 }
 
 func configError(_ key: String, _ reason: String) -> ConfigurationError {

@@ -133,6 +133,21 @@ import Testing
         #expect(engine.evaluate(attack) == engine.evaluateUncached(attack))
     }
 
+    /// What the server defines in its search-path schemas decides what a name can call.
+    @Test func functionsOfTheServersSearchPathAreChecked() {
+        let server = ServerFunctions(names: ["public": ["upper", "row_hook", "helper"]], oneArgumentNames: ["public": ["upper", "row_hook"]])
+        let engine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: server)
+        // public.upper(users) would win over pg_catalog.upper(text) for a whole-row argument.
+        #expect(engine.evaluate("SELECT upper(u) FROM users u").rule == .functionNotAllowed)
+        #expect(engine.evaluate("SELECT pg_catalog.upper(name) FROM users").isAllowed)
+        // x.row_hook is row_hook(x).
+        #expect(engine.evaluate("SELECT u.row_hook FROM users u").rule == .functionNotAllowed)
+        #expect(engine.evaluate("SELECT u.helper, u.name FROM users u").isAllowed)
+        // Judged by the text alone, the same queries pass: the server's functions are unknown.
+        #expect(Profiles.readonly.evaluate("SELECT upper(u) FROM users u").isAllowed)
+        #expect(Profiles.readonly.evaluate("SELECT u.row_hook FROM users u").isAllowed)
+    }
+
     @Test func namesFoldAsPostgreSQLFoldsThem() {
         #expect("SET \u{212A}".asciiLowercased == "set \u{212A}")
         #expect("TimeZone".asciiLowercased == "timezone")

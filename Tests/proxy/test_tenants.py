@@ -91,3 +91,28 @@ def test_palisades_role_cannot_write_or_bypass_security():
     with pytest.raises(psycopg2.Error):
         direct("DELETE FROM orders")
     assert direct("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user") == [(False, False)]
+
+
+def test_functions_the_server_defines_cannot_take_over_a_name(tenant_database, workdir):
+    # A function in the search path that rewrites the tenant claim, reachable from the text as a
+    # better-matching overload of a built-in (upper(o)) and through attribute notation (o.f means f(o)).
+    from conftest import admin_sql
+    body = "SELECT set_config('request.jwt.claims', '{\"tenant_id\": \"globex\"}', false)"
+    admin_sql(DATABASE, f"CREATE FUNCTION public.upper(orders) RETURNS text LANGUAGE sql AS $${body}$$",
+              f"CREATE FUNCTION public.palisade_test_claim(orders) RETURNS text LANGUAGE sql AS $${body}$$")
+    try:
+        key_file = workdir / "shadow-keys.yaml"
+        key = create_key(key_file, "acme")
+        server = Palisade(["--backend", tenant_database, "--api-keys", str(key_file), "--tls-mode", "disable"])
+        try:
+            for sql in ("SELECT upper(o) FROM orders o LIMIT 1", "SELECT o.palisade_test_claim FROM orders o LIMIT 1"):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege) as refused:
+                    query(server, key, sql)
+                assert "rule fn.not-allowed" in str(refused.value.diag.message_detail), sql
+            # The built-in, named as such, still runs; so does everything else.
+            assert query(server, key, "SELECT pg_catalog.upper(tenant_id) FROM orders LIMIT 1") == [("ACME",)]
+            assert query(server, key, "SELECT count(*) FROM orders") == [(120,)]
+        finally:
+            server.stop()
+    finally:
+        admin_sql(DATABASE, "DROP FUNCTION public.upper(orders)", "DROP FUNCTION public.palisade_test_claim(orders)")
