@@ -575,7 +575,7 @@ private struct Writer {
             segmentFileBytes += length
         } else if ftruncate(segmentFD, off_t(segmentFileBytes)) != 0 {
             // The zeros that did fit stay; the entries are written over them all the same.
-            segmentFileBytes = Int(lseek(segmentFD, 0, SEEK_END))
+            segmentFileBytes += written
         }
     }
 

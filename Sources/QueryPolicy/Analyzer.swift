@@ -1257,20 +1257,24 @@ struct Analyzer {
 
     private mutating func checkAttributeFunction(_ name: String) throws {
         let forbidden = ForbiddenFunctions.reason(for: name)
-        guard forbidden != nil || PG15Catalog.oneArgumentFunctions.contains(name) || shared.searchPathOneArgumentFunctions.contains(name) else { return }
+        let serverSchema = shared.searchPathOneArgumentFunctions[name]
+        guard forbidden != nil || serverSchema != nil || PG15Catalog.oneArgumentFunctions.contains(name) else { return }
         usesAttributeNotationFunction = true
         let message = "'.\(name)' is a call of the function \(name)() in attribute notation (x.\(name) means \(name)(x))"
         if let forbidden {
             throw Denial(rule: .forbiddenFunction, message: "\(message), which is never allowed: \(forbidden)",
                          hint: "Remove .\(name); no policy admits \(name)().", offset: nil, statementType: analysis.statementType)
         }
-        if let schema = shared.searchPathFunctions[name], shared.searchPathOneArgumentFunctions.contains(name),
-           !shared.policy.extraFunctions.contains("\(schema).\(name)") {
-            throw Denial(rule: .functionNotAllowed, message: "\(message), and \(schema).\(name)() is a function of the server this policy does not allow",
-                         hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
-                         offset: nil, statementType: analysis.statementType)
+        if let schema = serverSchema {
+            // The server's function may be the one PostgreSQL picks: it runs only if the policy allows it.
+            guard shared.policy.extraFunctions.contains("\(schema).\(name)") else {
+                throw Denial(rule: .functionNotAllowed, message: "\(message), and \(schema).\(name)() is a function of the server this policy does not allow",
+                             hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
+                             offset: nil, statementType: analysis.statementType)
+            }
+            return
         }
-        guard shared.policy.builtinFunctions.contains(name) || shared.searchPathOneArgumentFunctions.contains(name) else {
+        guard shared.policy.builtinFunctions.contains(name) else {
             throw Denial(rule: .functionNotAllowed, message: "\(message), which is not on this policy's allowlist",
                          hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
                          offset: nil, statementType: analysis.statementType)

@@ -29,7 +29,7 @@ enum ForbiddenFunctions {
     ]
 
     /// ts_rewrite(tsquery, text) runs the query in its second argument; the three-tsquery form
-    /// runs nothing. The analyzer counts the arguments and calls this for any but three.
+    /// runs nothing. The analyzer counts the arguments and denies any count but three with this reason.
     static let queryRunningRewrite = "ts_rewrite with two arguments runs the query text in its second"
 
     private static let prefixes: [(String, String)] = [

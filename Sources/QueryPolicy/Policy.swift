@@ -70,18 +70,19 @@ final class SharedPolicy: Sendable {
     let unqualifiedTablePrefix: String?
     /// Functions of the server's own search-path schemas, by name, with the first schema defining it.
     let searchPathFunctions: [String: String]
-    /// Names of those functions that take one argument, so that `x.name` may call them.
-    let searchPathOneArgumentFunctions: Set<String>
+    /// Those with a one-argument form, which `x.name` calls, by name, with the first schema defining one.
+    let searchPathOneArgumentFunctions: [String: String]
 
     init(_ policy: Policy, serverFunctions: ServerFunctions = ServerFunctions()) {
         self.policy = policy
         searchPathIsReadable = policy.searchPath.allSatisfy(policy.readableSchemas.contains)
         unqualifiedTablePrefix = policy.searchPath.count == 1 ? policy.searchPath[0] + "." : nil
         var functions: [String: String] = [:]
-        var oneArgument: Set<String> = []
+        var oneArgument: [String: String] = [:]
+        // Later schemas first, so that an earlier one, which PostgreSQL searches first, wins.
         for schema in policy.searchPath.reversed() {
             for name in serverFunctions.names[schema] ?? [] { functions[name] = schema }
-            oneArgument.formUnion(serverFunctions.oneArgumentNames[schema] ?? [])
+            for name in serverFunctions.oneArgumentNames[schema] ?? [] { oneArgument[name] = schema }
         }
         searchPathFunctions = functions
         searchPathOneArgumentFunctions = oneArgument

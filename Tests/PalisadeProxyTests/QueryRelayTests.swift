@@ -42,6 +42,13 @@ import QueryPolicy
             return (Self.types(output.toBackend), Self.types(output.toClient))
         }
 
+        /// Parse, Bind and Execute of `query` as the unnamed statement and portal.
+        static func run(_ query: String, into buffer: inout ByteBuffer) {
+            FrontendEncoder.parse(statement: "", query: query, into: &buffer)
+            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &buffer)
+            FrontendEncoder.execute(portal: "", into: &buffer)
+        }
+
         static func frames(_ buffer: ByteBuffer) -> [Frame] {
             var buffer = buffer
             var frames: [Frame] = []
@@ -73,12 +80,8 @@ import QueryPolicy
     @Test func aDenialInAPipelineComesInItsPlaceAndTheRestUpToSyncIsDropped() {
         var harness = Harness()
         harness.client { buffer in
-            FrontendEncoder.parse(statement: "", query: "SELECT 1", into: &buffer)
-            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &buffer)
-            FrontendEncoder.execute(portal: "", into: &buffer)
-            FrontendEncoder.parse(statement: "", query: "DELETE FROM t", into: &buffer)
-            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &buffer)
-            FrontendEncoder.execute(portal: "", into: &buffer)
+            Harness.run("SELECT 1", into: &buffer)
+            Harness.run("DELETE FROM t", into: &buffer)
             FrontendEncoder.sync(into: &buffer)
         }
         #expect(harness.sent() == ("PPBEBES", ""))
