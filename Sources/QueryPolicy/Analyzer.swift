@@ -49,7 +49,7 @@ struct Analyzer {
         cursor = ParseTreeCursor(tree)
         self.tree = tree
         shared = policy
-        mayHaveCTEs = tree.containsSubsequence("withClause\"")
+        mayHaveCTEs = tree.contains("withClause\"")
     }
 
     static func analyze(tree: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) -> Result<Analysis, Denial> {
@@ -146,7 +146,8 @@ struct Analyzer {
     private mutating func topLevelStatement() throws {
         try cursor.expect(UInt8(ascii: "{"))
         guard let type = try cursor.nextKey() else { throw ParseTreeCursor.Malformed() }
-        analysis.statementType = StatementTags.tag(forNodeType: type.string, cursor: cursor)
+        // Nearly every statement is a SELECT: its tag is known without spelling the type's name.
+        analysis.statementType = "SelectStmt" ~= type ? "SELECT" : StatementTags.tag(forNodeType: type.string, cursor: cursor)
         switch type {
         case "SelectStmt":
             try enter()
@@ -749,7 +750,20 @@ struct Analyzer {
         var symbol = ""
     }
 
+    private static let operatorSymbols = NameTable(PG15Catalog.operatorSymbols)
+
     private mutating func operatorName() throws -> OperatorName {
+        // Nearly every operator is one symbol, written `[{"String":{"sval":"="}}]`.
+        if cursor.startsWith("[{\"String\":{\"sval\":\"") {
+            var probe = cursor
+            probe.offset += 19
+            let symbol = try probe.string()
+            if probe.startsWith("}}]") {
+                probe.offset += 3
+                cursor = probe
+                return OperatorName(symbol: symbol)
+            }
+        }
         var name = OperatorName()
         var count = 0
         try forEachName { part in
@@ -763,7 +777,7 @@ struct Analyzer {
     /// Checks an operator name; the cursor stands inside the node that uses it.
     private func checkOperator(_ name: OperatorName) throws {
         let allowed = (name.qualifiers.isEmpty || name.qualifiers == ["pg_catalog"])
-            && PG15Catalog.operatorSymbols.contains(name.symbol)
+            && Self.operatorSymbols.contains(name.symbol)
         guard allowed else {
             let written = name.qualifiers.isEmpty ? name.symbol : "OPERATOR(\((name.qualifiers + [name.symbol]).joined(separator: ".")))"
             throw Denial(rule: .operatorNotAllowed,
@@ -1078,7 +1092,7 @@ struct Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        let special = SpecialRelation.byName[relation]
+        let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
         if let column = special?.secretColumn, schema == nil || schema == "pg_catalog",
            !visibleCTEs.contains(where: { $0.isExactly(relation) }) || schema != nil {
@@ -1095,7 +1109,7 @@ struct Analyzer {
     private func checkSecretColumns() throws {
         for (relation, reference, column) in guardedRelations {
             let found: String?
-            if tree.containsSubsequence("A_Star\":{}}") {
+            if tree.contains("A_Star\":{}}") {
                 found = "*"
             } else if usesAttributeNotationFunction {
                 found = "a whole row through attribute notation"
@@ -1317,23 +1331,22 @@ extension Array where Element == String {
 }
 
 extension UnsafeBufferPointer where Element == UInt8 {
+    /// Whether the bytes of `needle` occur anywhere in the tree's text. The trees are short and
+    /// the first byte of a needle is rare in them: memchr finds the candidates.
     func contains(_ needle: String) -> Bool {
-        let needle = Array(needle.utf8)
-        guard let base = baseAddress, count >= needle.count else { return false }
-        return (0...(count - needle.count)).contains { memcmp(base + $0, needle, needle.count) == 0 }
-    }
-
-    func containsSubsequence(_ needle: StaticString) -> Bool {
-        let length = needle.utf8CodeUnitCount
-        guard let base = baseAddress, count >= length else { return false }
-        var index = 0
-        while index <= count - length {
-            guard let found = memchr(base + index, Int32(needle.utf8Start.pointee), count - length + 1 - index) else { return false }
-            index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
-            if memcmp(base + index, needle.utf8Start, length) == 0 { return true }
-            index += 1
+        var needle = needle
+        return needle.withUTF8 { needle in
+            guard let pattern = needle.baseAddress, !needle.isEmpty else { return true }
+            guard let base = baseAddress, count >= needle.count else { return false }
+            var index = 0
+            while index <= count - needle.count {
+                guard let found = memchr(base + index, Int32(pattern.pointee), count - needle.count + 1 - index) else { return false }
+                index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
+                if memcmp(base + index, pattern, needle.count) == 0 { return true }
+                index += 1
+            }
+            return false
         }
-        return false
     }
 }
 

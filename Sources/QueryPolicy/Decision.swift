@@ -104,8 +104,9 @@ public struct Decision: Sendable, Equatable {
     public var tables: [String]
     /// Functions called, schema-qualified where written so.
     public var functions: [String]
-    /// libpg_query's fingerprint: equal for queries that differ only in constants.
-    public var fingerprint: String
+    /// libpg_query's fingerprint: equal for queries that differ only in constants; nil when the
+    /// text was refused before it was parsed.
+    public var fingerprintValue: UInt64?
     /// The text with every constant replaced by `$n`, safe to log.
     public var normalized: String
     /// SHA-256 of the policy file that decided.
@@ -113,8 +114,22 @@ public struct Decision: Sendable, Equatable {
 
     public var isAllowed: Bool { verdict == .allow }
 
+    /// The fingerprint as libpg_query prints it (16 hex digits), or "" if there is none. Kept as a
+    /// number in the decision and spelled out where it is written.
+    public var fingerprint: String { fingerprintValue.map(Decision.hex) ?? "" }
+
+    static func hex(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { digits in
+            for index in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: value >> (60 - 4 * index)) & 0xF
+                digits[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return 16
+        }
+    }
+
     public init(rule: Rule, message: String, hint: String? = nil, position: Int? = nil, statementType: String = "",
-                tables: [String] = [], functions: [String] = [], fingerprint: String = "", normalized: String = "",
+                tables: [String] = [], functions: [String] = [], fingerprint: UInt64? = nil, normalized: String = "",
                 policyVersion: String) {
         self.rule = rule
         self.message = message
@@ -123,7 +138,7 @@ public struct Decision: Sendable, Equatable {
         self.statementType = statementType
         self.tables = tables
         self.functions = functions
-        self.fingerprint = fingerprint
+        self.fingerprintValue = fingerprint
         self.normalized = normalized
         self.policyVersion = policyVersion
     }

@@ -106,11 +106,11 @@ struct SpecialRelation: Sendable {
     var isPgCatalog = false
     var secretColumn: String?
 
-    static let byName: [String: SpecialRelation] = {
+    static let byName: NameTable<SpecialRelation> = {
         var table: [String: SpecialRelation] = [:]
         for name in SecretRelations.names { table[name, default: SpecialRelation()].isSecret = true }
         for name in PG15Catalog.pgCatalogRelations { table[name, default: SpecialRelation()].isPgCatalog = true }
         for (name, column) in SecretColumns.byRelation { table[name, default: SpecialRelation()].secretColumn = column }
-        return table
+        return NameTable(table.lazy.map { ($0.key, $0.value) })
     }()
 }

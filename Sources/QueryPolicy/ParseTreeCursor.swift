@@ -20,21 +20,25 @@ struct ParseTreeCursor {
             lhs.count == rhs.count && equalBytes(lhs.start, rhs.start, lhs.count)
         }
 
-        /// Whether `count` bytes at `lhs` and `rhs` are equal. Keys and names are short, so eight
-        /// bytes at a time, then one at a time, beats a memcmp call.
+        /// Whether `count` bytes at `lhs` and `rhs` are equal. Keys and names are short: two
+        /// overlapping loads of the widest word that fits compare them without a loop or a call.
         @inline(__always) static func equalBytes(_ lhs: UnsafePointer<UInt8>, _ rhs: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-            var index = 0
-            while index + 8 <= count {
-                if UnsafeRawPointer(lhs + index).loadUnaligned(as: UInt64.self) != UnsafeRawPointer(rhs + index).loadUnaligned(as: UInt64.self) {
-                    return false
+            @inline(__always) func same<Word: FixedWidthInteger>(_: Word.Type, at offset: Int) -> Bool {
+                UnsafeRawPointer(lhs + offset).loadUnaligned(as: Word.self) == UnsafeRawPointer(rhs + offset).loadUnaligned(as: Word.self)
+            }
+            switch count {
+            case 0: return true
+            case 1: return lhs[0] == rhs[0]
+            case 2, 3: return same(UInt16.self, at: 0) && same(UInt16.self, at: count - 2)
+            case 4 ... 7: return same(UInt32.self, at: 0) && same(UInt32.self, at: count - 4)
+            default:
+                var index = 0
+                while index + 8 < count {
+                    if !same(UInt64.self, at: index) { return false }
+                    index += 8
                 }
-                index += 8
+                return same(UInt64.self, at: count - 8)
             }
-            while index < count {
-                if lhs[index] != rhs[index] { return false }
-                index += 1
-            }
-            return true
         }
 
         var string: String {

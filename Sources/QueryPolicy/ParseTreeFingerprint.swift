@@ -555,6 +555,7 @@ private struct Walker {
     mutating func appendRelname(_ raw: Bytes, escaped: Bool) throws {
         let start = out.count
         try append(raw, escaped: escaped)
+        guard Self.hasDigitRun(out.base + start, out.count - start) else { return }
         let text = out.base
         var write = start
         var previousIsDigit = false
@@ -568,6 +569,17 @@ private struct Walker {
             previousIsDigit = byte.isDigit
         }
         out.count = write
+    }
+
+    /// Whether two digits stand side by side (most table names have none).
+    static func hasDigitRun(_ text: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        var previousIsDigit = false
+        for index in 0..<count {
+            let isDigit = text[index].isDigit
+            if isDigit && previousIsDigit { return true }
+            previousIsDigit = isDigit
+        }
+        return false
     }
 
     /// The bytes of a JSON string, its escapes decoded.

@@ -41,15 +41,14 @@ enum PgQuery {
             case publicAPI(String)
         }
 
-        /// libpg_query's fingerprint of the text (16 hex digits), hashed from this same parse.
-        var fingerprint: String {
+        /// libpg_query's fingerprint of the text, hashed from this same parse.
+        var fingerprint: UInt64? {
             switch source {
             case .rawTree(let nodes):
                 // The port hashes the JSON at a fraction of libpg_query's cost; where the JSON
                 // cannot tell (see ParseTreeFingerprint), libpg_query hashes its own tree.
-                if let port = ParseTreeFingerprint.fingerprint(json: json) { return PgQuery.hex(port) }
-                return PgQuery.hex(pg_query_fingerprint_node(nodes))
-            case .publicAPI(let text): return PgQuery.fingerprint(text) ?? ""
+                ParseTreeFingerprint.fingerprint(json: json) ?? pg_query_fingerprint_node(nodes)
+            case .publicAPI(let text): PgQuery.fingerprint(text)
             }
         }
     }
@@ -108,28 +107,18 @@ enum PgQuery {
     static let internalAPIAgrees: Bool = {
         let canary = "SELECT a, count(*) AS n, 'x' FROM s.t AS u JOIN v ON u.k = v.k WHERE b IN (1, 2.5) GROUP BY 1 ORDER BY n DESC LIMIT $1"
         guard let expected = try? withPublicParse(canary, { (String(decoding: $0.json, as: UTF8.self), fingerprint(canary)) }),
-              let actual = try? withRawParse(canary, { (String(decoding: $0.json, as: UTF8.self), Optional($0.fingerprint)) })
+              let actual = try? withRawParse(canary, { (String(decoding: $0.json, as: UTF8.self), $0.fingerprint) })
         else { return false }
-        return expected.0 == actual.0 && expected.1 == actual.1 && actual.1?.count == 16
+        return expected.0 == actual.0 && expected.1 == actual.1 && actual.1 != nil
     }()
 
-    static func hex(_ value: UInt64) -> String {
-        String(unsafeUninitializedCapacity: 16) { digits in
-            for index in 0..<16 {
-                let nibble = UInt8(truncatingIfNeeded: value >> (60 - 4 * index)) & 0xF
-                digits[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-            }
-            return 16
-        }
-    }
-
-    /// libpg_query's fingerprint (16 hex digits) through its public API, which parses the text again.
-    static func fingerprint(_ text: String) -> String? {
+    /// libpg_query's fingerprint through its public API, which parses the text again.
+    static func fingerprint(_ text: String) -> UInt64? {
         try? withSufficientStack(forTextOfLength: text.utf8.count) {
             let result = text.withCString { pg_query_fingerprint($0) }
             defer { pg_query_free_fingerprint_result(result) }
-            guard result.error == nil, let hex = result.fingerprint_str else { return nil }
-            return String(cString: hex)
+            guard result.error == nil, result.fingerprint_str != nil else { return nil }
+            return result.fingerprint
         }
     }
 

@@ -52,7 +52,7 @@ public final class PolicyEngine: Sendable {
                     offset: nil, statementType: ""))
             }
             let outcome: Result<Analysis, Denial>
-            let fingerprint: String
+            let fingerprint: UInt64?
             do {
                 (outcome, fingerprint) = try PgQuery.withParseTree(sql, walkDepth: shared.policy.maxNestingDepth) { parsed in
                     (Analyzer.analyze(tree: parsed.json, policy: shared), parsed.fingerprint)
@@ -86,8 +86,8 @@ public final class PolicyEngine: Sendable {
         }
     }
 
-    /// A denial; `normalized` and `fingerprint` stay empty when the text was refused before parsing.
-    private func denied(_ sql: String, _ denial: Denial, position: Int? = nil, normalized: String = "", fingerprint: String = "") -> Decision {
+    /// A denial; `normalized` stays empty and `fingerprint` nil when the text was refused before parsing.
+    private func denied(_ sql: String, _ denial: Denial, position: Int? = nil, normalized: String = "", fingerprint: UInt64? = nil) -> Decision {
         let characterPosition = position ?? denial.offset.map { Self.characterPosition(ofByteOffset: $0, in: sql) }
         var message = denial.message
         if let characterPosition { message += " (at character \(characterPosition))" }
