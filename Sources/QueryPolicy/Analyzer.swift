@@ -753,17 +753,8 @@ struct Analyzer {
     private static let operatorSymbols = NameTable(PG15Catalog.operatorSymbols)
 
     private mutating func operatorName() throws -> OperatorName {
-        // Nearly every operator is one symbol, written `[{"String":{"sval":"="}}]`.
-        if cursor.startsWith("[{\"String\":{\"sval\":\"") {
-            var probe = cursor
-            probe.offset += 19
-            let symbol = try probe.string()
-            if probe.startsWith("}}]") {
-                probe.offset += 3
-                cursor = probe
-                return OperatorName(symbol: symbol)
-            }
-        }
+        // Nearly every operator is one symbol.
+        if let symbol = try soleName() { return OperatorName(symbol: try ParseTreeCursor.decoded(symbol.bytes, escaped: symbol.escaped)) }
         var name = OperatorName()
         var count = 0
         try forEachName { part in
@@ -1229,9 +1220,24 @@ struct Analyzer {
 
     private mutating func skipNameList() throws { try forEachName { _ in } }
 
+    /// The name of a list of one String node, `[{"String":{"sval":"…"}}]` (a bare column, an
+    /// unqualified operator), read in one step as raw bytes (see `ParseTreeCursor.decoded`);
+    /// nil, without moving, for any other list.
+    private mutating func soleName() throws -> (bytes: Bytes, escaped: Bool)? {
+        guard cursor.startsWith("[{\"String\":{\"sval\":\"") else { return nil }
+        var probe = cursor
+        probe.offset += 20
+        let name = try probe.stringBody()
+        guard probe.startsWith("}}]") else { return nil }
+        cursor.offset = probe.offset + 3
+        return name
+    }
+
     /// A ColumnRef's fields: names and `*`, nothing else. Every name after the first may be a
     /// function call: PostgreSQL reads `x.f` as `f(x)` when x has no column f.
     private mutating func columnNameFields() throws {
+        // A bare column name has nothing to check.
+        if try soleName() != nil { return }
         var index = 0
         try list { analyzer in
             try analyzer.wrapped { analyzer, type in

@@ -149,10 +149,15 @@ struct ParseTreeCursor {
     mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""))
         let (raw, escaped) = try stringBody()
+        return try Self.decoded(raw, escaped: escaped)
+    }
+
+    /// The text of a string's raw bytes (from `stringBody`).
+    static func decoded(_ raw: Bytes, escaped: Bool) throws -> String {
         guard escaped else { return raw.string }
         var utf8: [UInt8] = []
         utf8.reserveCapacity(raw.count)
-        try Self.unescape(raw) { utf8.append($0) }
+        try unescape(raw) { utf8.append($0) }
         return String(decoding: utf8, as: UTF8.self)
     }
 
