@@ -69,6 +69,24 @@ struct AuditIO: Sendable {
     static let system = AuditIO(
         write: { fd, bytes in Glibc.write(fd, bytes.baseAddress, bytes.count) },
         sync: { fd in fdatasync(fd) })
+
+    /// Writes all of `bytes` at `offset` (at the file position if nil), again where a write was
+    /// interrupted. Returns how much was written and the errno that stopped it (0 if none;
+    /// ENOSPC for a write that wrote nothing).
+    func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int?) -> (written: Int, error: Int32) {
+        var done = 0
+        while done < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+            let result = offset.map { writeAt(fd, rest, $0 + done) } ?? write(fd, rest)
+            if result < 0 {
+                if errno == EINTR { continue }
+                return (done, errno)
+            }
+            if result == 0 { return (done, ENOSPC) }
+            done += result
+        }
+        return (done, 0)
+    }
 }
 
 /// The append-only audit log: one writer thread, group commit (one write and one fdatasync for
@@ -558,17 +576,17 @@ private struct Writer {
     /// next fdatasync, once per `reservationBytes`. Where the zeros do not fit (a nearly full disk),
     /// none are kept, so the entries still have the space left, and they just extend the file.
     mutating func reserve(_ count: Int) {
-        assert(segmentFileBytes >= segmentBytes, "zeros would be written over entries")
+        // Zeros go only past everything the file holds, entries that extended it included.
+        segmentFileBytes = max(segmentFileBytes, segmentBytes)
         guard segmentBytes + count > segmentFileBytes else { return }
         let length = max(segmentBytes + count - segmentFileBytes, min(Self.reservationBytes, configuration.rotationBytes))
         var written = 0
         Self.zeros.withUnsafeBytes { zeros in
             while written < length {
                 let chunk = UnsafeRawBufferPointer(rebasing: zeros[..<min(zeros.count, length - written)])
-                let result = io.writeAt(segmentFD, chunk, segmentFileBytes + written)
-                if result < 0, errno == EINTR { continue }
-                if result <= 0 { break }
-                written += result
+                let result = io.writeFully(segmentFD, chunk, at: segmentFileBytes + written)
+                written += result.written
+                if result.error != 0 { break }
             }
         }
         if written == length {
@@ -593,16 +611,8 @@ private struct Writer {
         let started = DispatchTime.now().uptimeNanoseconds
         reserve(buffer.count)
         let result: AuditError? = buffer.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = io.writeAt(segmentFD, UnsafeRawBufferPointer(rebasing: bytes[offset...]), segmentBytes + offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return ioError("write", segmentPath)
-                }
-                if written == 0 { return .io(operation: "write", path: segmentPath, errno: ENOSPC) }
-                offset += written
-            }
+            let write = io.writeFully(segmentFD, bytes, at: segmentBytes)
+            if write.error != 0 { return .io(operation: "write", path: segmentPath, errno: write.error) }
             // Where the write went past the reserved space, fdatasync also flushes the new file size.
             return io.sync(segmentFD) == 0 ? nil : ioError("fdatasync", segmentPath)
         }
@@ -613,8 +623,6 @@ private struct Writer {
             throw result
         }
         segmentBytes += buffer.count
-        // Entries written past the reserved space extended the file: never write zeros over them.
-        segmentFileBytes = max(segmentFileBytes, segmentBytes)
         statistics.entries += UInt64(bufferedEntries)
         statistics.syncs += 1
         statistics.syncNanoseconds += DispatchTime.now().uptimeNanoseconds - started
@@ -744,17 +752,12 @@ private struct Writer {
 
     func appendDurably(_ fd: Int32, _ text: String, _ path: String) throws(AuditError) {
         let bytes = Array(text.utf8)
-        let failed: Bool = bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = io.write(fd, UnsafeRawBufferPointer(rebasing: raw[offset...]))
-                if written < 0, errno == EINTR { continue }
-                if written <= 0 { return true }
-                offset += written
-            }
-            return io.sync(fd) != 0
+        let failure: Int32 = bytes.withUnsafeBytes { raw in
+            let write = io.writeFully(fd, raw, at: nil)
+            if write.error != 0 { return write.error }
+            return io.sync(fd) == 0 ? 0 : errno
         }
-        if failed { throw ioError("write", path) }
+        if failure != 0 { throw .io(operation: "write", path: path, errno: failure) }
     }
 
     /// Replaces a small file atomically: a reader sees the old or the new content, never a mix.

@@ -106,7 +106,7 @@ public struct APIKeyStore: Sendable {
         if text.isEmpty { text = "# Palisade API keys: only SHA-256 hashes and SCRAM verifiers of the keys are stored.\nkeys:\n" }
         if !text.hasSuffix("\n") { text += "\n" }
         var lines = ["  - id: \(record.id)", "    sha256: \(record.sha256.map { String(format: "%02x", $0) }.joined())"]
-        if let scram = record.scram { lines.append("    scram: '\(scram.encoded)'") }
+        if let scram = record.scram { lines.append("    scram: \(yamlQuoted(scram.encoded))") }
         lines += ["    tenant: \(yamlQuoted(record.tenant))", "    profile: \(yamlQuoted(record.profile))", "    created: \(record.created)"]
         text += lines.joined(separator: "\n") + "\n"
         guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {

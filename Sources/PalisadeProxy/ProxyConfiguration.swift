@@ -9,7 +9,8 @@ import TenantIdentity
 public enum TLSMode: String, Sendable, CaseIterable {
     /// No TLS; passwords travel in clear. For loopback development only.
     case disable
-    /// TLS offered; a client that does not use it cannot send a password.
+    /// TLS offered; a client that does not use it cannot send a password (with SCRAM, which sends
+    /// none, it may log in, and its session runs in clear).
     case allow
     /// TLS required before the startup message.
     case require

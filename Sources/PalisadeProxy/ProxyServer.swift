@@ -13,6 +13,11 @@ public final class ProxyServer: Sendable {
     /// Open sessions, so that shutdown can ask each to finish; each is touched only on its loop.
     /// Their count is what `maxClientConnections` bounds.
     private let sessions = Mutex<[ObjectIdentifier: NIOLoopBound<ProxySession>]>([:])
+    /// Connections over the limit that are being told so (each stays up to a second, so that the
+    /// refusal is read). Beyond `maxLingeringRefusals` they are closed without a word: a flood of
+    /// them must not use up the file descriptors the sessions were promised.
+    private let lingeringRefusals = Mutex(0)
+    public static let maxLingeringRefusals = 128
 
     public init(configuration: ProxyConfiguration, threads: Int = Int(ProcessInfo.processInfo.environment["PALISADE_THREADS"] ?? "") ?? System.coreCount) {
         self.configuration = configuration
@@ -41,17 +46,26 @@ public final class ProxyServer: Sendable {
                         sessions[key] = bound
                         return true
                     }
+                    if admitted {
+                        // Registered first, so that no failure below can keep the slot.
+                        channel.closeFuture.whenComplete { _ in _ = server.sessions.withLock { $0.removeValue(forKey: key) } }
+                    } else {
+                        let lingering = server.lingeringRefusals.withLock { count in
+                            guard count < Self.maxLingeringRefusals else { return false }
+                            count += 1
+                            return true
+                        }
+                        guard lingering else { throw TooManyConnections() }
+                        channel.closeFuture.whenComplete { _ in server.lingeringRefusals.withLock { $0 -= 1 } }
+                    }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(ClientMessageDecoder(maxMessageBytes: configuration.maxMessageBytes, session: session)),
                         ClientHandler(session: session))
-                    guard admitted else {
-                        // Connections that never log in must not use up the file descriptors.
+                    if !admitted {
                         session.refusal = ServerNotice(
                             severity: "FATAL", sqlstate: "53300",
                             message: "sorry, too many clients already (Palisade holds at most \(configuration.maxClientConnections) connections)")
-                        return
                     }
-                    channel.closeFuture.whenComplete { _ in _ = server.sessions.withLock { $0.removeValue(forKey: key) } }
                 }
             }
             .bind(host: configuration.listenHost, port: configuration.listenPort)
@@ -76,3 +90,8 @@ public final class ProxyServer: Sendable {
         try await group.shutdownGracefully()
     }
 }
+
+/// A connection over the limit while as many refusals as allowed are still being delivered:
+/// NIO closes it at once.
+private struct TooManyConnections: Error {}
+

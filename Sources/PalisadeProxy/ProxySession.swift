@@ -156,9 +156,12 @@ final class ProxySession {
         case (.awaitingSCRAM(let parameters, let exchange, let answered), .frame(let frame)) where frame.type == UInt8(ascii: "p"):
             continueSCRAM(frame.body, parameters: parameters, exchange: exchange, answered: answered)
         case (.connecting(let login, var buffered), .frame(let frame)):
-            // A client may send its first queries before it has read ReadyForQuery.
+            // A client may send its first queries before it has read ReadyForQuery. They are kept
+            // until the server has logged Palisade in, and the client is not read meanwhile.
+            state = .closing  // so that the append does not copy the array `state` holds
             buffered.append(frame)
             state = .connecting(login, buffered: buffered)
+            applyBackpressure()
         case (.relaying, .frame(let frame)):
             if let expiresAt, configuration.endSessionOnTokenExpiry, Date() > expiresAt, frame.type != UInt8(ascii: "X") {
                 let message = "the session's token expired at \(ISO8601DateFormatter().string(from: expiresAt)); reconnect with a fresh token"
@@ -218,7 +221,7 @@ final class ProxySession {
             message = Array(body.readableBytesView)
         } else {
             guard let initial = SCRAMServer.initialResponse(body), initial.mechanism == SCRAMClient.mechanism else {
-                return fail("expected a SASLInitialResponse for \(SCRAMClient.mechanism)", sqlstate: "08P01")
+                return refuseLogin(CredentialRefusal(message: "expected a SASLInitialResponse for \(SCRAMClient.mechanism)", sqlstate: "08P01"), user: id)
             }
             message = initial.message
         }
@@ -229,7 +232,8 @@ final class ProxySession {
             return refuseLogin(CredentialRefusal(message: "password authentication failed for user \"\(id)\": the user name must be an API key's id and the password the key",
                                                  sqlstate: "28P01"), user: id)
         } catch {
-            return fail("\(error)", sqlstate: "08P01")
+            // Recorded like a wrong proof: a probe of the login is an authentication failure too.
+            return refuseLogin(CredentialRefusal(message: "\(error)", sqlstate: "08P01"), user: id)
         }
         switch answer {
         case .challenge(let serverFirst):
@@ -335,7 +339,9 @@ final class ProxySession {
     private func applyBackpressure() {
         let holdingTooMuch = (heldForClient?.readableBytes ?? 0) >= Self.heldBytesLimit
         let readBackend = clientWritable && !holdingTooMuch
-        let readClient = readBackend && backendWritable
+        var waitingForServerLogin = false
+        if case .connecting(_, let buffered) = state { waitingForServerLogin = !buffered.isEmpty }
+        let readClient = readBackend && backendWritable && !waitingForServerLogin
         if readBackend != readingBackend, let backendChannel {
             readingBackend = readBackend
             backendChannel.setOption(ChannelOptions.autoRead, value: readBackend).whenFailure { _ in }
@@ -465,6 +471,7 @@ final class ProxySession {
         for frame in buffered { relay!.clientFrame(frame, into: &output) }
         sendOutput()
         if output.close { close() }
+        applyBackpressure()
     }
 
     func backendReadComplete() {

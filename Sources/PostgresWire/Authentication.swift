@@ -102,7 +102,10 @@ public struct SCRAMVerifier: Sendable, Equatable {
     public var storedKey: [UInt8]
     public var serverKey: [UInt8]
 
-    public init(password: String, salt: [UInt8]? = nil, iterations: Int = 4096) {
+    /// PostgreSQL's scram_iterations default, which Palisade's keys are made with.
+    public static let defaultIterations = 4096
+
+    public init(password: String, salt: [UInt8]? = nil, iterations: Int = defaultIterations) {
         var random = SystemRandomNumberGenerator()
         let salt = salt ?? (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }
         let salted = SCRAMClient.pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations)
@@ -186,7 +189,7 @@ public struct SCRAMServer: Sendable {
         func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
         isMock = verifier == nil
         // Random keys, not a derived password: an unknown user must cost no PBKDF2 either.
-        self.verifier = verifier ?? SCRAMVerifier(iterations: 4096, salt: mockSalt, storedKey: randomBytes(32), serverKey: randomBytes(32))
+        self.verifier = verifier ?? SCRAMVerifier(iterations: SCRAMVerifier.defaultIterations, salt: mockSalt, storedKey: randomBytes(32), serverKey: randomBytes(32))
         serverNonce = nonce ?? Data(randomBytes(18)).base64EncodedString()
     }
 
@@ -199,8 +202,11 @@ public struct SCRAMServer: Sendable {
     }
 
     public mutating func respond(to message: [UInt8]) throws(Failure) -> Answer {
+        let current = phase
+        // Any failure ends the exchange; only the challenge moves it on.
+        phase = .done
         guard let text = String(validating: message, as: UTF8.self) else { throw .malformed("not UTF-8") }
-        switch phase {
+        switch current {
         case .awaitingClientFirst:
             // gs2-header: "n,," (no channel binding) or "y,," (client could, thinks we cannot); no authzid.
             let gs2Header: String
@@ -225,7 +231,6 @@ public struct SCRAMServer: Sendable {
             phase = .awaitingClientFinal(clientFirstBare: bare, serverFirst: serverFirst, nonce: String(nonce), gs2Header: gs2Header)
             return .challenge(Array(serverFirst.utf8))
         case .awaitingClientFinal(let clientFirstBare, let serverFirst, let nonce, let gs2Header):
-            phase = .done
             guard let proofStart = text.range(of: ",p=", options: .backwards) else { throw .malformed("client-final-message has no proof") }
             let withoutProof = String(text[..<proofStart.lowerBound])
             let attributes = withoutProof.split(separator: ",", omittingEmptySubsequences: false)

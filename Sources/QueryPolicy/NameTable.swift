@@ -1,10 +1,10 @@
 /// A fixed table of names looked up by their UTF-8 bytes, as the server compares names: byte for
 /// byte (see `ExactText`).
 ///
-/// The analyzer meets names as bytes of the parse tree. Looking them up in a `Set<String>` means
-/// building a String and hashing it with SipHash, which costs more than the rest of a point
-/// query's walk of that node; names are short, and FNV-1a over the bytes is enough for a table
-/// whose keys are fixed when it is built.
+/// A `Set<String>` or `Dictionary` would compare names by Unicode canonical equivalence and hash
+/// them with SipHash, which costs more than the rest of a point query's walk of the node that
+/// names them; names are short, and FNV-1a over the bytes is enough for a table whose keys are
+/// fixed when it is built.
 struct NameTable<Value: Sendable>: Sendable {
     /// Every key's bytes, one after another.
     private let bytes: [UInt8]
@@ -37,8 +37,6 @@ struct NameTable<Value: Sendable>: Sendable {
         mask = capacity - 1
     }
 
-    var count: Int { entries.count }
-
     @inline(__always) static func hash(_ start: UnsafePointer<UInt8>, _ count: Int) -> Int {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for index in 0..<count {
@@ -47,7 +45,7 @@ struct NameTable<Value: Sendable>: Sendable {
         return Int(truncatingIfNeeded: hash ^ hash >> 29)
     }
 
-    func value(for name: ParseTreeCursor.Bytes) -> Value? {
+    private func value(for name: ParseTreeCursor.Bytes) -> Value? {
         bytes.withUnsafeBufferPointer { storage in
             var slot = Self.hash(name.start, name.count) & mask
             while true {
@@ -69,8 +67,6 @@ struct NameTable<Value: Sendable>: Sendable {
             return value(for: ParseTreeCursor.Bytes(start: start, count: utf8.count))
         }
     }
-
-    func contains(_ name: ParseTreeCursor.Bytes) -> Bool { value(for: name) != nil }
 
     func contains(_ name: String) -> Bool { value(for: name) != nil }
 }

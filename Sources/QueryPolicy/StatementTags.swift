@@ -1,7 +1,7 @@
 /// Command tags and deny reasons for statements other than a query.
 enum StatementTags {
     private static let overrides: [String: String] = [
-        "SelectStmt": "SELECT", "CreateStmt": "CREATE TABLE", "CreatedbStmt": "CREATE DATABASE",
+        "CreateStmt": "CREATE TABLE", "CreatedbStmt": "CREATE DATABASE",
         "DropdbStmt": "DROP DATABASE", "VariableShowStmt": "SHOW", "CheckPointStmt": "CHECKPOINT",
         "ClosePortalStmt": "CLOSE", "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW", "ViewStmt": "CREATE VIEW",
         "IndexStmt": "CREATE INDEX", "RuleStmt": "CREATE RULE", "CreateTableAsStmt": "CREATE TABLE AS",
@@ -25,12 +25,13 @@ enum StatementTags {
 
     /// The command tag for a node type, e.g. `DeleteStmt` → `DELETE`, `AlterRoleSetStmt` → `ALTER ROLE SET`.
     /// `cursor` stands on the node's body, to tell BEGIN from COMMIT and SET from RESET.
-    static func tag(forNodeType type: String, cursor: ParseTreeCursor) -> String {
+    static func tag(forNodeType typeBytes: ParseTreeCursor.Bytes, cursor: ParseTreeCursor) -> String {
+        // Nearly every statement Palisade sees: answered without spelling or hashing the name.
+        if "SelectStmt" ~= typeBytes { return "SELECT" }
+        let type = typeBytes.string
         if type == "TransactionStmt" || type == "VariableSetStmt" || type == "FetchStmt" || type == "VacuumStmt" {
             return refinedTag(type, cursor)
         }
-        // Nearly every statement Palisade sees: answered without hashing the name.
-        if type == "SelectStmt" { return "SELECT" }
         if let tag = overrides[type] { return tag }
         var words: [String] = []
         var current = ""

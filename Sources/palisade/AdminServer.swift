@@ -13,13 +13,13 @@ final class AdminServer: Sendable {
     let registry: PrometheusCollectorRegistry
     private let audit: AuditLog
     private let backend: BackendAddress
-    private let reload: @Sendable () -> String
+    private let reload: @Sendable () async -> String
     private let auditEntries: Prometheus.Gauge
     private let auditSyncs: Prometheus.Gauge
     private let auditEntriesPerSync: Prometheus.Gauge
     private let auditSyncSeconds: Prometheus.Gauge
 
-    init(registry: PrometheusCollectorRegistry, audit: AuditLog, backend: BackendAddress, reload: @escaping @Sendable () -> String) {
+    init(registry: PrometheusCollectorRegistry, audit: AuditLog, backend: BackendAddress, reload: @escaping @Sendable () async -> String) {
         self.registry = registry
         self.audit = audit
         self.backend = backend
@@ -73,7 +73,7 @@ final class AdminServer: Sendable {
             registry.emit(into: &buffer)
             return (.ok, String(decoding: buffer, as: UTF8.self))
         case (.POST, "/reload"):
-            let message = reload()
+            let message = await reload()
             return (message.contains("refused") ? .unprocessableEntity : .ok, message + "\n")
         default:
             return (.notFound, "not found: \(path)\n")

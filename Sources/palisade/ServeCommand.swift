@@ -84,13 +84,15 @@ struct Serve: AsyncParsableCommand {
         // Watch for signals before announcing: a supervisor may stop Palisade as soon as it reads the line.
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { channel.close(promise: nil) }
         let reloads = SignalWatcher(signals: [SIGHUP]) {
-            _ = Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
-            Self.rotateAuditKeyIfChanged(settings: settings, audit: audit)
+            Task {
+                _ = await Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
+                Self.rotateAuditKeyIfChanged(settings: settings, audit: audit)
+            }
         }
         var adminChannel: Channel?
         if let adminPort = settings.adminPort {
             let admin = AdminServer(registry: metrics, audit: audit, backend: settings.backend) {
-                Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
+                await Self.reloadPolicies(settings: settings, registry: proxyConfiguration.policies, audit: audit)
             }
             do {
                 adminChannel = try await admin.start(host: settings.adminHost, port: adminPort, group: MultiThreadedEventLoopGroup.singleton)
@@ -133,13 +135,17 @@ extension Serve {
         }
     }
 
-    /// SIGHUP: load every profile's policy again and install them together. A policy that does not
-    /// load leaves all the old ones in place; each installed policy is an audit entry.
+    /// SIGHUP: load every profile's policy again, with the functions the server defines now, and
+    /// install them together. A policy that does not load, or a server that cannot be read, leaves
+    /// all the old ones in place; each installed policy is an audit entry.
     @discardableResult
-    static func reloadPolicies(settings: ServeSettings, registry: PolicyRegistry, audit: AuditLog) -> String {
+    static func reloadPolicies(settings: ServeSettings, registry: PolicyRegistry, audit: AuditLog) async -> String {
         let message: String
         do {
-            let engines = try settings.loadPolicies()
+            var current = settings
+            // A function created since the last load may take over a name (see ServerFunctions).
+            current.serverFunctions = try await settings.checkBackend()
+            let engines = try current.loadPolicies()
             guard registry.replace(with: engines) else { throw ConfigurationError(description: "the set of profiles changed; restart to change it") }
             for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
                 audit.append(.policyLoaded(version: engines[name]!.policy.version, path: "\(name)=\(path)")) { _ in }
@@ -188,7 +194,7 @@ struct ServeSettings {
     var jwtClockSkew = 30
     var capabilityProfiles = ["agent": "agent", "analyst": "analyst"]
     var maxSessionsPerTenant = 100
-    /// What the server defines outside its system schemas, read at start (`checkBackend`).
+    /// What the server defines outside its system schemas, read at start and at each reload (`checkBackend`).
     var serverFunctions = ServerFunctions()
     var maxClientConnections = 1000
     var loginTimeout = 60
@@ -446,13 +452,16 @@ struct ServeSettings {
         var budgets: TenantBudgets
     }
 
-    /// Each client connection takes two file descriptors (its socket and its server's): make sure
-    /// the process may open them all, raising its soft limit if the hard one allows. Running out
-    /// would leave new connections waiting in the listen queue with no answer at all.
+    /// Each client connection takes two file descriptors (its socket and its server's), and each
+    /// connection being refused one: make sure the process may open them all, raising its soft
+    /// limit if the hard one allows. Running out would leave new connections waiting in the
+    /// listen queue with no answer at all.
     func reserveFileDescriptors() throws {
-        let needed = rlim_t(maxClientConnections * 2 + 256)
+        let needed = rlim_t(maxClientConnections * 2 + ProxyServer.maxLingeringRefusals + 256)
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
+            throw configError("max_client_connections", "cannot read this process's open-file limit (errno \(errno)) to check that \(maxClientConnections) connections fit")
+        }
         guard limit.rlim_cur < needed else { return }
         if limit.rlim_max >= needed {
             limit.rlim_cur = needed

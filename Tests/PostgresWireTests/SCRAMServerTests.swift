@@ -58,12 +58,22 @@ import Testing
     }
 
     @Test func refusesAFinalMessageWithAnotherNonceOrBinding() throws {
-        for final in ["c=biws,r=other,p=" + Data(count: 32).base64EncodedString(), "c=eSws,r=cs,p=" + Data(count: 32).base64EncodedString(),
-                      "c=biws,r=cs"] {
+        let zeroProof = Data(count: 32).base64EncodedString()
+        for (final, failure) in [("c=biws,r=other,p=" + zeroProof, "nonce does not match"),
+                                 ("c=eSws,r=cs,p=" + zeroProof, "channel-binding data must repeat the gs2 header"),
+                                 ("c=biws,r=cs", "client-final-message has no proof")] {
             var server = SCRAMServer(verifier: SCRAMVerifier(password: "p"), mockSalt: [], nonce: "s")
             _ = try server.respond(to: Array("n,,n=,r=c".utf8))
-            #expect(throws: SCRAMServer.Failure.self) { try server.respond(to: Array(final.utf8)) }
+            // The specific failure: a zero proof would also fail as .wrongProof if the check were missing.
+            #expect(throws: SCRAMServer.Failure.malformed(failure)) { try server.respond(to: Array(final.utf8)) }
         }
+    }
+
+    @Test func aFailedMessageEndsTheExchange() throws {
+        var server = SCRAMServer(verifier: SCRAMVerifier(password: "p"), mockSalt: [], nonce: "s")
+        _ = try server.respond(to: Array("n,,n=,r=c".utf8))
+        #expect(throws: SCRAMServer.Failure.malformed("not UTF-8")) { try server.respond(to: [0xFF]) }
+        #expect(throws: SCRAMServer.Failure.malformed("the exchange is over")) { try server.respond(to: Array("c=biws,r=cs,p=".utf8)) }
     }
 
     @Test func verifiersRoundTripInPostgreSQLsFormat() {
@@ -71,6 +81,10 @@ import Testing
         #expect(verifier.encoded.hasPrefix("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"))
         #expect(SCRAMVerifier(encoded: verifier.encoded) == verifier)
         for bad in ["", "SCRAM-SHA-256$4096:abc", "md5abc", "SCRAM-SHA-256$0:W22Z$AAAA:AAAA"] { #expect(SCRAMVerifier(encoded: bad) == nil) }
+        // Well-formed but for the iteration count, which must be 1 to 10,000,000.
+        for iterations in ["0", "10000001", "-1"] {
+            #expect(SCRAMVerifier(encoded: verifier.encoded.replacingOccurrences(of: "$4096:", with: "$\(iterations):")) == nil, "\(iterations)")
+        }
     }
 
     @Test func readsTheInitialResponse() {

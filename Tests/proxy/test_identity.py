@@ -23,9 +23,9 @@ def mint(secret_file, tenant, role="agent", ttl=3600, tenant_claim="tenant_id"):
                            f"--ttl={ttl}", "--tenant-claim", tenant_claim], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def refused(server, password):
+def refused(server, password, user="agent"):
     with pytest.raises(psycopg2.OperationalError) as error:
-        query(server, password, "SELECT 1")
+        query(server, password, "SELECT 1", user=user)
     return str(error.value)
 
 
@@ -209,27 +209,20 @@ def test_scram_logs_in_with_the_key_id_as_user_and_never_sends_the_key(scram_ser
 
 def test_scram_refuses_a_wrong_key_and_an_unknown_id_alike(scram_server, scram_keys):
     acme = scram_keys["acme"]
-    wrong_key = refused_as(scram_server, acme[:-4] + "AAAA", key_id(acme))
-    unknown_id = refused_as(scram_server, acme, "00000000")
+    wrong_key = refused(scram_server, acme[:-4] + "AAAA", key_id(acme))
+    unknown_id = refused(scram_server, acme, "00000000")
     # Another key's id with this key: the id selects the verifier, so the proof cannot match.
-    swapped = refused_as(scram_server, acme, key_id(scram_keys["globex"]))
+    swapped = refused(scram_server, acme, key_id(scram_keys["globex"]))
     for message in (wrong_key, unknown_id, swapped):
         assert "password authentication failed for user" in message
 
 
-def refused_as(server, password, user):
-    with pytest.raises(psycopg2.OperationalError) as error:
-        query(server, password, "SELECT 1", user=user)
-    return str(error.value)
-
-
-def test_scram_needs_a_verifier_for_every_key_and_no_tokens(tenant_database, workdir, secret):
+def test_scram_needs_a_verifier_for_every_key_and_no_tokens(tenant_database, workdir, secret, scram_keys):
     old = workdir / "old-keys.yaml"
     old.write_text("keys:\n  - id: 0a0b0c0d\n    sha256: " + "ab" * 32 + "\n    tenant: acme\n    profile: agent\n")
     audit = ["--audit-dir", str(workdir / "scram-audit"), "--audit-unsigned"]
     base = [BINARY, "serve", "--listen", "127.0.0.1:0", "--backend", tenant_database, "--tls-mode", "disable", "--client-auth", "scram-sha-256", *audit]
     result = subprocess.run(base + ["--api-keys", str(old)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "api_keys: key 0a0b0c0d has no SCRAM verifier" in result.stderr
-    keys = workdir / "scram-keys.yaml"
-    result = subprocess.run(base + ["--api-keys", str(keys), "--jwt-secret-file", str(secret)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(base + ["--api-keys", str(scram_keys["file"]), "--jwt-secret-file", str(secret)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "client_auth: scram-sha-256 checks API keys only" in result.stderr

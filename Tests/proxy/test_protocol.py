@@ -227,6 +227,37 @@ def test_connections_beyond_the_limit_are_refused_and_logins_resume(palisade_str
     connection.close()
 
 
+def test_a_flood_of_refused_connections_is_closed_past_the_lingering_allowance(palisade_strict, keys):
+    # Refused connections stay up to a second so that the 53300 is read; at most 128 at a time,
+    # the rest are closed without a word, so a flood cannot use up the file descriptors.
+    idle = [socket.create_connection(("127.0.0.1", palisade_strict.port)) for _ in range(2)]
+    time.sleep(0.2)
+    flood = [socket.create_connection(("127.0.0.1", palisade_strict.port)) for _ in range(300)]
+    told = silent = 0
+    for sock in flood:
+        sock.settimeout(5)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        if data[:1] == b"E" and wire.fields(data[5:1 + struct.unpack("!i", data[1:5])[0]])["C"] == "53300":
+            told += 1
+        else:
+            assert data == b"", data[:40]
+            silent += 1
+        sock.close()
+    assert 0 < told <= 128 and silent >= 300 - 128, (told, silent)
+    for sock in idle:
+        read_refusal(sock)
+        sock.close()
+    connection = wire.Connection(palisade_strict.port, keys["agent"], database=DATABASE)
+    connection.send(wire.query("SELECT 'in'"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
+
+
 def test_empty_text_is_answered_as_the_server_answers_it(palisade, keys):
     # What the server sends for empty text, and nothing reaches it: EmptyQueryResponse, or in the
     # extended protocol (JDBC's isValid) ParseComplete, BindComplete, NoData, EmptyQueryResponse.
