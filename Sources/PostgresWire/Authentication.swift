@@ -26,8 +26,7 @@ public struct SCRAMClient: Sendable {
 
     public init(password: String, nonce: String? = nil) {
         self.password = password
-        var random = SystemRandomNumberGenerator()
-        clientNonce = nonce ?? Data((0..<18).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+        clientNonce = nonce ?? Data(Self.randomBytes(18)).base64EncodedString()
     }
 
     public static let mechanism = "SCRAM-SHA-256"
@@ -47,14 +46,11 @@ public struct SCRAMClient: Sendable {
         else { throw .malformedServerMessage(serverFirstText) }
         guard nonce.hasPrefix(clientNonce) else { throw .nonceMismatch }
 
-        let saltedPassword = Self.pbkdf2(password: Array(password.utf8), salt: Array(salt), iterations: iterations)
-        let clientKey = Self.hmac(saltedPassword, Array("Client Key".utf8))
-        let storedKey = Array(SHA256.hash(data: clientKey))
+        let (clientKey, storedKey, serverKey) = Self.keys(password: password, salt: Array(salt), iterations: iterations)
         let withoutProof = "c=biws,r=\(nonce)"
         let authMessage = Array("\(clientFirstBare),\(serverFirstText),\(withoutProof)".utf8)
         let clientSignature = Self.hmac(storedKey, authMessage)
         let proof = zip(clientKey, clientSignature).map { $0 ^ $1 }
-        let serverKey = Self.hmac(saltedPassword, Array("Server Key".utf8))
         expectedServerSignature = Self.hmac(serverKey, authMessage)
         return Array("\(withoutProof),p=\(Data(proof).base64EncodedString())".utf8)
     }
@@ -65,6 +61,18 @@ public struct SCRAMClient: Sendable {
             throw .malformedServerMessage(text)
         }
         guard Array(signature) == expectedServerSignature else { throw .serverSignatureMismatch }
+    }
+
+    /// RFC 5802's keys for a password: ClientKey (the proof's), StoredKey and ServerKey (a verifier's).
+    static func keys(password: String, salt: [UInt8], iterations: Int) -> (client: [UInt8], stored: [UInt8], server: [UInt8]) {
+        let salted = pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations)
+        let clientKey = hmac(salted, Array("Client Key".utf8))
+        return (clientKey, Array(SHA256.hash(data: clientKey)), hmac(salted, Array("Server Key".utf8)))
+    }
+
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var random = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
     }
 
     static func hmac(_ key: [UInt8], _ message: [UInt8]) -> [UInt8] {
@@ -106,13 +114,12 @@ public struct SCRAMVerifier: Sendable, Equatable {
     public static let defaultIterations = 4096
 
     public init(password: String, salt: [UInt8]? = nil, iterations: Int = defaultIterations) {
-        var random = SystemRandomNumberGenerator()
-        let salt = salt ?? (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }
-        let salted = SCRAMClient.pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations)
+        let salt = salt ?? SCRAMClient.randomBytes(16)
+        let keys = SCRAMClient.keys(password: password, salt: salt, iterations: iterations)
         self.iterations = iterations
         self.salt = salt
-        storedKey = Array(SHA256.hash(data: SCRAMClient.hmac(salted, Array("Client Key".utf8))))
-        serverKey = SCRAMClient.hmac(salted, Array("Server Key".utf8))
+        storedKey = keys.stored
+        serverKey = keys.server
     }
 
     public init(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8]) {
@@ -185,12 +192,11 @@ public struct SCRAMServer: Sendable {
     /// `verifier` nil means the user is unknown; `mockSalt` is then the salt to show (the same for
     /// the same user every time, so a probe cannot tell a made-up user from a real one).
     public init(verifier: SCRAMVerifier?, mockSalt: [UInt8], nonce: String? = nil) {
-        var random = SystemRandomNumberGenerator()
-        func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) } }
         isMock = verifier == nil
         // Random keys, not a derived password: an unknown user must cost no PBKDF2 either.
-        self.verifier = verifier ?? SCRAMVerifier(iterations: SCRAMVerifier.defaultIterations, salt: mockSalt, storedKey: randomBytes(32), serverKey: randomBytes(32))
-        serverNonce = nonce ?? Data(randomBytes(18)).base64EncodedString()
+        self.verifier = verifier ?? SCRAMVerifier(iterations: SCRAMVerifier.defaultIterations, salt: mockSalt,
+                                                  storedKey: SCRAMClient.randomBytes(32), serverKey: SCRAMClient.randomBytes(32))
+        serverNonce = nonce ?? Data(SCRAMClient.randomBytes(18)).base64EncodedString()
     }
 
     /// The mechanism and client-first-message of a SASLInitialResponse ('p') body.
