@@ -93,13 +93,16 @@ public struct ProxyConfiguration: Sendable {
     public var maxClientConnections: Int
     /// How long a client may take from connecting to being logged in (TLS, startup, password).
     public var loginTimeout: TimeAmount
+    /// How long a connection over `maxClientConnections` stays open after its 53300, so that the
+    /// client reads it before the close (at most `ProxyServer.maxLingeringRefusals` at once).
+    public var refusalLinger: TimeAmount
     public var clientAuth: ClientAuth
 
     public init(listenHost: String, listenPort: Int, backend: BackendAddress, policies: PolicyRegistry, keys: APIKeyStore,
                 tlsMode: TLSMode, tls: NIOSSLContext?, maxMessageBytes: Int = 1 << 20, audit: AuditLog,
                 tokens: TokenVerifier? = nil, capabilityProfiles: [String: String] = ["agent": "agent", "analyst": "analyst"],
                 budgets: TenantBudgets = TenantBudgets(), endSessionOnTokenExpiry: Bool = true, backendTLS: BackendTLS? = nil,
-                maxClientConnections: Int = 1000, loginTimeout: TimeAmount = .seconds(60), clientAuth: ClientAuth = .password) {
+                maxClientConnections: Int = 1000, loginTimeout: TimeAmount = .seconds(60), refusalLinger: TimeAmount = .seconds(1), clientAuth: ClientAuth = .password) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.backend = backend
@@ -116,6 +119,7 @@ public struct ProxyConfiguration: Sendable {
         self.backendTLS = backendTLS
         self.maxClientConnections = maxClientConnections
         self.loginTimeout = loginTimeout
+        self.refusalLinger = refusalLinger
         self.clientAuth = clientAuth
     }
 

@@ -13,7 +13,7 @@ public final class ProxyServer: Sendable {
     /// Open sessions, so that shutdown can ask each to finish; each is touched only on its loop.
     /// Their count is what `maxClientConnections` bounds.
     private let sessions = Mutex<[ObjectIdentifier: NIOLoopBound<ProxySession>]>([:])
-    /// Connections over the limit that are being told so (each stays up to a second, so that the
+    /// Connections over the limit that are being told so (each stays up to `refusalLinger`, so that the
     /// refusal is read). Beyond `maxLingeringRefusals` they are closed without a word: a flood of
     /// them must not use up the file descriptors the sessions were promised.
     private let lingeringRefusals = Mutex(0)

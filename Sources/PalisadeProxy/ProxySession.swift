@@ -38,8 +38,10 @@ final class ProxySession {
         var profile: String
         var credentialID: String
         var claims: String
-        /// When the token expires; nil for API keys.
+        /// When the token expires, and the last moment it is accepted (`TokenVerifier.acceptedUntil`);
+        /// nil for API keys.
         var expiresAt: Date?
+        var acceptedUntil: Date?
     }
 
     private let configuration: ProxyConfiguration
@@ -66,12 +68,19 @@ final class ProxySession {
     private var closeWhenAudited = false
     /// The tenant counted against its session limit, released when the session ends.
     private var sessionTenant: String?
-    /// When the session's token expires, checked before each query.
+    /// When the session's token expires, and the last moment it is accepted, checked before each query.
     private var expiresAt: Date?
+    private var acceptedUntil: Date?
     /// Whether the sessions gauge counts this session.
     private var countedAsSession = false
     /// When the oldest unanswered write to the server left, for the backend-latency metric.
     private var backendWaitingSince: UInt64?
+    /// Armed while the session waits for the server: a server that sends nothing for the profile's
+    /// statement_timeout plus `stalledServerGrace` is stalled (its own timeout cannot fire while it
+    /// is stopped), and the session ends with 08006 instead of waiting forever.
+    private var serverAnswerDeadline: Scheduled<Void>?
+    private var serverAnswerAllowance = TimeAmount.seconds(35)
+    static let stalledServerGrace = TimeAmount.seconds(5)
     /// Palisade is shutting down: end the session as soon as no query is in flight.
     private var shuttingDown = false
     /// Session events; metadata is ids and rules only, never credentials or literal values.
@@ -107,6 +116,10 @@ final class ProxySession {
         case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .connecting: break
         }
         logger.notice("login timed out", metadata: ["client": "\(clientAddress)"])
+        if case .connecting = state {
+            return fail("the database server did not answer within the login timeout (\(configuration.loginTimeout.nanoseconds / 1_000_000_000) s); Palisade could not log in to it",
+                        sqlstate: "08006")
+        }
         fail("canceling authentication due to timeout: Palisade allows \(configuration.loginTimeout.nanoseconds / 1_000_000_000) s to log in",
              sqlstate: "57014")
     }
@@ -125,7 +138,7 @@ final class ProxySession {
         // on the wire is read and dropped, where a full close would answer it with a reset that
         // discards the refusal before the client reads it.
         channel.close(mode: .output, promise: nil)
-        channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        channel.eventLoop.scheduleTask(in: configuration.refusalLinger) { channel.close(promise: nil) }
     }
 
     func clientInbound(_ inbound: ClientInbound) {
@@ -163,7 +176,7 @@ final class ProxySession {
             state = .connecting(login, buffered: buffered)
             applyBackpressure()
         case (.relaying, .frame(let frame)):
-            if let expiresAt, configuration.endSessionOnTokenExpiry, Date() > expiresAt, frame.type != UInt8(ascii: "X") {
+            if let expiresAt, let acceptedUntil, configuration.endSessionOnTokenExpiry, Date() >= acceptedUntil, frame.type != UInt8(ascii: "X") {
                 let message = "the session's token expired at \(ISO8601DateFormatter().string(from: expiresAt)); reconnect with a fresh token"
                 record(kind: frame.typeName, tenant: currentTenant, credential: currentCredential, user: "",
                        Decision(rule: .tokenExpired, message: message, policyVersion: ""), event: .authFailure)
@@ -300,7 +313,8 @@ final class ProxySession {
                 let profile = token.capabilities.lazy.compactMap { self.configuration.capabilityProfiles[$0] }.first
                     ?? configuration.capabilityProfiles["agent"] ?? "agent"
                 return .success(Identity(tenant: token.tenant, profile: profile, credentialID: token.credentialID,
-                                         claims: token.claimsJSON, expiresAt: token.expiresAt))
+                                         claims: token.claimsJSON, expiresAt: token.expiresAt,
+                                         acceptedUntil: tokens.acceptedUntil(expiresAt: token.expiresAt)))
             }
         }
         guard let key = configuration.keys.authenticate(password) else {
@@ -312,7 +326,7 @@ final class ProxySession {
     private static func identity(of key: APIKey) -> Identity {
         Identity(tenant: key.tenant, profile: key.profile, credentialID: key.id,
                  claims: TenantClaims.apiKeyClaims(tenant: key.tenant, role: key.profile, capabilities: [key.profile], keyID: key.id),
-                 expiresAt: nil)
+                 expiresAt: nil, acceptedUntil: nil)
     }
 
     func clientReadComplete() {
@@ -345,6 +359,8 @@ final class ProxySession {
         if readBackend != readingBackend, let backendChannel {
             readingBackend = readBackend
             backendChannel.setOption(ChannelOptions.autoRead, value: readBackend).whenFailure { _ in }
+            // A server held back because the client does not read is not stalled.
+            if !readBackend { disarmServerAnswerDeadline() } else if !(relay?.isIdle ?? true) { armServerAnswerDeadline() }
         }
         if readClient != readingClient, let channel = clientContext?.channel {
             readingClient = readClient
@@ -392,7 +408,8 @@ final class ProxySession {
                     if case .closed = session.state { channel.close(promise: nil); return }
                     session.backendChannel = channel
                 case .failure(let error):
-                    session.fail("Palisade cannot reach the database server: \(error)", sqlstate: "08006")
+                    session.fail("Palisade cannot reach the database server at \(session.configuration.backend.host):\(session.configuration.backend.port): \(ConnectFailure.describe(error))",
+                                 sqlstate: "08006")
                 }
             }
     }
@@ -408,6 +425,7 @@ final class ProxySession {
             // The server itself refuses writes if anything ever slipped through the policy.
             ("default_transaction_read_only", "on"),
             ("statement_timeout", "\(policy.statementTimeoutMilliseconds)"),
+            ("idle_in_transaction_session_timeout", "\(policy.idleInTransactionTimeoutMilliseconds)"),
             ("application_name", (login.parameters["application_name"].map { $0 + " " } ?? "") + "[palisade \(sessionID)]"),
         ]
         for name in ProxyConfiguration.forwardedStartupParameters.sorted() where name != "application_name" {
@@ -417,7 +435,26 @@ final class ProxySession {
         sendOutput()
     }
 
+    private func armServerAnswerDeadline() {
+        guard serverAnswerDeadline == nil, readingBackend, case .relaying = state else { return }
+        let allowance = serverAnswerAllowance
+        serverAnswerDeadline = eventLoop.scheduleTask(in: allowance) { [weak self] in
+            guard let self else { return }
+            self.serverAnswerDeadline = nil
+            guard case .relaying = self.state, !(self.relay?.isIdle ?? true) else { return }
+            self.logger.warning("database server stalled", metadata: ["waited_ms": "\(allowance.nanoseconds / 1_000_000)"])
+            self.fail("the database server did not answer within \(allowance.nanoseconds / 1_000_000_000) s (the profile's statement_timeout plus \(Self.stalledServerGrace.nanoseconds / 1_000_000_000) s); the session is closed",
+                      sqlstate: "08006")
+        }
+    }
+
+    private func disarmServerAnswerDeadline() {
+        serverAnswerDeadline?.cancel()
+        serverAnswerDeadline = nil
+    }
+
     func backendFrame(_ frame: Frame) {
+        disarmServerAnswerDeadline()
         switch state {
         case .relaying:
             if frame.type == UInt8(ascii: "Z"), let since = backendWaitingSince {
@@ -427,6 +464,7 @@ final class ProxySession {
             relay!.backendFrame(frame, into: &output)
             if output.close { sendOutput(); close() }
             if shuttingDown, relay?.isIdle ?? false { endForShutdown() }
+            if !(relay?.isIdle ?? true) { armServerAnswerDeadline() }
         case .connecting(var login, let buffered):
             let step = login.startup.frame(frame)
             state = .connecting(login, buffered: buffered)
@@ -456,8 +494,10 @@ final class ProxySession {
         }
         let context = DecisionContext(session: self, login: login, budgets: configuration.budgets, policies: configuration.policies)
         expiresAt = login.identity.expiresAt
+        acceptedUntil = login.identity.acceptedUntil
         identityTenant = login.identity.tenant
         identityCredential = login.identity.credentialID
+        serverAnswerAllowance = .milliseconds(Int64(login.engine.policy.statementTimeoutMilliseconds)) + Self.stalledServerGrace
         relay = QueryRelay(claims: login.identity.claims, statementTimeoutMilliseconds: login.engine.policy.statementTimeoutMilliseconds) { sql, kind in
             context.decide(sql, kind)
         }
@@ -488,7 +528,7 @@ final class ProxySession {
     }
 
     func backendError(_ error: Error) {
-        fail("lost the connection to the database server: \(error)", sqlstate: "08006")
+        fail("lost the connection to the database server: \(ConnectFailure.describe(error))", sqlstate: "08006")
     }
 
     private func forwardCancel(processID: Int32, secretKey: Int32) {
@@ -523,6 +563,7 @@ final class ProxySession {
     private func sendOutput() {
         if output.toBackend.readableBytes > 0, let backendChannel {
             if backendWaitingSince == nil, case .relaying = state { backendWaitingSince = DispatchTime.now().uptimeNanoseconds }
+            armServerAnswerDeadline()
             backendChannel.writeAndFlush(output.toBackend, promise: nil)
             output.toBackend = backendChannel.allocator.buffer(capacity: 512)
         }
@@ -580,6 +621,7 @@ final class ProxySession {
     private func close() {
         if case .closed = state { return }
         loginDeadline?.cancel()
+        disarmServerAnswerDeadline()
         if outstandingAudits > 0, clientContext != nil {
             // The refusal that ends this session is written once its record is durable.
             closeWhenAudited = true

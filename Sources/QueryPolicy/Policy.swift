@@ -12,6 +12,9 @@ public struct Policy: Sendable {
     public var maxNestingDepth: Int
     /// The server's statement_timeout for this profile's queries, in milliseconds.
     public var statementTimeoutMilliseconds: Int
+    /// The server's idle_in_transaction_session_timeout for this profile's sessions, in
+    /// milliseconds: a client cannot hold a snapshot and its locks open after BEGIN forever.
+    public var idleInTransactionTimeoutMilliseconds: Int
     /// Plain BEGIN / START TRANSACTION (read-only), COMMIT, ROLLBACK.
     public var allowsTransactionControl: Bool
     /// EXPLAIN without ANALYZE.
@@ -163,7 +166,8 @@ extension Policy {
         let profile = try reader.string(top["profile"], path: "profile", required: true)!
         let mode = try reader.string(top["mode"], path: "mode") ?? "enforce"
         guard mode == "enforce" || mode == "monitor" else { throw reader.error(top["mode"], path: "mode", "expected enforce or monitor") }
-        let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms"])
+        let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms",
+                                                                                             "idle_in_transaction_timeout_ms"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
         let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations"])
         let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
@@ -222,6 +226,10 @@ extension Policy {
         guard (1...86_400_000).contains(timeout) else {
             throw reader.error(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms", "must be between 1 and 86400000 (one day)")
         }
+        let idleTimeout = try reader.integer(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms") ?? 60_000
+        guard (1...86_400_000).contains(idleTimeout) else {
+            throw reader.error(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms", "must be between 1 and 86400000 (one day)")
+        }
 
         return Policy(
             profile: profile,
@@ -229,6 +237,7 @@ extension Policy {
             maxQueryBytes: maxBytes,
             maxNestingDepth: maxDepth,
             statementTimeoutMilliseconds: timeout,
+            idleInTransactionTimeoutMilliseconds: idleTimeout,
             allowsTransactionControl: try reader.bool(statements["transaction_control"], path: "statements.transaction_control") ?? false,
             allowsExplain: try reader.bool(statements["explain"], path: "statements.explain") ?? false,
             showableSettings: Set(try reader.stringList(statements["show"], path: "statements.show").map { $0.lowercased() }),

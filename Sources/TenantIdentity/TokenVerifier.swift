@@ -63,10 +63,16 @@ public struct TokenVerifier: Sendable {
         }
     }
 
-    /// Whether a session authenticated by `token` must end: checked before each query, because a
-    /// connection can outlive the token that opened it.
+    /// The last moment a token whose `exp` is `expiresAt` is accepted: `exp` plus the allowed clock
+    /// skew. Login and a running session (checked before each query, because a connection can
+    /// outlive the token that opened it) both follow this one rule.
+    public func acceptedUntil(expiresAt: Date) -> Date {
+        expiresAt.addingTimeInterval(Formatting.seconds(configuration.clockSkew))
+    }
+
+    /// Whether a session authenticated by `token` must end.
     public func isExpired(_ token: VerifiedToken, now: Date) -> Bool {
-        now >= token.expiresAt.addingTimeInterval(Formatting.seconds(configuration.clockSkew))
+        now >= acceptedUntil(expiresAt: token.expiresAt)
     }
 
     // MARK: - Structure and signature
@@ -157,7 +163,7 @@ public struct TokenVerifier: Sendable {
             throw TokenRejection(.missingExpiry, "token has no exp claim; tokens that never expire are refused")
         }
         let expiresAt = try time(expValue, claim: "exp")
-        if now >= expiresAt.addingTimeInterval(skew) {
+        if now >= acceptedUntil(expiresAt: expiresAt) {
             throw TokenRejection(.expired, "token expired at \(Formatting.utc(expiresAt))")
         }
         if let nbfValue = payload["nbf"] {

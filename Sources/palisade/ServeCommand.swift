@@ -47,6 +47,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-sessions-per-tenant"), help: "Concurrent sessions a tenant may hold (default 100).") var maxSessionsPerTenant: Int?
     @Option(name: .customLong("max-client-connections"), help: "Client connections Palisade holds at once, logged in or not (default 1000).") var maxClientConnections: Int?
     @Option(name: .customLong("login-timeout"), help: "Seconds a client has from connecting to being logged in (default 60).") var loginTimeout: Int?
+    @Option(name: .customLong("refusal-linger-seconds"), help: "Seconds a connection over max-client-connections stays open so that its 53300 is read (default 1; at most 128 at once).") var refusalLingerSeconds: Int?
     @Option(name: .customLong("tenant-rate"), help: "Queries per second a tenant may send (token bucket; default unlimited).") var tenantRate: Double?
     @Option(name: .customLong("tenant-burst"), help: "Queries a tenant may send at once (default: the rate, at least 1).") var tenantBurst: Int?
     @Option(name: .customLong("lockout-denials"), help: "Denied queries within the window that lock a credential out (default 20).") var lockoutDenials: Int?
@@ -198,6 +199,7 @@ struct ServeSettings {
     var serverFunctions = ServerFunctions()
     var maxClientConnections = 1000
     var loginTimeout = 60
+    var refusalLingerSeconds = 1
     var tenantRate: Double?
     var tenantBurst: Int?
     var lockoutDenials = 20
@@ -217,7 +219,7 @@ struct ServeSettings {
                                     "max_message_bytes", "allow_privileged_backend", "audit_dir", "audit_key", "audit_mirror",
                                     "audit_origin", "audit_checkpoint_seconds", "audit_unsigned", "jwt_secret_file", "jwt_public_keys",
                                     "jwt_issuer", "jwt_audience", "jwt_tenant_claim", "jwt_clock_skew", "capability_profiles",
-                                    "max_sessions_per_tenant", "max_client_connections", "login_timeout", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
+                                    "max_sessions_per_tenant", "max_client_connections", "login_timeout", "refusal_linger_seconds", "tenant_rate", "tenant_burst", "lockout_denials", "lockout_window",
                                     "lockout_seconds", "require_signed_policies", "policy_keys", "admin_listen", "shutdown_seconds", "log_format", "log_level", "backend_tls", "backend_tls_ca"]
 
     init(_ command: Serve) throws {
@@ -341,6 +343,7 @@ struct ServeSettings {
         maxSessionsPerTenant = try integer(command.maxSessionsPerTenant, "max_sessions_per_tenant", 1...100_000) ?? maxSessionsPerTenant
         maxClientConnections = try integer(command.maxClientConnections, "max_client_connections", 1...1_000_000) ?? maxClientConnections
         loginTimeout = try integer(command.loginTimeout, "login_timeout", 1...3600) ?? loginTimeout
+        refusalLingerSeconds = try integer(command.refusalLingerSeconds, "refusal_linger_seconds", 1...3600) ?? refusalLingerSeconds
         tenantBurst = try integer(command.tenantBurst, "tenant_burst", 1...1_000_000)
         lockoutDenials = try integer(command.lockoutDenials, "lockout_denials", 1...1_000_000) ?? lockoutDenials
         lockoutWindow = try integer(command.lockoutWindow, "lockout_window", 1...86_400) ?? lockoutWindow
@@ -477,7 +480,8 @@ struct ServeSettings {
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
                                   tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets,
                                   backendTLS: try backendTLS(), maxClientConnections: maxClientConnections,
-                                  loginTimeout: .seconds(Int64(loginTimeout)), clientAuth: clientAuth)
+                                  loginTimeout: .seconds(Int64(loginTimeout)), refusalLinger: .seconds(Int64(refusalLingerSeconds)),
+                                  clientAuth: clientAuth)
     }
 
     /// Every profile's policy, or the first that does not load.

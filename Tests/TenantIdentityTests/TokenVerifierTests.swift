@@ -282,4 +282,23 @@ import Testing
         #expect(!verifier.isExpired(verified, now: verified.expiresAt.addingTimeInterval(29)))
         #expect(verifier.isExpired(verified, now: verified.expiresAt.addingTimeInterval(30)))
     }
+
+    /// Login and a running session follow one rule: a token is accepted until exp plus the skew,
+    /// so a session never outlives the moment the same token would be refused at login.
+    @Test func loginAndRunningSessionsShareOneExpiryRule() async throws {
+        let verifier = try await hmacVerifier()
+        let token = Mint.hs256(TestClaims.valid())
+        let verified = try await verifier.verify(token, now: now).get()
+        let last = verifier.acceptedUntil(expiresAt: verified.expiresAt)
+        #expect(last == verified.expiresAt.addingTimeInterval(30))
+        for offset in [-1.0, 0.0, 1.0] {
+            let moment = last.addingTimeInterval(offset)
+            let refusedAtLogin: Bool
+            switch await verifier.verify(token, now: moment) {
+            case .success: refusedAtLogin = false
+            case .failure: refusedAtLogin = true
+            }
+            #expect(refusedAtLogin == verifier.isExpired(verified, now: moment), "at \(offset) s from the last accepted moment")
+        }
+    }
 }

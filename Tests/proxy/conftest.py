@@ -118,15 +118,16 @@ class Palisade:
         self.log = pathlib.Path(tempfile.mkstemp(prefix="palisade-serve.", suffix=".log")[1])
         self.process = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", *audit, *arguments],
                                         cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True)
-        for _ in range(300):
-            if "listening" in self.log.read_text():
-                break
+        # A generous bound: a loaded machine may take long to start a debug build; only a broken
+        # start reaches it.
+        deadline = time.monotonic() + 120
+        while "listening" not in self.log.read_text():
             if self.process.poll() is not None:
                 raise RuntimeError(f"palisade did not start: {self.log.read_text()}")
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"palisade did not start: {self.log.read_text()}")
             time.sleep(0.05)
-        else:
-            self.process.kill()
-            raise RuntimeError(f"palisade did not start: {self.log.read_text()}")
 
     def stop(self):
         died = self.process.poll()
@@ -204,6 +205,23 @@ def tenant_query(server, password, sql, user="agent"):
             return cursor.fetchall()
     finally:
         connection.close()
+
+
+def wait_until_running(database, text_fragment):
+    """Waits until the server runs a statement whose text contains `text_fragment`, so that what the
+    test does next (a cancel, a shutdown) meets the query at the server and not on its way there."""
+    import wire
+
+    def running():
+        connection = psycopg2.connect(dbname=database)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()",
+                               (f"%{text_fragment}%",))
+                return cursor.fetchone()[0] > 0
+        finally:
+            connection.close()
+    wire.eventually(running, f"a running statement with {text_fragment!r}")
 
 
 def entries_of(audit_dir):

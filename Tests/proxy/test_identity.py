@@ -88,13 +88,22 @@ def test_bad_tokens_are_refused_saying_which_check_failed(jwt_server, secret, wo
             "garbage": "token"}[case] in message, message
 
 
+def token_expiry(token):
+    import base64
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+
+
 def test_a_token_that_expires_ends_the_session_at_the_next_query(jwt_server, secret):
     # libpq (and so psycopg2) reports only "server closed the connection"; the raw client reads the FATAL.
-    # Three seconds, so that minting and logging in on a loaded machine stay inside the token's life.
-    connection = wire.Connection(jwt_server.port, mint(secret, "acme", ttl=3), database="palisade_tenants_test")
+    # Twenty seconds of life, so that minting and logging in on a loaded machine stay inside it.
+    token = mint(secret, "acme", ttl=20)
+    connection = wire.Connection(jwt_server.port, token, database="palisade_tenants_test")
     connection.send(wire.query("SELECT 1"))
     assert wire.kinds(connection.read_until_ready()) == "TDCZ"
-    time.sleep(5)  # the token's three seconds plus the one second of clock skew this server allows
+    # The session ends where login would refuse the token: at exp plus the one second of clock
+    # skew this server allows (the same clock: Palisade runs on this machine).
+    time.sleep(max(0.0, token_expiry(token) + 1 - time.time()) + 0.2)
     connection.send(wire.query("SELECT 1"))
     kind, body = connection.read()
     fields = wire.fields(body)
@@ -124,9 +133,8 @@ def test_repeated_denials_lock_the_credential_out_and_are_audited(jwt_server, se
     with pytest.raises((psycopg2.OperationalError, psycopg2.InterfaceError)):
         cursor.execute("SELECT 1")
     assert "locked" in refused(jwt_server, token)
-    time.sleep(1.5)
-    lockouts = [e for e in entries_of(jwt_server.audit_dir) if e["event"] == "lockout"]
-    assert lockouts and lockouts[-1]["rule"] == "auth.locked"
+    lockouts = wire.eventually(lambda: [e for e in entries_of(jwt_server.audit_dir) if e["event"] == "lockout"], "a lockout entry")
+    assert lockouts[-1]["rule"] == "auth.locked"
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +156,14 @@ def test_sessions_per_tenant_are_limited(budget_server):
     assert "already has 2 sessions" in str(error.value)
     psycopg2.connect(dsn + keys["globex"]).close()
     first.close()
-    time.sleep(0.5)
-    psycopg2.connect(dsn + keys["acme"]).close()
+
+    def connect_once_released():
+        try:
+            return psycopg2.connect(dsn + keys["acme"])
+        except psycopg2.OperationalError as error:
+            assert "already has 2 sessions" in str(error)
+            return None
+    wire.eventually(connect_once_released, "a session slot released by the closed one").close()
     second.close()
 
 

@@ -7,7 +7,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import Palisade, backend_url, dsn, entries_of, readonly_policy_text
+import wire
+from conftest import DATABASE, Palisade, backend_url, dsn, entries_of, readonly_policy_text, wait_until_running
 
 
 def policy_text(show_server_version=True):
@@ -55,10 +56,10 @@ def test_sighup_reloads_policies_atomically_and_keeps_them_on_a_bad_file(databas
             show(server, keys["agent"])
         assert server.process.poll() is None
 
-        time.sleep(1.5)
-        versions = {e["policy_version"] for e in entries_of(server.audit_dir)
+        def versions():
+            return {e["policy_version"] for e in entries_of(server.audit_dir)
                     if e["event"] == "policy_loaded" and "agent=" in (e.get("message") or "")}
-        assert len(versions) == 2, versions
+        wire.eventually(lambda: len(versions()) == 2, lambda: f"two agent policy versions in the log ({versions()})")
     finally:
         server.stop()
 
@@ -127,17 +128,14 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
 
 def test_sigterm_lets_running_queries_finish_and_signs_the_log(database, keys, monitor_policy, audit_key, tmp_path):
     import subprocess
-    import threading
-    import wire
-    from conftest import BINARY, DATABASE
+    from conftest import BINARY
     server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
-                       "--profile", f"monitor={monitor_policy}", "--shutdown-seconds", "20"],
+                       "--profile", f"monitor={monitor_policy}", "--shutdown-seconds", "300"],
                       audit_dir=tmp_path / "audit", audit_key=audit_key[0])
     idle = wire.Connection(server.port, keys["agent"], database=DATABASE)
     busy = wire.Connection(server.port, keys["agent"], database=DATABASE)
-    busy.send(wire.query("SELECT count(*) FROM generate_series(1, 20000000)"))
-    time.sleep(0.5)
-    started = time.time()
+    busy.send(wire.query("SELECT count(*) AS finish_me FROM generate_series(1, 20000000)"))
+    wait_until_running(DATABASE, "finish_me")
     server.process.send_signal(signal.SIGTERM)
 
     kind, body = idle.read()
@@ -146,8 +144,7 @@ def test_sigterm_lets_running_queries_finish_and_signs_the_log(database, keys, m
     assert wire.kinds(answered) == "TDCZ" and answered[1][1].endswith(b"20000000")
     kind, body = busy.read()
     assert kind == b"E" and wire.fields(body)["C"] == "57P01"
-    assert server.process.wait(timeout=30) == 0
-    assert time.time() - started < 20
+    assert server.process.wait(timeout=300) == 0
     verified = subprocess.run([BINARY, "audit", "verify", "--key", audit_key[1], str(tmp_path / "audit")], capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

@@ -181,15 +181,17 @@ def test_a_client_that_sends_without_reading_is_held_back_not_buffered(palisade,
 
 @pytest.fixture(scope="module")
 def palisade_strict(database, keys, monitor_policy):
-    """Two connections at most, one second to log in."""
+    """Two connections at most, one second to log in; a refused connection lingers until its
+    client closes it (ten minutes at most), so that how many linger does not depend on timing."""
     server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
-                       "--profile", f"monitor={monitor_policy}", "--login-timeout", "1", "--max-client-connections", "2"])
+                       "--profile", f"monitor={monitor_policy}", "--login-timeout", "1", "--max-client-connections", "2",
+                       "--refusal-linger-seconds", "600"])
     yield server
     server.stop()
 
 
 def read_refusal(sock):
-    sock.settimeout(5)
+    sock.settimeout(30)
     data = b""
     while True:
         chunk = sock.recv(65536)
@@ -201,40 +203,46 @@ def read_refusal(sock):
     return wire.fields(data[5:1 + length])
 
 
+def hold_both_slots(palisade_strict, keys):
+    return [wire.log_in_when_a_slot_is_free(palisade_strict.port, keys["agent"], database=DATABASE) for _ in range(2)]
+
+
 def test_a_client_that_does_not_log_in_in_time_is_let_go(palisade_strict):
     silent = socket.create_connection(("127.0.0.1", palisade_strict.port))
     started = time.monotonic()
     error = read_refusal(silent)
     assert error["S"] == "FATAL" and error["C"] == "57014" and "log in" in error["M"]
-    assert 0.8 < time.monotonic() - started < 4
+    # A timer never fires early; how late it fires depends on the machine's load.
+    assert time.monotonic() - started > 0.9
     silent.close()
 
 
 def test_connections_beyond_the_limit_are_refused_and_logins_resume(palisade_strict, keys):
-    idle = [socket.create_connection(("127.0.0.1", palisade_strict.port)) for _ in range(2)]
-    time.sleep(0.2)
+    holders = hold_both_slots(palisade_strict, keys)
     extra = socket.create_connection(("127.0.0.1", palisade_strict.port))
     extra.sendall(wire.startup("agent", DATABASE))
     error = read_refusal(extra)
     assert error["C"] == "53300" and "too many clients" in error["M"]
-    # The idle ones are let go at their login timeout; then a client logs in as usual.
-    for sock in idle:
-        read_refusal(sock)
-        sock.close()
-    connection = wire.Connection(palisade_strict.port, keys["agent"], database=DATABASE)
+    extra.close()
+    for holder in holders:
+        holder.close()
+    connection = wire.log_in_when_a_slot_is_free(palisade_strict.port, keys["agent"], database=DATABASE)
     connection.send(wire.query("SELECT 'in'"))
     assert wire.kinds(connection.read_until_ready()) == "TDCZ"
     connection.close()
 
 
 def test_a_flood_of_refused_connections_is_closed_past_the_lingering_allowance(palisade_strict, keys):
-    # Refused connections stay up to a second so that the 53300 is read, at most 128 at a time;
-    # the rest are closed without a word, so a flood cannot use up the file descriptors.
-    holders = [wire.Connection(palisade_strict.port, keys["agent"], database=DATABASE) for _ in range(2)]
+    # Refused connections stay so that the 53300 is read, at most 128 at a time; the rest are
+    # closed without a word, so a flood cannot use up the file descriptors. None of the flood is
+    # closed before all of it was read, and none lingers out its ten minutes here, so no slot frees
+    # during the flood: at most 128 are told (fewer only if an earlier test's refusal is still
+    # being let go) and the rest are not.
+    holders = hold_both_slots(palisade_strict, keys)
     flood = [socket.create_connection(("127.0.0.1", palisade_strict.port)) for _ in range(300)]
     told = silent = 0
     for sock in flood:
-        sock.settimeout(5)
+        sock.settimeout(30)
         data = b""
         try:
             while chunk := sock.recv(65536):
@@ -246,14 +254,14 @@ def test_a_flood_of_refused_connections_is_closed_past_the_lingering_allowance(p
             told += 1
         else:
             silent += 1
+    for sock in flood:
         sock.close()
-    # Fewer than all were told (the allowance filled up), and some were (it is not zero).
-    assert told > 0 and silent > 0, (told, silent)
+    assert 0 < told <= 128 and silent == 300 - told, (told, silent)
     for holder in holders:
         holder.send(wire.query("SELECT 'held'"))
         assert wire.kinds(holder.read_until_ready()) == "TDCZ"
         holder.close()
-    connection = wire.Connection(palisade_strict.port, keys["agent"], database=DATABASE)
+    connection = wire.log_in_when_a_slot_is_free(palisade_strict.port, keys["agent"], database=DATABASE)
     connection.send(wire.query("SELECT 'in'"))
     assert wire.kinds(connection.read_until_ready()) == "TDCZ"
     connection.close()

@@ -1,5 +1,6 @@
 """A minimal PostgreSQL protocol 3.0 client for tests that need exact control of the bytes."""
 import socket
+import time
 import struct
 
 
@@ -94,6 +95,30 @@ class Connection:
         except OSError:
             pass
         self.sock.close()
+
+
+def eventually(attempt, what, seconds=60):
+    """Calls attempt() until it returns something true, for up to `seconds`; for state another
+    process reaches on its own schedule (a close noticed, a record flushed), never for a race the
+    test could lose: the generous bound only stops a broken run."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = attempt()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what() if callable(what) else what}: not within {seconds} s"
+        time.sleep(0.05)
+
+
+def log_in_when_a_slot_is_free(port, key, **parameters):
+    """A logged-in connection, waiting while Palisade is still letting earlier connections go."""
+    def attempt():
+        try:
+            return Connection(port, key, **parameters)
+        except ConnectionRefusedError as error:
+            assert error.args[0]["C"] == "53300", error.args[0]
+            return None
+    return eventually(attempt, "a connection slot")
 
 
 def fields(body):
