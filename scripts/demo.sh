@@ -38,7 +38,7 @@ fi
   --api-keys "$state/keys.yaml" --tls-mode disable --audit-dir "$state/audit" --audit-key "$state/audit.key" \
   --audit-checkpoint-seconds 1 >"$state/palisade.log" 2>&1 &
 palisade_pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 1200); do  # up to two minutes: a loaded machine may start a debug build slowly
   grep -q listening "$state/palisade.log" && break
   kill -0 "$palisade_pid" 2>/dev/null || { cat "$state/palisade.log"; exit 1; }
   sleep 0.1

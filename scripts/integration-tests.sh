@@ -105,6 +105,7 @@ proxy_tests() {
   scripts/python-env.sh >/dev/null && .venv/bin/python -m pytest -q -p no:cacheprovider Tests/proxy
 }
 run "proxy: real clients and the protocol through palisade serve" proxy_tests
+run "soak: one minute of mixed load, no errors, descriptors flat" env PALISADE_BIN="$bin" scripts/soak.sh 1
 
 echo "integration: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -287,7 +287,7 @@ import Testing
     /// so a session never outlives the moment the same token would be refused at login.
     @Test func loginAndRunningSessionsShareOneExpiryRule() async throws {
         let verifier = try await hmacVerifier()
-        let token = Mint.hs256(TestClaims.valid())
+        let token = try await Mint.hs256(TestClaims.valid())
         let verified = try await verifier.verify(token, now: now).get()
         let last = verifier.acceptedUntil(expiresAt: verified.expiresAt)
         #expect(last == verified.expiresAt.addingTimeInterval(30))
