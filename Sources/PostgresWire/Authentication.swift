@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
+import Synchronization
 
 /// The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it: no channel
 /// binding, the user name left empty (the server takes it from the startup message).
@@ -46,7 +47,7 @@ public struct SCRAMClient: Sendable {
         else { throw .malformedServerMessage(serverFirstText) }
         guard nonce.hasPrefix(clientNonce) else { throw .nonceMismatch }
 
-        let (clientKey, storedKey, serverKey) = Self.keys(password: password, salt: Array(salt), iterations: iterations)
+        let (clientKey, storedKey, serverKey) = Self.cachedKeys(password: password, salt: Array(salt), iterations: iterations)
         let withoutProof = "c=biws,r=\(nonce)"
         let authMessage = Array("\(clientFirstBare),\(serverFirstText),\(withoutProof)".utf8)
         let clientSignature = Self.hmac(storedKey, authMessage)
@@ -61,6 +62,29 @@ public struct SCRAMClient: Sendable {
             throw .malformedServerMessage(text)
         }
         guard Array(signature) == expectedServerSignature else { throw .serverSignatureMismatch }
+    }
+
+    private struct KeyInputs: Hashable {
+        var password: String
+        var salt: [UInt8]
+        var iterations: Int
+    }
+
+    /// The server keeps one salt per role until its password changes, so every login of Palisade's
+    /// role derives the same keys: 4096 HMAC rounds, 1.3 s of a debug build's CPU per session on a
+    /// loaded CI machine (seen with strace between the server's challenge and the answer). They are
+    /// derived once per password, salt and iteration count, and kept for a few such inputs.
+    private static let derivedKeys = Mutex<[KeyInputs: (client: [UInt8], stored: [UInt8], server: [UInt8])]>([:])
+
+    static func cachedKeys(password: String, salt: [UInt8], iterations: Int) -> (client: [UInt8], stored: [UInt8], server: [UInt8]) {
+        let inputs = KeyInputs(password: password, salt: salt, iterations: iterations)
+        if let keys = derivedKeys.withLock({ $0[inputs] }) { return keys }
+        let keys = keys(password: password, salt: salt, iterations: iterations)
+        derivedKeys.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[inputs] = keys
+        }
+        return keys
     }
 
     /// RFC 5802's keys for a password: ClientKey (the proof's), StoredKey and ServerKey (a verifier's).

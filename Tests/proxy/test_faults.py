@@ -112,7 +112,7 @@ def short_policy(workdir):
 def palisade_faults(cluster, fault_keys, short_policy):
     admin_port = free_port()
     server = Palisade(["--backend", cluster.url, "--api-keys", str(fault_keys["file"]), "--tls-mode", "disable",
-                       "--admin-listen", str(admin_port), "--login-timeout", "5", "--profile", f"short={short_policy}"])
+                       "--admin-listen", str(admin_port), "--login-timeout", "20", "--profile", f"short={short_policy}"])
     server.admin = f"http://127.0.0.1:{admin_port}"
     yield server
     server.stop()
@@ -189,7 +189,7 @@ def test_a_stalled_server_times_logins_and_queries_out_and_blocks_no_one_else(cl
         bystander.send(wire.query("DELETE FROM orders"))
         denied = bystander.read_until_ready()
         assert wire.kinds(denied) == "EZ" and wire.fields(denied[0][1])["C"] == "42501"
-        # A login waits for the server no longer than the login timeout (5 s here).
+        # A login waits for the server no longer than the login timeout (20 s here).
         refused = login_error(palisade_faults, fault_keys["globex"])
         assert refused["C"] == "08006" and "did not answer" in refused["M"], refused
         # The stalled query's session ends after its 2 s statement_timeout and the grace period.
