@@ -46,7 +46,8 @@ TERMINATE = frame(b"X")
 
 class Connection:
     def __init__(self, port, key, user="agent", database="postgres", **parameters):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        # A generous bound: only a broken run waits this long, however loaded the machine.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
         self.buffer = b""
         self.sock.sendall(startup(user, database, **parameters))
         kind, body = self.read()
