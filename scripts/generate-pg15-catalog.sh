@@ -293,6 +293,9 @@ swift_set() { # $1 = doc comment, $2 = property name, $3 = query returning one c
     swift_set "Functions in pg_catalog callable with one argument: PostgreSQL also calls them as x.f or (expr).f." \
         oneArgumentFunctions \
         "select proname from pg_proc where pronamespace = 'pg_catalog'::regnamespace and pronargs - pronargdefaults <= 1 and (pronargs >= 1 or provariadic <> 0)"
+    swift_set "Types in pg_catalog that are not a relation's row type, array types (_name) included: x.name casts x to such a type when no one-argument function name exists." \
+        pgCatalogTypes \
+        "select typname from pg_type where typnamespace = 'pg_catalog'::regnamespace and typrelid = 0"
     printf '}\n'
 } > "$tmp/PG15Catalog.swift"
 

@@ -37,26 +37,32 @@ struct Analyzer {
     /// is a column position, which libpg_query's normalization leaves alone.
     private var integerIsColumnPosition = false
     private var visibleCTEs: [String] = []
-    /// Relations with a secret column, and the name the query refers to each by.
-    private var guardedRelations: [(relation: String, reference: String, column: String)] = []
-    /// Whole rows can reach a function through attribute notation or a join alias.
-    private var usesAttributeNotationFunction = false
+    /// Relations with columns the query may not read, the name the query refers to each by, and
+    /// the rule that guards them.
+    private var guardedRelations: [GuardedRelation] = []
+    /// Whole rows can reach a function through attribute notation (`r.f` is `f(r)` when the
+    /// relation `r` has no column `f`): each such call on a qualified name, as (qualifier, function).
+    private var attributeCalls: [(qualifier: String, name: String)] = []
+    /// Whole rows can reach a function through a join alias.
     private var usesJoinAlias = false
     private let tree: UnsafeBufferPointer<UInt8>
+    /// The statement's text, for constants the tree does not spell out (see `ConstantExpression`).
+    private let text: UnsafeBufferPointer<UInt8>
     private var analysis = Analysis(rule: .query, statementType: "SELECT")
 
-    init(tree: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) {
+    init(tree: UnsafeBufferPointer<UInt8>, text: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) {
         cursor = ParseTreeCursor(tree)
         self.tree = tree
+        self.text = text
         shared = policy
         mayHaveCTEs = tree.contains("withClause\"")
     }
 
-    static func analyze(tree: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) -> Result<Analysis, Denial> {
-        var analyzer = Analyzer(tree: tree, policy: policy)
+    static func analyze(tree: UnsafeBufferPointer<UInt8>, text: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) -> Result<Analysis, Denial> {
+        var analyzer = Analyzer(tree: tree, text: text, policy: policy)
         do {
             try analyzer.document()
-            try analyzer.checkSecretColumns()
+            try analyzer.checkGuardedColumns()
             return .success(analyzer.analysis)
         } catch let denial as Denial {
             return .failure(denial)
@@ -332,6 +338,8 @@ struct Analyzer {
 
     private mutating func explainStatement() throws {
         var sawQuery = false
+        // EXPLAIN shows costs unless told not to; the last COSTS option wins, as in the server.
+        var showsCosts = true
         try object { analyzer, key in
             switch key {
             case "query":
@@ -349,10 +357,13 @@ struct Analyzer {
                 try analyzer.list { analyzer in
                     try analyzer.wrapped { analyzer, type in
                         guard case "DefElem" = type else { throw analyzer.unsupportedNode(type) }
+                        var option = ""
+                        var argument: ConstantExpression?
+                        var hasArgument = false
                         try analyzer.object { analyzer, key in
                             switch key {
                             case "defname":
-                                let option = try analyzer.cursor.string()
+                                option = try analyzer.cursor.string()
                                 if option == "analyze" {
                                     throw Denial(rule: .explainAnalyze, message: "EXPLAIN ANALYZE is not allowed: it runs the statement",
                                                  hint: "Use EXPLAIN without ANALYZE to see the plan.", offset: nil, statementType: "EXPLAIN")
@@ -360,9 +371,20 @@ struct Analyzer {
                                 guard ["verbose", "costs", "settings", "buffers", "wal", "timing", "summary", "format"].contains(option) else {
                                     throw analyzer.unsupportedNode(type)
                                 }
-                            case "arg", "defaction", "location": try analyzer.cursor.skipValue()
+                            case "arg":
+                                hasArgument = true
+                                argument = ConstantExpression.at(analyzer.cursor, text: analyzer.text)
+                                try analyzer.cursor.skipValue()
+                            case "defaction", "location": try analyzer.cursor.skipValue()
                             default: throw analyzer.unsupportedField(key)
                             }
+                        }
+                        if option == "costs" {
+                            // The server reads booleans as true/false/on/off/1/0 in any case; anything
+                            // else it refuses, and only a clear "off" turns costs off here.
+                            let off: Set<String> = ["false", "off", "0"]
+                            let text = argument?.string?.asciiLowercased ?? argument?.number.map { $0 == 0 ? "0" : "1" }
+                            showsCosts = !(hasArgument && text.map { off.contains($0) } == true)
                         }
                     }
                 }
@@ -374,6 +396,11 @@ struct Analyzer {
                          hint: "Send the SELECT itself.", offset: nil, statementType: "EXPLAIN")
         }
         guard sawQuery else { throw ParseTreeCursor.Malformed() }
+        if showsCosts, shared.policy.hidesStatistics {
+            throw Denial(rule: .explainCosts,
+                         message: "EXPLAIN with costs is not allowed with this profile: its row estimates come from statistics over every tenant's rows, which row-level security does not filter",
+                         hint: "Add COSTS OFF: EXPLAIN (COSTS OFF) SELECT …", offset: nil, statementType: "EXPLAIN")
+        }
         analysis.rule = .explain
         analysis.isQuery = false
     }
@@ -568,7 +595,7 @@ struct Analyzer {
             try object { analyzer, key in
                 switch key {
                 case "name": try analyzer.cursor.skipString()
-                case "indirection": try analyzer.indirectionList()
+                case "indirection": try analyzer.indirectionList(firstObject: .value)
                 case "val": try analyzer.expression()
                 case "location": _ = try analyzer.cursor.integer()
                 default: throw analyzer.unsupportedField(key)
@@ -576,8 +603,19 @@ struct Analyzer {
             }
         case "A_Expr": try operatorExpression()
         case "BoolExpr", "CoalesceExpr", "MinMaxExpr", "GroupingFunc", "A_ArrayExpr", "RowExpr", "GroupingSet", "List",
-             "CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "A_Indirection", "A_Indices", "NamedArgExpr":
+             "CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "A_Indices", "NamedArgExpr":
             try genericExpression(type)
+        case "A_Indirection":
+            var argument: ParseTreeCursor?
+            try object { analyzer, key in
+                switch key {
+                case "arg":
+                    argument = analyzer.cursor
+                    try analyzer.expression()
+                case "indirection": try analyzer.indirectionList(firstObject: argument.map(FieldObject.expression) ?? .value)
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
         case "SortBy":
             try genericExpression(type, isSortItem: isColumnPosition)
         case "FuncCall": try functionCall()
@@ -686,8 +724,6 @@ struct Analyzer {
             switch key {
             case "args", "elements", "content", "items", "partitionClause", "orderClause":
                 try analyzer.expressionList()
-            case "indirection":
-                try analyzer.indirectionList()
             case "arg", "defresult", "expr", "result", "lidx", "uidx":
                 try analyzer.expression()
             case "node":
@@ -848,29 +884,51 @@ struct Analyzer {
         var probe = cursor
         try probe.expect(UInt8(ascii: "["))
         while try probe.nextElement() {
-            try probe.expect(UInt8(ascii: "{"))
-            let type = try probe.nextKey()
-            guard let type, "ColumnRef" ~= type || "XmlExpr" ~= type || "FuncCall" ~= type else {
-                throw Denial(rule: .xmlParse,
-                             message: "\(construct) takes xml, and this argument would be parsed from text as an XML document",
-                             hint: "Give \(construct) columns of type xml or XML built with xmlelement/xmlforest.",
-                             offset: remainingLocation(), statementType: analysis.statementType)
-            }
+            try requireXMLArgument(at: probe, of: construct)
             try probe.skipValue()
-            try probe.expect(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The same rule for one argument node at `argument`.
+    private func requireXMLArgument(at argument: ParseTreeCursor, of construct: String) throws {
+        var probe = argument
+        try probe.expect(UInt8(ascii: "{"))
+        let type = try probe.nextKey()
+        guard let type, "ColumnRef" ~= type || "XmlExpr" ~= type || "FuncCall" ~= type else {
+            throw Denial(rule: .xmlParse,
+                         message: "\(construct) takes xml, and this argument would be parsed from text as an XML document",
+                         hint: "Give \(construct) columns of type xml or XML built with xmlelement/xmlforest.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
         }
     }
 
     private mutating func typeName() throws {
         unnormalizedDepth += 1
         defer { unnormalizedDepth -= 1 }
+        var padsTo: (type: String, bytesPerUnit: Double)?
         try object { analyzer, key in
             switch key {
             case "names":
                 let names = try analyzer.nameList()
                 // After the names, so that the check's position is read from here.
                 try analyzer.checkTypeName(names)
-            case "typmods": try analyzer.expressionList()
+                if names.count == 1 || names.first == "pg_catalog" {
+                    // A cast to char(n) pads to n characters, one to bit(n) to n bits.
+                    switch names.last {
+                    case "bpchar": padsTo = ("char", 1)
+                    case "bit": padsTo = ("bit", 1.0 / 8)
+                    default: break
+                    }
+                }
+            case "typmods":
+                if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ ConstantExpression.at($0, text: analyzer.text)?.number }),
+                   length * padding.bytesPerUnit > Double(analyzer.shared.policy.maxResultBytes) {
+                    throw Denial(rule: .argumentLimit,
+                                 message: "a cast to \(padding.type)(\(Self.describe(length))) pads every value to that length, over this policy's limit of \(analyzer.shared.policy.maxResultBytes) bytes",
+                                 hint: "Use varchar or text, which do not pad, or a shorter length.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+                try analyzer.expressionList()
             case "arrayBounds": try analyzer.cursor.skipValue()
             case "setof", "pct_type": _ = try analyzer.cursor.boolean()
             case "typeOid", "typemod", "location": _ = try analyzer.cursor.integer()
@@ -921,6 +979,13 @@ struct Analyzer {
                            "Use built-in types or types of \(readable).")
             }
         }
+    }
+
+    /// The first element of the list at the cursor, without moving.
+    private func firstListElement() -> ParseTreeCursor? {
+        var probe = cursor
+        guard (try? probe.expect(UInt8(ascii: "["))) != nil, (try? probe.nextElement()) == true else { return nil }
+        return probe
     }
 
     private mutating func alias() throws {
@@ -1010,8 +1075,19 @@ struct Analyzer {
                          hint: "Use built-in functions for math, text, dates, aggregates, window functions, JSON, arrays and full-text search; other functions are denied.",
                          offset: remainingLocation(), statementType: analysis.statementType)
         }
-        if baseName == "current_setting", !shared.policy.allowsAnyCurrentSetting {
-            try checkCurrentSettingArgument(offset: remainingLocation())
+        let isBuiltin = name.count == 1 || name[0] == "pg_catalog"
+        if baseName == "current_setting" {
+            let arguments = try argumentCursors()
+            try checkSettingName(arguments.first.flatMap { ConstantExpression.at($0, text: text)?.string }, offset: remainingLocation())
+        }
+        if isBuiltin {
+            if shared.policy.hidesStatistics, StatisticsCatalog.functions.contains(baseName) {
+                throw Denial(rule: .statistics,
+                             message: "function \(written)() is not allowed with this profile: sizes on disk count every tenant's rows, which row-level security does not filter",
+                             hint: "Count the rows you can see with count(*) instead.",
+                             offset: remainingLocation(), statementType: analysis.statementType)
+            }
+            try checkArgumentLimits(baseName, offset: remainingLocation())
         }
         if baseName == "ts_rewrite", name.count == 1 || name[0] == "pg_catalog", try argumentCount() != 3 {
             throw Denial(rule: .forbiddenFunction, message: "function \(written)() is not allowed here: \(ForbiddenFunctions.queryRunningRewrite)",
@@ -1036,23 +1112,157 @@ struct Analyzer {
         return count
     }
 
-    /// Only the tenant claim may be read with current_setting, and only when named by a literal.
-    private mutating func checkCurrentSettingArgument(offset: Int?) throws {
-        // The cursor stands inside the FuncCall, after funcname: read ahead on a copy.
-        var probe = self
-        var setting: String?
-        while let key = try probe.cursor.nextKey() {
-            guard case "args" = key else { try probe.cursor.skipValue(); continue }
-            try probe.cursor.expect(UInt8(ascii: "["))
-            if try probe.cursor.nextElement() { setting = try probe.stringConstant() }
-            while try probe.cursor.nextElement() { try probe.cursor.skipValue() }
-        }
-        guard setting == Policy.claimSetting else {
+    /// current_setting may read the tenant claim and, where the policy says so, the reviewed
+    /// harmless settings; the name must be a literal. Settings are looked up without regard to case.
+    private func checkSettingName(_ setting: String?, offset: Int?) throws {
+        let name = setting?.asciiLowercased
+        guard let name, name == Policy.claimSetting || (shared.policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name)) else {
+            let readable = shared.policy.allowsReviewedSettings
+                ? "the tenant claim ('\(Policy.claimSetting)') and these settings: \(Policy.reviewedSettings.sorted().joined(separator: ", "))"
+                : "only the tenant claim, current_setting('\(Policy.claimSetting)', true)"
             throw Denial(rule: .currentSetting,
-                         message: "current_setting(\(setting.map { "'\($0)'" } ?? "…")) is not allowed: only the tenant claim may be read",
-                         hint: "Only current_setting('\(Policy.claimSetting)', true) may be called, with the name written as a literal.",
+                         message: "current_setting(\(setting.map { "'\($0)'" } ?? "…")) is not allowed: settings can hold secrets (a custom setting stored on a role or database is in every session)",
+                         hint: "current_setting may read \(readable), named by a literal in a direct call.",
                          offset: offset, statementType: analysis.statementType)
         }
+    }
+
+    /// The argument nodes of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
+    private func argumentCursors() throws -> [ParseTreeCursor] {
+        var probe = cursor
+        var arguments: [ParseTreeCursor] = []
+        while let key = try probe.nextKey() {
+            guard case "args" = key else { try probe.skipValue(); continue }
+            try probe.expect(UInt8(ascii: "["))
+            while try probe.nextElement() {
+                arguments.append(probe)
+                try probe.skipValue()
+            }
+        }
+        return arguments
+    }
+
+    /// Functions that allocate by an argument: where the text states the argument, the result
+    /// must fit the policy's limits. Checked before the server would allocate (`repeat('x', 1e9)`
+    /// is a gigabyte in the server before statement_timeout can end it).
+    private func checkArgumentLimits(_ name: String, offset: Int?) throws {
+        let policy = shared.policy
+        func deny(_ message: String, _ hint: String) -> Denial {
+            Denial(rule: .argumentLimit, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
+        }
+        let bytesLimit = Double(policy.maxResultBytes)
+        let rowsLimit = Double(policy.maxGeneratedRows)
+        switch name {
+        case "repeat":
+            let arguments = try argumentCursors()
+            guard arguments.count == 2, let count = ConstantExpression.at(arguments[1], text: text)?.number else { return }
+            // An unknown text is at least one byte; an empty one makes nothing.
+            let repeated = ConstantExpression.at(arguments[0], text: text)?.string
+            let bytes = count * Double(repeated.map { $0.utf8.count } ?? 1)
+            if bytes > bytesLimit {
+                throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxResultBytes) bytes",
+                           "Repeat fewer times; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
+            }
+        case "lpad", "rpad":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2, let length = ConstantExpression.at(arguments[1], text: text)?.number, length > bytesLimit else { return }
+            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, over this policy's limit of \(policy.maxResultBytes) bytes",
+                       "Pad to a shorter length; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
+        case "array_fill":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2, let dimensions = ConstantExpression.at(arguments[1], text: text)?.numbers, !dimensions.isEmpty else { return }
+            let elements = dimensions.reduce(1.0) { $0 * max($1, 0) }
+            if elements > rowsLimit {
+                throw deny("array_fill() would make an array of \(Self.describe(elements)) elements, over this policy's limit of \(policy.maxGeneratedRows)",
+                           "Fill a smaller array; at most \(policy.maxGeneratedRows) elements are admitted.")
+            }
+        case "generate_series":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2, let steps = Self.seriesLength(arguments, text: text), steps > rowsLimit else { return }
+            throw deny("generate_series() would make \(Self.describe(steps)) rows, over this policy's limit of \(policy.maxGeneratedRows)",
+                       "Generate fewer rows (narrower bounds or a larger step); at most \(policy.maxGeneratedRows) are admitted.")
+        case "format":
+            let arguments = try argumentCursors()
+            guard let first = arguments.first, let format = ConstantExpression.at(first, text: text)?.string else { return }
+            let (widest, takesWidthArgument) = Self.widestFormatWidth(format)
+            var width = widest
+            if takesWidthArgument {
+                // `%*s` takes its width from an argument: the widest constant one counts.
+                for argument in arguments.dropFirst() {
+                    if let value = ConstantExpression.at(argument, text: text)?.number { width = max(width, abs(value)) }
+                }
+            }
+            if width > bytesLimit {
+                throw deny("format() would pad a value to \(Self.describe(width)) characters, over this policy's limit of \(policy.maxResultBytes) bytes",
+                           "Use a narrower width; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
+            }
+        default: break
+        }
+    }
+
+    private static func describe(_ value: Double) -> String {
+        value < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    /// The number of rows of generate_series(start, stop[, step]) with constant arguments: numbers
+    /// (step 1 by default), or timestamps with an interval step. Nil where the text does not say.
+    private static func seriesLength(_ arguments: [ParseTreeCursor], text: UnsafeBufferPointer<UInt8>) -> Double? {
+        let values = arguments.prefix(3).map { ConstantExpression.at($0, text: text) }
+        guard let startValue = values[0], let stopValue = values[1] else { return nil }
+        let start: Double, stop: Double, step: Double
+        if let first = startValue.number, let last = stopValue.number {
+            start = first
+            stop = last
+            if values.count == 3 {
+                guard let given = values[2]?.number else { return nil }
+                step = given
+            } else {
+                step = 1
+            }
+        } else if let first = startValue.string.flatMap(TimeLiteral.seconds(ofTimestamp:)),
+                  let last = stopValue.string.flatMap(TimeLiteral.seconds(ofTimestamp:)),
+                  values.count == 3, let interval = values[2]?.string.flatMap(TimeLiteral.seconds(ofInterval:)) {
+            start = first
+            stop = last
+            step = stop >= start ? interval : -interval
+        } else {
+            return nil
+        }
+        guard step != 0, (stop - start) / step >= 0 else { return step == 0 ? nil : 0 }
+        return ((stop - start) / step).rounded(.down) + 1
+    }
+
+    /// The widest width a format() string states (`%1000000s`, `%-5$20s`), and whether one is
+    /// taken from an argument (`%*s`).
+    private static func widestFormatWidth(_ format: String) -> (Double, Bool) {
+        let bytes = Array(format.utf8)
+        var widest = 0.0
+        var fromArgument = false
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "%") else { index += 1; continue }
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "%") { index += 1; continue }
+            // Digits may be an argument position (`n$`), after which come flags and the width.
+            var value = 0.0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                    value = value * 10 + Double(byte - UInt8(ascii: "0"))
+                } else if byte == UInt8(ascii: "$") {
+                    value = 0
+                } else if byte == UInt8(ascii: "-") {
+                    // a flag
+                } else if byte == UInt8(ascii: "*") {
+                    fromArgument = true
+                } else {
+                    break
+                }
+                index += 1
+            }
+            widest = max(widest, value)
+        }
+        return (widest, fromArgument)
     }
 
     // MARK: - Relations
@@ -1085,38 +1295,52 @@ struct Analyzer {
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
-        if let column = special?.secretColumn, schema == nil || schema == "pg_catalog",
-           !visibleCTEs.contains(where: { $0.isExactly(relation) }) || schema != nil {
+        guard let special, special.isPgCatalog, schema == nil || schema == "pg_catalog",
+              schema != nil || !visibleCTEs.contains(where: { $0.isExactly(relation) }) else { return }
+        var guards = [GuardedRelation]()
+        if !special.secretColumns.isEmpty {
+            guards.append(GuardedRelation(relation: relation, reference: aliasName ?? relation, columns: special.secretColumns, rule: .secretRelation))
+        }
+        if shared.policy.hidesStatistics, !special.statisticsColumns.isEmpty {
+            guards.append(GuardedRelation(relation: relation, reference: aliasName ?? relation, columns: special.statisticsColumns, rule: .statistics))
+        }
+        for guarded in guards {
             if renamesColumns {
-                throw Denial(rule: .secretRelation, message: "\(relation) may not be read with renamed columns: its \(column) column holds credentials",
-                             hint: "Name the columns you need, other than \(column).", offset: offset, statementType: analysis.statementType)
+                throw Denial(rule: guarded.rule, message: "\(relation) may not be read with renamed columns: \(guarded.why)",
+                             hint: "Name the columns you need, other than \(guarded.columnList).", offset: offset, statementType: analysis.statementType)
             }
-            guardedRelations.append((relation, aliasName ?? relation, column))
+            guardedRelations.append(guarded)
         }
     }
 
-    /// Over a relation with a secret column, the query may not name that column, use `*`, or
-    /// take the whole row; libpg_query writes each of these in exactly one way.
-    private func checkSecretColumns() throws {
-        for (relation, reference, column) in guardedRelations {
+    /// Over a relation with guarded columns, the query may not name such a column anywhere (as a
+    /// column, in USING, a column alias list or a string), use `*` over it, or take its whole row.
+    /// Names are compared decoded: libpg_query escapes `"`, `\\`, `<`, `>`, `&` and control
+    /// characters in the tree's JSON, so an alias such as `"u<"` is written `u\u003c` there.
+    private func checkGuardedColumns() throws {
+        guard !guardedRelations.isEmpty else { return }
+        let references = try TreeNames(tree)
+        for guarded in guardedRelations {
             let found: String?
-            if tree.contains("A_Star\":{}}") {
+            if references.hasUnqualifiedStar || references.starQualifiers.contains(guarded.reference) || references.hasOtherStar {
                 found = "*"
-            } else if usesAttributeNotationFunction {
-                found = "a whole row through attribute notation"
+            } else if let call = attributeCalls.first(where: { call in
+                call.qualifier == guarded.reference && GuardedRelationColumns.byRelation[guarded.relation]?.contains(call.name) != true
+            }) {
+                found = "the whole row \(guarded.reference) through attribute notation (\(guarded.reference).\(call.name) is \(call.name)(\(guarded.reference)))"
             } else if usesJoinAlias {
                 found = "a whole row through a join alias"
-            } else if tree.contains("\"sval\":\"\(column)\"") {
+            } else if let column = guarded.columns.first(where: references.names.contains) {
                 found = column
-            } else if tree.contains("{\"ColumnRef\":{\"fields\":[{\"String\":{\"sval\":\"\(reference)\"}}],") {
-                found = "the whole row \(reference)"
+            } else if references.wholeRows.contains(guarded.reference) {
+                found = "the whole row \(guarded.reference)"
             } else {
                 found = nil
             }
             if let found {
-                throw Denial(rule: .secretRelation,
-                             message: "reading \(found) from \(relation) is not allowed: its \(column) column holds credentials",
-                             hint: "Name the columns you need, other than \(column).", offset: nil, statementType: analysis.statementType)
+                throw Denial(rule: guarded.rule,
+                             message: "reading \(found) from \(guarded.relation) is not allowed: \(guarded.why)",
+                             hint: "Name the columns you need, other than \(guarded.columnList).", offset: nil, statementType: analysis.statementType)
             }
         }
     }
@@ -1131,6 +1355,10 @@ struct Analyzer {
                        "Leave out the database name; read tables in \(readable).")
         }
         if schema == nil, visibleCTEs.contains(where: { $0.isExactly(name) }) { return }
+        if shared.policy.hidesStatistics, special?.isStatistics == true, special?.isPgCatalog == true, schema == nil || schema == "pg_catalog" {
+            throw deny(.statistics, "relation \(name) is not readable with this profile: its counts include every tenant's rows, which row-level security does not filter",
+                       "Count the rows you can see with count(*) on the table itself.")
+        }
         if special?.isSecret == true {
             throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
                        "Query your application's tables in \(readable) instead.")
@@ -1239,11 +1467,15 @@ struct Analyzer {
         // A bare column name has nothing to check.
         if try soleName() != nil { return }
         var index = 0
+        // The name before the current one: the relation whose whole row `x.f` would hand to f.
+        var qualifier: ParseTreeCursor?
         try list { analyzer in
             try analyzer.wrapped { analyzer, type in
                 switch type {
                 case "String":
-                    if index > 0 { try analyzer.attributeName() } else { try analyzer.cursor.skipValue() }
+                    let name = analyzer.cursor
+                    if index > 0 { try analyzer.fieldName(object: .value, qualifier: qualifier) } else { try analyzer.cursor.skipValue() }
+                    qualifier = name
                 case "A_Star": try analyzer.cursor.skipValue()
                 default: throw analyzer.unsupportedNode(type)
                 }
@@ -1252,34 +1484,62 @@ struct Analyzer {
         }
     }
 
-    /// Field selection `(expr).name`: names are attribute-notation calls as in a ColumnRef.
-    private mutating func indirectionList() throws {
+    /// Field selection `(expr).name`: names are read as in a ColumnRef. The first name's object is
+    /// the expression in brackets; a later name's object is a field of a composite value.
+    private mutating func indirectionList(firstObject: FieldObject) throws {
+        var object = firstObject
         try list { analyzer in
             var probe = analyzer.cursor
             try probe.expect(UInt8(ascii: "{"))
             if case "String"? = try probe.nextKey() {
-                try analyzer.wrapped { analyzer, _ in try analyzer.attributeName() }
+                try analyzer.wrapped { analyzer, _ in try analyzer.fieldName(object: object, qualifier: nil) }
             } else {
                 try analyzer.expression()
             }
+            object = .value
         }
     }
 
-    /// The body of a `String` node used as a field name, checked as a possible function call.
-    private mutating func attributeName() throws {
+    /// What `x` is in field notation `x.name`.
+    enum FieldObject {
+        /// A column, a whole row or a field of a composite value: a value the query reads.
+        case value
+        /// The expression in `(expr).name`, at its node.
+        case expression(ParseTreeCursor)
+    }
+
+    /// The body of a `String` node used as a field name. PostgreSQL's ParseFuncOrColumn reads
+    /// `x.name` as a column or field of x if there is one, else as the call `name(x)` if a
+    /// one-argument function `name` exists (aggregates included), else as the cast `x::name` if
+    /// `name` is a type (array types `_name` too). The text cannot tell a column from the others,
+    /// so a name that can be a function is checked as that call, and one that can be a type as
+    /// that cast.
+    private mutating func fieldName(object: FieldObject, qualifier: ParseTreeCursor?) throws {
         var name = ""
-        try object { analyzer, key in
+        try self.object { analyzer, key in
             guard case "sval" = key else { throw analyzer.unsupportedField(key) }
             name = try analyzer.cursor.string()
         }
-        try checkAttributeFunction(name)
+        let kind = FieldNameKind.byName.value(for: name)
+        if try checkAttributeFunction(name, object: object, isBuiltinOneArgument: kind?.isOneArgumentFunction == true) {
+            if var qualifier {
+                // The body of the qualifier's String node: {"sval":"…"}.
+                var relation = ""
+                try qualifier.forEachKey { cursor, _ in relation = try cursor.string() }
+                attributeCalls.append((relation, name))
+            }
+            return
+        }
+        if kind?.isType == true {
+            try checkTypeName([name])
+        }
     }
 
-    private mutating func checkAttributeFunction(_ name: String) throws {
+    /// Checks `x.name` as the call `name(x)`; false if no one-argument function `name` is known.
+    private mutating func checkAttributeFunction(_ name: String, object: FieldObject, isBuiltinOneArgument: Bool) throws -> Bool {
         let forbidden = ForbiddenFunctions.reason(for: name)
         let serverSchema = shared.searchPathOneArgumentFunctions[name]
-        guard forbidden != nil || serverSchema != nil || PG15Catalog.oneArgumentFunctions.contains(name) else { return }
-        usesAttributeNotationFunction = true
+        guard forbidden != nil || serverSchema != nil || isBuiltinOneArgument else { return false }
         let message = "'.\(name)' is a call of the function \(name)() in attribute notation (x.\(name) means \(name)(x))"
         if let forbidden {
             throw Denial(rule: .forbiddenFunction, message: "\(message), which is never allowed: \(forbidden)",
@@ -1292,17 +1552,25 @@ struct Analyzer {
                              hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
                              offset: nil, statementType: analysis.statementType)
             }
-            return
+            return true
         }
         guard shared.policy.builtinFunctions.contains(name) else {
             throw Denial(rule: .functionNotAllowed, message: "\(message), which is not on this policy's allowlist",
                          hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
                          offset: nil, statementType: analysis.statementType)
         }
-        if name == "current_setting", !shared.policy.allowsAnyCurrentSetting {
-            throw Denial(rule: .currentSetting, message: "\(message); only current_setting('\(Policy.claimSetting)', true) may be called",
-                         hint: "Call current_setting('\(Policy.claimSetting)', true) directly.", offset: nil, statementType: analysis.statementType)
+        // The object is the argument: the per-function argument rules apply to it.
+        switch name {
+        case "current_setting":
+            var setting: String?
+            if case .expression(let argument) = object { setting = ConstantExpression.at(argument, text: text)?.string }
+            try checkSettingName(setting, offset: nil)
+        case "xmlagg":
+            if case .expression(let argument) = object { try requireXMLArgument(at: argument, of: "xmlagg") }
+        default: break
         }
+        analysis.functions.appendIfMissing(name)
+        return true
     }
 
     /// The `location` of the object the cursor is inside, read ahead without moving.
@@ -1330,6 +1598,98 @@ struct Analyzer {
     }
 }
 
+/// A relation whose columns `columns` the query may not read, under the name `reference`.
+struct GuardedRelation {
+    var relation: String
+    var reference: String
+    var columns: [String]
+    var rule: Rule
+
+    var columnList: String { columns.joined(separator: ", ") }
+
+    var why: String {
+        let subject = columns.count == 1 ? "its \(columns[0]) column" : "its columns \(columnList)"
+        return rule == .statistics
+            ? "\(subject) count every tenant's rows, which row-level security does not filter"
+            : "\(subject) can hold credentials or secret settings"
+    }
+}
+
+/// What the query names, decoded, for the guarded-column check: read from the tree only when a
+/// guarded relation occurs, so ordinary queries never pay for it.
+struct TreeNames {
+    /// Every string of the tree (column names, alias lists, USING lists, string constants).
+    var names: Set<String> = []
+    /// ColumnRefs of one name: a column, or a relation's whole row.
+    var wholeRows: Set<String> = []
+    /// The qualifiers of `x.*`.
+    var starQualifiers: Set<String> = []
+    var hasUnqualifiedStar = false
+    /// A `*` outside a ColumnRef, such as `(x).*`.
+    var hasOtherStar = false
+
+    init(_ tree: UnsafeBufferPointer<UInt8>) throws {
+        var starsInColumnRefs = 0
+        var names: Set<String> = []
+        var wholeRows: Set<String> = []
+        var starQualifiers: Set<String> = []
+        var hasUnqualifiedStar = false
+        // Keys and structure are never escaped, and a quote inside a string always is: these
+        // patterns occur only where libpg_query writes them.
+        try tree.forEachOccurrence(of: "\"sval\":\"") { offset in
+            var cursor = ParseTreeCursor(tree)
+            cursor.offset = offset + 7
+            names.insert(try cursor.string())
+        }
+        try tree.forEachOccurrence(of: "{\"ColumnRef\":{\"fields\":") { offset in
+            var cursor = ParseTreeCursor(tree)
+            cursor.offset = offset + 23
+            var fields: [String?] = []
+            try cursor.expect(UInt8(ascii: "["))
+            while try cursor.nextElement() {
+                try cursor.expect(UInt8(ascii: "{"))
+                switch try cursor.nextKey() {
+                case "String"?: try cursor.forEachKey { cursor, _ in fields.append(try cursor.string()) }
+                case "A_Star"?:
+                    try cursor.skipValue()
+                    fields.append(nil)
+                default: throw ParseTreeCursor.Malformed()
+                }
+                guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+            }
+            if fields.count == 1, let name = fields[0] { wholeRows.insert(name) }
+            if let last = fields.last, last == nil {
+                starsInColumnRefs += 1
+                if fields.count == 1 {
+                    hasUnqualifiedStar = true
+                } else if let qualifier = fields[fields.count - 2] {
+                    starQualifiers.insert(qualifier)
+                }
+            }
+        }
+        var stars = 0
+        tree.forEachOccurrence(of: "{\"A_Star\":{}}") { _ in stars += 1 }
+        self.names = names
+        self.wholeRows = wholeRows
+        self.starQualifiers = starQualifiers
+        self.hasUnqualifiedStar = hasUnqualifiedStar
+        hasOtherStar = stars > starsInColumnRefs
+    }
+}
+
+/// What a field name `x.name` can be besides a column, by name.
+struct FieldNameKind: Sendable {
+    var isOneArgumentFunction = false
+    var isType = false
+
+    static let byName: NameTable<FieldNameKind> = {
+        var table: [String: FieldNameKind] = [:]
+        for name in PG15Catalog.oneArgumentFunctions { table[name, default: FieldNameKind()].isOneArgumentFunction = true }
+        for name in PG15Catalog.pgCatalogTypes { table[name, default: FieldNameKind()].isType = true }
+        return NameTable(table.lazy.map { ($0.key, $0.value) })
+    }()
+}
+
 extension Array where Element == String {
     mutating func appendIfMissing(_ value: String) {
         if !contains(value) { append(value) }
@@ -1337,6 +1697,20 @@ extension Array where Element == String {
 }
 
 extension UnsafeBufferPointer where Element == UInt8 {
+    /// Hands the offset of every occurrence of `needle` in the tree's text to `body`.
+    func forEachOccurrence(of needle: StaticString, _ body: (Int) throws -> Void) rethrows {
+        let length = needle.utf8CodeUnitCount
+        guard let base = baseAddress, length > 0, count >= length else { return }
+        let pattern = needle.utf8Start
+        var index = 0
+        while index <= count - length {
+            guard let found = memchr(base + index, Int32(pattern.pointee), count - length + 1 - index) else { return }
+            index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
+            if memcmp(base + index, pattern, length) == 0 { try body(index) }
+            index += 1
+        }
+    }
+
     /// Whether the bytes of `needle` occur anywhere in the tree's text. The trees are short and
     /// the first byte of a needle is rare in them: memchr finds the candidates.
     func contains(_ needle: String) -> Bool {

@@ -13,6 +13,7 @@ public enum Rule: String, Sendable, CaseIterable {
     case nulByte = "parse.nul-byte"
     case tooLarge = "limit.size"
     case tooDeep = "limit.depth"
+    case argumentLimit = "limit.argument"
     case multipleStatements = "stmt.multiple"
     case unsupportedSyntax = "syntax.unsupported"
 
@@ -27,6 +28,7 @@ public enum Rule: String, Sendable, CaseIterable {
     case call = "stmt.call"
     case explainDenied = "stmt.explain"
     case explainAnalyze = "stmt.explain-analyze"
+    case explainCosts = "stmt.explain-costs"
     case setDenied = "stmt.set"
     case reset = "stmt.reset"
     case discard = "stmt.discard"
@@ -54,6 +56,7 @@ public enum Rule: String, Sendable, CaseIterable {
     case relationSchema = "rel.schema"
     case catalogRelation = "rel.catalog"
     case secretRelation = "rel.secret"
+    case statistics = "rel.statistics"
 
     // Protocol-level refusals by the proxy, recorded like any other decision.
     case functionCallMessage = "proto.function-call"
@@ -71,7 +74,7 @@ public enum Rule: String, Sendable, CaseIterable {
         switch self {
         case .query, .transactionControl, .showSetting, .setSetting, .explain: "00000"
         case .empty, .syntaxError, .nulByte: "42601"
-        case .tooLarge, .tooDeep, .messageTooLarge: "54000"
+        case .tooLarge, .tooDeep, .argumentLimit, .messageTooLarge: "54000"
         case .protocolViolation: "08P01"
         case .authenticationFailed: "28P01"
         case .tokenExpired, .lockedOut: "28000"

@@ -88,15 +88,71 @@ enum SecretRelations {
     ]
 }
 
-/// Catalog relations readable by profiles with catalog access except for one column that holds
-/// credentials (psql's \deu and \dRs read the others). A query over them may not name the
-/// column, select `*`, take the whole row, or rename the columns.
+/// Catalog relations readable by profiles with catalog access except for columns that hold
+/// credentials (psql's \deu and \dRs read the others) or settings stored on roles and databases,
+/// where PostgREST-style deployments keep secrets such as `app.jwt_secret`. A query over them may
+/// not name those columns, select `*`, take the whole row, or rename the columns.
 enum SecretColumns {
-    static let byRelation: [String: String] = [
-        "pg_user_mapping": "umoptions",
-        "pg_user_mappings": "umoptions",
-        "pg_subscription": "subconninfo",
+    static let byRelation: [String: [String]] = [
+        "pg_user_mapping": ["umoptions"],
+        "pg_user_mappings": ["umoptions"],
+        "pg_subscription": ["subconninfo"],
+        "pg_db_role_setting": ["setconfig"],
+        "pg_roles": ["rolconfig"],
+        "pg_user": ["useconfig"],
     ]
+}
+
+/// Counts, sizes and planner statistics that the server builds from every row of a table, whatever
+/// row-level security lets the caller see: another tenant's row count, table size or most common
+/// values. Profiles whose tenants are kept apart by row-level security (`relations.row_level_security`)
+/// may not read them.
+enum StatisticsCatalog {
+    /// Views that are nothing but such counts.
+    static let relations: Set<String> = [
+        "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables",
+        "pg_stat_xact_all_tables", "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables",
+        "pg_stat_all_indexes", "pg_stat_user_indexes", "pg_stat_sys_indexes",
+        "pg_statio_all_tables", "pg_statio_user_tables", "pg_statio_sys_tables",
+        "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
+        "pg_statio_all_sequences", "pg_statio_user_sequences", "pg_statio_sys_sequences",
+        "pg_stat_database",
+    ]
+
+    /// Columns of otherwise readable catalog relations (psql's \d reads pg_class's other columns).
+    static let columns: [String: [String]] = [
+        "pg_class": ["reltuples", "relpages", "relallvisible"],
+        "pg_sequences": ["last_value"],
+    ]
+
+    /// Functions that measure relations and databases on disk.
+    static let functions: Set<String> = [
+        "pg_relation_size", "pg_table_size", "pg_total_relation_size", "pg_indexes_size",
+        "pg_database_size", "pg_tablespace_size",
+    ]
+}
+
+/// The columns of the relations with guarded columns (PostgreSQL 15), system columns included:
+/// `r.name` names a column of `r` when `r` has one, and is a call on `r`'s whole row only otherwise.
+enum GuardedRelationColumns {
+    private static let system: Set<String> = ["tableoid", "ctid", "xmin", "xmax", "cmin", "cmax"]
+    static let byRelation: [String: Set<String>] = ([
+        "pg_class": ["oid", "relname", "relnamespace", "reltype", "reloftype", "relowner", "relam", "relfilenode", "reltablespace",
+                     "relpages", "reltuples", "relallvisible", "reltoastrelid", "relhasindex", "relisshared", "relpersistence",
+                     "relkind", "relnatts", "relchecks", "relhasrules", "relhastriggers", "relhassubclass", "relrowsecurity",
+                     "relforcerowsecurity", "relispopulated", "relreplident", "relispartition", "relrewrite", "relfrozenxid",
+                     "relminmxid", "relacl", "reloptions", "relpartbound"],
+        "pg_db_role_setting": ["setdatabase", "setrole", "setconfig"],
+        "pg_roles": ["rolname", "rolsuper", "rolinherit", "rolcreaterole", "rolcreatedb", "rolcanlogin", "rolreplication",
+                     "rolconnlimit", "rolpassword", "rolvaliduntil", "rolbypassrls", "rolconfig", "oid"],
+        "pg_sequences": ["schemaname", "sequencename", "sequenceowner", "data_type", "start_value", "min_value", "max_value",
+                         "increment_by", "cycle", "cache_size", "last_value"],
+        "pg_subscription": ["oid", "subdbid", "subskiplsn", "subname", "subowner", "subenabled", "subbinary", "substream",
+                            "subtwophasestate", "subdisableonerr", "subconninfo", "subslotname", "subsynccommit", "subpublications"],
+        "pg_user": ["usename", "usesysid", "usecreatedb", "usesuper", "userepl", "usebypassrls", "passwd", "valuntil", "useconfig"],
+        "pg_user_mapping": ["oid", "umuser", "umserver", "umoptions"],
+        "pg_user_mappings": ["umid", "srvid", "srvname", "umuser", "usename", "umoptions"],
+    ] as [String: Set<String>]).mapValues { $0.union(system) }
 }
 
 /// What the engine knows of a relation name by itself: one lookup per relation reference
@@ -104,13 +160,17 @@ enum SecretColumns {
 struct SpecialRelation: Sendable {
     var isSecret = false
     var isPgCatalog = false
-    var secretColumn: String?
+    var isStatistics = false
+    var secretColumns: [String] = []
+    var statisticsColumns: [String] = []
 
     static let byName: NameTable<SpecialRelation> = {
         var table: [String: SpecialRelation] = [:]
         for name in SecretRelations.names { table[name, default: SpecialRelation()].isSecret = true }
         for name in PG15Catalog.pgCatalogRelations { table[name, default: SpecialRelation()].isPgCatalog = true }
-        for (name, column) in SecretColumns.byRelation { table[name, default: SpecialRelation()].secretColumn = column }
+        for (name, columns) in SecretColumns.byRelation { table[name, default: SpecialRelation()].secretColumns = columns }
+        for name in StatisticsCatalog.relations { table[name, default: SpecialRelation()].isStatistics = true }
+        for (name, columns) in StatisticsCatalog.columns { table[name, default: SpecialRelation()].statisticsColumns = columns }
         return NameTable(table.lazy.map { ($0.key, $0.value) })
     }()
 }

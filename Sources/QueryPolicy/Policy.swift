@@ -15,6 +15,11 @@ public struct Policy: Sendable {
     /// The server's idle_in_transaction_session_timeout for this profile's sessions, in
     /// milliseconds: a client cannot hold a snapshot and its locks open after BEGIN forever.
     public var idleInTransactionTimeoutMilliseconds: Int
+    /// Largest result, in bytes, of a function that allocates by a constant argument (`repeat`,
+    /// `lpad`, `format` widths, `char(n)` casts, …).
+    public var maxResultBytes: Int
+    /// Most rows `generate_series` may produce, and elements `array_fill` may make, from constant arguments.
+    public var maxGeneratedRows: Int
     /// Plain BEGIN / START TRANSACTION (read-only), COMMIT, ROLLBACK.
     public var allowsTransactionControl: Bool
     /// EXPLAIN without ANALYZE.
@@ -29,14 +34,19 @@ public struct Policy: Sendable {
     public var searchPath: [String]
     /// Whether pg_catalog and information_schema may be read (never the secret relations).
     public var allowsCatalog: Bool
+    /// Whether this profile's tenants are kept apart by row-level security. Then nothing built from
+    /// rows a tenant cannot see may reach it: EXPLAIN only with COSTS OFF, and no statistics views,
+    /// columns or size functions (`StatisticsCatalog`).
+    public var hidesStatistics: Bool
     /// Catalog relations readable even without `allowsCatalog`, such as those drivers read at connect.
     public var catalogRelations: Set<String>
     /// Allowed pg_catalog functions (unqualified or `pg_catalog.`-qualified).
     public var builtinFunctions: Set<String>
     /// Allowed functions outside pg_catalog, as `schema.name`.
     public var extraFunctions: Set<String>
-    /// Whether `current_setting` may read settings other than the tenant claim.
-    public var allowsAnyCurrentSetting: Bool
+    /// Whether `current_setting` may read the reviewed harmless settings (`Policy.reviewedSettings`)
+    /// besides the tenant claim.
+    public var allowsReviewedSettings: Bool
     /// Whether the audit log may carry raw query text instead of the normalized text.
     public var logsRawQueryText: Bool
     /// `monitor` admits everything and only records what `enforce` would deny, for trying a policy
@@ -53,6 +63,24 @@ public struct Policy: Sendable {
         "application_name", "bytea_output", "client_encoding", "client_min_messages", "datestyle",
         "default_text_search_config", "extra_float_digits", "intervalstyle", "lc_monetary",
         "lc_numeric", "lc_time", "standard_conforming_strings", "timezone",
+    ]
+
+    /// Settings `current_setting` may read under `functions.current_setting: reviewed`: facts about
+    /// the server and the session that drivers and people ask for. Custom settings (`app.*`) and
+    /// anything naming files, hosts, keys or other roles are left out: a custom setting stored on a
+    /// role or database (`ALTER ROLE … SET app.jwt_secret = …`) is in every session of that role.
+    public static let reviewedSettings: Set<String> = [
+        "application_name", "bytea_output", "client_encoding", "client_min_messages", "datestyle",
+        "default_text_search_config", "default_transaction_deferrable", "default_transaction_isolation",
+        "default_transaction_read_only", "enable_bitmapscan", "enable_hashagg", "enable_hashjoin",
+        "enable_indexonlyscan", "enable_indexscan", "enable_mergejoin", "enable_nestloop",
+        "enable_partition_pruning", "enable_seqscan", "enable_sort", "extra_float_digits",
+        "idle_in_transaction_session_timeout", "integer_datetimes", "intervalstyle", "jit",
+        "lc_collate", "lc_ctype", "lc_messages", "lc_monetary", "lc_numeric", "lc_time", "lock_timeout",
+        "maintenance_work_mem", "max_identifier_length", "max_parallel_workers_per_gather",
+        "random_page_cost", "search_path", "seq_page_cost", "server_encoding", "server_version",
+        "server_version_num", "standard_conforming_strings", "statement_timeout", "timezone",
+        "transaction_deferrable", "transaction_isolation", "transaction_read_only", "work_mem",
     ]
 
     /// Values a settable setting may take where any other value would change how Palisade and the
@@ -167,9 +195,9 @@ extension Policy {
         let mode = try reader.string(top["mode"], path: "mode") ?? "enforce"
         guard mode == "enforce" || mode == "monitor" else { throw reader.error(top["mode"], path: "mode", "expected enforce or monitor") }
         let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms",
-                                                                                             "idle_in_transaction_timeout_ms"])
+                                                                                             "idle_in_transaction_timeout_ms", "max_result_bytes", "max_generated_rows"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
-        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations"])
+        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations", "row_level_security"])
         let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
         let audit = try reader.mapping(top["audit"], path: "audit", keys: ["raw_query_text"])
 
@@ -205,8 +233,12 @@ extension Policy {
             }
         }
         let currentSetting = try reader.string(functions["current_setting"], path: "functions.current_setting") ?? "claim_only"
-        guard ["claim_only", "any"].contains(currentSetting) else {
-            throw reader.error(functions["current_setting"], path: "functions.current_setting", "expected claim_only or any")
+        guard currentSetting != "any" else {
+            throw reader.error(functions["current_setting"], path: "functions.current_setting",
+                               "'any' is no longer accepted: settings stored on roles and databases can hold secrets; use reviewed (the harmless settings Palisade lists, and the claim) or claim_only")
+        }
+        guard ["claim_only", "reviewed"].contains(currentSetting) else {
+            throw reader.error(functions["current_setting"], path: "functions.current_setting", "expected claim_only or reviewed")
         }
 
         let maxBytes = try reader.integer(limits["max_query_bytes"], path: "limits.max_query_bytes") ?? 65536
@@ -221,6 +253,14 @@ extension Policy {
         let catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
         for name in catalogRelations where SecretRelations.names.contains(name) || SecretColumns.byRelation[name] != nil {
             throw reader.error(relations["catalog_relations"], path: "relations.catalog_relations", "\(name) can never be listed: it holds credentials or other sessions' data")
+        }
+        let maxResultBytes = try reader.integer(limits["max_result_bytes"], path: "limits.max_result_bytes") ?? 1_048_576
+        guard (1...1_073_741_824).contains(maxResultBytes) else {
+            throw reader.error(limits["max_result_bytes"], path: "limits.max_result_bytes", "must be between 1 and 1073741824 (1 GiB)")
+        }
+        let maxGeneratedRows = try reader.integer(limits["max_generated_rows"], path: "limits.max_generated_rows") ?? 1_000_000
+        guard (1...1_000_000_000_000).contains(maxGeneratedRows) else {
+            throw reader.error(limits["max_generated_rows"], path: "limits.max_generated_rows", "must be between 1 and 1000000000000")
         }
         let timeout = try reader.integer(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms") ?? 30_000
         guard (1...86_400_000).contains(timeout) else {
@@ -238,6 +278,8 @@ extension Policy {
             maxNestingDepth: maxDepth,
             statementTimeoutMilliseconds: timeout,
             idleInTransactionTimeoutMilliseconds: idleTimeout,
+            maxResultBytes: maxResultBytes,
+            maxGeneratedRows: maxGeneratedRows,
             allowsTransactionControl: try reader.bool(statements["transaction_control"], path: "statements.transaction_control") ?? false,
             allowsExplain: try reader.bool(statements["explain"], path: "statements.explain") ?? false,
             showableSettings: Set(try reader.stringList(statements["show"], path: "statements.show").map { $0.lowercased() }),
@@ -245,10 +287,11 @@ extension Policy {
             readableSchemas: Set(try reader.stringList(relations["schemas"], path: "relations.schemas")),
             searchPath: searchPath.isEmpty ? ["public"] : searchPath,
             allowsCatalog: try reader.bool(relations["catalog"], path: "relations.catalog") ?? false,
+            hidesStatistics: try reader.bool(relations["row_level_security"], path: "relations.row_level_security") ?? true,
             catalogRelations: catalogRelations,
             builtinFunctions: catalog.names(inCategories: Set(categories)),
             extraFunctions: Set(extra),
-            allowsAnyCurrentSetting: currentSetting == "any",
+            allowsReviewedSettings: currentSetting == "reviewed",
             logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false,
             isMonitorOnly: mode == "monitor"
         )

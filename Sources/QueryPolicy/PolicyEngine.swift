@@ -43,19 +43,27 @@ public final class PolicyEngine: Sendable {
                                           hint: "Remove the NUL character.", offset: nil, statementType: ""))
             }
             let lexer = SQLLexer(bytes: bytes)
-            // Every level takes an opening bracket: a text no longer than the limit cannot pass it.
-            let bracketDepth = length > shared.policy.maxNestingDepth ? lexer.bracketDepth() : 0
-            if bracketDepth > shared.policy.maxNestingDepth {
+            // Every level takes an opening bracket, and every rescanned run is longer than the
+            // limit on runs: a text no longer than both limits cannot pass them.
+            let shape = length > min(shared.policy.maxNestingDepth, SQLLexer.longestOperatorRun) ? lexer.shape() : SQLLexer.Shape()
+            if shape.bracketDepth > shared.policy.maxNestingDepth {
                 return denied(sql, Denial(
-                    rule: .tooDeep, message: "the query nests parentheses or brackets \(bracketDepth) deep, over this policy's limit of \(shared.policy.maxNestingDepth)",
+                    rule: .tooDeep, message: "the query nests parentheses or brackets \(shape.bracketDepth) deep, over this policy's limit of \(shared.policy.maxNestingDepth)",
                     hint: "Flatten the query: use WITH (CTEs) or joins instead of deeply nested expressions and subqueries.",
+                    offset: nil, statementType: ""))
+            }
+            if shape.longestRescannedRun > SQLLexer.longestOperatorRun {
+                return denied(sql, Denial(
+                    rule: .tooDeep,
+                    message: "the query has a run of \(shape.longestRescannedRun) operator characters (such as +-+-… or /*/*…); PostgreSQL's scanner reads such runs in time that grows with the square of their length",
+                    hint: "Separate operators and comment markers with spaces or values; no operator is longer than \(SQLLexer.longestOperatorRun) characters.",
                     offset: nil, statementType: ""))
             }
             let outcome: Result<Analysis, Denial>
             let fingerprint: UInt64?
             do {
                 (outcome, fingerprint) = try PgQuery.withParseTree(sql, walkDepth: shared.policy.maxNestingDepth) { parsed in
-                    (Analyzer.analyze(tree: parsed.json, policy: shared), parsed.fingerprint)
+                    (Analyzer.analyze(tree: parsed.json, text: bytes, policy: shared), parsed.fingerprint)
                 }
             } catch let error as PgQuery.ParseError {
                 return denied(sql, Denial(
@@ -145,9 +153,12 @@ public enum PolicyBenchmarkHooks {
 
     /// The parse plus the policy walk, without normalization, fingerprint or the decision value.
     public static func parseAndWalk(_ sql: String, engine: PolicyEngine) -> Bool {
-        (try? PgQuery.withParseTree(sql, walkDepth: engine.policy.maxNestingDepth) { parsed in
-            if case .success = Analyzer.analyze(tree: parsed.json, policy: engine.shared) { return true }
-            return false
-        }) ?? false
+        var text = sql
+        return text.withUTF8 { bytes in
+            (try? PgQuery.withParseTree(sql, walkDepth: engine.policy.maxNestingDepth) { parsed in
+                if case .success = Analyzer.analyze(tree: parsed.json, text: bytes, policy: engine.shared) { return true }
+                return false
+            }) ?? false
+        }
     }
 }

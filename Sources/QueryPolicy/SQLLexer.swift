@@ -1,7 +1,11 @@
 /// The few lexical facts about SQL text that the engine needs without a parse: bracket nesting
-/// (parentheses leave no trace in the parse tree) and where each constant ends (for normalizing).
+/// (parentheses leave no trace in the parse tree), runs of operator characters that PostgreSQL's own
+/// scanner reads in quadratic time, and where each constant ends (for normalizing).
 ///
 /// It follows PostgreSQL 15's scanner with standard_conforming_strings on, which Palisade enforces.
+/// Every scan is linear in the text: a quoted string, name or dollar-quoted string that is never
+/// closed runs to the end of the text (as in the server, which then refuses the text), so no
+/// position is scanned twice for the same opener.
 struct SQLLexer {
     let bytes: UnsafeBufferPointer<UInt8>
 
@@ -27,24 +31,71 @@ struct SQLLexer {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D || byte == 0x0C || byte == 0x0B
     }
 
-    /// The deepest nesting of `(` and `[` outside constants, quoted names and comments.
-    func bracketDepth() -> Int {
+    /// PostgreSQL's `op_chars`: a run of them is read as one operator token, and then cut back.
+    static func isOperatorCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "@"), UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "&"),
+             UInt8(ascii: "|"), UInt8(ascii: "`"), UInt8(ascii: "?"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "*"),
+             UInt8(ascii: "/"), UInt8(ascii: "%"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "="):
+            true
+        default: false
+        }
+    }
+
+    /// What the pre-parse limits look at, from one pass over the text.
+    struct Shape: Equatable {
+        /// The deepest nesting of `(` and `[` outside constants, quoted names and comments.
+        var bracketDepth = 0
+        /// The longest run of operator characters that PostgreSQL's scanner reads again and again:
+        /// outside comments every such run (the scanner takes the whole run as one operator, cuts
+        /// it back to the first operator, a comment start or before trailing `+`/`-`, and reads the
+        /// rest again), inside comments a run holding two or more `/*` (each one re-reads the rest
+        /// of the run). Measured with libpg_query 15: a 60 KB run of `+` or of `/*` takes 20 s.
+        var longestRescannedRun = 0
+    }
+
+    /// The longest run of operator characters admitted: PostgreSQL's longest operator name
+    /// (NAMEDATALEN - 1). Runs this long cost at most a few dozen steps per byte to scan.
+    static let longestOperatorRun = 63
+
+    func shape() -> Shape {
+        var shape = Shape()
         var index = 0
         var depth = 0
-        var deepest = 0
+        var runStart = -1
         while index < bytes.count {
+            let current = bytes[index]
+            if current == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") {
+                // A comment start ends the operator before it; the comment is measured by itself.
+                if runStart >= 0 { shape.longestRescannedRun = max(shape.longestRescannedRun, index - runStart) }
+                runStart = -1
+                let (end, run) = blockComment(at: index)
+                shape.longestRescannedRun = max(shape.longestRescannedRun, run)
+                index = end
+                continue
+            }
+            if Self.isOperatorCharacter(current), !(current == UInt8(ascii: "-") && byte(index + 1) == UInt8(ascii: "-")) {
+                if runStart < 0 { runStart = index }
+                index += 1
+                continue
+            }
+            if runStart >= 0 {
+                shape.longestRescannedRun = max(shape.longestRescannedRun, index - runStart)
+                runStart = -1
+            }
             if let end = skipNonCode(at: index) { index = end; continue }
-            switch bytes[index] {
+            switch current {
             case UInt8(ascii: "("), UInt8(ascii: "["):
                 depth += 1
-                deepest = max(deepest, depth)
+                shape.bracketDepth = max(shape.bracketDepth, depth)
             case UInt8(ascii: ")"), UInt8(ascii: "]"):
                 depth = max(0, depth - 1)
             default: break
             }
             index += 1
         }
-        return deepest
+        if runStart >= 0 { shape.longestRescannedRun = max(shape.longestRescannedRun, index - runStart) }
+        return shape
     }
 
     /// If a comment, quoted name or string constant starts at `index`, where it ends.
@@ -55,7 +106,7 @@ struct SQLLexer {
             while end < bytes.count, bytes[end] != 0x0A, bytes[end] != 0x0D { end += 1 }
             return end
         }
-        if current == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") { return blockCommentEnd(at: index) }
+        if current == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") { return blockComment(at: index).end }
         if current == Self.doubleQuote { return quotedEnd(at: index, quote: Self.doubleQuote, backslashEscapes: false) }
         // A word, or a string with a prefix such as E'…'.
         if Self.isIdentifierStart(current) || current == Self.quote || current == Self.dollar { return constantEnd(at: index) }
@@ -131,7 +182,7 @@ struct SQLLexer {
     /// A quoted string at `start` (the opening quote), including SQL's continuation of a string
     /// onto a later line (`'a'` newline `'b'` is one constant).
     private func stringEnd(at start: Int, backslashEscapes: Bool) -> Int? {
-        guard var end = quotedEnd(at: start, quote: Self.quote, backslashEscapes: backslashEscapes) else { return nil }
+        var end = quotedEnd(at: start, quote: Self.quote, backslashEscapes: backslashEscapes)
         while true {
             var index = end
             var sawNewline = false
@@ -145,14 +196,13 @@ struct SQLLexer {
                     break
                 }
             }
-            guard sawNewline, byte(index) == Self.quote,
-                  let next = quotedEnd(at: index, quote: Self.quote, backslashEscapes: backslashEscapes)
-            else { return end }
-            end = next
+            guard sawNewline, byte(index) == Self.quote else { return end }
+            end = quotedEnd(at: index, quote: Self.quote, backslashEscapes: backslashEscapes)
         }
     }
 
-    private func quotedEnd(at start: Int, quote: UInt8, backslashEscapes: Bool) -> Int? {
+    /// Where a quoted string or name ends; the end of the text if it is never closed.
+    private func quotedEnd(at start: Int, quote: UInt8, backslashEscapes: Bool) -> Int {
         var index = start + 1
         while index < bytes.count {
             let current = bytes[index]
@@ -164,9 +214,11 @@ struct SQLLexer {
                 index += 1
             }
         }
-        return nil
+        return bytes.count
     }
 
+    /// Where a dollar-quoted string ends (the end of the text if it is never closed); nil if no
+    /// opening tag starts at `start`.
     private func dollarQuotedEnd(at start: Int) -> Int? {
         var tagEnd = start + 1
         if Self.isIdentifierStart(byte(tagEnd)) {
@@ -181,25 +233,50 @@ struct SQLLexer {
             }
             index += 1
         }
-        return nil
+        return bytes.count
     }
 
-    private func blockCommentEnd(at start: Int) -> Int {
+    private func blockCommentEnd(at start: Int) -> Int { blockComment(at: start).end }
+
+    /// A (nested) block comment at `start`: where it ends (the end of the text if never closed),
+    /// and the longest run of operator characters in it that holds two or more `/*`, each of which
+    /// makes PostgreSQL's scanner read the rest of the run again.
+    private func blockComment(at start: Int) -> (end: Int, rescannedRun: Int) {
         var index = start + 2
         var depth = 1
+        var runStart = start
+        var openersInRun = 1
+        var longest = 0
+        func endRun(at end: Int) {
+            if openersInRun >= 2 { longest = max(longest, end - runStart) }
+            runStart = -1
+            openersInRun = 0
+        }
         while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") {
+            let current = bytes[index]
+            guard Self.isOperatorCharacter(current) else {
+                if runStart >= 0 { endRun(at: index) }
+                index += 1
+                continue
+            }
+            if runStart < 0 { runStart = index }
+            if current == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") {
                 depth += 1
+                openersInRun += 1
                 index += 2
-            } else if bytes[index] == UInt8(ascii: "*"), byte(index + 1) == UInt8(ascii: "/") {
+            } else if current == UInt8(ascii: "*"), byte(index + 1) == UInt8(ascii: "/") {
                 depth -= 1
                 index += 2
-                if depth == 0 { return index }
+                if depth == 0 {
+                    endRun(at: index)
+                    return (index, longest)
+                }
             } else {
                 index += 1
             }
         }
-        return bytes.count
+        if runStart >= 0 { endRun(at: index) }
+        return (bytes.count, longest)
     }
 
     /// The text with the constants at `offsets` replaced by `$n`. Like libpg_query, constants are

@@ -63,6 +63,25 @@ import Testing
         #expect(error(text).contains("not the pinned"))
     }
 
+    /// Settings stored on roles and databases can hold secrets (issue 14): no policy reads every setting.
+    @Test func currentSettingAnyIsRefused() throws {
+        let text = Self.readonlyText.replacingOccurrences(of: "current_setting: claim_only", with: "current_setting: any")
+        #expect(error(text).contains("functions.current_setting: 'any' is no longer accepted"))
+        let reviewed = try load(Self.readonlyText.replacingOccurrences(of: "current_setting: claim_only", with: "current_setting: reviewed"))
+        #expect(reviewed.allowsReviewedSettings)
+        #expect(Profiles.analyst.policy.allowsReviewedSettings && !Profiles.readonly.policy.allowsReviewedSettings)
+    }
+
+    @Test func argumentLimitsAndRowLevelSecurityAreRead() throws {
+        #expect(Profiles.readonly.policy.maxResultBytes == 1_048_576 && Profiles.readonly.policy.maxGeneratedRows == 1_000_000)
+        #expect(Profiles.readonly.policy.hidesStatistics && Profiles.analyst.policy.hidesStatistics)
+        let unscoped = try load(Self.readonlyText.replacingOccurrences(of: "row_level_security: true", with: "row_level_security: false"))
+        #expect(!unscoped.hidesStatistics)
+        let absent = try load(Self.readonlyText.replacingOccurrences(of: "  row_level_security: true", with: "").replacingOccurrences(of: "  max_result_bytes: 1048576", with: ""))
+        #expect(absent.hidesStatistics && absent.maxResultBytes == 1_048_576)
+        #expect(error(Self.readonlyText.replacingOccurrences(of: "max_result_bytes: 1048576", with: "max_result_bytes: 0")).contains("limits.max_result_bytes: must be between"))
+    }
+
     @Test func requiredKeysAndRanges() {
         #expect(error("limits: {}\n").contains("profile: required key is missing"))
         let text = Self.readonlyText.replacingOccurrences(of: "max_nesting_depth: 64", with: "max_nesting_depth: 100000")
