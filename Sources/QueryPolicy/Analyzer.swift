@@ -1047,7 +1047,7 @@ struct Analyzer {
             if try probe.cursor.nextElement() { setting = try probe.stringConstant() }
             while try probe.cursor.nextElement() { try probe.cursor.skipValue() }
         }
-        guard setting == Policy.claimSetting else {
+        guard let setting, setting == Policy.claimSetting || shared.policy.readableSettings.contains(setting) else {
             throw Denial(rule: .currentSetting,
                          message: "current_setting(\(setting.map { "'\($0)'" } ?? "…")) is not allowed: only the tenant claim may be read",
                          hint: "Only current_setting('\(Policy.claimSetting)', true) may be called, with the name written as a literal.",
@@ -1133,7 +1133,7 @@ struct Analyzer {
         if schema == nil, visibleCTEs.contains(where: { $0.isExactly(name) }) { return }
         if special?.isSecret == true {
             throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
-                       "Query your application's tables in \(readable) instead.")
+                       shared.schemaDiscoveryHint)
         }
         let resolvedSchema: String
         if let schema {
@@ -1151,13 +1151,12 @@ struct Analyzer {
         }
         let qualified = "\(resolvedSchema).\(name)"
         if resolvedSchema == "pg_catalog" || resolvedSchema == "information_schema" {
-            guard shared.policy.allowsCatalog || (resolvedSchema == "pg_catalog" && shared.policy.catalogRelations.contains(name)) else {
-                throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile",
-                           "Query your application's tables in \(readable); system catalogs are not available to this profile.")
+            // catalog_relations names pg_catalog relations unqualified, information_schema ones qualified.
+            guard shared.policy.allowsCatalog || shared.policy.catalogRelations.contains(resolvedSchema == "pg_catalog" ? name : qualified) else {
+                throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile", shared.schemaDiscoveryHint)
             }
         } else if !shared.policy.readableSchemas.contains(resolvedSchema) {
-            throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))",
-                       "Read tables in \(readable) only.")
+            throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))", shared.schemaDiscoveryHint)
         }
         analysis.tables.appendIfMissing(qualified)
     }

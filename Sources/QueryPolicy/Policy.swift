@@ -28,7 +28,10 @@ public struct Policy: Sendable {
     /// The server's search_path, to resolve unqualified relation names.
     public var searchPath: [String]
     /// Whether pg_catalog and information_schema may be read (never the secret relations).
-    public var allowsCatalog: Bool
+    public var allowsCatalog: Bool { catalogAccess == .full }
+    /// How much of the catalogs may be read: `metadata` adds the reviewed list's relations to
+    /// `catalogRelations`, its functions to `builtinFunctions` and its settings to `readableSettings`.
+    public var catalogAccess: CatalogAccess
     /// Catalog relations readable even without `allowsCatalog`, such as those drivers read at connect.
     public var catalogRelations: Set<String>
     /// Allowed pg_catalog functions (unqualified or `pg_catalog.`-qualified).
@@ -37,6 +40,12 @@ public struct Policy: Sendable {
     public var extraFunctions: Set<String>
     /// Whether `current_setting` may read settings other than the tenant claim.
     public var allowsAnyCurrentSetting: Bool
+    /// Settings current_setting may read besides the claim, from the metadata list.
+    public var readableSettings: Set<String> = []
+    /// Result budgets: past either, Palisade stops relaying the answer and ends it with 54000.
+    /// nil is no limit.
+    public var maxResultRows: Int?
+    public var maxResultBytes: Int?
     /// Whether the audit log may carry raw query text instead of the normalized text.
     public var logsRawQueryText: Bool
     /// `monitor` admits everything and only records what `enforce` would deny, for trying a policy
@@ -136,7 +145,7 @@ extension Policy {
         return try parse(data, file: path) { relative throws(PolicyError) in
             let listPath = relative.hasPrefix("/") ? relative : directory + "/" + relative
             guard let bytes = FileManager.default.contents(atPath: listPath) else {
-                throw PolicyError(file: path, key: "functions.builtin_list", reason: "cannot read \(listPath)")
+                throw PolicyError(file: path, reason: "cannot read \(listPath), named by the policy")
             }
             return bytes
         }
@@ -167,9 +176,10 @@ extension Policy {
         let mode = try reader.string(top["mode"], path: "mode") ?? "enforce"
         guard mode == "enforce" || mode == "monitor" else { throw reader.error(top["mode"], path: "mode", "expected enforce or monitor") }
         let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms",
-                                                                                             "idle_in_transaction_timeout_ms"])
+                                                                                             "idle_in_transaction_timeout_ms", "max_rows", "max_result_bytes"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
-        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations"])
+        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations",
+                                                                                                  "metadata_list", "metadata_list_sha256"])
         let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
         let audit = try reader.mapping(top["audit"], path: "audit", keys: ["raw_query_text"])
 
@@ -218,7 +228,7 @@ extension Policy {
             throw reader.error(limits["max_nesting_depth"], path: "limits.max_nesting_depth", "must be between 1 and 1000")
         }
         let searchPath = try reader.stringList(relations["search_path"], path: "relations.search_path")
-        let catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
+        var catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
         for name in catalogRelations where SecretRelations.names.contains(name) || SecretColumns.byRelation[name] != nil {
             throw reader.error(relations["catalog_relations"], path: "relations.catalog_relations", "\(name) can never be listed: it holds credentials or other sessions' data")
         }
@@ -229,6 +239,29 @@ extension Policy {
         let idleTimeout = try reader.integer(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms") ?? 60_000
         guard (1...86_400_000).contains(idleTimeout) else {
             throw reader.error(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms", "must be between 1 and 86400000 (one day)")
+        }
+
+        let catalogAccess = try reader.catalogAccess(relations["catalog"], path: "relations.catalog")
+        var builtinFunctions = catalog.names(inCategories: Set(categories))
+        var readableSettings: Set<String> = []
+        if catalogAccess == .metadata {
+            let listPath = try reader.string(relations["metadata_list"], path: "relations.metadata_list", required: true)!
+            let listDigest = try reader.string(relations["metadata_list_sha256"], path: "relations.metadata_list_sha256", required: true)!
+            let listData = try readFile(listPath)
+            let actualDigest = SHA256.hash(data: listData).hexString
+            guard actualDigest == listDigest.lowercased() else {
+                throw reader.error(relations["metadata_list_sha256"], path: "relations.metadata_list_sha256",
+                                   "\(listPath) has SHA-256 \(actualDigest), not the pinned \(listDigest); review the list's changes, then pin the new digest")
+            }
+            let metadata = try MetadataList(listData, file: listPath, functionList: catalog)
+            catalogRelations.formUnion(metadata.relations)
+            builtinFunctions.formUnion(metadata.functions)
+            readableSettings = metadata.settings
+        }
+        let maxRows = try reader.integer(limits["max_rows"], path: "limits.max_rows")
+        let maxResultBytes = try reader.integer(limits["max_result_bytes"], path: "limits.max_result_bytes")
+        for (key, value) in [("max_rows", maxRows), ("max_result_bytes", maxResultBytes)] where value.map({ $0 < 1 }) ?? false {
+            throw reader.error(limits[key], path: "limits.\(key)", "must be at least 1 (leave it out for no limit)")
         }
 
         return Policy(
@@ -244,11 +277,14 @@ extension Policy {
             settableSettings: Set(settable),
             readableSchemas: Set(try reader.stringList(relations["schemas"], path: "relations.schemas")),
             searchPath: searchPath.isEmpty ? ["public"] : searchPath,
-            allowsCatalog: try reader.bool(relations["catalog"], path: "relations.catalog") ?? false,
+            catalogAccess: catalogAccess,
             catalogRelations: catalogRelations,
-            builtinFunctions: catalog.names(inCategories: Set(categories)),
+            builtinFunctions: builtinFunctions,
             extraFunctions: Set(extra),
             allowsAnyCurrentSetting: currentSetting == "any",
+            readableSettings: readableSettings,
+            maxResultRows: maxRows,
+            maxResultBytes: maxResultBytes,
             logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false,
             isMonitorOnly: mode == "monitor"
         )
@@ -331,6 +367,19 @@ private struct YAMLReader {
             throw error(node, path: path, "expected true or false")
         }
         return scalar.string == "true"
+    }
+
+    /// `none`, `metadata` or `full`; `false` and `true` as before the setting had three values.
+    func catalogAccess(_ node: Yams.Node?, path: String) throws(PolicyError) -> CatalogAccess {
+        guard let node else { return .none }
+        guard case .scalar(let scalar) = node else { throw error(node, path: path, "expected none, metadata or full") }
+        switch scalar.string {
+        case "false": return .none
+        case "true": return .full
+        default:
+            guard let access = CatalogAccess(rawValue: scalar.string) else { throw error(node, path: path, "expected none, metadata or full") }
+            return access
+        }
     }
 
     func stringList(_ node: Yams.Node?, path: String) throws(PolicyError) -> [String] {
