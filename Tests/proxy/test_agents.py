@@ -15,14 +15,17 @@ import psycopg2.errors
 import pytest
 import sqlalchemy
 
-from conftest import TENANT_DATABASE as DATABASE, Palisade, create_key, entries_of, have
+from conftest import TENANT_DATABASE as DATABASE, Palisade, create_key, entries_of, free_port, have
 
 
 @pytest.fixture(scope="module")
 def agents(tenant_database, workdir):
     key_file = workdir / "agent-keys.yaml"
     issued = {"acme": create_key(key_file, "acme"), "globex": create_key(key_file, "globex")}
-    server = Palisade(["--backend", tenant_database, "--api-keys", str(key_file), "--tls-mode", "disable", "--lockout-denials", "1000"])
+    admin_port = free_port()
+    server = Palisade(["--backend", tenant_database, "--api-keys", str(key_file), "--tls-mode", "disable", "--lockout-denials", "1000",
+                       "--admin-listen", str(admin_port)])
+    server.admin_port = admin_port
     yield server, issued
     server.stop()
 
@@ -188,6 +191,10 @@ def test_a_simple_query_past_max_rows_ends_with_54000_and_the_connection_goes_on
     assert len(decisions) == 1 and decisions[0]["decision"] == "allow"
     assert len(limits) == 1 and limits[0]["rule"] == "limit.result-rows" and limits[0]["sqlstate"] == "54000"
     assert "after 10000 rows" in limits[0]["message"]
+    import urllib.request
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.admin_port}/metrics").read().decode()
+    counted = re.search(r'^palisade_result_limits_total\{rule="limit.result-rows"\} (\d+)', metrics, re.MULTILINE)
+    assert counted and int(counted.group(1)) >= 2, metrics
 
 
 def test_an_answer_past_max_result_bytes_ends_with_54000(agents):
