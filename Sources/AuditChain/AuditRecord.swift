@@ -13,10 +13,12 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case keyRotation = "key_rotation"
     case segmentOpened = "segment_opened"
     case recovery
+    /// An admitted query's answer cut at the profile's result budget (its decision entry came first).
+    case resultLimit = "result_limit"
 
     public var isLifecycle: Bool {
         switch self {
-        case .decision, .protocolRefusal, .authFailure, .lockout: false
+        case .decision, .protocolRefusal, .authFailure, .lockout, .resultLimit: false
         default: true
         }
     }

@@ -35,6 +35,15 @@ final class ProxyMetrics: Sendable {
         if decision.rule == .lockedOut { lockouts.increment() }
     }
 
+    private let resultLimits = [Rule.resultRows, .resultBytes].map { rule in
+        (rule, Counter(label: "palisade_result_limits_total", dimensions: [("rule", rule.rawValue)]))
+    }
+
+    /// An admitted query's answer cut at the profile's max_rows or max_result_bytes.
+    func resultLimited(_ rule: Rule) {
+        resultLimits.first { $0.0 == rule }?.1.increment()
+    }
+
     func decisionTook(nanoseconds: Int64) {
         decisionTime.recordNanoseconds(nanoseconds)
     }

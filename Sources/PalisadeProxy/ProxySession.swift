@@ -462,6 +462,7 @@ final class ProxySession {
                 backendWaitingSince = nil
             }
             relay!.backendFrame(frame, into: &output)
+            if !output.resultLimits.isEmpty { recordResultLimits() }
             if output.close { sendOutput(); close() }
             if shuttingDown, relay?.isIdle ?? false { endForShutdown() }
             if !(relay?.isIdle ?? true) { armServerAnswerDeadline() }
@@ -498,7 +499,11 @@ final class ProxySession {
         identityTenant = login.identity.tenant
         identityCredential = login.identity.credentialID
         serverAnswerAllowance = .milliseconds(Int64(login.engine.policy.statementTimeoutMilliseconds)) + Self.stalledServerGrace
-        relay = QueryRelay(claims: login.identity.claims, statementTimeoutMilliseconds: login.engine.policy.statementTimeoutMilliseconds) { sql, kind in
+        let policy = login.engine.policy
+        relayUser = login.parameters["user"] ?? ""
+        relayPolicyVersion = policy.version
+        relay = QueryRelay(claims: login.identity.claims, statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
+                           budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes), sessionID: sessionID) { sql, kind in
             context.decide(sql, kind)
         }
         state = .relaying
@@ -664,6 +669,24 @@ final class ProxySession {
     private var currentCredential: String {
         if case .connecting(let login, _) = state { return login.identity.credentialID }
         return identityCredential
+    }
+
+    private var relayUser = ""
+    private var relayPolicyVersion = ""
+
+    /// Audits answers cut at the result budget, each an entry of its own with the request id of the
+    /// decision that admitted the query (that entry is already durable). The 54000 error that ends
+    /// the answer is held until this entry is durable too.
+    private func recordResultLimits() {
+        for event in output.resultLimits {
+            let message = "the answer was cut after \(event.relayedRows) rows (\(event.relayedBytes) bytes) at the profile's " +
+                (event.rule == .resultBytes ? "max_result_bytes" : "max_rows")
+            ProxyMetrics.shared.resultLimited(event.rule)
+            record(kind: "D", tenant: currentTenant, credential: currentCredential, user: relayUser,
+                   Decision(rule: event.rule, message: message, policyVersion: relayPolicyVersion),
+                   requestID: "\(sessionID)-\(event.request)", event: .resultLimit)
+        }
+        output.resultLimits.removeAll()
     }
 
     /// Set by a decision whose denial locked the credential out; the session ends after that message.

@@ -29,6 +29,8 @@ public struct QueryRelay {
         public var toClient: ByteBuffer
         /// End the session after sending `toClient`.
         public var close = false
+        /// Answers cut at the result budget, for the session to audit and count.
+        public var resultLimits: [ResultLimitEvent] = []
 
         public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
             toBackend = allocator.buffer(capacity: 512)
@@ -43,6 +45,8 @@ public struct QueryRelay {
         /// never sees NoData, so the Describe Palisade adds for one does not relay it.
         case description(relay: Bool, ofStatement: Bool, relaysNoData: Bool)
         case execution(relay: Bool)
+        /// A relayed execution whose rows count against the result budget of `portal`.
+        case limitedExecution(portal: String)
         case closeComplete(relay: Bool)
         case readyForQuery
         /// What Palisade answers itself (a refusal, or what the server answers to empty text) once
@@ -75,14 +79,27 @@ public struct QueryRelay {
     private var portals: [String: Admitted] = [:]
     private var claimsStatementPrepared = false
     private var claimsSetInTransaction = false
+    private let budget: ResultBudget
+    /// For the request ids of result-limit errors: "session-N", N counting decisions as the session does.
+    private let sessionID: String
+    private var decisions = 0
+    /// With a budget: the request number that admitted each prepared statement, and each portal's usage.
+    private var statementRequests: [String: Int] = [:]
+    private var portalUsage: [String: ResultBudget.Usage] = [:]
+    /// After an answer cut at the budget, the server's answers up to ReadyForQuery are dropped: it
+    /// ran on, but the client was told of an error and expects nothing more before ReadyForQuery.
+    private var silencedUntilReadyForQuery = false
 
     static let claimsStatement = "palisade_claims"
     static let claimsQuery =
         "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true), pg_catalog.set_config('statement_timeout', $2, true)"
 
-    public init(claims: String?, statementTimeoutMilliseconds: Int, decide: @escaping Decide) {
+    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(), sessionID: String = "",
+                decide: @escaping Decide) {
         self.claims = claims
         statementTimeout = "\(statementTimeoutMilliseconds)ms"
+        self.budget = budget
+        self.sessionID = sessionID
         self.decide = decide
     }
 
@@ -106,6 +123,7 @@ public struct QueryRelay {
         }
         switch message {
         case .query(let sql):
+            decisions += 1
             let (decision, notice) = decide(sql, .simpleQuery)
             if decision.rule == .empty {
                 answer(endsWithReadyForQuery: true, into: &output) { BackendEncoder.bodiless("I", into: &$0) }
@@ -115,6 +133,8 @@ public struct QueryRelay {
                 simpleQuery(sql, isTransactionControl: decision.rule == .transactionControl, into: &output)
             }
         case .parse(let statement, let sql):
+            decisions += 1
+            if !budget.isUnlimited { statementRequests[statement] = decisions }
             let (decision, notice) = decide(sql, .parse)
             if decision.rule == .empty {
                 statements[statement] = .empty
@@ -133,7 +153,9 @@ public struct QueryRelay {
             portals[portal] = admitted
             switch admitted {
             case .empty: return answer(into: &output) { BackendEncoder.bodiless("2", into: &$0) }
-            case .query: setClaimsIfNeeded(into: &output)
+            case .query:
+                setClaimsIfNeeded(into: &output)
+                if !budget.isUnlimited { portalUsage[portal] = ResultBudget.Usage(request: statementRequests[statement] ?? 0) }
             case .transactionControl: break
             }
             forward(frame, expecting: .bindComplete(relay: true), into: &output)
@@ -146,6 +168,7 @@ public struct QueryRelay {
             case .query: setClaimsIfNeeded(into: &output)
             case .transactionControl: break
             }
+            if admitted == .query, !budget.isUnlimited { return executeWithinBudget(frame, portal: portal, into: &output) }
             forward(frame, expecting: .execution(relay: true), into: &output)
         case .describe(let kind, let name):
             let ofStatement = kind == UInt8(ascii: "S")
@@ -158,6 +181,7 @@ public struct QueryRelay {
             forward(frame, expecting: .description(relay: true, ofStatement: ofStatement, relaysNoData: true), into: &output)
         case .close(let kind, let name):
             let closed = kind == UInt8(ascii: "S") ? statements.removeValue(forKey: name) : portals.removeValue(forKey: name)
+            if kind == UInt8(ascii: "S") { statementRequests[name] = nil } else { portalUsage[name] = nil }
             if closed == .empty { return answer(into: &output) { BackendEncoder.bodiless("3", into: &$0) } }
             forward(frame, expecting: .closeComplete(relay: true), into: &output)
         case .flush:
@@ -168,6 +192,7 @@ public struct QueryRelay {
             FrontendEncoder.terminate(into: &output.toBackend)
             output.close = true
         case .functionCall:
+            decisions += 1
             let (_, notice) = decide("", .functionCall)
             refuse(notice ?? Self.functionCallNotice, endsWithReadyForQuery: true, output: &output)
         case .copyData, .copyDone, .copyFail:
@@ -200,8 +225,15 @@ public struct QueryRelay {
         expect(.bindComplete(relay: false))
         FrontendEncoder.describePortal("", into: &output.toBackend)
         expect(.description(relay: true, ofStatement: false, relaysNoData: false))
-        FrontendEncoder.execute(portal: "", into: &output.toBackend)
-        expect(.execution(relay: true))
+        if isTransactionControl || budget.isUnlimited {
+            FrontendEncoder.execute(portal: "", into: &output.toBackend)
+            expect(.execution(relay: true))
+        } else {
+            portalUsage[""] = ResultBudget.Usage(request: decisions)
+            let limit = budget.serverRowLimit(requested: 0, used: portalUsage[""]!) ?? 0
+            FrontendEncoder.execute(portal: "", maxRows: limit, into: &output.toBackend)
+            expect(.limitedExecution(portal: ""))
+        }
         FrontendEncoder.sync(into: &output.toBackend)
         expect(.readyForQuery)
         // A simple query destroys the unnamed statement and portal, as on the server.
@@ -261,6 +293,13 @@ public struct QueryRelay {
     // MARK: - Server messages
 
     public mutating func backendFrame(_ frame: Frame, into output: inout Output) {
+        if silencedUntilReadyForQuery {
+            switch frame.type {
+            case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"): break
+            case UInt8(ascii: "Z"): silencedUntilReadyForQuery = false
+            default: return
+            }
+        }
         switch frame.type {
         case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"):
             // Notices, parameter changes and notifications may come at any time.
@@ -299,6 +338,16 @@ public struct QueryRelay {
             if relay { output.toClient.writeFrame(frame) }
         case (.execution(let relay), "C"), (.execution(let relay), "I"), (.execution(let relay), "s"):
             finish(frame, relay: relay, into: &output)
+        case (.limitedExecution(let portal), "D"):
+            if budget.admit(rowOf: frame.body.readableBytes + 5, into: &portalUsage[portal, default: ResultBudget.Usage(request: 0)]) {
+                output.toClient.writeFrame(frame)
+            }
+        case (.limitedExecution(let portal), "C"), (.limitedExecution(let portal), "I"), (.limitedExecution(let portal), "s"):
+            if let usage = portalUsage[portal], usage.exceeded != nil {
+                endOverBudget(usage, into: &output)
+            } else {
+                finish(frame, relay: true, into: &output)
+            }
         default:
             return serverProtocolViolation(frame, into: &output)
         }
@@ -326,6 +375,38 @@ public struct QueryRelay {
             if endsWithReadyForQuery { BackendEncoder.readyForQuery(transactionStatus, into: &output.toClient) }
             pop()
         }
+    }
+
+    // MARK: - Result budget
+
+    /// Executes an admitted portal asking the server for at most one row past what the budget has
+    /// left, so the server stops there (PortalSuspended) instead of streaming the rest.
+    private mutating func executeWithinBudget(_ frame: Frame, portal: String, into output: inout Output) {
+        let usage = portalUsage[portal] ?? ResultBudget.Usage(request: 0)
+        if usage.exceeded != nil {
+            return refuseInPipeline(budget.notice(for: usage, sessionID: sessionID), output: &output)
+        }
+        let requested = frame.body.getInteger(at: frame.body.writerIndex - 4, as: Int32.self) ?? 0
+        if let limit = budget.serverRowLimit(requested: requested, used: usage) {
+            FrontendEncoder.execute(portal: portal, maxRows: limit, into: &output.toBackend)
+            expect(.limitedExecution(portal: portal))
+        } else {
+            forward(frame, expecting: .limitedExecution(portal: portal), into: &output)
+        }
+    }
+
+    /// Ends an answer cut at the budget: the rows relayed so far, then 54000 in place of the
+    /// server's CommandComplete or PortalSuspended. The server's statement ended by itself (the row
+    /// limit) or ran to completion while its rows were dropped, so no cancel is needed and the
+    /// connection stays usable. Like a server error, it skips the client's messages up to Sync.
+    private mutating func endOverBudget(_ usage: ResultBudget.Usage, into output: inout Output) {
+        BackendEncoder.error(budget.notice(for: usage, sessionID: sessionID), into: &output.toClient)
+        output.resultLimits.append(ResultLimitEvent(rule: usage.exceeded ?? .resultRows, request: usage.request,
+                                                    relayedRows: usage.rows, relayedBytes: usage.bytes))
+        pop()
+        while let head = head, !head.isReadyForQuery { pendingHead += 1 }
+        if head == nil { discardingUntilSync = true }
+        silencedUntilReadyForQuery = true
     }
 
     private func serverProtocolViolation(_ frame: Frame, into output: inout Output) {

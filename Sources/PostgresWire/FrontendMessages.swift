@@ -128,10 +128,11 @@ public enum FrontendEncoder {
         }
     }
 
-    public static func execute(portal: String, into buffer: inout ByteBuffer) {
+    /// Execute; `maxRows` 0 runs the portal to completion.
+    public static func execute(portal: String, maxRows: Int32 = 0, into buffer: inout ByteBuffer) {
         buffer.writeFrame("E") {
             $0.writeCString(portal)
-            $0.writeInteger(Int32(0))
+            $0.writeInteger(maxRows)
         }
     }
 

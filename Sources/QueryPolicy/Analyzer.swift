@@ -922,9 +922,9 @@ struct Analyzer {
                 }
             case "typmods":
                 if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ ConstantExpression.at($0, text: analyzer.text)?.number }),
-                   length * padding.bytesPerUnit > Double(analyzer.shared.policy.maxResultBytes) {
+                   length * padding.bytesPerUnit > Double(analyzer.shared.policy.maxFunctionResultBytes) {
                     throw Denial(rule: .argumentLimit,
-                                 message: "a cast to \(padding.type)(\(Self.describe(length))) pads every value to that length, over this policy's limit of \(analyzer.shared.policy.maxResultBytes) bytes",
+                                 message: "a cast to \(padding.type)(\(Self.describe(length))) pads every value to that length, over this policy's limit of \(analyzer.shared.policy.maxFunctionResultBytes) bytes",
                                  hint: "Use varchar or text, which do not pad, or a shorter length.",
                                  offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
                 }
@@ -1113,13 +1113,17 @@ struct Analyzer {
     }
 
     /// current_setting may read the tenant claim and, where the policy says so, the reviewed
-    /// harmless settings; the name must be a literal. Settings are looked up without regard to case.
+    /// harmless settings and the metadata list's settings; the name must be a literal. Settings are
+    /// looked up without regard to case.
     private func checkSettingName(_ setting: String?, offset: Int?) throws {
         let name = setting?.asciiLowercased
-        guard let name, name == Policy.claimSetting || (shared.policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name)) else {
-            let readable = shared.policy.allowsReviewedSettings
-                ? "the tenant claim ('\(Policy.claimSetting)') and these settings: \(Policy.reviewedSettings.sorted().joined(separator: ", "))"
-                : "only the tenant claim, current_setting('\(Policy.claimSetting)', true)"
+        let policy = shared.policy
+        guard let name, name == Policy.claimSetting || (policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name))
+                || policy.readableSettings.contains(name) else {
+            let settings = (policy.allowsReviewedSettings ? Policy.reviewedSettings : []).union(policy.readableSettings)
+            let readable = settings.isEmpty
+                ? "only the tenant claim, current_setting('\(Policy.claimSetting)', true)"
+                : "the tenant claim ('\(Policy.claimSetting)') and these settings: \(settings.sorted().joined(separator: ", "))"
             throw Denial(rule: .currentSetting,
                          message: "current_setting(\(setting.map { "'\($0)'" } ?? "…")) is not allowed: settings can hold secrets (a custom setting stored on a role or database is in every session)",
                          hint: "current_setting may read \(readable), named by a literal in a direct call.",
@@ -1150,7 +1154,7 @@ struct Analyzer {
         func deny(_ message: String, _ hint: String) -> Denial {
             Denial(rule: .argumentLimit, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
         }
-        let bytesLimit = Double(policy.maxResultBytes)
+        let bytesLimit = Double(policy.maxFunctionResultBytes)
         let rowsLimit = Double(policy.maxGeneratedRows)
         switch name {
         case "repeat":
@@ -1160,14 +1164,14 @@ struct Analyzer {
             let repeated = ConstantExpression.at(arguments[0], text: text)?.string
             let bytes = count * Double(repeated.map { $0.utf8.count } ?? 1)
             if bytes > bytesLimit {
-                throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxResultBytes) bytes",
-                           "Repeat fewer times; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
+                throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
         case "lpad", "rpad":
             let arguments = try argumentCursors()
             guard arguments.count >= 2, let length = ConstantExpression.at(arguments[1], text: text)?.number, length > bytesLimit else { return }
-            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, over this policy's limit of \(policy.maxResultBytes) bytes",
-                       "Pad to a shorter length; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
+            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                       "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "array_fill":
             let arguments = try argumentCursors()
             guard arguments.count >= 2, let dimensions = ConstantExpression.at(arguments[1], text: text)?.numbers, !dimensions.isEmpty else { return }
@@ -1193,8 +1197,8 @@ struct Analyzer {
                 }
             }
             if width > bytesLimit {
-                throw deny("format() would pad a value to \(Self.describe(width)) characters, over this policy's limit of \(policy.maxResultBytes) bytes",
-                           "Use a narrower width; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
+                throw deny("format() would pad a value to \(Self.describe(width)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Use a narrower width; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
         default: break
         }
@@ -1361,7 +1365,7 @@ struct Analyzer {
         }
         if special?.isSecret == true {
             throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
-                       "Query your application's tables in \(readable) instead.")
+                       shared.schemaDiscoveryHint)
         }
         let resolvedSchema: String
         if let schema {
@@ -1379,13 +1383,12 @@ struct Analyzer {
         }
         let qualified = "\(resolvedSchema).\(name)"
         if resolvedSchema == "pg_catalog" || resolvedSchema == "information_schema" {
-            guard shared.policy.allowsCatalog || (resolvedSchema == "pg_catalog" && shared.policy.catalogRelations.contains(name)) else {
-                throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile",
-                           "Query your application's tables in \(readable); system catalogs are not available to this profile.")
+            // catalog_relations names pg_catalog relations unqualified, information_schema ones qualified.
+            guard shared.policy.allowsCatalog || shared.policy.catalogRelations.contains(resolvedSchema == "pg_catalog" ? name : qualified) else {
+                throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile", shared.schemaDiscoveryHint)
             }
         } else if !shared.policy.readableSchemas.contains(resolvedSchema) {
-            throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))",
-                       "Read tables in \(readable) only.")
+            throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))", shared.schemaDiscoveryHint)
         }
         analysis.tables.appendIfMissing(qualified)
     }

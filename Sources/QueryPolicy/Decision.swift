@@ -67,6 +67,9 @@ public enum Rule: String, Sendable, CaseIterable {
     case lockedOut = "auth.locked"
     case rateLimited = "budget.rate"
     case tooManySessions = "budget.sessions"
+    /// An admitted query's answer went past the profile's max_rows or max_result_bytes.
+    case resultRows = "limit.result-rows"
+    case resultBytes = "limit.result-bytes"
 
     public var isAllow: Bool { rawValue.hasPrefix("allow.") }
 
@@ -74,7 +77,7 @@ public enum Rule: String, Sendable, CaseIterable {
         switch self {
         case .query, .transactionControl, .showSetting, .setSetting, .explain: "00000"
         case .empty, .syntaxError, .nulByte: "42601"
-        case .tooLarge, .tooDeep, .argumentLimit, .messageTooLarge: "54000"
+        case .tooLarge, .tooDeep, .argumentLimit, .messageTooLarge, .resultRows, .resultBytes: "54000"
         case .protocolViolation: "08P01"
         case .authenticationFailed: "28P01"
         case .tokenExpired, .lockedOut: "28000"

@@ -17,7 +17,7 @@ public struct Policy: Sendable {
     public var idleInTransactionTimeoutMilliseconds: Int
     /// Largest result, in bytes, of a function that allocates by a constant argument (`repeat`,
     /// `lpad`, `format` widths, `char(n)` casts, …).
-    public var maxResultBytes: Int
+    public var maxFunctionResultBytes: Int
     /// Most rows `generate_series` may produce, and elements `array_fill` may make, from constant arguments.
     public var maxGeneratedRows: Int
     /// Plain BEGIN / START TRANSACTION (read-only), COMMIT, ROLLBACK.
@@ -33,11 +33,14 @@ public struct Policy: Sendable {
     /// The server's search_path, to resolve unqualified relation names.
     public var searchPath: [String]
     /// Whether pg_catalog and information_schema may be read (never the secret relations).
-    public var allowsCatalog: Bool
     /// Whether this profile's tenants are kept apart by row-level security. Then nothing built from
     /// rows a tenant cannot see may reach it: EXPLAIN only with COSTS OFF, and no statistics views,
     /// columns or size functions (`StatisticsCatalog`).
     public var hidesStatistics: Bool
+    public var allowsCatalog: Bool { catalogAccess == .full }
+    /// How much of the catalogs may be read: `metadata` adds the reviewed list's relations to
+    /// `catalogRelations`, its functions to `builtinFunctions` and its settings to `readableSettings`.
+    public var catalogAccess: CatalogAccess
     /// Catalog relations readable even without `allowsCatalog`, such as those drivers read at connect.
     public var catalogRelations: Set<String>
     /// Allowed pg_catalog functions (unqualified or `pg_catalog.`-qualified).
@@ -47,6 +50,12 @@ public struct Policy: Sendable {
     /// Whether `current_setting` may read the reviewed harmless settings (`Policy.reviewedSettings`)
     /// besides the tenant claim.
     public var allowsReviewedSettings: Bool
+    /// Settings current_setting may read besides the claim, from the metadata list.
+    public var readableSettings: Set<String> = []
+    /// Result budgets: past either, Palisade stops relaying the answer and ends it with 54000.
+    /// nil is no limit.
+    public var maxResultRows: Int?
+    public var maxResultBytes: Int?
     /// Whether the audit log may carry raw query text instead of the normalized text.
     public var logsRawQueryText: Bool
     /// `monitor` admits everything and only records what `enforce` would deny, for trying a policy
@@ -164,7 +173,7 @@ extension Policy {
         return try parse(data, file: path) { relative throws(PolicyError) in
             let listPath = relative.hasPrefix("/") ? relative : directory + "/" + relative
             guard let bytes = FileManager.default.contents(atPath: listPath) else {
-                throw PolicyError(file: path, key: "functions.builtin_list", reason: "cannot read \(listPath)")
+                throw PolicyError(file: path, reason: "cannot read \(listPath), named by the policy")
             }
             return bytes
         }
@@ -195,9 +204,11 @@ extension Policy {
         let mode = try reader.string(top["mode"], path: "mode") ?? "enforce"
         guard mode == "enforce" || mode == "monitor" else { throw reader.error(top["mode"], path: "mode", "expected enforce or monitor") }
         let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms",
-                                                                                             "idle_in_transaction_timeout_ms", "max_result_bytes", "max_generated_rows"])
+                                                                                             "idle_in_transaction_timeout_ms", "max_function_result_bytes", "max_generated_rows",
+                                                                                             "max_rows", "max_result_bytes"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
-        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations", "row_level_security"])
+        let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations",
+                                                                                                  "row_level_security", "metadata_list", "metadata_list_sha256"])
         let functions = try reader.mapping(top["functions"], path: "functions", keys: ["builtin_list", "builtin_list_sha256", "categories", "allow", "current_setting"])
         let audit = try reader.mapping(top["audit"], path: "audit", keys: ["raw_query_text"])
 
@@ -250,13 +261,13 @@ extension Policy {
             throw reader.error(limits["max_nesting_depth"], path: "limits.max_nesting_depth", "must be between 1 and 1000")
         }
         let searchPath = try reader.stringList(relations["search_path"], path: "relations.search_path")
-        let catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
+        var catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
         for name in catalogRelations where SecretRelations.names.contains(name) || SecretColumns.byRelation[name] != nil {
             throw reader.error(relations["catalog_relations"], path: "relations.catalog_relations", "\(name) can never be listed: it holds credentials or other sessions' data")
         }
-        let maxResultBytes = try reader.integer(limits["max_result_bytes"], path: "limits.max_result_bytes") ?? 1_048_576
-        guard (1...1_073_741_824).contains(maxResultBytes) else {
-            throw reader.error(limits["max_result_bytes"], path: "limits.max_result_bytes", "must be between 1 and 1073741824 (1 GiB)")
+        let maxFunctionResultBytes = try reader.integer(limits["max_function_result_bytes"], path: "limits.max_function_result_bytes") ?? 1_048_576
+        guard (1...1_073_741_824).contains(maxFunctionResultBytes) else {
+            throw reader.error(limits["max_function_result_bytes"], path: "limits.max_function_result_bytes", "must be between 1 and 1073741824 (1 GiB)")
         }
         let maxGeneratedRows = try reader.integer(limits["max_generated_rows"], path: "limits.max_generated_rows") ?? 1_000_000
         guard (1...1_000_000_000_000).contains(maxGeneratedRows) else {
@@ -271,6 +282,29 @@ extension Policy {
             throw reader.error(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms", "must be between 1 and 86400000 (one day)")
         }
 
+        let catalogAccess = try reader.catalogAccess(relations["catalog"], path: "relations.catalog")
+        var builtinFunctions = catalog.names(inCategories: Set(categories))
+        var readableSettings: Set<String> = []
+        if catalogAccess == .metadata {
+            let listPath = try reader.string(relations["metadata_list"], path: "relations.metadata_list", required: true)!
+            let listDigest = try reader.string(relations["metadata_list_sha256"], path: "relations.metadata_list_sha256", required: true)!
+            let listData = try readFile(listPath)
+            let actualDigest = SHA256.hash(data: listData).hexString
+            guard actualDigest == listDigest.lowercased() else {
+                throw reader.error(relations["metadata_list_sha256"], path: "relations.metadata_list_sha256",
+                                   "\(listPath) has SHA-256 \(actualDigest), not the pinned \(listDigest); review the list's changes, then pin the new digest")
+            }
+            let metadata = try MetadataList(listData, file: listPath, functionList: catalog)
+            catalogRelations.formUnion(metadata.relations)
+            builtinFunctions.formUnion(metadata.functions)
+            readableSettings = metadata.settings
+        }
+        let maxRows = try reader.integer(limits["max_rows"], path: "limits.max_rows")
+        let maxResultBytes = try reader.integer(limits["max_result_bytes"], path: "limits.max_result_bytes")
+        for (key, value) in [("max_rows", maxRows), ("max_result_bytes", maxResultBytes)] where value.map({ $0 < 1 }) ?? false {
+            throw reader.error(limits[key], path: "limits.\(key)", "must be at least 1 (leave it out for no limit)")
+        }
+
         return Policy(
             profile: profile,
             version: SHA256.hash(data: data).hexString,
@@ -278,7 +312,7 @@ extension Policy {
             maxNestingDepth: maxDepth,
             statementTimeoutMilliseconds: timeout,
             idleInTransactionTimeoutMilliseconds: idleTimeout,
-            maxResultBytes: maxResultBytes,
+            maxFunctionResultBytes: maxFunctionResultBytes,
             maxGeneratedRows: maxGeneratedRows,
             allowsTransactionControl: try reader.bool(statements["transaction_control"], path: "statements.transaction_control") ?? false,
             allowsExplain: try reader.bool(statements["explain"], path: "statements.explain") ?? false,
@@ -286,12 +320,15 @@ extension Policy {
             settableSettings: Set(settable),
             readableSchemas: Set(try reader.stringList(relations["schemas"], path: "relations.schemas")),
             searchPath: searchPath.isEmpty ? ["public"] : searchPath,
-            allowsCatalog: try reader.bool(relations["catalog"], path: "relations.catalog") ?? false,
             hidesStatistics: try reader.bool(relations["row_level_security"], path: "relations.row_level_security") ?? true,
+            catalogAccess: catalogAccess,
             catalogRelations: catalogRelations,
-            builtinFunctions: catalog.names(inCategories: Set(categories)),
+            builtinFunctions: builtinFunctions,
             extraFunctions: Set(extra),
             allowsReviewedSettings: currentSetting == "reviewed",
+            readableSettings: readableSettings,
+            maxResultRows: maxRows,
+            maxResultBytes: maxResultBytes,
             logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false,
             isMonitorOnly: mode == "monitor"
         )
@@ -374,6 +411,19 @@ private struct YAMLReader {
             throw error(node, path: path, "expected true or false")
         }
         return scalar.string == "true"
+    }
+
+    /// `none`, `metadata` or `full`; `false` and `true` as before the setting had three values.
+    func catalogAccess(_ node: Yams.Node?, path: String) throws(PolicyError) -> CatalogAccess {
+        guard let node else { return .none }
+        guard case .scalar(let scalar) = node else { throw error(node, path: path, "expected none, metadata or full") }
+        switch scalar.string {
+        case "false": return .none
+        case "true": return .full
+        default:
+            guard let access = CatalogAccess(rawValue: scalar.string) else { throw error(node, path: path, "expected none, metadata or full") }
+            return access
+        }
     }
 
     func stringList(_ node: Yams.Node?, path: String) throws(PolicyError) -> [String] {

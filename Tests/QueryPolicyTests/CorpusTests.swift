@@ -50,7 +50,8 @@ import Testing
         // authentication and budget refusals (Tests/proxy), BEGIN under a profile without transaction control (a unit test
         // below), NUL bytes (a unit test), and the fallback for statement types none of the others name.
         let elsewhere: Set<Rule> = [.nulByte, .transactionDenied, .otherStatement, .functionCallMessage, .messageTooLarge,
-                                    .protocolViolation, .authenticationFailed, .tokenExpired, .lockedOut, .rateLimited, .tooManySessions]
+                                    .protocolViolation, .authenticationFailed, .tokenExpired, .lockedOut, .rateLimited, .tooManySessions,
+                                    .resultRows, .resultBytes]
         let elsewhereIDs = Set(elsewhere.map(\.rawValue))
         for rule in Rule.allCases where !covered.contains(rule.rawValue) && !elsewhereIDs.contains(rule.rawValue) {
             Issue.record("no case in Tests/corpus/palisade-cases.jsonl expects \(rule.rawValue)")

@@ -70,7 +70,7 @@ import Testing
 
     @Test func limitsComeFromThePolicy() {
         var policy = Profiles.readonly.policy
-        policy.maxResultBytes = 10
+        policy.maxFunctionResultBytes = 10
         policy.maxGeneratedRows = 5
         let engine = PolicyEngine(policy: policy)
         #expect(engine.evaluate("SELECT repeat('x', 11)").rule == .argumentLimit)

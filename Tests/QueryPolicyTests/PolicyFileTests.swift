@@ -73,13 +73,13 @@ import Testing
     }
 
     @Test func argumentLimitsAndRowLevelSecurityAreRead() throws {
-        #expect(Profiles.readonly.policy.maxResultBytes == 1_048_576 && Profiles.readonly.policy.maxGeneratedRows == 1_000_000)
+        #expect(Profiles.readonly.policy.maxFunctionResultBytes == 1_048_576 && Profiles.readonly.policy.maxGeneratedRows == 1_000_000)
         #expect(Profiles.readonly.policy.hidesStatistics && Profiles.analyst.policy.hidesStatistics)
         let unscoped = try load(Self.readonlyText.replacingOccurrences(of: "row_level_security: true", with: "row_level_security: false"))
         #expect(!unscoped.hidesStatistics)
-        let absent = try load(Self.readonlyText.replacingOccurrences(of: "  row_level_security: true", with: "").replacingOccurrences(of: "  max_result_bytes: 1048576", with: ""))
-        #expect(absent.hidesStatistics && absent.maxResultBytes == 1_048_576)
-        #expect(error(Self.readonlyText.replacingOccurrences(of: "max_result_bytes: 1048576", with: "max_result_bytes: 0")).contains("limits.max_result_bytes: must be between"))
+        let absent = try load(Self.readonlyText.replacingOccurrences(of: "  row_level_security: true", with: "").replacingOccurrences(of: "  max_function_result_bytes: 1048576", with: ""))
+        #expect(absent.hidesStatistics && absent.maxFunctionResultBytes == 1_048_576)
+        #expect(error(Self.readonlyText.replacingOccurrences(of: "max_function_result_bytes: 1048576", with: "max_function_result_bytes: 0")).contains("limits.max_function_result_bytes: must be between"))
     }
 
     @Test func requiredKeysAndRanges() {

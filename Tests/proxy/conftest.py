@@ -87,6 +87,7 @@ def readonly_policy_text(**replacements):
     """Policies/readonly.yaml, usable from another directory, with texts replaced."""
     text = (ROOT / "Policies/readonly.yaml").read_text()
     text = text.replace("builtin_list: functions/pg15.tsv", f"builtin_list: {ROOT}/Policies/functions/pg15.tsv")
+    text = text.replace("metadata_list: catalog/metadata.tsv", f"metadata_list: {ROOT}/Policies/catalog/metadata.tsv")
     for old, new in replacements.items():
         text = text.replace(old, new)
     return text

@@ -46,9 +46,13 @@ def test_psql_describe_with_analyst_profile(palisade, keys, psql_env):
     assert "orders" in psql(palisade, keys["analyst"], "\\dt", env=psql_env).stdout
 
 
-def test_psql_describe_is_denied_to_agents(palisade, keys, psql_env):
-    result = psql(palisade, keys["agent"], "\\dt", env=psql_env)
-    assert "ERROR:  42501: Palisade: " in result.stderr
+def test_psql_describe_for_agents_is_schema_discovery_only(palisade, keys, psql_env):
+    listed = psql(palisade, keys["agent"], "\\dt", env=psql_env)
+    assert listed.returncode == 0 and "orders" in listed.stdout, listed.stderr
+    # Table sizes (statistics) and function definitions are outside Policies/catalog/metadata.tsv.
+    for command in ("\\dt+", "\\df"):
+        result = psql(palisade, keys["agent"], command, env=psql_env)
+        assert "ERROR:  42501: Palisade: " in result.stderr, command
 
 
 def test_psql_over_tls(palisade_tls, keys, psql_env):

@@ -63,9 +63,9 @@ def test_a_token_is_a_password_and_its_claims_reach_row_level_security(jwt_serve
 
 def test_the_role_claim_selects_the_profile(jwt_server, secret):
     analyst = mint(secret, "acme", role="analyst")
-    assert query(jwt_server, analyst, "SELECT count(*) > 0 FROM pg_catalog.pg_class") == [(True,)]
+    assert query(jwt_server, analyst, "SELECT count(*) > 0 FROM pg_catalog.pg_proc") == [(True,)]
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-        query(jwt_server, mint(secret, "acme"), "SELECT count(*) FROM pg_catalog.pg_class")
+        query(jwt_server, mint(secret, "acme"), "SELECT count(*) FROM pg_catalog.pg_proc")
 
 
 @pytest.mark.parametrize("case, expected", [

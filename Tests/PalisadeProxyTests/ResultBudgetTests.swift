@@ -1,0 +1,148 @@
+import NIOCore
+import Testing
+@testable import PalisadeProxy
+import PostgresWire
+import QueryPolicy
+
+/// The result budget as the relay applies it: the server is asked for one row past the budget,
+/// the rows past it are dropped, and 54000 takes the place of the answer's end.
+@Suite struct ResultBudgetTests {
+    typealias Harness = QueryRelayTests.Harness
+
+    static func harness(maxRows: Int? = nil, maxBytes: Int? = nil) -> Harness {
+        var harness = Harness()
+        harness.relay = QueryRelay(claims: #"{"tenant_id":"acme"}"#, statementTimeoutMilliseconds: 1000,
+                                   budget: ResultBudget(maxRows: maxRows, maxBytes: maxBytes), sessionID: "s1",
+                                   decide: QueryRelayTests.decide)
+        return harness
+    }
+
+    /// The row count of each Execute sent to the server.
+    static func executeRowLimits(_ buffer: ByteBuffer) -> [Int32] {
+        Harness.frames(buffer).filter { $0.type == UInt8(ascii: "E") }.map {
+            $0.body.getInteger(at: $0.body.writerIndex - 4, as: Int32.self)!
+        }
+    }
+
+    static func dataRow(bytes: Int) -> Frame {
+        var body = ByteBuffer()
+        body.writeInteger(Int16(1))
+        body.writeInteger(Int32(bytes))
+        body.writeRepeatingByte(UInt8(ascii: "x"), count: bytes)
+        return Frame(type: UInt8(ascii: "D"), body: body)
+    }
+
+    @Test func usageCountsOnlyRelayedRowsAndNamesTheLimitPassed() {
+        let budget = ResultBudget(maxRows: 2, maxBytes: 100)
+        var usage = ResultBudget.Usage(request: 7)
+        #expect(budget.admit(rowOf: 40, into: &usage))
+        #expect(budget.admit(rowOf: 40, into: &usage))
+        #expect(!budget.admit(rowOf: 1, into: &usage))
+        #expect(usage == ResultBudget.Usage(request: 7, rows: 2, bytes: 80, exceeded: .resultRows))
+        #expect(!budget.admit(rowOf: 1, into: &usage), "nothing more is relayed once past")
+
+        var bytes = ResultBudget.Usage(request: 1)
+        #expect(budget.admit(rowOf: 60, into: &bytes))
+        #expect(!budget.admit(rowOf: 41, into: &bytes))
+        #expect(bytes.exceeded == .resultBytes && bytes.rows == 1 && bytes.bytes == 60)
+        let notice = budget.notice(for: bytes, sessionID: "s1")
+        #expect(notice.sqlstate == "54000" && notice.detail == "rule limit.result-bytes; request s1-1")
+        #expect(notice.hint?.contains("LIMIT") == true)
+    }
+
+    @Test func theServerIsAskedForOneRowPastWhatIsLeft() {
+        let budget = ResultBudget(maxRows: 10)
+        #expect(budget.serverRowLimit(requested: 0, used: .init(request: 1)) == 11)
+        #expect(budget.serverRowLimit(requested: 5, used: .init(request: 1)) == nil, "a smaller fetch goes as asked")
+        #expect(budget.serverRowLimit(requested: 50, used: .init(request: 1, rows: 8)) == 3)
+        #expect(ResultBudget(maxBytes: 10).serverRowLimit(requested: 0, used: .init(request: 1)) == nil)
+    }
+
+    @Test func aSimpleQueryPastMaxRowsEndsWith54000AndTheNextQueryRuns() {
+        var harness = Self.harness(maxRows: 2)
+        harness.client { FrontendEncoder.query("SELECT * FROM big", into: &$0) }
+        #expect(Self.executeRowLimits(harness.output.toBackend) == [0, 3], "the claims run whole; the query stops at 3 rows")
+        _ = harness.sent()
+        harness.server("12DC" + "12T")
+        for _ in 0..<3 { harness.relay.backendFrame(Self.dataRow(bytes: 4), into: &harness.output) }
+        harness.server("s")
+        #expect(harness.output.resultLimits == [ResultLimitEvent(rule: .resultRows, request: 1, relayedRows: 2, relayedBytes: 2 * 15)])
+        #expect(harness.sent().toClient == "TDDE")
+        harness.server("Z")
+        #expect(harness.sent().toClient == "Z")
+        #expect(harness.relay.isIdle)
+
+        harness.client { FrontendEncoder.query("SELECT 1", into: &$0) }
+        _ = harness.sent()
+        harness.server("2DC" + "12TDCZ")
+        #expect(harness.sent().toClient == "TDCZ", "a fresh budget for the next query")
+    }
+
+    @Test func aResultWithExactlyMaxRowsIsRelayedWhole() {
+        var harness = Self.harness(maxRows: 2)
+        harness.client { FrontendEncoder.query("SELECT * FROM two", into: &$0) }
+        _ = harness.sent()
+        harness.server("12DC" + "12TDDCZ")
+        #expect(harness.sent().toClient == "TDDCZ")
+        #expect(harness.output.resultLimits.isEmpty)
+    }
+
+    @Test func rowsPastMaxBytesAreDroppedUntilTheEndThen54000() {
+        // Each row is a 21-byte DataRow: two fit in 50 bytes.
+        var harness = Self.harness(maxBytes: 50)
+        harness.client { FrontendEncoder.query("SELECT * FROM wide", into: &$0) }
+        _ = harness.sent()
+        harness.server("12DC" + "12T")
+        for _ in 0..<5 { harness.relay.backendFrame(Self.dataRow(bytes: 10), into: &harness.output) }
+        harness.server("CZ")
+        #expect(harness.sent().toClient == "TDDEZ")
+    }
+
+    @Test func anExtendedPipelinePastTheBudgetSkipsTheRestUpToSyncWhileTheServerRunsIt() {
+        var harness = Self.harness(maxRows: 1)
+        harness.client { buffer in
+            Harness.run("SELECT * FROM big", into: &buffer)
+            Harness.run("SELECT 2", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(Self.executeRowLimits(harness.output.toBackend) == [0, 2, 2])
+        _ = harness.sent()
+        // Claims, then the first query's answer cut after one row; the second query's answer is dropped.
+        harness.server("1" + "12DC" + "2" + "DDs" + "12DC")
+        #expect(harness.sent().toClient == "12DE")
+        harness.server("Z")
+        #expect(harness.sent().toClient == "Z")
+    }
+
+    @Test func aClientFetchingInBatchesSharesOnePortalBudget() {
+        var harness = Self.harness(maxRows: 3)
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "", query: "SELECT * FROM big", into: &buffer)
+            FrontendEncoder.bind(portal: "c", statement: "", parameters: [], into: &buffer)
+            FrontendEncoder.execute(portal: "c", maxRows: 2, into: &buffer)
+            buffer.writeFrame("H") { _ in }
+        }
+        #expect(Self.executeRowLimits(harness.output.toBackend) == [0, 2])
+        _ = harness.sent()
+        harness.server("1" + "12DC" + "2DDs")
+        #expect(harness.sent().toClient == "12DDs")
+        harness.client { buffer in
+            FrontendEncoder.execute(portal: "c", maxRows: 2, into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(Self.executeRowLimits(harness.output.toBackend) == [2], "one row left, and one past it")
+        _ = harness.sent()
+        harness.server("DDs")
+        #expect(harness.sent().toClient == "DE")
+        harness.server("Z")
+        #expect(harness.sent().toClient == "Z")
+        // Executing the cut portal again is refused without reaching the server (only the claims do).
+        harness.client { buffer in
+            FrontendEncoder.execute(portal: "c", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sent() == ("BES", ""))
+        harness.server("2DCZ")
+        #expect(harness.sent().toClient == "EZ")
+    }
+}
