@@ -1156,9 +1156,8 @@ struct Analyzer {
         case "repeat":
             let arguments = try argumentCursors()
             guard arguments.count == 2, let count = ConstantExpression.at(arguments[1], text: text)?.number else { return }
-            // An unknown text is at least one byte; an empty one makes nothing.
-            let repeated = ConstantExpression.at(arguments[0], text: text)?.string
-            let bytes = count * Double(repeated.map { $0.utf8.count } ?? 1)
+            // A text the query does not state is at least one byte; an empty one makes nothing.
+            let bytes = count * (ConstantExpression.at(arguments[0], text: text)?.textBytes ?? 1)
             if bytes > bytesLimit {
                 throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxResultBytes) bytes",
                            "Repeat fewer times; results over \(policy.maxResultBytes) bytes are refused before they reach the server.")
