@@ -937,47 +937,11 @@ struct Analyzer {
         }
     }
 
-    /// The reg* types look names up in the system catalogs. Most reveal nothing a profile without
-    /// catalog access cannot already read: pg_type and pg_namespace (readable for drivers) name
-    /// every relation, type and schema, full-text configurations are public, and drivers rely on
-    /// them (`'english'::regconfig`, `tableoid::regclass`, pgjdbc's `'pg_catalog.array_in'::regproc`).
-    /// Role names are another matter: `oid::regrole` lists every role of the server.
-    private static let catalogLookupTypes: Set<String> = ["regrole"]
-
-    /// Resolves a type name as PostgreSQL does (unqualified names find pg_catalog first) and checks
-    /// it like a relation: a type in another schema is as often a table's row type, whose columns
-    /// come with it (`NULL::secret.payroll`); the xml type parses text; and the reg* types read the
-    /// catalogs.
+    /// Checks a type name with the type rules (`TypeRules`); a violation is denied at this node.
     private func checkTypeName(_ names: [String]) throws {
-        // Spelled out only for a denial: every cast passes here.
-        var written: String { names.joined(separator: ".") }
-        func deny(_ rule: Rule, _ message: String, _ hint: String) -> Denial {
-            Denial(rule: rule, message: message, hint: hint, offset: remainingLocation(), statementType: analysis.statementType)
-        }
-        var readable: String { shared.policy.readableSchemas.sorted().joined(separator: ", ") }
-        guard names.count <= 2 else {
-            throw deny(.relationSchema, "type \(written) names another database", "Leave out the database name of the type.")
-        }
-        let schema = names.count == 2 ? names[0] : "pg_catalog"
-        let base = names.last ?? ""
-        switch schema {
-        case "pg_catalog":
-            if base == "xml" || base == "_xml" {
-                throw deny(.xmlParse, "the xml type is not allowed: converting text to xml parses an XML document",
-                           "Leave out casts to xml; build XML with xmlelement/xmlforest instead.")
-            }
-            let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
-            if Self.catalogLookupTypes.contains(element), !shared.policy.allowsCatalog {
-                throw deny(.catalogRelation, "the type \(written) is not allowed with this profile: it reads the server's role names",
-                           "Leave out regrole; roles and the system catalogs are not available to this profile.")
-            }
-        case "information_schema" where shared.policy.allowsCatalog:
-            break
-        default:
-            guard shared.policy.readableSchemas.contains(schema) else {
-                throw deny(.relationSchema, "type \(written) is outside the readable schemas (\(readable))",
-                           "Use built-in types or types of \(readable).")
-            }
+        if let violation = TypeRules.violation(forTypeNamed: names, policy: shared.policy) {
+            throw Denial(rule: violation.rule, message: violation.message, hint: violation.hint, offset: remainingLocation(),
+                         statementType: analysis.statementType)
         }
     }
 
@@ -1160,9 +1124,8 @@ struct Analyzer {
         case "repeat":
             let arguments = try argumentCursors()
             guard arguments.count == 2, let count = ConstantExpression.at(arguments[1], text: text)?.number else { return }
-            // An unknown text is at least one byte; an empty one makes nothing.
-            let repeated = ConstantExpression.at(arguments[0], text: text)?.string
-            let bytes = count * Double(repeated.map { $0.utf8.count } ?? 1)
+            // A text the query does not state is at least one byte; an empty one makes nothing.
+            let bytes = count * (ConstantExpression.at(arguments[0], text: text)?.textBytes ?? 1)
             if bytes > bytesLimit {
                 throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -1598,6 +1561,58 @@ struct Analyzer {
                message: "Palisade does not admit the syntax behind '\(key.string)' here, so it cannot show the query is read-only",
                hint: "Rewrite the query with plain SELECT syntax.", offset: remainingLocation(),
                statementType: analysis.statementType)
+    }
+}
+
+/// The type rules, apart from any parse tree: for casts and field notation in a query, and for
+/// types resolved otherwise (a parameter type the client declares, looked up in the server's pg_type).
+public enum TypeRules {
+    public struct Violation: Sendable, Equatable {
+        public var rule: Rule
+        public var message: String
+        public var hint: String
+    }
+
+    /// The reg* types look names up in the system catalogs. Most reveal nothing a profile without
+    /// catalog access cannot already read: pg_type and pg_namespace (readable for drivers) name
+    /// every relation, type and schema, full-text configurations are public, and drivers rely on
+    /// them (`'english'::regconfig`, `tableoid::regclass`, pgjdbc's `'pg_catalog.array_in'::regproc`).
+    /// Role names are another matter: `oid::regrole` lists every role of the server.
+    private static let catalogLookupTypes: Set<String> = ["regrole"]
+
+    /// Resolves a type name (`[name]` or `[schema, name]`) as PostgreSQL does (unqualified names find
+    /// pg_catalog first) and checks it like a relation: a type in another schema is as often a
+    /// table's row type, whose columns come with it (`NULL::secret.payroll`); the xml type parses
+    /// text; and the reg* types read the catalogs. Nil if the policy admits the type.
+    public static func violation(forTypeNamed names: [String], policy: Policy) -> Violation? {
+        // Spelled out only for a denial: every cast passes here.
+        var written: String { names.joined(separator: ".") }
+        var readable: String { policy.readableSchemas.sorted().joined(separator: ", ") }
+        guard names.count <= 2 else {
+            return Violation(rule: .relationSchema, message: "type \(written) names another database", hint: "Leave out the database name of the type.")
+        }
+        let schema = names.count == 2 ? names[0] : "pg_catalog"
+        let base = names.last ?? ""
+        switch schema {
+        case "pg_catalog":
+            if base == "xml" || base == "_xml" {
+                return Violation(rule: .xmlParse, message: "the xml type is not allowed: converting text to xml parses an XML document",
+                                 hint: "Leave out casts to xml; build XML with xmlelement/xmlforest instead.")
+            }
+            let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
+            if catalogLookupTypes.contains(element), !policy.allowsCatalog {
+                return Violation(rule: .catalogRelation, message: "the type \(written) is not allowed with this profile: it reads the server's role names",
+                                 hint: "Leave out regrole; roles and the system catalogs are not available to this profile.")
+            }
+        case "information_schema" where policy.allowsCatalog:
+            break
+        default:
+            guard policy.readableSchemas.contains(schema) else {
+                return Violation(rule: .relationSchema, message: "type \(written) is outside the readable schemas (\(readable))",
+                                 hint: "Use built-in types or types of \(readable).")
+            }
+        }
+        return nil
     }
 }
 

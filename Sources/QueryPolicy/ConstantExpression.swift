@@ -7,6 +7,9 @@ indirect enum ConstantExpression: Equatable {
     case number(Double)
     case string(String)
     case array([ConstantExpression])
+    /// A text whose content is not kept but whose length in bytes (at least) is known: the result
+    /// of `repeat`, `lpad`, `rpad` or `||` over constants, so that nesting them cannot hide a size.
+    case text(bytes: Double)
 
     /// Nested expressions deeper than this are not evaluated (the walk bounds the tree's depth; this
     /// bounds the read-ahead's own recursion).
@@ -24,7 +27,16 @@ indirect enum ConstantExpression: Equatable {
         switch self {
         case .number(let value): value
         case .string(let text): Double(text.trimmingSpaces)
-        case .array: nil
+        case .array, .text: nil
+        }
+    }
+
+    /// The length in bytes of a text value, where the text states it.
+    var textBytes: Double? {
+        switch self {
+        case .string(let text): Double(text.utf8.count)
+        case .text(let bytes): bytes
+        case .number, .array: nil
         }
     }
 
@@ -54,7 +66,7 @@ indirect enum ConstantExpression: Equatable {
                 values.append(value)
             }
             return values
-        case .number: return nil
+        case .number, .text: return nil
         }
     }
 
@@ -90,7 +102,7 @@ indirect enum ConstantExpression: Equatable {
                     }
                 }
                 value = complete ? .array(elements) : nil
-            case "FuncCall": value = try power(&cursor, level: level, text: text)
+            case "FuncCall": value = try call(&cursor, level: level, text: text)
             default: try cursor.skipValue()
             }
         }
@@ -167,6 +179,9 @@ indirect enum ConstantExpression: Equatable {
             default: try cursor.skipValue()
             }
         }
+        if isOperator, symbol == "||", let leftBytes = left?.textBytes, let rightBytes = right?.textBytes {
+            return .text(bytes: leftBytes + rightBytes)
+        }
         guard isOperator, let rightValue = right?.number else { return nil }
         guard hasLeft else {
             switch symbol {
@@ -188,8 +203,9 @@ indirect enum ConstantExpression: Equatable {
         }
     }
 
-    /// `power(a, b)` and `pow(a, b)`, the function forms of `^`.
-    private static func power(_ cursor: inout ParseTreeCursor, level: Int, text: UnsafeBufferPointer<UInt8>) throws -> ConstantExpression? {
+    /// `power(a, b)` and `pow(a, b)`, the function forms of `^`; and the length of what `repeat`,
+    /// `lpad` and `rpad` make.
+    private static func call(_ cursor: inout ParseTreeCursor, level: Int, text: UnsafeBufferPointer<UInt8>) throws -> ConstantExpression? {
         var name: [String] = []
         var arguments: [ConstantExpression?] = []
         try cursor.forEachKey { cursor, key in
@@ -208,9 +224,20 @@ indirect enum ConstantExpression: Equatable {
             default: try cursor.skipValue()
             }
         }
-        let isPower = (name.count == 1 || (name.count == 2 && name[0] == "pg_catalog")) && (name.last == "power" || name.last == "pow")
-        guard isPower, arguments.count == 2, let base = arguments[0]?.number, let exponent = arguments[1]?.number else { return nil }
-        return .number(pow(base, exponent))
+        guard name.count == 1 || (name.count == 2 && name[0] == "pg_catalog"), arguments.count >= 2,
+              let second = arguments[1]?.number else { return nil }
+        switch name.last {
+        case "power", "pow":
+            guard arguments.count == 2, let base = arguments[0]?.number else { return nil }
+            return .number(pow(base, second))
+        case "repeat":
+            // A text the text does not state is at least one byte long (an empty one makes nothing).
+            return .text(bytes: max(second, 0) * (arguments[0]?.textBytes ?? 1))
+        case "lpad", "rpad":
+            return .text(bytes: max(second, 0))
+        default:
+            return nil
+        }
     }
 }
 

@@ -51,7 +51,9 @@ import Testing
                     "SELECT generate_series('2000-01-01'::timestamp, '2030-01-01', '1 second')",
                     "SELECT generate_series('2020-01-01 00:00'::timestamptz, '2021-01-01 00:00'::timestamptz, interval '10 ms')",
                     "SELECT format('%1000000000s', 'x')", "SELECT format('%1$-2000000s', 'x')", "SELECT format('%*s', 1000000000, 'x')",
-                    "SELECT 'x'::char(10000000)", "SELECT CAST('x' AS character(5000000))", "SELECT B'1'::bit(100000000)"] {
+                    "SELECT 'x'::char(10000000)", "SELECT CAST('x' AS character(5000000))", "SELECT B'1'::bit(100000000)",
+                    "SELECT repeat(repeat('x', 1000000), 1000)", "SELECT repeat(lpad('', 100000) || 'x', 100)",
+                    "SELECT repeat(repeat(repeat('ab', 1000), 1000), 1000)"] {
             let decision = Profiles.readonly.evaluate(sql)
             #expect(decision.rule == .argumentLimit, "\(sql): \(decision.rule.rawValue) \(decision.message)")
             #expect(decision.sqlstate == "54000")
@@ -63,7 +65,8 @@ import Testing
                     "SELECT array_fill(1, ARRAY[3])", "SELECT generate_series(1, 1000)", "SELECT generate_series(1, 10000000, 100)",
                     "SELECT generate_series('2024-01-01'::date, '2024-12-31'::date, '1 day'::interval)",
                     "SELECT generate_series(now(), now() + interval '1 year', '1 day')", "SELECT format('%s-%10s', id, total) FROM orders",
-                    "SELECT 'x'::varchar(10000000)", "SELECT 'x'::char(10)", "SELECT repeat(name, 3) FROM users"] {
+                    "SELECT 'x'::varchar(10000000)", "SELECT 'x'::char(10)", "SELECT repeat(name, 3) FROM users",
+                    "SELECT repeat(repeat('-', 10) || '+', 20)"] {
             #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql): \(Profiles.readonly.evaluate(sql).message)")
         }
     }
