@@ -166,9 +166,15 @@ import QueryPolicy
         #expect(sent[2] == .bind(portal: QueryRelay.claimsStatement, statement: QueryRelay.claimsStatement))
         #expect(sent[5] == .bind(portal: "p2", statement: "s1"))
         #expect(sent[6] == .execute(portal: "p2"))
-        // Palisade's statement is no client's: describing it is refused before it reaches the server.
+        // The name is the client's own statement's, on the server too.
         harness.client { buffer in
             buffer.writeFrame("D") { $0.writeInteger(UInt8(ascii: "S")); $0.writeCString(QueryRelay.claimsStatement) }
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sentToServer() == [.describe(kind: UInt8(ascii: "S"), name: "s1"), .sync])
+        // A name the client has not made is refused before anything reaches the server.
+        harness.client { buffer in
+            buffer.writeFrame("D") { $0.writeInteger(UInt8(ascii: "P")); $0.writeCString("never-bound") }
             FrontendEncoder.sync(into: &buffer)
         }
         #expect(harness.sent().toServer == "S")
