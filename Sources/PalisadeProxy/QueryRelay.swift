@@ -135,6 +135,9 @@ public struct QueryRelay {
     private var syncsSent = 0
     private var syncsAnswered = 0
     private var claimsStatementPrepared = false
+    /// How many Syncs went to the server before the claims portal was last bound; nil once the
+    /// server reported no transaction after a later Sync (the portal ended with its transaction).
+    private var claimsPortalBoundBeforeSync: Int?
     /// Whether the claims were set since the last point where a transaction may have ended.
     private var claimsSetInTransaction = false
 
@@ -315,14 +318,17 @@ public struct QueryRelay {
             expect(.parseComplete(relay: false, undo: .claimsStatementNotPrepared))
             claimsStatementPrepared = true
         }
+        if claimsPortalBoundBeforeSync != nil {
+            // It may still exist (a transaction block goes on across Syncs); a portal is bound only once.
+            FrontendEncoder.close(portal: Self.claimsStatement, into: &output.toBackend)
+            expect(.closeComplete(relay: false, undo: nil))
+        }
         FrontendEncoder.bind(portal: Self.claimsStatement, statement: Self.claimsStatement, parameters: [claims, statementTimeout],
                              into: &output.toBackend)
         expect(.bindComplete(relay: false, undo: nil))
         FrontendEncoder.execute(portal: Self.claimsStatement, into: &output.toBackend)
         expect(.execution(relay: false))
-        // Closed at once, so that the claims can be set again in the same transaction.
-        FrontendEncoder.close(portal: Self.claimsStatement, into: &output.toBackend)
-        expect(.closeComplete(relay: false, undo: nil))
+        claimsPortalBoundBeforeSync = syncsSent
         claimsSetInTransaction = true
     }
 
@@ -387,9 +393,10 @@ public struct QueryRelay {
             pop()
             self.transactionStatus = transactionStatus
             syncsAnswered += 1
-            if transactionStatus == .idle, !portals.isEmpty {
+            if transactionStatus == .idle {
                 // No transaction is open after this Sync: every portal bound before it is gone.
-                portals = portals.filter { $0.value.syncsBefore >= syncsAnswered }
+                if !portals.isEmpty { portals = portals.filter { $0.value.syncsBefore >= syncsAnswered } }
+                if let bound = claimsPortalBoundBeforeSync, bound < syncsAnswered { claimsPortalBoundBeforeSync = nil }
             }
             output.toClient.writeFrame(frame)
             emitAnswersAtHead(into: &output)

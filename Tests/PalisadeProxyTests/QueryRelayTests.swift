@@ -82,10 +82,13 @@ import QueryPolicy
     @Test func anAdmittedSimpleQueryRunsWithTheClaimsAndOnlyItsAnswerIsRelayed() {
         var harness = Harness()
         harness.client { FrontendEncoder.query("SELECT 1", into: &$0) }
-        // The claims statement (prepared once; its portal closed), then the query as Parse/Bind/Describe/Execute/Sync.
-        #expect(harness.sent() == ("PBECPBDES", ""))
-        harness.server("12DC3" + "12TDCZ")
+        // The claims statement (prepared once), then the query as Parse/Bind/Describe/Execute/Sync.
+        #expect(harness.sent() == ("PBEPBDES", ""))
+        harness.server("12DC" + "12TDCZ")
         #expect(harness.sent() == ("", "TDCZ"))
+        // The transaction ended with the Sync, and the claims portal with it.
+        harness.client { FrontendEncoder.query("SELECT 2", into: &$0) }
+        #expect(harness.sent().toServer == "BEPBDES")
     }
 
     @Test func aDeniedSimpleQueryNeverReachesTheServer() {
@@ -101,8 +104,8 @@ import QueryPolicy
             Harness.run("DELETE FROM t", into: &buffer)
             FrontendEncoder.sync(into: &buffer)
         }
-        #expect(harness.sent() == ("PPBECBES", ""))
-        harness.server("1" + "12DC3" + "2DC")
+        #expect(harness.sent() == ("PPBEBES", ""))
+        harness.server("1" + "12DC" + "2DC")
         #expect(harness.sent().toClient == "12DCE")
         harness.server("Z")
         #expect(harness.sent().toClient == "Z")
@@ -164,8 +167,8 @@ import QueryPolicy
         // The client's Parse as s1, the claims (Palisade's own names), the client's Bind and Execute as p2.
         #expect(sent[0] == .parse(statement: "s1", query: "SELECT 1", parameterTypes: []))
         #expect(sent[2] == .bind(portal: QueryRelay.claimsStatement, statement: QueryRelay.claimsStatement))
-        #expect(sent[5] == .bind(portal: "p2", statement: "s1"))
-        #expect(sent[6] == .execute(portal: "p2"))
+        #expect(sent[4] == .bind(portal: "p2", statement: "s1"))
+        #expect(sent[5] == .execute(portal: "p2"))
         // The name is the client's own statement's, on the server too.
         harness.client { buffer in
             buffer.writeFrame("D") { $0.writeInteger(UInt8(ascii: "S")); $0.writeCString(QueryRelay.claimsStatement) }
@@ -196,8 +199,9 @@ import QueryPolicy
                 FrontendEncoder.sync(into: &buffer)
             }
         }
-        // Before the server has answered the first Sync, the second transaction gets the claims too.
-        #expect(harness.sent().toServer == "PBEC" + "BES" + "BEC" + "BES")
+        // Before the server has answered the first Sync, the second transaction gets the claims too
+        // (with the claims portal closed first, in case the transaction went on).
+        #expect(harness.sent().toServer == "PBE" + "BES" + "CBE" + "BES")
         harness.client { buffer in
             for statement in ["q", "c", "q"] {
                 FrontendEncoder.bind(portal: "", statement: statement, parameters: [], into: &buffer)
@@ -206,7 +210,7 @@ import QueryPolicy
             FrontendEncoder.sync(into: &buffer)
         }
         // COMMIT AND CHAIN starts a transaction: the claims again after it, none before it.
-        #expect(harness.sent().toServer == "BEC" + "BE" + "BE" + "BEC" + "BE" + "S")
+        #expect(harness.sent().toServer == "CBE" + "BE" + "BE" + "CBE" + "BE" + "S")
     }
 
     @Test func aFailedTransactionStillGetsTheClaimsForItsNextQuery() {
@@ -214,7 +218,7 @@ import QueryPolicy
         harness.client { FrontendEncoder.query("BEGIN", into: &$0) }
         harness.server("12nCZ", status: "T")
         harness.client { FrontendEncoder.query("SELECT 1", into: &$0) }
-        harness.server("12DC3" + "12T" + "E" + "Z", status: "E")
+        harness.server("12DC" + "12T" + "E" + "Z", status: "E")
         _ = harness.sent()
         // ROLLBACK and a query in one write: the status Palisade last saw is "failed", but the query
         // runs after the ROLLBACK, in a new transaction.
@@ -222,7 +226,7 @@ import QueryPolicy
             FrontendEncoder.query("ROLLBACK", into: &buffer)
             FrontendEncoder.query("SELECT 2", into: &buffer)
         }
-        #expect(harness.sent().toServer == "PBDES" + "BEC" + "PBDES")
+        #expect(harness.sent().toServer == "PBDES" + "CBE" + "PBDES")
     }
 
     @Test func aNameThatExistsKeepsWhatWasAdmittedUnderIt() {
@@ -267,10 +271,10 @@ import QueryPolicy
             FrontendEncoder.bind(portal: "", statement: "bad", parameters: [], into: &buffer)
             FrontendEncoder.sync(into: &buffer)
         }
-        #expect(harness.sent().toServer == "P" + "PBEC" + "B" + "S")
+        #expect(harness.sent().toServer == "P" + "PBE" + "B" + "S")
         harness.server("EZ")
         _ = harness.sent()
         harness.client { FrontendEncoder.query("SELECT 1", into: &$0) }
-        #expect(harness.sent().toServer == "PBEC" + "PBDES")
+        #expect(harness.sent().toServer == "PBE" + "PBDES")
     }
 }
