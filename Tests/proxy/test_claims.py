@@ -71,6 +71,20 @@ def test_a_statement_name_that_exists_keeps_what_was_admitted_under_it(palisade,
     connection.close()
 
 
+def test_an_unnamed_statement_the_server_skipped_is_not_taken_for_the_one_it_kept(palisade, keys):
+    # After an error the server skips the rest up to Sync, a Parse of the unnamed statement too: it
+    # keeps the query, and must not run it as the COMMIT the client meant to put in its place.
+    connection = connect(palisade, keys)
+    assert wire.kinds(run(connection, wire.parse(CLAIM) + wire.parse("SELECT 1 / 0", name="bad") + wire.SYNC)) == "11Z"
+    messages = run(connection, wire.bind("bad", portal="b") + wire.execute("b") + wire.parse("COMMIT") + wire.SYNC)
+    assert error(messages)["C"] == "22012"
+    messages = run(connection, wire.bind() + wire.execute() + wire.SYNC)
+    assert wire.kinds(messages) == "EZ" and error(messages)["C"] == "26000"
+    # Palisade's own use of the unnamed statement (a simple query) is whole in one write.
+    assert claims_in(run(connection, wire.parse(CLAIM) + wire.bind() + wire.query(CLAIM))) == ["acme"]
+    connection.close()
+
+
 def test_long_names_that_the_server_would_truncate_do_not_meet(palisade, keys):
     # The server keeps 63 bytes of a statement name: these two are one name there.
     stem = "n" * 63
