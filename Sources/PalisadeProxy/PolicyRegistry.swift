@@ -1,29 +1,39 @@
 import QueryPolicy
 import Synchronization
 
-/// The policy engine of each profile, replaced whole on reload: a query is decided by the policies
-/// that were current when it arrived, never by a mix of old and new.
+/// The policy engine of each profile and the server's types, replaced whole on reload: a query is
+/// decided by the policies that were current when it arrived, never by a mix of old and new.
 public final class PolicyRegistry: Sendable {
-    private let engines: Mutex<[String: PolicyEngine]>
+    private struct Current {
+        var engines: [String: PolicyEngine]
+        /// The server's pg_type, for the parameter types clients declare (see `ServerTypes`).
+        var serverTypes: ServerTypes
+    }
 
-    public init(_ engines: [String: PolicyEngine]) {
-        self.engines = Mutex(engines)
+    private let current: Mutex<Current>
+
+    public init(_ engines: [String: PolicyEngine], serverTypes: ServerTypes = ServerTypes()) {
+        current = Mutex(Current(engines: engines, serverTypes: serverTypes))
     }
 
     public func engine(for profile: String) -> PolicyEngine? {
-        engines.withLock { $0[profile] }
+        current.withLock { $0.engines[profile] }
     }
 
     public var all: [String: PolicyEngine] {
-        engines.withLock { $0 }
+        current.withLock { $0.engines }
+    }
+
+    public var serverTypes: ServerTypes {
+        current.withLock { $0.serverTypes }
     }
 
     /// Installs a complete new set; profiles missing from it would strand their sessions, so it must
     /// name the same profiles.
-    public func replace(with new: [String: PolicyEngine]) -> Bool {
-        engines.withLock { engines in
-            guard Set(new.keys) == Set(engines.keys) else { return false }
-            engines = new
+    public func replace(with new: [String: PolicyEngine], serverTypes: ServerTypes) -> Bool {
+        current.withLock { current in
+            guard Set(new.keys) == Set(current.engines.keys) else { return false }
+            current = Current(engines: new, serverTypes: serverTypes)
             return true
         }
     }

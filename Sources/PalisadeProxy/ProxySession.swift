@@ -503,8 +503,8 @@ final class ProxySession {
         relayUser = login.parameters["user"] ?? ""
         relayPolicyVersion = policy.version
         relay = QueryRelay(claims: login.identity.claims, statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
-                           budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes), sessionID: sessionID) { sql, kind in
-            context.decide(sql, kind)
+                           budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes), sessionID: sessionID) { sql, kind, parameterTypes in
+            context.decide(sql, kind, parameterTypes: parameterTypes)
         }
         state = .relaying
         loginDeadline?.cancel()
@@ -745,7 +745,7 @@ private final class DecisionContext {
         self.budgets = budgets
     }
 
-    func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
+    func decide(_ sql: String, _ kind: QueryRelay.MessageKind, parameterTypes: [UInt32]) -> (Decision, ServerNotice?) {
         // A reloaded policy applies from the next query on.
         let engine = policies.engine(for: profile) ?? loginEngine
         requests += 1
@@ -761,6 +761,9 @@ private final class DecisionContext {
         } else {
             let started = DispatchTime.now().uptimeNanoseconds
             decision = engine.evaluate(sql)
+            if decision.isAllowed, !parameterTypes.isEmpty {
+                decision = engine.checkParameterTypes(parameterTypes, of: policies.serverTypes, admitting: decision)
+            }
             ProxyMetrics.shared.decisionTook(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
         }
         session?.record(kind: kind.rawValue, tenant: tenant, credential: credential, user: user, decision, requestID: requestID,

@@ -10,8 +10,21 @@ import QueryPolicy
 /// pipeline: after the responses to everything forwarded before it. Messages Palisade adds itself
 /// (the claims statement, the extended-protocol form of a simple query) are expectations whose
 /// responses are not relayed.
+///
+/// Two invariants keep the tenant's claims in every transaction:
+/// - A client's statement and portal names never reach the server. Each named statement or portal
+///   a client makes gets a fresh server-side name (`s1`, `p2`, …), so Palisade's own statement and
+///   portal cannot be named, a name the server truncates to 63 bytes cannot stand for another, and
+///   what a name holds on the server is exactly what Palisade admitted under it. The unnamed
+///   statement and portal stay unnamed; Palisade uses them only for a simple query, which replaces
+///   them on the server too.
+/// - The claims are set right before a query's Bind or Execute unless they were set since the last
+///   point where a transaction may have ended or begun: a Sync (an implicit transaction ends
+///   there), a transaction-control statement (`COMMIT AND CHAIN` starts a new one) or a statement
+///   admitted only by monitor mode. Nothing else ends a transaction, and after an error the server
+///   skips everything up to the next Sync.
 public struct QueryRelay {
-    public typealias Decide = (_ sql: String, _ kind: MessageKind) -> (Decision, ServerNotice?)
+    public typealias Decide = (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?)
 
     /// Which client message carried the text, for decisions and their records.
     public enum MessageKind: String, Sendable {
@@ -39,32 +52,76 @@ public struct QueryRelay {
     }
 
     enum Expectation {
-        case parseComplete(relay: Bool)
-        case bindComplete(relay: Bool)
+        case parseComplete(relay: Bool, undo: Undo?)
+        case bindComplete(relay: Bool, undo: Undo?)
         /// Describe: a statement's answer starts with ParameterDescription. A simple query's client
         /// never sees NoData, so the Describe Palisade adds for one does not relay it.
         case description(relay: Bool, ofStatement: Bool, relaysNoData: Bool)
         case execution(relay: Bool)
-        /// A relayed execution whose rows count against the result budget of `portal`.
+        /// A relayed execution whose rows count against the result budget of the client's `portal`.
         case limitedExecution(portal: String)
-        case closeComplete(relay: Bool)
+        case closeComplete(relay: Bool, undo: Undo?)
         case readyForQuery
         /// What Palisade answers itself (a refusal, or what the server answers to empty text) once
         /// everything before it is answered.
         case answer(ByteBuffer, endsWithReadyForQuery: Bool)
     }
 
-    /// What an admitted prepared statement or portal holds. Empty text (only white space or
-    /// comments, as JDBC's Connection.isValid sends) is no statement: Palisade answers for it as
-    /// the server would, and it never reaches the server.
+    /// What Palisade's record of the server's statements and portals takes back when the server
+    /// fails a message or skips it (after an error it skips everything up to the next Sync).
+    enum Undo {
+        case forget(Namespace, String, id: Int)
+        case restore(Namespace, String, Named)
+        case claimsStatementNotPrepared
+    }
+
+    enum Namespace {
+        case statement, portal
+    }
+
+    /// What an admitted prepared statement or portal holds, and so how it runs with the claims.
+    /// Empty text (only white space or comments, as JDBC's Connection.isValid sends) is no
+    /// statement: Palisade answers for it as the server would, and it never reaches the server.
     enum Admitted {
+        /// A query, SHOW, SET or EXPLAIN: runs in a transaction whose claims are set.
         case query
+        /// BEGIN, COMMIT, ROLLBACK (also AND CHAIN): runs without the claims (ROLLBACK must work
+        /// in a failed transaction), and may end a transaction and start another.
         case transactionControl
+        /// A statement the policy denies, forwarded in monitor mode: runs with the claims, and
+        /// anything may follow it, a new transaction too. Monitor mode's savepoints and two-phase
+        /// commands are transaction control (ROLLBACK TO also takes back the claims set after its savepoint).
+        case monitored
         case empty
+
+        init(_ decision: Decision) {
+            switch decision.rule {
+            case .empty: self = .empty
+            case .transactionControl: self = .transactionControl
+            case .query, .showSetting, .setSetting, .explain: self = .query
+            default: self = Self.transactionTags.contains(decision.statementType) ? .transactionControl : .monitored
+            }
+        }
+
+        static let transactionTags: Set<String> = [
+            "BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "ROLLBACK TO SAVEPOINT",
+            "PREPARE TRANSACTION", "COMMIT PREPARED", "ROLLBACK PREPARED",
+        ]
+    }
+
+    /// A client's prepared statement or portal, as the server knows it.
+    struct Named {
+        var serverName: String
+        var admitted: Admitted
+        /// Which of Palisade's messages made it: tells it from a later one under the same client name.
+        var id: Int
+        /// Portals: how many Syncs went to the server before its Bind. Once the server reports no
+        /// transaction after a later Sync, the portal is gone (portals end with their transaction).
+        var syncsBefore = 0
     }
 
     private let decide: Decide
-    /// The verified claims (JSON) set at the start of every transaction, or nil for none.
+    /// The verified claims (JSON) set in every transaction, or nil for none.
     private let claims: String?
     /// The profile's statement_timeout, set with the claims (as the server reads it, e.g. "30000ms").
     private let statementTimeout: String
@@ -74,22 +131,32 @@ public struct QueryRelay {
     /// as the server itself drops them after an error.
     private var discardingUntilSync = false
     public private(set) var transactionStatus: TransactionStatus = .idle
-    /// Admitted prepared statements and bound portals.
-    private var statements: [String: Admitted] = [:]
-    private var portals: [String: Admitted] = [:]
+    /// Admitted prepared statements and bound portals, by the client's names.
+    private var statements: [String: Named] = [:]
+    private var portals: [String: Named] = [:]
+    /// Numbers the server-side names of the client's statements and portals.
+    private var lastID = 0
+    private var syncsSent = 0
+    private var syncsAnswered = 0
     private var claimsStatementPrepared = false
+    /// How many Syncs went to the server before the claims portal was last bound; nil once the
+    /// server reported no transaction after a later Sync (the portal ended with its transaction).
+    private var claimsPortalBoundBeforeSync: Int?
+    /// Whether the claims were set since the last point where a transaction may have ended.
     private var claimsSetInTransaction = false
     private let budget: ResultBudget
     /// For the request ids of result-limit errors: "session-N", N counting decisions as the session does.
     private let sessionID: String
     private var decisions = 0
-    /// With a budget: the request number that admitted each prepared statement, and each portal's usage.
+    /// With a budget: the request number that admitted each prepared statement, and each portal's
+    /// usage, by the client's names.
     private var statementRequests: [String: Int] = [:]
     private var portalUsage: [String: ResultBudget.Usage] = [:]
     /// After an answer cut at the budget, the server's answers up to ReadyForQuery are dropped: it
     /// ran on, but the client was told of an error and expects nothing more before ReadyForQuery.
     private var silencedUntilReadyForQuery = false
 
+    /// Palisade's own statement and portal. No client name reaches the server, so none can be this.
     static let claimsStatement = "palisade_claims"
     static let claimsQuery =
         "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true), pg_catalog.set_config('statement_timeout', $2, true)"
@@ -123,77 +190,99 @@ public struct QueryRelay {
         }
         switch message {
         case .query(let sql):
+            // A simple query destroys the unnamed statement and portal, as on the server.
+            statements[""] = nil
+            portals[""] = nil
             decisions += 1
-            let (decision, notice) = decide(sql, .simpleQuery)
+            let (decision, notice) = decide(sql, .simpleQuery, [])
             if decision.rule == .empty {
                 answer(endsWithReadyForQuery: true, into: &output) { BackendEncoder.bodiless("I", into: &$0) }
             } else if let notice {
                 refuse(notice, endsWithReadyForQuery: true, output: &output)
             } else {
-                simpleQuery(sql, isTransactionControl: decision.rule == .transactionControl, into: &output)
+                simpleQuery(sql, Admitted(decision), into: &output)
             }
-        case .parse(let statement, let sql):
+        case .parse(let name, let sql, let parameterTypes):
             decisions += 1
-            if !budget.isUnlimited { statementRequests[statement] = decisions }
-            let (decision, notice) = decide(sql, .parse)
-            if decision.rule == .empty {
-                statements[statement] = .empty
-                answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) }
-            } else if let notice {
-                statements[statement] = nil
-                refuseInPipeline(notice, output: &output)
-            } else {
-                statements[statement] = decision.rule == .transactionControl ? .transactionControl : .query
-                forward(frame, expecting: .parseComplete(relay: true), into: &output)
+            let (decision, notice) = decide(sql, .parse, parameterTypes)
+            if decision.rule != .empty, let notice {
+                // As on the server: a failed Parse leaves a named statement as it was, and the unnamed one gone.
+                if name.isEmpty { statements[""] = nil }
+                return refuseInPipeline(notice, output: &output)
             }
+            if !name.isEmpty, statements[name] != nil {
+                return refuseInPipeline(ServerNotice(sqlstate: "42P05", message: "prepared statement \"\(name)\" already exists"), output: &output)
+            }
+            let id = nextID()
+            let admitted = Admitted(decision)
+            let serverName = name.isEmpty ? "" : "s\(id)"
+            statements[name] = Named(serverName: serverName, admitted: admitted, id: id)
+            if !budget.isUnlimited { statementRequests[name] = decisions }
+            if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
+            forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
         case .bind(let portal, let statement):
-            guard let admitted = statements[statement] else {
+            guard let prepared = statements[statement] else {
                 return refuseInPipeline(notAdmitted("prepared statement", statement), output: &output)
             }
-            portals[portal] = admitted
-            switch admitted {
+            let id = nextID()
+            let serverPortal = portal.isEmpty ? "" : "p\(id)"
+            portals[portal] = Named(serverName: serverPortal, admitted: prepared.admitted, id: id, syncsBefore: syncsSent)
+            switch prepared.admitted {
             case .empty: return answer(into: &output) { BackendEncoder.bodiless("2", into: &$0) }
-            case .query:
-                setClaimsIfNeeded(into: &output)
-                if !budget.isUnlimited { portalUsage[portal] = ResultBudget.Usage(request: statementRequests[statement] ?? 0) }
+            case .query, .monitored: setClaimsIfNeeded(into: &output)
             case .transactionControl: break
             }
-            forward(frame, expecting: .bindComplete(relay: true), into: &output)
+            if prepared.admitted == .query, !budget.isUnlimited {
+                portalUsage[portal] = ResultBudget.Usage(request: statementRequests[statement] ?? 0)
+            }
+            forward(frame, names: [serverPortal, prepared.serverName], expecting: .bindComplete(relay: true, undo: .forget(.portal, portal, id: id)),
+                    into: &output)
         case .execute(let portal):
-            guard let admitted = portals[portal] else {
+            guard let bound = portals[portal] else {
                 return refuseInPipeline(notAdmitted("portal", portal), output: &output)
             }
-            switch admitted {
+            switch bound.admitted {
             case .empty: return answer(into: &output) { BackendEncoder.bodiless("I", into: &$0) }
             case .query: setClaimsIfNeeded(into: &output)
-            case .transactionControl: break
+            case .monitored: setClaimsIfNeeded(into: &output); claimsSetInTransaction = false
+            case .transactionControl: claimsSetInTransaction = false
             }
-            if admitted == .query, !budget.isUnlimited { return executeWithinBudget(frame, portal: portal, into: &output) }
-            forward(frame, expecting: .execution(relay: true), into: &output)
+            if bound.admitted == .query, !budget.isUnlimited {
+                return executeWithinBudget(frame, portal: portal, serverName: bound.serverName, into: &output)
+            }
+            forward(frame, names: [bound.serverName], expecting: .execution(relay: true), into: &output)
         case .describe(let kind, let name):
             let ofStatement = kind == UInt8(ascii: "S")
-            if (ofStatement ? statements[name] : portals[name]) == .empty {
+            guard let named = ofStatement ? statements[name] : portals[name] else {
+                return refuseInPipeline(notAdmitted(ofStatement ? "prepared statement" : "portal", name), output: &output)
+            }
+            if named.admitted == .empty {
                 return answer(into: &output) { buffer in
                     if ofStatement { BackendEncoder.noParameters(into: &buffer) }
                     BackendEncoder.bodiless("n", into: &buffer)
                 }
             }
-            forward(frame, expecting: .description(relay: true, ofStatement: ofStatement, relaysNoData: true), into: &output)
+            forward(frame, names: [named.serverName], expecting: .description(relay: true, ofStatement: ofStatement, relaysNoData: true),
+                    into: &output)
         case .close(let kind, let name):
-            let closed = kind == UInt8(ascii: "S") ? statements.removeValue(forKey: name) : portals.removeValue(forKey: name)
-            if kind == UInt8(ascii: "S") { statementRequests[name] = nil } else { portalUsage[name] = nil }
-            if closed == .empty { return answer(into: &output) { BackendEncoder.bodiless("3", into: &$0) } }
-            forward(frame, expecting: .closeComplete(relay: true), into: &output)
+            let namespace: Namespace = kind == UInt8(ascii: "S") ? .statement : .portal
+            if namespace == .statement { statementRequests[name] = nil } else { portalUsage[name] = nil }
+            // Closing a name that does not exist is no error on the server either.
+            guard let closed = self[namespace].removeValue(forKey: name), closed.admitted != .empty else {
+                return answer(into: &output) { BackendEncoder.bodiless("3", into: &$0) }
+            }
+            forward(frame, names: [closed.serverName], expecting: .closeComplete(relay: true, undo: .restore(namespace, name, closed)), into: &output)
         case .flush:
             output.toBackend.writeFrame(frame)
         case .sync:
-            forward(frame, expecting: .readyForQuery, into: &output)
+            output.toBackend.writeFrame(frame)
+            synced()
         case .terminate:
             FrontendEncoder.terminate(into: &output.toBackend)
             output.close = true
         case .functionCall:
             decisions += 1
-            let (_, notice) = decide("", .functionCall)
+            let (_, notice) = decide("", .functionCall, [])
             refuse(notice ?? Self.functionCallNotice, endsWithReadyForQuery: true, output: &output)
         case .copyData, .copyDone, .copyFail:
             // As the server does outside COPY mode: accept and ignore. COPY itself never starts.
@@ -215,17 +304,29 @@ public struct QueryRelay {
                      hint: "Parse the statement first; only statements Palisade admitted can be bound and executed.")
     }
 
+    private subscript(namespace: Namespace) -> [String: Named] {
+        get { namespace == .statement ? statements : portals }
+        _modify {
+            if namespace == .statement { yield &statements } else { yield &portals }
+        }
+    }
+
+    private mutating func nextID() -> Int {
+        lastID += 1
+        return lastID
+    }
+
     /// A simple query runs as Parse/Bind/Describe/Execute/Sync in one write, so that the claims
     /// statement can share its implicit transaction with a bound parameter.
-    private mutating func simpleQuery(_ sql: String, isTransactionControl: Bool, into output: inout Output) {
-        if !isTransactionControl { setClaimsIfNeeded(into: &output) }
+    private mutating func simpleQuery(_ sql: String, _ admitted: Admitted, into output: inout Output) {
+        if admitted != .transactionControl { setClaimsIfNeeded(into: &output) }
         FrontendEncoder.parse(statement: "", query: sql, into: &output.toBackend)
-        expect(.parseComplete(relay: false))
+        expect(.parseComplete(relay: false, undo: nil))
         FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &output.toBackend)
-        expect(.bindComplete(relay: false))
+        expect(.bindComplete(relay: false, undo: nil))
         FrontendEncoder.describePortal("", into: &output.toBackend)
         expect(.description(relay: true, ofStatement: false, relaysNoData: false))
-        if isTransactionControl || budget.isUnlimited {
+        if admitted != .query || budget.isUnlimited {
             FrontendEncoder.execute(portal: "", into: &output.toBackend)
             expect(.execution(relay: true))
         } else {
@@ -235,31 +336,45 @@ public struct QueryRelay {
             expect(.limitedExecution(portal: ""))
         }
         FrontendEncoder.sync(into: &output.toBackend)
-        expect(.readyForQuery)
-        // A simple query destroys the unnamed statement and portal, as on the server.
-        statements[""] = nil
-        portals[""] = nil
+        synced()
     }
 
-    /// Sets the claims for the transaction the next statement runs in, once per transaction.
+    /// A Sync went to the server: an implicit transaction ends there.
+    private mutating func synced() {
+        expect(.readyForQuery)
+        syncsSent += 1
+        claimsSetInTransaction = false
+    }
+
+    /// Sets the claims for the transaction the next message runs in, unless they are set in it already.
     private mutating func setClaimsIfNeeded(into output: inout Output) {
-        guard let claims, !claimsSetInTransaction, transactionStatus != .failed else { return }
+        guard let claims, !claimsSetInTransaction else { return }
         if !claimsStatementPrepared {
             FrontendEncoder.parse(statement: Self.claimsStatement, query: Self.claimsQuery, into: &output.toBackend)
-            expect(.parseComplete(relay: false))
+            expect(.parseComplete(relay: false, undo: .claimsStatementNotPrepared))
             claimsStatementPrepared = true
+        }
+        if claimsPortalBoundBeforeSync != nil {
+            // It may still exist (a transaction block goes on across Syncs); a portal is bound only once.
+            FrontendEncoder.close(portal: Self.claimsStatement, into: &output.toBackend)
+            expect(.closeComplete(relay: false, undo: nil))
         }
         FrontendEncoder.bind(portal: Self.claimsStatement, statement: Self.claimsStatement, parameters: [claims, statementTimeout],
                              into: &output.toBackend)
-        expect(.bindComplete(relay: false))
+        expect(.bindComplete(relay: false, undo: nil))
         FrontendEncoder.execute(portal: Self.claimsStatement, into: &output.toBackend)
         expect(.execution(relay: false))
-        // No Close: a portal ends with its transaction, and claims are bound once per transaction.
+        claimsPortalBoundBeforeSync = syncsSent
         claimsSetInTransaction = true
     }
 
-    private mutating func forward(_ frame: Frame, expecting expectation: Expectation, into output: inout Output) {
-        output.toBackend.writeFrame(frame)
+    /// Forwards a client's message under the server-side names of the statements and portals it names.
+    private mutating func forward(_ frame: Frame, names: [String], expecting expectation: Expectation, into output: inout Output) {
+        if names.allSatisfy(\.isEmpty) {
+            output.toBackend.writeFrame(frame)
+        } else {
+            FrontendEncoder.renamed(frame, names: names, into: &output.toBackend)
+        }
         expect(expectation)
     }
 
@@ -307,8 +422,12 @@ public struct QueryRelay {
             return
         case UInt8(ascii: "E"):
             output.toClient.writeFrame(frame)
-            // The server skips everything up to the next Sync after an error; so do the expectations.
-            while let head = head, !head.isReadyForQuery { pendingHead += 1 }
+            // The server skips everything up to the next Sync after an error; so do the expectations,
+            // and what the failed and skipped messages would have made or closed is taken back.
+            while let head = head, !head.isReadyForQuery {
+                undo(head)
+                pendingHead += 1
+            }
             return
         case UInt8(ascii: "Z"):
             guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),
@@ -316,7 +435,12 @@ public struct QueryRelay {
             else { return serverProtocolViolation(frame, into: &output) }
             pop()
             self.transactionStatus = transactionStatus
-            if transactionStatus == .idle { claimsSetInTransaction = false }
+            syncsAnswered += 1
+            if transactionStatus == .idle {
+                // No transaction is open after this Sync: every portal bound before it is gone.
+                if !portals.isEmpty { portals = portals.filter { $0.value.syncsBefore >= syncsAnswered } }
+                if let bound = claimsPortalBoundBeforeSync, bound < syncsAnswered { claimsPortalBoundBeforeSync = nil }
+            }
             output.toClient.writeFrame(frame)
             emitAnswersAtHead(into: &output)
             return
@@ -326,7 +450,7 @@ public struct QueryRelay {
         guard let head else { return serverProtocolViolation(frame, into: &output) }
         let type = Character(UnicodeScalar(frame.type))
         switch (head, type) {
-        case (.parseComplete(let relay), "1"), (.bindComplete(let relay), "2"), (.closeComplete(let relay), "3"):
+        case (.parseComplete(let relay, _), "1"), (.bindComplete(let relay, _), "2"), (.closeComplete(let relay, _), "3"):
             finish(frame, relay: relay, into: &output)
         case (.description(let relay, true, _), "t"):
             if relay { output.toClient.writeFrame(frame) }
@@ -359,6 +483,22 @@ public struct QueryRelay {
         emitAnswersAtHead(into: &output)
     }
 
+    private mutating func undo(_ expectation: Expectation) {
+        switch expectation {
+        case .parseComplete(_, let undo?), .bindComplete(_, let undo?), .closeComplete(_, let undo?):
+            switch undo {
+            case .forget(let namespace, let name, let id):
+                if self[namespace][name]?.id == id { self[namespace][name] = nil }
+            case .restore(let namespace, let name, let named):
+                if self[namespace][name] == nil { self[namespace][name] = named }
+            case .claimsStatementNotPrepared:
+                claimsStatementPrepared = false
+            }
+        default:
+            break
+        }
+    }
+
     private var head: Expectation? { pendingHead < pending.count ? pending[pendingHead] : nil }
 
     private mutating func pop() {
@@ -381,17 +521,17 @@ public struct QueryRelay {
 
     /// Executes an admitted portal asking the server for at most one row past what the budget has
     /// left, so the server stops there (PortalSuspended) instead of streaming the rest.
-    private mutating func executeWithinBudget(_ frame: Frame, portal: String, into output: inout Output) {
+    private mutating func executeWithinBudget(_ frame: Frame, portal: String, serverName: String, into output: inout Output) {
         let usage = portalUsage[portal] ?? ResultBudget.Usage(request: 0)
         if usage.exceeded != nil {
             return refuseInPipeline(budget.notice(for: usage, sessionID: sessionID), output: &output)
         }
         let requested = frame.body.getInteger(at: frame.body.writerIndex - 4, as: Int32.self) ?? 0
         if let limit = budget.serverRowLimit(requested: requested, used: usage) {
-            FrontendEncoder.execute(portal: portal, maxRows: limit, into: &output.toBackend)
+            FrontendEncoder.execute(portal: serverName, maxRows: limit, into: &output.toBackend)
             expect(.limitedExecution(portal: portal))
         } else {
-            forward(frame, expecting: .limitedExecution(portal: portal), into: &output)
+            forward(frame, names: [serverName], expecting: .limitedExecution(portal: portal), into: &output)
         }
     }
 
@@ -404,7 +544,11 @@ public struct QueryRelay {
         output.resultLimits.append(ResultLimitEvent(rule: usage.exceeded ?? .resultRows, request: usage.request,
                                                     relayedRows: usage.rows, relayedBytes: usage.bytes))
         pop()
-        while let head = head, !head.isReadyForQuery { pendingHead += 1 }
+        // As after a server error: what the skipped messages would have made or closed is taken back.
+        while let head = head, !head.isReadyForQuery {
+            undo(head)
+            pendingHead += 1
+        }
         if head == nil { discardingUntilSync = true }
         silencedUntilReadyForQuery = true
     }

@@ -3,7 +3,8 @@ import NIOCore
 /// The parts of client messages that the proxy must read; everything is forwarded as sent.
 public enum FrontendMessage: Sendable, Equatable {
     case query(String)
-    case parse(statement: String, query: String)
+    /// `parameterTypes`: the type OIDs the client declares, 0 for unspecified.
+    case parse(statement: String, query: String, parameterTypes: [UInt32])
     case bind(portal: String, statement: String)
     case describe(kind: UInt8, name: String)
     case execute(portal: String)
@@ -28,7 +29,12 @@ public enum FrontendMessage: Sendable, Equatable {
         case UInt8(ascii: "Q"): self = .query(try cString("Query text"))
         case UInt8(ascii: "P"):
             let statement = try cString("Parse statement name")
-            self = .parse(statement: statement, query: try cString("Parse query text"))
+            let query = try cString("Parse query text")
+            guard let count: Int16 = body.readInteger(), count >= 0, body.readableBytes == 4 * Int(count) else {
+                throw .malformed("Parse parameter types")
+            }
+            let parameterTypes = (0..<Int(count)).map { _ in body.readInteger(as: UInt32.self)! }
+            self = .parse(statement: statement, query: query, parameterTypes: parameterTypes)
         case UInt8(ascii: "B"):
             let portal = try cString("Bind portal name")
             self = .bind(portal: portal, statement: try cString("Bind statement name"))
@@ -93,12 +99,36 @@ public enum FrontendEncoder {
         buffer.writeFrame("Q") { $0.writeCString(text) }
     }
 
-    /// Parse with no declared parameter types.
-    public static func parse(statement: String, query: String, into buffer: inout ByteBuffer) {
+    /// Parse; `parameterTypes` are type OIDs, 0 for unspecified.
+    public static func parse(statement: String, query: String, parameterTypes: [UInt32] = [], into buffer: inout ByteBuffer) {
         buffer.writeFrame("P") {
             $0.writeCString(statement)
             $0.writeCString(query)
-            $0.writeInteger(Int16(0))
+            $0.writeInteger(Int16(parameterTypes.count))
+            for type in parameterTypes { $0.writeInteger(type) }
+        }
+    }
+
+    /// A client's Parse, Bind, Describe, Close or Execute as sent, except for the statement and
+    /// portal names it starts with (after Describe's and Close's kind byte), which are `names`.
+    public static func renamed(_ frame: Frame, names: [String], into buffer: inout ByteBuffer) {
+        var rest = frame.body
+        let kind: UInt8? = frame.type == UInt8(ascii: "D") || frame.type == UInt8(ascii: "C") ? rest.readInteger() : nil
+        for _ in names {
+            let nul = rest.readableBytesView.firstIndex(of: 0) ?? rest.writerIndex - 1
+            rest.moveReaderIndex(to: nul + 1)
+        }
+        buffer.writeFrame(Character(UnicodeScalar(frame.type))) {
+            if let kind { $0.writeInteger(kind) }
+            for name in names { $0.writeCString(name) }
+            $0.writeImmutableBuffer(rest)
+        }
+    }
+
+    public static func close(portal: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("C") {
+            $0.writeInteger(UInt8(ascii: "P"))
+            $0.writeCString(portal)
         }
     }
 

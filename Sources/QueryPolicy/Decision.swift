@@ -60,6 +60,7 @@ public enum Rule: String, Sendable, CaseIterable {
 
     // Protocol-level refusals by the proxy, recorded like any other decision.
     case functionCallMessage = "proto.function-call"
+    case parameterType = "proto.parameter-type"
     case messageTooLarge = "proto.too-large"
     case protocolViolation = "proto.violation"
     case authenticationFailed = "auth.failed"

@@ -70,7 +70,7 @@ struct Serve: AsyncParsableCommand {
         let proxyConfiguration: ProxyConfiguration
         let settings: ServeSettings
         do {
-            loaded.serverFunctions = try await loaded.checkBackend()
+            (loaded.serverFunctions, loaded.serverTypes) = try await loaded.checkBackend()
             settings = loaded
             proxyConfiguration = try await settings.proxyConfiguration(audit: audit)
             for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
@@ -144,10 +144,11 @@ extension Serve {
         let message: String
         do {
             var current = settings
-            // A function created since the last load may take over a name (see ServerFunctions).
-            current.serverFunctions = try await settings.checkBackend()
+            // A function created since the last load may take over a name (see ServerFunctions), and
+            // a type created since may be declared for a parameter (see ServerTypes).
+            (current.serverFunctions, current.serverTypes) = try await settings.checkBackend()
             let engines = try current.loadPolicies()
-            guard registry.replace(with: engines) else { throw ConfigurationError(description: "the set of profiles changed; restart to change it") }
+            guard registry.replace(with: engines, serverTypes: current.serverTypes) else { throw ConfigurationError(description: "the set of profiles changed; restart to change it") }
             for (name, path) in settings.profiles.sorted(by: { $0.key < $1.key }) {
                 audit.append(.policyLoaded(version: engines[name]!.policy.version, path: "\(name)=\(path)")) { _ in }
             }
@@ -197,6 +198,8 @@ struct ServeSettings {
     var maxSessionsPerTenant = 100
     /// What the server defines outside its system schemas, read at start and at each reload (`checkBackend`).
     var serverFunctions = ServerFunctions()
+    /// The server's pg_type, read with the functions.
+    var serverTypes = ServerTypes()
     var maxClientConnections = 1000
     var loginTimeout = 60
     var refusalLingerSeconds = 1
@@ -476,7 +479,7 @@ struct ServeSettings {
     func proxyConfiguration(audit: AuditLog) async throws -> ProxyConfiguration {
         try reserveFileDescriptors()
         let loaded = try await load()
-        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, policies: PolicyRegistry(loaded.engines),
+        return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, policies: PolicyRegistry(loaded.engines, serverTypes: serverTypes),
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
                                   tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets,
                                   backendTLS: try backendTLS(), maxClientConnections: maxClientConnections,
@@ -564,11 +567,13 @@ struct ServeSettings {
     }
 
     /// The server must be reachable, and row-level security must apply to Palisade's role. Returns
-    /// the functions the server defines outside its system schemas, for the policy engines.
-    func checkBackend() async throws -> ServerFunctions {
+    /// the functions the server defines outside its system schemas, for the policy engines, and
+    /// its types, for the parameter types clients declare.
+    func checkBackend() async throws -> (ServerFunctions, ServerTypes) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let role: [[String?]]
         let functions: [[String?]]
+        let types: [[String?]]
         do {
             let tls = try backendTLS()
             role = try await BackendProbe.query(
@@ -580,6 +585,16 @@ struct ServeSettings {
                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
                 GROUP BY 1, 2
+                """, on: backend, tls: tls, group: group)
+            // Each type with the types whose input functions reading it runs too (see ServerTypes).
+            types = try await BackendProbe.query(
+                """
+                SELECT t.oid::text, n.nspname, t.typname, concat_ws(' ', nullif(t.typelem, 0), nullif(t.typbasetype, 0),
+                       (SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
+                       (SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid),
+                       (SELECT string_agg(a.atttypid::text, ' ') FROM pg_catalog.pg_attribute a
+                        WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
+                FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
                 """, on: backend, tls: tls, group: group)
             try? await group.shutdownGracefully()
         } catch {
@@ -596,7 +611,13 @@ struct ServeSettings {
             server.names[schema, default: []].insert(name)
             if row[2] == "true" { server.oneArgumentNames[schema, default: []].insert(name) }
         }
-        return server
+        var serverTypes = ServerTypes()
+        for row in types where row.count == 4 {
+            guard let oid = row[0].flatMap({ UInt32($0) }), let schema = row[1], let name = row[2] else { continue }
+            let components = (row[3] ?? "").split(separator: " ").compactMap { UInt32($0) }
+            serverTypes.byOID[oid] = ServerTypes.Entry(schema: schema, name: name, components: components)
+        }
+        return (server, serverTypes)
     }
 
 }

@@ -7,13 +7,16 @@ import QueryPolicy
 /// The relay as a value: client and server messages in, bytes out, no sockets.
 @Suite struct QueryRelayTests {
     /// A stand-in policy: empty text, DELETE and everything else, by the text alone.
-    static func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
+    static func decide(_ sql: String, _ kind: QueryRelay.MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?) {
         let trimmed = sql.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty || trimmed.hasPrefix("--") {
             return (Decision(rule: .empty, message: "empty", policyVersion: ""), ServerNotice(sqlstate: "42601", message: "empty"))
         }
         if trimmed.hasPrefix("DELETE") {
             return (Decision(rule: .dml, message: "DML", policyVersion: ""), ServerNotice(sqlstate: "42501", message: "Palisade: DML"))
+        }
+        if ["BEGIN", "COMMIT", "ROLLBACK"].contains(where: trimmed.hasPrefix) {
+            return (Decision(rule: .transactionControl, message: "ok", policyVersion: ""), nil)
         }
         return (Decision(rule: .query, message: "ok", policyVersion: ""), nil)
     }
@@ -28,10 +31,11 @@ import QueryPolicy
             for frame in Self.frames(buffer) { relay.clientFrame(frame, into: &output) }
         }
 
-        mutating func server(_ types: String) {
+        /// Server messages by type; ReadyForQuery reports `status`.
+        mutating func server(_ types: String, status: Character = "I") {
             for type in types.utf8 {
                 var body = ByteBuffer()
-                if type == UInt8(ascii: "Z") { body.writeInteger(UInt8(ascii: "I")) }
+                if type == UInt8(ascii: "Z") { body.writeInteger(status.asciiValue!) }
                 relay.backendFrame(Frame(type: type, body: body), into: &output)
             }
         }
@@ -40,6 +44,19 @@ import QueryPolicy
         mutating func sent() -> (toServer: String, toClient: String) {
             defer { output = QueryRelay.Output() }
             return (Self.types(output.toBackend), Self.types(output.toClient))
+        }
+
+        /// The messages sent to the server so far, decoded, and clears them.
+        mutating func sentToServer() -> [FrontendMessage] {
+            defer { output.toBackend.clear() }
+            return Self.frames(output.toBackend).map { try! FrontendMessage($0) }
+        }
+
+        /// The SQLSTATE of the first ErrorResponse sent to the client, and clears what was sent.
+        mutating func clientError() -> String? {
+            defer { output = QueryRelay.Output() }
+            guard let error = Self.frames(output.toClient).first(where: { $0.type == UInt8(ascii: "E") }) else { return nil }
+            return ServerNotice(error.body).sqlstate
         }
 
         /// Parse, Bind and Execute of `query` as the unnamed statement and portal.
@@ -69,6 +86,9 @@ import QueryPolicy
         #expect(harness.sent() == ("PBEPBDES", ""))
         harness.server("12DC" + "12TDCZ")
         #expect(harness.sent() == ("", "TDCZ"))
+        // The transaction ended with the Sync, and the claims portal with it.
+        harness.client { FrontendEncoder.query("SELECT 2", into: &$0) }
+        #expect(harness.sent().toServer == "BEPBDES")
     }
 
     @Test func aDeniedSimpleQueryNeverReachesTheServer() {
@@ -133,5 +153,128 @@ import QueryPolicy
         #expect(harness.sent() == ("PS", ""))
         harness.server("1Z")
         #expect(harness.sent().toClient == "11Z")
+    }
+
+    @Test func clientNamesNeverReachTheServer() {
+        var harness = Harness()
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "palisade_claims", query: "SELECT 1", into: &buffer)
+            FrontendEncoder.bind(portal: "palisade_claims", statement: "palisade_claims", parameters: [], into: &buffer)
+            FrontendEncoder.execute(portal: "palisade_claims", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        let sent = harness.sentToServer()
+        // The client's Parse as s1, the claims (Palisade's own names), the client's Bind and Execute as p2.
+        #expect(sent[0] == .parse(statement: "s1", query: "SELECT 1", parameterTypes: []))
+        #expect(sent[2] == .bind(portal: QueryRelay.claimsStatement, statement: QueryRelay.claimsStatement))
+        #expect(sent[4] == .bind(portal: "p2", statement: "s1"))
+        #expect(sent[5] == .execute(portal: "p2"))
+        // The name is the client's own statement's, on the server too.
+        harness.client { buffer in
+            buffer.writeFrame("D") { $0.writeInteger(UInt8(ascii: "S")); $0.writeCString(QueryRelay.claimsStatement) }
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sentToServer() == [.describe(kind: UInt8(ascii: "S"), name: "s1"), .sync])
+        // A name the client has not made is refused before anything reaches the server.
+        harness.client { buffer in
+            buffer.writeFrame("D") { $0.writeInteger(UInt8(ascii: "P")); $0.writeCString("never-bound") }
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sent().toServer == "S")
+    }
+
+    @Test func everyTransactionInAPipelineGetsTheClaims() {
+        var harness = Harness()
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "q", query: "SELECT 1", into: &buffer)
+            FrontendEncoder.parse(statement: "c", query: "COMMIT AND CHAIN", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        harness.server("11Z")
+        _ = harness.sent()
+        harness.client { buffer in
+            for _ in 0..<2 {
+                FrontendEncoder.bind(portal: "", statement: "q", parameters: [], into: &buffer)
+                FrontendEncoder.execute(portal: "", into: &buffer)
+                FrontendEncoder.sync(into: &buffer)
+            }
+        }
+        // Before the server has answered the first Sync, the second transaction gets the claims too
+        // (with the claims portal closed first, in case the transaction went on).
+        #expect(harness.sent().toServer == "PBE" + "BES" + "CBE" + "BES")
+        harness.client { buffer in
+            for statement in ["q", "c", "q"] {
+                FrontendEncoder.bind(portal: "", statement: statement, parameters: [], into: &buffer)
+                FrontendEncoder.execute(portal: "", into: &buffer)
+            }
+            FrontendEncoder.sync(into: &buffer)
+        }
+        // COMMIT AND CHAIN starts a transaction: the claims again after it, none before it.
+        #expect(harness.sent().toServer == "CBE" + "BE" + "BE" + "CBE" + "BE" + "S")
+    }
+
+    @Test func aFailedTransactionStillGetsTheClaimsForItsNextQuery() {
+        var harness = Harness()
+        harness.client { FrontendEncoder.query("BEGIN", into: &$0) }
+        harness.server("12nCZ", status: "T")
+        harness.client { FrontendEncoder.query("SELECT 1", into: &$0) }
+        harness.server("12DC" + "12T" + "E" + "Z", status: "E")
+        _ = harness.sent()
+        // ROLLBACK and a query in one write: the status Palisade last saw is "failed", but the query
+        // runs after the ROLLBACK, in a new transaction.
+        harness.client { buffer in
+            FrontendEncoder.query("ROLLBACK", into: &buffer)
+            FrontendEncoder.query("SELECT 2", into: &buffer)
+        }
+        #expect(harness.sent().toServer == "PBDES" + "CBE" + "PBDES")
+    }
+
+    @Test func aNameThatExistsKeepsWhatWasAdmittedUnderIt() {
+        var harness = Harness()
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "s", query: "SELECT 1", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+            FrontendEncoder.parse(statement: "s", query: "COMMIT", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sent().toServer == "PSS")
+        harness.server("1Z")
+        #expect(harness.clientError() == "42P05")
+    }
+
+    @Test func whatAFailedOrSkippedMessageWouldHaveMadeIsTakenBack() {
+        var harness = Harness()
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "bad", query: "SELECT nothing", into: &buffer)
+            FrontendEncoder.parse(statement: "skipped", query: "SELECT 1", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        harness.server("EZ")
+        _ = harness.sent()
+        // Neither exists on the server: Bind is refused by Palisade, and the names are free again.
+        harness.client { buffer in
+            FrontendEncoder.bind(portal: "", statement: "skipped", parameters: [], into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.clientError() == "26000")
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "bad", query: "SELECT 2", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sent().toServer == "PS")
+    }
+
+    @Test func aClaimsStatementTheServerSkippedIsPreparedAgain() {
+        var harness = Harness()
+        harness.client { buffer in
+            FrontendEncoder.parse(statement: "bad", query: "SELECT nothing", into: &buffer)
+            FrontendEncoder.bind(portal: "", statement: "bad", parameters: [], into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+        }
+        #expect(harness.sent().toServer == "P" + "PBE" + "B" + "S")
+        harness.server("EZ")
+        _ = harness.sent()
+        harness.client { FrontendEncoder.query("SELECT 1", into: &$0) }
+        #expect(harness.sent().toServer == "PBE" + "PBDES")
     }
 }

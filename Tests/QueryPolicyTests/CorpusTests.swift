@@ -47,9 +47,9 @@ import Testing
     func everyRuleHasACase() {
         let covered = Set(Self.cases.compactMap(\.rule))
         // Rules the text engine never gives for the shipped profiles: the proxy's protocol,
-        // authentication and budget refusals (Tests/proxy), BEGIN under a profile without transaction control (a unit test
+        // authentication and budget refusals and declared parameter types (Tests/proxy), BEGIN under a profile without transaction control (a unit test
         // below), NUL bytes (a unit test), and the fallback for statement types none of the others name.
-        let elsewhere: Set<Rule> = [.nulByte, .transactionDenied, .otherStatement, .functionCallMessage, .messageTooLarge,
+        let elsewhere: Set<Rule> = [.nulByte, .transactionDenied, .otherStatement, .functionCallMessage, .parameterType, .messageTooLarge,
                                     .protocolViolation, .authenticationFailed, .tokenExpired, .lockedOut, .rateLimited, .tooManySessions,
                                     .resultRows, .resultBytes]
         let elsewhereIDs = Set(elsewhere.map(\.rawValue))

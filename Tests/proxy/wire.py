@@ -24,12 +24,15 @@ def query(sql):
     return frame(b"Q", cstr(sql))
 
 
-def parse(sql, name=""):
-    return frame(b"P", cstr(name) + cstr(sql) + struct.pack("!h", 0))
+def parse(sql, name="", types=()):
+    """Parse; `types` are the parameter type OIDs the client declares (0: unspecified)."""
+    return frame(b"P", cstr(name) + cstr(sql) + struct.pack("!h", len(types)) + b"".join(struct.pack("!I", oid) for oid in types))
 
 
-def bind(statement="", portal=""):
-    return frame(b"B", cstr(portal) + cstr(statement) + struct.pack("!hhh", 0, 0, 0))
+def bind(statement="", portal="", parameters=()):
+    """Bind with text parameters and text results."""
+    values = b"".join(struct.pack("!i", len(value.encode())) + value.encode() for value in parameters)
+    return frame(b"B", cstr(portal) + cstr(statement) + struct.pack("!hh", 0, len(parameters)) + values + struct.pack("!h", 0))
 
 
 def execute(portal=""):
@@ -38,6 +41,18 @@ def execute(portal=""):
 
 def describe_portal(portal=""):
     return frame(b"D", b"P" + cstr(portal))
+
+
+def describe_statement(statement=""):
+    return frame(b"D", b"S" + cstr(statement))
+
+
+def close_statement(statement=""):
+    return frame(b"C", b"S" + cstr(statement))
+
+
+def close_portal(portal=""):
+    return frame(b"C", b"P" + cstr(portal))
 
 
 SYNC = frame(b"S")
@@ -133,3 +148,13 @@ def fields(body):
 
 def kinds(messages):
     return b"".join(kind for kind, _ in messages).decode()
+
+
+def values(messages):
+    """The first column of every DataRow, as text (None for NULL)."""
+    result = []
+    for kind, body in messages:
+        if kind == b"D":
+            length = struct.unpack("!i", body[2:6])[0]
+            result.append(None if length < 0 else body[6:6 + length].decode())
+    return result
