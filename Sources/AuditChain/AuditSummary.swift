@@ -76,8 +76,8 @@ public struct AuditSummary {
 
     public struct PolicyVersion {
         public var version: String
-        /// Decisions in scope made under this version.
-        public var decisions: UInt64 = 0
+        /// Entries in scope that name this version: its decisions and its loads.
+        public var entries: UInt64 = 0
         /// Its `policy_loaded` entries anywhere in the log (not only in scope): when it came into force.
         public var loads: EventCount
     }
@@ -161,12 +161,12 @@ public struct AuditSummary {
         entriesInScope += 1
         if firstMicros == nil { firstMicros = entry.timeMicros }
         lastMicros = entry.timeMicros
+        if let version = record.policyVersion, !version.isEmpty, let index = policyIndex(version) {
+            policyVersions[index].entries += 1
+        }
         guard let decision = record.decision else { return }
         let rule = record.rule ?? ""
         timeline.add(at: entry.timeMicros, decision: decision, rule: rule)
-        if let version = record.policyVersion, !version.isEmpty, let index = policyIndex(version) {
-            policyVersions[index].decisions += 1
-        }
         if decision == .allow {
             allowed += 1
             return

@@ -235,7 +235,9 @@ struct ReportPage {
             if offset % labelEvery == 0 {
                 let label = timeline.widthMicros >= 86_400_000_000 ? String(time(timeline.range(ofBucket: bucket).since).prefix(10))
                                                                     : String(time(timeline.range(ofBucket: bucket).since).dropFirst(5).prefix(11))
-                svg += "<text x=\"\(f(left + Double(offset) * slot + slot / 2))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">\(esc(label))</text>\n"
+                let center = left + Double(offset) * slot + slot / 2
+                let anchor = center > width - right - 40 ? "end" : "middle"
+                svg += "<text x=\"\(f(anchor == "end" ? width - right : center))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"\(anchor)\">\(esc(label))</text>\n"
             }
         }
         svg += "<line x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(top + plotHeight))\" y2=\"\(f(top + plotHeight))\" class=\"axis\"/>\n</svg>\n"
@@ -334,22 +336,22 @@ struct ReportPage {
         var out = "<h2>Policy versions in force</h2>\n"
         let scope = summary.scope
         let shown = summary.policyVersions.filter { version in
-            version.decisions > 0 || version.loads.latest.rows.contains { row in
+            version.entries > 0 || version.loads.latest.rows.contains { row in
                 (scope.since.map { row.timeMicros >= $0 } ?? true) && (scope.until.map { row.timeMicros < $0 } ?? true)
             }
         }
         guard !shown.isEmpty else { return out + "<p>No policy version was used or loaded in the range.</p>\n" }
-        out += "<p class=\"note\">A version is the SHA-256 of the policy file. Load entries are counted over the whole log: a version loaded before the range can be in force in it.</p>\n"
+        out += "<p class=\"note\">A version is the SHA-256 of the policy file; its entries in range are the decisions made under it and its loads. Load entries are counted over the whole log: a version loaded before the range can be in force in it.</p>\n"
         if summary.policyVersionsDropped > 0 {
             out += "<p class=\"note\">More than 256 policy versions: later ones are not shown.</p>\n"
         }
-        out += "<table><tr><th>version</th><th>decisions in range</th><th>filter</th><th>load entries</th><th>filter</th><th>the latest loads</th></tr>\n"
+        out += "<table><tr><th>version</th><th>entries in range</th><th>filter</th><th>load entries</th><th>filter</th><th>the latest loads</th></tr>\n"
         for version in shown {
-            var decisions = scope
-            decisions.policyVersion = version.version
+            var inRange = scope
+            inRange.policyVersion = version.version
             let loads = version.loads.latest.rows.map { "seq \($0.seq) at \(time($0.timeMicros)): \(esc($0.detail["path"]?.description ?? $0.message ?? ""))" }
             out += "<tr><td><code title=\"\(esc(version.version))\">\(esc(String(version.version.prefix(16))))…</code></td>"
-            out += "\(countCell(version.decisions, decisions))\(filterCell(decisions))"
+            out += "\(countCell(version.entries, inRange))\(filterCell(inRange))"
             out += "\(countCell(version.loads.count, version.loads.filter))\(filterCell(version.loads.filter))"
             out += "<td><small>\(loads.reversed().joined(separator: "<br>"))</small></td></tr>\n"
         }
@@ -404,8 +406,8 @@ struct ReportPage {
         let seconds = max(0, micros / 1_000_000)
         if seconds < 120 { return "\(seconds) s" }
         if seconds < 7200 { return "\(seconds / 60) min" }
-        if seconds < 2 * 86_400 { return "\(seconds / 3600) h \(seconds % 3600 / 60) min" }
-        return "\(seconds / 86_400) d \(seconds % 86_400 / 3600) h"
+        if seconds < 2 * 86_400 { return "\(seconds / 3600) h" + (seconds % 3600 / 60 == 0 ? "" : " \(seconds % 3600 / 60) min") }
+        return "\(seconds / 86_400) d" + (seconds % 86_400 / 3600 == 0 ? "" : " \(seconds % 86_400 / 3600) h")
     }
 
     private func f(_ value: Double) -> String { String(format: "%.1f", value) }
