@@ -15,13 +15,17 @@ final class ProxyMetrics: Sendable {
     }
 
     private let decisions = Mutex<[DecisionKey: Counter]>([:])
+    private let denialsByTenant = Mutex<[String: Counter]>([:])
+    /// Tenants with their own denial series; the rest share "(other)", so a flood of token tenants
+    /// cannot grow the registry without bound.
+    static let maxTenantSeries = 1000
     private let sessions = Gauge(label: "palisade_sessions")
     private let sessionCount = Mutex(0)
     private let lockouts = Counter(label: "palisade_lockouts_total")
     private let decisionTime = Timer(label: "palisade_decision_seconds")
     private let backendTime = Timer(label: "palisade_backend_seconds")
 
-    func decided(_ decision: Decision, monitorOnly: Bool) {
+    func decided(_ decision: Decision, tenant: String, monitorOnly: Bool) {
         let key = DecisionKey(rule: decision.rule, monitorOnly: monitorOnly)
         let counter = decisions.withLock { counters in
             if let counter = counters[key] { return counter }
@@ -33,6 +37,18 @@ final class ProxyMetrics: Sendable {
         }
         counter.increment()
         if decision.rule == .lockedOut { lockouts.increment() }
+        if !decision.isAllowed { denied(tenant: tenant) }
+    }
+
+    private func denied(tenant: String) {
+        let counter = denialsByTenant.withLock { counters in
+            let label = tenant.isEmpty ? "(none)" : counters[tenant] != nil || counters.count < Self.maxTenantSeries ? tenant : "(other)"
+            if let counter = counters[label] { return counter }
+            let counter = Counter(label: "palisade_denials_total", dimensions: [("tenant", label)])
+            counters[label] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     private let resultLimits = [Rule.resultRows, .resultBytes].map { rule in

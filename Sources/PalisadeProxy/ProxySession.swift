@@ -701,7 +701,7 @@ final class ProxySession {
             decision: decision.isAllowed ? .allow : .deny, rule: decision.rule.rawValue, sqlstate: decision.sqlstate,
             message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
             fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
-        ProxyMetrics.shared.decided(decision, monitorOnly: monitorOnly)
+        ProxyMetrics.shared.decided(decision, tenant: tenant, monitorOnly: monitorOnly)
         if !decision.isAllowed {
             logger.notice("denied", metadata: [
                 "request": "\(record.requestID ?? "")", "rule": "\(decision.rule.rawValue)", "sqlstate": "\(decision.sqlstate)",

@@ -5,9 +5,10 @@ import Foundation
 /// `palisade audit …`: reviewer tooling for the audit log (issue 5).
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Create signing keys for, verify, list and export the audit log.",
+        commandName: "audit", abstract: "Create signing keys for, verify, list, export and report on the audit log.",
         subcommands: [AuditKeygen.self, AuditPublicKey.self, AuditVerify.self, AuditList.self, AuditProve.self,
-                      AuditCheckProof.self, AuditExport.self, AuditVerifyExport.self, AuditBench.self])
+                      AuditCheckProof.self, AuditExport.self, AuditVerifyExport.self, AuditReport.self, AuditBench.self,
+                      AuditGenerate.self])
 }
 
 struct AuditKeygen: ParsableCommand {

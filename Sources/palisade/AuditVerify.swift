@@ -67,11 +67,16 @@ struct AuditList: ParsableCommand {
     @Option(help: ArgumentHelp("allow or deny.", valueName: "allow|deny")) var decision: String?
     @Option(help: "Only this event (decision, auth_failure, lockout, protocol_refusal, start, stop, policy_loaded, …).") var event: String?
     @Option(help: "Only this tenant.") var tenant: String?
+    @Option(name: .customLong("credential-id"), help: "Only this credential id.") var credentialID: String?
     @Option(help: "Only this rule id (e.g. stmt.dml).") var rule: String?
     @Option(name: .customLong("request-id"), help: "Only this request id.") var requestID: String?
+    @Option(help: "Only this fingerprint (16 hex digits).") var fingerprint: String?
+    @Option(name: .customLong("policy-version"), help: "Only this policy version.") var policyVersion: String?
+    @Option(help: "Only entries whose message contains this text.") var message: String?
     @Option(help: "Entries at or after this time.") var since: String?
     @Option(help: "Entries before this time.") var until: String?
     @Flag(help: "Print the matching entries as they are in the log (JSON Lines).") var json = false
+    @Flag(help: "Print only the number of matching entries.") var count = false
     @Argument(help: ArgumentHelp("The log directory.", valueName: "LOGDIR")) var logDirectory: String
 
     func validate() throws {
@@ -79,33 +84,36 @@ struct AuditList: ParsableCommand {
         if let event, AuditEvent(rawValue: event) == nil {
             throw ValidationError("--event must be one of " + AuditEvent.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if json && count { throw ValidationError("--json and --count exclude each other") }
     }
 
     func run() throws {
         let since = try AuditCLI.time(since, "--since")
         let until = try AuditCLI.time(until, "--until")
+        let filter = AuditFilter(
+            decision: decision.flatMap(AuditDecision.init(rawValue:)), event: event.flatMap(AuditEvent.init(rawValue:)), tenant: tenant,
+            credentialID: credentialID, rule: rule, requestID: requestID, fingerprint: fingerprint, policyVersion: policyVersion,
+            messageContains: message, since: since, until: until)
         var output = BufferedOutput()
-        if !json {
+        var matched: UInt64 = 0
+        if !json && !count {
             output.write(row(["SEQ", "TIME", "EVENT", "DECISION", "RULE", "TENANT", "REQUEST", "WHAT"]))
         }
         let (report, _) = try AuditCLI.verify(logDirectory, mirrors: [], keys: []) { entry in
-            let record = entry.record
-            if let decision, record.decision?.rawValue != decision { return }
-            if let event, record.event.rawValue != event { return }
-            if let tenant, record.tenant != tenant { return }
-            if let rule, record.rule != rule { return }
-            if let requestID, record.requestID != requestID { return }
-            if let since, entry.timeMicros < since { return }
-            if let until, entry.timeMicros >= until { return }
+            guard filter.matches(entry) else { return }
+            matched += 1
+            if count { return }
             if json {
                 output.write(String(decoding: entry.canonicalLine, as: UTF8.self))
                 return
             }
+            let record = entry.record
             let what = record.normalized.map { (record.statementType.map { $0 + ": " } ?? "") + $0 } ?? record.message ?? ""
             output.write(row([String(entry.seq), entry.time, record.event.rawValue, record.decision?.rawValue ?? "-",
                               record.rule ?? "-", record.tenant ?? "-", record.requestID ?? "-",
                               String(what.replacingOccurrences(of: "\n", with: " ").prefix(100))]))
         }
+        if count { output.write(String(matched)) }
         output.flush()
         if [.malformed, .tampered].contains(report.outcome) {
             throw AuditCLI.fail(report.outcome, "palisade audit list: stopped at seq \(report.firstBadSeq.map(String.init) ?? "?"): \(report.problem ?? "")")

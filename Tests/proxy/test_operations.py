@@ -115,6 +115,7 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
         assert urllib.request.urlopen(base + "/readyz").status == 200
         metrics = urllib.request.urlopen(base + "/metrics").read().decode()
         assert 'palisade_decisions_total{decision="deny",rule="stmt.ddl",enforced="yes"} 1' in metrics
+        assert 'palisade_denials_total{tenant="acme"} 1' in metrics  # the Grafana dashboard's denials per tenant
         assert 'palisade_decisions_total{decision="allow",rule="allow.query",enforced="yes"}' in metrics
         assert "palisade_sessions 1" in metrics and "palisade_decision_seconds_count" in metrics
         assert "palisade_audit_entries_per_sync" in metrics and "palisade_audit_sync_seconds_mean" in metrics
