@@ -38,7 +38,10 @@ struct MetadataList {
                 guard parts.count == 2, ["pg_catalog", "information_schema"].contains(parts[0]) else {
                     throw fail("\(name): write pg_catalog.name or information_schema.name")
                 }
-                if SecretRelations.names.contains(parts[1]) || SecretColumns.byRelation[parts[1]] != nil {
+                // Of the relations with secret columns, only pg_roles may be listed (psql's \d reads
+                // rolname): its rolconfig, `*` and the whole row stay denied in any profile. The
+                // others (user mappings and their options) exist to hold credentials.
+                if SecretRelations.names.contains(parts[1]) || (SecretColumns.byRelation[parts[1]] != nil && parts[1] != "pg_roles") {
                     throw fail("\(name) can never be listed: it holds credentials or other sessions' data")
                 }
                 relations.insert(parts[0] == "pg_catalog" ? parts[1] : name)

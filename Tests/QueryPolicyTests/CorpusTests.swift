@@ -7,10 +7,32 @@ import Testing
 @Suite struct SharedCorpusTests {
     static let file = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/cases.jsonl")
     static let cases: [CorpusCase] = {
-        let cases = CorpusCase.load(file)
+        var cases = CorpusCase.load(file)
         if cases.isEmpty { print("notice: \(file.path) is absent; the shared corpus tests are skipped") }
+        for index in cases.indices {
+            if let expect = superseded[cases[index].id] { cases[index].expect = expect }
+        }
         return cases
     }()
+
+    /// Expectations a later issue changed, with the reason: Tests/corpus/superseded.tsv.
+    static let superseded: [String: String] = {
+        let url = repositoryRoot.appendingPathComponent("Tests/corpus/superseded.tsv")
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        var expectations: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: "\t", maxSplits: 2).map(String.init)
+            if fields.count == 3 { expectations[fields[0]] = fields[1] }
+        }
+        return expectations
+    }()
+
+    @Test("every superseded expectation names a shared case")
+    func supersededCasesExist() {
+        guard !Self.cases.isEmpty else { return }
+        #expect(!Self.superseded.isEmpty)
+        for id in Self.superseded.keys { #expect(Self.cases.contains { $0.id == id }, "\(id) is not in the shared corpus") }
+    }
 
     @Test("shared corpus case", arguments: cases.filter { $0.expect == "allow" || $0.expect == "deny" })
     func sharedCase(_ corpusCase: CorpusCase) {
