@@ -101,7 +101,8 @@ def test_tls_to_the_server(database, keys, mode):
         arguments += ["--backend-tls-ca", os.environ["PALISADE_TEST_PG_CERT"]]
     server = Palisade(arguments)
     try:
-        connection = psycopg2.connect(dsn(server, keys["agent"]))
+        # Named, so that other tests' sessions through other Palisades are not counted.
+        connection = psycopg2.connect(dsn(server, keys["agent"]) + f" application_name=tls-check-{mode}")
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM orders")
@@ -109,7 +110,7 @@ def test_tls_to_the_server(database, keys, mode):
         check = psycopg2.connect(dbname="postgres")
         with check.cursor() as cursor:
             cursor.execute("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
-                           "WHERE a.application_name LIKE '%[palisade %' AND a.usename = 'palisade_proxy_test_app'")
+                           f"WHERE a.application_name LIKE 'tls-check-{mode} [palisade %' AND a.usename = 'palisade_proxy_test_app'")
             assert [row[0] for row in cursor.fetchall()] == [True]
         check.close()
         connection.close()
