@@ -20,20 +20,23 @@ func fixedKey(_ name: String, _ byte: UInt8) -> AuditSigningKey {
     }
 }
 
-let signingKey = fixedKey("fuzz-audit", 1)
-/// The seed logs rotate to this key; the log announces it, so it is trusted once a checkpoint covers that.
-let rotatedKey = fixedKey("fuzz-audit-rotated", 2)
-let trustedKeys = [signingKey.verifierKey]
-let documentedExitCodes: Set<Int32> = [0, 3, 4, 5, 6, 7]
-let separator: UInt8 = 0x1E
-let missingSegment: [UInt8] = [0x1F]
+/// Static rather than top-level: top-level variables belong to the main actor, and libFuzzer calls in from outside it.
+enum Fixture {
+    static let signingKey = fixedKey("fuzz-audit", 1)
+    /// The seed logs rotate to this key; the log announces it, so it is trusted once a checkpoint covers that.
+    static let rotatedKey = fixedKey("fuzz-audit-rotated", 2)
+    static let trustedKeys = [signingKey.verifierKey]
+    static let documentedExitCodes: Set<Int32> = [0, 3, 4, 5, 6, 7]
+    static let separator: UInt8 = 0x1E
+    static let missingSegment: [UInt8] = [0x1F]
+}
 
 func verify(_ sections: [ArraySlice<UInt8>]) -> (VerificationReport, [AuditHash]) {
     let history = String(decoding: sections[0], as: UTF8.self)
-    var verifier = LogVerifier(trustedKeys: trustedKeys, checkpointSources: [(source: CheckpointHistory.fileName, text: history)])
+    var verifier = LogVerifier(trustedKeys: Fixture.trustedKeys, checkpointSources: [(source: CheckpointHistory.fileName, text: history)])
     verifier.collectLeaves = true
     // As AuditCLI.verify: segments in order, stopping at the first problem.
-    for (index, segment) in sections.dropFirst().enumerated() where Array(segment) != missingSegment {
+    for (index, segment) in sections.dropFirst().enumerated() where Array(segment) != Fixture.missingSegment {
         verifier.feed(segment: index + 1, bytes: Array(segment))
         if verifier.problem != nil { break }
     }
@@ -44,10 +47,10 @@ func verify(_ sections: [ArraySlice<UInt8>]) -> (VerificationReport, [AuditHash]
 func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     let input = UnsafeBufferPointer(start: data, count: size)
-    let sections = Array(input).split(separator: separator, omittingEmptySubsequences: false)
+    let sections = Array(input).split(separator: Fixture.separator, omittingEmptySubsequences: false)
     let (report, leaves) = verify(sections)
     guard verify(sections).0 == report else { FuzzDriver.violated("two verifications of the same log differ") }
-    guard documentedExitCodes.contains(report.outcome.exitCode) else { FuzzDriver.violated("undocumented exit code \(report.outcome.exitCode)") }
+    guard Fixture.documentedExitCodes.contains(report.outcome.exitCode) else { FuzzDriver.violated("undocumented exit code \(report.outcome.exitCode)") }
     guard report.outcome != .ok else {
         guard report.problem == nil else { FuzzDriver.violated("an ok log with a problem: \(report.problem!)") }
         guard report.anchoredSize == report.entries, UInt64(leaves.count) == report.entries else {
@@ -55,7 +58,7 @@ func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         guard report.entries > 0 else { return 0 }
         guard let checkpoint = report.latestCheckpoint, checkpoint.checkpoint.size == report.entries,
-              !checkpoint.note.verifiedSigners([signingKey.verifierKey, rotatedKey.verifierKey]).isEmpty,
+              !checkpoint.note.verifiedSigners([Fixture.signingKey.verifierKey, Fixture.rotatedKey.verifierKey]).isEmpty,
               MerkleTree.root(leaves) == checkpoint.checkpoint.rootHash
         else { FuzzDriver.violated("ok, but no checkpoint signed by the log's keys covers its \(report.entries) entries") }
         return 0
@@ -84,14 +87,14 @@ func runBlocking(_ body: @escaping @Sendable () async throws -> Void) {
 func packed(_ directory: String) throws -> [UInt8] {
     var sections = [try LogFiles.read(directory + "/" + CheckpointHistory.fileName)]
     for segment in try LogFiles.segments(in: directory) { sections.append(try LogFiles.read(segment.path)) }
-    return Array(sections.joined(separator: [separator]))
+    return Array(sections.joined(separator: [Fixture.separator]))
 }
 
 func writeLog(rotationBytes: Int, records: Int, rotateKey: Bool) throws -> [UInt8] {
     let directory = NSTemporaryDirectory() + "palisade-fuzz-audit-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let log = try AuditLog(AuditLogConfiguration(directory: directory, signingKey: signingKey, origin: "fuzz.example/audit",
+    let log = try AuditLog(AuditLogConfiguration(directory: directory, signingKey: Fixture.signingKey, origin: "fuzz.example/audit",
                                                  rotationBytes: rotationBytes))
     runBlocking {
         for index in 0..<records {
@@ -103,7 +106,7 @@ func writeLog(rotationBytes: Int, records: Int, rotateKey: Bool) throws -> [UInt
                 fingerprint: "0123456789abcdef", normalized: denied ? "DELETE FROM users WHERE id = $1" : "SELECT count(*) FROM users WHERE id = $1",
                 policyVersion: String(repeating: "a", count: 64)))
             if index == 1 { _ = try await log.checkpoint() }
-            if rotateKey, index == records / 2 { _ = try await log.rotateSigningKey(to: rotatedKey) }
+            if rotateKey, index == records / 2 { _ = try await log.rotateSigningKey(to: Fixture.rotatedKey) }
         }
     }
     log.close()

@@ -11,12 +11,15 @@ import Foundation
 import FuzzSupport
 import QueryPolicy
 
-let engines: [PolicyEngine] = ["readonly", "analyst"].map { profile in
-    let path = FuzzDriver.repositoryRoot + "/Policies/\(profile).yaml"
-    do {
-        return PolicyEngine(policy: try Policy.load(path: path))
-    } catch {
-        fatalError("cannot load \(path): \(error)")
+/// Static rather than top-level: top-level variables belong to the main actor, and libFuzzer calls in from outside it.
+enum Engines {
+    static let all: [PolicyEngine] = ["readonly", "analyst"].map { profile in
+        let path = FuzzDriver.repositoryRoot + "/Policies/\(profile).yaml"
+        do {
+            return PolicyEngine(policy: try Policy.load(path: path))
+        } catch {
+            fatalError("cannot load \(path): \(error)")
+        }
     }
 }
 
@@ -64,7 +67,7 @@ func check(_ sql: String, _ engine: PolicyEngine) {
 func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // The proxy refuses text that is not UTF-8 before the engine sees it.
     guard let data, let sql = String(validating: UnsafeBufferPointer(start: data, count: size), as: UTF8.self) else { return 0 }
-    for engine in engines { check(sql, engine) }
+    for engine in Engines.all { check(sql, engine) }
     return 0
 }
 

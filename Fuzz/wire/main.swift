@@ -16,29 +16,32 @@ import PalisadeProxy
 import PostgresWire
 import QueryPolicy
 
-/// The smallest limit `palisade serve` accepts (max_message_bytes), so lengths near it are cheap to reach.
-let maxMessageBytes = 1024
-let password = "fuzz-secret"
-let scramUser = "scram"
-let scramVerifier = SCRAMVerifier(password: password, salt: Array("fuzz-salt".utf8), iterations: 2)
-let serverNonce = "fuzzservernonce"
-let clientNonce = "fuzzclientnonce"
-let claims = #"{"tenant":"fuzz"}"#
+/// Static rather than top-level: top-level variables belong to the main actor, and libFuzzer calls in from outside it.
+enum Fixture {
+    /// The smallest limit `palisade serve` accepts (max_message_bytes), so lengths near it are cheap to reach.
+    static let maxMessageBytes = 1024
+    static let password = "fuzz-secret"
+    static let scramUser = "scram"
+    static let scramVerifier = SCRAMVerifier(password: password, salt: Array("fuzz-salt".utf8), iterations: 2)
+    static let serverNonce = "fuzzservernonce"
+    static let clientNonce = "fuzzclientnonce"
+    static let claims = #"{"tenant":"fuzz"}"#
 
-let engine: PolicyEngine = {
-    let path = FuzzDriver.repositoryRoot + "/Policies/readonly.yaml"
-    do {
-        return PolicyEngine(policy: try Policy.load(path: path))
-    } catch {
-        fatalError("cannot load \(path): \(error)")
-    }
-}()
+    static let engine: PolicyEngine = {
+        let path = FuzzDriver.repositoryRoot + "/Policies/readonly.yaml"
+        do {
+            return PolicyEngine(policy: try Policy.load(path: path))
+        } catch {
+            fatalError("cannot load \(path): \(error)")
+        }
+    }()
+}
 
 /// As ProxySession answers: a denial is an ErrorResponse with the decision's SQLSTATE.
 func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
     let decision = kind == .functionCall
-        ? Decision(rule: .functionCallMessage, message: "fast-path function call", policyVersion: engine.policy.version)
-        : engine.evaluate(sql)
+        ? Decision(rule: .functionCallMessage, message: "fast-path function call", policyVersion: Fixture.engine.policy.version)
+        : Fixture.engine.evaluate(sql)
     guard !decision.isAllowed else { return (decision, nil) }
     return (decision, ServerNotice(sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, hint: decision.hint,
                                    position: decision.position))
@@ -71,7 +74,7 @@ struct Session {
     var phase = Phase.startup
     var fromClient = ByteBuffer()
     var fromServer = ByteBuffer()
-    let clientFrames = FrameDecoder(maxLength: maxMessageBytes)
+    let clientFrames = FrameDecoder(maxLength: Fixture.maxMessageBytes)
     // As BackendFrameDecoder: rows can be large; the server bounds them.
     let serverFrames = FrameDecoder(maxLength: 1 << 30)
 
@@ -106,9 +109,9 @@ struct Session {
             case .startup(let major, _, let parameters):
                 guard major == 3 else { phase = .ended; return false }
                 let user = parameters["user"] ?? ""
-                if user.hasPrefix(scramUser) {
+                if user.hasPrefix(Fixture.scramUser) {
                     // An unknown user runs the exchange against a made-up verifier, as in the proxy.
-                    let exchange = SCRAMServer(verifier: user == scramUser ? scramVerifier : nil, mockSalt: Array(user.utf8), nonce: serverNonce)
+                    let exchange = SCRAMServer(verifier: user == Fixture.scramUser ? Fixture.scramVerifier : nil, mockSalt: Array(user.utf8), nonce: Fixture.serverNonce)
                     phase = .scram(exchange, answered: false)
                 } else {
                     phase = .password
@@ -118,7 +121,7 @@ struct Session {
         case .password:
             guard let frame = try nextClientFrame() else { return false }
             var body = frame.body
-            guard frame.type == UInt8(ascii: "p"), body.readCString() == password else { phase = .ended; return false }
+            guard frame.type == UInt8(ascii: "p"), body.readCString() == Fixture.password else { phase = .ended; return false }
             admit()
             return true
         case .scram(var exchange, let answered):
@@ -171,17 +174,17 @@ struct Session {
     mutating func nextClientFrame() throws(WireError) -> Frame? {
         guard let frame = try clientFrames.decode(&fromClient) else {
             // Waiting for the rest of a frame: at most its header and a body under the limit.
-            guard fromClient.readableBytes <= 5 + maxMessageBytes else {
-                FuzzDriver.violated("the frame decoder holds \(fromClient.readableBytes) bytes, over the limit of \(maxMessageBytes)")
+            guard fromClient.readableBytes <= 5 + Fixture.maxMessageBytes else {
+                FuzzDriver.violated("the frame decoder holds \(fromClient.readableBytes) bytes, over the limit of \(Fixture.maxMessageBytes)")
             }
             return nil
         }
-        guard frame.body.readableBytes <= maxMessageBytes else { FuzzDriver.violated("a frame over the limit was decoded") }
+        guard frame.body.readableBytes <= Fixture.maxMessageBytes else { FuzzDriver.violated("a frame over the limit was decoded") }
         return frame
     }
 
     mutating func admit() {
-        phase = .relaying(QueryRelay(claims: claims, statementTimeoutMilliseconds: 30_000, decide: decide))
+        phase = .relaying(QueryRelay(claims: Fixture.claims, statementTimeoutMilliseconds: 30_000, decide: decide))
     }
 
     mutating func server(_ bytes: UnsafeRawBufferPointer) {
@@ -244,7 +247,7 @@ struct Script {
 
     mutating func loggedIn() {
         startup(user: "app")
-        client { FrontendEncoder.password(password, into: &$0) }
+        client { FrontendEncoder.password(Fixture.password, into: &$0) }
     }
 
     /// What the server answers to one admitted simple query (claims first, then the query's rows).
@@ -271,17 +274,17 @@ func seeds() -> [[UInt8]] {
     add { $0.client { FrontendEncoder.cancel(processID: 42, secretKey: 7, into: &$0) } }
     add { $0.startup(user: "app"); $0.client { FrontendEncoder.password("wrong", into: &$0) } }
     add { script in
-        var client = SCRAMClient(password: password, nonce: clientNonce)
-        script.startup(user: scramUser)
+        var client = SCRAMClient(password: Fixture.password, nonce: Fixture.clientNonce)
+        script.startup(user: Fixture.scramUser)
         script.client { FrontendEncoder.saslInitialResponse(mechanism: SCRAMClient.mechanism, client.clientFirstMessage(), into: &$0) }
-        let serverFirst = "r=\(clientNonce)\(serverNonce),s=\(Data(scramVerifier.salt).base64EncodedString()),i=\(scramVerifier.iterations)"
-        let final = (try? client.clientFinalMessage(serverFirst: Array(serverFirst.utf8))) ?? []
-        script.client { FrontendEncoder.saslResponse(final, into: &$0) }
+        let serverFirst = "r=\(Fixture.clientNonce)\(Fixture.serverNonce),s=\(Data(Fixture.scramVerifier.salt).base64EncodedString()),i=\(Fixture.scramVerifier.iterations)"
+        let clientFinal = (try? client.clientFinalMessage(serverFirst: Array(serverFirst.utf8))) ?? []
+        script.client { FrontendEncoder.saslResponse(clientFinal, into: &$0) }
         script.client { FrontendEncoder.query("SELECT 1", into: &$0) }
         script.serverAnswersQuery()
     }
     add { script in
-        script.startup(user: scramUser + "-unknown")
+        script.startup(user: Fixture.scramUser + "-unknown")
         script.client { FrontendEncoder.saslInitialResponse(mechanism: SCRAMClient.mechanism, Array("n,,n=,r=abc".utf8), into: &$0) }
         script.client { FrontendEncoder.saslResponse(Array("c=biws,r=abc,p=AAAA".utf8), into: &$0) }
     }
@@ -340,7 +343,7 @@ func seeds() -> [[UInt8]] {
     }
     add { script in
         script.loggedIn()
-        script.client { $0.writeInteger(UInt8(ascii: "Q")); $0.writeInteger(Int32(maxMessageBytes + 5)) }
+        script.client { $0.writeInteger(UInt8(ascii: "Q")); $0.writeInteger(Int32(Fixture.maxMessageBytes + 5)) }
     }
     return seeds
 }
