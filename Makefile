@@ -1,5 +1,5 @@
 # The two commands README.md opens with: `make demo` and `make test`.
-.PHONY: demo test build release unit-tests integration-tests
+.PHONY: demo test build release unit-tests integration-tests robustness
 
 build:
 	scripts/install-deps.sh
@@ -15,3 +15,10 @@ demo: release
 test: build
 	swift test
 	scripts/with-postgres.sh scripts/integration-tests.sh
+
+# Each fuzz target for 60 s, then the unit tests under AddressSanitizer (README: Robustness).
+# Each is a cold build of every dependency the first time (.build-fuzz, .build-asan).
+robustness:
+	scripts/install-deps.sh
+	for target in policy wire audit; do scripts/fuzz.sh $$target 60 || exit 1; done
+	scripts/sanitize.sh address

@@ -87,6 +87,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address -DFUZZING). A plain
+        // build makes each one a runner that checks the input files named on its command line once.
+        .target(name: "FuzzSupport", path: "Fuzz/Support"),
+        .executableTarget(name: "fuzz-policy", dependencies: ["FuzzSupport", "QueryPolicy", "CPgQuery"], path: "Fuzz/policy"),
+        .executableTarget(
+            name: "fuzz-wire",
+            dependencies: ["FuzzSupport", "PostgresWire", "PalisadeProxy", "QueryPolicy", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/wire"
+        ),
+        .executableTarget(name: "fuzz-audit", dependencies: ["FuzzSupport", "AuditChain"], path: "Fuzz/audit"),
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
         .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),

@@ -19,6 +19,7 @@ public struct VerificationReport: Sendable, Equatable {
     }
 
     public var outcome: Outcome
+    /// What is wrong, for every outcome but `ok`.
     public var problem: String?
     /// The first entry the problem concerns (for unanchored, the first unanchored entry).
     public var firstBadSeq: UInt64?
@@ -46,6 +47,20 @@ public struct VerificationReport: Sendable, Equatable {
             "origin": origin.map(JSONValue.string) ?? .null,
             "warnings": .array(warnings.map(JSONValue.string)),
         ])
+    }
+}
+
+extension VerificationReport.Outcome {
+    /// The exit code of `palisade audit verify` for this outcome (its --help and README.md list them).
+    public var exitCode: Int32 {
+        switch self {
+        case .ok: 0
+        case .malformed: 3
+        case .tampered: 4
+        case .truncated: 5
+        case .badSignature: 6
+        case .unanchored: 7
+        }
     }
 }
 

@@ -62,17 +62,6 @@ enum AuditCLI {
           7  unanchored: all checks pass, but the newest entries are not signed yet
         """
 
-    static func exitCode(_ outcome: VerificationReport.Outcome) -> Int32 {
-        switch outcome {
-        case .ok: 0
-        case .malformed: 3
-        case .tampered: 4
-        case .truncated: 5
-        case .badSignature: 6
-        case .unanchored: 7
-        }
-    }
-
     static func label(_ outcome: VerificationReport.Outcome) -> String {
         outcome == .badSignature ? "BAD SIGNATURE" : outcome.rawValue.uppercased()
     }
@@ -84,7 +73,7 @@ enum AuditCLI {
     /// Prints to standard error and exits with the outcome's code.
     static func fail(_ outcome: VerificationReport.Outcome, _ message: String) -> ExitCode {
         FileHandle.standardError.write(Data((message + "\n").utf8))
-        return ExitCode(exitCode(outcome))
+        return ExitCode(outcome.exitCode)
     }
 
     static func signingKey(_ path: String) throws -> AuditSigningKey {

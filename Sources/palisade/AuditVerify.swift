@@ -30,7 +30,7 @@ struct AuditVerify: ParsableCommand {
     func run() throws {
         let keys = try AuditCLI.trustedKeys(key, logDirectory: logDirectory)
         let (report, _) = try AuditCLI.verify(logDirectory, mirrors: mirrors, keys: keys)
-        let code = AuditCLI.exitCode(report.outcome)
+        let code = report.outcome.exitCode
         if json {
             var object = report.json
             if case .object(var members) = object {

@@ -1,0 +1,93 @@
+// Fuzz target `policy`: the policy engine under the shipped readonly and analyst profiles.
+//
+// Invariants, for any text:
+// - the engine neither crashes nor overflows the stack (AddressSanitizer reports both);
+// - it decides the same way every time: twice without its cache, and once more through the cache;
+// - an admitted text, parsed again by libpg_query itself, is exactly one statement, of the kind the
+//   rule names and the profile allows;
+// - a text libpg_query rejects is never admitted.
+import CPgQuery
+import Foundation
+import FuzzSupport
+import QueryPolicy
+
+/// Static rather than top-level: top-level variables belong to the main actor, and libFuzzer calls in from outside it.
+enum Engines {
+    static let all: [PolicyEngine] = ["readonly", "analyst"].map { profile in
+        let path = FuzzDriver.repositoryRoot + "/Policies/\(profile).yaml"
+        do {
+            return PolicyEngine(policy: try Policy.load(path: path))
+        } catch {
+            fatalError("cannot load \(path): \(error)")
+        }
+    }
+}
+
+/// The parse-tree node an admitted statement must be, for each admitting rule.
+func admittedNode(_ rule: Rule, _ policy: Policy) -> String? {
+    switch rule {
+    case .query: "SelectStmt"
+    case .transactionControl: policy.allowsTransactionControl ? "TransactionStmt" : nil
+    case .showSetting: policy.showableSettings.isEmpty ? nil : "VariableShowStmt"
+    case .setSetting: policy.settableSettings.isEmpty ? nil : "VariableSetStmt"
+    case .explain: policy.allowsExplain ? "ExplainStmt" : nil
+    default: nil
+    }
+}
+
+/// libpg_query's own reading of the text: the top-level node of each statement, or nil if it rejects the text.
+func statementNodes(_ sql: String) -> [String]? {
+    let result = pg_query_parse(sql)
+    defer { pg_query_free_parse_result(result) }
+    guard result.error == nil, let tree = result.parse_tree else { return nil }
+    guard let object = try? JSONSerialization.jsonObject(with: Data(String(cString: tree).utf8)) as? [String: Any] else {
+        FuzzDriver.violated("libpg_query's parse tree is not a JSON object")
+    }
+    let statements = object["stmts"] as? [[String: Any]] ?? []
+    return statements.map { statement in (statement["stmt"] as? [String: Any])?.keys.first ?? "" }
+}
+
+func check(_ sql: String, _ engine: PolicyEngine) {
+    let decision = engine.evaluateUncached(sql)
+    guard engine.evaluateUncached(sql) == decision else { FuzzDriver.violated("two decisions for the same text differ") }
+    guard engine.evaluate(sql) == decision, engine.evaluate(sql) == decision else {
+        FuzzDriver.violated("the cached decision differs from the uncached one")
+    }
+    guard decision.isAllowed else { return }
+    guard let expected = admittedNode(decision.rule, engine.policy) else {
+        FuzzDriver.violated("rule \(decision.rule.rawValue) admitted a text under profile \(engine.policy.profile), which does not allow it")
+    }
+    guard let nodes = statementNodes(sql) else { FuzzDriver.violated("admitted a text libpg_query rejects") }
+    guard nodes == [expected] else {
+        FuzzDriver.violated("admitted as \(decision.rule.rawValue) a text libpg_query reads as \(nodes), not one \(expected)")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    // The proxy refuses text that is not UTF-8 before the engine sees it.
+    guard let data, let sql = String(validating: UnsafeBufferPointer(start: data, count: size), as: UTF8.self) else { return 0 }
+    for engine in Engines.all { check(sql, engine) }
+    return 0
+}
+
+/// The SQL of every case in the project's corpora.
+func corpusTexts() -> [[UInt8]] {
+    let files = ["Tests/corpus/palisade-cases.jsonl", "Tests/corpus/redteam-cases.jsonl", "../shared/corpus/cases.jsonl"]
+    var texts: [[UInt8]] = []
+    for file in files {
+        let path = FuzzDriver.repositoryRoot + "/" + file
+        guard let data = FileManager.default.contents(atPath: path) else {
+            FileHandle.standardError.write(Data("warning: no corpus at \(path)\n".utf8))
+            continue
+        }
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let sql = object["sql"] as? String {
+                texts.append(Array(sql.utf8))
+            }
+        }
+    }
+    return texts
+}
+
+FuzzDriver.run(testOneInput, seeds: corpusTexts)
