@@ -37,8 +37,9 @@ enum Fixture {
     }()
 }
 
-/// As ProxySession answers: a denial is an ErrorResponse with the decision's SQLSTATE.
-func decide(_ sql: String, _ kind: QueryRelay.MessageKind) -> (Decision, ServerNotice?) {
+/// As ProxySession answers: a denial is an ErrorResponse with the decision's SQLSTATE. Declared
+/// parameter types are checked against the server's pg_type, which the fuzzer has none of.
+func decide(_ sql: String, _ kind: QueryRelay.MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?) {
     let decision = kind == .functionCall
         ? Decision(rule: .functionCallMessage, message: "fast-path function call", policyVersion: Fixture.engine.policy.version)
         : Fixture.engine.evaluate(sql)
@@ -184,7 +185,8 @@ struct Session {
     }
 
     mutating func admit() {
-        phase = .relaying(QueryRelay(claims: Fixture.claims, statementTimeoutMilliseconds: 30_000, decide: decide))
+        phase = .relaying(QueryRelay(claims: Fixture.claims, statementTimeoutMilliseconds: 30_000,
+                                       budget: ResultBudget(maxRows: 3, maxBytes: 4096), decide: decide))
     }
 
     mutating func server(_ bytes: UnsafeRawBufferPointer) {

@@ -50,7 +50,7 @@ struct AuditReport: ParsableCommand {
         } catch {
             throw ConfigurationError(description: "cannot write \(out): \(error.localizedDescription)")
         }
-        let code = AuditCLI.exitCode(verification.outcome)
+        let code = verification.outcome.exitCode
         print("palisade audit report: \(out): \(page.statusLine)")
         for warning in verification.warnings { AuditCLI.warn(warning) }
         if code != 0 { throw ExitCode(code) }

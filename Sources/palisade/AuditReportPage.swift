@@ -15,7 +15,7 @@ struct ReportPage {
 
     static let tableRows = 20
 
-    var exitCode: Int32 { AuditCLI.exitCode(verification.outcome) }
+    var exitCode: Int32 { verification.outcome.exitCode }
 
     var failed: Bool { ![.ok, .unanchored].contains(verification.outcome) }
 
