@@ -252,35 +252,25 @@ extension Policy {
             throw reader.error(functions["current_setting"], path: "functions.current_setting", "expected claim_only or reviewed")
         }
 
-        let maxBytes = try reader.integer(limits["max_query_bytes"], path: "limits.max_query_bytes") ?? 65536
-        guard (1...1_048_576).contains(maxBytes) else {
-            throw reader.error(limits["max_query_bytes"], path: "limits.max_query_bytes", "must be between 1 and 1048576")
+        /// A limit of the profile: absent is `value`, outside `range` an error naming the key.
+        func limit(_ key: String, default value: Int, in range: ClosedRange<Int>, note: String = "") throws(PolicyError) -> Int {
+            let number = try reader.integer(limits[key], path: "limits.\(key)") ?? value
+            guard range.contains(number) else {
+                throw reader.error(limits[key], path: "limits.\(key)", "must be between \(range.lowerBound) and \(range.upperBound)\(note)")
+            }
+            return number
         }
-        let maxDepth = try reader.integer(limits["max_nesting_depth"], path: "limits.max_nesting_depth") ?? 64
-        guard (1...1000).contains(maxDepth) else {
-            throw reader.error(limits["max_nesting_depth"], path: "limits.max_nesting_depth", "must be between 1 and 1000")
-        }
+        let maxBytes = try limit("max_query_bytes", default: 65536, in: 1...1_048_576)
+        let maxDepth = try limit("max_nesting_depth", default: 64, in: 1...1000)
         let searchPath = try reader.stringList(relations["search_path"], path: "relations.search_path")
         var catalogRelations = Set(try reader.stringList(relations["catalog_relations"], path: "relations.catalog_relations"))
         for name in catalogRelations where SecretRelations.names.contains(name) || SecretColumns.byRelation[name] != nil {
             throw reader.error(relations["catalog_relations"], path: "relations.catalog_relations", "\(name) can never be listed: it holds credentials or other sessions' data")
         }
-        let maxFunctionResultBytes = try reader.integer(limits["max_function_result_bytes"], path: "limits.max_function_result_bytes") ?? 1_048_576
-        guard (1...1_073_741_824).contains(maxFunctionResultBytes) else {
-            throw reader.error(limits["max_function_result_bytes"], path: "limits.max_function_result_bytes", "must be between 1 and 1073741824 (1 GiB)")
-        }
-        let maxGeneratedRows = try reader.integer(limits["max_generated_rows"], path: "limits.max_generated_rows") ?? 1_000_000
-        guard (1...1_000_000_000_000).contains(maxGeneratedRows) else {
-            throw reader.error(limits["max_generated_rows"], path: "limits.max_generated_rows", "must be between 1 and 1000000000000")
-        }
-        let timeout = try reader.integer(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms") ?? 30_000
-        guard (1...86_400_000).contains(timeout) else {
-            throw reader.error(limits["statement_timeout_ms"], path: "limits.statement_timeout_ms", "must be between 1 and 86400000 (one day)")
-        }
-        let idleTimeout = try reader.integer(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms") ?? 60_000
-        guard (1...86_400_000).contains(idleTimeout) else {
-            throw reader.error(limits["idle_in_transaction_timeout_ms"], path: "limits.idle_in_transaction_timeout_ms", "must be between 1 and 86400000 (one day)")
-        }
+        let maxFunctionResultBytes = try limit("max_function_result_bytes", default: 1_048_576, in: 1...1_073_741_824, note: " (1 GiB)")
+        let maxGeneratedRows = try limit("max_generated_rows", default: 1_000_000, in: 1...1_000_000_000_000)
+        let timeout = try limit("statement_timeout_ms", default: 30_000, in: 1...86_400_000, note: " (one day)")
+        let idleTimeout = try limit("idle_in_transaction_timeout_ms", default: 60_000, in: 1...86_400_000, note: " (one day)")
 
         let catalogAccess = try reader.catalogAccess(relations["catalog"], path: "relations.catalog")
         var builtinFunctions = catalog.names(inCategories: Set(categories))
