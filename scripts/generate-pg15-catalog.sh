@@ -296,6 +296,9 @@ swift_set() { # $1 = doc comment, $2 = property name, $3 = query returning one c
     swift_set "Types in pg_catalog that are not a relation's row type, array types (_name) included: x.name casts x to such a type when no one-argument function name exists." \
         pgCatalogTypes \
         "select typname from pg_type where typnamespace = 'pg_catalog'::regnamespace and typrelid = 0"
+    swift_set "Functions in pg_catalog with an overload that returns a set: a query calling one can make any number of rows, so its plan is estimated before it runs (limits.max_cost)." \
+        setReturningFunctions \
+        "select proname from pg_proc where pronamespace = 'pg_catalog'::regnamespace and proretset"
     printf '}\n'
 } > "$tmp/PG15Catalog.swift"
 

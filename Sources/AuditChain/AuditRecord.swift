@@ -15,10 +15,12 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case recovery
     /// An admitted query's answer cut at the profile's result budget (its decision entry came first).
     case resultLimit = "result_limit"
+    /// An admitted query refused before it ran, at the profile's cost budget (its decision entry came first).
+    case costLimit = "cost_limit"
 
     public var isLifecycle: Bool {
         switch self {
-        case .decision, .protocolRefusal, .authFailure, .lockout, .resultLimit: false
+        case .decision, .protocolRefusal, .authFailure, .lockout, .resultLimit, .costLimit: false
         default: true
         }
     }

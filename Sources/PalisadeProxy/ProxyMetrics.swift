@@ -53,9 +53,12 @@ final class ProxyMetrics: Sendable {
 
     private let resultLimits = [Rule.resultRows, .resultBytes].map { rule in
         (rule, Counter(label: "palisade_result_limits_total", dimensions: [("rule", rule.rawValue)]))
+    } + [Rule.costLimit, .estimatedRows].map { rule in
+        (rule, Counter(label: "palisade_cost_limits_total", dimensions: [("rule", rule.rawValue)]))
     }
 
-    /// An admitted query's answer cut at the profile's max_rows or max_result_bytes.
+    /// An admitted query's answer cut at the profile's max_rows or max_result_bytes, or the query
+    /// refused before it ran at max_cost or max_estimated_rows.
     func resultLimited(_ rule: Rule) {
         resultLimits.first { $0.0 == rule }?.1.increment()
     }

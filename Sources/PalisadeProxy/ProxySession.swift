@@ -183,6 +183,7 @@ final class ProxySession {
                 return fail(message, sqlstate: "28000")
             }
             relay!.clientFrame(frame, into: &output)
+            if relay!.isHoldingClientMessages != holdingClientMessages { applyBackpressure() }
             if let lockoutMessage {
                 return fail(lockoutMessage, sqlstate: "28000")
             }
@@ -345,6 +346,9 @@ final class ProxySession {
 
     /// Answers held for the audit log past this size stop the reading on both sides until they go out.
     static let heldBytesLimit = 1 << 20
+    /// Whether the relay holds the client's messages behind a query waiting for its estimate; the
+    /// client is not read meanwhile, so what it pipelines waits in TCP, not in Palisade's memory.
+    private var holdingClientMessages = false
 
     /// Reads only what can be passed on: rows from the server while the client takes them, and the
     /// client's next messages while both the server and the client keep up. A client that sends
@@ -355,7 +359,8 @@ final class ProxySession {
         let readBackend = clientWritable && !holdingTooMuch
         var waitingForServerLogin = false
         if case .connecting(_, let buffered) = state { waitingForServerLogin = !buffered.isEmpty }
-        let readClient = readBackend && backendWritable && !waitingForServerLogin
+        holdingClientMessages = relay?.isHoldingClientMessages ?? false
+        let readClient = readBackend && backendWritable && !waitingForServerLogin && !holdingClientMessages
         if readBackend != readingBackend, let backendChannel {
             readingBackend = readBackend
             backendChannel.setOption(ChannelOptions.autoRead, value: readBackend).whenFailure { _ in }
@@ -463,6 +468,7 @@ final class ProxySession {
             }
             relay!.backendFrame(frame, into: &output)
             if !output.resultLimits.isEmpty { recordResultLimits() }
+            if relay!.isHoldingClientMessages != holdingClientMessages { applyBackpressure() }
             if output.close { sendOutput(); close() }
             if shuttingDown, relay?.isIdle ?? false { endForShutdown() }
             if !(relay?.isIdle ?? true) { armServerAnswerDeadline() }
@@ -503,7 +509,8 @@ final class ProxySession {
         relayUser = login.parameters["user"] ?? ""
         relayPolicyVersion = policy.version
         relay = QueryRelay(claims: login.identity.claims, statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
-                           budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes), sessionID: sessionID) { sql, kind, parameterTypes in
+                           budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes),
+                           costBudget: policy.costBudget, sessionID: sessionID) { sql, kind, parameterTypes in
             context.decide(sql, kind, parameterTypes: parameterTypes)
         }
         state = .relaying
@@ -679,12 +686,12 @@ final class ProxySession {
     /// the answer is held until this entry is durable too.
     private func recordResultLimits() {
         for event in output.resultLimits {
-            let message = "the answer was cut after \(event.relayedRows) rows (\(event.relayedBytes) bytes) at the profile's " +
+            let message = event.message ?? "the answer was cut after \(event.relayedRows) rows (\(event.relayedBytes) bytes) at the profile's " +
                 (event.rule == .resultBytes ? "max_result_bytes" : "max_rows")
             ProxyMetrics.shared.resultLimited(event.rule)
             record(kind: "D", tenant: currentTenant, credential: currentCredential, user: relayUser,
                    Decision(rule: event.rule, message: message, policyVersion: relayPolicyVersion),
-                   requestID: "\(sessionID)-\(event.request)", event: .resultLimit)
+                   requestID: "\(sessionID)-\(event.request)", event: event.isCostLimit ? .costLimit : .resultLimit)
         }
         output.resultLimits.removeAll()
     }

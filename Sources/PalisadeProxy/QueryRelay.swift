@@ -23,6 +23,11 @@ import QueryPolicy
 ///   there), a transaction-control statement (`COMMIT AND CHAIN` starts a new one) or a statement
 ///   admitted only by monitor mode. Nothing else ends a transaction, and after an error the server
 ///   skips everything up to the next Sync.
+///
+/// A query whose shape can explode (`Decision.needsCostEstimate`) is first planned with EXPLAIN in
+/// the same transaction, with the claims and, for a Bind, the client's own parameter values. The
+/// client's later messages wait (`isHoldingClientMessages`) until the estimate decides whether the
+/// query runs or is refused in its place.
 public struct QueryRelay {
     public typealias Decide = (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?)
 
@@ -42,7 +47,8 @@ public struct QueryRelay {
         public var toClient: ByteBuffer
         /// End the session after sending `toClient`.
         public var close = false
-        /// Answers cut at the result budget, for the session to audit and count.
+        /// Answers cut at the result budget, and queries refused at the cost budget, for the
+        /// session to audit and count.
         public var resultLimits: [ResultLimitEvent] = []
 
         public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
@@ -65,6 +71,22 @@ public struct QueryRelay {
         /// What Palisade answers itself (a refusal, or what the server answers to empty text) once
         /// everything before it is answered.
         case answer(ByteBuffer, endsWithReadyForQuery: Bool)
+        /// The EXPLAIN of a query waiting for its estimate: one row of JSON, then CommandComplete.
+        case estimate
+    }
+
+    /// A query admitted by the policy and waiting for the planner's estimate before it runs.
+    enum Estimating {
+        /// A simple query's text: it runs as `simpleQuery` once within budget.
+        case simpleQuery(sql: String, admitted: Admitted, request: Int)
+        /// A client's Bind: it is handled as sent once within budget.
+        case bind(Frame, request: Int)
+
+        var request: Int {
+            switch self {
+            case .simpleQuery(_, _, let request), .bind(_, let request): request
+            }
+        }
     }
 
     /// What Palisade's record of the server's statements and portals takes back when the server
@@ -118,6 +140,8 @@ public struct QueryRelay {
         /// Portals: how many Syncs went to the server before its Bind. Once the server reports no
         /// transaction after a later Sync, the portal is gone (portals end with their transaction).
         var syncsBefore = 0
+        /// Statements whose every Bind is estimated first: the text and declared parameter types.
+        var estimated: (sql: String, parameterTypes: [UInt32], request: Int)?
     }
 
     private let decide: Decide
@@ -155,17 +179,29 @@ public struct QueryRelay {
     /// After an answer cut at the budget, the server's answers up to ReadyForQuery are dropped: it
     /// ran on, but the client was told of an error and expects nothing more before ReadyForQuery.
     private var silencedUntilReadyForQuery = false
+    private let costBudget: CostBudget?
+    private var estimating: Estimating?
+    /// The estimate's JSON, from its one DataRow.
+    private var estimateJSON: ByteBuffer?
+    /// Client messages that came while a query waited for its estimate, in order.
+    private var heldFrames: [Frame] = []
+    /// Whether the client's messages wait for an estimate: the session stops reading them meanwhile.
+    public var isHoldingClientMessages: Bool { estimating != nil }
+
+    /// Palisade's statement and portal for estimates (the unnamed ones may be the client's).
+    static let estimateStatement = "palisade_estimate"
 
     /// Palisade's own statement and portal. No client name reaches the server, so none can be this.
     static let claimsStatement = "palisade_claims"
     static let claimsQuery =
         "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true), pg_catalog.set_config('statement_timeout', $2, true)"
 
-    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(), sessionID: String = "",
-                decide: @escaping Decide) {
+    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(), costBudget: CostBudget? = nil,
+                sessionID: String = "", decide: @escaping Decide) {
         self.claims = claims
         statementTimeout = "\(statementTimeoutMilliseconds)ms"
         self.budget = budget
+        self.costBudget = costBudget
         self.sessionID = sessionID
         self.decide = decide
     }
@@ -175,6 +211,12 @@ public struct QueryRelay {
     // MARK: - Client messages
 
     public mutating func clientFrame(_ frame: Frame, into output: inout Output) {
+        if estimating != nil { return heldFrames.append(frame) }
+        handleClientFrame(frame, estimated: false, into: &output)
+    }
+
+    /// `estimated`: a Bind coming back after its estimate was within budget.
+    private mutating func handleClientFrame(_ frame: Frame, estimated: Bool, into output: inout Output) {
         let message: FrontendMessage
         do {
             message = try FrontendMessage(frame)
@@ -199,6 +241,16 @@ public struct QueryRelay {
                 answer(endsWithReadyForQuery: true, into: &output) { BackendEncoder.bodiless("I", into: &$0) }
             } else if let notice {
                 refuse(notice, endsWithReadyForQuery: true, output: &output)
+            } else if decision.needsCostEstimate, costBudget != nil {
+                setClaimsIfNeeded(into: &output)
+                FrontendEncoder.parse(statement: "", query: CostBudget.explainPrefix + sql, into: &output.toBackend)
+                expect(.parseComplete(relay: false, undo: nil))
+                FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &output.toBackend)
+                expect(.bindComplete(relay: false, undo: nil))
+                FrontendEncoder.execute(portal: "", into: &output.toBackend)
+                expect(.estimate)
+                FrontendEncoder.flush(into: &output.toBackend)
+                estimating = .simpleQuery(sql: sql, admitted: Admitted(decision), request: decisions)
             } else {
                 simpleQuery(sql, Admitted(decision), into: &output)
             }
@@ -216,13 +268,17 @@ public struct QueryRelay {
             let id = nextID()
             let admitted = Admitted(decision)
             let serverName = name.isEmpty ? "" : "s\(id)"
-            statements[name] = Named(serverName: serverName, admitted: admitted, id: id)
+            statements[name] = Named(serverName: serverName, admitted: admitted, id: id,
+                                     estimated: decision.needsCostEstimate && costBudget != nil ? (sql, parameterTypes, decisions) : nil)
             if !budget.isUnlimited { statementRequests[name] = decisions }
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
         case .bind(let portal, let statement):
             guard let prepared = statements[statement] else {
                 return refuseInPipeline(notAdmitted("prepared statement", statement), output: &output)
+            }
+            if let query = prepared.estimated, !estimated {
+                return estimate(query, bind: frame, into: &output)
             }
             let id = nextID()
             let serverPortal = portal.isEmpty ? "" : "p\(id)"
@@ -428,6 +484,7 @@ public struct QueryRelay {
                 undo(head)
                 pendingHead += 1
             }
+            if estimating != nil { estimateFailed(into: &output) }
             return
         case UInt8(ascii: "Z"):
             guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),
@@ -462,6 +519,11 @@ public struct QueryRelay {
             if relay { output.toClient.writeFrame(frame) }
         case (.execution(let relay), "C"), (.execution(let relay), "I"), (.execution(let relay), "s"):
             finish(frame, relay: relay, into: &output)
+        case (.estimate, "D"):
+            estimateJSON = frame.body
+        case (.estimate, "C"):
+            pop()
+            estimated(into: &output)
         case (.limitedExecution(let portal), "D"):
             if budget.admit(rowOf: frame.body.readableBytes + 5, into: &portalUsage[portal, default: ResultBudget.Usage(request: 0)]) {
                 output.toClient.writeFrame(frame)
@@ -551,6 +613,92 @@ public struct QueryRelay {
         }
         if head == nil { discardingUntilSync = true }
         silencedUntilReadyForQuery = true
+    }
+
+    // MARK: - Cost budget
+
+    /// Plans a Bind's statement with the client's parameter values, in Palisade's own statement and
+    /// portal (closed first: an earlier estimate's may remain), and holds the Bind meanwhile.
+    private mutating func estimate(_ query: (sql: String, parameterTypes: [UInt32], request: Int), bind frame: Frame,
+                                   into output: inout Output) {
+        setClaimsIfNeeded(into: &output)
+        FrontendEncoder.close(portal: Self.estimateStatement, into: &output.toBackend)
+        expect(.closeComplete(relay: false, undo: nil))
+        FrontendEncoder.close(statement: Self.estimateStatement, into: &output.toBackend)
+        expect(.closeComplete(relay: false, undo: nil))
+        FrontendEncoder.parse(statement: Self.estimateStatement, query: CostBudget.explainPrefix + query.sql,
+                              parameterTypes: query.parameterTypes, into: &output.toBackend)
+        expect(.parseComplete(relay: false, undo: nil))
+        guard FrontendEncoder.bind(portal: Self.estimateStatement, statement: Self.estimateStatement, parametersOf: frame,
+                                   into: &output.toBackend)
+        else { return protocolViolation("invalid Bind message", into: &output) }
+        expect(.bindComplete(relay: false, undo: nil))
+        FrontendEncoder.execute(portal: Self.estimateStatement, into: &output.toBackend)
+        expect(.estimate)
+        FrontendEncoder.flush(into: &output.toBackend)
+        estimating = .bind(frame, request: query.request)
+    }
+
+    /// The estimate is in: the query runs, or is refused in its place; then the held messages go on.
+    private mutating func estimated(into output: inout Output) {
+        guard let waiting = estimating, let costBudget else { return }
+        estimating = nil
+        let estimate = estimateJSON.flatMap(Self.explainText).flatMap { CostBudget.estimate(fromExplainJSON: $0.readableBytesView) }
+        estimateJSON = nil
+        let rule = estimate.map(costBudget.violation) ?? .costLimit
+        if let rule {
+            let notice = ServerNotice(sqlstate: rule.sqlstate, message: costBudget.message(for: rule, estimate: estimate),
+                                      detail: "rule \(rule.rawValue); request \(sessionID)-\(waiting.request)", hint: CostBudget.hint)
+            output.resultLimits.append(ResultLimitEvent(rule: rule, request: waiting.request, relayedRows: 0, relayedBytes: 0,
+                                                        message: notice.message))
+            switch waiting {
+            case .simpleQuery:
+                // The estimate's implicit transaction ends here, as the query's would have.
+                refuse(notice, endsWithReadyForQuery: false, output: &output)
+                FrontendEncoder.sync(into: &output.toBackend)
+                synced()
+            case .bind:
+                refuseInPipeline(notice, output: &output)
+            }
+        } else {
+            switch waiting {
+            case .simpleQuery(let sql, let admitted, _): simpleQuery(sql, admitted, into: &output)
+            case .bind(let frame, _): handleClientFrame(frame, estimated: true, into: &output)
+            }
+        }
+        releaseHeldFrames(into: &output)
+    }
+
+    /// The server failed the estimate (or something pipelined before it) and skips to the next Sync.
+    private mutating func estimateFailed(into output: inout Output) {
+        guard let waiting = estimating else { return }
+        estimating = nil
+        estimateJSON = nil
+        switch waiting {
+        case .simpleQuery:
+            // The error stands for the query's; the server's ReadyForQuery ends its answer.
+            FrontendEncoder.sync(into: &output.toBackend)
+            synced()
+        case .bind:
+            discardingUntilSync = true
+        }
+        releaseHeldFrames(into: &output)
+    }
+
+    private mutating func releaseHeldFrames(into output: inout Output) {
+        var index = 0
+        while estimating == nil, index < heldFrames.count {
+            handleClientFrame(heldFrames[index], estimated: false, into: &output)
+            index += 1
+        }
+        heldFrames.removeFirst(index)
+    }
+
+    /// The one text column of EXPLAIN's DataRow.
+    private static func explainText(_ row: ByteBuffer) -> ByteBuffer? {
+        var row = row
+        guard row.readInteger(as: Int16.self) == 1, let length = row.readInteger(as: Int32.self), length >= 0 else { return nil }
+        return row.readSlice(length: Int(length))
     }
 
     private func serverProtocolViolation(_ frame: Frame, into output: inout Output) {

@@ -63,7 +63,8 @@ public struct ResultBudget: Sendable, Equatable {
     }
 }
 
-/// An answer cut at the budget, for the session to audit and count.
+/// An answer cut at the result budget, or a query refused at the cost budget before it ran, for
+/// the session to audit and count.
 public struct ResultLimitEvent: Sendable, Equatable {
     public var rule: Rule
     /// The request number of the decision that admitted the statement (the audit entry's request id
@@ -72,4 +73,8 @@ public struct ResultLimitEvent: Sendable, Equatable {
     /// Rows and bytes of them relayed before the cut.
     public var relayedRows: Int
     public var relayedBytes: Int
+    /// The refusal's message, for a cost budget's.
+    public var message: String?
+
+    public var isCostLimit: Bool { rule == .costLimit || rule == .estimatedRows }
 }

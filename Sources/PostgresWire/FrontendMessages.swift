@@ -125,6 +125,13 @@ public enum FrontendEncoder {
         }
     }
 
+    public static func close(statement: String, into buffer: inout ByteBuffer) {
+        buffer.writeFrame("C") {
+            $0.writeInteger(UInt8(ascii: "S"))
+            $0.writeCString(statement)
+        }
+    }
+
     public static func close(portal: String, into buffer: inout ByteBuffer) {
         buffer.writeFrame("C") {
             $0.writeInteger(UInt8(ascii: "P"))
@@ -151,6 +158,32 @@ public enum FrontendEncoder {
         }
     }
 
+    /// A client's Bind with its parameter formats and values as sent, for another statement and
+    /// portal, asking for text results. Nil if the body is cut short (the server would refuse it).
+    @discardableResult
+    public static func bind(portal: String, statement: String, parametersOf frame: Frame, into buffer: inout ByteBuffer) -> Bool {
+        var rest = frame.body
+        for _ in 0..<2 {
+            guard let nul = rest.readableBytesView.firstIndex(of: 0) else { return false }
+            rest.moveReaderIndex(to: nul + 1)
+        }
+        let parametersStart = rest.readerIndex
+        guard let formats = rest.readInteger(as: Int16.self), formats >= 0, rest.readSlice(length: 2 * Int(formats)) != nil,
+              let count = rest.readInteger(as: Int16.self), count >= 0 else { return false }
+        for _ in 0..<count {
+            guard let length = rest.readInteger(as: Int32.self) else { return false }
+            if length > 0, rest.readSlice(length: Int(length)) == nil { return false }
+        }
+        guard let parameters = frame.body.getSlice(at: parametersStart, length: rest.readerIndex - parametersStart) else { return false }
+        buffer.writeFrame("B") {
+            $0.writeCString(portal)
+            $0.writeCString(statement)
+            $0.writeImmutableBuffer(parameters)
+            $0.writeInteger(Int16(0))
+        }
+        return true
+    }
+
     public static func describePortal(_ name: String, into buffer: inout ByteBuffer) {
         buffer.writeFrame("D") {
             $0.writeInteger(UInt8(ascii: "P"))
@@ -164,6 +197,11 @@ public enum FrontendEncoder {
             $0.writeCString(portal)
             $0.writeInteger(maxRows)
         }
+    }
+
+    /// Asks the server to send what it has answered so far; it holds its answers until a Sync or this.
+    public static func flush(into buffer: inout ByteBuffer) {
+        buffer.writeFrame("H") { _ in }
     }
 
     public static func sync(into buffer: inout ByteBuffer) {

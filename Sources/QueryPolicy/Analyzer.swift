@@ -9,6 +9,9 @@ struct Analysis {
     var highestParameter = 0
     /// Whether the statement is a query whose every constant was recorded.
     var isQuery = false
+    /// Whether the query has a shape whose size only the planner can estimate: a join, a
+    /// set-returning function, WITH RECURSIVE, or a function outside pg_catalog.
+    var mayExplode = false
 }
 
 /// Why a statement is refused; `offset` is a byte offset into the text.
@@ -445,7 +448,15 @@ struct Analyzer {
                              message: "locking clauses (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE) are not allowed: they lock rows",
                              hint: "Leave out the FOR UPDATE/SHARE clause; reads need no row locks.", offset: nil,
                              statementType: analyzer.analysis.statementType)
-            case "targetList", "fromClause", "windowClause", "distinctClause", "valuesLists":
+            case "fromClause":
+                var items = 0
+                try analyzer.list { analyzer in
+                    items += 1
+                    try analyzer.expression()
+                }
+                // FROM a, b is a join; its condition, if any, is somewhere in WHERE.
+                if items > 1 { analyzer.analysis.mayExplode = true }
+            case "targetList", "windowClause", "distinctClause", "valuesLists":
                 try analyzer.expressionList()
             case "groupClause", "sortClause":
                 // A SortBy's own node, or a GROUP BY item itself, may be a column position.
@@ -474,6 +485,7 @@ struct Analyzer {
         }
         cursor.offset = start
         if recursive {
+            analysis.mayExplode = true
             // In WITH RECURSIVE every CTE of the clause is visible to every other.
             let afterNames = cursor.offset
             try object { analyzer, key in
@@ -654,6 +666,7 @@ struct Analyzer {
                          offset: remainingLocation(), statementType: analysis.statementType)
         case "RangeVar": try rangeVariable()
         case "JoinExpr":
+            analysis.mayExplode = true
             try object { analyzer, key in
                 switch key {
                 case "jointype": try analyzer.cursor.skipString()
@@ -677,6 +690,7 @@ struct Analyzer {
                 }
             }
         case "RangeFunction":
+            analysis.mayExplode = true
             try object { analyzer, key in
                 switch key {
                 case "lateral", "ordinality", "is_rowsfrom": _ = try analyzer.cursor.boolean()
@@ -1040,6 +1054,7 @@ struct Analyzer {
                          offset: remainingLocation(), statementType: analysis.statementType)
         }
         let isBuiltin = name.count == 1 || name[0] == "pg_catalog"
+        if !isBuiltin || PG15Catalog.setReturningFunctions.contains(baseName) { analysis.mayExplode = true }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
             try checkSettingName(arguments.first.flatMap { ConstantExpression.at($0, text: text)?.string }, offset: remainingLocation())

@@ -71,6 +71,10 @@ public enum Rule: String, Sendable, CaseIterable {
     /// An admitted query's answer went past the profile's max_rows or max_result_bytes.
     case resultRows = "limit.result-rows"
     case resultBytes = "limit.result-bytes"
+    /// An admitted query's plan, estimated before it ran, went past the profile's max_cost or
+    /// max_estimated_rows.
+    case costLimit = "limit.cost"
+    case estimatedRows = "limit.estimated-rows"
 
     public var isAllow: Bool { rawValue.hasPrefix("allow.") }
 
@@ -78,7 +82,7 @@ public enum Rule: String, Sendable, CaseIterable {
         switch self {
         case .query, .transactionControl, .showSetting, .setSetting, .explain: "00000"
         case .empty, .syntaxError, .nulByte: "42601"
-        case .tooLarge, .tooDeep, .argumentLimit, .messageTooLarge, .resultRows, .resultBytes: "54000"
+        case .tooLarge, .tooDeep, .argumentLimit, .messageTooLarge, .resultRows, .resultBytes, .costLimit, .estimatedRows: "54000"
         case .protocolViolation: "08P01"
         case .authenticationFailed: "28P01"
         case .tokenExpired, .lockedOut: "28000"
@@ -118,6 +122,8 @@ public struct Decision: Sendable, Equatable {
     public var normalized: String
     /// SHA-256 of the policy file that decided.
     public var policyVersion: String
+    /// An admitted query to estimate with the planner before it runs (`Policy.costBudget`).
+    public var needsCostEstimate = false
 
     public var isAllowed: Bool { verdict == .allow }
 

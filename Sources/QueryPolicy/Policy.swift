@@ -56,6 +56,8 @@ public struct Policy: Sendable {
     /// nil is no limit.
     public var maxResultRows: Int?
     public var maxResultBytes: Int?
+    /// Limits on the planner's estimate for queries that may explode; nil is no estimate.
+    public var costBudget: CostBudget?
     /// Whether the audit log may carry raw query text instead of the normalized text.
     public var logsRawQueryText: Bool
     /// `monitor` admits everything and only records what `enforce` would deny, for trying a policy
@@ -205,7 +207,7 @@ extension Policy {
         guard mode == "enforce" || mode == "monitor" else { throw reader.error(top["mode"], path: "mode", "expected enforce or monitor") }
         let limits = try reader.mapping(top["limits"], path: "limits", keys: ["max_query_bytes", "max_nesting_depth", "statement_timeout_ms",
                                                                                              "idle_in_transaction_timeout_ms", "max_function_result_bytes", "max_generated_rows",
-                                                                                             "max_rows", "max_result_bytes"])
+                                                                                             "max_rows", "max_result_bytes", "max_cost", "max_estimated_rows"])
         let statements = try reader.mapping(top["statements"], path: "statements", keys: ["transaction_control", "explain", "show", "set"])
         let relations = try reader.mapping(top["relations"], path: "relations", keys: ["schemas", "search_path", "catalog", "catalog_relations",
                                                                                                   "row_level_security", "metadata_list", "metadata_list_sha256"])
@@ -291,9 +293,14 @@ extension Policy {
         }
         let maxRows = try reader.integer(limits["max_rows"], path: "limits.max_rows")
         let maxResultBytes = try reader.integer(limits["max_result_bytes"], path: "limits.max_result_bytes")
-        for (key, value) in [("max_rows", maxRows), ("max_result_bytes", maxResultBytes)] where value.map({ $0 < 1 }) ?? false {
+        let maxCost = try reader.integer(limits["max_cost"], path: "limits.max_cost")
+        let maxEstimatedRows = try reader.integer(limits["max_estimated_rows"], path: "limits.max_estimated_rows")
+        for (key, value) in [("max_rows", maxRows), ("max_result_bytes", maxResultBytes), ("max_cost", maxCost),
+                             ("max_estimated_rows", maxEstimatedRows)] where value.map({ $0 < 1 }) ?? false {
             throw reader.error(limits[key], path: "limits.\(key)", "must be at least 1 (leave it out for no limit)")
         }
+        let costBudget = maxCost == nil && maxEstimatedRows == nil
+            ? nil : CostBudget(maxCost: maxCost.map(Double.init), maxEstimatedRows: maxEstimatedRows.map(Double.init))
 
         return Policy(
             profile: profile,
@@ -319,6 +326,7 @@ extension Policy {
             readableSettings: readableSettings,
             maxResultRows: maxRows,
             maxResultBytes: maxResultBytes,
+            costBudget: costBudget,
             logsRawQueryText: try reader.bool(audit["raw_query_text"], path: "audit.raw_query_text") ?? false,
             isMonitorOnly: mode == "monitor"
         )

@@ -85,11 +85,13 @@ public final class PolicyEngine: Sendable {
                     normalized = lexer.replacingConstants(at: analysis.constantOffsets, firstParameter: analysis.highestParameter + 1)
                 }
                 let normalizedText = normalized ?? PgQuery.normalize(sql) ?? lexer.replacingAllConstants()
-                return Decision(
+                var decision = Decision(
                     rule: analysis.rule, message: StatementTags.admittedMessage(forTag: analysis.statementType), hint: nil, position: nil,
                     statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
                     fingerprint: fingerprint,
                     normalized: normalizedText, policyVersion: shared.policy.version)
+                decision.needsCostEstimate = analysis.rule == .query && analysis.mayExplode && shared.policy.costBudget != nil
+                return decision
             }
         }
     }

@@ -69,11 +69,12 @@ import Testing
     func everyRuleHasACase() {
         let covered = Set(Self.cases.compactMap(\.rule))
         // Rules the text engine never gives for the shipped profiles: the proxy's protocol,
-        // authentication and budget refusals and declared parameter types (Tests/proxy), BEGIN under a profile without transaction control (a unit test
-        // below), NUL bytes (a unit test), and the fallback for statement types none of the others name.
+        // authentication and budget refusals, cost budgets (the server's estimate) and declared parameter types (Tests/proxy),
+        // BEGIN under a profile without transaction control (a unit test below), NUL bytes (a unit test), and the fallback
+        // for statement types none of the others name.
         let elsewhere: Set<Rule> = [.nulByte, .transactionDenied, .otherStatement, .functionCallMessage, .parameterType, .messageTooLarge,
                                     .protocolViolation, .authenticationFailed, .tokenExpired, .lockedOut, .rateLimited, .tooManySessions,
-                                    .resultRows, .resultBytes]
+                                    .resultRows, .resultBytes, .costLimit, .estimatedRows]
         let elsewhereIDs = Set(elsewhere.map(\.rawValue))
         for rule in Rule.allCases where !covered.contains(rule.rawValue) && !elsewhereIDs.contains(rule.rawValue) {
             Issue.record("no case in Tests/corpus/palisade-cases.jsonl expects \(rule.rawValue)")

@@ -152,8 +152,11 @@ def test_cancel_request_reaches_the_right_backend(palisade, keys):
     canceller.start()
     try:
         with pytest.raises(psycopg2.errors.QueryCanceled) as error:
-            # 10^10 rows of a cross join: long enough, and no constant the argument limits could refuse.
-            cursor.execute("SELECT count(*) AS cancel_me FROM pgbench_accounts a, pgbench_accounts b")
+            # 10^9 steps of a recursion (minutes): the planner estimates a recursive query at a few rows,
+            # so the cost budget admits it (README: what neither limit catches), and the profile's
+            # statement_timeout is what would end it.
+            cursor.execute("WITH RECURSIVE steps(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM steps WHERE n < 1000000000) "
+                           "SELECT count(*) AS cancel_me FROM steps")
     finally:
         finished.set()
         canceller.join()
