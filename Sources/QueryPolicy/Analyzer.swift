@@ -9,8 +9,9 @@ struct Analysis {
     var highestParameter = 0
     /// Whether the statement is a query whose every constant was recorded.
     var isQuery = false
-    /// Whether the query has a shape whose size only the planner can estimate: a join, a
-    /// set-returning function, WITH RECURSIVE, or a function outside pg_catalog.
+    /// Whether the query has a shape whose size only the planner can estimate: a join (also a
+    /// subquery in an expression), a set-returning function, WITH RECURSIVE, or a function outside
+    /// pg_catalog.
     var mayExplode = false
 }
 
@@ -649,7 +650,10 @@ struct Analyzer {
                 default: throw analyzer.unsupportedField(key)
                 }
             }
-        case "SubLink": try subLink()
+        case "SubLink":
+            // A subquery in an expression may run once per outer row: a join by another name.
+            analysis.mayExplode = true
+            try subLink()
         case "SQLValueFunction":
             try object { analyzer, key in
                 switch key {

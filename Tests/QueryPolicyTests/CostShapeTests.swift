@@ -18,6 +18,9 @@ import Testing
         "SELECT * FROM (SELECT * FROM orders a, orders b) AS pairs",
         "SELECT (SELECT count(*) FROM orders a, orders b) AS n",
         "SELECT * FROM orders, LATERAL (SELECT * FROM customers WHERE customers.id = orders.customer_id) c",
+        "SELECT (SELECT count(*) FROM orders b WHERE b.id <> a.id) FROM orders a",
+        "SELECT * FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE name = 'x')",
+        "SELECT * FROM orders o WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer_id)",
     ])
     func explosiveShapesAreEstimated(_ sql: String) {
         let decision = Profiles.analyst.evaluate(sql)
@@ -30,7 +33,7 @@ import Testing
         "SELECT * FROM orders WHERE id = 42",
         "SELECT count(*), sum(total) FROM orders",
         "SELECT customer_id, count(*) FROM orders GROUP BY customer_id ORDER BY 2 DESC LIMIT 10",
-        "SELECT * FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE name = 'x')",
+        "SELECT * FROM (SELECT * FROM orders WHERE id > 10) AS recent",
         "WITH recent AS (SELECT * FROM orders WHERE id > 10) SELECT count(*) FROM recent",
         "SELECT 1",
     ])
