@@ -29,7 +29,10 @@ import QueryPolicy
 /// client's later messages wait (`isHoldingClientMessages`) until the estimate decides whether the
 /// query runs or is refused in its place.
 public struct QueryRelay {
-    public typealias Decide = (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?)
+    /// Decides one text; `request` numbers the session's decisions (request ids), and what the
+    /// decision must leave behind (audit records, a lockout) goes into `output`.
+    public typealias Decide = (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32], _ request: Int,
+                               _ output: inout Output) -> (Decision, ServerNotice?)
 
     /// Which client message carried the text, for decisions and their records.
     public enum MessageKind: String, Sendable {
@@ -50,6 +53,10 @@ public struct QueryRelay {
         /// Answers cut at the result budget, and queries refused at the cost budget, for the
         /// session to audit and count.
         public var resultLimits: [ResultLimitEvent] = []
+        /// Audit records of the decisions made, to be durable before the answers go out.
+        public var records: [SessionRecord] = []
+        /// Set when a denial locked the credential out: the session ends with this message.
+        public var lockout: String?
 
         public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
             toBackend = allocator.buffer(capacity: 512)
@@ -206,6 +213,13 @@ public struct QueryRelay {
         self.decide = decide
     }
 
+    /// With a decision function that leaves nothing behind (tests, the fuzz target).
+    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(), costBudget: CostBudget? = nil,
+                sessionID: String = "", decide: @escaping (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?)) {
+        self.init(claims: claims, statementTimeoutMilliseconds: statementTimeoutMilliseconds, budget: budget, costBudget: costBudget,
+                  sessionID: sessionID) { sql, kind, parameterTypes, _, _ in decide(sql, kind, parameterTypes) }
+    }
+
     public var isIdle: Bool { pendingHead == pending.count }
 
     // MARK: - Client messages
@@ -236,7 +250,7 @@ public struct QueryRelay {
             statements[""] = nil
             portals[""] = nil
             decisions += 1
-            let (decision, notice) = decide(sql, .simpleQuery, [])
+            let (decision, notice) = decide(sql, .simpleQuery, [], decisions, &output)
             if decision.rule == .empty {
                 answer(endsWithReadyForQuery: true, into: &output) { BackendEncoder.bodiless("I", into: &$0) }
             } else if let notice {
@@ -256,7 +270,7 @@ public struct QueryRelay {
             }
         case .parse(let name, let sql, let parameterTypes):
             decisions += 1
-            let (decision, notice) = decide(sql, .parse, parameterTypes)
+            let (decision, notice) = decide(sql, .parse, parameterTypes, decisions, &output)
             if decision.rule != .empty, let notice {
                 // As on the server: a failed Parse leaves a named statement as it was, and the unnamed one gone.
                 if name.isEmpty { statements[""] = nil }
@@ -338,7 +352,7 @@ public struct QueryRelay {
             output.close = true
         case .functionCall:
             decisions += 1
-            let (_, notice) = decide("", .functionCall, [])
+            let (_, notice) = decide("", .functionCall, [], decisions, &output)
             refuse(notice ?? Self.functionCallNotice, endsWithReadyForQuery: true, output: &output)
         case .copyData, .copyDone, .copyFail:
             // As the server does outside COPY mode: accept and ignore. COPY itself never starts.

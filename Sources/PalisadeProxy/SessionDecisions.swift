@@ -1,0 +1,154 @@
+import AuditChain
+import Foundation
+import PostgresWire
+import QueryPolicy
+import TenantIdentity
+
+/// Who a session acts for, from a verified API key or token; stored once, in the session's machine.
+public struct SessionIdentity: Sendable, Equatable {
+    public var tenant: String
+    public var profile: String
+    public var credentialID: String
+    /// The verified claims (JSON) set in every transaction.
+    public var claims: String
+    /// When the token expires, and the last moment it is accepted (`TokenVerifier.acceptedUntil`);
+    /// nil for API keys.
+    public var expiresAt: Date?
+    public var acceptedUntil: Date?
+}
+
+/// A login the credential check turned away.
+public struct CredentialRefusal: Error, Equatable {
+    public var message: String
+    public var sqlstate: String
+}
+
+/// Resolves a credential to an identity: an API key, or a JWT whose capabilities select the profile.
+struct CredentialResolver {
+    var keys: APIKeyStore
+    var tokens: TokenVerifier?
+    var capabilityProfiles: [String: String]
+
+    /// A password is a JWT when it has a JWT's shape and tokens are configured; otherwise an API key.
+    func resolve(password: String, now: Date) -> Result<SessionIdentity, CredentialRefusal> {
+        if let tokens, password.hasPrefix("eyJ"), password.utf8.count(where: { $0 == UInt8(ascii: ".") }) == 2 {
+            switch tokens.verifySync(password, now: now) {
+            case .failure(let rejection):
+                return .failure(CredentialRefusal(message: rejection.message, sqlstate: rejection.sqlstate))
+            case .success(let token):
+                let profile = token.capabilities.lazy.compactMap { capabilityProfiles[$0] }.first ?? capabilityProfiles["agent"] ?? "agent"
+                return .success(SessionIdentity(tenant: token.tenant, profile: profile, credentialID: token.credentialID,
+                                                claims: token.claimsJSON, expiresAt: token.expiresAt,
+                                                acceptedUntil: tokens.acceptedUntil(expiresAt: token.expiresAt)))
+            }
+        }
+        guard let key = keys.authenticate(password) else {
+            return .failure(CredentialRefusal(message: "password authentication failed: the API key or token is not valid", sqlstate: "28P01"))
+        }
+        return .success(Self.identity(of: key))
+    }
+
+    static func identity(of key: APIKey) -> SessionIdentity {
+        SessionIdentity(tenant: key.tenant, profile: key.profile, credentialID: key.id,
+                        claims: TenantClaims.apiKeyClaims(tenant: key.tenant, role: key.profile, capabilities: [key.profile], keyID: key.id),
+                        expiresAt: nil, acceptedUntil: nil)
+    }
+}
+
+/// An audit record a session owes, with what its metrics and log line need.
+public struct SessionRecord: Sendable {
+    public var kind: String
+    public var tenant: String
+    public var credential: String
+    public var user: String
+    public var decision: Decision
+    public var requestID: String?
+    public var event: AuditEvent
+    /// The raw text, when the profile logs it instead of the normalized text.
+    public var normalized: String?
+    /// Monitor mode: the policy would deny this, but it was forwarded.
+    public var monitorOnly: Bool
+
+    public init(kind: String, tenant: String, credential: String, user: String, _ decision: Decision, requestID: String? = nil,
+                event: AuditEvent = .decision, normalized: String? = nil, monitorOnly: Bool = false) {
+        self.kind = kind
+        self.tenant = tenant
+        self.credential = credential
+        self.user = user
+        self.decision = decision
+        self.requestID = requestID
+        self.event = event
+        self.normalized = normalized
+        self.monitorOnly = monitorOnly
+    }
+
+    func auditRecord(sessionID: String, clientAddress: String) -> AuditRecord {
+        var record = AuditRecord(
+            event: event, requestID: requestID ?? "\(sessionID)-0", sessionID: sessionID, tenant: tenant, credentialID: credential,
+            clientAddress: clientAddress, databaseUser: user, messageKind: kind,
+            decision: decision.isAllowed ? .allow : .deny, rule: decision.rule.rawValue, sqlstate: decision.sqlstate,
+            message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
+            fingerprint: decision.fingerprint, normalized: normalized ?? decision.normalized, policyVersion: decision.policyVersion)
+        if monitorOnly, !decision.isAllowed {
+            // Monitor mode: the policy would deny this, but the query was forwarded.
+            record.detail["mode"] = .string("monitor")
+            record.detail["enforced"] = .string("no")
+        }
+        return record
+    }
+}
+
+/// Decides a relaying session's texts: the rate budget, the policy (reloaded policies apply from
+/// the next text on), declared parameter types, monitor mode and the lockout. What the decision
+/// leaves behind (its records, a lockout) goes into the relay's output; nothing here refers back
+/// to the session.
+struct SessionDecisions {
+    let identity: SessionIdentity
+    let user: String
+    let sessionID: String
+    let policies: PolicyRegistry
+    /// The profile's engine when the session started, should a reload ever drop the profile.
+    let loginEngine: PolicyEngine
+    let budgets: TenantBudgets
+
+    func decide(_ sql: String, _ kind: QueryRelay.MessageKind, parameterTypes: [UInt32], request: Int,
+                into output: inout QueryRelay.Output) -> (Decision, ServerNotice?) {
+        let engine = policies.engine(for: identity.profile) ?? loginEngine
+        let requestID = "\(sessionID)-\(request)"
+        let now = Date()
+        var decision: Decision
+        if kind == .functionCall {
+            decision = Decision(rule: .functionCallMessage, message: "fast-path function calls are not admitted",
+                                hint: "Call functions from a SELECT statement.", policyVersion: engine.policy.version)
+        } else if let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: identity.tenant, now: now) {
+            let refusal = rate.refusal(tenant: identity.tenant, retryAfter: retryAfter)
+            decision = Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: engine.policy.version)
+        } else {
+            let started = DispatchTime.now().uptimeNanoseconds
+            decision = engine.evaluate(sql)
+            if decision.isAllowed, !parameterTypes.isEmpty {
+                decision = engine.checkParameterTypes(parameterTypes, of: policies.serverTypes, admitting: decision)
+            }
+            ProxyMetrics.shared.decisionTook(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
+        }
+        output.records.append(SessionRecord(
+            kind: kind.rawValue, tenant: identity.tenant, credential: identity.credentialID, user: user, decision, requestID: requestID,
+            event: kind == .functionCall ? .protocolRefusal : .decision,
+            normalized: engine.policy.logsRawQueryText && kind != .functionCall ? sql : nil,
+            monitorOnly: engine.policy.isMonitorOnly && decision.rule != .rateLimited && kind != .functionCall))
+        let enforced = decision.rule == .rateLimited || kind == .functionCall || !engine.policy.isMonitorOnly
+        guard !decision.isAllowed, enforced else { return (decision, nil) }
+        // Empty text is a driver's ping (JDBC's isValid), answered as the server would: not a denial to count.
+        if decision.rule != .rateLimited, decision.rule != .empty, let lockout = budgets.lockout,
+           let event = lockout.recordDenial(credential: identity.credentialID, now: now) {
+            output.records.append(SessionRecord(
+                kind: kind.rawValue, tenant: identity.tenant, credential: identity.credentialID, user: user,
+                Decision(rule: .lockedOut, message: event.refusal.message, policyVersion: engine.policy.version),
+                requestID: requestID, event: .lockout))
+            output.lockout = event.refusal.message
+        }
+        return (decision, ServerNotice(
+            sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, detail: "rule \(decision.rule.rawValue); request \(requestID)",
+            hint: decision.hint, position: decision.position))
+    }
+}

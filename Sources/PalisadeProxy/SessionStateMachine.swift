@@ -1,0 +1,430 @@
+import AuditChain
+import Foundation
+import NIOCore
+import PostgresWire
+import QueryPolicy
+import TenantIdentity
+
+/// One client session's protocol, as a value that consumes events and returns what to do: the
+/// channel handler (`ProxySession`) only executes the actions, sends `output` and appends the
+/// records in it. No sockets, timers or clocks here: time comes in with the events.
+///
+/// Phases: startup → password or SCRAM → connecting (Palisade logs in to the server) → relaying
+/// (`QueryRelay`) → draining (shutdown, waiting for the query in flight) → closed.
+struct SessionStateMachine {
+    enum Phase {
+        case awaitingStartup(tls: Bool)
+        case awaitingPassword(tls: Bool)
+        /// SCRAM-SHA-256 with an API key's verifier; `answered` once the server-first message went out.
+        case awaitingSCRAM(exchange: SCRAMServer, answered: Bool)
+        /// Client messages sent before the server has logged Palisade in wait in `buffered`.
+        case connecting(BackendStartup, buffered: [Frame])
+        /// Queries flow; the relay is kept outside the enum so it is mutated in place, not copied.
+        case relaying
+        /// Palisade is shutting down: the session ends as soon as no query is in flight.
+        case draining
+        case closed
+    }
+
+    enum Action: Equatable {
+        case none
+        /// Answer 'S' went out: start TLS on the client connection before anything else.
+        case startTLS
+        /// Open the connection to the server; the login follows on `backendConnected`.
+        case connectBackend
+        /// A CancelRequest for a server process: send it there, then close.
+        case forwardCancel(processID: Int32, secretKey: Int32)
+        /// The server logged Palisade in: queries flow from here.
+        case started
+        /// End the session (after sending `output`).
+        case close
+    }
+
+    let configuration: ProxyConfiguration
+    let cancels: CancelRegistry
+    let sessionID: String
+    private(set) var phase: Phase = .awaitingStartup(tls: false)
+    /// Set once the credential is verified; the one place the session's identity is kept (tests
+    /// change its expiry).
+    var identity: SessionIdentity?
+    private(set) var engine: PolicyEngine?
+    /// The client's startup parameters (user, database, application_name, …).
+    private(set) var parameters: [String: String] = [:]
+    private(set) var relay: QueryRelay?
+    /// Bytes to send each way, and the records the session owes, since the handler last took them.
+    var output = QueryRelay.Output()
+    /// The tenant counted against its session limit, to release when the session ends.
+    private(set) var countedTenant: String?
+    /// The client-facing cancel key handed out at login, to remove when the session ends.
+    private(set) var cancelKey: (processID: Int32, secretKey: Int32)?
+
+    init(configuration: ProxyConfiguration, cancels: CancelRegistry, sessionID: String) {
+        self.configuration = configuration
+        self.cancels = cancels
+        self.sessionID = sessionID
+    }
+
+    var user: String { parameters["user"] ?? "" }
+    var isClosed: Bool { if case .closed = phase { true } else { false } }
+    var isRelaying: Bool {
+        switch phase {
+        case .relaying, .draining: true
+        default: false
+        }
+    }
+
+    var isLoggingIn: Bool {
+        switch phase {
+        case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .connecting: true
+        case .relaying, .draining, .closed: false
+        }
+    }
+
+    /// Whether the client's next messages must wait: for the server's login, or behind an estimate.
+    var holdsClientMessages: Bool {
+        if case .connecting(_, let buffered) = phase { return !buffered.isEmpty }
+        return relay?.isHoldingClientMessages ?? false
+    }
+
+    // MARK: - Client events
+
+    mutating func sslRequest() -> Action {
+        guard case .awaitingStartup(let tls) = phase else { return protocolViolation() }
+        guard !tls, configuration.tlsMode != .disable, configuration.tls != nil else {
+            output.toClient.writeInteger(UInt8(ascii: "N"))
+            return .none
+        }
+        output.toClient.writeInteger(UInt8(ascii: "S"))
+        phase = .awaitingStartup(tls: true)
+        return .startTLS
+    }
+
+    mutating func gssEncryptionRequest() -> Action {
+        guard case .awaitingStartup = phase else { return protocolViolation() }
+        output.toClient.writeInteger(UInt8(ascii: "N"))
+        return .none
+    }
+
+    mutating func cancelRequest(processID: Int32, secretKey: Int32) -> Action {
+        guard case .awaitingStartup = phase else { return protocolViolation() }
+        phase = .closed
+        // Unknown keys are dropped silently, as the server does.
+        guard let target = cancels.target(processID: processID, secretKey: secretKey) else { return .close }
+        return .forwardCancel(processID: target.processID, secretKey: target.secretKey)
+    }
+
+    mutating func startup(major: Int16, parameters: [String: String]) -> Action {
+        guard case .awaitingStartup(let tls) = phase else { return protocolViolation() }
+        guard major == 3 else { return fail("unsupported frontend protocol \(major); Palisade speaks protocol 3.0", sqlstate: "08P01") }
+        if let replication = parameters["replication"], !["false", "off", "no", "0"].contains(replication.lowercased()) {
+            return fail("replication connections are not allowed through Palisade", sqlstate: "28000")
+        }
+        self.parameters = parameters
+        switch configuration.clientAuth {
+        case .password:
+            if !tls, configuration.tlsMode != .disable {
+                return fail("Palisade accepts passwords only over TLS; connect with sslmode=require", sqlstate: "28000")
+            }
+            phase = .awaitingPassword(tls: tls)
+            BackendEncoder.authenticationCleartextPassword(into: &output.toClient)
+        case .scramSHA256:
+            // The key never crosses the wire, so no TLS is needed for it; `require` still requires TLS.
+            if !tls, configuration.tlsMode == .require {
+                return fail("Palisade requires TLS; connect with sslmode=require", sqlstate: "28000")
+            }
+            let exchange = SCRAMServer(verifier: configuration.keys.key(id: user)?.scram, mockSalt: configuration.keys.mockSalt(forID: user))
+            phase = .awaitingSCRAM(exchange: exchange, answered: false)
+            BackendEncoder.authenticationSASL(into: &output.toClient)
+        }
+        return .none
+    }
+
+    mutating func clientFrame(_ frame: Frame, now: Date) -> Action {
+        switch phase {
+        case .awaitingPassword where frame.type == UInt8(ascii: "p"):
+            var body = frame.body
+            let resolver = CredentialResolver(keys: configuration.keys, tokens: configuration.tokens, capabilityProfiles: configuration.capabilityProfiles)
+            switch resolver.resolve(password: body.readCString() ?? "", now: now) {
+            case .failure(let refusal): return refuseLogin(refusal)
+            case .success(let identity): return admit(identity, now: now)
+            }
+        case .awaitingSCRAM(let exchange, let answered) where frame.type == UInt8(ascii: "p"):
+            return continueSCRAM(frame.body, exchange: exchange, answered: answered, now: now)
+        case .connecting(let startup, var buffered):
+            // A client may send its first queries before it has read ReadyForQuery. They wait until
+            // the server has logged Palisade in, and the client is not read meanwhile.
+            phase = .closed  // so that the append does not copy the array `phase` holds
+            buffered.append(frame)
+            phase = .connecting(startup, buffered: buffered)
+            return .none
+        case .relaying, .draining:
+            if let expiresAt = identity?.expiresAt, let acceptedUntil = identity?.acceptedUntil, configuration.endSessionOnTokenExpiry,
+               now >= acceptedUntil, frame.type != UInt8(ascii: "X") {
+                let message = "the session's token expired at \(UTCTime.format(Int64(expiresAt.timeIntervalSince1970 * 1_000_000))); reconnect with a fresh token"
+                owe(SessionRecord(kind: frame.typeName, tenant: identity!.tenant, credential: identity!.credentialID, user: "",
+                                  Decision(rule: .tokenExpired, message: message, policyVersion: ""), event: .authFailure))
+                return fail(message, sqlstate: "28000")
+            }
+            relay!.clientFrame(frame, into: &output)
+            return afterRelay()
+        case .closed:
+            return .none
+        default:
+            return protocolViolation()
+        }
+    }
+
+    /// Malformed client bytes: recorded, then the session ends.
+    mutating func clientError(_ error: WireError) -> Action {
+        if isClosed { return .none }
+        let tooLarge: Bool
+        if case .messageTooLarge = error { tooLarge = true } else { tooLarge = false }
+        owe(SessionRecord(kind: "?", tenant: identity?.tenant ?? "", credential: identity?.credentialID ?? "", user: "",
+                          Decision(rule: tooLarge ? .messageTooLarge : .protocolViolation, message: error.description, policyVersion: ""),
+                          event: .protocolRefusal))
+        return fail(error.description + "; the session is closed", sqlstate: tooLarge ? "54000" : "08P01")
+    }
+
+    /// The client took too long to log in; idle half-open connections must not pile up.
+    mutating func loginTimedOut(after seconds: Int64) -> Action {
+        guard isLoggingIn else { return .none }
+        if case .connecting = phase {
+            return fail("the database server did not answer within the login timeout (\(seconds) s); Palisade could not log in to it", sqlstate: "08006")
+        }
+        return fail("canceling authentication due to timeout: Palisade allows \(seconds) s to log in", sqlstate: "57014")
+    }
+
+    /// Shutdown: end now if idle (or if forced), otherwise once the query in flight is answered.
+    mutating func shutDown(force: Bool) -> Action {
+        switch phase {
+        case .closed: return .none
+        case .relaying, .draining:
+            phase = .draining
+            if force || relay!.isIdle { return endForShutdown() }
+            return .none
+        default: return endForShutdown()
+        }
+    }
+
+    // MARK: - Login
+
+    private mutating func continueSCRAM(_ body: ByteBuffer, exchange: SCRAMServer, answered: Bool, now: Date) -> Action {
+        var exchange = exchange
+        let message: [UInt8]
+        if answered {
+            message = Array(body.readableBytesView)
+        } else {
+            guard let initial = SCRAMServer.initialResponse(body), initial.mechanism == SCRAMClient.mechanism else {
+                return refuseLogin(CredentialRefusal(message: "expected a SASLInitialResponse for \(SCRAMClient.mechanism)", sqlstate: "08P01"))
+            }
+            message = initial.message
+        }
+        let answer: SCRAMServer.Answer
+        do {
+            answer = try exchange.respond(to: message)
+        } catch .wrongProof {
+            return refuseLogin(CredentialRefusal(message: "password authentication failed for user \"\(user)\": the user name must be an API key's id and the password the key",
+                                                 sqlstate: "28P01"))
+        } catch {
+            // Recorded like a wrong proof: a probe of the login is an authentication failure too.
+            return refuseLogin(CredentialRefusal(message: "\(error)", sqlstate: "08P01"))
+        }
+        switch answer {
+        case .challenge(let serverFirst):
+            phase = .awaitingSCRAM(exchange: exchange, answered: true)
+            BackendEncoder.authenticationSASLContinue(serverFirst, into: &output.toClient)
+            return .none
+        case .authenticated(let serverFinal):
+            // A proof can only match a real verifier, so the key exists.
+            guard let key = configuration.keys.key(id: user) else { return fail("the API key is gone", sqlstate: "28P01") }
+            BackendEncoder.authenticationSASLFinal(serverFinal, into: &output.toClient)
+            return admit(CredentialResolver.identity(of: key), now: now)
+        }
+    }
+
+    private mutating func refuseLogin(_ refusal: CredentialRefusal) -> Action {
+        owe(SessionRecord(kind: "p", tenant: "", credential: "", user: user,
+                          Decision(rule: .authenticationFailed, message: refusal.message, policyVersion: ""), event: .authFailure))
+        return fail(refusal.message, sqlstate: refusal.sqlstate)
+    }
+
+    /// A verified credential: the lockout, the profile and the tenant's session budget decide
+    /// whether the session starts, and then Palisade logs in to the server for it.
+    private mutating func admit(_ identity: SessionIdentity, now: Date) -> Action {
+        if let failure = configuration.audit.failure {
+            return fail("Palisade cannot write its audit log (\(failure)); no queries are admitted", sqlstate: "58030")
+        }
+        let budgets = configuration.budgets
+        if let lockout = budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) {
+            let refusal = lockout.refusal(credential: identity.credentialID, until: until)
+            owe(SessionRecord(kind: "p", tenant: identity.tenant, credential: identity.credentialID, user: user,
+                              Decision(rule: .lockedOut, message: refusal.message, policyVersion: ""), event: .authFailure))
+            return fail(refusal.message, sqlstate: refusal.sqlstate)
+        }
+        guard let engine = configuration.policies.engine(for: identity.profile) else {
+            return fail("the credential selects profile \"\(identity.profile)\", which this Palisade does not configure", sqlstate: "28000")
+        }
+        if let sessions = budgets.sessions {
+            guard sessions.open(tenant: identity.tenant) else {
+                let refusal = sessions.refusal(tenant: identity.tenant)
+                owe(SessionRecord(kind: "p", tenant: identity.tenant, credential: identity.credentialID, user: user,
+                                  Decision(rule: .tooManySessions, message: refusal.message, policyVersion: engine.policy.version),
+                                  event: .authFailure))
+                return fail(refusal.message, sqlstate: refusal.sqlstate)
+            }
+            countedTenant = identity.tenant
+        }
+        self.identity = identity
+        self.engine = engine
+        phase = .connecting(BackendStartup(user: configuration.backend.user, password: configuration.backend.password), buffered: [])
+        return .connectBackend
+    }
+
+    // MARK: - Server events
+
+    /// The server connection is open: Palisade's own startup message, with the profile's limits.
+    mutating func backendConnected() {
+        guard case .connecting = phase, let engine else { return }
+        let policy = engine.policy
+        var startup: [(String, String)] = [
+            ("user", configuration.backend.user),
+            ("database", configuration.backend.database),
+            ("client_encoding", "UTF8"),
+            // The server itself refuses writes if anything ever slipped through the policy.
+            ("default_transaction_read_only", "on"),
+            ("statement_timeout", "\(policy.statementTimeoutMilliseconds)"),
+            ("idle_in_transaction_session_timeout", "\(policy.idleInTransactionTimeoutMilliseconds)"),
+            ("application_name", (parameters["application_name"].map { $0 + " " } ?? "") + "[palisade \(sessionID)]"),
+        ]
+        for name in ProxyConfiguration.forwardedStartupParameters.sorted() where name != "application_name" {
+            if let value = parameters[name] { startup.append((name, value)) }
+        }
+        FrontendEncoder.startup(startup, into: &output.toBackend)
+    }
+
+    mutating func backendFrame(_ frame: Frame) -> Action {
+        switch phase {
+        case .relaying, .draining:
+            relay!.backendFrame(frame, into: &output)
+            return afterRelay()
+        case .connecting(var startup, let buffered):
+            let step = startup.frame(frame)
+            phase = .connecting(startup, buffered: buffered)
+            switch step {
+            case .send(let buffer):
+                output.toBackend.writeImmutableBuffer(buffer)
+                return .none
+            case .wait:
+                return .none
+            case .ready(let parameters, let processID, let secretKey):
+                return ready(parameters: parameters, backendKey: CancelRegistry.Target(processID: processID, secretKey: secretKey), buffered: buffered)
+            case .failed(let reason):
+                return fail("Palisade could not log in to the database server: \(reason)", sqlstate: "08006")
+            }
+        case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .closed:
+            return .none
+        }
+    }
+
+    mutating func backendClosed() -> Action {
+        switch phase {
+        case .closed: return .none
+        case .relaying, .draining, .connecting: return fail("the database server closed the connection", sqlstate: "57P01")
+        default: phase = .closed; return .close
+        }
+    }
+
+    private mutating func ready(parameters serverParameters: [(String, String)], backendKey: CancelRegistry.Target, buffered: [Frame]) -> Action {
+        guard let identity, let engine else { return fail("no identity", sqlstate: "XX000") }
+        let key = cancels.register(backendKey)
+        cancelKey = key
+        BackendEncoder.authenticationOk(into: &output.toClient)
+        for (name, value) in serverParameters { BackendEncoder.parameterStatus(name, value, into: &output.toClient) }
+        BackendEncoder.backendKeyData(processID: key.processID, secretKey: key.secretKey, into: &output.toClient)
+        BackendEncoder.readyForQuery(.idle, into: &output.toClient)
+        let policy = engine.policy
+        let decisions = SessionDecisions(identity: identity, user: user, sessionID: sessionID, policies: configuration.policies,
+                                         loginEngine: engine, budgets: configuration.budgets)
+        relay = QueryRelay(claims: identity.claims, statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
+                           budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes),
+                           costBudget: policy.costBudget, sessionID: sessionID) { sql, kind, parameterTypes, request, output in
+            decisions.decide(sql, kind, parameterTypes: parameterTypes, request: request, into: &output)
+        }
+        phase = .relaying
+        for frame in buffered {
+            relay!.clientFrame(frame, into: &output)
+            if afterRelay() == .close { return .close }
+        }
+        return .started
+    }
+
+    /// After the relay consumed a message: a lockout, a result or cost limit, a protocol end, a
+    /// drained shutdown.
+    private mutating func afterRelay() -> Action {
+        if !output.resultLimits.isEmpty { oweResultLimits() }
+        if let lockout = output.lockout {
+            output.lockout = nil
+            return fail(lockout, sqlstate: "28000")
+        }
+        if output.close {
+            output.close = false
+            phase = .closed
+            relay = nil
+            return .close
+        }
+        if case .draining = phase, relay!.isIdle { return endForShutdown() }
+        return .none
+    }
+
+    /// Answers cut at the result budget and queries refused at the cost budget, each an entry of
+    /// its own with the request id of the decision that admitted the query (already owed before it).
+    private mutating func oweResultLimits() {
+        guard let identity else { return }
+        for event in output.resultLimits {
+            let message = event.message ?? "the answer was cut after \(event.relayedRows) rows (\(event.relayedBytes) bytes) at the profile's " +
+                (event.rule == .resultBytes ? "max_result_bytes" : "max_rows")
+            ProxyMetrics.shared.resultLimited(event.rule)
+            owe(SessionRecord(kind: "D", tenant: identity.tenant, credential: identity.credentialID, user: user,
+                              Decision(rule: event.rule, message: message, policyVersion: engine?.policy.version ?? ""),
+                              requestID: "\(sessionID)-\(event.request)", event: event.isCostLimit ? .costLimit : .resultLimit))
+        }
+        output.resultLimits.removeAll()
+    }
+
+    // MARK: - Ending
+
+    private mutating func endForShutdown() -> Action {
+        fail("terminating connection: Palisade is shutting down", sqlstate: "57P01")
+    }
+
+    /// A FATAL error to the client, and the end of the session.
+    mutating func fail(_ message: String, sqlstate: String) -> Action {
+        if isClosed { return .none }
+        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: sqlstate, message: message), into: &output.toClient)
+        phase = .closed
+        relay = nil
+        return .close
+    }
+
+    /// The session is over without a word to the client (it left, or the handler already answered).
+    mutating func end() {
+        phase = .closed
+        relay = nil
+    }
+
+    private mutating func protocolViolation() -> Action {
+        fail("unexpected message during connection startup", sqlstate: "08P01")
+    }
+
+    private mutating func owe(_ record: SessionRecord) {
+        output.records.append(record)
+    }
+
+    /// What the handler releases once the session has ended: the tenant's session slot, the cancel key.
+    mutating func release() {
+        if let countedTenant { configuration.budgets.sessions?.close(tenant: countedTenant) }
+        countedTenant = nil
+        if let cancelKey { cancels.remove(processID: cancelKey.processID, secretKey: cancelKey.secretKey) }
+        cancelKey = nil
+    }
+}
