@@ -74,16 +74,16 @@ public enum BackendProbe {
                 return
             }
             var body = frame.body
-            switch frame.type {
-            case UInt8(ascii: "D"):
+            switch frame.backendType {
+            case .dataRow:
                 let count: Int16 = body.readInteger() ?? 0
                 rows.append((0..<Int(count)).map { _ in
                     let length: Int32 = body.readInteger() ?? -1
                     return length < 0 ? nil : body.readString(length: Int(length))
                 })
-            case UInt8(ascii: "E"):
+            case .errorResponse:
                 error = ServerNotice(frame.body).description
-            case UInt8(ascii: "Z"):
+            case .readyForQuery:
                 if let error { promise.fail(Failure(description: error)) } else { promise.succeed(rows) }
             default: break
             }

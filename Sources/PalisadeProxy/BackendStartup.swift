@@ -24,24 +24,24 @@ struct BackendStartup {
 
     mutating func frame(_ frame: Frame) -> Step {
         var body = frame.body
-        switch frame.type {
-        case UInt8(ascii: "R"):
+        switch frame.backendType {
+        case .authentication:
             guard let code: Int32 = body.readInteger() else { return .failed("malformed authentication request") }
             return authenticationRequest(code, &body)
-        case UInt8(ascii: "S"):
+        case .parameterStatus:
             if let name = body.readCString(), let value = body.readCString() { parameters.append((name, value)) }
             return .wait
-        case UInt8(ascii: "K"):
+        case .backendKeyData:
             guard let processID: Int32 = body.readInteger(), let secretKey: Int32 = body.readInteger() else {
                 return .failed("malformed BackendKeyData")
             }
             key = (processID, secretKey)
             return .wait
-        case UInt8(ascii: "Z"):
+        case .readyForQuery:
             return .ready(parameters: parameters, processID: key.0, secretKey: key.1)
-        case UInt8(ascii: "E"):
+        case .errorResponse:
             return .failed(ServerNotice(frame.body).description)
-        case UInt8(ascii: "N"), UInt8(ascii: "v"):
+        case .noticeResponse, .negotiateProtocolVersion:
             return .wait
         default:
             return .failed("unexpected message '\(frame.typeName)' during login")

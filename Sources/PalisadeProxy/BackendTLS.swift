@@ -42,7 +42,7 @@ final class BackendTLSNegotiator: ChannelDuplexHandler, RemovableChannelHandler 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard state == .awaitingReply else { return context.fireChannelRead(data) }
         var reply = unwrapInboundIn(data)
-        guard reply.readableBytes == 1, reply.readInteger(as: UInt8.self) == UInt8(ascii: "S") else {
+        guard reply.readableBytes == 1, reply.readInteger(as: UInt8.self) == EncryptionAnswer.willing.rawValue else {
             context.fireErrorCaught(WireError.malformed("the database server does not offer TLS (it answered the SSLRequest with no)"))
             return
         }

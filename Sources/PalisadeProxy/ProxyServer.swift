@@ -63,7 +63,7 @@ public final class ProxyServer: Sendable {
                         ClientHandler(session: session))
                     if !admitted {
                         session.refusal = ServerNotice(
-                            severity: "FATAL", sqlstate: "53300",
+                            severity: "FATAL", sqlstate: SQLState.tooManyConnections,
                             message: "sorry, too many clients already (Palisade holds at most \(configuration.maxClientConnections) connections)")
                     }
                 }

@@ -142,7 +142,7 @@ final class ProxySession {
             do {
                 try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
             } catch {
-                run(machine.fail("could not start TLS: \(error)", sqlstate: "08006"))
+                run(machine.fail("could not start TLS: \(error)", sqlstate: SQLState.connectionFailure))
             }
         case .connectBackend:
             connectBackend()
@@ -206,7 +206,7 @@ final class ProxySession {
             case .failure(let error):
                 session.run(session.machine.fail(
                     "Palisade cannot reach the database server at \(session.configuration.backend.host):\(session.configuration.backend.port): \(ConnectFailure.describe(error))",
-                    sqlstate: "08006"))
+                    sqlstate: SQLState.connectionFailure))
             }
         }
     }
@@ -219,7 +219,7 @@ final class ProxySession {
 
     func backendFrame(_ frame: Frame) {
         disarmServerAnswerDeadline()
-        if frame.type == UInt8(ascii: "Z"), let since = backendWaitingSince {
+        if frame.backendType == .readyForQuery, let since = backendWaitingSince {
             ProxyMetrics.shared.backendAnswered(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - since))
             backendWaitingSince = nil
         }
@@ -237,7 +237,7 @@ final class ProxySession {
     }
 
     func backendError(_ error: Error) {
-        run(machine.fail("lost the connection to the database server: \(ConnectFailure.describe(error))", sqlstate: "08006"))
+        run(machine.fail("lost the connection to the database server: \(ConnectFailure.describe(error))", sqlstate: SQLState.connectionFailure))
     }
 
     private func armServerAnswerDeadline() {
@@ -249,7 +249,7 @@ final class ProxySession {
             guard self.machine.isRelaying, !(self.machine.relay?.isIdle ?? true) else { return }
             self.logger.warning("database server stalled", metadata: ["waited_ms": "\(allowance.nanoseconds / 1_000_000)"])
             self.run(self.machine.fail("the database server did not answer within \(allowance.nanoseconds / 1_000_000_000) s (the profile's statement_timeout plus \(Self.stalledServerGrace.nanoseconds / 1_000_000_000) s); the session is closed",
-                                       sqlstate: "08006"))
+                                       sqlstate: SQLState.connectionFailure))
         }
     }
 
@@ -292,7 +292,7 @@ final class ProxySession {
             outstandingAudits = 0
             closeWhenAudited = false
             if channelsClosed { return }
-            BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "58030",
+            BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: SQLState.ioError,
                                               message: "Palisade cannot write its audit log (\(error)); no queries are admitted"),
                                  into: &machine.output.toClient)
             machine.end()

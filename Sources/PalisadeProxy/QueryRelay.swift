@@ -277,7 +277,7 @@ public struct QueryRelay {
                 return refuseInPipeline(notice, output: &output)
             }
             if !name.isEmpty, statements[name] != nil {
-                return refuseInPipeline(ServerNotice(sqlstate: "42P05", message: "prepared statement \"\(name)\" already exists"), output: &output)
+                return refuseInPipeline(ServerNotice(sqlstate: SQLState.duplicatePreparedStatement, message: "prepared statement \"\(name)\" already exists"), output: &output)
             }
             let id = nextID()
             let admitted = Admitted(decision)
@@ -322,7 +322,7 @@ public struct QueryRelay {
             }
             forward(frame, names: [bound.serverName], expecting: .execution(relay: true), into: &output)
         case .describe(let kind, let name):
-            let ofStatement = kind == UInt8(ascii: "S")
+            let ofStatement = kind == TargetKind.statement.rawValue
             guard let named = ofStatement ? statements[name] : portals[name] else {
                 return refuseInPipeline(notAdmitted(ofStatement ? "prepared statement" : "portal", name), output: &output)
             }
@@ -335,7 +335,7 @@ public struct QueryRelay {
             forward(frame, names: [named.serverName], expecting: .description(relay: true, ofStatement: ofStatement, relaysNoData: true),
                     into: &output)
         case .close(let kind, let name):
-            let namespace: Namespace = kind == UInt8(ascii: "S") ? .statement : .portal
+            let namespace: Namespace = kind == TargetKind.statement.rawValue ? .statement : .portal
             if namespace == .statement { statementRequests[name] = nil } else { portalUsage[name] = nil }
             // Closing a name that does not exist is no error on the server either.
             guard let closed = self[namespace].removeValue(forKey: name), closed.admitted != .empty else {
@@ -365,11 +365,11 @@ public struct QueryRelay {
     }
 
     static let functionCallNotice = ServerNotice(
-        sqlstate: "42501", message: "Palisade does not admit fast-path function calls",
+        sqlstate: SQLState.insufficientPrivilege, message: "Palisade does not admit fast-path function calls",
         hint: "Call functions from a SELECT statement.")
 
     private func notAdmitted(_ what: String, _ name: String) -> ServerNotice {
-        ServerNotice(sqlstate: what == "portal" ? "34000" : "26000",
+        ServerNotice(sqlstate: what == "portal" ? SQLState.invalidCursorName : SQLState.invalidSQLStatementName,
                      message: "\(what) \"\(name)\" was not admitted by Palisade",
                      hint: "Parse the statement first; only statements Palisade admitted can be bound and executed.")
     }
@@ -470,7 +470,7 @@ public struct QueryRelay {
     }
 
     private mutating func protocolViolation(_ reason: String, into output: inout Output) {
-        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "08P01", message: reason), into: &output.toClient)
+        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: SQLState.protocolViolation, message: reason), into: &output.toClient)
         FrontendEncoder.terminate(into: &output.toBackend)
         output.close = true
     }
@@ -478,19 +478,16 @@ public struct QueryRelay {
     // MARK: - Server messages
 
     public mutating func backendFrame(_ frame: Frame, into output: inout Output) {
+        guard let type = frame.backendType else { return serverProtocolViolation(frame, into: &output) }
         if silencedUntilReadyForQuery {
-            switch frame.type {
-            case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"): break
-            case UInt8(ascii: "Z"): silencedUntilReadyForQuery = false
-            default: return
-            }
+            if type == .readyForQuery { silencedUntilReadyForQuery = false } else if !type.isAsynchronous { return }
         }
-        switch frame.type {
-        case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"):
+        switch type {
+        case .noticeResponse, .parameterStatus, .notificationResponse:
             // Notices, parameter changes and notifications may come at any time.
             output.toClient.writeFrame(frame)
             return
-        case UInt8(ascii: "E"):
+        case .errorResponse:
             output.toClient.writeFrame(frame)
             // The server skips everything up to the next Sync after an error; so do the expectations,
             // and what the failed and skipped messages would have made or closed is taken back.
@@ -500,7 +497,7 @@ public struct QueryRelay {
             }
             if estimating != nil { estimateFailed(into: &output) }
             return
-        case UInt8(ascii: "Z"):
+        case .readyForQuery:
             guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),
                   let transactionStatus = TransactionStatus(rawValue: status)
             else { return serverProtocolViolation(frame, into: &output) }
@@ -519,30 +516,32 @@ public struct QueryRelay {
             break
         }
         guard let head else { return serverProtocolViolation(frame, into: &output) }
-        let type = Character(UnicodeScalar(frame.type))
         switch (head, type) {
-        case (.parseComplete(let relay, _), "1"), (.bindComplete(let relay, _), "2"), (.closeComplete(let relay, _), "3"):
+        case (.parseComplete(let relay, _), .parseComplete), (.bindComplete(let relay, _), .bindComplete),
+             (.closeComplete(let relay, _), .closeComplete):
             finish(frame, relay: relay, into: &output)
-        case (.description(let relay, true, _), "t"):
+        case (.description(let relay, true, _), .parameterDescription):
             if relay { output.toClient.writeFrame(frame) }
-        case (.description(let relay, _, _), "T"):
+        case (.description(let relay, _, _), .rowDescription):
             finish(frame, relay: relay, into: &output)
-        case (.description(let relay, _, let relaysNoData), "n"):
+        case (.description(let relay, _, let relaysNoData), .noData):
             finish(frame, relay: relay && relaysNoData, into: &output)
-        case (.execution(let relay), "D"):
+        case (.execution(let relay), .dataRow):
             if relay { output.toClient.writeFrame(frame) }
-        case (.execution(let relay), "C"), (.execution(let relay), "I"), (.execution(let relay), "s"):
+        case (.execution(let relay), .commandComplete), (.execution(let relay), .emptyQueryResponse),
+             (.execution(let relay), .portalSuspended):
             finish(frame, relay: relay, into: &output)
-        case (.estimate, "D"):
+        case (.estimate, .dataRow):
             estimateJSON = frame.body
-        case (.estimate, "C"):
+        case (.estimate, .commandComplete):
             pop()
             estimated(into: &output)
-        case (.limitedExecution(let portal), "D"):
+        case (.limitedExecution(let portal), .dataRow):
             if budget.admit(rowOf: frame.body.readableBytes + 5, into: &portalUsage[portal, default: ResultBudget.Usage(request: 0)]) {
                 output.toClient.writeFrame(frame)
             }
-        case (.limitedExecution(let portal), "C"), (.limitedExecution(let portal), "I"), (.limitedExecution(let portal), "s"):
+        case (.limitedExecution(let portal), .commandComplete), (.limitedExecution(let portal), .emptyQueryResponse),
+             (.limitedExecution(let portal), .portalSuspended):
             if let usage = portalUsage[portal], usage.exceeded != nil {
                 endOverBudget(usage, into: &output)
             } else {
@@ -716,7 +715,7 @@ public struct QueryRelay {
     }
 
     private func serverProtocolViolation(_ frame: Frame, into output: inout Output) {
-        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: "08P01",
+        BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: SQLState.protocolViolation,
                                           message: "Palisade lost track of the server's responses (unexpected '\(frame.typeName)'); the session is closed"),
                              into: &output.toClient)
         output.close = true

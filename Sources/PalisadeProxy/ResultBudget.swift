@@ -56,7 +56,7 @@ public struct ResultBudget: Sendable, Equatable {
         let limit = usage.exceeded == .resultBytes
             ? "\(maxBytes ?? 0) bytes (max_result_bytes)" : "\(maxRows ?? 0) rows (max_rows)"
         return ServerNotice(
-            sqlstate: "54000",
+            sqlstate: SQLState.programLimitExceeded,
             message: "Palisade: the result is larger than this profile's limit of \(limit); the rest was not sent",
             detail: "rule \((usage.exceeded ?? .resultRows).rawValue); request \(sessionID)-\(usage.request)",
             hint: "Aggregate in SQL (count, sum, GROUP BY) or add a LIMIT, and select only the columns you need.")

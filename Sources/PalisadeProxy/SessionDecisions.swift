@@ -43,7 +43,7 @@ struct CredentialResolver {
             }
         }
         guard let key = keys.authenticate(password) else {
-            return .failure(CredentialRefusal(message: "password authentication failed: the API key or token is not valid", sqlstate: "28P01"))
+            return .failure(CredentialRefusal(message: "password authentication failed: the API key or token is not valid", sqlstate: SQLState.invalidPassword))
         }
         return .success(Self.identity(of: key))
     }

@@ -91,17 +91,17 @@ struct SessionStateMachine {
     mutating func sslRequest() -> Action {
         guard case .awaitingStartup(let tls) = phase else { return protocolViolation() }
         guard !tls, configuration.tlsMode != .disable, configuration.tls != nil else {
-            output.toClient.writeInteger(UInt8(ascii: "N"))
+            output.toClient.writeInteger(EncryptionAnswer.unwilling.rawValue)
             return .none
         }
-        output.toClient.writeInteger(UInt8(ascii: "S"))
+        output.toClient.writeInteger(EncryptionAnswer.willing.rawValue)
         phase = .awaitingStartup(tls: true)
         return .startTLS
     }
 
     mutating func gssEncryptionRequest() -> Action {
         guard case .awaitingStartup = phase else { return protocolViolation() }
-        output.toClient.writeInteger(UInt8(ascii: "N"))
+        output.toClient.writeInteger(EncryptionAnswer.unwilling.rawValue)
         return .none
     }
 
@@ -115,22 +115,22 @@ struct SessionStateMachine {
 
     mutating func startup(major: Int16, parameters: [String: String]) -> Action {
         guard case .awaitingStartup(let tls) = phase else { return protocolViolation() }
-        guard major == 3 else { return fail("unsupported frontend protocol \(major); Palisade speaks protocol 3.0", sqlstate: "08P01") }
+        guard major == 3 else { return fail("unsupported frontend protocol \(major); Palisade speaks protocol 3.0", sqlstate: SQLState.protocolViolation) }
         if let replication = parameters["replication"], !["false", "off", "no", "0"].contains(replication.lowercased()) {
-            return fail("replication connections are not allowed through Palisade", sqlstate: "28000")
+            return fail("replication connections are not allowed through Palisade", sqlstate: SQLState.invalidAuthorization)
         }
         self.parameters = parameters
         switch configuration.clientAuth {
         case .password:
             if !tls, configuration.tlsMode != .disable {
-                return fail("Palisade accepts passwords only over TLS; connect with sslmode=require", sqlstate: "28000")
+                return fail("Palisade accepts passwords only over TLS; connect with sslmode=require", sqlstate: SQLState.invalidAuthorization)
             }
             phase = .awaitingPassword(tls: tls)
             BackendEncoder.authenticationCleartextPassword(into: &output.toClient)
         case .scramSHA256:
             // The key never crosses the wire, so no TLS is needed for it; `require` still requires TLS.
             if !tls, configuration.tlsMode == .require {
-                return fail("Palisade requires TLS; connect with sslmode=require", sqlstate: "28000")
+                return fail("Palisade requires TLS; connect with sslmode=require", sqlstate: SQLState.invalidAuthorization)
             }
             let exchange = SCRAMServer(verifier: configuration.keys.key(id: user)?.scram, mockSalt: configuration.keys.mockSalt(forID: user))
             phase = .awaitingSCRAM(exchange: exchange, answered: false)
@@ -141,14 +141,14 @@ struct SessionStateMachine {
 
     mutating func clientFrame(_ frame: Frame, now: Date) -> Action {
         switch phase {
-        case .awaitingPassword where frame.type == UInt8(ascii: "p"):
+        case .awaitingPassword where frame.frontendType == .password:
             var body = frame.body
             let resolver = CredentialResolver(keys: configuration.keys, tokens: configuration.tokens, capabilityProfiles: configuration.capabilityProfiles)
             switch resolver.resolve(password: body.readCString() ?? "", now: now) {
             case .failure(let refusal): return refuseLogin(refusal)
             case .success(let identity): return admit(identity, now: now)
             }
-        case .awaitingSCRAM(let exchange, let answered) where frame.type == UInt8(ascii: "p"):
+        case .awaitingSCRAM(let exchange, let answered) where frame.frontendType == .password:
             return continueSCRAM(frame.body, exchange: exchange, answered: answered, now: now)
         case .connecting(let startup, var buffered):
             // A client may send its first queries before it has read ReadyForQuery. They wait until
@@ -159,11 +159,11 @@ struct SessionStateMachine {
             return .none
         case .relaying, .draining:
             if let expiresAt = identity?.expiresAt, let acceptedUntil = identity?.acceptedUntil, configuration.endSessionOnTokenExpiry,
-               now >= acceptedUntil, frame.type != UInt8(ascii: "X") {
+               now >= acceptedUntil, frame.frontendType != .terminate {
                 let message = "the session's token expired at \(UTCTime.format(Int64(expiresAt.timeIntervalSince1970 * 1_000_000))); reconnect with a fresh token"
                 owe(SessionRecord(kind: frame.typeName, tenant: identity!.tenant, credential: identity!.credentialID, user: "",
                                   Decision(rule: .tokenExpired, message: message, policyVersion: ""), event: .authFailure))
-                return fail(message, sqlstate: "28000")
+                return fail(message, sqlstate: SQLState.invalidAuthorization)
             }
             relay!.clientFrame(frame, into: &output)
             return afterRelay()
@@ -182,16 +182,16 @@ struct SessionStateMachine {
         owe(SessionRecord(kind: "?", tenant: identity?.tenant ?? "", credential: identity?.credentialID ?? "", user: "",
                           Decision(rule: tooLarge ? .messageTooLarge : .protocolViolation, message: error.description, policyVersion: ""),
                           event: .protocolRefusal))
-        return fail(error.description + "; the session is closed", sqlstate: tooLarge ? "54000" : "08P01")
+        return fail(error.description + "; the session is closed", sqlstate: tooLarge ? SQLState.programLimitExceeded : SQLState.protocolViolation)
     }
 
     /// The client took too long to log in; idle half-open connections must not pile up.
     mutating func loginTimedOut(after seconds: Int64) -> Action {
         guard isLoggingIn else { return .none }
         if case .connecting = phase {
-            return fail("the database server did not answer within the login timeout (\(seconds) s); Palisade could not log in to it", sqlstate: "08006")
+            return fail("the database server did not answer within the login timeout (\(seconds) s); Palisade could not log in to it", sqlstate: SQLState.connectionFailure)
         }
-        return fail("canceling authentication due to timeout: Palisade allows \(seconds) s to log in", sqlstate: "57014")
+        return fail("canceling authentication due to timeout: Palisade allows \(seconds) s to log in", sqlstate: SQLState.queryCanceled)
     }
 
     /// Shutdown: end now if idle (or if forced), otherwise once the query in flight is answered.
@@ -215,7 +215,7 @@ struct SessionStateMachine {
             message = Array(body.readableBytesView)
         } else {
             guard let initial = SCRAMServer.initialResponse(body), initial.mechanism == SCRAMClient.mechanism else {
-                return refuseLogin(CredentialRefusal(message: "expected a SASLInitialResponse for \(SCRAMClient.mechanism)", sqlstate: "08P01"))
+                return refuseLogin(CredentialRefusal(message: "expected a SASLInitialResponse for \(SCRAMClient.mechanism)", sqlstate: SQLState.protocolViolation))
             }
             message = initial.message
         }
@@ -224,10 +224,10 @@ struct SessionStateMachine {
             answer = try exchange.respond(to: message)
         } catch .wrongProof {
             return refuseLogin(CredentialRefusal(message: "password authentication failed for user \"\(user)\": the user name must be an API key's id and the password the key",
-                                                 sqlstate: "28P01"))
+                                                 sqlstate: SQLState.invalidPassword))
         } catch {
             // Recorded like a wrong proof: a probe of the login is an authentication failure too.
-            return refuseLogin(CredentialRefusal(message: "\(error)", sqlstate: "08P01"))
+            return refuseLogin(CredentialRefusal(message: "\(error)", sqlstate: SQLState.protocolViolation))
         }
         switch answer {
         case .challenge(let serverFirst):
@@ -236,7 +236,7 @@ struct SessionStateMachine {
             return .none
         case .authenticated(let serverFinal):
             // A proof can only match a real verifier, so the key exists.
-            guard let key = configuration.keys.key(id: user) else { return fail("the API key is gone", sqlstate: "28P01") }
+            guard let key = configuration.keys.key(id: user) else { return fail("the API key is gone", sqlstate: SQLState.invalidPassword) }
             BackendEncoder.authenticationSASLFinal(serverFinal, into: &output.toClient)
             return admit(CredentialResolver.identity(of: key), now: now)
         }
@@ -252,7 +252,7 @@ struct SessionStateMachine {
     /// whether the session starts, and then Palisade logs in to the server for it.
     private mutating func admit(_ identity: SessionIdentity, now: Date) -> Action {
         if let failure = configuration.audit.failure {
-            return fail("Palisade cannot write its audit log (\(failure)); no queries are admitted", sqlstate: "58030")
+            return fail("Palisade cannot write its audit log (\(failure)); no queries are admitted", sqlstate: SQLState.ioError)
         }
         let budgets = configuration.budgets
         if let lockout = budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) {
@@ -262,7 +262,7 @@ struct SessionStateMachine {
             return fail(refusal.message, sqlstate: refusal.sqlstate)
         }
         guard let engine = configuration.policies.engine(for: identity.profile) else {
-            return fail("the credential selects profile \"\(identity.profile)\", which this Palisade does not configure", sqlstate: "28000")
+            return fail("the credential selects profile \"\(identity.profile)\", which this Palisade does not configure", sqlstate: SQLState.invalidAuthorization)
         }
         if let sessions = budgets.sessions {
             guard sessions.open(tenant: identity.tenant) else {
@@ -319,7 +319,7 @@ struct SessionStateMachine {
             case .ready(let parameters, let processID, let secretKey):
                 return ready(parameters: parameters, backendKey: CancelRegistry.Target(processID: processID, secretKey: secretKey), buffered: buffered)
             case .failed(let reason):
-                return fail("Palisade could not log in to the database server: \(reason)", sqlstate: "08006")
+                return fail("Palisade could not log in to the database server: \(reason)", sqlstate: SQLState.connectionFailure)
             }
         case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .closed:
             return .none
@@ -329,13 +329,13 @@ struct SessionStateMachine {
     mutating func backendClosed() -> Action {
         switch phase {
         case .closed: return .none
-        case .relaying, .draining, .connecting: return fail("the database server closed the connection", sqlstate: "57P01")
+        case .relaying, .draining, .connecting: return fail("the database server closed the connection", sqlstate: SQLState.adminShutdown)
         default: phase = .closed; return .close
         }
     }
 
     private mutating func ready(parameters serverParameters: [(String, String)], backendKey: CancelRegistry.Target, buffered: [Frame]) -> Action {
-        guard let identity, let engine else { return fail("no identity", sqlstate: "XX000") }
+        guard let identity, let engine else { return fail("no identity", sqlstate: SQLState.internalError) }
         let key = cancels.register(backendKey)
         cancelKey = key
         BackendEncoder.authenticationOk(into: &output.toClient)
@@ -364,7 +364,7 @@ struct SessionStateMachine {
         if !output.resultLimits.isEmpty { oweResultLimits() }
         if let lockout = output.lockout {
             output.lockout = nil
-            return fail(lockout, sqlstate: "28000")
+            return fail(lockout, sqlstate: SQLState.invalidAuthorization)
         }
         if output.close {
             output.close = false
@@ -394,7 +394,7 @@ struct SessionStateMachine {
     // MARK: - Ending
 
     private mutating func endForShutdown() -> Action {
-        fail("terminating connection: Palisade is shutting down", sqlstate: "57P01")
+        fail("terminating connection: Palisade is shutting down", sqlstate: SQLState.adminShutdown)
     }
 
     /// A FATAL error to the client, and the end of the session.
@@ -413,7 +413,7 @@ struct SessionStateMachine {
     }
 
     private mutating func protocolViolation() -> Action {
-        fail("unexpected message during connection startup", sqlstate: "08P01")
+        fail("unexpected message during connection startup", sqlstate: SQLState.protocolViolation)
     }
 
     private mutating func owe(_ record: SessionRecord) {

@@ -195,7 +195,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(120))
         _ = try await log.append(Fixture.decision(1))
         log.close()
-        #expect(try LogFiles.segments(in: dir.path).count == 2)
+        // At least one rotation: the second append came 120 ms after the segment opened. A loaded
+        // machine may take longer than 50 ms between that append and the close, and rotate again.
+        #expect(try LogFiles.segments(in: dir.path).count >= 2)
         #expect(try Fixture.verify(dir.path).outcome == .ok)
     }
 
