@@ -23,9 +23,12 @@ let package = Package(
         .systemLibrary(name: "CPgQuery", path: "Sources/CPgQuery"),
         // Small C helpers that Swift cannot express: stack headroom and big-stack threads.
         .target(name: "CPalisadeSupport", path: "Sources/CPalisadeSupport"),
+        // JSON (strict reading, canonical RFC 8785 writing), hex, base64 and UTC times; no dependencies.
+        .target(name: "Encoding"),
         .target(
             name: "QueryPolicy",
             dependencies: [
+                "Encoding",
                 "CPgQuery",
                 "CPalisadeSupport",
                 .product(name: "Yams", package: "Yams"),
@@ -35,12 +38,13 @@ let package = Package(
         // The tamper-evident audit log: canonical entries, hash chain, Merkle tree, signed checkpoints.
         .target(
             name: "AuditChain",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Encoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Tenant identity: signed JWTs, API key claims, per-tenant budgets; pure, no sockets.
         .target(
             name: "TenantIdentity",
             dependencies: [
+                "Encoding",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -49,6 +53,7 @@ let package = Package(
         .target(
             name: "PostgresWire",
             dependencies: [
+                "Encoding",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -74,6 +79,7 @@ let package = Package(
         .executableTarget(
             name: "palisade",
             dependencies: [
+                "Encoding",
                 "QueryPolicy",
                 "AuditChain",
                 "PalisadeProxy",
@@ -97,10 +103,11 @@ let package = Package(
             path: "Fuzz/wire"
         ),
         .executableTarget(name: "fuzz-audit", dependencies: ["FuzzSupport", "AuditChain"], path: "Fuzz/audit"),
+        .testTarget(name: "EncodingTests", dependencies: ["Encoding"]),
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
-        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
+        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain", "Encoding"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
-        .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity"]),
+        .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity", "Encoding"]),
     ]
 )

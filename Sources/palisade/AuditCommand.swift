@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Encoding
 
 /// `palisade audit …`: reviewer tooling for the audit log (issue 5).
 struct AuditCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Encoding
 
 struct AuditExport: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Encoding
 
 /// `palisade audit generate` (hidden): writes a large, valid, signed log of synthetic traffic, to
 /// measure `audit report` and `audit verify` on logs of production size. Entries are built and

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Encoding
 
 struct AuditReport: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import AuditChain
 import Crypto
 import Foundation
+import Encoding
 
 /// Signed policy packs: `FILE.sig` beside a policy is a C2SP signed note (Ed25519) over the file's
 /// name and SHA-256. The policy pins its function list's SHA-256, so the signature covers both.
@@ -10,7 +11,7 @@ enum PolicySignature {
 
     static func noteText(for policy: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: policy) else { throw ConfigurationError(description: "cannot read \(policy)") }
-        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: data))
         return "palisade-policy/1\n\(URL(fileURLWithPath: policy).lastPathComponent)\nsha256 \(digest)\n"
     }
 
