@@ -40,13 +40,15 @@ let package = Package(
             name: "AuditChain",
             dependencies: ["Encoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        // Tenant identity: signed JWTs, API key claims, per-tenant budgets; pure, no sockets.
+        // Tenant identity: signed JWTs, API keys and their claims, per-tenant budgets; pure, no sockets.
         .target(
             name: "TenantIdentity",
             dependencies: [
                 "Encoding",
+                "PostgresWire",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // PostgreSQL protocol 3.0: framing, messages, and the authentication exchanges; no sockets.
@@ -73,7 +75,6 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
