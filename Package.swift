@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
@@ -77,8 +78,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .executableTarget(
-            name: "palisade",
+        // The server's wiring: its settings table, start checks, lifecycle, reload, admin HTTP and logging.
+        .target(
+            name: "PalisadeServer",
             dependencies: [
                 "Encoding",
                 "QueryPolicy",
@@ -91,6 +93,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "palisade",
+            dependencies: [
+                "Encoding",
+                "QueryPolicy",
+                "AuditChain",
+                "PalisadeProxy",
+                "PalisadeServer",
+                "TenantIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -109,6 +128,7 @@ let package = Package(
         .testTarget(name: "AuditChainTests", dependencies: ["AuditChain", "Encoding"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
+        .testTarget(name: "PalisadeServerTests", dependencies: ["PalisadeServer"]),
         .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity", "Encoding"]),
     ]
 )
