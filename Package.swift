@@ -17,15 +17,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
         .systemLibrary(name: "CPgQuery", path: "Sources/CPgQuery"),
         // Small C helpers that Swift cannot express: stack headroom and big-stack threads.
         .target(name: "CPalisadeSupport", path: "Sources/CPalisadeSupport"),
+        // JSON (strict reading, canonical RFC 8785 writing), hex, base64 and UTC times; no dependencies.
+        .target(name: "Encoding"),
         .target(
             name: "QueryPolicy",
             dependencies: [
+                "Encoding",
                 "CPgQuery",
                 "CPalisadeSupport",
                 .product(name: "Yams", package: "Yams"),
@@ -35,20 +39,24 @@ let package = Package(
         // The tamper-evident audit log: canonical entries, hash chain, Merkle tree, signed checkpoints.
         .target(
             name: "AuditChain",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Encoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        // Tenant identity: signed JWTs, API key claims, per-tenant budgets; pure, no sockets.
+        // Tenant identity: signed JWTs, API keys and their claims, per-tenant budgets; pure, no sockets.
         .target(
             name: "TenantIdentity",
             dependencies: [
+                "Encoding",
+                "PostgresWire",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // PostgreSQL protocol 3.0: framing, messages, and the authentication exchanges; no sockets.
         .target(
             name: "PostgresWire",
             dependencies: [
+                "Encoding",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -68,12 +76,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .executableTarget(
-            name: "palisade",
+        // The server's wiring: its settings table, start checks, lifecycle, reload, admin HTTP and logging.
+        .target(
+            name: "PalisadeServer",
             dependencies: [
+                "Encoding",
                 "QueryPolicy",
                 "AuditChain",
                 "PalisadeProxy",
@@ -84,6 +93,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "palisade",
+            dependencies: [
+                "Encoding",
+                "QueryPolicy",
+                "AuditChain",
+                "PalisadeProxy",
+                "PalisadeServer",
+                "TenantIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -97,10 +123,12 @@ let package = Package(
             path: "Fuzz/wire"
         ),
         .executableTarget(name: "fuzz-audit", dependencies: ["FuzzSupport", "AuditChain"], path: "Fuzz/audit"),
+        .testTarget(name: "EncodingTests", dependencies: ["Encoding"]),
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
-        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain"]),
+        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain", "Encoding"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
-        .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity"]),
+        .testTarget(name: "PalisadeServerTests", dependencies: ["PalisadeServer"]),
+        .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity", "Encoding"]),
     ]
 )

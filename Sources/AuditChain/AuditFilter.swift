@@ -1,3 +1,5 @@
+import Encoding
+
 /// A selection of entries, as `palisade audit list` takes it on its command line. The reviewer
 /// report counts through these, so every number it prints comes with the filter that reproduces it.
 public struct AuditFilter: Sendable, Hashable {

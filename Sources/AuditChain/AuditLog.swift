@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+import Encoding
 #endif
 
 public enum AuditError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -424,7 +425,7 @@ private struct Writer {
                 segmentFileBytes = offset
                 recovery = [
                     "bytes_trimmed": .int(Int64(trimmed)), "segment": .int(Int64(last.number)),
-                    "trimmed_sha256": .string(HexCoding.encode(Array(SHA256.hash(data: Array(cut))))),
+                    "trimmed_sha256": .string(Hex.encode(Array(SHA256.hash(data: Array(cut))))),
                     "reason": .string(problem.message),
                 ]
             } else if verifier.lastEntry?.record.event != .stop || history.trimmedBytes > 0 {

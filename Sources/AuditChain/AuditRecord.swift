@@ -1,3 +1,4 @@
+import Encoding
 /// What an entry records. Decisions come from the proxy; most lifecycle events are written by the
 /// log itself, so that no caller can forge a "stop" or hide a recovery.
 public enum AuditEvent: String, Sendable, CaseIterable {
@@ -205,21 +206,21 @@ extension AuditEntry {
         scratch.removeAll(keepingCapacity: true)
         func optional(_ key: [UInt8], _ value: String?) {
             scratch.append(contentsOf: key)
-            if let value { CanonicalJSON.appendQuoted(value, to: &scratch) } else { scratch.append(contentsOf: EntryKey.null) }
+            if let value { JSONText.appendQuoted(value, to: &scratch) } else { scratch.append(contentsOf: EntryKey.null) }
         }
         func list(_ key: [UInt8], _ values: [String]) {
             scratch.append(contentsOf: key)
             scratch.append(UInt8(ascii: "["))
             for (index, value) in values.enumerated() {
                 if index > 0 { scratch.append(UInt8(ascii: ",")) }
-                CanonicalJSON.appendQuoted(value, to: &scratch)
+                JSONText.appendQuoted(value, to: &scratch)
             }
             scratch.append(UInt8(ascii: "]"))
         }
         func hash(_ key: [UInt8], _ value: AuditHash) {
             scratch.append(contentsOf: key)
             scratch.append(0x22)
-            HexCoding.append(value.bytes, to: &scratch)
+            Hex.append(value.bytes, to: &scratch)
             scratch.append(0x22)
         }
 
@@ -230,13 +231,13 @@ extension AuditEntry {
         scratch.append(contentsOf: EntryKey.detail)
         scratch.append(UInt8(ascii: "{"))
         if !record.detail.isEmpty {
-            for (index, key) in record.detail.keys.sorted(by: CanonicalJSON.keyPrecedes).enumerated() {
+            for (index, key) in record.detail.keys.sorted(by: JSONText.keyPrecedes).enumerated() {
                 if index > 0 { scratch.append(UInt8(ascii: ",")) }
-                CanonicalJSON.appendQuoted(key, to: &scratch)
+                JSONText.appendQuoted(key, to: &scratch)
                 scratch.append(UInt8(ascii: ":"))
                 switch record.detail[key]! {
-                case .string(let text): CanonicalJSON.appendQuoted(text, to: &scratch)
-                case .int(let number): CanonicalJSON.appendInt(number, to: &scratch)
+                case .string(let text): JSONText.appendQuoted(text, to: &scratch)
+                case .int(let number): JSONText.appendInt(number, to: &scratch)
                 }
             }
         }
@@ -254,7 +255,7 @@ extension AuditEntry {
         optional(EntryKey.requestID, record.requestID)
         optional(EntryKey.rule, record.rule)
         scratch.append(contentsOf: EntryKey.seq)
-        CanonicalJSON.appendUInt(seq, to: &scratch)
+        JSONText.appendUInt(seq, to: &scratch)
         optional(EntryKey.sessionID, record.sessionID)
         optional(EntryKey.sqlstate, record.sqlstate)
         optional(EntryKey.statementType, record.statementType)
@@ -270,7 +271,7 @@ extension AuditEntry {
         scratch.withUnsafeBufferPointer { bytes in
             out.append(contentsOf: bytes[..<hashOffset])
             out.append(contentsOf: EntryKey.entryHash)
-            HexCoding.append(entryHash.bytes, to: &out)
+            Hex.append(entryHash.bytes, to: &out)
             out.append(0x22)
             out.append(contentsOf: bytes[hashOffset...])
         }
@@ -294,7 +295,7 @@ extension AuditEntry {
     /// The entry as a JSON value, for documents (proofs, evidence packs) that embed entries.
     public var json: JSONValue {
         // The canonical line is valid JSON by construction.
-        try! CanonicalJSON.parse(canonicalLine)
+        try! JSONValue.parse(canonicalLine, .canonical)
     }
 }
 
@@ -308,7 +309,7 @@ extension AuditEntry {
     public init(line: some Collection<UInt8>) throws(AuditEntryError) {
         let value: JSONValue
         do {
-            value = try CanonicalJSON.parse(line)
+            value = try JSONValue.parse(line, .canonical)
         } catch {
             throw AuditEntryError(description: "not JSON: \(error)")
         }
@@ -353,7 +354,7 @@ extension AuditEntry {
             return hash
         }
 
-        guard let seq = fields["seq"]!.intValue, seq >= 0 else { throw AuditEntryError(description: "seq is not a non-negative integer") }
+        guard let seq = fields["seq"]!.int64Value, seq >= 0 else { throw AuditEntryError(description: "seq is not a non-negative integer") }
         let timeText = try required("time")
         guard let micros = UTCTime.parseEntryTime(timeText) else {
             throw AuditEntryError(description: "time \"\(timeText)\" is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
@@ -367,10 +368,10 @@ extension AuditEntry {
         }
         guard case .object(let detailFields) = fields["detail"]! else { throw AuditEntryError(description: "detail is not an object") }
         var detail: [String: AuditDetailValue] = [:]
-        for (key, value) in detailFields {
+        for (key, value) in detailFields.members {
             switch value {
             case .string(let text): detail[key] = .string(text)
-            case .int(let number): detail[key] = .int(number)
+            case .number: detail[key] = .int(value.int64Value!)  // the canonical parse admits only Int64 integers
             default: throw AuditEntryError(description: "detail \"\(key)\" is not a string or an integer")
             }
         }

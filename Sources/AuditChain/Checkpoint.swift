@@ -1,3 +1,5 @@
+import Encoding
+
 /// A C2SP tlog-checkpoint (https://c2sp.org/tlog-checkpoint): origin, tree size, root hash, and
 /// extension lines. Palisade adds one extension line, `palisade-time <UTC>`, the signing time.
 public struct Checkpoint: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Crypto
+import Encoding
 
 /// The result of checking a proof or an evidence pack: the verifier's outcomes, so the CLI maps
 /// them to the same exit codes.
@@ -86,7 +87,7 @@ public struct InclusionProofDocument: Sendable, Equatable {
         }
         path = try requireHashes(json["inclusion_path"], "inclusion_path")
         checkpoint = try parseCheckpoint(try requireString(json["checkpoint"], "checkpoint"))
-        guard json["leaf_index"]?.intValue == Int64(entry.seq), json["tree_size"]?.intValue == Int64(checkpoint.checkpoint.size) else {
+        guard json["leaf_index"]?.int64Value == Int64(entry.seq), json["tree_size"]?.int64Value == Int64(checkpoint.checkpoint.size) else {
             throw .fail(.malformed, "leaf_index or tree_size does not match the entry and checkpoint")
         }
     }
@@ -135,9 +136,9 @@ public enum EvidencePack {
             "entries": .array(entries.map(\.json)),
             "checkpoint": .string(checkpoint.encoded),
             "inclusion_path": .array(path.map { .string($0.hex) }),
-            "policies": .object(policies.mapValues { file in
+            "policies": .object(JSONObject(policies.mapValues { file in
                 .object(["name": .string(file.name), "content_base64": .string(Base64.encode(file.content))])
-            }),
+            })),
             "verification": verification.json,
             "signer": .string(signingKey.verifierKey.encoded),
         ])
@@ -146,7 +147,7 @@ public enum EvidencePack {
 
     /// A policy's version as the policy engine computes it: SHA-256 (hex) of the file's bytes.
     public static func policyVersion(of content: [UInt8]) -> String {
-        HexCoding.encode(Array(SHA256.hash(data: content)))
+        Hex.encode(Array(SHA256.hash(data: content)))
     }
 
     public struct Contents: Sendable {
@@ -224,7 +225,7 @@ public enum EvidencePack {
         }
         var policies: [String: PolicyFile] = [:]
         if case .object(let members)? = json["policies"] {
-            for (version, value) in members {
+            for (version, value) in members.members {
                 guard let name = value["name"]?.stringValue, let content = value["content_base64"]?.stringValue.flatMap({ Base64.decode($0) }) else {
                     throw .fail(.malformed, "policy \(version) has no name or content")
                 }
@@ -241,7 +242,7 @@ enum CanonicalJSONDocument {
     static func body(_ text: String) throws(EvidenceCheck) -> JSONValue {
         let note = try EvidencePack.parseNote(text)
         do {
-            return try CanonicalJSON.parse(Array(note.text.utf8.dropLast()))
+            return try JSONValue.parse(Array(note.text.utf8.dropLast()), .canonical)
         } catch {
             throw .fail(.malformed, "the pack's text is not JSON: \(error)")
         }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Encoding
 
 /// C2SP signed-note (https://c2sp.org/signed-note), Ed25519 only: the format Go's sumdb/note and
 /// every transparency-log tool reads, so checkpoints can be checked without Palisade.
@@ -43,7 +44,7 @@ public struct NoteVerifierKey: Sendable, Hashable, CustomStringConvertible {
 
     public init(parsing text: String) throws(NoteError) {
         let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[1].utf8.count == 8, let hashBytes = HexCoding.decode(parts[1]),
+        guard parts.count == 3, parts[1].utf8.count == 8, let hashBytes = Hex.decode(parts[1]),
               let key = Base64.decode(parts[2]), key.count == 33
         else { throw NoteError("not a verifier key <name>+<8 hex digits>+<base64 key>") }
         guard key[0] == ed25519Algorithm else { throw NoteError("verifier key is not an Ed25519 key (algorithm \(key[0]))") }
@@ -91,7 +92,7 @@ public struct AuditSigningKey: Sendable {
     public init(parsing text: String) throws(NoteError) {
         let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY", parts[3].utf8.count == 8,
-              let hashBytes = HexCoding.decode(parts[3]), let seed = Base64.decode(parts[4]), seed.count == 33
+              let hashBytes = Hex.decode(parts[3]), let seed = Base64.decode(parts[4]), seed.count == 33
         else { throw NoteError("not a signing key PRIVATE+KEY+<name>+<8 hex digits>+<base64 seed>") }
         guard seed[0] == ed25519Algorithm else { throw NoteError("signing key is not an Ed25519 key") }
         try self.init(name: String(parts[2]), seed: Array(seed[1...]))

@@ -1,4 +1,5 @@
 import Foundation
+import Encoding
 
 /// What a verification found. The outcomes are distinct because a reviewer acts differently on
 /// each: a torn file after a crash is not an altered entry, and a missing tail is not a bad key.

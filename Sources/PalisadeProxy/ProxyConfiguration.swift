@@ -55,19 +55,6 @@ public struct BackendAddress: Sendable, Equatable {
     }
 }
 
-/// Per-tenant limits: concurrent sessions, query rate, and the lockout after repeated denials.
-public struct TenantBudgets: Sendable {
-    public var sessions: SessionLimiter?
-    public var rate: RateLimiter?
-    public var lockout: Lockout?
-
-    public init(sessions: SessionLimiter? = nil, rate: RateLimiter? = nil, lockout: Lockout? = nil) {
-        self.sessions = sessions
-        self.rate = rate
-        self.lockout = lockout
-    }
-}
-
 public struct ProxyConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int

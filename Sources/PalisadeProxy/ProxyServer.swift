@@ -18,10 +18,14 @@ public final class ProxyServer: Sendable {
     /// them must not use up the file descriptors the sessions were promised.
     private let lingeringRefusals = Mutex(0)
     public static let maxLingeringRefusals = 128
+    /// A value each time a session ends, for `drain` to look again; at most one is kept.
+    private let sessionEnded: AsyncStream<Void>
+    private let sessionEndedSink: AsyncStream<Void>.Continuation
 
-    public init(configuration: ProxyConfiguration, threads: Int = Int(ProcessInfo.processInfo.environment["PALISADE_THREADS"] ?? "") ?? System.coreCount) {
+    public init(configuration: ProxyConfiguration, threads: Int) {
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        (sessionEnded, sessionEndedSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Binds the listening socket; returns the channel (its local address has the actual port).
@@ -48,7 +52,10 @@ public final class ProxyServer: Sendable {
                     }
                     if admitted {
                         // Registered first, so that no failure below can keep the slot.
-                        channel.closeFuture.whenComplete { _ in _ = server.sessions.withLock { $0.removeValue(forKey: key) } }
+                        channel.closeFuture.whenComplete { _ in
+                            _ = server.sessions.withLock { $0.removeValue(forKey: key) }
+                            server.sessionEndedSink.yield()
+                        }
                     } else {
                         let lingering = server.lingeringRefusals.withLock { count in
                             guard count < Self.maxLingeringRefusals else { return false }
@@ -72,17 +79,20 @@ public final class ProxyServer: Sendable {
             .get()
     }
 
-    /// Asks every session to end once its current query is answered (idle ones at once), waits up
-    /// to `deadline` for them, then closes what is left and stops the event loops.
-    public func shutdown(deadline: Duration) async throws {
+    /// Asks every session to end once its current query is answered (idle ones at once) and
+    /// returns when all have ended, or at once when the task is cancelled (the shutdown's time is up).
+    public func drain() async {
         for bound in sessions.withLock({ Array($0.values) }) {
             bound.eventLoop.execute { bound.value.shutDown() }
         }
-        let clock = ContinuousClock()
-        let end = clock.now.advanced(by: deadline)
-        while clock.now < end, !sessions.withLock({ $0.isEmpty }) {
-            try await Task.sleep(for: .milliseconds(50))
+        var ended = sessionEnded.makeAsyncIterator()
+        while !sessions.withLock({ $0.isEmpty }) {
+            guard await ended.next() != nil else { return }
         }
+    }
+
+    /// Closes the sessions that are left and stops the event loops.
+    public func stop() async throws {
         for bound in sessions.withLock({ Array($0.values) }) {
             bound.eventLoop.execute { bound.value.shutDown(force: true) }
         }

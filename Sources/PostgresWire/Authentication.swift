@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NIOCore
 import Synchronization
+import Encoding
 
 /// The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it: no channel
 /// binding, the user name left empty (the server takes it from the startup message).
@@ -119,9 +120,8 @@ public struct SCRAMClient: Sendable {
 /// PostgreSQL's md5 password exchange: "md5" + md5(md5(password + user) + salt).
 public enum MD5Password {
     public static func response(user: String, password: String, salt: [UInt8]) -> String {
-        func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-        let inner = hex(Insecure.MD5.hash(data: Array((password + user).utf8)))
-        return "md5" + hex(Insecure.MD5.hash(data: Array(inner.utf8) + salt))
+        let inner = Hex.encode(Insecure.MD5.hash(data: Array((password + user).utf8)))
+        return "md5" + Hex.encode(Insecure.MD5.hash(data: Array(inner.utf8) + salt))
     }
 }
 

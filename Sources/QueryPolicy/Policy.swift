@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Yams
+import Encoding
 
 /// A validated policy profile: what one class of caller may run.
 public struct Policy: Sendable {
@@ -223,7 +224,7 @@ extension Policy {
         let listPath = try reader.string(functions["builtin_list"], path: "functions.builtin_list", required: true)!
         let listDigest = try reader.string(functions["builtin_list_sha256"], path: "functions.builtin_list_sha256", required: true)!
         let listData = try readFile(listPath)
-        let actualDigest = SHA256.hash(data: listData).hexString
+        let actualDigest = Hex.encode(SHA256.hash(data: listData))
         guard actualDigest == listDigest.lowercased() else {
             throw reader.error(functions["builtin_list_sha256"], path: "functions.builtin_list_sha256",
                                "\(listPath) has SHA-256 \(actualDigest), not the pinned \(listDigest); review the list's changes, then pin the new digest")
@@ -281,7 +282,7 @@ extension Policy {
             let listPath = try reader.string(relations["metadata_list"], path: "relations.metadata_list", required: true)!
             let listDigest = try reader.string(relations["metadata_list_sha256"], path: "relations.metadata_list_sha256", required: true)!
             let listData = try readFile(listPath)
-            let actualDigest = SHA256.hash(data: listData).hexString
+            let actualDigest = Hex.encode(SHA256.hash(data: listData))
             guard actualDigest == listDigest.lowercased() else {
                 throw reader.error(relations["metadata_list_sha256"], path: "relations.metadata_list_sha256",
                                    "\(listPath) has SHA-256 \(actualDigest), not the pinned \(listDigest); review the list's changes, then pin the new digest")
@@ -304,7 +305,7 @@ extension Policy {
 
         return Policy(
             profile: profile,
-            version: SHA256.hash(data: data).hexString,
+            version: Hex.encode(SHA256.hash(data: data)),
             maxQueryBytes: maxBytes,
             maxNestingDepth: maxDepth,
             statementTimeoutMilliseconds: timeout,
@@ -434,18 +435,4 @@ private struct YAMLReader {
         }
         return values
     }
-}
-
-extension Sequence where Element == UInt8 {
-    var hexString: String {
-        var text = ""
-        for byte in self {
-            text += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
-        }
-        return text
-    }
-}
-
-extension SHA256.Digest {
-    var hexString: String { Array(self).hexString }
 }

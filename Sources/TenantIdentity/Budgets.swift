@@ -265,3 +265,16 @@ public enum BudgetRefusal: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(sqlstate): \(message)" }
 }
+
+/// Per-tenant limits: concurrent sessions, query rate, and the lockout after repeated denials.
+public struct TenantBudgets: Sendable {
+    public var sessions: SessionLimiter?
+    public var rate: RateLimiter?
+    public var lockout: Lockout?
+
+    public init(sessions: SessionLimiter? = nil, rate: RateLimiter? = nil, lockout: Lockout? = nil) {
+        self.sessions = sessions
+        self.rate = rate
+        self.lockout = lockout
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import JWTKit
+import Encoding
 
 /// The signature algorithms Palisade accepts. Deliberately short: each one is bound to one kind
 /// of key, so a token can never choose how its own signature is checked.
@@ -84,7 +85,7 @@ public struct VerificationKey: Sendable, CustomStringConvertible {
             guard label == "PUBLIC KEY" || label == "RSA PUBLIC KEY" else {
                 throw KeyLoadingError(file: nil, problem: "\(what) is not a public key")
             }
-            guard let der = Base64URL.decodeStandard(body) else {
+            guard let der = Base64.decode(String(decoding: body.utf8.filter { ![UInt8(ascii: "="), 0x20, 0x09, 0x0A, 0x0D].contains($0) }, as: UTF8.self), padded: false) else {
                 throw KeyLoadingError(file: nil, problem: "\(what) is not valid base64")
             }
             keys.append(try pemKey(block: block, der: der, isPKCS1: label == "RSA PUBLIC KEY", what: what))
@@ -139,27 +140,27 @@ public struct VerificationKey: Sendable, CustomStringConvertible {
 
     private static func jwksKeys(_ text: String) throws(KeyLoadingError) -> [VerificationKey] {
         let document: JSONValue
-        do { document = try JSONParser.parse(Array(text.utf8)).value } catch {
+        do { document = try JSONValue.parse(text) } catch {
             throw KeyLoadingError(file: nil, problem: "is not valid JSON: \(error.reason)")
         }
-        guard case .array(let entries)? = document.object?["keys"] else {
+        guard case .array(let entries)? = document["keys"] else {
             throw KeyLoadingError(file: nil, problem: "is not a JWKS document (no \"keys\" array)")
         }
         var keys: [VerificationKey] = []
         var skipped: [String] = []
         for (n, entry) in entries.enumerated() {
-            guard let jwk = entry.object else { throw KeyLoadingError(file: nil, problem: "key \(n + 1) is not a JSON object") }
-            let kid = jwk["kid"]?.string
+            guard let jwk = entry.objectValue else { throw KeyLoadingError(file: nil, problem: "key \(n + 1) is not a JSON object") }
+            let kid = jwk["kid"]?.stringValue
             let what = "key \(n + 1)" + (kid.map { " ('\($0)')" } ?? "")
             if jwk["d"] != nil {
                 throw KeyLoadingError(file: nil, problem: "\(what) holds a private key (member \"d\"); give only public keys, the proxy must not be able to sign tokens")
             }
             // Encryption keys share JWKS documents with signing keys at most providers.
-            if let use = jwk["use"]?.string, use != "sig" { skipped.append("\(what): use \(use)"); continue }
-            let kty = jwk["kty"]?.string ?? ""
-            let alg = jwk["alg"]?.string
+            if let use = jwk["use"]?.stringValue, use != "sig" { skipped.append("\(what): use \(use)"); continue }
+            let kty = jwk["kty"]?.stringValue ?? ""
+            let alg = jwk["alg"]?.stringValue
             func member(_ name: String) throws(KeyLoadingError) -> String {
-                guard let value = jwk[name]?.string, !value.isEmpty else {
+                guard let value = jwk[name]?.stringValue, !value.isEmpty else {
                     throw KeyLoadingError(file: nil, problem: "\(what) (\(kty)) has no \"\(name)\"")
                 }
                 return value
@@ -168,10 +169,10 @@ public struct VerificationKey: Sendable, CustomStringConvertible {
             switch kty {
             case "RSA": algorithm = .rs256
             case "EC":
-                guard jwk["crv"]?.string == "P-256" else { skipped.append("\(what): curve \(jwk["crv"]?.string ?? "?")"); continue }
+                guard jwk["crv"]?.stringValue == "P-256" else { skipped.append("\(what): curve \(jwk["crv"]?.stringValue ?? "?")"); continue }
                 algorithm = .es256
             case "OKP":
-                guard jwk["crv"]?.string == "Ed25519" else { skipped.append("\(what): curve \(jwk["crv"]?.string ?? "?")"); continue }
+                guard jwk["crv"]?.stringValue == "Ed25519" else { skipped.append("\(what): curve \(jwk["crv"]?.stringValue ?? "?")"); continue }
                 algorithm = .edDSA
             case "oct":
                 throw KeyLoadingError(file: nil, problem: "\(what) is a symmetric (oct) key; an HS256 secret belongs in a secret file, never beside public keys")

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import JWTKit
+import Encoding
 
 /// A token that passed every check, reduced to what the proxy needs for the session.
 public struct VerifiedToken: Sendable, Equatable {
@@ -95,13 +96,13 @@ public struct TokenVerifier: Sendable {
             throw TokenRejection(.malformed, "token is malformed: the payload is not base64url")
         }
         let header: JSONObject
-        do throws(JSONError) {
-            guard let object = try JSONParser.parse(headerBytes).value.object else { throw JSONError(reason: "not an object") }
+        do throws(JSONParseError) {
+            guard let object = try JSONValue.parse(headerBytes).objectValue else { throw JSONParseError(offset: 0, reason: "not an object") }
             header = object
         } catch {
             throw TokenRejection(.malformed, "token is malformed: the header is not a JSON object (\(error.reason))")
         }
-        guard let alg = header["alg"]?.string else {
+        guard let alg = header["alg"]?.stringValue else {
             throw TokenRejection(.malformed, "token is malformed: the header has no alg")
         }
         // Never fall back to unsigned, whatever else is configured.
@@ -146,16 +147,16 @@ public struct TokenVerifier: Sendable {
     private func claims(_ payloadBytes: [UInt8], signingInput: ArraySlice<UInt8>, now: Date) throws(TokenRejection) -> VerifiedToken {
         let payload: JSONObject
         do {
-            let parsed = try JSONParser.parse(payloadBytes)
-            guard let object = parsed.value.object else { throw JSONError(reason: "not an object") }
-            if parsed.sawNUL {
+            let parsed = try JSONValue.parse(payloadBytes)
+            guard let object = parsed.objectValue else { throw JSONParseError(offset: 0, reason: "not an object") }
+            if parsed.containsNUL {
                 throw TokenRejection(.invalidClaim, "token claims contain a NUL character (\\u0000), which PostgreSQL cannot store")
             }
             payload = object
         } catch let error as TokenRejection {
             throw error
         } catch {
-            throw TokenRejection(.malformed, "token is malformed: the payload is not a JSON object (\((error as? JSONError)?.reason ?? "\(error)"))")
+            throw TokenRejection(.malformed, "token is malformed: the payload is not a JSON object (\((error as? JSONParseError)?.reason ?? "\(error)"))")
         }
         let skew = Formatting.seconds(configuration.clockSkew)
 
@@ -182,7 +183,7 @@ public struct TokenVerifier: Sendable {
             guard let value = payload["iss"] else {
                 throw TokenRejection(.wrongIssuer, "token has no iss claim; issuer \(Formatting.quoted(issuer)) is required")
             }
-            guard let tokenIssuer = value.string else { throw TokenRejection(.invalidClaim, "token claim iss is not a string") }
+            guard let tokenIssuer = value.stringValue else { throw TokenRejection(.invalidClaim, "token claim iss is not a string") }
             guard tokenIssuer == issuer else {
                 throw TokenRejection(.wrongIssuer, "token issuer \(Formatting.quoted(tokenIssuer)) is not \(Formatting.quoted(issuer))")
             }
@@ -205,9 +206,8 @@ public struct TokenVerifier: Sendable {
             }
             capabilities = list
         }
-        var claimsJSON = ""
-        JSONWriter.write(.object(payload), into: &claimsJSON)
-        return VerifiedToken(tenant: tenant, capabilities: capabilities, expiresAt: expiresAt, subject: payload["sub"]?.string,
+        let claimsJSON = JSONValue.object(payload).compactString
+        return VerifiedToken(tenant: tenant, capabilities: capabilities, expiresAt: expiresAt, subject: payload["sub"]?.stringValue,
                              claimsJSON: claimsJSON, credentialID: Self.credentialID(payload: payload, signingInput: signingInput))
     }
 
@@ -237,7 +237,7 @@ public struct TokenVerifier: Sendable {
 
     /// Seconds since the epoch, bounded so the arithmetic and the message stay sane.
     private func time(_ value: JSONValue, claim: String) throws(TokenRejection) -> Date {
-        guard let seconds = value.number else { throw TokenRejection(.invalidClaim, "token claim \(claim) is not a number") }
+        guard let seconds = value.doubleValue else { throw TokenRejection(.invalidClaim, "token claim \(claim) is not a number") }
         guard seconds.isFinite, abs(seconds) <= 1e11 else { throw TokenRejection(.invalidClaim, "token claim \(claim) is out of range") }
         return Date(timeIntervalSince1970: seconds)
     }
@@ -249,7 +249,7 @@ public struct TokenVerifier: Sendable {
         case .array(let items):
             var out: [String] = []
             for item in items {
-                guard let s = item.string else { return nil }
+                guard let s = item.stringValue else { return nil }
                 out.append(s)
             }
             return out
@@ -262,11 +262,11 @@ public struct TokenVerifier: Sendable {
     /// to dodge a lockout.
     static func credentialID(payload: JSONObject, signingInput: ArraySlice<UInt8>) -> String {
         let digest: SHA256.Digest
-        if let jti = payload["jti"]?.string, !jti.isEmpty {
-            digest = SHA256.hash(data: Array("jti\u{0}\(payload["iss"]?.string ?? "")\u{0}\(jti)".utf8))
+        if let jti = payload["jti"]?.stringValue, !jti.isEmpty {
+            digest = SHA256.hash(data: Array("jti\u{0}\(payload["iss"]?.stringValue ?? "")\u{0}\(jti)".utf8))
         } else {
             digest = SHA256.hash(data: Array(signingInput))
         }
-        return "jwt:" + digest.prefix(6).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return "jwt:" + Hex.encode(digest.prefix(6))
     }
 }

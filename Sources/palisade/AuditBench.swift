@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import PalisadeServer
 import Synchronization
 
 struct AuditBench: ParsableCommand {

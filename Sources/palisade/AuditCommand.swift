@@ -1,6 +1,8 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import PalisadeServer
+import Encoding
 
 /// `palisade audit …`: reviewer tooling for the audit log (issue 5).
 struct AuditCommand: ParsableCommand {
@@ -45,7 +47,7 @@ struct AuditPublicKey: ParsableCommand {
     @Argument(help: "The private key file from 'palisade audit keygen'.") var keyFile: String
 
     func run() throws {
-        print(try AuditCLI.signingKey(keyFile).verifierKey.encoded)
+        print(try KeyFiles.signingKey(keyFile).verifierKey.encoded)
     }
 }
 
@@ -76,39 +78,12 @@ enum AuditCLI {
         return ExitCode(outcome.exitCode)
     }
 
-    static func signingKey(_ path: String) throws -> AuditSigningKey {
-        do {
-            return try AuditSigningKey(parsing: try String(contentsOfFile: path, encoding: .utf8))
-        } catch let error as NoteError {
-            throw ConfigurationError(description: "\(path): \(error)")
-        } catch {
-            throw ConfigurationError(description: "cannot read \(path): \(error.localizedDescription)")
-        }
-    }
-
     /// `--key` values: a verifier key, or a file of them (one a line; a signing key file works too).
     /// Without any, the key the log keeps in its own directory, with a warning: whoever can rewrite
     /// the log can rewrite that file.
     static func trustedKeys(_ specs: [String], logDirectory: String?) throws -> [NoteVerifierKey] {
-        var keys: [NoteVerifierKey] = []
-        for spec in specs {
-            if let key = try? NoteVerifierKey(parsing: spec) {
-                keys.append(key)
-                continue
-            }
-            guard let text = try? String(contentsOfFile: spec, encoding: .utf8) else {
-                throw ValidationError("--key \(spec) is neither a verifier key nor a readable file")
-            }
-            for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                if let key = try? NoteVerifierKey(parsing: String(line)) {
-                    keys.append(key)
-                } else if let key = try? AuditSigningKey(parsing: String(line)) {
-                    keys.append(key.verifierKey)
-                } else {
-                    throw ValidationError("\(spec): \"\(line.prefix(40))\" is not a key")
-                }
-            }
-        }
+        var keys: [NoteVerifierKey]
+        do { keys = try KeyFiles.trustedKeys(specs) } catch { throw ValidationError(error.description) }
         if keys.isEmpty, let logDirectory,
            let text = try? String(contentsOfFile: logDirectory + "/" + LogFiles.vkeyFileName, encoding: .utf8) {
             keys = text.split(separator: "\n").compactMap { try? NoteVerifierKey(parsing: String($0)) }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import PalisadeServer
+import Encoding
 
 struct AuditExport: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +26,7 @@ struct AuditExport: ParsableCommand {
     @Argument(help: ArgumentHelp("The log directory.", valueName: "LOGDIR")) var logDirectory: String
 
     func run() throws {
-        let signer = try AuditCLI.signingKey(signingKey)
+        let signer = try KeyFiles.signingKey(signingKey)
         let keys = try AuditCLI.trustedKeys(key, logDirectory: nil) + [signer.verifierKey]
         let since = try AuditCLI.time(since, "--since")
         let until = try AuditCLI.time(until, "--until")

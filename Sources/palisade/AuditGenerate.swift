@@ -1,6 +1,8 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import PalisadeServer
+import Encoding
 
 /// `palisade audit generate` (hidden): writes a large, valid, signed log of synthetic traffic, to
 /// measure `audit report` and `audit verify` on logs of production size. Entries are built and
@@ -38,7 +40,7 @@ struct AuditGenerate: ParsableCommand {
 
     func run() throws {
         guard entries > 0, days > 0, fingerprints > 0 else { throw ValidationError("--entries, --days and --fingerprints must be positive") }
-        let key = try AuditCLI.signingKey(signingKey)
+        let key = try KeyFiles.signingKey(signingKey)
         guard !FileManager.default.fileExists(atPath: out) else { throw ValidationError("\(out) exists") }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var writer = try GeneratedLog(directory: out, key: key)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Encoding
 
 struct AuditProve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,10 +55,10 @@ struct AuditCheckProof: ParsableCommand {
         let keys = try AuditCLI.trustedKeys(key, logDirectory: nil)
         let document: InclusionProofDocument
         do {
-            document = try InclusionProofDocument(json: try CanonicalJSON.parse(AuditCLI.readInput(proof).trimmingCharacters(in: .whitespacesAndNewlines)))
+            document = try InclusionProofDocument(json: try JSONValue.parse(AuditCLI.readInput(proof).trimmingCharacters(in: .whitespacesAndNewlines), .canonical))
         } catch let error as EvidenceCheck {
             throw AuditCLI.fail(error.outcome, "palisade audit check-proof: \(error.message)")
-        } catch let error as CanonicalJSON.ParseError {
+        } catch let error as JSONParseError {
             throw AuditCLI.fail(.malformed, "palisade audit check-proof: not JSON: \(error)")
         }
         var independent: SignedCheckpoint?

@@ -1,6 +1,8 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import PalisadeServer
+import Encoding
 
 struct AuditReport: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import AuditChain
 import Foundation
 import QueryPolicy
+import Encoding
 
 /// The reviewer report as one HTML document: inline CSS, inline SVG, no script, no external
 /// resource (a Content-Security-Policy forbids loading any). Every count cell carries

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Encoding
 
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PalisadeServer
 import QueryPolicy
 
 /// Prints the cost of a decision next to libpg_query's own parse of the same text, measured in one run.

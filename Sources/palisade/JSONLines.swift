@@ -1,11 +1,21 @@
 import ArgumentParser
 import Foundation
 import QueryPolicy
-import TenantIdentity
+import Encoding
 
 /// `palisade check --jsonl`: one decision per input line, in order, streaming.
 struct JSONLinesChecker {
     let engine: PolicyEngine
+
+    /// A string id as it is; a number as spelled; anything else as compact JSON.
+    static func idText(_ value: JSONValue) -> String? {
+        switch value {
+        case .null: nil
+        case .string(let text): text
+        case .number(let literal): literal
+        default: value.compactString
+        }
+    }
 
     func run() throws {
         var output = BufferedOutput()
@@ -14,15 +24,13 @@ struct JSONLinesChecker {
         while let line = readLine(strippingNewline: true) {
             lineNumber += 1
             if line.allSatisfy(\.isWhitespace) { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let sql = object["sql"] as? String
-            else {
+            let object = (try? JSONValue.parse(line))?.objectValue
+            let id = object?["id"].flatMap(Self.idText)
+            guard let sql = object?["sql"]?.stringValue else {
                 failures += 1
-                let id = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["id"]
-                output.write(DecisionJSON.inputError(id: id.map { "\($0)" }, line: lineNumber))
+                output.write(DecisionJSON.inputError(id: id, line: lineNumber))
                 continue
             }
-            let id = object["id"].map { "\($0)" }
             output.write(DecisionJSON.line(id: id, engine.evaluate(sql)))
         }
         output.flush()
@@ -81,6 +89,6 @@ enum DecisionJSON {
     }
 
     static func quoted(_ text: String) -> String {
-        TenantClaims.jsonString(text)
+        JSONText.quoted(text)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PalisadeServer
 
 @main
 struct Palisade: AsyncParsableCommand {
@@ -30,11 +31,6 @@ struct Palisade: AsyncParsableCommand {
             Foundation.exit(code == .success ? 0 : 2)
         }
     }
-}
-
-/// A configuration problem: printed as is, exit code 2.
-struct ConfigurationError: Error, CustomStringConvertible {
-    var description: String
 }
 
 struct PolicyOption: ParsableArguments {

@@ -2,37 +2,7 @@ import ArgumentParser
 import AuditChain
 import Crypto
 import Foundation
-
-/// Signed policy packs: `FILE.sig` beside a policy is a C2SP signed note (Ed25519) over the file's
-/// name and SHA-256. The policy pins its function list's SHA-256, so the signature covers both.
-enum PolicySignature {
-    static func signatureFile(for policy: String) -> String { policy + ".sig" }
-
-    static func noteText(for policy: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: policy) else { throw ConfigurationError(description: "cannot read \(policy)") }
-        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        return "palisade-policy/1\n\(URL(fileURLWithPath: policy).lastPathComponent)\nsha256 \(digest)\n"
-    }
-
-    static func sign(_ policy: String, with key: AuditSigningKey) throws {
-        let note = try SignedNote.sign(try noteText(for: policy), with: [key])
-        guard FileManager.default.createFile(atPath: signatureFile(for: policy), contents: Data(note.encoded.utf8)) else {
-            throw ConfigurationError(description: "cannot write \(signatureFile(for: policy))")
-        }
-    }
-
-    /// Nil if a trusted key signed exactly this content; otherwise why not.
-    static func problem(with policy: String, trusting keys: [NoteVerifierKey]) -> String? {
-        guard let signature = try? String(contentsOfFile: signatureFile(for: policy), encoding: .utf8) else {
-            return "\(policy) is not signed (no \(signatureFile(for: policy)))"
-        }
-        guard let note = try? SignedNote(parsing: signature) else { return "\(signatureFile(for: policy)) is not a signed note" }
-        guard let expected = try? noteText(for: policy) else { return "cannot read \(policy)" }
-        guard note.text == expected else { return "\(policy) was changed after it was signed" }
-        guard !note.verifiedSigners(keys).isEmpty else { return "\(policy) is not signed by a trusted key" }
-        return nil
-    }
-}
+import PalisadeServer
 
 extension PolicyCommand {
     struct Sign: ParsableCommand {
@@ -42,7 +12,7 @@ extension PolicyCommand {
         @Argument(help: "Policy files.") var files: [String]
 
         func run() throws {
-            let signingKey = try AuditCLI.signingKey(key)
+            let signingKey = try KeyFiles.signingKey(key)
             for file in files {
                 _ = try loadEngine(file)
                 try PolicySignature.sign(file, with: signingKey)

@@ -1,5 +1,6 @@
 import Testing
 @testable import AuditChain
+import Encoding
 
 @Suite struct BoundedCounterTests {
     @Test func countsAreExactWhileTheKeysFit() {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AuditChain
+import Encoding
 
 /// Inclusion proofs and evidence packs, built from a real log the way the CLI builds them.
 @Suite struct EvidenceTests {
@@ -30,8 +31,8 @@ import Testing
         let checkpoint = try #require(built.report.latestCheckpoint)
         for entry in built.entries {
             let path = MerkleTree.inclusionProof(index: Int(entry.seq), leaves: built.leaves)
-            let document = try InclusionProofDocument(json: try CanonicalJSON.parse(
-                InclusionProofDocument(entry: entry, path: path, checkpoint: checkpoint).json.canonicalString))
+            let document = try InclusionProofDocument(json: try JSONValue.parse(
+                InclusionProofDocument(entry: entry, path: path, checkpoint: checkpoint).json.canonicalString, .canonical))
             #expect(document.check(trustedKeys: [Fixture.key.verifierKey]).outcome == .ok)
         }
         let entry = built.entries[5]

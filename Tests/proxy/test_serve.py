@@ -67,7 +67,7 @@ def test_config_file_with_every_setting_starts(database, keys, workdir, monitor_
     process = subprocess.Popen([BINARY, "serve", "--config", str(config)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()
-        while line.startswith("palisade: warning"):
+        while " warning " in line:
             line = process.stdout.readline()
         assert "listening on" in line and "profiles agent, analyst, monitor" in line
     finally:

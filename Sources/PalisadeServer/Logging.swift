@@ -1,3 +1,4 @@
+import Encoding
 import Foundation
 import Logging
 
@@ -14,21 +15,13 @@ struct JSONLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var fields: [String: String] = ["time": ISO8601DateFormatter.withFractionalSeconds.string(from: Date()),
+        var fields: [String: String] = ["time": UTCTime.format(UTCTime.nowMicros()),
                                         "level": event.level.rawValue, "logger": label, "message": event.message.description]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
-        let line = "{" + fields.sorted { $0.key < $1.key }.map { "\(DecisionJSON.quoted($0.key)):\(DecisionJSON.quoted($0.value))" }
+        let line = "{" + fields.sorted { $0.key < $1.key }.map { "\(JSONText.quoted($0.key)):\(JSONText.quoted($0.value))" }
             .joined(separator: ",") + "}\n"
         FileHandle.standardError.write(Data(line.utf8))
     }
-}
-
-extension ISO8601DateFormatter {
-    nonisolated(unsafe) static let withFractionalSeconds: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }()
 }
 
 enum LogSetup {

@@ -1,4 +1,5 @@
 import Crypto
+import Encoding
 import Foundation
 import PostgresWire
 import Yams
@@ -38,12 +39,11 @@ public struct APIKeyStore: Sendable {
     /// Keys look like `pal_<8 hex id>_<43 base64url characters>`.
     public static func generate(tenant: String, profile: String, now: Date = Date()) -> (key: String, record: APIKey) {
         var random = SystemRandomNumberGenerator()
-        let id = (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }.joined()
-        let secret = Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let id = Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255, using: &random) })
+        let secret = Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
         let key = "pal_\(id)_\(secret)"
         let record = APIKey(id: id, sha256: Array(SHA256.hash(data: Array(key.utf8))), scram: SCRAMVerifier(password: key),
-                            tenant: tenant, profile: profile, created: ISO8601DateFormatter().string(from: now))
+                            tenant: tenant, profile: profile, created: UTCTime.formatSeconds(Int64(now.timeIntervalSince1970.rounded(.down))))
         return (key, record)
     }
 
@@ -84,7 +84,7 @@ public struct APIKeyStore: Sendable {
             for (key, _) in mapping where !["id", "sha256", "scram", "tenant", "profile", "created"].contains(key.string ?? "") {
                 throw FileError(description: "\(path)\(key.mark.map { ":\($0.line)" } ?? ""): unknown key '\(key.string ?? "?")'")
             }
-            guard let id = mapping["id"]?.string, let hash = mapping["sha256"]?.string, let digest = [UInt8](hex: hash), digest.count == 32,
+            guard let id = mapping["id"]?.string, let hash = mapping["sha256"]?.string, let digest = Hex.decode(hash.lowercased()), digest.count == 32,
                   let tenant = mapping["tenant"]?.string, !tenant.isEmpty, let profile = mapping["profile"]?.string
             else { throw FileError(description: "\(path)\(line): each key needs id, sha256 (64 hex digits), tenant and profile") }
             var scram: SCRAMVerifier?
@@ -105,7 +105,7 @@ public struct APIKeyStore: Sendable {
         var text = (manager.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }) ?? ""
         if text.isEmpty { text = "# Palisade API keys: only SHA-256 hashes and SCRAM verifiers of the keys are stored.\nkeys:\n" }
         if !text.hasSuffix("\n") { text += "\n" }
-        var lines = ["  - id: \(record.id)", "    sha256: \(record.sha256.map { String(format: "%02x", $0) }.joined())"]
+        var lines = ["  - id: \(record.id)", "    sha256: \(Hex.encode(record.sha256))"]
         if let scram = record.scram { lines.append("    scram: \(yamlQuoted(scram.encoded))") }
         lines += ["    tenant: \(yamlQuoted(record.tenant))", "    profile: \(yamlQuoted(record.profile))", "    created: \(record.created)"]
         text += lines.joined(separator: "\n") + "\n"
@@ -116,20 +116,5 @@ public struct APIKeyStore: Sendable {
 
     private static func yamlQuoted(_ value: String) -> String {
         "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
-    }
-}
-
-extension Array where Element == UInt8 {
-    init?(hex: String) {
-        guard hex.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        self = bytes
     }
 }

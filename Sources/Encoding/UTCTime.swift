@@ -4,9 +4,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Entry times: UTC, microseconds, always the 27-character form `2025-06-01T12:34:56.123456Z`,
-/// written without DateFormatter (which is slow and locale-dependent) so the hot path stays cheap
-/// and the text has one spelling per instant.
+/// UTC times as text, written without DateFormatter (which is slow and locale-dependent) so hot
+/// paths stay cheap and the text has one spelling per instant. Audit entries use microseconds, the
+/// 27-character form `2025-06-01T12:34:56.123456Z`; messages use whole seconds, `2025-06-01T12:34:56Z`.
 public enum UTCTime {
     public static func nowMicros() -> Int64 {
         var spec = timespec()
@@ -20,29 +20,45 @@ public enum UTCTime {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func append(_ micros: Int64, to out: inout [UInt8]) {
+    /// `2025-06-01T12:34:56.123456Z`.
+    public static func append(_ micros: Int64, to out: inout [UInt8]) {
         let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
-        let fraction = micros - seconds * 1_000_000
+        appendDateTime(seconds, to: &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(micros - seconds * 1_000_000, width: 6, to: &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// `2025-06-01T12:34:56Z`, for messages; for years 1 to 9999.
+    public static func formatSeconds(_ seconds: Int64) -> String {
+        var out: [UInt8] = []
+        appendDateTime(seconds, to: &out)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `2025-06-01T12:34:56`, the part both forms share.
+    static func appendDateTime(_ seconds: Int64, to out: inout [UInt8]) {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civil(fromDays: days)
-        func digits(_ value: Int64, _ width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var rest = value
-            while divisor > 0 {
-                out.append(0x30 + UInt8(rest / divisor % 10))
-                rest %= divisor
-                divisor /= 10
-            }
+        appendDigits(year, width: 4, to: &out); out.append(UInt8(ascii: "-"))
+        appendDigits(month, width: 2, to: &out); out.append(UInt8(ascii: "-"))
+        appendDigits(day, width: 2, to: &out); out.append(UInt8(ascii: "T"))
+        appendDigits(secondOfDay / 3600, width: 2, to: &out); out.append(UInt8(ascii: ":"))
+        appendDigits(secondOfDay / 60 % 60, width: 2, to: &out); out.append(UInt8(ascii: ":"))
+        appendDigits(secondOfDay % 60, width: 2, to: &out)
+    }
+
+    static func appendDigits(_ value: Int64, width: Int, to out: inout [UInt8]) {
+        var divisor: Int64 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            out.append(0x30 + UInt8(rest / divisor % 10))
+            rest %= divisor
+            divisor /= 10
         }
-        digits(year, 4); out.append(UInt8(ascii: "-"))
-        digits(month, 2); out.append(UInt8(ascii: "-"))
-        digits(day, 2); out.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2); out.append(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2); out.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2); out.append(UInt8(ascii: "."))
-        digits(fraction, 6); out.append(UInt8(ascii: "Z"))
     }
 
     /// Only the exact form the log writes: anything else is not what the writer produced.

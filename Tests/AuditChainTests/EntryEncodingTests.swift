@@ -1,45 +1,11 @@
 import Crypto
 import Testing
 @testable import AuditChain
+import Encoding
 
-@Suite struct CanonicalJSONTests {
-    @Test func escapesOnlyWhatRFC8785Escapes() throws {
-        let text = "q\"b\\s/\u{08}\u{09}\u{0A}\u{0C}\u{0D}\u{01}\u{1F}\u{7F}é\u{2028}😀"
-        let encoded = JSONValue.string(text).canonicalString
-        #expect(encoded == "\"q\\\"b\\\\s/\\b\\t\\n\\f\\r\\u0001\\u001f\u{7F}é\u{2028}😀\"")
-        #expect(try CanonicalJSON.parse(encoded) == .string(text))
-    }
-
-    @Test func sortsKeysByUTF16CodeUnits() {
-        // U+1F600 is D83D DE00 in UTF-16, so it sorts before U+FFFF; by scalar value it would sort after.
-        let value = JSONValue.object(["\u{FFFF}": .int(1), "😀": .int(2), "b": .int(3), "a": .array([.null, .bool(true)])])
-        #expect(value.canonicalString == "{\"a\":[null,true],\"b\":3,\"😀\":2,\"\u{FFFF}\":1}")
-    }
-
-    @Test func writesIntegersWithoutDecoration() throws {
-        let value = JSONValue.array([.int(0), .int(-1), .int(42), .int(Int64.max), .int(Int64.min)])
-        #expect(value.canonicalString == "[0,-1,42,9223372036854775807,-9223372036854775808]")
-        #expect(try CanonicalJSON.parse(value.canonicalString) == value)
-    }
-
-    @Test(arguments: [
-        "1.5", "1e3", "01", "-", "{\"a\":1,\"a\":2}", "\"\\ud800\"", "\"\\udc00x\"", "[1,]", "{} x",
-        "\"a\u{01}\"", "nul", "9223372036854775808", "\"\\x\"",
-    ])
-    func rejectsWhatTheWriterNeverProduces(_ text: String) {
-        #expect(throws: CanonicalJSON.ParseError.self) { try CanonicalJSON.parse(text) }
-    }
-
-    @Test func rejectsInvalidUTF8() {
-        #expect(throws: CanonicalJSON.ParseError.self) { try CanonicalJSON.parse([0x22, 0xFF, 0x22]) }
-    }
-
-    @Test func decodesSurrogatePairsAndShortEscapes() throws {
-        #expect(try CanonicalJSON.parse("\"\\ud83d\\ude00\\/\\u00e9\"") == .string("😀/é"))
-    }
-
+@Suite struct EntryEncodingTests {
     @Test func entryKeysAreInCanonicalOrder() {
-        #expect(EntryKey.all == EntryKey.all.sorted(by: CanonicalJSON.keyPrecedes))
+        #expect(EntryKey.all == EntryKey.all.sorted(by: JSONText.keyPrecedes))
         #expect(EntryKey.allSet.count == 23)
     }
 
@@ -59,14 +25,15 @@ import Testing
         #expect(out.last == 0x0A)
         let line = Array(out.dropLast())
         // An independent route to the same bytes: generic JCS of the parsed line.
-        let parsed = try CanonicalJSON.parse(line)
+        let parsed = try JSONValue.parse(line, .canonical)
         #expect(parsed.canonicalBytes == line)
         #expect(parsed["time"] == .string("2023-11-14T22:13:20.123456Z"))
         #expect(parsed["detail"] == .object(["a": .string("x"), "z": .int(-5)]))
         #expect(parsed["credential_id"] == .string("cred-7"))
         // hash = SHA-256(0x00 ‖ canonical entry without entry_hash)
         guard case .object(var fields) = parsed else { Issue.record("not an object"); return }
-        #expect(fields.removeValue(forKey: "entry_hash") == .string(hash.hex))
+        #expect(fields["entry_hash"] == .string(hash.hex))
+        fields["entry_hash"] = nil
         let expected = Array(SHA256.hash(data: [0x00] + JSONValue.object(fields).canonicalBytes))
         #expect(hash.bytes == expected)
 
@@ -102,23 +69,6 @@ import Testing
             } catch {
                 #expect(error.description.contains(expected), "\(error.description)")
             }
-        }
-    }
-
-    @Test func utcTimeFormatsAndParses() {
-        #expect(UTCTime.format(0) == "1970-01-01T00:00:00.000000Z")
-        #expect(UTCTime.format(951_782_400_123_456) == "2000-02-29T00:00:00.123456Z")
-        #expect(UTCTime.format(-1) == "1969-12-31T23:59:59.999999Z")
-        #expect(UTCTime.parseISO8601("2000-02-29") == 951_782_400_000_000)
-        #expect(UTCTime.parseISO8601("2000-02-29T01:00:00+01:00") == 951_782_400_000_000)
-        #expect(UTCTime.parseISO8601("2000-02-28T23:30-00:30") == 951_782_400_000_000)
-        #expect(UTCTime.parseISO8601("2000-02-29T00:00:00.5Z") == 951_782_400_500_000)
-        #expect(UTCTime.parseISO8601("2001-02-29") == nil)
-        #expect(UTCTime.parseISO8601("2000-02-29T24:00:00Z") == nil)
-        #expect(UTCTime.parseEntryTime("2000-02-29T00:00:00.123456Z") == 951_782_400_123_456)
-        #expect(UTCTime.parseEntryTime("2000-02-29T00:00:00.123Z") == nil)
-        for micros: Int64 in [0, 1, 86_399_999_999, 4_102_444_800_000_000, 1_709_164_800_000_001] {
-            #expect(UTCTime.parseEntryTime(UTCTime.format(micros)) == micros)
         }
     }
 }

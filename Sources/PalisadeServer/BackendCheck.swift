@@ -1,0 +1,60 @@
+import Foundation
+import NIOPosix
+import PalisadeProxy
+import QueryPolicy
+
+extension ServeSettings {
+    /// The server must be reachable, and row-level security must apply to Palisade's role. Returns
+    /// the functions the server defines outside its system schemas, for the policy engines, and
+    /// its types, for the parameter types clients declare.
+    public func checkBackend() async throws -> (ServerFunctions, ServerTypes) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let role: [[String?]]
+        let functions: [[String?]]
+        let types: [[String?]]
+        do {
+            let tls = try backendTLS()
+            role = try await BackendProbe.query(
+                "SELECT rolsuper::text, rolbypassrls::text FROM pg_catalog.pg_roles WHERE rolname = current_user", on: backend,
+                tls: tls, group: group)
+            functions = try await BackendProbe.query(
+                """
+                SELECT n.nspname, p.proname, bool_or(p.pronargs = 1)::text FROM pg_catalog.pg_proc p
+                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+                GROUP BY 1, 2
+                """, on: backend, tls: tls, group: group)
+            // Each type with the types whose input functions reading it runs too (see ServerTypes).
+            types = try await BackendProbe.query(
+                """
+                SELECT t.oid::text, n.nspname, t.typname, concat_ws(' ', nullif(t.typelem, 0), nullif(t.typbasetype, 0),
+                       (SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
+                       (SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid),
+                       (SELECT string_agg(a.atttypid::text, ' ') FROM pg_catalog.pg_attribute a
+                        WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
+                FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+                """, on: backend, tls: tls, group: group)
+            try? await group.shutdownGracefully()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw configError("backend", "\(error)")
+        }
+        guard let row = role.first, row.count == 2 else { throw configError("backend", "cannot read the role's attributes") }
+        if row[0] == "true" || row[1] == "true", !allowPrivilegedBackend {
+            throw configError("backend", "role \(backend.user) is \(row[0] == "true" ? "a superuser" : "BYPASSRLS"): row-level security would not apply to it; use a role that owns nothing and can only SELECT (or pass --allow-privileged-backend)")
+        }
+        var server = ServerFunctions()
+        for row in functions where row.count == 3 {
+            guard let schema = row[0], let name = row[1] else { continue }
+            server.names[schema, default: []].insert(name)
+            if row[2] == "true" { server.oneArgumentNames[schema, default: []].insert(name) }
+        }
+        var serverTypes = ServerTypes()
+        for row in types where row.count == 4 {
+            guard let oid = row[0].flatMap({ UInt32($0) }), let schema = row[1], let name = row[2] else { continue }
+            let components = (row[3] ?? "").split(separator: " ").compactMap { UInt32($0) }
+            serverTypes.byOID[oid] = ServerTypes.Entry(schema: schema, name: name, components: components)
+        }
+        return (server, serverTypes)
+    }
+}
