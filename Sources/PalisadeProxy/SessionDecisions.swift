@@ -4,57 +4,6 @@ import PostgresWire
 import QueryPolicy
 import TenantIdentity
 
-/// Who a session acts for, from a verified API key or token; stored once, in the session's machine.
-public struct SessionIdentity: Sendable, Equatable {
-    public var tenant: String
-    public var profile: String
-    public var credentialID: String
-    /// The verified claims (JSON) set in every transaction.
-    public var claims: String
-    /// When the token expires, and the last moment it is accepted (`TokenVerifier.acceptedUntil`);
-    /// nil for API keys.
-    public var expiresAt: Date?
-    public var acceptedUntil: Date?
-}
-
-/// A login the credential check turned away.
-public struct CredentialRefusal: Error, Equatable {
-    public var message: String
-    public var sqlstate: String
-}
-
-/// Resolves a credential to an identity: an API key, or a JWT whose capabilities select the profile.
-struct CredentialResolver {
-    var keys: APIKeyStore
-    var tokens: TokenVerifier?
-    var capabilityProfiles: [String: String]
-
-    /// A password is a JWT when it has a JWT's shape and tokens are configured; otherwise an API key.
-    func resolve(password: String, now: Date) -> Result<SessionIdentity, CredentialRefusal> {
-        if let tokens, password.hasPrefix("eyJ"), password.utf8.count(where: { $0 == UInt8(ascii: ".") }) == 2 {
-            switch tokens.verifySync(password, now: now) {
-            case .failure(let rejection):
-                return .failure(CredentialRefusal(message: rejection.message, sqlstate: rejection.sqlstate))
-            case .success(let token):
-                let profile = token.capabilities.lazy.compactMap { capabilityProfiles[$0] }.first ?? capabilityProfiles["agent"] ?? "agent"
-                return .success(SessionIdentity(tenant: token.tenant, profile: profile, credentialID: token.credentialID,
-                                                claims: token.claimsJSON, expiresAt: token.expiresAt,
-                                                acceptedUntil: tokens.acceptedUntil(expiresAt: token.expiresAt)))
-            }
-        }
-        guard let key = keys.authenticate(password) else {
-            return .failure(CredentialRefusal(message: "password authentication failed: the API key or token is not valid", sqlstate: SQLState.invalidPassword))
-        }
-        return .success(Self.identity(of: key))
-    }
-
-    static func identity(of key: APIKey) -> SessionIdentity {
-        SessionIdentity(tenant: key.tenant, profile: key.profile, credentialID: key.id,
-                        claims: TenantClaims.apiKeyClaims(tenant: key.tenant, role: key.profile, capabilities: [key.profile], keyID: key.id),
-                        expiresAt: nil, acceptedUntil: nil)
-    }
-}
-
 /// An audit record a session owes, with what its metrics and log line need.
 public struct SessionRecord: Sendable {
     public var kind: String

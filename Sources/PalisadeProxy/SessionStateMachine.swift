@@ -158,9 +158,7 @@ struct SessionStateMachine {
             phase = .connecting(startup, buffered: buffered)
             return .none
         case .relaying, .draining:
-            if let expiresAt = identity?.expiresAt, let acceptedUntil = identity?.acceptedUntil, configuration.endSessionOnTokenExpiry,
-               now >= acceptedUntil, frame.frontendType != .terminate {
-                let message = "the session's token expired at \(UTCTime.format(Int64(expiresAt.timeIntervalSince1970 * 1_000_000))); reconnect with a fresh token"
+            if configuration.endSessionOnTokenExpiry, frame.frontendType != .terminate, let message = identity?.expiry(at: now) {
                 owe(SessionRecord(kind: frame.typeName, tenant: identity!.tenant, credential: identity!.credentialID, user: "",
                                   Decision(rule: .tokenExpired, message: message, policyVersion: ""), event: .authFailure))
                 return fail(message, sqlstate: SQLState.invalidAuthorization)
