@@ -1,0 +1,159 @@
+import Crypto
+import Dispatch
+import Encoding
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The writer thread: requests in, batches committed, completions out.
+
+struct Request: Sendable {
+    enum Kind: Sendable {
+        case record(AuditRecord)
+        case checkpoint
+        case rotateKey(AuditSigningKey)
+    }
+
+    var kind: Kind
+    var completion: @Sendable (Result<UInt64, AuditError>) -> Void
+}
+
+struct Shared {
+    var pending: [Request] = []
+    var failure: AuditError?
+    var closing = false
+    var abandon = false
+    /// The writer is (about to be) waiting: the next append must wake it.
+    var writerIdle = false
+    var statistics = AuditLog.Statistics()
+}
+
+final class LogCore: Sendable {
+    let shared = Mutex(Shared())
+    /// Only the writer thread touches it once the thread runs; the lock just makes that provable.
+    let writer: Mutex<Writer>
+    let wake = DispatchSemaphore(value: 0)
+    let running = DispatchGroup()
+    let writerThread = Mutex<pthread_t?>(nil)
+
+    init(_ configuration: AuditLogConfiguration, io: AuditIO) throws(AuditError) {
+        let writer = try Writer.open(configuration, io: io)
+        shared.withLock { $0.statistics = writer.statistics }
+        self.writer = Mutex(writer)
+        running.enter()
+        let thread = Thread { [self] in run() }
+        thread.name = "palisade-audit-writer"
+        thread.start()
+    }
+
+    func refusal(for record: AuditRecord) -> AuditError? {
+        if record.event.isWrittenByLog { return .invalidRecord("\(record.event.rawValue) entries are written by the log itself") }
+        if let reason = record.invalidReason { return .invalidRecord(reason) }
+        return shared.withLock { $0.failure ?? ($0.closing ? .closed : nil) }
+    }
+
+    func submit(_ kind: Request.Kind, completion: @escaping @Sendable (Result<UInt64, AuditError>) -> Void) {
+        if case .record(let record) = kind, record.event.isWrittenByLog || record.invalidReason != nil {
+            let refusal = refusal(for: record)!
+            DispatchQueue.global().async { completion(.failure(refusal)) }
+            return
+        }
+        let (refusal, signal): (AuditError?, Bool) = shared.withLock { state in
+            if let failure = state.failure { return (failure, false) }
+            if state.closing { return (.closed, false) }
+            state.pending.append(Request(kind: kind, completion: completion))
+            guard state.writerIdle else { return (nil, false) }
+            state.writerIdle = false
+            return (nil, true)
+        }
+        if let refusal {
+            DispatchQueue.global().async { completion(.failure(refusal)) }
+        } else if signal {
+            wake.signal()
+        }
+    }
+
+    func close(abandon: Bool) {
+        shared.withLock { state in
+            if !state.closing { state.abandon = abandon }
+            state.closing = true
+        }
+        wake.signal()
+        if let writer = writerThread.withLock({ $0 }), pthread_equal(writer, pthread_self()) != 0 { return }
+        running.wait()
+    }
+
+    private enum Step { case work, idle, close(abandon: Bool) }
+
+    private func run() {
+        writerThread.withLock { $0 = pthread_self() }
+        var batch: [Request] = []
+        while true {
+            let step: Step = shared.withLock { state in
+                state.writerIdle = false
+                if !state.pending.isEmpty, !state.abandon {
+                    swap(&batch, &state.pending)
+                    return .work
+                }
+                if state.closing { return .close(abandon: state.abandon) }
+                state.writerIdle = true
+                return .idle
+            }
+            switch step {
+            case .work:
+                let (results, failure, statistics) = writer.withLock { writer in
+                    let outcome = writer.commit(batch)
+                    return (outcome.results, outcome.failure, writer.statistics)
+                }
+                let orphans = record(failure, statistics)
+                for (request, result) in zip(batch, results) { request.completion(result) }
+                fail(orphans, failure)
+                batch.removeAll(keepingCapacity: true)
+                tick()
+            case .idle:
+                let deadline = writer.withLock { $0.nextDeadline() }
+                _ = wake.wait(timeout: deadline)
+                tick()
+            case .close(let abandon):
+                let (failure, statistics) = writer.withLock { writer in
+                    (writer.shutdown(abandon: abandon), writer.statistics)
+                }
+                let orphans = record(failure, statistics)
+                fail(orphans, failure)
+                // Requests queued before `closing` but never run (an abandoned log) are refused, not dropped.
+                let stranded = shared.withLock { state in
+                    defer { state.pending.removeAll() }
+                    return state.pending
+                }
+                fail(stranded, .closed)
+                running.leave()
+                return
+            }
+        }
+    }
+
+    /// Signs a checkpoint if one is due; a failure there fails the log like any disk error.
+    private func tick() {
+        let (failure, statistics) = writer.withLock { writer in (writer.checkpointIfDue(), writer.statistics) }
+        fail(record(failure, statistics), failure)
+    }
+
+    /// Publishes statistics and, on failure, the failed state, taking whatever was queued meanwhile:
+    /// from this point every append is refused at once.
+    private func record(_ failure: AuditError?, _ statistics: AuditLog.Statistics) -> [Request] {
+        shared.withLock { state in
+            state.statistics = statistics
+            guard let failure, state.failure == nil else { return [] }
+            state.failure = failure
+            defer { state.pending.removeAll() }
+            return state.pending
+        }
+    }
+
+    private func fail(_ requests: [Request], _ failure: AuditError?) {
+        guard let failure else { return }
+        for request in requests { request.completion(.failure(failure)) }
+    }
+}

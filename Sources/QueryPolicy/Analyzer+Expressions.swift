@@ -1,0 +1,431 @@
+/// Expressions and FROM items.
+extension Analyzer {
+    mutating func expressionList() throws {
+        try list { analyzer in try analyzer.expression() }
+    }
+
+    /// Any node that may stand in an expression, target list or FROM clause.
+    mutating func expression() throws {
+        let isColumnPosition = integerIsColumnPosition
+        integerIsColumnPosition = false
+        try enter()
+        defer { leave() }
+        try cursor.expect(UInt8(ascii: "{"))
+        guard let type = try cursor.nextKey() else { return }
+        // Most frequent node types first: a switch over byte patterns tries the cases in order.
+        switch type {
+        case "String", "Integer", "Float", "Boolean", "BitString", "A_Star":
+            try cursor.skipValue()
+        case "ColumnRef":
+            try object { analyzer, key in
+                switch key {
+                case "fields": try analyzer.columnNameFields()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "A_Const": try constant(isColumnPosition: isColumnPosition)
+        case "ParamRef":
+            try object { analyzer, key in
+                switch key {
+                case "number": analyzer.analysis.highestParameter = max(analyzer.analysis.highestParameter, try analyzer.cursor.integer())
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "ResTarget":
+            try object { analyzer, key in
+                switch key {
+                case "name": try analyzer.cursor.skipString()
+                case "indirection": try analyzer.indirectionList(firstObject: .value)
+                case "val": try analyzer.expression()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "A_Expr": try operatorExpression()
+        case "BoolExpr", "CoalesceExpr", "MinMaxExpr", "GroupingFunc", "A_ArrayExpr", "RowExpr", "GroupingSet", "List",
+             "CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "A_Indices", "NamedArgExpr":
+            try genericExpression(type)
+        case "A_Indirection":
+            var argument: ParseTreeCursor?
+            try object { analyzer, key in
+                switch key {
+                case "arg":
+                    argument = analyzer.cursor
+                    try analyzer.expression()
+                case "indirection": try analyzer.indirectionList(firstObject: argument.map(FieldObject.expression) ?? .value)
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "SortBy":
+            try genericExpression(type, isSortItem: isColumnPosition)
+        case "FuncCall": try functionCall()
+        case "TypeCast":
+            try object { analyzer, key in
+                switch key {
+                case "arg": try analyzer.expression()
+                case "typeName": try analyzer.typeName()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "CollateClause":
+            try object { analyzer, key in
+                switch key {
+                case "arg": try analyzer.expression()
+                case "collname": try analyzer.skipNameList()
+                case "location": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "SubLink":
+            // A subquery in an expression may run once per outer row: a join by another name.
+            analysis.mayExplode = true
+            try subLink()
+        case "SQLValueFunction":
+            try object { analyzer, key in
+                switch key {
+                case "op": try analyzer.cursor.skipString()
+                case "typmod", "location", "type": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "WindowDef": try windowDefinition()
+        case "XmlExpr": try xmlExpression()
+        case "XmlSerialize":
+            throw Denial(rule: .xmlParse, message: "XMLSERIALIZE is not allowed: its argument may be text parsed as an XML document",
+                         hint: "Leave out XMLSERIALIZE; Palisade admits no XML parsing.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        case "RangeVar": try rangeVariable()
+        case "JoinExpr":
+            analysis.mayExplode = true
+            try object { analyzer, key in
+                switch key {
+                case "jointype": try analyzer.cursor.skipString()
+                case "isNatural": _ = try analyzer.cursor.boolean()
+                case "larg", "rarg", "quals": try analyzer.expression()
+                case "usingClause": try analyzer.skipNameList()
+                case "join_using_alias", "alias":
+                    analyzer.usesJoinAlias = true
+                    try analyzer.alias()
+                case "rtindex": _ = try analyzer.cursor.integer()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeSubselect":
+            try object { analyzer, key in
+                switch key {
+                case "lateral": _ = try analyzer.cursor.boolean()
+                case "subquery": try analyzer.subquery()
+                case "alias": try analyzer.alias()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeFunction":
+            analysis.mayExplode = true
+            try object { analyzer, key in
+                switch key {
+                case "lateral", "ordinality", "is_rowsfrom": _ = try analyzer.cursor.boolean()
+                case "functions": try analyzer.expressionList()
+                case "alias": try analyzer.alias()
+                case "coldeflist": try analyzer.expressionList()
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "ColumnDef":
+            try object { analyzer, key in
+                switch key {
+                case "colname": try analyzer.cursor.skipString()
+                case "typeName": try analyzer.typeName()
+                case "is_local", "is_not_null", "is_from_type": _ = try analyzer.cursor.boolean()
+                case "inhcount", "location": _ = try analyzer.cursor.integer()
+                case "collClause":
+                    try analyzer.object { analyzer, key in
+                        switch key {
+                        case "collname": try analyzer.skipNameList()
+                        case "location": _ = try analyzer.cursor.integer()
+                        default: throw analyzer.unsupportedField(key)
+                        }
+                    }
+                default: throw analyzer.unsupportedField(key)
+                }
+            }
+        case "RangeTableSample": try tableSample()
+        case "RangeTableFunc":
+            throw Denial(rule: .xmlParse, message: "XMLTABLE is not allowed: it parses an XML document",
+                         hint: "Leave out XMLTABLE; build XML with xmlelement/xmlforest instead.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        case "SelectStmt":
+            // A bare SelectStmt only appears as a set-operation arm or sub-select in these positions.
+            try selectStatement(topLevel: false)
+        default:
+            throw unsupportedNode(type)
+        }
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+    }
+
+    /// Nodes whose fields are all expressions, lists of expressions, or plain scalars.
+    mutating func genericExpression(_ type: Bytes, isSortItem: Bool = false) throws {
+        try object { analyzer, key in
+            switch key {
+            case "args", "elements", "content", "items", "partitionClause", "orderClause":
+                try analyzer.expressionList()
+            case "arg", "defresult", "expr", "result", "lidx", "uidx":
+                try analyzer.expression()
+            case "node":
+                analyzer.integerIsColumnPosition = isSortItem
+                try analyzer.expression()
+            case "location", "argnumber", "row_typeid", "casetype", "coalescetype", "minmaxtype":
+                _ = try analyzer.cursor.integer()
+            case "boolop", "op", "row_format", "kind", "nulltesttype", "booltesttype", "sortby_dir", "sortby_nulls", "name":
+                try analyzer.cursor.skipString()
+            case "is_slice", "argisrow": _ = try analyzer.cursor.boolean()
+            case "colnames": try analyzer.skipNameList()
+            case "useOp": try analyzer.checkOperator(try analyzer.operatorName())
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    mutating func constant(isColumnPosition: Bool) throws {
+        var isInteger = false
+        try object { analyzer, key in
+            switch key {
+            case "ival": isInteger = true; try analyzer.cursor.skipValue()
+            case "fval", "boolval", "sval", "bsval": try analyzer.cursor.skipValue()
+            case "isnull": _ = try analyzer.cursor.boolean()
+            case "location":
+                let offset = try analyzer.cursor.integer()
+                if analyzer.unnormalizedDepth == 0, offset >= 0, !(isColumnPosition && isInteger) {
+                    analyzer.analysis.constantOffsets.append(offset)
+                }
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    mutating func operatorExpression() throws {
+        var isBetween = false
+        try object { analyzer, key in
+            switch key {
+            case "kind":
+                switch try analyzer.cursor.rawString() {
+                case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": isBetween = true
+                default: break
+                }
+            case "name":
+                let name = try analyzer.operatorName()
+                // BETWEEN's "name" is the keyword; its comparisons are resolved from the operand types.
+                if !isBetween { try analyzer.checkOperator(name) }
+            case "lexpr", "rexpr": try analyzer.expression()
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// An operator's name as written: `=`, or `OPERATOR(schema.=)` with its qualifiers. Almost every
+    /// name is one symbol, which is read without building an array.
+    struct OperatorName {
+        var qualifiers: [String] = []
+        var symbol = ""
+    }
+
+    static let operatorSymbols = NameTable(PG15Catalog.operatorSymbols)
+
+    mutating func operatorName() throws -> OperatorName {
+        // Nearly every operator is one symbol.
+        if let symbol = try soleName() { return OperatorName(symbol: try ParseTreeCursor.decoded(symbol.bytes, escaped: symbol.escaped)) }
+        var name = OperatorName()
+        var count = 0
+        try forEachName { part in
+            if count > 0 { name.qualifiers.append(name.symbol) }
+            name.symbol = part
+            count += 1
+        }
+        return name
+    }
+
+    /// Checks an operator name; the cursor stands inside the node that uses it.
+    func checkOperator(_ name: OperatorName) throws {
+        let allowed = (name.qualifiers.isEmpty || name.qualifiers == ["pg_catalog"])
+            && Self.operatorSymbols.contains(name.symbol)
+        guard allowed else {
+            let written = name.qualifiers.isEmpty ? name.symbol : "OPERATOR(\((name.qualifiers + [name.symbol]).joined(separator: ".")))"
+            throw Denial(rule: .operatorNotAllowed,
+                         message: "operator \(written) is not allowed: only PostgreSQL's built-in operators may be used",
+                         hint: "Use a built-in operator (=, <, +, ||, ->>, @>, …) without an OPERATOR(schema.op) qualifier outside pg_catalog.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+    }
+
+    mutating func subLink() throws {
+        try object { analyzer, key in
+            switch key {
+            case "subLinkType": try analyzer.cursor.skipString()
+            case "subLinkId", "location": _ = try analyzer.cursor.integer()
+            case "testexpr": try analyzer.expression()
+            case "operName": try analyzer.checkOperator(try analyzer.operatorName())
+            case "subselect": try analyzer.subquery()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// A wrapped node that must be a SELECT (sub-selects, FROM-clause subqueries).
+    mutating func subquery() throws {
+        try enter()
+        defer { leave() }
+        try wrapped { analyzer, type in
+            guard case "SelectStmt" = type else { throw analyzer.unsupportedNode(type) }
+            try analyzer.selectStatement(topLevel: false)
+        }
+    }
+
+    mutating func windowDefinition() throws {
+        try object { analyzer, key in
+            switch key {
+            case "name", "refname": try analyzer.cursor.skipString()
+            case "partitionClause", "orderClause": try analyzer.expressionList()
+            case "frameOptions", "location": _ = try analyzer.cursor.integer()
+            case "startOffset", "endOffset": try analyzer.expression()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// XML expressions that parse text: XMLPARSE itself, and XMLROOT, whose first argument is xml.
+    static let xmlParsingOperations = ["IS_XMLPARSE": "XMLPARSE", "IS_XMLROOT": "XMLROOT"]
+    /// XML expressions whose every argument is xml: text given to them is parsed as a document.
+    static let xmlArgumentOperations = ["IS_XMLCONCAT": "XMLCONCAT", "IS_DOCUMENT": "IS DOCUMENT"]
+
+    mutating func xmlExpression() throws {
+        var xmlArguments: String?
+        try object { analyzer, key in
+            switch key {
+            case "op":
+                let operation = try analyzer.cursor.string()
+                if let construct = Self.xmlParsingOperations[operation] {
+                    throw Denial(rule: .xmlParse, message: "\(construct) is not allowed: it parses text as an XML document, which can reach external entities",
+                                 hint: "Leave out \(construct) and casts to xml; build XML with xmlelement/xmlforest instead.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+                xmlArguments = Self.xmlArgumentOperations[operation]
+            case "name": try analyzer.cursor.skipString()
+            case "args":
+                if let construct = xmlArguments { try analyzer.requireXMLArguments(of: construct) }
+                try analyzer.expressionList()
+            case "named_args": try analyzer.expressionList()
+            case "arg_names": try analyzer.skipNameList()
+            case "xmloption": try analyzer.cursor.skipString()
+            case "type", "typmod", "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// An argument that must be xml may be a column or an expression that builds XML, never text or
+    /// a parameter: PostgreSQL would parse those as a document. The cursor stands at the list.
+    func requireXMLArguments(of construct: String) throws {
+        var probe = cursor
+        try probe.expect(UInt8(ascii: "["))
+        while try probe.nextElement() {
+            try requireXMLArgument(at: probe, of: construct)
+            try probe.skipValue()
+        }
+    }
+
+    /// The same rule for one argument node at `argument`.
+    func requireXMLArgument(at argument: ParseTreeCursor, of construct: String) throws {
+        var probe = argument
+        try probe.expect(UInt8(ascii: "{"))
+        let type = try probe.nextKey()
+        guard let type, "ColumnRef" ~= type || "XmlExpr" ~= type || "FuncCall" ~= type else {
+            throw Denial(rule: .xmlParse,
+                         message: "\(construct) takes xml, and this argument would be parsed from text as an XML document",
+                         hint: "Give \(construct) columns of type xml or XML built with xmlelement/xmlforest.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+    }
+
+    mutating func typeName() throws {
+        unnormalizedDepth += 1
+        defer { unnormalizedDepth -= 1 }
+        var padsTo: (type: String, bytesPerUnit: Double)?
+        try object { analyzer, key in
+            switch key {
+            case "names":
+                let names = try analyzer.nameList()
+                // After the names, so that the check's position is read from here.
+                try analyzer.checkTypeName(names)
+                if names.count == 1 || names.first == "pg_catalog" {
+                    // A cast to char(n) pads to n characters, one to bit(n) to n bits.
+                    switch names.last {
+                    case "bpchar": padsTo = ("char", 1)
+                    case "bit": padsTo = ("bit", 1.0 / 8)
+                    default: break
+                    }
+                }
+            case "typmods":
+                if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ ConstantExpression.at($0, text: analyzer.text)?.number }),
+                   length * padding.bytesPerUnit > Double(analyzer.shared.policy.maxFunctionResultBytes) {
+                    throw Denial(rule: .argumentLimit,
+                                 message: "a cast to \(padding.type)(\(Self.describe(length))) pads every value to that length, over this policy's limit of \(analyzer.shared.policy.maxFunctionResultBytes) bytes",
+                                 hint: "Use varchar or text, which do not pad, or a shorter length.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+                try analyzer.expressionList()
+            case "arrayBounds": try analyzer.cursor.skipValue()
+            case "setof", "pct_type": _ = try analyzer.cursor.boolean()
+            case "typeOid", "typemod", "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// Checks a type name with the type rules (`TypeRules`); a violation is denied at this node.
+    func checkTypeName(_ names: [String]) throws {
+        if let violation = TypeRules.violation(forTypeNamed: names, policy: shared.policy) {
+            throw Denial(rule: violation.rule, message: violation.message, hint: violation.hint, offset: remainingLocation(),
+                         statementType: analysis.statementType)
+        }
+    }
+
+    /// The first element of the list at the cursor, without moving.
+    func firstListElement() -> ParseTreeCursor? {
+        var probe = cursor
+        guard (try? probe.expect(UInt8(ascii: "["))) != nil, (try? probe.nextElement()) == true else { return nil }
+        return probe
+    }
+
+    mutating func alias() throws {
+        try object { analyzer, key in
+            switch key {
+            case "aliasname": try analyzer.cursor.skipString()
+            case "colnames": try analyzer.skipNameList()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    mutating func tableSample() throws {
+        try object { analyzer, key in
+            switch key {
+            case "relation", "repeatable": try analyzer.expression()
+            case "args": try analyzer.expressionList()
+            case "method":
+                let method = try analyzer.nameList()
+                let name = method.count == 2 && method[0] == "pg_catalog" ? method[1] : (method.count == 1 ? method[0] : "")
+                guard name == "bernoulli" || name == "system" else {
+                    throw Denial(rule: .functionNotAllowed,
+                                 message: "TABLESAMPLE method \(method.joined(separator: ".")) is not allowed",
+                                 hint: "Use TABLESAMPLE BERNOULLI or TABLESAMPLE SYSTEM.",
+                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                }
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+/// Functions: name resolution, allowlists and argument limits.
+extension Analyzer {
+    mutating func functionCall() throws {
+        var takesXML = false
+        try object { analyzer, key in
+            switch key {
+            case "funcname":
+                let name = try analyzer.nameList()
+                try analyzer.checkFunction(name)
+                takesXML = name.last == "xmlagg"
+            case "args":
+                if takesXML { try analyzer.requireXMLArguments(of: "xmlagg") }
+                try analyzer.expressionList()
+            case "agg_order": try analyzer.expressionList()
+            case "agg_filter": try analyzer.expression()
+            case "over": try analyzer.windowDefinition()
+            case "agg_within_group", "agg_star", "agg_distinct", "func_variadic": _ = try analyzer.cursor.boolean()
+            case "funcformat": try analyzer.cursor.skipString()
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    /// Resolves a function name as Postgres does and checks it; the cursor stands after `funcname`.
+    mutating func checkFunction(_ name: [String]) throws {
+        let baseName = name.last ?? ""
+        let allowed: Bool
+        switch name.count {
+        case 1:
+            // Unqualified names find pg_catalog first, then the search path.
+            allowed = shared.policy.builtinFunctions.contains(baseName)
+                || shared.policy.searchPath.contains { shared.policy.extraFunctions.contains("\($0).\(baseName)") }
+        case 2:
+            allowed = name[0] == "pg_catalog" ? shared.policy.builtinFunctions.contains(baseName) : shared.policy.extraFunctions.contains("\(name[0]).\(baseName)")
+        default:
+            allowed = false
+        }
+        let written = name.joined(separator: ".")
+        if allowed, name.count == 1, let schema = shared.searchPathFunctions[baseName],
+           !shared.policy.extraFunctions.contains("\(schema).\(baseName)") {
+            throw Denial(rule: .functionNotAllowed,
+                         message: "function \(baseName)() is also defined in schema \(schema), and PostgreSQL may call that one instead of the built-in",
+                         hint: "Call pg_catalog.\(baseName)() to mean the built-in; \(schema).\(baseName) runs only if the policy allows it.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+        // Loading a policy refuses lists that name a forbidden function, so allowed names are never forbidden.
+        guard allowed else {
+            if let reason = ForbiddenFunctions.reason(for: baseName) {
+                throw Denial(rule: .forbiddenFunction, message: "function \(written)() is never allowed: \(reason)",
+                             hint: "Remove the call to \(written); no policy admits it.",
+                             offset: remainingLocation(), statementType: analysis.statementType)
+            }
+            throw Denial(rule: .functionNotAllowed, message: "function \(written)() is not on this policy's allowlist",
+                         hint: "Use built-in functions for math, text, dates, aggregates, window functions, JSON, arrays and full-text search; other functions are denied.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+        let isBuiltin = name.count == 1 || name[0] == "pg_catalog"
+        if !isBuiltin || PG15Catalog.setReturningFunctions.contains(baseName) { analysis.mayExplode = true }
+        if baseName == "current_setting" {
+            let arguments = try argumentCursors()
+            try checkSettingName(arguments.first.flatMap { ConstantExpression.at($0, text: text)?.string }, offset: remainingLocation())
+        }
+        if isBuiltin {
+            if shared.policy.hidesStatistics, StatisticsCatalog.functions.contains(baseName) {
+                throw Denial(rule: .statistics,
+                             message: "function \(written)() is not allowed with this profile: sizes on disk count every tenant's rows, which row-level security does not filter",
+                             hint: "Count the rows you can see with count(*) instead.",
+                             offset: remainingLocation(), statementType: analysis.statementType)
+            }
+            try checkArgumentLimits(baseName, offset: remainingLocation())
+        }
+        if baseName == "ts_rewrite", name.count == 1 || name[0] == "pg_catalog", try argumentCount() != 3 {
+            throw Denial(rule: .forbiddenFunction, message: "function \(written)() is not allowed here: \(ForbiddenFunctions.queryRunningRewrite)",
+                         hint: "Use ts_rewrite(query, target, substitute) with three tsquery values; no policy admits the form that runs a query.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
+        analysis.functions.appendIfMissing(written)
+    }
+
+    /// The number of arguments of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
+    func argumentCount() throws -> Int {
+        var probe = cursor
+        var count = 0
+        while let key = try probe.nextKey() {
+            guard case "args" = key else { try probe.skipValue(); continue }
+            try probe.expect(UInt8(ascii: "["))
+            while try probe.nextElement() {
+                count += 1
+                try probe.skipValue()
+            }
+        }
+        return count
+    }
+
+    /// current_setting may read the tenant claim and, where the policy says so, the reviewed
+    /// harmless settings and the metadata list's settings; the name must be a literal. Settings are
+    /// looked up without regard to case.
+    func checkSettingName(_ setting: String?, offset: Int?) throws {
+        let name = setting?.asciiLowercased
+        let policy = shared.policy
+        guard let name, name == Policy.claimSetting || (policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name))
+                || policy.readableSettings.contains(name) else {
+            let settings = (policy.allowsReviewedSettings ? Policy.reviewedSettings : []).union(policy.readableSettings)
+            let readable = settings.isEmpty
+                ? "only the tenant claim, current_setting('\(Policy.claimSetting)', true)"
+                : "the tenant claim ('\(Policy.claimSetting)') and these settings: \(settings.sorted().joined(separator: ", "))"
+            throw Denial(rule: .currentSetting,
+                         message: "current_setting(\(setting.map { "'\($0)'" } ?? "…")) is not allowed: settings can hold secrets (a custom setting stored on a role or database is in every session)",
+                         hint: "current_setting may read \(readable), named by a literal in a direct call.",
+                         offset: offset, statementType: analysis.statementType)
+        }
+    }
+
+    /// The argument nodes of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
+    func argumentCursors() throws -> [ParseTreeCursor] {
+        var probe = cursor
+        var arguments: [ParseTreeCursor] = []
+        while let key = try probe.nextKey() {
+            guard case "args" = key else { try probe.skipValue(); continue }
+            try probe.expect(UInt8(ascii: "["))
+            while try probe.nextElement() {
+                arguments.append(probe)
+                try probe.skipValue()
+            }
+        }
+        return arguments
+    }
+
+    /// Functions that allocate by an argument: where the text states the argument, the result
+    /// must fit the policy's limits. Checked before the server would allocate (`repeat('x', 1e9)`
+    /// is a gigabyte in the server before statement_timeout can end it).
+    func checkArgumentLimits(_ name: String, offset: Int?) throws {
+        let policy = shared.policy
+        func deny(_ message: String, _ hint: String) -> Denial {
+            Denial(rule: .argumentLimit, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
+        }
+        let bytesLimit = Double(policy.maxFunctionResultBytes)
+        let rowsLimit = Double(policy.maxGeneratedRows)
+        switch name {
+        case "repeat":
+            let arguments = try argumentCursors()
+            guard arguments.count == 2, let count = ConstantExpression.at(arguments[1], text: text)?.number else { return }
+            // A text the query does not state is at least one byte; an empty one makes nothing.
+            let bytes = count * (ConstantExpression.at(arguments[0], text: text)?.textBytes ?? 1)
+            if bytes > bytesLimit {
+                throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            }
+        case "lpad", "rpad":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2, let length = ConstantExpression.at(arguments[1], text: text)?.number, length > bytesLimit else { return }
+            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                       "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+        case "array_fill":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2, let dimensions = ConstantExpression.at(arguments[1], text: text)?.numbers, !dimensions.isEmpty else { return }
+            let elements = dimensions.reduce(1.0) { $0 * max($1, 0) }
+            if elements > rowsLimit {
+                throw deny("array_fill() would make an array of \(Self.describe(elements)) elements, over this policy's limit of \(policy.maxGeneratedRows)",
+                           "Fill a smaller array; at most \(policy.maxGeneratedRows) elements are admitted.")
+            }
+        case "generate_series":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2, let steps = Self.seriesLength(arguments, text: text), steps > rowsLimit else { return }
+            throw deny("generate_series() would make \(Self.describe(steps)) rows, over this policy's limit of \(policy.maxGeneratedRows)",
+                       "Generate fewer rows (narrower bounds or a larger step); at most \(policy.maxGeneratedRows) are admitted.")
+        case "format":
+            let arguments = try argumentCursors()
+            guard let first = arguments.first, let format = ConstantExpression.at(first, text: text)?.string else { return }
+            let (widest, takesWidthArgument) = Self.widestFormatWidth(format)
+            var width = widest
+            if takesWidthArgument {
+                // `%*s` takes its width from an argument: the widest constant one counts.
+                for argument in arguments.dropFirst() {
+                    if let value = ConstantExpression.at(argument, text: text)?.number { width = max(width, abs(value)) }
+                }
+            }
+            if width > bytesLimit {
+                throw deny("format() would pad a value to \(Self.describe(width)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Use a narrower width; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            }
+        default: break
+        }
+    }
+
+    static func describe(_ value: Double) -> String {
+        value < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    /// The number of rows of generate_series(start, stop[, step]) with constant arguments: numbers
+    /// (step 1 by default), or timestamps with an interval step. Nil where the text does not say.
+    static func seriesLength(_ arguments: [ParseTreeCursor], text: UnsafeBufferPointer<UInt8>) -> Double? {
+        let values = arguments.prefix(3).map { ConstantExpression.at($0, text: text) }
+        guard let startValue = values[0], let stopValue = values[1] else { return nil }
+        let start: Double, stop: Double, step: Double
+        if let first = startValue.number, let last = stopValue.number {
+            start = first
+            stop = last
+            if values.count == 3 {
+                guard let given = values[2]?.number else { return nil }
+                step = given
+            } else {
+                step = 1
+            }
+        } else if let first = startValue.string.flatMap(TimeLiteral.seconds(ofTimestamp:)),
+                  let last = stopValue.string.flatMap(TimeLiteral.seconds(ofTimestamp:)),
+                  values.count == 3, let interval = values[2]?.string.flatMap(TimeLiteral.seconds(ofInterval:)) {
+            start = first
+            stop = last
+            step = stop >= start ? interval : -interval
+        } else {
+            return nil
+        }
+        guard step != 0, (stop - start) / step >= 0 else { return step == 0 ? nil : 0 }
+        return ((stop - start) / step).rounded(.down) + 1
+    }
+
+    /// The widest width a format() string states (`%1000000s`, `%-5$20s`), and whether one is
+    /// taken from an argument (`%*s`).
+    static func widestFormatWidth(_ format: String) -> (Double, Bool) {
+        let bytes = Array(format.utf8)
+        var widest = 0.0
+        var fromArgument = false
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "%") else { index += 1; continue }
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "%") { index += 1; continue }
+            // Digits may be an argument position (`n$`), after which come flags and the width.
+            var value = 0.0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                    value = value * 10 + Double(byte - UInt8(ascii: "0"))
+                } else if byte == UInt8(ascii: "$") {
+                    value = 0
+                } else if byte == UInt8(ascii: "-") {
+                    // a flag
+                } else if byte == UInt8(ascii: "*") {
+                    fromArgument = true
+                } else {
+                    break
+                }
+                index += 1
+            }
+            widest = max(widest, value)
+        }
+        return (widest, fromArgument)
+    }
+}

@@ -1,0 +1,161 @@
+import CPgQuery
+/// Queries: SELECT bodies, WITH clauses and common table expressions.
+extension Analyzer {
+    /// A SelectStmt body. CTE names must be known before the FROM clause that may use them, and
+    /// libpg_query writes `withClause` after it, so the WITH clause is read first.
+    mutating func selectStatement(topLevel: Bool) throws {
+        let scopeMark = visibleCTEs.count
+        defer { visibleCTEs.removeSubrange(scopeMark...) }
+        let start = cursor.offset
+        var hasWith = false
+        // Constants inside the WITH clause, numbered where libpg_query's walk meets the clause.
+        var withConstants: [Int] = []
+        if mayHaveCTEs {
+            try cursor.expect(UInt8(ascii: "{"))
+            while let key = try cursor.nextKey() {
+                if case "withClause" = key {
+                    let mark = analysis.constantOffsets.count
+                    try withClause()
+                    withConstants = Array(analysis.constantOffsets[mark...])
+                    analysis.constantOffsets.removeSubrange(mark...)
+                    hasWith = true
+                } else {
+                    try cursor.skipValue()
+                }
+            }
+            cursor.offset = start
+        }
+        try object { analyzer, key in
+            switch key {
+            case "withClause":
+                guard hasWith else { throw ParseTreeCursor.Malformed() }
+                try analyzer.cursor.skipValue()
+                analyzer.analysis.constantOffsets += withConstants
+            case "intoClause":
+                throw Denial(rule: .selectInto, message: "SELECT … INTO is not allowed: it creates a table",
+                             hint: "Leave out INTO; the rows are returned to you.", offset: nil, statementType: "SELECT INTO")
+            case "lockingClause":
+                throw Denial(rule: .lockingClause,
+                             message: "locking clauses (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE) are not allowed: they lock rows",
+                             hint: "Leave out the FOR UPDATE/SHARE clause; reads need no row locks.", offset: nil,
+                             statementType: analyzer.analysis.statementType)
+            case "fromClause":
+                var items = 0
+                try analyzer.list { analyzer in
+                    items += 1
+                    try analyzer.expression()
+                }
+                // FROM a, b is a join; its condition, if any, is somewhere in WHERE.
+                if items > 1 { analyzer.analysis.mayExplode = true }
+            case "targetList", "windowClause", "distinctClause", "valuesLists":
+                try analyzer.expressionList()
+            case "groupClause", "sortClause":
+                // A SortBy's own node, or a GROUP BY item itself, may be a column position.
+                try analyzer.list { analyzer in
+                    analyzer.integerIsColumnPosition = true
+                    try analyzer.expression()
+                }
+            case "whereClause", "havingClause", "limitOffset", "limitCount":
+                try analyzer.expression()
+            case "larg", "rarg":
+                try analyzer.enter()
+                try analyzer.selectStatement(topLevel: false)
+                analyzer.leave()
+            case "groupDistinct", "all": _ = try analyzer.cursor.boolean()
+            case "limitOption", "op": try analyzer.cursor.skipString()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    mutating func withClause() throws {
+        let start = cursor.offset
+        var recursive = false
+        try object { analyzer, key in
+            if case "recursive" = key { recursive = try analyzer.cursor.boolean() } else { try analyzer.cursor.skipValue() }
+        }
+        cursor.offset = start
+        if recursive {
+            analysis.mayExplode = true
+            // In WITH RECURSIVE every CTE of the clause is visible to every other.
+            let afterNames = cursor.offset
+            try object { analyzer, key in
+                guard case "ctes" = key else { try analyzer.cursor.skipValue(); return }
+                try analyzer.list { analyzer in
+                    try analyzer.wrapped { analyzer, _ in
+                        try analyzer.object { analyzer, key in
+                            if case "ctename" = key { analyzer.visibleCTEs.append(try analyzer.cursor.string()) } else { try analyzer.cursor.skipValue() }
+                        }
+                    }
+                }
+            }
+            cursor.offset = afterNames
+        }
+        try object { analyzer, key in
+            switch key {
+            case "ctes":
+                try analyzer.list { analyzer in
+                    try analyzer.enter()
+                    try analyzer.wrapped { analyzer, type in
+                        guard case "CommonTableExpr" = type else { throw analyzer.unsupportedNode(type) }
+                        let name = try analyzer.commonTableExpression()
+                        // A plain WITH makes each CTE visible to the ones after it and the main query.
+                        if !recursive { analyzer.visibleCTEs.append(name) }
+                    }
+                    analyzer.leave()
+                }
+            case "recursive": _ = try analyzer.cursor.boolean()
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+    }
+
+    mutating func commonTableExpression() throws -> String {
+        var name = ""
+        try object { analyzer, key in
+            switch key {
+            case "ctename": name = try analyzer.cursor.string()
+            case "aliascolnames": try analyzer.skipNameList()
+            case "ctematerialized": try analyzer.cursor.skipString()
+            case "ctequery":
+                try analyzer.wrapped { analyzer, type in
+                    guard case "SelectStmt" = type else {
+                        let tag = StatementTags.tag(forNodeType: type, cursor: analyzer.cursor)
+                        throw Denial(rule: .dmlInCTE,
+                                     message: "WITH \(name) AS (\(tag) …) is not allowed: a data-modifying statement inside WITH runs even if the query never reads it",
+                                     hint: "Every WITH query must be a SELECT; leave out INSERT, UPDATE, DELETE and MERGE.",
+                                     offset: nil, statementType: analyzer.analysis.statementType)
+                    }
+                    try analyzer.selectStatement(topLevel: false)
+                }
+            case "search_clause":
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "search_col_list": try analyzer.skipNameList()
+                    case "search_breadth_first": _ = try analyzer.cursor.boolean()
+                    case "search_seq_column": try analyzer.cursor.skipString()
+                    case "location": _ = try analyzer.cursor.integer()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+            case "cycle_clause":
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "cycle_col_list": try analyzer.skipNameList()
+                    case "cycle_mark_column", "cycle_path_column": try analyzer.cursor.skipString()
+                    case "cycle_mark_value", "cycle_mark_default":
+                        analyzer.unnormalizedDepth += 1
+                        defer { analyzer.unnormalizedDepth -= 1 }
+                        try analyzer.expression()
+                    case "location": _ = try analyzer.cursor.integer()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+            case "location": _ = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+        return name
+    }
+}

@@ -1,0 +1,125 @@
+import CPgQuery
+/// Relations: schemas, catalogs, secret and guarded columns.
+extension Analyzer {
+    mutating func rangeVariable() throws {
+        var catalogName: String?
+        var schema: String?
+        var relation = ""
+        var offset: Int?
+        var aliasName: String?
+        var renamesColumns = false
+        try object { analyzer, key in
+            switch key {
+            case "catalogname": catalogName = try analyzer.cursor.string()
+            case "schemaname": schema = try analyzer.cursor.string()
+            case "relname": relation = try analyzer.cursor.string()
+            case "inh": _ = try analyzer.cursor.boolean()
+            case "relpersistence": try analyzer.cursor.skipString()
+            case "alias":
+                try analyzer.object { analyzer, key in
+                    switch key {
+                    case "aliasname": aliasName = try analyzer.cursor.string()
+                    case "colnames": renamesColumns = true; try analyzer.skipNameList()
+                    default: throw analyzer.unsupportedField(key)
+                    }
+                }
+            case "location": offset = try analyzer.cursor.integer()
+            default: throw analyzer.unsupportedField(key)
+            }
+        }
+        let special = SpecialRelation.byName.value(for: relation)
+        try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
+        guard let special, special.isPgCatalog, schema == nil || schema == "pg_catalog",
+              schema != nil || !visibleCTEs.contains(where: { $0.isExactly(relation) }) else { return }
+        var guards = [GuardedRelation]()
+        if !special.secretColumns.isEmpty {
+            guards.append(GuardedRelation(relation: relation, reference: aliasName ?? relation, columns: special.secretColumns, rule: .secretRelation))
+        }
+        if shared.policy.hidesStatistics, !special.statisticsColumns.isEmpty {
+            guards.append(GuardedRelation(relation: relation, reference: aliasName ?? relation, columns: special.statisticsColumns, rule: .statistics))
+        }
+        for guarded in guards {
+            if renamesColumns {
+                throw Denial(rule: guarded.rule, message: "\(relation) may not be read with renamed columns: \(guarded.why)",
+                             hint: "Name the columns you need, other than \(guarded.columnList).", offset: offset, statementType: analysis.statementType)
+            }
+            guardedRelations.append(guarded)
+        }
+    }
+
+    /// Over a relation with guarded columns, the query may not name such a column anywhere (as a
+    /// column, in USING, a column alias list or a string), use `*` over it, or take its whole row.
+    /// Names are compared decoded: libpg_query escapes `"`, `\\`, `<`, `>`, `&` and control
+    /// characters in the tree's JSON, so an alias such as `"u<"` is written `u\u003c` there.
+    func checkGuardedColumns() throws {
+        guard !guardedRelations.isEmpty else { return }
+        let references = try TreeNames(tree)
+        for guarded in guardedRelations {
+            let found: String?
+            if references.hasUnqualifiedStar || references.starQualifiers.contains(guarded.reference) || references.hasOtherStar {
+                found = "*"
+            } else if let call = attributeCalls.first(where: { call in
+                call.qualifier == guarded.reference && GuardedRelationColumns.byRelation[guarded.relation]?.contains(call.name) != true
+            }) {
+                found = "the whole row \(guarded.reference) through attribute notation (\(guarded.reference).\(call.name) is \(call.name)(\(guarded.reference)))"
+            } else if usesJoinAlias {
+                found = "a whole row through a join alias"
+            } else if let column = guarded.columns.first(where: references.names.contains) {
+                found = column
+            } else if references.wholeRows.contains(guarded.reference) {
+                found = "the whole row \(guarded.reference)"
+            } else {
+                found = nil
+            }
+            if let found {
+                throw Denial(rule: guarded.rule,
+                             message: "reading \(found) from \(guarded.relation) is not allowed: \(guarded.why)",
+                             hint: "Name the columns you need, other than \(guarded.columnList).", offset: nil, statementType: analysis.statementType)
+            }
+        }
+    }
+
+    mutating func checkRelation(catalog: String?, schema: String?, name: String, special: SpecialRelation?, offset: Int?) throws {
+        func deny(_ rule: Rule, _ message: String, _ hint: String) -> Denial {
+            Denial(rule: rule, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
+        }
+        var readable: String { shared.policy.readableSchemas.sorted().joined(separator: ", ") }
+        if let catalog {
+            throw deny(.relationSchema, "relation \(catalog).\(schema ?? "").\(name) names another database",
+                       "Leave out the database name; read tables in \(readable).")
+        }
+        if schema == nil, visibleCTEs.contains(where: { $0.isExactly(name) }) { return }
+        if shared.policy.hidesStatistics, special?.isStatistics == true, special?.isPgCatalog == true, schema == nil || schema == "pg_catalog" {
+            throw deny(.statistics, "relation \(name) is not readable with this profile: its counts include every tenant's rows, which row-level security does not filter",
+                       "Count the rows you can see with count(*) on the table itself.")
+        }
+        if special?.isSecret == true {
+            throw deny(.secretRelation, "relation \(name) is never readable: it holds credentials, server configuration or other sessions' data",
+                       shared.schemaDiscoveryHint)
+        }
+        let resolvedSchema: String
+        if let schema {
+            resolvedSchema = schema
+        } else if special?.isPgCatalog == true {
+            resolvedSchema = "pg_catalog"
+        } else {
+            // The name is found in the first search_path schema that has it: all must be readable.
+            guard shared.searchPathIsReadable else {
+                throw deny(.relationSchema, "relation \(name) is not schema-qualified and the search path reaches schemas outside \(readable)",
+                           "Qualify the table with its schema (\(readable)).")
+            }
+            analysis.tables.appendIfMissing(shared.unqualifiedTablePrefix.map { $0 + name } ?? name)
+            return
+        }
+        let qualified = "\(resolvedSchema).\(name)"
+        if resolvedSchema == "pg_catalog" || resolvedSchema == "information_schema" {
+            // catalog_relations names pg_catalog relations unqualified, information_schema ones qualified.
+            guard shared.policy.allowsCatalog || shared.policy.catalogRelations.contains(resolvedSchema == "pg_catalog" ? name : qualified) else {
+                throw deny(.catalogRelation, "catalog relation \(qualified) is not readable with this profile", shared.schemaDiscoveryHint)
+            }
+        } else if !shared.policy.readableSchemas.contains(resolvedSchema) {
+            throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))", shared.schemaDiscoveryHint)
+        }
+        analysis.tables.appendIfMissing(qualified)
+    }
+}
