@@ -52,6 +52,16 @@ import TenantIdentity
         return last
     }
 
+    /// A machine whose API key logged in and whose server login finished.
+    static func loggedIn(_ machine: SessionStateMachine) -> SessionStateMachine {
+        var machine = machine
+        _ = machine.startup(major: 3, parameters: ["user": "agent"])
+        _ = machine.clientFrame(password(issued.key), now: Date())
+        machine.backendConnected()
+        _ = serverLogsIn(&machine)
+        return machine
+    }
+
     static func clientTypes(_ machine: inout SessionStateMachine) -> String {
         defer { machine.output = QueryRelay.Output() }
         return QueryRelayTests.Harness.types(machine.output.toClient)
@@ -87,11 +97,7 @@ import TenantIdentity
 
     @Test func repeatedDenialsLockTheCredentialOutAndTheNextLoginIsRefused() {
         let lockout = Lockout(maxDenials: 2, window: .seconds(60), coolDown: .seconds(60))
-        var machine = Self.machine(lockout: lockout)
-        _ = machine.startup(major: 3, parameters: ["user": "agent"])
-        _ = machine.clientFrame(Self.password(Self.issued.key), now: Date())
-        machine.backendConnected()
-        _ = Self.serverLogsIn(&machine)
+        var machine = Self.loggedIn(Self.machine(lockout: lockout))
         machine.output = QueryRelay.Output()
         #expect(machine.clientFrame(Self.query("DELETE FROM t"), now: Date()) == .none)
         #expect(machine.clientFrame(Self.query("DROP TABLE t"), now: Date()) == .close)
@@ -105,11 +111,7 @@ import TenantIdentity
     }
 
     @Test func shutdownWaitsForTheQueryInFlightThenEnds() {
-        var machine = Self.machine()
-        _ = machine.startup(major: 3, parameters: ["user": "agent"])
-        _ = machine.clientFrame(Self.password(Self.issued.key), now: Date())
-        machine.backendConnected()
-        _ = Self.serverLogsIn(&machine)
+        var machine = Self.loggedIn(Self.machine())
         _ = machine.clientFrame(Self.query("SELECT 1"), now: Date())
         machine.output = QueryRelay.Output()
         #expect(machine.shutDown(force: false) == .none, "a query is in flight")
@@ -124,11 +126,7 @@ import TenantIdentity
     }
 
     @Test func aSessionEndsAtTheTokensLastAcceptedMoment() {
-        var machine = Self.machine()
-        _ = machine.startup(major: 3, parameters: ["user": "agent"])
-        _ = machine.clientFrame(Self.password(Self.issued.key), now: Date())
-        machine.backendConnected()
-        _ = Self.serverLogsIn(&machine)
+        var machine = Self.loggedIn(Self.machine())
         #expect(machine.identity?.acceptedUntil == nil, "an API key does not expire")
         #expect(machine.clientFrame(Self.query("SELECT 1"), now: Date.distantFuture) == .none)
 
