@@ -175,6 +175,10 @@ public struct QueryRelay {
     private var claimsPortalBoundBeforeSync: Int?
     /// Whether the claims were set since the last point where a transaction may have ended.
     private var claimsSetInTransaction = false
+    /// Whether the claims were set for the whole server session at its start (a startup
+    /// parameter), so no transaction needs them set again: true until a monitor-mode statement
+    /// runs, which may change any setting (from then on they are set in every transaction).
+    private var claimsHoldForSession: Bool
     private let budget: ResultBudget
     /// For the request ids of result-limit errors: "session-N", N counting decisions as the session does.
     private let sessionID: String
@@ -203,9 +207,11 @@ public struct QueryRelay {
     static let claimsQuery =
         "SELECT pg_catalog.set_config('\(Policy.claimSetting)', $1, true), pg_catalog.set_config('statement_timeout', $2, true)"
 
-    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(), costBudget: CostBudget? = nil,
-                sessionID: String = "", decide: @escaping Decide) {
+    /// `claimsSetAtStartup`: the server session was started with the claims as a startup parameter.
+    public init(claims: String?, claimsSetAtStartup: Bool = false, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(),
+                costBudget: CostBudget? = nil, sessionID: String = "", decide: @escaping Decide) {
         self.claims = claims
+        claimsHoldForSession = claimsSetAtStartup
         statementTimeout = "\(statementTimeoutMilliseconds)ms"
         self.budget = budget
         self.costBudget = costBudget
@@ -314,7 +320,10 @@ public struct QueryRelay {
             switch bound.admitted {
             case .empty: return answer(into: &output) { BackendEncoder.bodiless("I", into: &$0) }
             case .query: setClaimsIfNeeded(into: &output)
-            case .monitored: setClaimsIfNeeded(into: &output); claimsSetInTransaction = false
+            case .monitored:
+                setClaimsIfNeeded(into: &output)
+                claimsSetInTransaction = false
+                claimsHoldForSession = false
             case .transactionControl: claimsSetInTransaction = false
             }
             if bound.admitted == .query, !budget.isUnlimited {
@@ -407,6 +416,7 @@ public struct QueryRelay {
         }
         FrontendEncoder.sync(into: &output.toBackend)
         synced()
+        if admitted == .monitored { claimsHoldForSession = false }
     }
 
     /// A Sync went to the server: an implicit transaction ends there.
@@ -418,7 +428,7 @@ public struct QueryRelay {
 
     /// Sets the claims for the transaction the next message runs in, unless they are set in it already.
     private mutating func setClaimsIfNeeded(into output: inout Output) {
-        guard let claims, !claimsSetInTransaction else { return }
+        guard let claims, !claimsSetInTransaction, !claimsHoldForSession else { return }
         if !claimsStatementPrepared {
             FrontendEncoder.parse(statement: Self.claimsStatement, query: Self.claimsQuery, into: &output.toBackend)
             expect(.parseComplete(relay: false, undo: .claimsStatementNotPrepared))

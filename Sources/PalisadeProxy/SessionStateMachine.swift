@@ -55,6 +55,8 @@ struct SessionStateMachine {
     var output = QueryRelay.Output()
     /// The tenant counted against its session limit, to release when the session ends.
     private(set) var countedTenant: String?
+    /// Whether the server session was started with the claims as a startup parameter.
+    private(set) var claimsSetAtStartup = false
     /// The client-facing cancel key handed out at login, to remove when the session ends.
     private(set) var cancelKey: (processID: Int32, secretKey: Int32)?
 
@@ -297,8 +299,19 @@ struct SessionStateMachine {
         for name in ProxyConfiguration.forwardedStartupParameters.sorted() where name != "application_name" {
             if let value = parameters[name] { startup.append((name, value)) }
         }
+        // One server session serves one client, and an enforcing profile denies everything that
+        // could change a setting (SET, RESET, DISCARD, set_config), so the claims set once for the
+        // session hold in every transaction, and no query needs a second execution to set them.
+        // Monitor mode forwards such statements: its sessions, and claims too long for a startup
+        // packet (PostgreSQL takes at most 10,000 bytes), set them in every transaction instead.
+        if let identity, !policy.isMonitorOnly, identity.claims.utf8.count <= Self.longestStartupClaims {
+            startup.append((Policy.claimSetting, identity.claims))
+            claimsSetAtStartup = true
+        }
         FrontendEncoder.startup(startup, into: &output.toBackend)
     }
+
+    static let longestStartupClaims = 4096
 
     mutating func backendFrame(_ frame: Frame) -> Action {
         switch phase {
@@ -343,7 +356,8 @@ struct SessionStateMachine {
         let policy = engine.policy
         let decisions = SessionDecisions(identity: identity, user: user, sessionID: sessionID, policies: configuration.policies,
                                          loginEngine: engine, budgets: configuration.budgets)
-        relay = QueryRelay(claims: identity.claims, statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
+        relay = QueryRelay(claims: identity.claims, claimsSetAtStartup: claimsSetAtStartup,
+                           statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
                            budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes),
                            costBudget: policy.costBudget, sessionID: sessionID) { sql, kind, parameterTypes, request, output in
             decisions.decide(sql, kind, parameterTypes: parameterTypes, request: request, into: &output)

@@ -228,11 +228,11 @@ import Testing
         #expect(await verifier.verify(Mint.rawHS256(header: #"{"alg":"HS512"}"#, payload: "{}"), now: now).rejection?.reason == .algorithmNotAllowed)
     }
 
-    @Test func hugeTokensAreRefusedQuickly() async throws {
+    /// Refused by size before any decoding; with the limit lifted, refused as malformed without
+    /// crashing (the JSON reader's depth limit). What is checked is the rule that refused, not a time.
+    @Test func hugeTokensAreRefusedBeforeTheyAreDecoded() async throws {
         let verifier = try await hmacVerifier()
         let huge = String(repeating: "A", count: 50_000) + "." + String(repeating: "B", count: 50_000) + ".C"
-        let clock = ContinuousClock()
-        let start = clock.now
         let rejection = try #require(await verifier.verify(huge, now: now).rejection)
         #expect(rejection.reason == .tooLarge)
         #expect(rejection.message == "token is 100003 bytes, more than the 16384 accepted")
@@ -241,7 +241,6 @@ import Testing
         let deep = Mint.rawHS256(payload: String(repeating: "[", count: 60_000) + String(repeating: "]", count: 60_000))
         #expect(await lifted.verify(huge, now: now).rejection?.reason == .malformed)
         #expect(await lifted.verify(deep, now: now).rejection?.reason == .malformed)
-        #expect(clock.now - start < .seconds(2))
     }
 
     @Test func rejectionMessagesNeverContainTheToken() async throws {
