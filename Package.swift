@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
@@ -71,12 +72,30 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // `palisade mcp`: the same firewall behind Model Context Protocol tools (stdio and Streamable HTTP).
+        .target(
+            name: "PalisadeMCP",
+            dependencies: [
+                "PalisadeProxy",
+                "PostgresWire",
+                "QueryPolicy",
+                "AuditChain",
+                "TenantIdentity",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "palisade",
             dependencies: [
                 "QueryPolicy",
                 "AuditChain",
                 "PalisadeProxy",
+                "PalisadeMCP",
                 "TenantIdentity",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +104,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MCP", package: "swift-sdk"),
             ]
         ),
         // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address -DFUZZING). A plain
@@ -102,5 +122,6 @@ let package = Package(
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
         .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity"]),
+        .testTarget(name: "PalisadeMCPTests", dependencies: ["PalisadeMCP", "QueryPolicy", .product(name: "MCP", package: "swift-sdk")]),
     ]
 )
