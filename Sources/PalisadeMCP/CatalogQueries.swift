@@ -43,19 +43,21 @@ public enum CatalogQueries {
         """
     }
 
-    /// $1 the schema, $2 the table. Columns: constraint type, constraint name, column, and for a
-    /// foreign key the referenced schema, table and column (matched by position).
+    /// $1 the schema, $2 the table. Columns: constraint type (p, u, f), constraint name, column,
+    /// and for a foreign key the referenced schema, table and column (matched by position). From
+    /// pg_constraint: information_schema shows constraints only to a table's owner or writers.
     public static let keys = """
-        SELECT tc.constraint_type, tc.constraint_name, k.column_name, r.table_schema, r.table_name, r.column_name \
-        FROM information_schema.table_constraints tc \
-        JOIN information_schema.key_column_usage k ON k.constraint_schema = tc.constraint_schema \
-        AND k.constraint_name = tc.constraint_name AND k.table_name = tc.table_name \
-        LEFT JOIN information_schema.referential_constraints rc ON rc.constraint_schema = tc.constraint_schema \
-        AND rc.constraint_name = tc.constraint_name \
-        LEFT JOIN information_schema.key_column_usage r ON r.constraint_schema = rc.unique_constraint_schema \
-        AND r.constraint_name = rc.unique_constraint_name AND r.ordinal_position = k.position_in_unique_constraint \
-        WHERE tc.table_schema = $1 AND tc.table_name = $2 AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY') \
-        ORDER BY tc.constraint_type DESC, tc.constraint_name, k.ordinal_position
+        SELECT con.contype, con.conname, a.attname, rn.nspname, rc.relname, ra.attname \
+        FROM pg_catalog.pg_constraint con \
+        JOIN pg_catalog.pg_class c ON c.oid = con.conrelid \
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(attnum, refnum, position) \
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
+        LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid \
+        LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace \
+        LEFT JOIN pg_catalog.pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refnum \
+        WHERE n.nspname = $1 AND c.relname = $2 AND con.contype IN ('p', 'u', 'f') \
+        ORDER BY con.conname, k.position
         """
 
     /// The schema an unqualified name means: the first of the search path that has it, as the
@@ -83,11 +85,11 @@ public enum CatalogQueries {
         for row in keys where row.count >= 6 {
             guard let type = row[0], let name = row[1], let column = row[2] else { continue }
             switch type {
-            case "PRIMARY KEY":
+            case "p":
                 primaryKey.append(column)
-            case "UNIQUE":
+            case "u":
                 if unique.last?.name == name { unique[unique.count - 1].columns.append(column) } else { unique.append((name, [column])) }
-            case "FOREIGN KEY":
+            case "f":
                 if foreign.last?.name == name {
                     foreign[foreign.count - 1].columns.append(column)
                     if let referenced = row[5] { foreign[foreign.count - 1].referenced.append(referenced) }
