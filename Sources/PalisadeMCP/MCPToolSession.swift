@@ -125,7 +125,7 @@ public actor MCPToolSession {
         let request = nextRequestID()
         // A dry run: recorded, but neither a denial toward the lockout nor a query toward the rate.
         do {
-            try await record(decision, request: request, tool: .check, policy: engine.policy, detail: ["dry_run": .string("yes")])
+            try await record(decision, request: request, tool: .check, policy: engine.policy, sql: sql, detail: ["dry_run": .string("yes")])
         } catch {
             return auditFailure(error)
         }
@@ -217,7 +217,7 @@ public actor MCPToolSession {
         }
         let monitorOnly = policy.isMonitorOnly && decision.rule != .rateLimited && !frontDoorRefusal
         do {
-            try await record(decision, request: request, tool: tool, policy: policy,
+            try await record(decision, request: request, tool: tool, policy: policy, sql: sql,
                              detail: monitorOnly && !decision.isAllowed ? ["mode": .string("monitor"), "enforced": .string("no")] : [:])
         } catch {
             return .refused(auditFailure(error))
@@ -242,14 +242,15 @@ public actor MCPToolSession {
     }
 
     /// Appends an entry as the proxy's `ProxySession.record` builds one, and waits until it is durable.
-    private func record(_ decision: Decision, request: String, tool: ToolCatalog.Name, policy: Policy,
+    /// `sql`: the text decided, kept whole where the profile logs raw query text (audit.raw_query_text).
+    private func record(_ decision: Decision, request: String, tool: ToolCatalog.Name, policy: Policy, sql: String? = nil,
                         event: AuditEvent = .decision, detail: [String: AuditDetailValue] = [:]) async throws(AuditError) {
         _ = try await firewall.audit.append(AuditRecord(
             event: event, requestID: request, sessionID: sessionID, tenant: identity.tenant, credentialID: identity.credentialID,
             clientAddress: clientAddress, databaseUser: firewall.backend.user, messageKind: "mcp/\(transport.rawValue)/\(tool.rawValue)",
             decision: decision.isAllowed ? .allow : .deny, rule: decision.rule.rawValue, sqlstate: decision.sqlstate,
             message: decision.message, statementType: decision.statementType, tables: decision.tables, functions: decision.functions,
-            fingerprint: decision.fingerprint, normalized: decision.normalized, policyVersion: decision.policyVersion, detail: detail))
+            fingerprint: decision.fingerprint, normalized: policy.logsRawQueryText ? sql ?? decision.normalized : decision.normalized, policyVersion: decision.policyVersion, detail: detail))
     }
 
     // MARK: - Running

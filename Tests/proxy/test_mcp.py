@@ -214,6 +214,18 @@ def test_an_answer_over_max_rows_is_refused_with_54000(setup):
     assert result.is_error and "limit.result-rows" in text(result) and "54000" in text(result)
 
 
+def test_a_query_over_the_cost_budget_is_refused_before_it_runs(setup):
+    # 1000 × 1000 × 100 estimated rows, over the agent profile's max_estimated_rows of 10,000,000; a
+    # join on a key, estimated too, runs.
+    async def body(session):
+        return (await session.call_tool("query", {"sql": "SELECT count(*) FROM orders a, generate_series(1, 1000000) g, generate_series(1, 100) h"}),
+                await session.call_tool("query", {"sql": "SELECT count(*) FROM orders o JOIN customers c ON c.tenant_id = o.tenant_id AND c.id = o.customer_id"}))
+    refused, joined = stdio_session(setup, setup.keys["acme"])(body)
+    assert refused.is_error and "SQLSTATE 54000" in text(refused), text(refused)
+    assert refused.structured_content["rule"] in ("limit.cost", "limit.estimated-rows")
+    assert rows(joined)["rows"] == [[120]]
+
+
 def test_stdio_refuses_a_missing_or_bad_credential(setup):
     command = [BINARY, "mcp", "--audit-dir", str(setup.stdio_audit), *setup.arguments]
     for credential in ("", "pal_00000000_not-a-key"):
@@ -291,5 +303,6 @@ def test_the_audit_logs_verify_and_hold_the_mcp_entries(http_server, setup):
     assert denied and denied[0]["decision"] == "deny" and denied[0]["tenant"] == "acme" and denied[0]["request_id"]
     assert {e["tenant"] for e in http if e["message_kind"] == "mcp/http/query"} == {"acme", "globex"}
     assert any(e["event"] == "result_limit" and e["rule"] == "limit.result-rows" for e in stdio)
+    assert any(e["event"] == "cost_limit" and e["message_kind"] == "mcp/stdio/query" for e in stdio)
     assert any(e["event"] == "auth_failure" and e["message_kind"] == "mcp/http/login" for e in http)
     assert any(e["event"] == "auth_failure" and e["message_kind"] == "mcp/stdio/login" for e in stdio)
