@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
@@ -78,6 +79,24 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // `palisade mcp`: the same firewall behind Model Context Protocol tools (stdio and Streamable HTTP).
+        .target(
+            name: "PalisadeMCP",
+            dependencies: [
+                "Encoding",
+                "PalisadeProxy",
+                "PostgresWire",
+                "QueryPolicy",
+                "AuditChain",
+                "TenantIdentity",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // The server's wiring: its settings table, start checks, lifecycle, reload, admin HTTP and logging.
         .target(
             name: "PalisadeServer",
@@ -108,9 +127,12 @@ let package = Package(
                 "AuditChain",
                 "PalisadeProxy",
                 "PalisadeServer",
+                "PalisadeMCP",
                 "TenantIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address -DFUZZING). A plain
@@ -129,6 +151,7 @@ let package = Package(
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
         .testTarget(name: "PalisadeServerTests", dependencies: ["PalisadeServer"]),
+        .testTarget(name: "PalisadeMCPTests", dependencies: ["PalisadeMCP", "QueryPolicy", .product(name: "MCP", package: "swift-sdk")]),
         .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity", "Encoding"]),
     ]
 )

@@ -45,6 +45,9 @@ for _ in $(seq 1200); do  # up to two minutes: a loaded machine may start a debu
 done
 
 connect() { echo "PGPASSWORD=$1 psql \"host=127.0.0.1 port=$port user=$2 dbname=demo sslmode=disable\""; }
+# The MCP front door takes serve's settings; each process writes its own audit log (one writer per log).
+backend="postgres://palisade_app:$app_password@$PGHOST:$PGPORT/demo"
+mcp_stdio() { echo "PALISADE_CREDENTIAL=$1 $bin mcp --backend '$backend' --api-keys $state/keys.yaml --audit-dir $state/audit-mcp-$2 --audit-key $state/audit.key"; }
 cat <<TXT
 
 Palisade is running on 127.0.0.1:$port in front of a throwaway PostgreSQL with two tenants.
@@ -52,6 +55,12 @@ Palisade is running on 127.0.0.1:$port in front of a throwaway PostgreSQL with t
   tenant acme (LLM agent profile):    $(connect "$acme" agent)
   tenant globex (LLM agent profile):  $(connect "$globex" agent)
   tenant acme (analyst, psql \\d):     $(connect "$analyst" analyst)
+
+MCP (Claude Desktop, Cursor, any MCP client), the same firewall as tools query, list_tables, describe_table, check:
+  tenant acme over stdio:    $(mcp_stdio "$acme" acme)
+  tenant globex over stdio:  $(mcp_stdio "$globex" globex)
+  Streamable HTTP:           $bin mcp --mcp-listen 127.0.0.1:8808 --tls-mode disable --backend '$backend' --api-keys $state/keys.yaml --audit-dir $state/audit-mcp-http --audit-key $state/audit.key
+                             then http://127.0.0.1:8808/mcp with Authorization: Bearer <a key above>
 
 A short tour:
   SELECT count(*), sum(amount) FROM orders;        -- acme sees 120 orders, globex 80: row-level security
@@ -82,6 +91,26 @@ expect "globex sees its 80 orders" "^80$" q "$globex" agent "SELECT count(*) FRO
 expect "acme reads none of globex's rows" "^0$" q "$acme" agent "SELECT count(*) FROM orders WHERE tenant_id = 'globex'"
 expect "DROP TABLE is denied with its rule" "rule stmt.ddl" q "$acme" agent "DROP TABLE orders"
 expect "analysts can describe tables" "orders" q "$analyst" analyst "\\dt"
+# An agent over MCP: initialize, then one query, answered as JSON (the line printed above, run as printed).
+mcp_query() {
+  python3 - "$1" <<'PY'
+import json, subprocess, sys
+agent = subprocess.Popen(sys.argv[1], shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def send(message):
+    agent.stdin.write(json.dumps(message) + "\n"); agent.stdin.flush()
+send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+      "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "demo", "version": "1"}}})
+send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "query", "arguments": {"sql": "SELECT count(*) FROM orders"}}})
+for line in agent.stdout:
+    answer = json.loads(line)
+    if answer.get("id") == 2:
+        print(answer["result"]["content"][0]["text"])
+        break
+agent.stdin.close(); agent.wait()
+PY
+}
+expect "an agent over MCP (stdio) sees acme's 120 orders" '"rows":\[\[120\]\]' mcp_query "$(mcp_stdio "$acme" acme)"
 sleep 1.5
 expect "the denial is in the audit log" "stmt.ddl" "$bin" audit list --decision deny "$state/audit"
 if "$bin" audit verify --key "$(cat "$state/audit.vkey")" "$state/audit" >"$state/verify.out" 2>&1; then
@@ -89,5 +118,5 @@ if "$bin" audit verify --key "$(cat "$state/audit.vkey")" "$state/audit" >"$stat
 else
   echo "FAIL the audit log verifies with the reviewers' key"; sed 's/^/     /' "$state/verify.out"; failures=$((failures + 1))
 fi
-echo "demo smoke: $((7 - failures)) passed, $failures failed"
+echo "demo smoke: $((8 - failures)) passed, $failures failed"
 [ "$failures" = 0 ]

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check psycopg2-binary "psycopg[binary]" asyncpg sqlalchemy pytest \
-  langchain-community pandas
+  langchain-community pandas mcp

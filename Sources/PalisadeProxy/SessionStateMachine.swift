@@ -286,16 +286,9 @@ struct SessionStateMachine {
     mutating func backendConnected() {
         guard case .connecting = phase, let engine else { return }
         let policy = engine.policy
-        var startup: [(String, String)] = [
-            ("user", configuration.backend.user),
-            ("database", configuration.backend.database),
-            ("client_encoding", "UTF8"),
-            // The server itself refuses writes if anything ever slipped through the policy.
-            ("default_transaction_read_only", "on"),
-            ("statement_timeout", "\(policy.statementTimeoutMilliseconds)"),
-            ("idle_in_transaction_session_timeout", "\(policy.idleInTransactionTimeoutMilliseconds)"),
-            ("application_name", (parameters["application_name"].map { $0 + " " } ?? "") + "[palisade \(sessionID)]"),
-        ]
+        var startup = BackendConnection.startupParameters(
+            for: configuration.backend, policy: policy,
+            applicationName: (parameters["application_name"].map { $0 + " " } ?? "") + "[palisade \(sessionID)]")
         for name in ProxyConfiguration.forwardedStartupParameters.sorted() where name != "application_name" {
             if let value = parameters[name] { startup.append((name, value)) }
         }

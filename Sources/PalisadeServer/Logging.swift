@@ -24,8 +24,8 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
-enum LogSetup {
-    static func bootstrap(format: String, level: String) throws {
+public enum LogSetup {
+    public static func bootstrap(format: String, level: String) throws {
         guard let level = Logger.Level(rawValue: level) else {
             throw configError("log_level", "expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -10,7 +10,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
     }
 }
 
-func configError(_ key: String, _ reason: String) -> ConfigurationError {
+public func configError(_ key: String, _ reason: String) -> ConfigurationError {
     ConfigurationError(description: "configuration error: \(key): \(reason)")
 }
 

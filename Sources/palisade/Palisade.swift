@@ -7,7 +7,7 @@ struct Palisade: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "palisade",
         abstract: "A SQL firewall for PostgreSQL: admits one read-only SELECT at a time.",
-        subcommands: [Serve.self, Check.self, ConfigCommand.self, PolicyCommand.self, KeysCommand.self, TokensCommand.self, BenchPolicy.self, AuditCommand.self]
+        subcommands: [Serve.self, MCPCommand.self, Check.self, ConfigCommand.self, PolicyCommand.self, KeysCommand.self, TokensCommand.self, BenchPolicy.self, AuditCommand.self]
     )
 
     /// Exit codes: 0 success or allow, 1 deny, 2 usage or configuration error.

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+@testable import PalisadeMCP
+
+@Suite struct ResultJSONTests {
+    @Test func valuesKeepTheirJSONTypesAndExactDigits() {
+        #expect(ResultJSON.value(nil, type: "int4") == "null")
+        #expect(ResultJSON.value("t", type: "bool") == "true")
+        #expect(ResultJSON.value("f", type: "bool") == "false")
+        #expect(ResultJSON.value("-42", type: "int8") == "-42")
+        // A numeric is never rounded through a double.
+        #expect(ResultJSON.value("12345678901234567890.000000000001", type: "numeric") == "12345678901234567890.000000000001")
+        #expect(ResultJSON.value("1.5e-07", type: "float8") == "1.5e-07")
+        // What JSON has no number for stays the server's text.
+        #expect(ResultJSON.value("NaN", type: "numeric") == #""NaN""#)
+        #expect(ResultJSON.value("-Infinity", type: "float8") == #""-Infinity""#)
+        #expect(ResultJSON.value(#"{"a": [1, 2]}"#, type: "jsonb") == #"{"a": [1, 2]}"#)
+        #expect(ResultJSON.value("{1,2}", type: "_int4") == #""{1,2}""#)
+        #expect(ResultJSON.value("2026-01-02 00:00:00+00", type: "timestamptz") == #""2026-01-02 00:00:00+00""#)
+        #expect(ResultJSON.value("say \"hi\"\n", type: "text") == #""say \"hi\"\n""#)
+    }
+
+    @Test func jsonNumbersFollowTheGrammar() {
+        for number in ["0", "-0", "10", "1.25", "1e5", "1E+5", "-2.5e-3"] { #expect(ResultJSON.isJSONNumber(number), "\(number)") }
+        for text in ["", "-", "01", "1.", ".5", "+1", "1e", "0x10", "1 ", "NaN", "Infinity"] { #expect(!ResultJSON.isJSONNumber(text), "\(text)") }
+    }
+
+    @Test func aDocumentHasColumnsRowsInColumnOrderAndTheRequest() throws {
+        let document = ResultJSON.document(
+            columns: [ResultJSON.Column(name: "id", type: "int4"), ResultJSON.Column(name: "id", type: "text")],
+            rows: [["1", "one"], ["2", nil]], requestID: "abc-3")
+        #expect(document == #"{"columns":[{"name":"id","type":"int4"},{"name":"id","type":"text"}],"rows":[[1,"one"],[2,null]],"row_count":2,"request_id":"abc-3"}"#)
+        _ = try JSONSerialization.jsonObject(with: Data(document.utf8))
+    }
+}
