@@ -24,9 +24,13 @@ build=(swift build -c release --scratch-path "$scratch"
        # SwiftPM names an executable's main with a --defsym that gold cannot link beside libFuzzer's main.
        -Xswiftc -use-ld=lld)
 started=$(date +%s)
-"${build[@]}" --product "fuzz-$target" 2>&1 | grep -v "warning: Cannot export local symbol" >&2
-echo "fuzz.sh: build took $(( $(date +%s) - started )) s" >&2
-binary="$("${build[@]}" --show-bin-path)/fuzz-$target"
+# FUZZ_NO_BUILD=1 runs the binary already built: a long run beside a build of another target in
+# .build-fuzz, which would otherwise wait for SwiftPM's lock on that directory.
+if [[ ${FUZZ_NO_BUILD:-} != 1 ]]; then
+    "${build[@]}" --product "fuzz-$target" 2>&1 | grep -v "warning: Cannot export local symbol" >&2
+    echo "fuzz.sh: build took $(( $(date +%s) - started )) s" >&2
+fi
+binary="$scratch/release/fuzz-$target"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

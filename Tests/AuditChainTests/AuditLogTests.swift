@@ -297,6 +297,20 @@ import Testing
         log.close()
         await #expect(throws: AuditError.closed) { try await log.append(Fixture.decision(0)) }
     }
+
+    /// Regression (scripts/fuzz.sh audit, LeakSanitizer): reading an empty file, as a new log's
+    /// checkpoint history, leaked 4 KiB through swift-foundation's `Data(contentsOf:)` on Linux.
+    /// `scripts/sanitize.sh address` fails on this test if the leak comes back.
+    @Test func anEmptyFileReadsAsNoBytesWithoutLeaking() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let empty = dir.path + "/empty", small = dir.path + "/small"
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        #expect(FileManager.default.createFile(atPath: small, contents: Data("{}\n".utf8)))
+        #expect(try LogFiles.read(empty) == [])
+        #expect(try LogFiles.read(small) == Array("{}\n".utf8))
+        #expect(throws: (any Error).self) { try LogFiles.read(dir.path + "/missing") }
+    }
 }
 
 @Suite struct AuditLogRecoveryTests {
