@@ -195,7 +195,10 @@ import Testing
         try await Task.sleep(for: .milliseconds(120))
         _ = try await log.append(Fixture.decision(1))
         log.close()
-        #expect(try LogFiles.segments(in: dir.path).count == 2)
+        // At least the rotation before decision 1, whose segment is 120 ms old; on a loaded machine
+        // (this failed under scripts/sanitize.sh address) also one before decision 0, if opening the
+        // log took longer than 50 ms. No third: a segment rotates only past its first entry.
+        #expect((2...3).contains(try LogFiles.segments(in: dir.path).count))
         #expect(try Fixture.verify(dir.path).outcome == .ok)
     }
 
