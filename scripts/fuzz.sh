@@ -24,9 +24,13 @@ build=(swift build -c release --scratch-path "$scratch"
        # SwiftPM names an executable's main with a --defsym that gold cannot link beside libFuzzer's main.
        -Xswiftc -use-ld=lld)
 started=$(date +%s)
-"${build[@]}" --product "fuzz-$target" 2>&1 | grep -v "warning: Cannot export local symbol" >&2
-echo "fuzz.sh: build took $(( $(date +%s) - started )) s" >&2
-binary="$("${build[@]}" --show-bin-path)/fuzz-$target"
+# FUZZ_NO_BUILD=1 runs the binary already built: a long run beside a build of another target in
+# .build-fuzz, which would otherwise wait for SwiftPM's lock on that directory.
+if [[ ${FUZZ_NO_BUILD:-} != 1 ]]; then
+    "${build[@]}" --product "fuzz-$target" 2>&1 | grep -v "warning: Cannot export local symbol" >&2
+    echo "fuzz.sh: build took $(( $(date +%s) - started )) s" >&2
+fi
+binary="$scratch/release/fuzz-$target"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,7 +38,11 @@ trap 'rm -rf "$work"' EXIT
 corpus="$scratch/corpus/$target"
 crashes="$scratch/crashes/$target"
 mkdir -p "$corpus" "$crashes"
-crashes_before=$(ls "$crashes" | wc -l)
+# Findings are crash-, leak-, timeout- and oom- files; a slow-unit- file is only an input that took
+# over 10 s of wall time (libFuzzer's -report_slow_units), which a loaded machine gives any big input.
+findings() { find "$crashes" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
+slow_units() { find "$crashes" -maxdepth 1 -type f -name 'slow-unit-*' | wc -l; }
+crashes_before=$(findings) slow_before=$(slow_units)
 
 # Dictionaries: tokens the fuzzer would take long to spell by chance.
 dictionary="$work/$target.dict"
@@ -75,9 +83,9 @@ if [[ -z $executions ]]; then
     executions=$(sed -E 's/^#([0-9]+):.*/\1/' <<< "$last")
     per_second=$(sed -nE 's/.*exec\/s: ([0-9]+).*/\1/p' <<< "$last")
 fi
-crashes_found=$(( $(ls "$crashes" | wc -l) - crashes_before ))
+crashes_found=$(( $(findings) - crashes_before ))
 tail -5 "$log" >&2
-echo "fuzz.sh $target: ${seconds} s, executions ${executions:-?}, exec/s ${per_second:-?}, crashes $crashes_found, corpus $(ls "$corpus" | wc -l) inputs"
+echo "fuzz.sh $target: ${seconds} s, executions ${executions:-?}, exec/s ${per_second:-?}, crashes $crashes_found, slow units $(( $(slow_units) - slow_before )), corpus $(ls "$corpus" | wc -l) inputs"
 if [[ $crashes_found -gt 0 || $status -ne 0 ]]; then
     echo "fuzz.sh $target: libFuzzer exited with $status; crashing inputs in $crashes/" >&2
     grep -m5 -E 'ERROR|fuzz invariant|Fatal error' "$log" >&2 || true

@@ -12,6 +12,8 @@ address) scratch=.build-asan ;;
 thread) scratch=.build-tsan ;;
 *) echo "usage: scripts/sanitize.sh [address|thread] [swift test arguments…]" >&2; exit 2 ;;
 esac
+# Leaks of the toolchain and dependencies, each explained in scripts/lsan.supp.
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 started=$(date +%s)
 swift test --scratch-path "$scratch" --sanitize="$sanitizer" "$@"
 echo "sanitize.sh $sanitizer: passed in $(( $(date +%s) - started )) s" >&2

@@ -27,8 +27,13 @@ public enum LogFiles {
             .sorted { $0.0 < $1.0 }
     }
 
+    /// Through FileHandle, not `Data(contentsOf:)`: on Linux, swift-foundation 6.3's
+    /// `Data(contentsOf:)` (and `FileManager.contents(atPath:)`) leaks a 4 KiB buffer for every
+    /// empty file, such as a new log's checkpoint history (LeakSanitizer, `scripts/fuzz.sh audit`).
     public static func read(_ path: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        return Array(try handle.readToEnd() ?? Data())
     }
 
     static func readOrFail(_ path: String) throws(AuditError) -> [UInt8] {
