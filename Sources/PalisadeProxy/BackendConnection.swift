@@ -52,18 +52,10 @@ public final class BackendConnection: Sendable {
         let loggedIn = eventLoop.makePromise(of: Void.self)
         let channel: Channel
         do {
-            channel = try await ClientBootstrap(group: eventLoop)
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(10))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tls { try channel.pipeline.syncOperations.addHandler(BackendTLSNegotiator(tls: tls)) }
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(BackendFrameDecoder()),
-                            ConnectionHandler(backend: backend, parameters: parameters, loggedIn: loggedIn))
-                    }
-                }
-                .connect(host: backend.host, port: backend.port).get()
+            channel = try await BackendConnector.connect(backend, tls: tls, on: eventLoop) { pipeline in
+                try pipeline.addHandlers(ByteToMessageHandler(BackendFrameDecoder()),
+                                         ConnectionHandler(backend: backend, parameters: parameters, loggedIn: loggedIn))
+            }.get()
         } catch {
             let failure = Failure(description: "cannot reach the database server at \(backend.host):\(backend.port): \(ConnectFailure.describe(error))")
             loggedIn.fail(failure)
