@@ -92,7 +92,7 @@ public actor MCPToolSession {
         let admission = await admit(sql, tool: .query, admitting: [.query, .showSetting, .explain])
         guard case .run(let decision, let request, let policy) = admission else { return admission.refusal }
         return await inTransaction(policy: policy, request: request) { connection in
-            if decision.needsCostEstimate, let costBudget = policy.costBudget {
+            if let costBudget = decision.costBudget {
                 if let refusal = try await self.estimate(sql, costBudget: costBudget, policy: policy, request: request, on: connection) {
                     return refusal
                 }

@@ -85,13 +85,19 @@ public struct QueryRelay {
     /// A query admitted by the policy and waiting for the planner's estimate before it runs.
     enum Estimating {
         /// A simple query's text: it runs as `simpleQuery` once within budget.
-        case simpleQuery(sql: String, admitted: Admitted, request: Int)
+        case simpleQuery(sql: String, admitted: Admitted, request: Int, budget: CostBudget)
         /// A client's Bind: it is handled as sent once within budget.
-        case bind(Frame, request: Int)
+        case bind(Frame, request: Int, budget: CostBudget)
 
         var request: Int {
             switch self {
-            case .simpleQuery(_, _, let request), .bind(_, let request): request
+            case .simpleQuery(_, _, let request, _), .bind(_, let request, _): request
+            }
+        }
+
+        var budget: CostBudget {
+            switch self {
+            case .simpleQuery(_, _, _, let budget), .bind(_, _, let budget): budget
             }
         }
     }
@@ -148,7 +154,7 @@ public struct QueryRelay {
         /// transaction after a later Sync, the portal is gone (portals end with their transaction).
         var syncsBefore = 0
         /// Statements whose every Bind is estimated first: the text and declared parameter types.
-        var estimated: (sql: String, parameterTypes: [UInt32], request: Int)?
+        var estimated: (sql: String, parameterTypes: [UInt32], request: Int, budget: CostBudget)?
     }
 
     private let decide: Decide
@@ -190,7 +196,6 @@ public struct QueryRelay {
     /// After an answer cut at the budget, the server's answers up to ReadyForQuery are dropped: it
     /// ran on, but the client was told of an error and expects nothing more before ReadyForQuery.
     private var silencedUntilReadyForQuery = false
-    private let costBudget: CostBudget?
     private var estimating: Estimating?
     /// The estimate's JSON, from its one DataRow.
     private var estimateJSON: ByteBuffer?
@@ -209,20 +214,19 @@ public struct QueryRelay {
 
     /// `claimsSetAtStartup`: the server session was started with the claims as a startup parameter.
     public init(claims: String?, claimsSetAtStartup: Bool = false, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(),
-                costBudget: CostBudget? = nil, sessionID: String = "", decide: @escaping Decide) {
+                sessionID: String = "", decide: @escaping Decide) {
         self.claims = claims
         claimsHoldForSession = claimsSetAtStartup
         statementTimeout = "\(statementTimeoutMilliseconds)ms"
         self.budget = budget
-        self.costBudget = costBudget
         self.sessionID = sessionID
         self.decide = decide
     }
 
     /// With a decision function that leaves nothing behind (tests, the fuzz target).
-    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(), costBudget: CostBudget? = nil,
+    public init(claims: String?, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(),
                 sessionID: String = "", decide: @escaping (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?)) {
-        self.init(claims: claims, statementTimeoutMilliseconds: statementTimeoutMilliseconds, budget: budget, costBudget: costBudget,
+        self.init(claims: claims, statementTimeoutMilliseconds: statementTimeoutMilliseconds, budget: budget,
                   sessionID: sessionID) { sql, kind, parameterTypes, _, _ in decide(sql, kind, parameterTypes) }
     }
 
@@ -261,7 +265,7 @@ public struct QueryRelay {
                 answer(endsWithReadyForQuery: true, into: &output) { BackendEncoder.bodiless("I", into: &$0) }
             } else if let notice {
                 refuse(notice, endsWithReadyForQuery: true, output: &output)
-            } else if decision.needsCostEstimate, costBudget != nil {
+            } else if let costBudget = decision.costBudget {
                 setClaimsIfNeeded(into: &output)
                 FrontendEncoder.parse(statement: "", query: CostBudget.explainPrefix + sql, into: &output.toBackend)
                 expect(.parseComplete(relay: false, undo: nil))
@@ -270,7 +274,7 @@ public struct QueryRelay {
                 FrontendEncoder.execute(portal: "", into: &output.toBackend)
                 expect(.estimate)
                 FrontendEncoder.flush(into: &output.toBackend)
-                estimating = .simpleQuery(sql: sql, admitted: Admitted(decision), request: decisions)
+                estimating = .simpleQuery(sql: sql, admitted: Admitted(decision), request: decisions, budget: costBudget)
             } else {
                 simpleQuery(sql, Admitted(decision), into: &output)
             }
@@ -289,7 +293,7 @@ public struct QueryRelay {
             let admitted = Admitted(decision)
             let serverName = name.isEmpty ? "" : "s\(id)"
             statements[name] = Named(serverName: serverName, admitted: admitted, id: id,
-                                     estimated: decision.needsCostEstimate && costBudget != nil ? (sql, parameterTypes, decisions) : nil)
+                                     estimated: decision.costBudget.map { (sql, parameterTypes, decisions, $0) })
             if !budget.isUnlimited { statementRequests[name] = decisions }
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
@@ -642,7 +646,7 @@ public struct QueryRelay {
 
     /// Plans a Bind's statement with the client's parameter values, in Palisade's own statement and
     /// portal (closed first: an earlier estimate's may remain), and holds the Bind meanwhile.
-    private mutating func estimate(_ query: (sql: String, parameterTypes: [UInt32], request: Int), bind frame: Frame,
+    private mutating func estimate(_ query: (sql: String, parameterTypes: [UInt32], request: Int, budget: CostBudget), bind frame: Frame,
                                    into output: inout Output) {
         setClaimsIfNeeded(into: &output)
         FrontendEncoder.close(portal: Self.estimateStatement, into: &output.toBackend)
@@ -659,12 +663,13 @@ public struct QueryRelay {
         FrontendEncoder.execute(portal: Self.estimateStatement, into: &output.toBackend)
         expect(.estimate)
         FrontendEncoder.flush(into: &output.toBackend)
-        estimating = .bind(frame, request: query.request)
+        estimating = .bind(frame, request: query.request, budget: query.budget)
     }
 
     /// The estimate is in: the query runs, or is refused in its place; then the held messages go on.
     private mutating func estimated(into output: inout Output) {
-        guard let waiting = estimating, let costBudget else { return }
+        guard let waiting = estimating else { return }
+        let costBudget = waiting.budget
         estimating = nil
         let estimate = estimateJSON.flatMap(Self.explainText).flatMap { CostBudget.estimate(fromExplainJSON: $0.readableBytesView) }
         estimateJSON = nil
@@ -685,8 +690,8 @@ public struct QueryRelay {
             }
         } else {
             switch waiting {
-            case .simpleQuery(let sql, let admitted, _): simpleQuery(sql, admitted, into: &output)
-            case .bind(let frame, _): handleClientFrame(frame, estimated: true, into: &output)
+            case .simpleQuery(let sql, let admitted, _, _): simpleQuery(sql, admitted, into: &output)
+            case .bind(let frame, _, _): handleClientFrame(frame, estimated: true, into: &output)
             }
         }
         releaseHeldFrames(into: &output)

@@ -352,7 +352,7 @@ struct SessionStateMachine {
         relay = QueryRelay(claims: identity.claims, claimsSetAtStartup: claimsSetAtStartup,
                            statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
                            budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes),
-                           costBudget: policy.costBudget, sessionID: sessionID) { sql, kind, parameterTypes, request, output in
+                           sessionID: sessionID) { sql, kind, parameterTypes, request, output in
             decisions.decide(sql, kind, parameterTypes: parameterTypes, request: request, into: &output)
         }
         phase = .relaying

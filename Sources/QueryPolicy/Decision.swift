@@ -122,8 +122,10 @@ public struct Decision: Sendable, Equatable {
     public var normalized: String
     /// SHA-256 of the policy file that decided.
     public var policyVersion: String
-    /// An admitted query to estimate with the planner before it runs (`Policy.costBudget`).
-    public var needsCostEstimate = false
+    /// For an admitted query to estimate with the planner before it runs: the budget of the policy
+    /// that decided, so a reloaded policy's budget applies from its first decision on.
+    public var costBudget: CostBudget?
+    public var needsCostEstimate: Bool { costBudget != nil }
 
     public var isAllowed: Bool { verdict == .allow }
 

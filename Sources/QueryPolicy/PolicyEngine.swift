@@ -90,7 +90,7 @@ public final class PolicyEngine: Sendable {
                     statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
                     fingerprint: fingerprint,
                     normalized: normalizedText, policyVersion: shared.policy.version)
-                decision.needsCostEstimate = analysis.rule == .query && analysis.mayExplode && shared.policy.costBudget != nil
+                if analysis.rule == .query, analysis.mayExplode { decision.costBudget = shared.policy.costBudget }
                 return decision
             }
         }

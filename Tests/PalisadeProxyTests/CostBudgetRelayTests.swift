@@ -13,14 +13,14 @@ import QueryPolicy
     /// Texts with "JOIN" need an estimate, as the engine flags joins.
     static func decide(_ sql: String, _ kind: QueryRelay.MessageKind, _ parameterTypes: [UInt32]) -> (Decision, ServerNotice?) {
         var (decision, notice) = QueryRelayTests.decide(sql, kind, parameterTypes)
-        decision.needsCostEstimate = decision.rule == .query && sql.contains("JOIN")
+        if decision.rule == .query, sql.contains("JOIN") { decision.costBudget = CostBudget(maxCost: 1000, maxEstimatedRows: 5000) }
         return (decision, notice)
     }
 
     static func harness() -> Harness {
         var harness = Harness()
         harness.relay = QueryRelay(claims: #"{"tenant_id":"acme"}"#, statementTimeoutMilliseconds: 1000,
-                                   costBudget: CostBudget(maxCost: 1000, maxEstimatedRows: 5000), sessionID: "s1", decide: decide)
+                                   sessionID: "s1", decide: decide)
         return harness
     }
 
