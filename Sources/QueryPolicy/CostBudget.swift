@@ -1,3 +1,5 @@
+import Encoding
+
 /// A profile's limits on the planner's estimate of a query whose shape can explode (a join, a
 /// set-returning function, WITH RECURSIVE): such a query is first planned with `EXPLAIN (FORMAT
 /// JSON)` on the same server session, with the tenant's claims and the query's own parameter
@@ -32,22 +34,22 @@ public struct CostBudget: Sendable, Equatable {
     /// The prefix that turns an admitted query into its estimate, without running it.
     public static let explainPrefix = "EXPLAIN (FORMAT JSON) "
 
-    /// Reads `EXPLAIN (FORMAT JSON)` output: the top plan's "Total Cost" (the first one, since a
-    /// node's own fields come before its "Plans") and the largest "Plan Rows" of any node. Nil if
-    /// the text has neither, which the caller treats as over budget (fail closed).
+    /// Reads `EXPLAIN (FORMAT JSON)` output: the top plan's "Total Cost" and the largest "Plan Rows"
+    /// of any node. Nil if either is missing, which the caller treats as over budget (fail closed); a
+    /// node without "Plan Rows" counts as infinitely many.
     public static func estimate(fromExplainJSON text: some Collection<UInt8>) -> Estimate? {
-        var totalCost: Double?
-        var rows: Double?
-        var scanner = KeyScanner(text: Array(text))
-        while let (key, value) = scanner.nextNumberField() {
-            switch key {
-            case "Total Cost": if totalCost == nil { totalCost = value }
-            case "Plan Rows": rows = max(rows ?? 0, value)
-            default: break
-            }
-        }
-        guard let totalCost, let rows else { return nil }
+        guard let document = try? JSONValue.parse(text, explainOptions), let plan = document.arrayValue?.first?["Plan"],
+              let totalCost = plan["Total Cost"]?.doubleValue, let rows = largestRows(plan) else { return nil }
         return Estimate(totalCost: totalCost, rows: rows)
+    }
+
+    /// Plans nest two JSON levels a node ("Plans", then the node); a query within the profile's
+    /// nesting depth plans well inside this.
+    static let explainOptions = JSONValue.ParseOptions(maxDepth: 256, integersOnly: false)
+
+    private static func largestRows(_ plan: JSONValue) -> Double? {
+        guard let rows = plan["Plan Rows"]?.doubleValue else { return nil }
+        return (plan["Plans"]?.arrayValue ?? []).reduce(rows) { max($0, largestRows($1) ?? .infinity) }
     }
 
     /// The rule an estimate breaks, if any; costs first, as the larger hazard.
@@ -75,52 +77,5 @@ public struct CostBudget: Sendable, Equatable {
     static func spell(_ value: Double) -> String {
         if value < 1e9, value == value.rounded() { return String(Int64(value)) }
         return String(format: "%.3g", value)
-    }
-
-    /// Finds `"key": number` pairs in JSON text; strings elsewhere are skipped whole, so a key
-    /// spelled inside a string value (an identifier in the plan) is never taken for one.
-    struct KeyScanner {
-        let text: [UInt8]
-        var index = 0
-
-        mutating func nextNumberField() -> (String, Double)? {
-            while index < text.count {
-                guard text[index] == UInt8(ascii: "\"") else { index += 1; continue }
-                guard let string = readString() else { return nil }
-                skipSpaces()
-                guard index < text.count, text[index] == UInt8(ascii: ":") else { continue }
-                index += 1
-                skipSpaces()
-                let start = index
-                while index < text.count, Self.numberBytes.contains(text[index]) { index += 1 }
-                if index > start, let number = Double(String(decoding: text[start..<index], as: UTF8.self)) {
-                    return (string, number)
-                }
-            }
-            return nil
-        }
-
-        /// Reads a string at `index` (at its opening quote); its text without decoding escapes,
-        /// which plan keys never have.
-        private mutating func readString() -> String? {
-            index += 1
-            let start = index
-            while index < text.count {
-                switch text[index] {
-                case UInt8(ascii: "\\"): index += 2
-                case UInt8(ascii: "\""):
-                    defer { index += 1 }
-                    return String(decoding: text[start..<index], as: UTF8.self)
-                default: index += 1
-                }
-            }
-            return nil
-        }
-
-        private mutating func skipSpaces() {
-            while index < text.count, [0x20, 0x0A, 0x0D, 0x09].contains(text[index]) { index += 1 }
-        }
-
-        static let numberBytes = Set("0123456789+-.eE".utf8)
     }
 }
