@@ -15,6 +15,11 @@ SECONDS = int(os.environ.get("PALISADE_BENCH_SECONDS", "20"))
 # Where Palisade's audit log lives: by default beside the benchmark on disk, so every decision waits
 # for a real fdatasync; /dev/shm separates the proxy's own cost from the disk's.
 AUDIT_PARENT = os.environ.get("PALISADE_BENCH_AUDIT_PARENT")
+# Another build of Palisade (e.g. main before a change), measured in the same run as a fourth target.
+# It runs in its own checkout (CHECKOUT/.build/release/palisade), with that checkout's policies.
+BASELINE_BINARY = os.environ.get("PALISADE_BASELINE_BIN")
+# Rounds of the whole interleaved sequence; each cell is the median of its rounds.
+ROUNDS = int(os.environ.get("PALISADE_BENCH_ROUNDS", "1"))
 ROLE, PASSWORD, DATABASE = "bench_app", "bench-secret", "bench"
 HOST, PORT = os.environ["PGHOST"], os.environ["PGPORT"]
 
@@ -29,15 +34,47 @@ def sql(statement, database="postgres"):
     subprocess.run(["psql", "-X", "-q", "-d", database, "-c", statement], check=True)
 
 
-def wait_for_port(port, process, name):
+def wait_for_port(port, process, name, log=None):
     for _ in range(100):
         if process.poll() is not None:
-            sys.exit(f"{name} exited: {process.stdout.read() if process.stdout else ''}")
+            output = log.read_text() if log else process.stdout.read() if process.stdout else ""
+            sys.exit(f"{name} exited: {output}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
     sys.exit(f"{name} did not start")
+
+
+def fdatasync_micros(directory, count=2000):
+    """The disk's floor for a durable answer: append a 300-byte line and fdatasync it, as the audit
+    writer does for one entry, in the directory the audit log lives in. Returns the median and mean
+    wall time and the mean CPU time (user + system) per call, in µs: on a virtual machine the flush
+    itself costs CPU (the virtio kick and its exits), which every proxy that syncs pays per batch."""
+    path = pathlib.Path(tempfile.mkdtemp(dir=directory)) / "sync-probe"
+    line = b"x" * 299 + b"\n"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    cpu_before = os.times()
+    try:
+        for _ in range(count):
+            start = time.perf_counter_ns()
+            os.write(fd, line)
+            os.fdatasync(fd)
+            times.append((time.perf_counter_ns() - start) / 1000)
+    finally:
+        cpu_after = os.times()
+        os.close(fd)
+        path.unlink()
+    cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / count * 1e6
+    times.sort()
+    return times[len(times) // 2], sum(times) / len(times), cpu
+
+
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def main():
@@ -83,79 +120,139 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
 
     bouncers = {mode: start_bouncer(mode) for mode in ("transaction", "session")}
 
-    binary = str(ROOT / ".build/release/palisade")
-    keys = work / "keys.yaml"
-    key = subprocess.run([binary, "keys", "create", "--tenant", "bench", "--profile", "agent", "--keys-file", str(keys)],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    palisade_port, admin_port = free_port(), free_port()
-    palisade = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{palisade_port}",
-                                 "--audit-dir", str(pathlib.Path(tempfile.mkdtemp(dir=AUDIT_PARENT)) / "audit"), "--audit-unsigned", "--backend",
-                                 f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
-                                 "--tls-mode", "disable", "--admin-listen", str(admin_port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for_port(palisade_port, palisade, "palisade")
+    def start_palisade(binary, name):
+        keys = work / f"keys-{name}.yaml"
+        key = subprocess.run([binary, "keys", "create", "--tenant", "bench", "--profile", "agent", "--keys-file", str(keys)],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        port, admin = free_port(), free_port()
+        audit_dir = pathlib.Path(tempfile.mkdtemp(dir=AUDIT_PARENT)) / "audit"
+        process = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}",
+                                    "--audit-dir", str(audit_dir), "--audit-unsigned", "--backend",
+                                    f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
+                                    "--tls-mode", "disable", "--admin-listen", str(admin)], cwd=pathlib.Path(os.path.abspath(binary)).parents[2],
+                                   stdout=(work / f"{name}.log").open("w"), stderr=subprocess.STDOUT)
+        wait_for_port(port, process, name, work / f"{name}.log")
+        return (port, "agent", key, process.pid), process, admin
+
+    palisades = {"palisade": start_palisade(str(ROOT / ".build/release/palisade"), "palisade")}
+    if BASELINE_BINARY:
+        palisades["baseline"] = start_palisade(BASELINE_BINARY, "baseline")
+    sync_before = fdatasync_micros(AUDIT_PARENT)
 
     # Simple mode is compared with PgBouncer's transaction pooling; prepared mode with its session
     # pooling, since PgBouncer 1.18 cannot run protocol-level prepared statements per transaction.
     bouncer_mode = {"simple": "transaction", "prepared": "session"}
-    palisade_target = (palisade_port, "agent", key)
-    results = {}
+    samples = {}
     # Each proxy's own CPU time per transaction (user + system, from /proc): its cost, apart from waits.
-    proxy_cpu = {}
+    cpu_samples = {}
     ticks_per_second = os.sysconf("SC_CLK_TCK")
 
     def cpu_seconds(pid):
         fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / ticks_per_second
 
+    # Entries and fdatasyncs of each Palisade's audit log, read before and after each run: the group
+    # commit's batch size in that run alone.
+    admin_ports = {name: admin for name, (_, _, admin) in palisades.items()}
+    sync_samples = {}
+
+    def audit_metrics(name):
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin_ports[name]}/metrics").read().decode()
+        return dict(line.split() for line in metrics.splitlines() if line.startswith("palisade_audit_"))
+
+    def entries_and_syncs(name):
+        """Entries, fdatasyncs, and seconds spent in write + fdatasync, since the Palisade started."""
+        metrics = audit_metrics(name)
+        syncs = float(metrics["palisade_audit_syncs"])
+        return float(metrics["palisade_audit_entries"]), syncs, float(metrics["palisade_audit_sync_seconds_mean"]) * syncs
+
     try:
-        for mode in ("simple", "prepared"):
-            bouncer_port, _, bouncer_pid = bouncers[bouncer_mode[mode]]
-            targets = {"direct": (PORT, ROLE, PASSWORD, None), "pgbouncer": (bouncer_port, ROLE, PASSWORD, bouncer_pid),
-                       "palisade": palisade_target + (palisade.pid,)}
-            for clients in (1, 8):
-                for name, (port, user, password, pid) in targets.items():
-                    # The throwaway server offers TLS; every path is measured in clear, like Palisade's default.
-                    env = dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable")
-                    cpu_before = cpu_seconds(pid) if pid else 0
-                    out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", "-S", "-M", mode,
-                                          "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
-                                         capture_output=True, text=True, env=env)
-                    tps = re.search(r"tps = ([\d.]+)", out.stdout)
-                    latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
-                    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-                    ok = out.returncode == 0 and tps and (not failed or failed.group(1) == "0")
-                    results[(mode, clients, name)] = (float(tps.group(1)), float(latency.group(1))) if ok else None
-                    if ok and pid:
-                        transactions = int(re.search(r"number of transactions actually processed: (\d+)", out.stdout).group(1))
-                        proxy_cpu[(mode, clients, name)] = (cpu_seconds(pid) - cpu_before) / transactions * 1e6
-                    shown = f"{float(tps.group(1)):9.0f} tps {float(latency.group(1)) * 1000:7.1f} µs" if ok else \
-                        "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]
-                    print(f"-M {mode:8} -c {clients}  {name:10} {shown}", flush=True)
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics").read().decode()
-        audit = dict(line.split() for line in metrics.splitlines() if line.startswith("palisade_audit_"))
+        for number in range(ROUNDS):
+            for mode in ("simple", "prepared"):
+                bouncer_port, _, bouncer_pid = bouncers[bouncer_mode[mode]]
+                targets = {"direct": (PORT, ROLE, PASSWORD, None), "pgbouncer": (bouncer_port, ROLE, PASSWORD, bouncer_pid)}
+                targets.update({name: target for name, (target, _, _) in palisades.items()})
+                for clients in (1, 8):
+                    for name, (port, user, password, pid) in targets.items():
+                        # The throwaway server offers TLS; every path is measured in clear, like Palisade's default.
+                        env = dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable")
+                        cpu_before = cpu_seconds(pid) if pid else 0
+                        audit_before = entries_and_syncs(name) if name in palisades else None
+                        out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", "-S", "-M", mode,
+                                              "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
+                                             capture_output=True, text=True, env=env)
+                        tps = re.search(r"tps = ([\d.]+)", out.stdout)
+                        latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+                        failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+                        ok = out.returncode == 0 and tps and (not failed or failed.group(1) == "0")
+                        key = (mode, clients, name)
+                        if ok:
+                            samples.setdefault(key, []).append((float(tps.group(1)), float(latency.group(1))))
+                            if pid:
+                                transactions = int(re.search(r"number of transactions actually processed: (\d+)", out.stdout).group(1))
+                                cpu_samples.setdefault(key, []).append((cpu_seconds(pid) - cpu_before) / transactions * 1e6)
+                            if audit_before:
+                                entries, syncs, seconds = (after - before for after, before in zip(entries_and_syncs(name), audit_before))
+                                if syncs:
+                                    sync_samples.setdefault(key, []).append((entries / syncs, seconds / syncs * 1e6))
+                        shown = f"{float(tps.group(1)):9.0f} tps {float(latency.group(1)) * 1000:7.1f} µs" if ok else \
+                            "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]
+                        print(f"round {number + 1} -M {mode:8} -c {clients}  {name:10} {shown}", flush=True)
+        audit = {name: audit_metrics(name) for name in palisades}
     finally:
-        palisade.terminate()
+        for _, process, _ in palisades.values():
+            process.terminate()
         for _, process, _ in bouncers.values():
             process.terminate()
+    sync_after = fdatasync_micros(AUDIT_PARENT)
+    results = {key: (median([tps for tps, _ in runs]), median([latency for _, latency in runs])) for key, runs in samples.items()}
+    proxy_cpu = {key: median(values) for key, values in cpu_samples.items()}
+    entries_per_sync = {key: median([entries for entries, _ in values]) for key, values in sync_samples.items()}
+    commit_micros = {key: median([micros for _, micros in values]) for key, values in sync_samples.items()}
 
-    print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores; latency is pgbench's average; "
-          f"Palisade's audit log in {AUDIT_PARENT or tempfile.gettempdir()}")
-    print(f"Palisade's audit log: {float(audit.get('palisade_audit_entries_per_sync', 0)):.2f} entries per fdatasync, "
-          f"{float(audit.get('palisade_audit_sync_seconds_mean', 0)) * 1e6:.0f} µs mean write+fdatasync")
-    print(f"{'mode':9} {'clients':>7} {'direct tps':>11} {'bouncer tps':>12} {'palisade tps':>13} {'pal/direct':>11} {'pal/bouncer':>12} {'added latency':>14} {'cpu/tx bouncer':>15} {'cpu/tx palisade':>16}")
+    sync_median = median([sync_before[0], sync_after[0]])
+    print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores, {ROUNDS} round(s) (medians); latency is pgbench's average; "
+          f"audit logs in {AUDIT_PARENT or tempfile.gettempdir()}")
+    print(f"This disk: 300-byte append + fdatasync, median {sync_before[0]:.0f} µs before the runs and {sync_after[0]:.0f} µs after "
+          f"(means {sync_before[1]:.0f} and {sync_after[1]:.0f} µs); CPU per call {sync_before[2]:.0f} and {sync_after[2]:.0f} µs")
+    for name in palisades:
+        print(f"{name}'s audit log over the whole run: {float(audit[name].get('palisade_audit_entries_per_sync', 0)):.2f} entries per fdatasync, "
+              f"{float(audit[name].get('palisade_audit_sync_seconds_mean', 0)) * 1e6:.0f} µs mean write+fdatasync")
+    print(f"{'mode':9} {'clients':>7} {'target':>9} {'direct tps':>11} {'bouncer tps':>12} {'tps':>9} {'/direct':>8} {'/bouncer':>9} {'added latency':>14} {'cpu/tx bouncer':>15} {'cpu/tx':>8} {'entries/sync':>13} {'commit':>8}")
+
+    def cell(value, width, fmt):
+        return f"{fmt.format(value):>{width}}" if value is not None else f"{'n/a':>{width}}"
+
     for mode in ("simple", "prepared"):
         for clients in (1, 8):
-            direct, bouncer_result, pal = (results.get((mode, clients, name)) for name in ("direct", "pgbouncer", "palisade"))
-            def cell(value, width, fmt):
-                return f"{fmt.format(value):>{width}}" if value is not None else f"{'n/a':>{width}}"
-            print(f"{mode:9} {clients:>7} {cell(direct and direct[0], 11, '{:.0f}')} {cell(bouncer_result and bouncer_result[0], 12, '{:.0f}')}"
-                  f" {cell(pal and pal[0], 13, '{:.0f}')} {cell(pal and direct and pal[0] / direct[0], 11, '{:.2f}x')}"
-                  f" {cell(pal and bouncer_result and pal[0] / bouncer_result[0], 12, '{:.2f}x')}"
-                  f" {cell(pal and direct and (pal[1] - direct[1]) * 1000, 14, '{:+.0f} µs')}"
-                  f" {cell(proxy_cpu.get((mode, clients, 'pgbouncer')), 15, '{:.0f} µs')}"
-                  f" {cell(proxy_cpu.get((mode, clients, 'palisade')), 16, '{:.0f} µs')}")
+            direct, bouncer_result = (results.get((mode, clients, name)) for name in ("direct", "pgbouncer"))
+            for name in palisades:
+                pal = results.get((mode, clients, name))
+                print(f"{mode:9} {clients:>7} {name:>9} {cell(direct and direct[0], 11, '{:.0f}')} {cell(bouncer_result and bouncer_result[0], 12, '{:.0f}')}"
+                      f" {cell(pal and pal[0], 9, '{:.0f}')} {cell(pal and direct and pal[0] / direct[0], 8, '{:.2f}x')}"
+                      f" {cell(pal and bouncer_result and pal[0] / bouncer_result[0], 9, '{:.2f}x')}"
+                      f" {cell(pal and direct and (pal[1] - direct[1]) * 1000, 14, '{:+.0f} µs')}"
+                      f" {cell(proxy_cpu.get((mode, clients, 'pgbouncer')), 15, '{:.0f} µs')}"
+                      f" {cell(proxy_cpu.get((mode, clients, name)), 8, '{:.0f} µs')}"
+                      f" {cell(entries_per_sync.get((mode, clients, name)), 13, '{:.2f}')}"
+                      f" {cell(commit_micros.get((mode, clients, name)), 8, '{:.0f} µs')}")
     print("PgBouncer pools by transaction for simple mode and by session for prepared mode "
-          "(1.18 has no protocol-level prepared statements in transaction pooling); n/a: the run failed.")
-
+          "(1.18 has no protocol-level prepared statements in transaction pooling); n/a: the run failed.\n"
+          "cpu/tx: the proxy's user + system CPU per transaction (all its threads, from /proc); entries/sync: "
+          "audit entries per fdatasync in that run; commit: mean write + fdatasync of one group commit in that run.")
+    # The issue's targets, each against what was measured in this run.
+    simple8, bouncer8 = results.get(("simple", 8, "palisade")), results.get(("simple", 8, "pgbouncer"))
+    simple1, direct1 = results.get(("simple", 1, "palisade")), results.get(("simple", 1, "direct"))
+    cpu_pal, cpu_bouncer = proxy_cpu.get(("simple", 8, "palisade")), proxy_cpu.get(("simple", 8, "pgbouncer"))
+    print("\ntargets (simple mode):")
+    if simple8 and bouncer8:
+        print(f"  -c 8 tps vs PgBouncer: {simple8[0] / bouncer8[0]:.2f}x (target >= 1.00x)")
+    if simple1 and direct1:
+        added = (simple1[1] - direct1[1]) * 1000
+        print(f"  -c 1 added latency: {added:+.0f} µs vs one fdatasync + 40 µs = {sync_median + 40:.0f} µs (target: at most that)"
+              + (f"; Palisade's own commits took {commit_micros[('simple', 1, 'palisade')]:.0f} µs each in that run"
+                 if ("simple", 1, "palisade") in commit_micros else ""))
+    if cpu_pal and cpu_bouncer:
+        print(f"  -c 8 CPU per transaction: {cpu_pal:.0f} µs vs PgBouncer's {cpu_bouncer:.0f} µs = {cpu_pal / cpu_bouncer:.2f}x (target <= 2.00x)")
 
 main()

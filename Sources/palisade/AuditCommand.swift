@@ -37,7 +37,7 @@ struct AuditKeygen: ParsableCommand {
             throw ConfigurationError(description: "cannot write \(out): \(String(cString: strerror(errno)))")
         }
         print(key.verifierKey.encoded)
-        FileHandle.standardError.write(Data("palisade audit keygen: private key in \(out); the line above is the verifier key for reviewers\n".utf8))
+        Console.error("palisade audit keygen: private key in \(out); the line above is the verifier key for reviewers")
     }
 }
 
@@ -69,12 +69,12 @@ enum AuditCLI {
     }
 
     static func warn(_ message: String) {
-        FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
+        Console.error("warning: " + message)
     }
 
     /// Prints to standard error and exits with the outcome's code.
     static func fail(_ outcome: VerificationReport.Outcome, _ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        Console.error(message)
         return ExitCode(outcome.exitCode)
     }
 

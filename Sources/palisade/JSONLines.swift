@@ -35,7 +35,7 @@ struct JSONLinesChecker {
         }
         output.flush()
         if failures > 0 {
-            FileHandle.standardError.write(Data("palisade check: \(failures) input line(s) were not {\"id\", \"sql\"} objects\n".utf8))
+            Console.error("palisade check: \(failures) input line(s) were not {\"id\", \"sql\"} objects")
             throw ExitCode(2)
         }
     }

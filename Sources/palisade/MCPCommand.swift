@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditChain
 import Foundation
+import Logging
 import MCP
 import NIOCore
 import NIOPosix
@@ -75,7 +76,7 @@ struct MCPCommand: AsyncParsableCommand {
             do {
                 try await MCPStdio.serve(firewall: firewall, credential: credential, group: group) { server in
                     running.withLock { $0 = server }
-                    FileHandle.standardError.write(Data("palisade: MCP over stdio; backend \(backendName)\n".utf8))
+                    Logger(label: "palisade").info("MCP over stdio", metadata: ["backend": "\(backendName)"])
                 }
             } catch let failure as MCPStdio.StartFailure {
                 throw ConfigurationError(description: "palisade mcp: \(failure.description)")

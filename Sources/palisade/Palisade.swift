@@ -26,7 +26,7 @@ struct Palisade: AsyncParsableCommand {
             if code == .success {
                 print(fullMessage(for: error))
             } else {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Console.error(fullMessage(for: error))
             }
             Foundation.exit(code == .success ? 0 : 2)
         }
