@@ -37,7 +37,7 @@ struct AuditKeygen: ParsableCommand {
             throw ConfigurationError(description: "cannot write \(out): \(String(cString: strerror(errno)))")
         }
         print(key.verifierKey.encoded)
-        Console.error("palisade audit keygen: private key in \(out); the line above is the verifier key for reviewers")
+        Console.standardError("palisade audit keygen: private key in \(out); the line above is the verifier key for reviewers")
     }
 }
 
@@ -69,12 +69,12 @@ enum AuditCLI {
     }
 
     static func warn(_ message: String) {
-        Console.error("warning: " + message)
+        Console.standardError("warning: " + message)
     }
 
     /// Prints to standard error and exits with the outcome's code.
     static func fail(_ outcome: VerificationReport.Outcome, _ message: String) -> ExitCode {
-        Console.error(message)
+        Console.standardError(message)
         return ExitCode(outcome.exitCode)
     }
 

@@ -4,7 +4,7 @@ import Foundation
 /// at the terminal (standard output stays the command's result, for pipes). A server's log lines
 /// go through swift-log instead (`LogSetup`).
 enum Console {
-    static func error(_ line: String) {
+    static func standardError(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }

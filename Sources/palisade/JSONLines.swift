@@ -35,7 +35,7 @@ struct JSONLinesChecker {
         }
         output.flush()
         if failures > 0 {
-            Console.error("palisade check: \(failures) input line(s) were not {\"id\", \"sql\"} objects")
+            Console.standardError("palisade check: \(failures) input line(s) were not {\"id\", \"sql\"} objects")
             throw ExitCode(2)
         }
     }

@@ -16,7 +16,7 @@ struct KeysCommand: ParsableCommand {
             let (key, record) = APIKeyStore.generate(tenant: tenant, profile: profile)
             do { try APIKeyStore.append(record, toFile: keysFile) } catch { throw ValidationError(error.description) }
             print(key)
-            Console.error("palisade: key \(record.id) for tenant \(tenant), profile \(profile), stored as a SHA-256 hash and a SCRAM verifier in \(keysFile) (with client_auth scram-sha-256 the user name is \(record.id)); it is not shown again")
+            Console.standardError("palisade: key \(record.id) for tenant \(tenant), profile \(profile), stored as a SHA-256 hash and a SCRAM verifier in \(keysFile) (with client_auth scram-sha-256 the user name is \(record.id)); it is not shown again")
         }
     }
 }

@@ -26,7 +26,7 @@ struct Palisade: AsyncParsableCommand {
             if code == .success {
                 print(fullMessage(for: error))
             } else {
-                Console.error(fullMessage(for: error))
+                Console.standardError(fullMessage(for: error))
             }
             Foundation.exit(code == .success ? 0 : 2)
         }
