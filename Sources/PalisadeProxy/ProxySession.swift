@@ -41,7 +41,7 @@ final class ProxySession {
     /// A client that does not finish logging in (TLS, startup, password) in time is let go.
     private var loginDeadline: Scheduled<Void>?
     /// A server the session waits for that is quiet for the profile's statement_timeout plus
-    /// `stalledServerGrace` is stalled (its own timer cannot fire while it is stopped): 08006. Frames
+    /// `stalledServerGrace` is stalled (its own timer cannot fire while it is stopped): 08006. Reads
     /// only move `serverLastHeard`; re-arming a timer per frame was 3 % of the CPU at pgbench -c 1.
     private var stallWatch: Scheduled<Void>?
     private var serverLastHeard = NIODeadline.now()
@@ -219,7 +219,6 @@ final class ProxySession {
     }
 
     func backendFrame(_ frame: Frame) {
-        serverLastHeard = .now()
         if frame.backendType == .readyForQuery, let since = backendWaitingSince {
             ProxyMetrics.shared.backendAnswered(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - since))
             backendWaitingSince = nil
@@ -228,6 +227,8 @@ final class ProxySession {
     }
 
     func backendReadComplete() {
+        // Once per read, not per frame: nothing else runs on the loop between a read's frames.
+        serverLastHeard = .now()
         sendOutput()
     }
 
