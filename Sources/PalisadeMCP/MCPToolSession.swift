@@ -29,8 +29,6 @@ public actor MCPToolSession {
     /// agent's context, so none is unbounded.
     static let defaultMaxRows = 10_000
     static let defaultMaxResultBytes = 8 << 20
-    /// How long past the profile's statement_timeout a silent server is waited for (as the proxy does).
-    static let stalledServerGrace = TimeAmount.seconds(5)
 
     public init(firewall: MCPFirewall, identity: MCPIdentity, transport: MCPTransport, clientAddress: String,
                 group: EventLoopGroup) {
@@ -324,7 +322,7 @@ public actor MCPToolSession {
     }
 
     private func deadline(_ policy: Policy) -> TimeAmount {
-        .milliseconds(Int64(policy.statementTimeoutMilliseconds)) + Self.stalledServerGrace
+        ServerWait.allowance(statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds)
     }
 
     private func serverConnection(policy: Policy) async throws -> BackendConnection {

@@ -36,17 +36,9 @@ final class ProxySession {
     private var channelsClosed = false
     /// Whether the sessions gauge counts this session.
     private var countedAsSession = false
-    /// When the oldest unanswered write to the server left, for the backend-latency metric.
-    private var backendWaitingSince: UInt64?
     /// A client that does not finish logging in (TLS, startup, password) in time is let go.
     private var loginDeadline: Scheduled<Void>?
-    /// A server the session waits for that is quiet for the profile's statement_timeout plus
-    /// `stalledServerGrace` is stalled (its own timer cannot fire while it is stopped): 08006. Reads
-    /// only move `serverLastHeard`; re-arming a timer per frame was 3 % of the CPU at pgbench -c 1.
-    private var stallWatch: Scheduled<Void>?
-    private var serverLastHeard = NIODeadline.now()
-    private var serverAnswerAllowance = TimeAmount.seconds(35)
-    static let stalledServerGrace = TimeAmount.seconds(5)
+    private let serverWait: ServerWait
     /// Answers held for the audit log past this size stop the reading on both sides until they go out.
     static let heldBytesLimit = 1 << 20
     /// Session events; metadata is ids and rules only, never credentials or literal values.
@@ -60,7 +52,11 @@ final class ProxySession {
         self.auditInbox = auditInbox
         sessionID = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
         machine = SessionStateMachine(configuration: configuration, cancels: cancels, sessionID: sessionID)
+        serverWait = ServerWait(eventLoop: eventLoop)
         logger[metadataKey: "session"] = "\(sessionID)"
+        // A server held back because the client does not read is not stalled.
+        serverWait.isWaiting = { [weak self] in self.map { $0.readingBackend && $0.machine.awaitsServer } ?? false }
+        serverWait.stalled = { [weak self] in self?.serverStalled() }
     }
 
     // MARK: - Client side
@@ -164,7 +160,7 @@ final class ProxySession {
     private func started() {
         loginDeadline?.cancel()
         guard let identity = machine.identity, let engine = machine.engine else { return }
-        serverAnswerAllowance = .milliseconds(Int64(engine.policy.statementTimeoutMilliseconds)) + Self.stalledServerGrace
+        serverWait.useStatementTimeout(milliseconds: engine.policy.statementTimeoutMilliseconds)
         logger[metadataKey: "tenant"] = "\(identity.tenant)"
         logger[metadataKey: "credential"] = "\(identity.credentialID)"
         logger.info("session started", metadata: ["profile": "\(identity.profile)", "client": "\(clientAddress)"])
@@ -185,8 +181,8 @@ final class ProxySession {
         if readBackend != readingBackend, let backendChannel {
             readingBackend = readBackend
             backendChannel.setOption(ChannelOptions.autoRead, value: readBackend).whenFailure { _ in }
-            // A server held back because the client does not read is not stalled: its quiet time starts again.
-            if readBackend { serverLastHeard = .now(); watchServer() }
+            // Its quiet time starts again once it is read again.
+            if readBackend { serverWait.heard(); serverWait.watch() }
         }
         if readClient != readingClient, let channel = clientContext?.channel {
             readingClient = readClient
@@ -219,16 +215,13 @@ final class ProxySession {
     }
 
     func backendFrame(_ frame: Frame) {
-        if frame.backendType == .readyForQuery, let since = backendWaitingSince {
-            ProxyMetrics.shared.backendAnswered(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - since))
-            backendWaitingSince = nil
-        }
+        if frame.backendType == .readyForQuery { serverWait.answered() }
         run(machine.backendFrame(frame))
     }
 
     func backendReadComplete() {
         // Once per read, not per frame: nothing else runs on the loop between a read's frames.
-        serverLastHeard = .now()
+        serverWait.heard()
         sendOutput()
     }
 
@@ -241,20 +234,11 @@ final class ProxySession {
         run(machine.fail("lost the connection to the database server: \(ConnectFailure.describe(error))", sqlstate: SQLState.connectionFailure))
     }
 
-    private var isWaitingForServer: Bool { readingBackend && machine.isRelaying && !(machine.relay?.isIdle ?? true) }
-
-    private func watchServer() {
-        guard stallWatch == nil, isWaitingForServer else { return }
-        stallWatch = eventLoop.scheduleTask(deadline: serverLastHeard + serverAnswerAllowance) { [weak self] in
-            guard let self else { return }
-            self.stallWatch = nil
-            guard self.isWaitingForServer else { return }
-            guard NIODeadline.now() >= self.serverLastHeard + self.serverAnswerAllowance else { return self.watchServer() }
-            let allowance = self.serverAnswerAllowance
-            self.logger.warning("database server stalled", metadata: ["waited_ms": "\(allowance.nanoseconds / 1_000_000)"])
-            self.run(self.machine.fail("the database server did not answer within \(allowance.nanoseconds / 1_000_000_000) s (the profile's statement_timeout plus \(Self.stalledServerGrace.nanoseconds / 1_000_000_000) s); the session is closed",
-                                       sqlstate: SQLState.connectionFailure))
-        }
+    private func serverStalled() {
+        let allowance = serverWait.allowance
+        logger.warning("database server stalled", metadata: ["waited_ms": "\(allowance.nanoseconds / 1_000_000)"])
+        run(machine.fail("the database server did not answer within \(allowance.nanoseconds / 1_000_000_000) s (the profile's statement_timeout plus \(ServerWait.grace.nanoseconds / 1_000_000_000) s); the session is closed",
+                         sqlstate: SQLState.connectionFailure))
     }
 
     // MARK: - Sending
@@ -262,14 +246,9 @@ final class ProxySession {
     /// Writes what the machine produced: one write and one flush per direction.
     private func sendOutput() {
         if machine.output.toBackend.readableBytes > 0, let backendChannel {
-            if backendWaitingSince == nil, machine.isRelaying {
-                // The first unanswered write: the server's quiet time counts from here.
-                backendWaitingSince = DispatchTime.now().uptimeNanoseconds
-                serverLastHeard = .now()
-            }
             backendChannel.writeAndFlush(machine.output.toBackend, promise: nil)
             machine.output.toBackend = backendChannel.allocator.buffer(capacity: 512)
-            watchServer()
+            if machine.isRelaying { serverWait.requestSent() }
         }
         guard machine.output.toClient.readableBytes > 0, let clientContext else { return }
         if outstandingAudits > 0 {
@@ -319,8 +298,7 @@ final class ProxySession {
     private func close() {
         if channelsClosed { return }
         loginDeadline?.cancel()
-        stallWatch?.cancel()
-        stallWatch = nil
+        serverWait.stop()
         if outstandingAudits > 0, clientContext != nil {
             // The refusal that ends this session is written once its record is durable.
             closeWhenAudited = true

@@ -75,6 +75,9 @@ struct SessionStateMachine {
         }
     }
 
+    /// Whether a query has been sent on that the server has not answered to its end.
+    var awaitsServer: Bool { isRelaying && !(relay?.isIdle ?? true) }
+
     var isLoggingIn: Bool {
         switch phase {
         case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .connecting: true
