@@ -27,10 +27,13 @@ let package = Package(
         .target(name: "CPalisadeSupport", path: "Sources/CPalisadeSupport"),
         // JSON (strict reading, canonical RFC 8785 writing), hex, base64 and UTC times; no dependencies.
         .target(name: "Encoding"),
+        // `Locked`, the one lock the modules share (ThreadSanitizer sees it); no dependencies.
+        .target(name: "Locking"),
         .target(
             name: "QueryPolicy",
             dependencies: [
                 "Encoding",
+                "Locking",
                 "CPgQuery",
                 "CPalisadeSupport",
                 .product(name: "Yams", package: "Yams"),
@@ -40,13 +43,14 @@ let package = Package(
         // The tamper-evident audit log: canonical entries, hash chain, Merkle tree, signed checkpoints.
         .target(
             name: "AuditChain",
-            dependencies: ["Encoding", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Encoding", "Locking", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Tenant identity: signed JWTs, API keys and their claims, per-tenant budgets; pure, no sockets.
         .target(
             name: "TenantIdentity",
             dependencies: [
                 "Encoding",
+                "Locking",
                 "PostgresWire",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -58,6 +62,7 @@ let package = Package(
             name: "PostgresWire",
             dependencies: [
                 "Encoding",
+                "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -66,6 +71,7 @@ let package = Package(
         .target(
             name: "PalisadeProxy",
             dependencies: [
+                "Locking",
                 "PostgresWire",
                 "QueryPolicy",
                 "AuditChain",
@@ -102,6 +108,7 @@ let package = Package(
             name: "PalisadeServer",
             dependencies: [
                 "Encoding",
+                "Locking",
                 "QueryPolicy",
                 "AuditChain",
                 "PalisadeProxy",
@@ -123,6 +130,7 @@ let package = Package(
             name: "palisade",
             dependencies: [
                 "Encoding",
+                "Locking",
                 "QueryPolicy",
                 "AuditChain",
                 "PalisadeProxy",
@@ -148,7 +156,7 @@ let package = Package(
         .executableTarget(name: "fuzz-audit", dependencies: ["FuzzSupport", "AuditChain"], path: "Fuzz/audit"),
         .testTarget(name: "EncodingTests", dependencies: ["Encoding"]),
         .testTarget(name: "QueryPolicyTests", dependencies: ["QueryPolicy"]),
-        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain", "Encoding"]),
+        .testTarget(name: "AuditChainTests", dependencies: ["AuditChain", "Encoding", "Locking"]),
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
         .testTarget(name: "PalisadeServerTests", dependencies: ["PalisadeServer"]),

@@ -2,7 +2,7 @@ import Crypto
 import Dispatch
 import Encoding
 import Foundation
-import Synchronization
+import Locking
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,17 +31,17 @@ struct Shared {
 }
 
 final class LogCore: Sendable {
-    let shared = Mutex(Shared())
+    let shared = Locked(Shared())
     /// Only the writer thread touches it once the thread runs; the lock just makes that provable.
-    let writer: Mutex<Writer>
+    let writer: Locked<Writer>
     let wake = DispatchSemaphore(value: 0)
     let running = DispatchGroup()
-    let writerThread = Mutex<pthread_t?>(nil)
+    let writerThread = Locked<pthread_t?>(nil)
 
     init(_ configuration: AuditLogConfiguration, io: AuditIO) throws(AuditError) {
         let writer = try Writer.open(configuration, io: io)
         shared.withLock { $0.statistics = writer.statistics }
-        self.writer = Mutex(writer)
+        self.writer = Locked(writer)
         running.enter()
         let thread = Thread { [self] in run() }
         thread.name = "palisade-audit-writer"

@@ -2,7 +2,6 @@ import Crypto
 import Dispatch
 import Encoding
 import Foundation
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif

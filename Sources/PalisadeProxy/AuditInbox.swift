@@ -1,6 +1,6 @@
 import AuditChain
 import NIOCore
-import Synchronization
+import Locking
 
 /// Brings audit completions back to an event loop in batches: the writer finishes a whole group
 /// commit at once, and one wake of the loop then delivers every completion of the group, instead of
@@ -12,7 +12,7 @@ final class AuditInbox: Sendable {
     }
 
     private let eventLoop: EventLoop
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
@@ -48,7 +48,7 @@ final class AuditInbox: Sendable {
 
 /// One inbox per event loop of the server's group.
 final class AuditInboxes: Sendable {
-    private let inboxes: Mutex<[ObjectIdentifier: AuditInbox]> = Mutex([:])
+    private let inboxes: Locked<[ObjectIdentifier: AuditInbox]> = Locked([:])
 
     func inbox(for eventLoop: EventLoop) -> AuditInbox {
         inboxes.withLock { inboxes in

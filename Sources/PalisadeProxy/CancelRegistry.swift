@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Maps the cancel keys Palisade hands to clients to the server's own, which clients never see.
 final class CancelRegistry: Sendable {
@@ -7,7 +7,7 @@ final class CancelRegistry: Sendable {
         var secretKey: Int32
     }
 
-    private let targets = Mutex<[UInt64: Target]>([:])
+    private let targets = Locked<[UInt64: Target]>([:])
 
     private static func key(_ processID: Int32, _ secretKey: Int32) -> UInt64 {
         UInt64(UInt32(bitPattern: processID)) << 32 | UInt64(UInt32(bitPattern: secretKey))

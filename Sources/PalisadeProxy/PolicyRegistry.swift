@@ -1,5 +1,5 @@
 import QueryPolicy
-import Synchronization
+import Locking
 
 /// The policy engine of each profile and the server's types, replaced whole on reload: a query is
 /// decided by the policies that were current when it arrived, never by a mix of old and new.
@@ -10,10 +10,10 @@ public final class PolicyRegistry: Sendable {
         var serverTypes: ServerTypes
     }
 
-    private let current: Mutex<Current>
+    private let current: Locked<Current>
 
     public init(_ engines: [String: PolicyEngine], serverTypes: ServerTypes = ServerTypes()) {
-        current = Mutex(Current(engines: engines, serverTypes: serverTypes))
+        current = Locked(Current(engines: engines, serverTypes: serverTypes))
     }
 
     public func engine(for profile: String) -> PolicyEngine? {

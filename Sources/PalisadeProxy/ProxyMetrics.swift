@@ -2,7 +2,7 @@ import CoreMetrics
 import Foundation
 import Metrics
 import QueryPolicy
-import Synchronization
+import Locking
 
 /// What the proxy counts, through swift-metrics (the executable installs a Prometheus backend).
 /// Metric objects are made once per label set: making one goes through the backend's registry.
@@ -14,13 +14,13 @@ final class ProxyMetrics: Sendable {
         var monitorOnly: Bool
     }
 
-    private let decisions = Mutex<[DecisionKey: Counter]>([:])
-    private let denialsByTenant = Mutex<[String: Counter]>([:])
+    private let decisions = Locked<[DecisionKey: Counter]>([:])
+    private let denialsByTenant = Locked<[String: Counter]>([:])
     /// Tenants with their own denial series; the rest share "(other)", so a flood of token tenants
     /// cannot grow the registry without bound.
     static let maxTenantSeries = 1000
     private let sessions = Gauge(label: "palisade_sessions")
-    private let sessionCount = Mutex(0)
+    private let sessionCount = Locked(0)
     private let lockouts = Counter(label: "palisade_lockouts_total")
     private let decisionTime = Timer(label: "palisade_decision_seconds")
     private let backendTime = Timer(label: "palisade_backend_seconds")

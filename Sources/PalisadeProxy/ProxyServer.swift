@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import PostgresWire
-import Synchronization
+import Locking
 
 /// Listens for clients and gives each its own session.
 public final class ProxyServer: Sendable {
@@ -12,11 +12,11 @@ public final class ProxyServer: Sendable {
     private let auditInboxes = AuditInboxes()
     /// Open sessions, so that shutdown can ask each to finish; each is touched only on its loop.
     /// Their count is what `maxClientConnections` bounds.
-    private let sessions = Mutex<[ObjectIdentifier: NIOLoopBound<ProxySession>]>([:])
+    private let sessions = Locked<[ObjectIdentifier: NIOLoopBound<ProxySession>]>([:])
     /// Connections over the limit that are being told so (each stays up to `refusalLinger`, so that the
     /// refusal is read). Beyond `maxLingeringRefusals` they are closed without a word: a flood of
     /// them must not use up the file descriptors the sessions were promised.
-    private let lingeringRefusals = Mutex(0)
+    private let lingeringRefusals = Locked(0)
     public static let maxLingeringRefusals = 128
     /// A value each time a session ends, for `drain` to look again; at most one is kept.
     private let sessionEnded: AsyncStream<Void>

@@ -2,7 +2,7 @@ import AuditChain
 import Logging
 import PalisadeProxy
 import QueryPolicy
-import Synchronization
+import Locking
 
 /// SIGHUP and `POST /reload`: the policies, and the audit key when its file holds another.
 final class Reloader: Sendable {
@@ -10,13 +10,13 @@ final class Reloader: Sendable {
     let registry: PolicyRegistry
     let audit: AuditLog
     /// The key the audit log signs with now.
-    private let currentAuditKey: Mutex<String>
+    private let currentAuditKey: Locked<String>
 
     init(settings: ServeSettings, registry: PolicyRegistry, audit: AuditLog) {
         self.settings = settings
         self.registry = registry
         self.audit = audit
-        currentAuditKey = Mutex(audit.configuration.signingKey.verifierKey.encoded)
+        currentAuditKey = Locked(audit.configuration.signingKey.verifierKey.encoded)
     }
 
     /// Load every profile's policy again, with the functions the server defines now, and install

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
-import Synchronization
+import Locking
 import Encoding
 
 /// The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it: no channel
@@ -75,7 +75,7 @@ public struct SCRAMClient: Sendable {
     /// role derives the same keys: 4096 HMAC rounds, 1.3 s of a debug build's CPU per session on a
     /// loaded CI machine (seen with strace between the server's challenge and the answer). They are
     /// derived once per password, salt and iteration count, and kept for a few such inputs.
-    private static let derivedKeys = Mutex<[KeyInputs: (client: [UInt8], stored: [UInt8], server: [UInt8])]>([:])
+    private static let derivedKeys = Locked<[KeyInputs: (client: [UInt8], stored: [UInt8], server: [UInt8])]>([:])
 
     static func cachedKeys(password: String, salt: [UInt8], iterations: Int) -> (client: [UInt8], stored: [UInt8], server: [UInt8]) {
         let inputs = KeyInputs(password: password, salt: salt, iterations: iterations)

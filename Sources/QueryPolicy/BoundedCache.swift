@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A thread-safe map that holds at most about `2 × capacity` entries and `2 × bytesPerGeneration`
 /// of their stated sizes.
@@ -21,7 +21,7 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     private let capacity: Int
     private let bytesPerGeneration: Int
-    private let generations = Mutex(Generations())
+    private let generations = Locked(Generations())
 
     init(capacity: Int, bytesPerGeneration: Int) {
         precondition(capacity > 0 && bytesPerGeneration > 0)

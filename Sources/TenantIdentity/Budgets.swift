@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 // Per-tenant and per-credential budgets. Every call takes the current time from the caller, so
 // tests step time instead of sleeping and the proxy reads the clock once per query. Wall-clock
@@ -73,14 +73,14 @@ struct PruneSchedule {
 public final class RateLimiter: Sendable {
     public let ratePerSecond: Double
     public let burst: Int
-    private let state: Mutex<(buckets: [String: TokenBucket], schedule: PruneSchedule)>
+    private let state: Locked<(buckets: [String: TokenBucket], schedule: PruneSchedule)>
 
     /// `pruneAbove`: how many tenants are tracked before idle (full) buckets are dropped.
     public init(ratePerSecond: Double, burst: Int, pruneAbove: Int = 10_000) {
         precondition(ratePerSecond > 0 && burst >= 1, "a rate limiter needs a positive rate and a burst of at least 1")
         self.ratePerSecond = ratePerSecond
         self.burst = burst
-        self.state = Mutex(([:], PruneSchedule(minimum: pruneAbove)))
+        self.state = Locked(([:], PruneSchedule(minimum: pruneAbove)))
     }
 
     public func admit(tenant: String, now: Date) -> RateDecision {
@@ -106,7 +106,7 @@ public final class RateLimiter: Sendable {
 public final class SessionLimiter: Sendable {
     public let maxSessionsPerTenant: Int
     // Tenants with no session are removed at once, so the map only holds tenants with sessions.
-    private let open = Mutex<[String: Int]>([:])
+    private let open = Locked<[String: Int]>([:])
 
     public init(maxSessionsPerTenant: Int) {
         precondition(maxSessionsPerTenant >= 1, "a session limit must allow at least one session")
@@ -171,14 +171,14 @@ public final class Lockout: Sendable {
         var lockedUntil: Date?
     }
 
-    private let state: Mutex<(entries: [String: Entry], schedule: PruneSchedule)>
+    private let state: Locked<(entries: [String: Entry], schedule: PruneSchedule)>
 
     public init(maxDenials: Int, window: Duration, coolDown: Duration, pruneAbove: Int = 10_000) {
         precondition(maxDenials >= 1 && window > .zero && coolDown > .zero, "a lockout needs at least one denial, a window and a cool-down")
         self.maxDenials = maxDenials
         self.window = window
         self.coolDown = coolDown
-        self.state = Mutex(([:], PruneSchedule(minimum: pruneAbove)))
+        self.state = Locked(([:], PruneSchedule(minimum: pruneAbove)))
     }
 
     /// Records a denied query; returns an event only when this denial locks the credential.

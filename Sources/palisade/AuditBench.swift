@@ -2,7 +2,7 @@ import ArgumentParser
 import AuditChain
 import Foundation
 import PalisadeServer
-import Synchronization
+import Locking
 
 struct AuditBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -94,7 +94,7 @@ struct AuditBench: ParsableCommand {
 /// Runs async work from a synchronous command: the command's thread waits, the work runs on the
 /// concurrency pool.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let result = Mutex<Result<T, any Error>?>(nil)
+    let result = Locked<Result<T, any Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task.detached {
         do {

@@ -9,7 +9,7 @@ import NIOSSL
 import PalisadeMCP
 import PalisadeProxy
 import PalisadeServer
-import Synchronization
+import Locking
 import UnixSignals
 
 struct MCPCommand: AsyncParsableCommand {
@@ -65,7 +65,7 @@ struct MCPCommand: AsyncParsableCommand {
         let backend = settings.backend
         let backendName = "\(backend.user)@\(backend.host):\(backend.port)/\(backend.database)"
         guard let (host, port) = listen else {
-            let running = Mutex<Server?>(nil)
+            let running = Locked<Server?>(nil)
             let signals = Task {
                 for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                     if let server = running.withLock({ $0 }) { await server.stop() }

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 import Testing
 @testable import AuditChain
 
@@ -29,7 +29,7 @@ import Testing
         let slow = AuditIO(write: AuditIO.system.write, sync: { fd in usleep(20_000); return fdatasync(fd) })
         let log = try AuditLog(Fixture.configuration(dir.path), io: slow)
         let before = log.statistics
-        let done = Mutex(0)
+        let done = Locked(0)
         await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
             for n in 0..<100 {
                 log.append(Fixture.decision(n)) { result in
@@ -49,7 +49,7 @@ import Testing
         defer { dir.remove() }
         // The disk refuses the reservation's zeros for a while (nearly full), so entries extend the
         // file; once space returns, the zeros must go after those entries, never over them.
-        let refusals = Mutex(40)
+        let refusals = Locked(40)
         let tight = AuditIO(write: AuditIO.system.write, sync: AuditIO.system.sync, writeAt: { fd, bytes, offset in
             let isZeros = bytes.count >= 4096 && bytes.allSatisfy { $0 == 0 }
             if isZeros, refusals.withLock({ $0 -= 1; return $0 >= 0 }) {
@@ -220,7 +220,7 @@ import Testing
     @Test func aWriteErrorFailsTheLogClosed() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let syncs = Mutex(0)
+        let syncs = Locked(0)
         let failing = AuditIO(write: AuditIO.system.write, sync: { fd in
             // Open syncs the segment, the directory files and checkpoints; fail a little after that.
             if syncs.withLock({ $0 += 1; return $0 }) > 12 { errno = EIO; return -1 }
