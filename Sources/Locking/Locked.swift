@@ -10,6 +10,10 @@ import Darwin
 /// see a contended `Mutex` as synchronization (four threads adding 1 to a `Mutex<Int>` 10,000 times
 /// each get a "Swift access race" report and the right total, 40,000), while it intercepts
 /// `pthread_mutex_lock` (the same program with a pthread mutex gets no report).
+///
+/// Uncontended, a `withLock` is 65 instructions against `Mutex`'s 14 (callgrind, the difference of
+/// 100,000 and 200,000 locked increments, -O); a query takes a few locks, and its decision alone
+/// is 54.7k instructions.
 public final class Locked<Value>: @unchecked Sendable {
     private var value: Value
     // Allocated apart: a pthread mutex must not move.
