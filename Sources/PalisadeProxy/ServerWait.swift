@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 
 /// A session's waits for its server: how long a request took to be answered (the backend-latency
@@ -18,10 +17,11 @@ public final class ServerWait {
     }
 
     private let eventLoop: EventLoop
-    private(set) var allowance = allowance(statementTimeoutMilliseconds: 30_000)
+    /// Replaced at login by the profile's (`useStatementTimeout`).
+    private(set) var allowance = ServerWait.allowance(statementTimeoutMilliseconds: 30_000)
     private var lastHeard = NIODeadline.now()
     /// When the oldest unanswered request left.
-    private var requestSentAt: UInt64?
+    private var requestSentAt: NIODeadline?
     private var timer: Scheduled<Void>?
     /// Asked whenever the timer would be armed or fires: whether the session still waits for the server.
     var isWaiting: () -> Bool = { false }
@@ -39,8 +39,9 @@ public final class ServerWait {
     /// A request went to the server: its quiet time counts from the first one it has not answered.
     func requestSent() {
         if requestSentAt == nil {
-            requestSentAt = DispatchTime.now().uptimeNanoseconds
+            // One clock read for both: the metric's start and the start of the quiet time.
             lastHeard = .now()
+            requestSentAt = lastHeard
         }
         watch()
     }
@@ -48,7 +49,7 @@ public final class ServerWait {
     /// The server finished answering (ReadyForQuery).
     func answered() {
         guard let since = requestSentAt else { return }
-        ProxyMetrics.shared.backendAnswered(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - since))
+        ProxyMetrics.shared.backendAnswered(nanoseconds: (NIODeadline.now() - since).nanoseconds)
         requestSentAt = nil
     }
 
