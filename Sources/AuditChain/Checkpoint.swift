@@ -89,31 +89,35 @@ public enum CheckpointHistory {
 
     public static func parse(_ text: String) -> [Item] {
         var items: [Item] = []
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Lines of bytes, not of Characters: no grapheme breaking, and a "\r\n" is no line break.
+        let newline = UInt8(ascii: "\n")
+        let bytes = Array(text.utf8)
+        let lines = bytes.split(separator: newline, omittingEmptySubsequences: false)
         var offsets: [Int] = [0]
-        for line in lines { offsets.append(offsets.last! + line.utf8.count + 1) }
+        for line in lines { offsets.append(offsets.last! + line.count + 1) }
+        let dash = Array(SignedNote.dash.utf8)
         var index = 0
         // A file that does not end in a newline was cut mid-write; the pieces are still reported.
         while index < lines.count {
             if lines[index].isEmpty { index += 1; continue }
             let start = index
-            var body: [Substring] = []
-            while index < lines.count, !lines[index].isEmpty { body.append(lines[index]); index += 1 }
-            var signatureLines: [Substring] = []
+            // The note as SignedNote reads it: its text lines, a blank line, its signature lines.
+            var note: [UInt8] = []
+            while index < lines.count, !lines[index].isEmpty { note += lines[index]; note.append(newline); index += 1 }
+            note.append(newline)
             if index < lines.count { index += 1 }  // the blank separator
-            while index < lines.count, lines[index].hasPrefix(SignedNote.dash) { signatureLines.append(lines[index]); index += 1 }
-            let note = body.joined(separator: "\n") + "\n\n" + signatureLines.map { $0 + "\n" }.joined()
+            while index < lines.count, lines[index].starts(with: dash) { note += lines[index]; note.append(newline); index += 1 }
             // Every checkpoint is written with a blank line after it; without one it was cut short,
             // perhaps inside a signature that still decodes.
             let complete = index + 1 < lines.count && lines[index].isEmpty
             let result: Result<SignedCheckpoint, NoteError>
             do throws(NoteError) {
                 guard complete else { throw NoteError("checkpoint cut short (no blank line after it)") }
-                result = .success(try SignedCheckpoint(parsing: note))
+                result = .success(try SignedCheckpoint(parsing: String(decoding: note, as: UTF8.self)))
             } catch {
                 result = .failure(error)
             }
-            let end = min(offsets[index] + (index < lines.count && lines[index].isEmpty ? 1 : 0), text.utf8.count)
+            let end = min(offsets[index] + (index < lines.count && lines[index].isEmpty ? 1 : 0), bytes.count)
             items.append(Item(line: start + 1, endOffset: end, isComplete: complete, result: result))
         }
         return items

@@ -157,17 +157,20 @@ public struct SignedNote: Sendable, Equatable {
         self.signatures = signatures
     }
 
-    /// Splits at the last blank line, as Go's note.Open does; checks the syntax, not the signatures.
+    /// Splits at the last blank line, as Go's note.Open does (`bytes.LastIndex(msg, "\n\n")`, on
+    /// bytes: a `\r\n` is no line break here); checks the syntax, not the signatures.
     public init(parsing message: String) throws(NoteError) {
-        guard let split = message.range(of: "\n\n", options: .backwards) else {
+        let bytes = Array(message.utf8)
+        let newline = UInt8(ascii: "\n")
+        guard let split = bytes.indices.dropLast().last(where: { bytes[$0] == newline && bytes[$0 + 1] == newline }) else {
             throw NoteError("no blank line between the note text and its signatures")
         }
-        let text = String(message[..<split.lowerBound]) + "\n"
-        let block = message[split.upperBound...]
-        guard block.hasSuffix("\n") else { throw NoteError("signature block must end with a newline") }
+        let text = String(decoding: bytes[...split], as: UTF8.self)
+        let block = bytes[(split + 2)...]
+        guard block.last == newline else { throw NoteError("signature block must end with a newline") }
         var signatures: [NoteSignature] = []
-        for line in block.dropLast().split(separator: "\n", omittingEmptySubsequences: false) {
-            signatures.append(try Self.parseSignatureLine(line))
+        for line in block.dropLast().split(separator: newline, omittingEmptySubsequences: false) {
+            signatures.append(try Self.parseSignatureLine(Substring(String(decoding: line, as: UTF8.self))))
         }
         guard !signatures.isEmpty else { throw NoteError("note has no signatures") }
         guard signatures.count <= Self.maxSignatures else { throw NoteError("note has too many signatures") }

@@ -3,6 +3,16 @@
 public enum Base64 {
     static let standardAlphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     static let urlAlphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// Each byte's 6-bit value, or `invalid`: one load per symbol instead of a search of the alphabet.
+    static let standardValues = values(of: standardAlphabet)
+    static let urlValues = values(of: urlAlphabet)
+    static let invalid: UInt8 = 0xFF
+
+    static func values(of alphabet: [UInt8]) -> [UInt8] {
+        var values = [UInt8](repeating: invalid, count: 256)
+        for (value, symbol) in alphabet.enumerated() { values[Int(symbol)] = UInt8(value) }
+        return values
+    }
 
     /// Standard alphabet, padded.
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
@@ -19,7 +29,7 @@ public enum Base64 {
             guard padding <= 2 else { return nil }
             symbols.removeLast(padding)
         }
-        return decode(symbols, alphabet: standardAlphabet)
+        return decode(symbols, values: standardValues)
     }
 
     static func encode(_ bytes: some Collection<UInt8>, alphabet: [UInt8], padded: Bool) -> String {
@@ -40,13 +50,14 @@ public enum Base64 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decode(_ symbols: some Collection<UInt8>, alphabet: [UInt8]) -> [UInt8]? {
+    static func decode(_ symbols: some Collection<UInt8>, values: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(symbols.count * 3 / 4)
         var buffer: UInt32 = 0
         var bits = 0
         for symbol in symbols {
-            guard let value = alphabet.firstIndex(of: symbol) else { return nil }
+            let value = values[Int(symbol)]
+            guard value != invalid else { return nil }
             buffer = buffer << 6 | UInt32(value)
             bits += 6
             if bits >= 8 {
@@ -68,6 +79,6 @@ public enum Base64URL {
     }
 
     public static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
-        Base64.decode(text, alphabet: Base64.urlAlphabet)
+        Base64.decode(text, values: Base64.urlValues)
     }
 }

@@ -40,6 +40,8 @@ import Testing
         #expect(throws: NoteError.self) { try SignedNote(parsing: Self.text) }
         #expect(throws: NoteError.self) { try SignedNote(parsing: Self.text + "\n— PeterNeumann !!!\n") }
         #expect(throws: NoteError.self) { try SignedNote(parsing: Self.text + "\n- PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n") }
+        // Lines end at "\n" bytes, as in Go's note.Open: with "\r\n" the signature line ends in "\r".
+        #expect(throws: NoteError.self) { try SignedNote(parsing: Self.note.replacingOccurrences(of: "\n", with: "\r\n")) }
         #expect(throws: NoteError.self) { try SignedNote.sign("no newline", with: []) }
         #expect(throws: NoteError.self) { try SignedNote.sign("a\n\nb\n", with: []) }
     }
@@ -72,5 +74,11 @@ import Testing
         #expect(items.count == 3)
         #expect((try? items[2].result.get()) == nil)
         #expect(items[1].endOffset == complete[1].endOffset)
+        // A history whose lines end in "\r\n" holds no blank line, so no checkpoint is complete.
+        let crlf = CheckpointHistory.parse(history.replacingOccurrences(of: "\n", with: "\r\n"))
+        #expect(!crlf.isEmpty && crlf.allSatisfy { (try? $0.result.get()) == nil })
+        // Multi-byte text before a checkpoint: offsets count UTF-8 bytes.
+        let prefixed = "é\n\n" + history
+        #expect(CheckpointHistory.parse(prefixed).last?.endOffset == prefixed.utf8.count)
     }
 }

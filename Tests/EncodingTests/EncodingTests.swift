@@ -124,6 +124,25 @@ import Testing
         #expect(Base64.decode("-_8=") == nil)  // URL alphabet
         #expect(Base64.decode("aGk=\n") == nil)
     }
+
+    /// Every one of the 256 byte values, in each position of a 4-symbol group: the 64 of the
+    /// alphabet decode to their index, every other byte (including the other alphabet's two) is refused.
+    @Test func base64DecodesExactlyItsAlphabet() {
+        for (alphabet, decode) in [(Base64.standardAlphabet, { Base64.decode(String(decoding: $0, as: UTF8.self), padded: false) }), (Base64.urlAlphabet, Base64URL.decode)]
+            as [([UInt8], ([UInt8]) -> [UInt8]?)] {
+            for byte in UInt8.min...UInt8.max {
+                for position in 0..<4 {
+                    var group = Array("AAAA".utf8)
+                    group[position] = byte
+                    let expected: [UInt8]? = alphabet.firstIndex(of: byte).map { value in
+                        let bits = UInt32(value) << UInt32(6 * (3 - position))
+                        return [UInt8(bits >> 16), UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits)]
+                    }
+                    #expect(decode(group) == expected, "byte \(byte) at \(position)")
+                }
+            }
+        }
+    }
 }
 
 @Suite struct UTCTimeTests {
