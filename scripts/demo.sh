@@ -29,19 +29,39 @@ acme=$("$bin" keys create --tenant acme --profile agent --keys-file "$state/keys
 globex=$("$bin" keys create --tenant globex --profile agent --keys-file "$state/keys.yaml" 2>/dev/null)
 analyst=$("$bin" keys create --tenant acme --profile analyst --keys-file "$state/keys.yaml" 2>/dev/null)
 
-port=${PALISADE_DEMO_PORT:-6432}
-if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  echo "127.0.0.1:${PALISADE_DEMO_PORT:-6432} is in use; Palisade listens on 127.0.0.1:$port instead"
-fi
-"$bin" serve --listen "127.0.0.1:$port" --backend "postgres://palisade_app:$app_password@$PGHOST:$PGPORT/demo" \
-  --api-keys "$state/keys.yaml" --tls-mode disable --audit-dir "$state/audit" --audit-key "$state/audit.key" \
-  --audit-checkpoint-seconds 1 >"$state/palisade.log" 2>&1 &
-palisade_pid=$!
-for _ in $(seq 1200); do  # up to two minutes: a loaded machine may start a debug build slowly
-  grep -q listening "$state/palisade.log" && break
-  kill -0 "$palisade_pid" 2>/dev/null || { cat "$state/palisade.log"; exit 1; }
-  sleep 0.1
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# The tour listens on 6432 unless it is taken; the smoke test on any free port. Another process can
+# take a port between the check and Palisade's bind (two CI runs on one machine did), so a bind
+# that fails with "Address already in use" is retried on a fresh port.
+if $smoke; then port=$(free_port); else port=${PALISADE_DEMO_PORT:-6432}; fi
+for attempt in 1 2 3 4 5; do
+  if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+    taken=$port port=$(free_port)
+    $smoke || echo "127.0.0.1:$taken is in use; Palisade listens on 127.0.0.1:$port instead"
+  fi
+  "$bin" serve --listen "127.0.0.1:$port" --backend "postgres://palisade_app:$app_password@$PGHOST:$PGPORT/demo" \
+    --api-keys "$state/keys.yaml" --tls-mode disable --audit-dir "$state/audit" --audit-key "$state/audit.key" \
+    --audit-checkpoint-seconds 1 >"$state/palisade.log" 2>&1 &
+  palisade_pid=$!
+  for _ in $(seq 1200); do  # up to two minutes: a loaded machine may start a debug build slowly
+    grep -q listening "$state/palisade.log" && break 2
+    kill -0 "$palisade_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$palisade_pid" 2>/dev/null; then
+    echo "Palisade did not start listening within two minutes:"
+    cat "$state/palisade.log"
+    exit 1
+  fi
+  wait "$palisade_pid" 2>/dev/null || true
+  palisade_pid=
+  if [ "$attempt" -lt 5 ] && grep -q "Address already in use" "$state/palisade.log"; then
+    echo "127.0.0.1:$port was taken before Palisade could bind it; trying another port"
+    port=$(free_port)
+    continue
+  fi
+  cat "$state/palisade.log"
+  exit 1
 done
 
 connect() { echo "PGPASSWORD=$1 psql \"host=127.0.0.1 port=$port user=$2 dbname=demo sslmode=disable\""; }
