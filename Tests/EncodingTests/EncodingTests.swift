@@ -127,6 +127,8 @@ import Testing
 
     /// Every one of the 256 byte values, in each position of a 4-symbol group: the 64 of the
     /// alphabet decode to their index, every other byte (including the other alphabet's two) is refused.
+    /// The standard alphabet's decode takes a String, so there a byte of 0x80 or more arrives as
+    /// U+FFFD's three bytes, as any text would; base64url takes the bytes themselves.
     @Test func base64DecodesExactlyItsAlphabet() {
         for (alphabet, decode) in [(Base64.standardAlphabet, { Base64.decode(String(decoding: $0, as: UTF8.self), padded: false) }), (Base64.urlAlphabet, Base64URL.decode)]
             as [([UInt8], ([UInt8]) -> [UInt8]?)] {
