@@ -342,7 +342,8 @@ public actor MCPToolSession {
         let estimate = (plan.rows.first?.first ?? nil).flatMap { CostBudget.estimate(fromExplainJSON: Array($0.utf8)) }
         guard let rule = estimate.map(costBudget.violation) ?? .costLimit else { return nil }
         let message = costBudget.message(for: rule, estimate: estimate)
-        try await record(Decision(rule: rule, message: message, policyVersion: policy.version), request: request, tool: .query,
+        try await record(Decision(rule: rule, message: costBudget.auditMessage(for: rule, estimate: estimate), policyVersion: policy.version),
+                         request: request, tool: .query,
                          policy: policy, event: .costLimit)
         return Self.refusal(rule: rule.rawValue, sqlstate: rule.sqlstate, message: message, hint: CostBudget.hint, requestID: request)
     }

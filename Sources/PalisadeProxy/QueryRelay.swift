@@ -678,7 +678,7 @@ public struct QueryRelay {
             let notice = ServerNotice(sqlstate: rule.sqlstate, message: costBudget.message(for: rule, estimate: estimate),
                                       detail: "rule \(rule.rawValue); request \(sessionID)-\(waiting.request)", hint: CostBudget.hint)
             output.resultLimits.append(ResultLimitEvent(rule: rule, request: waiting.request, relayedRows: 0, relayedBytes: 0,
-                                                        message: notice.message))
+                                                        message: costBudget.auditMessage(for: rule, estimate: estimate)))
             switch waiting {
             case .simpleQuery:
                 // The estimate's implicit transaction ends here, as the query's would have.

@@ -8,6 +8,8 @@ extension Analyzer {
     mutating func expression() throws {
         let isColumnPosition = integerIsColumnPosition
         integerIsColumnPosition = false
+        let mayBecomeXML = untypedMayBecomeXML && buildsXML
+        untypedMayBecomeXML = false
         try enter()
         defer { leave() }
         try cursor.expect(UInt8(ascii: "{"))
@@ -24,8 +26,11 @@ extension Analyzer {
                 default: throw analyzer.unsupportedField(key)
                 }
             }
-        case "A_Const": try constant(isColumnPosition: isColumnPosition)
+        case "A_Const":
+            if mayBecomeXML, cursor.startsWith("{\"sval\":") { throw untypedBesideXML("a text literal") }
+            try constant(isColumnPosition: isColumnPosition)
         case "ParamRef":
+            if mayBecomeXML { throw untypedBesideXML("a parameter") }
             try object { analyzer, key in
                 switch key {
                 case "number": analyzer.analysis.highestParameter = max(analyzer.analysis.highestParameter, try analyzer.cursor.integer())
@@ -38,7 +43,9 @@ extension Analyzer {
                 switch key {
                 case "name": try analyzer.cursor.skipString()
                 case "indirection": try analyzer.indirectionList(firstObject: .value)
-                case "val": try analyzer.expression()
+                case "val":
+                    analyzer.untypedMayBecomeXML = mayBecomeXML
+                    try analyzer.expression()
                 case "location": _ = try analyzer.cursor.integer()
                 default: throw analyzer.unsupportedField(key)
                 }
@@ -46,7 +53,7 @@ extension Analyzer {
         case "A_Expr": try operatorExpression()
         case "BoolExpr", "CoalesceExpr", "MinMaxExpr", "GroupingFunc", "A_ArrayExpr", "RowExpr", "GroupingSet", "List",
              "CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "A_Indices", "NamedArgExpr":
-            try genericExpression(type)
+            try genericExpression(type, unifiedRow: mayBecomeXML)
         case "A_Indirection":
             var argument: ParseTreeCursor?
             try object { analyzer, key in
@@ -166,9 +173,21 @@ extension Analyzer {
     }
 
     /// Nodes whose fields are all expressions, lists of expressions, or plain scalars.
-    mutating func genericExpression(_ type: Bytes, isSortItem: Bool = false) throws {
+    /// `unifiedRow`: a List that is a row of VALUES, whose items are unified column by column.
+    mutating func genericExpression(_ type: Bytes, isSortItem: Bool = false, unifiedRow: Bool = false) throws {
+        let unifies: Bool
+        switch type {
+        case "CoalesceExpr", "MinMaxExpr", "A_ArrayExpr", "CaseExpr", "CaseWhen": unifies = true
+        case "List": unifies = unifiedRow
+        default: unifies = false
+        }
         try object { analyzer, key in
             switch key {
+            case "args" where unifies && !("CaseExpr" ~= type), "elements" where unifies, "items" where unifies:
+                try analyzer.unifiedExpressionList()
+            case "defresult" where unifies, "result" where unifies:
+                analyzer.untypedMayBecomeXML = true
+                try analyzer.expression()
             case "args", "elements", "content", "items", "partitionClause", "orderClause":
                 try analyzer.expressionList()
             case "arg", "defresult", "expr", "result", "lidx", "uidx":
@@ -186,6 +205,21 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
+    }
+
+    /// A list whose members PostgreSQL gives one common type (see `untypedMayBecomeXML`).
+    mutating func unifiedExpressionList() throws {
+        try list { analyzer in
+            analyzer.untypedMayBecomeXML = true
+            try analyzer.expression()
+        }
+    }
+
+    func untypedBesideXML(_ what: String) -> Denial {
+        Denial(rule: .xmlParse,
+               message: "in a query that builds XML, \(what) here takes the type of the values beside it, and beside an xml value PostgreSQL would parse it as an XML document",
+               hint: "Give it a type: 'text'::text, or $1::text.",
+               offset: remainingLocation(), statementType: analysis.statementType)
     }
 
     mutating func constant(isColumnPosition: Bool) throws {
@@ -218,7 +252,10 @@ extension Analyzer {
                 let name = try analyzer.operatorName()
                 // BETWEEN's "name" is the keyword; its comparisons are resolved from the operand types.
                 if !isBetween { try analyzer.checkOperator(name) }
-            case "lexpr", "rexpr": try analyzer.expression()
+            case "lexpr", "rexpr":
+                // Array operators (||, @>, =) give an untyped operand the other side's array type.
+                analyzer.untypedMayBecomeXML = true
+                try analyzer.expression()
             case "location": _ = try analyzer.cursor.integer()
             default: throw analyzer.unsupportedField(key)
             }

@@ -2,15 +2,18 @@
 extension Analyzer {
     mutating func functionCall() throws {
         var takesXML = false
+        var polymorphic = false
         try object { analyzer, key in
             switch key {
             case "funcname":
                 let name = try analyzer.nameList()
                 try analyzer.checkFunction(name)
                 takesXML = name.last == "xmlagg"
+                // Built-in functions whose arguments share one type (anyelement, anycompatible).
+                polymorphic = name.last.map { $0.hasPrefix("array_") || $0 == "width_bucket" } ?? false
             case "args":
                 if takesXML { try analyzer.requireXMLArguments(of: "xmlagg") }
-                try analyzer.expressionList()
+                if polymorphic { try analyzer.unifiedExpressionList() } else { try analyzer.expressionList() }
             case "agg_order": try analyzer.expressionList()
             case "agg_filter": try analyzer.expression()
             case "over": try analyzer.windowDefinition()
@@ -140,7 +143,11 @@ extension Analyzer {
         switch name {
         case "repeat":
             let arguments = try argumentCursors()
-            guard arguments.count == 2, let count = ConstantExpression.at(arguments[1], text: text)?.number else { return }
+            guard arguments.count == 2 else { return }
+            guard let count = ConstantExpression.at(arguments[1], text: text)?.number else {
+                if isClosed(arguments[1]) { throw unevaluated(name, "count", "Repeat a number of times written as a number") }
+                return
+            }
             // A text the query does not state is at least one byte; an empty one makes nothing.
             let bytes = count * (ConstantExpression.at(arguments[0], text: text)?.textBytes ?? 1)
             if bytes > bytesLimit {
@@ -149,12 +156,22 @@ extension Analyzer {
             }
         case "lpad", "rpad":
             let arguments = try argumentCursors()
-            guard arguments.count >= 2, let length = ConstantExpression.at(arguments[1], text: text)?.number, length > bytesLimit else { return }
+            guard arguments.count >= 2 else { return }
+            guard let length = ConstantExpression.at(arguments[1], text: text)?.number else {
+                if isClosed(arguments[1]) { throw unevaluated(name, "length", "Pad to a length written as a number") }
+                return
+            }
+            guard length > bytesLimit else { return }
             throw deny("\(name)() would make a text of \(Self.describe(length)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                        "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "array_fill":
             let arguments = try argumentCursors()
-            guard arguments.count >= 2, let dimensions = ConstantExpression.at(arguments[1], text: text)?.numbers, !dimensions.isEmpty else { return }
+            guard arguments.count >= 2 else { return }
+            guard let dimensions = ConstantExpression.at(arguments[1], text: text)?.numbers else {
+                if isClosed(arguments[1]) { throw unevaluated(name, "dimensions", "Write the dimensions as an array of numbers, ARRAY[10, 10]") }
+                return
+            }
+            guard !dimensions.isEmpty else { return }
             let elements = dimensions.reduce(1.0) { $0 * max($1, 0) }
             if elements > rowsLimit {
                 throw deny("array_fill() would make an array of \(Self.describe(elements)) elements, over this policy's limit of \(policy.maxGeneratedRows)",
@@ -182,6 +199,25 @@ extension Analyzer {
             }
         default: break
         }
+    }
+
+    /// Whether no column and no parameter feeds the node at `argument`: its value then follows from
+    /// the text alone, and an allocating function's argument Palisade cannot work out is refused
+    /// instead of left to the server (`repeat('x', (SELECT 1000000000))`, `abs(-1000000000)`).
+    /// Values from the data stay the server's to bound (statement_timeout).
+    func isClosed(_ argument: ParseTreeCursor) -> Bool {
+        var probe = argument
+        let start = probe.offset
+        guard (try? probe.skipValue()) != nil else { return true }
+        let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+        return !node.contains("{\"ColumnRef\":") && !node.contains("{\"ParamRef\":")
+    }
+
+    func unevaluated(_ function: String, _ argument: String, _ advice: String) -> Denial {
+        let limit = function == "array_fill" ? "\(shared.policy.maxGeneratedRows) elements" : "\(shared.policy.maxFunctionResultBytes) bytes"
+        return Denial(rule: .argumentLimit,
+                      message: "\(function)()'s \(argument) is an expression Palisade does not evaluate, and nothing but the query's text decides it, so Palisade cannot show that the result stays within this policy's limit of \(limit)",
+                      hint: "\(advice), within the limit.", offset: remainingLocation(), statementType: analysis.statementType)
     }
 
     static func describe(_ value: Double) -> String {

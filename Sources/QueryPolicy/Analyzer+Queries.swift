@@ -47,7 +47,10 @@ extension Analyzer {
                 }
                 // FROM a, b is a join; its condition, if any, is somewhere in WHERE.
                 if items > 1 { analyzer.analysis.mayExplode = true }
-            case "targetList", "windowClause", "distinctClause", "valuesLists":
+            case "targetList", "valuesLists":
+                // Set operations unify their branches' targets column by column, and VALUES its rows.
+                try analyzer.unifiedExpressionList()
+            case "windowClause", "distinctClause":
                 try analyzer.expressionList()
             case "groupClause", "sortClause":
                 // A SortBy's own node, or a GROUP BY item itself, may be a column position.

@@ -72,11 +72,18 @@ extension Analyzer {
     /// A ColumnRef's fields: names and `*`, nothing else. Every name after the first may be a
     /// function call: PostgreSQL reads `x.f` as `f(x)` when x has no column f.
     mutating func columnNameFields() throws {
-        // A bare column name has nothing to check.
-        if try soleName() != nil { return }
+        if let name = try soleName() {
+            // A bare column name has nothing else to check.
+            // Every such system column's name has four letters: others are not decoded.
+            if shared.policy.hidesStatistics, !name.escaped, name.bytes.count == 4 {
+                try checkSystemColumn(String(decoding: UnsafeBufferPointer(start: name.bytes.start, count: 4), as: UTF8.self))
+            }
+            return
+        }
         var index = 0
         // The name before the current one: the relation whose whole row `x.f` would hand to f.
         var qualifier: ParseTreeCursor?
+        var last: ParseTreeCursor?
         try list { analyzer in
             try analyzer.wrapped { analyzer, type in
                 switch type {
@@ -84,12 +91,34 @@ extension Analyzer {
                     let name = analyzer.cursor
                     if index > 0 { try analyzer.fieldName(object: .value, qualifier: qualifier) } else { try analyzer.cursor.skipValue() }
                     qualifier = name
-                case "A_Star": try analyzer.cursor.skipValue()
+                    last = name
+                case "A_Star":
+                    try analyzer.cursor.skipValue()
+                    last = nil
                 default: throw analyzer.unsupportedNode(type)
                 }
             }
             index += 1
         }
+        if shared.policy.hidesStatistics, var last {
+            var name = ""
+            try last.forEachKey { cursor, _ in name = try cursor.string() }
+            try checkSystemColumn(name)
+        }
+    }
+
+    /// System columns that show what row-level security hides. `ctid` is a row's place in the heap:
+    /// a tenant's own rows then give the table's page count and, by the gaps between them, how many
+    /// rows of other tenants lie in between. `xmin` and `xmax` are the ids of the transactions that
+    /// wrote and locked a row, a count of every tenant's writes; `cmin`/`cmax` come with them.
+    static let revealingSystemColumns: Set<String> = ["ctid", "xmin", "xmax", "cmin", "cmax"]
+
+    func checkSystemColumn(_ name: String) throws {
+        guard Self.revealingSystemColumns.contains(name) else { return }
+        throw Denial(rule: .statistics,
+                     message: "the system column \(name) is not allowed with this profile: it shows how other tenants' rows are stored or written",
+                     hint: "Select the table's own columns; use a key column to tell rows apart.",
+                     offset: remainingLocation(), statementType: analysis.statementType)
     }
 
     /// Field selection `(expr).name`: names are read as in a ColumnRef. The first name's object is

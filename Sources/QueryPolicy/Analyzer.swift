@@ -40,6 +40,13 @@ struct Analyzer {
     /// Set for the one expression that is an ORDER BY or GROUP BY item, where an integer constant
     /// is a column position, which libpg_query's normalization leaves alone.
     var integerIsColumnPosition = false
+    /// Whether the text builds an xml value (see `untypedMayBecomeXML`).
+    let buildsXML: Bool
+    /// Set for the one expression whose type PostgreSQL unifies with its neighbours' (COALESCE,
+    /// CASE results, GREATEST/LEAST, ARRAY[], VALUES rows, SELECT targets of set operations,
+    /// polymorphic functions). There an untyped literal or parameter takes the common type, so
+    /// beside an xml value it is parsed as an XML document: `COALESCE('<r>…', xmlelement(name a))`.
+    var untypedMayBecomeXML = false
     var visibleCTEs: [String] = []
     /// Relations with columns the query may not read, the name the query refers to each by, and
     /// the rule that guards them.
@@ -60,6 +67,9 @@ struct Analyzer {
         self.text = text
         shared = policy
         mayHaveCTEs = tree.contains("withClause\"")
+        // XML expressions, and names that may be xmlagg, xmlcomment, xpath and the like. Over-broad
+        // on purpose: a false match only asks for typed literals.
+        buildsXML = tree.contains("{\"XmlExpr\":") || tree.contains("\"sval\":\"xml") || tree.contains("\"sval\":\"xpath")
     }
 
     static func analyze(tree: UnsafeBufferPointer<UInt8>, text: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) -> Result<Analysis, Denial> {
@@ -95,6 +105,10 @@ public enum TypeRules {
     /// Role names are another matter: `oid::regrole` lists every role of the server.
     private static let catalogLookupTypes: Set<String> = ["regrole"]
 
+    /// Transaction ids and snapshots: with them `age(xid)` and the snapshot functions read the
+    /// server's transaction counter, which every tenant's writes advance.
+    private static let transactionIDTypes: Set<String> = ["xid", "xid8", "cid", "txid_snapshot", "pg_snapshot"]
+
     /// Resolves a type name (`[name]` or `[schema, name]`) as PostgreSQL does (unqualified names find
     /// pg_catalog first) and checks it like a relation: a type in another schema is as often a
     /// table's row type, whose columns come with it (`NULL::secret.payroll`); the xml type parses
@@ -115,6 +129,11 @@ public enum TypeRules {
                                  hint: "Leave out casts to xml; build XML with xmlelement/xmlforest instead.")
             }
             let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
+            if transactionIDTypes.contains(element), policy.hidesStatistics {
+                return Violation(rule: .statistics,
+                                 message: "the type \(written) is not allowed with this profile: transaction ids count every tenant's writes (age('3'::xid) reads the server's transaction counter)",
+                                 hint: "Leave out transaction ids; use the table's own columns, such as timestamps.")
+            }
             if catalogLookupTypes.contains(element), !policy.allowsCatalog {
                 return Violation(rule: .catalogRelation, message: "the type \(written) is not allowed with this profile: it reads the server's role names",
                                  hint: "Leave out regrole; roles and the system catalogs are not available to this profile.")

@@ -1,8 +1,10 @@
 /// The value of an argument the text states outright, read ahead on a copy of the cursor: for
 /// rules that depend on an argument (`current_setting`'s name, `repeat`'s count, the bounds of
 /// `generate_series`). Constants, casts of constants, `+ - * / % ^` between them, `power()`,
-/// `ARRAY[…]` and `'{…}'` arrays are read; anything else (columns, parameters, other functions)
-/// has no value here, and the rule cannot judge it.
+/// `ARRAY[…]` and `'{…}'` arrays are read, with `@ ~ |/ ||/ | # & >>`, `abs`, GREATEST and LEAST;
+/// anything else (columns, parameters, other functions) has no value here. Rules on allocating
+/// functions refuse an argument without a value that no column or parameter feeds
+/// (`Analyzer.isClosed`): the server would compute it from the text alone.
 indirect enum ConstantExpression: Equatable {
     case number(Double)
     case string(String)
@@ -87,9 +89,28 @@ indirect enum ConstantExpression: Equatable {
             case "Float":
                 try cursor.forEachKey { cursor, _ in value = Double(try cursor.string()).map(ConstantExpression.number) }
             case "TypeCast":
+                var cuts = false
                 try cursor.forEachKey { cursor, key in
-                    if case "arg" = key { value = try read(&cursor, level: level + 1, text: text) } else { try cursor.skipValue() }
+                    switch key {
+                    case "arg": value = try read(&cursor, level: level + 1, text: text)
+                    case "typeName":
+                        try cursor.forEachKey { cursor, key in
+                            switch key {
+                            // varchar(11), char(17), "char" and name keep a prefix of the text.
+                            case "typmods": cuts = true
+                            case "names": cuts = cuts || cursor.startsWith("[{\"String\":{\"sval\":\"char\"}}]")
+                                || cursor.startsWith("[{\"String\":{\"sval\":\"name\"}}]")
+                                || cursor.startsWith("[{\"String\":{\"sval\":\"pg_catalog\"}},{\"String\":{\"sval\":\"char\"}}]")
+                                || cursor.startsWith("[{\"String\":{\"sval\":\"pg_catalog\"}},{\"String\":{\"sval\":\"name\"}}]")
+                            default: break
+                            }
+                            try cursor.skipValue()
+                        }
+                    default: try cursor.skipValue()
+                    }
                 }
+                // The text the server reads is then not the one written: it has no value here.
+                if cuts, case .string? = value { value = nil }
             case "A_Expr": value = try operation(&cursor, level: level, text: text)
             case "A_ArrayExpr":
                 var elements: [ConstantExpression] = []
@@ -103,6 +124,22 @@ indirect enum ConstantExpression: Equatable {
                 }
                 value = complete ? .array(elements) : nil
             case "FuncCall": value = try call(&cursor, level: level, text: text)
+            case "MinMaxExpr":
+                var greatest = true
+                var numbers: [Double] = []
+                var complete = true
+                try cursor.forEachKey { cursor, key in
+                    switch key {
+                    case "op": greatest = try cursor.string() == "IS_GREATEST"
+                    case "args":
+                        try cursor.expect(UInt8(ascii: "["))
+                        while try cursor.nextElement() {
+                            if let number = try read(&cursor, level: level + 1, text: text)?.number { numbers.append(number) } else { complete = false }
+                        }
+                    default: try cursor.skipValue()
+                    }
+                }
+                if complete, let extreme = greatest ? numbers.max() : numbers.min() { value = .number(extreme) }
             default: try cursor.skipValue()
             }
         }
@@ -187,6 +224,10 @@ indirect enum ConstantExpression: Equatable {
             switch symbol {
             case "-": return .number(-rightValue)
             case "+": return .number(rightValue)
+            case "@": return .number(abs(rightValue))
+            case "~": return .number(-rightValue - 1)
+            case "|/" where rightValue >= 0: return .number(rightValue.squareRoot())
+            case "||/": return .number(cbrt(rightValue))
             default: return nil
             }
         }
@@ -199,7 +240,22 @@ indirect enum ConstantExpression: Equatable {
         case "%" where rightValue != 0: return .number(leftValue.truncatingRemainder(dividingBy: rightValue))
         case "^": return .number(pow(leftValue, rightValue))
         case "<<": return .number(leftValue * pow(2, rightValue))
+        case ">>": return .number((leftValue / pow(2, rightValue)).rounded(.down))
+        // Bitwise operators on integers: the result is never more than the larger magnitude
+        // doubled, which is what a limit compares (`1000000000 | 0`).
+        case "|", "#", "&": return .number(Self.bitwise(symbol, leftValue, rightValue))
         default: return nil
+        }
+    }
+
+    private static func bitwise(_ symbol: String, _ left: Double, _ right: Double) -> Double {
+        guard let a = Int64(exactly: left.rounded()), let b = Int64(exactly: right.rounded()) else {
+            return max(abs(left), abs(right)) * 2
+        }
+        switch symbol {
+        case "|": return Double(a | b)
+        case "#": return Double(a ^ b)
+        default: return Double(a & b)
         }
     }
 
@@ -224,8 +280,13 @@ indirect enum ConstantExpression: Equatable {
             default: try cursor.skipValue()
             }
         }
-        guard name.count == 1 || (name.count == 2 && name[0] == "pg_catalog"), arguments.count >= 2,
-              let second = arguments[1]?.number else { return nil }
+        guard name.count == 1 || (name.count == 2 && name[0] == "pg_catalog") else { return nil }
+        let numbers = arguments.compactMap { $0?.number }
+        switch name.last {
+        case "abs" where arguments.count == 1 && numbers.count == 1: return .number(abs(numbers[0]))
+        default: break
+        }
+        guard arguments.count >= 2, let second = arguments[1]?.number else { return nil }
         switch name.last {
         case "power", "pow":
             guard arguments.count == 2, let base = arguments[0]?.number else { return nil }
@@ -325,10 +386,16 @@ extension ParseTreeCursor {
 }
 
 extension String {
+    /// Without the white space PostgreSQL's number input skips around a number: C's `isspace`, so
+    /// `E'\f1000000000'::int` is 1000000000 to the server.
     var trimmingSpaces: String {
+        func isSpace(_ character: Character) -> Bool {
+            character == " " || character == "\t" || character == "\n" || character == "\r" || character == "\u{0B}" || character == "\u{0C}"
+                || character == "\r\n"
+        }
         var text = Substring(self)
-        while let first = text.first, first == " " || first == "\t" || first == "\n" { text = text.dropFirst() }
-        while let last = text.last, last == " " || last == "\t" || last == "\n" { text = text.dropLast() }
+        while let first = text.first, isSpace(first) { text = text.dropFirst() }
+        while let last = text.last, isSpace(last) { text = text.dropLast() }
         return String(text)
     }
 }

@@ -59,15 +59,28 @@ public struct CostBudget: Sendable, Equatable {
         return nil
     }
 
-    /// The refusal's message, detail-free: the caller adds the rule and request id.
+    /// The refusal's message for the client, detail-free: the caller adds the rule and request id.
+    ///
+    /// It names the limit but never the estimate. The planner estimates from `reltuples` and
+    /// `pg_statistic`, which count every tenant's rows: printed, the estimate of `… WHERE note = 'x'`
+    /// tells a tenant how often another tenant's rows hold 'x', and `… a, … b` how many rows the
+    /// table has. The number goes to the audit record only (`auditMessage`). Whether a query is over
+    /// the limit still says one bit about those statistics; the README states that residue.
     public func message(for rule: Rule, estimate: Estimate?) -> String {
-        guard let estimate else {
+        guard estimate != nil else {
             return "Palisade could not read the planner's estimate for this query, so it was not run"
         }
         if rule == .costLimit {
-            return "Palisade: the planner estimates this query's cost at \(Self.spell(estimate.totalCost)), over this profile's max_cost of \(Self.spell(maxCost ?? 0)); it was not run"
+            return "Palisade: the planner's cost estimate for this query is over this profile's max_cost of \(Self.spell(maxCost ?? 0)); it was not run"
         }
-        return "Palisade: the planner estimates \(Self.spell(estimate.rows)) rows in this query's plan, over this profile's max_estimated_rows of \(Self.spell(maxEstimatedRows ?? 0)); it was not run"
+        return "Palisade: the planner estimates more rows in this query's plan than this profile's max_estimated_rows of \(Self.spell(maxEstimatedRows ?? 0)); it was not run"
+    }
+
+    /// The refusal's message with the estimate, for the audit record that reviewers read.
+    public func auditMessage(for rule: Rule, estimate: Estimate?) -> String {
+        let message = message(for: rule, estimate: estimate)
+        guard let estimate else { return message }
+        return message + " (estimate: cost \(Self.spell(estimate.totalCost)), \(Self.spell(estimate.rows)) rows at the largest node)"
     }
 
     public static let hint =

@@ -66,7 +66,14 @@ import QueryPolicy
         #expect(budget.violation(of: .init(totalCost: .nan, rows: 1)) == .costLimit, "what cannot be compared is over")
         #expect(budget.violation(of: .init(totalCost: 1000, rows: 5000)) == nil)
         #expect(CostBudget.estimate(fromExplainJSON: Array("[{\"Plan\": {}}]".utf8)) == nil)
-        #expect(budget.message(for: .costLimit, estimate: .init(totalCost: 1.5e12, rows: 1)).contains("1.5e+12"))
+        // The client is told the limit, never the estimate (it counts other tenants' rows); the audit record keeps it.
+        let overCost = CostBudget.Estimate(totalCost: 1.5e12, rows: 25_270_729)
+        for rule in [Rule.costLimit, .estimatedRows] {
+            let message = budget.message(for: rule, estimate: overCost)
+            #expect(!message.contains("1.5e+12") && !message.contains("25270729") && !message.contains("2.53e+07"))
+            #expect(message.contains(rule == .costLimit ? "max_cost of 1000" : "max_estimated_rows of 5000"))
+        }
+        #expect(budget.auditMessage(for: .costLimit, estimate: overCost).contains("cost 1.5e+12, 25270729 rows"))
     }
 
     @Test func aSimpleQueryWithinBudgetRunsAfterItsEstimate() {

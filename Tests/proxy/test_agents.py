@@ -15,7 +15,7 @@ import psycopg2.errors
 import pytest
 import sqlalchemy
 
-from conftest import TENANT_DATABASE as DATABASE, Palisade, create_key, entries_of, free_port, have
+from conftest import TENANT_DATABASE as DATABASE, Palisade, admin_sql, create_key, entries_of, free_port, have
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,33 @@ def test_pandas_reads_a_query_and_a_table(agents):
         assert len(table) == 80 and set(table["tenant_id"]) == {"globex"}
     finally:
         engine.dispose()
+
+
+def test_enum_and_domain_columns_are_reflected(tenant_database, workdir):
+    """SQLAlchemy loads enum labels and domains as soon as a reflected column has one (its
+    _enum_query and _domain_query read pg_enum and pg_type_is_visible): LangChain's from_uri and
+    pandas' read_sql_table reflect every table, so without them any such column breaks both."""
+    database = "palisade_enums"
+    admin_sql("postgres", f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}")
+    admin_sql(database, "CREATE TYPE parcel_state AS ENUM ('new', 'shipped')",
+              "CREATE DOMAIN grams AS integer CHECK (VALUE > 0)",
+              "CREATE TABLE parcels (id int PRIMARY KEY, state parcel_state, weight grams)",
+              "INSERT INTO parcels VALUES (1, 'shipped', 250)", "GRANT SELECT ON parcels TO palisade_app")
+    key_file = workdir / "enum-keys.yaml"
+    key = create_key(key_file, "acme")
+    server = Palisade(["--backend", tenant_database.rsplit("/", 1)[0] + "/" + database, "--api-keys", str(key_file),
+                       "--tls-mode", "disable"])
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://agent:{key}@127.0.0.1:{server.port}/{database}?sslmode=disable")
+    try:
+        columns = {column["name"]: column["type"] for column in sqlalchemy.inspect(engine).get_columns("parcels")}
+        assert isinstance(columns["state"], sqlalchemy.Enum) and list(columns["state"].enums) == ["new", "shipped"]
+        assert type(columns["weight"]).__name__ == "DOMAIN" and columns["weight"].name == "grams", columns["weight"]
+        import pandas
+        table = pandas.read_sql_table("parcels", engine)
+        assert table.to_dict("records") == [{"id": 1, "state": "shipped", "weight": 250}]
+    finally:
+        engine.dispose()
+        server.stop()
 
 
 def test_information_schema_answers_the_text_to_sql_schema_query(agents):

@@ -59,6 +59,9 @@ def test_a_cross_join_is_refused_before_it_runs_and_the_session_goes_on(server, 
     entries = [entry for entry in entries_of(server.audit_dir) if entry.get("request_id") == request_id]
     assert [entry["event"] for entry in entries] == ["decision", "cost_limit"], entries
     assert entries[0]["decision"] == "allow" and entries[1]["rule"] == "limit.cost"
+    # The estimate counts every tenant's rows: the client is not told it, the reviewer is.
+    assert "estimate: cost " in entries[1]["message"], entries[1]
+    assert not re.search(r"\d", diagnostics.message_primary.replace("1000000", "")), diagnostics.message_primary
 
 
 def test_the_analysts_larger_budget_still_refuses_a_join_on_a_column_with_few_values(server, keys):
