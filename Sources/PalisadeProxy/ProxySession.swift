@@ -38,6 +38,10 @@ final class ProxySession {
     private var countedAsSession = false
     /// A client that does not finish logging in (TLS, startup, password) in time is let go.
     private var loginDeadline: Scheduled<Void>?
+    /// Armed while the client leaves an executed exchange open without Sync (see `watchUnsyncedClient`).
+    private var unsyncedDeadline: Scheduled<Void>?
+    /// Client messages read so far, to tell whether the client spoke while a deadline ran.
+    private var clientHeardCount = 0
     private let serverWait: ServerWait
     /// Answers held for the audit log past this size stop the reading on both sides until they go out.
     static let heldBytesLimit = 1 << 20
@@ -94,7 +98,13 @@ final class ProxySession {
         case .startup(.gssEncryptionRequest): run(machine.gssEncryptionRequest())
         case .startup(.cancel(let processID, let secretKey)): run(machine.cancelRequest(processID: processID, secretKey: secretKey))
         case .startup(.startup(let major, _, let parameters)): run(machine.startup(major: major, parameters: parameters))
-        case .frame(let frame): run(machine.clientFrame(frame, now: Date()))
+        case .frame(let frame):
+            clientHeardCount &+= 1
+            if let deadline = unsyncedDeadline {
+                deadline.cancel()
+                unsyncedDeadline = nil
+            }
+            run(machine.clientFrame(frame, now: Date()))
         }
     }
 
@@ -222,7 +232,33 @@ final class ProxySession {
     func backendReadComplete() {
         // Once per read, not per frame: nothing else runs on the loop between a read's frames.
         serverWait.heard()
+        if machine.isRelaying, !machine.awaitsServer {
+            serverWait.serverCaughtUp()
+            if machine.leftOpenWithoutSync { watchUnsyncedClient() }
+        }
         sendOutput()
+    }
+
+    /// PostgreSQL arms idle_in_transaction_session_timeout only after ReadyForQuery: a client that
+    /// parses or executes and flushes but never syncs would hold its transaction, snapshot and locks
+    /// for as long as it keeps the socket. Palisade ends such a session after the profile's timeout, as the
+    /// server ends an idle transaction.
+    private func watchUnsyncedClient() {
+        guard unsyncedDeadline == nil, let engine = machine.engine else { return }
+        let timeout = TimeAmount.milliseconds(Int64(engine.policy.idleInTransactionTimeoutMilliseconds))
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let heardAt = clientHeardCount
+        unsyncedDeadline = eventLoop.scheduleTask(in: timeout) {
+            let session = bound.value
+            session.unsyncedDeadline = nil
+            // Only a client silent all along, with the exchange still open and answered.
+            guard session.clientHeardCount == heardAt, session.machine.leftOpenWithoutSync, !session.machine.awaitsServer else { return }
+            session.logger.notice("client left a transaction open without Sync", metadata: ["waited_ms": "\(timeout.nanoseconds / 1_000_000)"])
+            session.run(session.machine.fail(
+                "terminating connection due to idle-in-transaction timeout: the client sent messages without Sync and stayed silent for \(timeout.nanoseconds / 1_000_000) ms (the profile's idle_in_transaction_timeout_ms)",
+                sqlstate: SQLState.idleInTransactionSessionTimeout))
+            session.sendOutput()
+        }
     }
 
     func backendClosed() {
@@ -298,6 +334,8 @@ final class ProxySession {
     private func close() {
         if channelsClosed { return }
         loginDeadline?.cancel()
+        unsyncedDeadline?.cancel()
+        unsyncedDeadline = nil
         serverWait.stop()
         if outstandingAudits > 0, clientContext != nil {
             // The refusal that ends this session is written once its record is durable.

@@ -57,6 +57,9 @@ public struct QueryRelay {
         public var records: [SessionRecord] = []
         /// Set when a denial locked the credential out: the session ends with this message.
         public var lockout: String?
+        /// Messages Palisade refused itself, outside any policy decision (a Bind of a statement it
+        /// never admitted, a malformed message), for the session to audit.
+        public var protocolRefusals: [String] = []
 
         public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
             toBackend = allocator.buffer(capacity: 512)
@@ -204,6 +207,17 @@ public struct QueryRelay {
     /// Whether the client's messages wait for an estimate: the session stops reading them meanwhile.
     public var isHoldingClientMessages: Bool { estimating != nil }
 
+    /// Named statements, and named portals, one session may hold at once. The server holds them in
+    /// the session's own process; Palisade holds every session's in one, so each is bounded
+    /// (drivers keep a few hundred at most: psycopg 3 and asyncpg cache 100 statements by default).
+    static let mostNamed = 10_000
+
+    private func tooManyNamed(_ what: String) -> ServerNotice {
+        ServerNotice(sqlstate: SQLState.programLimitExceeded,
+                     message: "Palisade holds at most \(Self.mostNamed) named \(what) per session",
+                     hint: "Close prepared statements and portals you no longer need (DEALLOCATE, or a Close message), or use unnamed ones.")
+    }
+
     /// Palisade's statement and portal for estimates (the unnamed ones may be the client's).
     static let estimateStatement = "palisade_estimate"
 
@@ -231,6 +245,13 @@ public struct QueryRelay {
     }
 
     public var isIdle: Bool { pendingHead == pending.count }
+
+    /// Whether messages went to the server since the last Sync: the server's transaction stays open
+    /// until the client syncs, with the locks its Parse took and the snapshot its Execute holds.
+    public private(set) var sentSinceSync = false
+
+    /// How many names the relay holds, for tests of its bounds.
+    var heldNames: (statements: Int, portals: Int, usages: Int) { (statements.count, portals.count, portalUsage.count) }
 
     // MARK: - Client messages
 
@@ -287,7 +308,10 @@ public struct QueryRelay {
                 return refuseInPipeline(notice, output: &output)
             }
             if !name.isEmpty, statements[name] != nil {
-                return refuseInPipeline(ServerNotice(sqlstate: SQLState.duplicatePreparedStatement, message: "prepared statement \"\(name)\" already exists"), output: &output)
+                return refuseMessage(ServerNotice(sqlstate: SQLState.duplicatePreparedStatement, message: "prepared statement \"\(name)\" already exists"), output: &output)
+            }
+            if !name.isEmpty, statements.count >= Self.mostNamed {
+                return refuseMessage(tooManyNamed("prepared statements"), output: &output)
             }
             let id = nextID()
             let admitted = Admitted(decision)
@@ -299,10 +323,13 @@ public struct QueryRelay {
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
         case .bind(let portal, let statement):
             guard let prepared = statements[statement] else {
-                return refuseInPipeline(notAdmitted("prepared statement", statement), output: &output)
+                return refuseMessage(notAdmitted("prepared statement", statement), output: &output)
             }
             if let query = prepared.estimated, !estimated {
                 return estimate(query, bind: frame, into: &output)
+            }
+            if !portal.isEmpty, portals[portal] == nil, portals.count >= Self.mostNamed {
+                return refuseMessage(tooManyNamed("portals"), output: &output)
             }
             let id = nextID()
             let serverPortal = portal.isEmpty ? "" : "p\(id)"
@@ -319,7 +346,7 @@ public struct QueryRelay {
                     into: &output)
         case .execute(let portal):
             guard let bound = portals[portal] else {
-                return refuseInPipeline(notAdmitted("portal", portal), output: &output)
+                return refuseMessage(notAdmitted("portal", portal), output: &output)
             }
             switch bound.admitted {
             case .empty: return answer(into: &output) { BackendEncoder.bodiless("I", into: &$0) }
@@ -337,7 +364,7 @@ public struct QueryRelay {
         case .describe(let kind, let name):
             let ofStatement = kind == TargetKind.statement.rawValue
             guard let named = ofStatement ? statements[name] : portals[name] else {
-                return refuseInPipeline(notAdmitted(ofStatement ? "prepared statement" : "portal", name), output: &output)
+                return refuseMessage(notAdmitted(ofStatement ? "prepared statement" : "portal", name), output: &output)
             }
             if named.admitted == .empty {
                 return answer(into: &output) { buffer in
@@ -464,6 +491,11 @@ public struct QueryRelay {
 
     private mutating func expect(_ expectation: Expectation) {
         pending.append(expectation)
+        switch expectation {
+        case .readyForQuery: sentSinceSync = false
+        case .answer: break
+        default: sentSinceSync = true
+        }
     }
 
     private mutating func refuse(_ notice: ServerNotice, endsWithReadyForQuery: Bool, output: inout Output) {
@@ -483,7 +515,14 @@ public struct QueryRelay {
         refuse(notice, endsWithReadyForQuery: false, output: &output)
     }
 
+    /// A refusal of Palisade's own, not the policy's: audited as a protocol refusal.
+    private mutating func refuseMessage(_ notice: ServerNotice, output: inout Output) {
+        output.protocolRefusals.append("\(notice.sqlstate) \(notice.message)")
+        refuseInPipeline(notice, output: &output)
+    }
+
     private mutating func protocolViolation(_ reason: String, into output: inout Output) {
+        output.protocolRefusals.append("\(SQLState.protocolViolation) \(reason)")
         BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: SQLState.protocolViolation, message: reason), into: &output.toClient)
         FrontendEncoder.terminate(into: &output.toBackend)
         output.close = true
@@ -505,11 +544,9 @@ public struct QueryRelay {
             output.toClient.writeFrame(frame)
             // The server skips everything up to the next Sync after an error; so do the expectations,
             // and what the failed and skipped messages would have made or closed is taken back.
-            while let head = head, !head.isReadyForQuery {
-                undo(head)
-                pendingHead += 1
-            }
-            if estimating != nil { estimateFailed(into: &output) }
+            // The estimate failed only if it was among them: an error of an earlier Sync's messages
+            // leaves it to run after that Sync (taken for it, the held query ran unestimated).
+            if skipToReadyForQuery() { estimateFailed(into: &output) }
             return
         case .readyForQuery:
             guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),
@@ -521,6 +558,8 @@ public struct QueryRelay {
             if transactionStatus == .idle {
                 // No transaction is open after this Sync: every portal bound before it is gone.
                 if !portals.isEmpty { portals = portals.filter { $0.value.syncsBefore >= syncsAnswered } }
+                // Usage goes with its portal (the unnamed one's stays: a pipelined query may have set it).
+                if !portalUsage.isEmpty { portalUsage = portalUsage.filter { $0.key.isEmpty || portals[$0.key] != nil } }
                 if let bound = claimsPortalBoundBeforeSync, bound < syncsAnswered { claimsPortalBoundBeforeSync = nil }
             }
             output.toClient.writeFrame(frame)
@@ -634,12 +673,24 @@ public struct QueryRelay {
                                                     relayedRows: usage.rows, relayedBytes: usage.bytes))
         pop()
         // As after a server error: what the skipped messages would have made or closed is taken back.
+        let skippedEstimate = skipToReadyForQuery()
+        if head == nil { discardingUntilSync = true }
+        silencedUntilReadyForQuery = true
+        // An estimate sent behind the cut answers into the silence: the query it held is skipped as
+        // the cut skips the rest, and the held messages go on, or the session would wait forever.
+        if skippedEstimate { estimateFailed(into: &output) }
+    }
+
+    /// Drops the expectations up to the next ReadyForQuery, taking back what their messages would
+    /// have made or closed; whether the estimate was among them.
+    private mutating func skipToReadyForQuery() -> Bool {
+        var skippedEstimate = false
         while let head = head, !head.isReadyForQuery {
+            if case .estimate = head { skippedEstimate = true }
             undo(head)
             pendingHead += 1
         }
-        if head == nil { discardingUntilSync = true }
-        silencedUntilReadyForQuery = true
+        return skippedEstimate && estimating != nil
     }
 
     // MARK: - Cost budget

@@ -14,13 +14,14 @@ public struct ResultBudget: Sendable, Equatable {
 
     public var isUnlimited: Bool { maxRows == nil && maxBytes == nil }
 
-    /// The rows to ask the server for when the client asks for `requested` (0: all) and `used`
-    /// have been relayed: one more than the budget has left, so that the server itself stops
-    /// (PortalSuspended) one row past the limit instead of streaming the rest. nil: ask as the client did.
+    /// The rows to ask the server for when the client asks for `requested` (0 or less: all, as
+    /// PostgreSQL reads it) and `used` have been relayed: one more than the budget has left, so that
+    /// the server itself stops (PortalSuspended) one row past the limit instead of streaming the
+    /// rest. nil: ask as the client did.
     func serverRowLimit(requested: Int32, used: Usage) -> Int32? {
         guard let maxRows else { return nil }
         let allowed = Int32(clamping: max(0, maxRows - used.rows) + 1)
-        return requested == 0 || requested > allowed ? allowed : nil
+        return requested <= 0 || requested > allowed ? allowed : nil
     }
 
     /// What one portal's answers have used so far (a portal may be executed several times with a

@@ -22,6 +22,9 @@ public final class ServerWait {
     private var lastHeard = NIODeadline.now()
     /// When the oldest unanswered request left.
     private var requestSentAt: NIODeadline?
+    /// The server answered everything sent so far (a Flush), though no ReadyForQuery ended it:
+    /// the next request's quiet time starts when it leaves, not at the last answer.
+    private var caughtUp = false
     private var timer: Scheduled<Void>?
     /// Asked whenever the timer would be armed or fires: whether the session still waits for the server.
     var isWaiting: () -> Bool = { false }
@@ -38,16 +41,24 @@ public final class ServerWait {
 
     /// A request went to the server: its quiet time counts from the first one it has not answered.
     func requestSent() {
-        if requestSentAt == nil {
+        if requestSentAt == nil || caughtUp {
             // One clock read for both: the metric's start and the start of the quiet time.
             lastHeard = .now()
-            requestSentAt = lastHeard
+            if requestSentAt == nil { requestSentAt = lastHeard }
+            caughtUp = false
         }
         watch()
     }
 
+    /// The server owes nothing now (it answered up to a Flush): a client that thinks before its
+    /// Sync is not a server that stalls.
+    func serverCaughtUp() {
+        caughtUp = true
+    }
+
     /// The server finished answering (ReadyForQuery).
     func answered() {
+        caughtUp = false
         guard let since = requestSentAt else { return }
         ProxyMetrics.shared.backendAnswered(nanoseconds: (NIODeadline.now() - since).nanoseconds)
         requestSentAt = nil

@@ -78,6 +78,9 @@ struct SessionStateMachine {
     /// Whether a query has been sent on that the server has not answered to its end.
     var awaitsServer: Bool { isRelaying && !(relay?.isIdle ?? true) }
 
+    /// Whether the client sent messages without a Sync since: the server's transaction stays open.
+    var leftOpenWithoutSync: Bool { isRelaying && (relay?.sentSinceSync ?? false) }
+
     var isLoggingIn: Bool {
         switch phase {
         case .awaitingStartup, .awaitingPassword, .awaitingSCRAM, .connecting: true
@@ -370,6 +373,7 @@ struct SessionStateMachine {
     /// drained shutdown.
     private mutating func afterRelay() -> Action {
         if !output.resultLimits.isEmpty { oweResultLimits() }
+        if !output.protocolRefusals.isEmpty { oweProtocolRefusals() }
         if let lockout = output.lockout {
             output.lockout = nil
             return fail(lockout, sqlstate: SQLState.invalidAuthorization)
@@ -382,6 +386,16 @@ struct SessionStateMachine {
         }
         if case .draining = phase, relay!.isIdle { return endForShutdown() }
         return .none
+    }
+
+    /// Messages the relay refused itself: each is an entry, as a framing error is (`clientError`).
+    private mutating func oweProtocolRefusals() {
+        for message in output.protocolRefusals {
+            owe(SessionRecord(kind: "?", tenant: identity?.tenant ?? "", credential: identity?.credentialID ?? "", user: user,
+                              Decision(rule: .protocolViolation, message: message, policyVersion: engine?.policy.version ?? ""),
+                              event: .protocolRefusal))
+        }
+        output.protocolRefusals.removeAll()
     }
 
     /// Answers cut at the result budget and queries refused at the cost budget, each an entry of

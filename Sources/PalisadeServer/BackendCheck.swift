@@ -11,6 +11,7 @@ extension ServeSettings {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let role: [[String?]]
         let functions: [[String?]]
+        let objects: [[String?]]
         let types: [[String?]]
         do {
             let tls = try backendTLS()
@@ -23,6 +24,29 @@ extension ServeSettings {
                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
                 GROUP BY 1, 2
+                """, on: backend, tls: tls, group: group)
+            // Operators, extension types, sequences and xml columns of the same schemas (see ServerFunctions).
+            objects = try await BackendProbe.query(
+                """
+                WITH user_schemas AS (SELECT oid, nspname FROM pg_catalog.pg_namespace
+                                      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)')
+                SELECT 'operator', s.nspname, o.oprname, pn.nspname || '.' || p.proname FROM pg_catalog.pg_operator o
+                JOIN user_schemas s ON s.oid = o.oprnamespace JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+                JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+                UNION ALL
+                SELECT 'type', s.nspname, t.typname, pn.nspname || '.' || p.proname FROM pg_catalog.pg_type t
+                JOIN user_schemas s ON s.oid = t.typnamespace JOIN pg_catalog.pg_proc p ON p.oid = t.typinput
+                JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace WHERE pn.nspname <> 'pg_catalog'
+                UNION ALL
+                SELECT 'sequence', s.nspname, c.relname, NULL FROM pg_catalog.pg_class c JOIN user_schemas s ON s.oid = c.relnamespace
+                WHERE c.relkind = 'S'
+                UNION ALL
+                SELECT DISTINCT 'xml', NULL, a.attname, NULL FROM pg_catalog.pg_attribute a
+                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN user_schemas s ON s.oid = c.relnamespace
+                JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                WHERE a.attnum > 0 AND NOT a.attisdropped
+                  AND (t.oid IN ('pg_catalog.xml'::pg_catalog.regtype, 'pg_catalog._xml'::pg_catalog.regtype)
+                       OR t.typbasetype IN ('pg_catalog.xml'::pg_catalog.regtype, 'pg_catalog._xml'::pg_catalog.regtype))
                 """, on: backend, tls: tls, group: group)
             // Each type with the types whose input functions reading it runs too (see ServerTypes).
             types = try await BackendProbe.query(
@@ -48,6 +72,16 @@ extension ServeSettings {
             guard let schema = row[0], let name = row[1] else { continue }
             server.names[schema, default: []].insert(name)
             if row[2] == "true" { server.oneArgumentNames[schema, default: []].insert(name) }
+        }
+        for row in objects where row.count == 4 {
+            guard let kind = row[0], let name = row[2] else { continue }
+            switch (kind, row[1], row[3]) {
+            case ("operator", let schema?, let function?): server.operators[schema, default: [:]][name, default: []].insert(function)
+            case ("type", let schema?, let function?): server.typeInputs[schema, default: [:]][name] = function
+            case ("sequence", let schema?, _): server.sequences[schema, default: []].insert(name)
+            case ("xml", _, _): server.xmlColumns.insert(name)
+            default: break
+            }
         }
         var serverTypes = ServerTypes()
         for row in types where row.count == 4 {

@@ -17,6 +17,9 @@ public enum FrontendMessage: Sendable, Equatable {
     case copyData, copyDone, copyFail
     case unknown(UInt8)
 
+    /// The longest statement or portal name PostgreSQL tells apart, in bytes.
+    public static let longestName = 63
+
     /// Reads the fields the proxy needs. Text that is not UTF-8 is malformed: the proxy must judge
     /// exactly the bytes the server would run.
     public init(_ frame: Frame) throws(WireError) {
@@ -25,10 +28,17 @@ public enum FrontendMessage: Sendable, Equatable {
             guard let value = body.readCString() else { throw .malformed("\(what) is not a NUL-terminated UTF-8 string") }
             return value
         }
+        // PostgreSQL keys prepared statements and portals by their first 63 bytes (NAMEDATALEN - 1):
+        // longer names are the same statement to it, and a proxy that kept them whole would hold
+        // a megabyte per name.
+        func name(_ what: String) throws(WireError) -> String {
+            let value = try cString(what)
+            return value.utf8.count <= Self.longestName ? value : String(decoding: value.utf8.prefix(Self.longestName), as: UTF8.self)
+        }
         switch frame.type {
         case UInt8(ascii: "Q"): self = .query(try cString("Query text"))
         case UInt8(ascii: "P"):
-            let statement = try cString("Parse statement name")
+            let statement = try name("Parse statement name")
             let query = try cString("Parse query text")
             guard let count: Int16 = body.readInteger(), count >= 0, body.readableBytes == 4 * Int(count) else {
                 throw .malformed("Parse parameter types")
@@ -36,15 +46,15 @@ public enum FrontendMessage: Sendable, Equatable {
             let parameterTypes = (0..<Int(count)).map { _ in body.readInteger(as: UInt32.self)! }
             self = .parse(statement: statement, query: query, parameterTypes: parameterTypes)
         case UInt8(ascii: "B"):
-            let portal = try cString("Bind portal name")
-            self = .bind(portal: portal, statement: try cString("Bind statement name"))
+            let portal = try name("Bind portal name")
+            self = .bind(portal: portal, statement: try name("Bind statement name"))
         case UInt8(ascii: "D"), UInt8(ascii: "C"):
             guard let kind: UInt8 = body.readInteger(), kind == UInt8(ascii: "S") || kind == UInt8(ascii: "P") else {
                 throw .malformed("Describe/Close kind")
             }
-            let name = try cString("Describe/Close name")
-            self = frame.type == UInt8(ascii: "D") ? .describe(kind: kind, name: name) : .close(kind: kind, name: name)
-        case UInt8(ascii: "E"): self = .execute(portal: try cString("Execute portal name"))
+            let target = try name("Describe/Close name")
+            self = frame.type == UInt8(ascii: "D") ? .describe(kind: kind, name: target) : .close(kind: kind, name: target)
+        case UInt8(ascii: "E"): self = .execute(portal: try name("Execute portal name"))
         case UInt8(ascii: "S"): self = .sync
         case UInt8(ascii: "H"): self = .flush
         case UInt8(ascii: "X"): self = .terminate

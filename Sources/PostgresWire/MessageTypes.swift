@@ -71,6 +71,7 @@ public enum SQLState {
     public static let programLimitExceeded = "54000"
     public static let queryCanceled = "57014"
     public static let adminShutdown = "57P01"
+    public static let idleInTransactionSessionTimeout = "25P03"
     public static let ioError = "58030"
     public static let internalError = "XX000"
 }

@@ -295,6 +295,19 @@ extension Analyzer {
                          hint: "Use a built-in operator (=, <, +, ||, ->>, @>, …) without an OPERATOR(schema.op) qualifier outside pg_catalog.",
                          offset: remainingLocation(), statementType: analysis.statementType)
         }
+        // PostgreSQL picks among every operator of this symbol on the search path by the operand
+        // types, which the text does not show: an extension's may run instead of pg_catalog's.
+        guard name.qualifiers.isEmpty, let runs = shared.searchPathOperators[name.symbol] else { return }
+        let unlisted = runs.filter { function in
+            !shared.policy.extraFunctions.contains(function)
+                && !(function.hasPrefix("pg_catalog.") && shared.policy.builtinFunctions.contains(String(function.dropFirst(11))))
+        }.sorted()
+        guard unlisted.isEmpty else {
+            throw Denial(rule: .operatorNotAllowed,
+                         message: "operator \(name.symbol) is also defined outside pg_catalog on the search path, where it runs \(unlisted.joined(separator: ", ")), not on this policy's allowlist; the operand types decide which one runs",
+                         hint: "Write OPERATOR(pg_catalog.\(name.symbol)) to use the built-in one, or add the functions to the policy's functions.allow after review.",
+                         offset: remainingLocation(), statementType: analysis.statementType)
+        }
     }
 
     mutating func subLink() throws {
@@ -427,6 +440,16 @@ extension Analyzer {
             throw Denial(rule: violation.rule, message: violation.message, hint: violation.hint, offset: remainingLocation(),
                          statementType: analysis.statementType)
         }
+        // A cast runs the type's input function (an array's, its element's): an extension's
+        // function outside pg_catalog needs the allowlist as a call would.
+        guard names.count == 1 || (names.count == 2 && shared.policy.searchPath.contains(names[0])), let base = names.last else { return }
+        let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
+        guard let input = shared.searchPathTypeInputs[base] ?? shared.searchPathTypeInputs[element],
+              !shared.policy.extraFunctions.contains(input) else { return }
+        throw Denial(rule: .functionNotAllowed,
+                     message: "the type \(names.joined(separator: ".")) is read by \(input)(), which is not on this policy's allowlist",
+                     hint: "Leave out the cast to \(base), or add \(input) to the policy's functions.allow after review.",
+                     offset: remainingLocation(), statementType: analysis.statementType)
     }
 
     /// The first element of the list at the cursor, without moving.

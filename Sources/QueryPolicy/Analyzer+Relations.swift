@@ -108,6 +108,7 @@ extension Analyzer {
                 throw deny(.relationSchema, "relation \(name) is not schema-qualified and the search path reaches schemas outside \(readable)",
                            "Qualify the table with its schema (\(readable)).")
             }
+            if shared.policy.hidesStatistics, shared.searchPathSequences.contains(name) { throw sequenceDenial(name, offset) }
             analysis.tables.appendIfMissing(shared.unqualifiedTablePrefix.map { $0 + name } ?? name)
             return
         }
@@ -119,7 +120,17 @@ extension Analyzer {
             }
         } else if !shared.policy.readableSchemas.contains(resolvedSchema) {
             throw deny(.relationSchema, "relation \(qualified) is outside the readable schemas (\(readable))", shared.schemaDiscoveryHint)
+        } else if shared.policy.hidesStatistics, shared.sequences.contains(qualified) {
+            throw sequenceDenial(qualified, offset)
         }
         analysis.tables.appendIfMissing(qualified)
+    }
+
+    /// A sequence is no table: row-level security does not apply to it, and its `last_value`
+    /// counts what every tenant inserted.
+    func sequenceDenial(_ name: String, _ offset: Int?) -> Denial {
+        Denial(rule: .statistics,
+               message: "relation \(name) is a sequence: its last_value counts every tenant's rows, which row-level security does not filter",
+               hint: "Count the rows you can see with count(*) on the table itself.", offset: offset, statementType: analysis.statementType)
     }
 }

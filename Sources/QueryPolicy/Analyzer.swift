@@ -70,6 +70,7 @@ struct Analyzer {
         // XML expressions, and names that may be xmlagg, xmlcomment, xpath and the like. Over-broad
         // on purpose: a false match only asks for typed literals.
         buildsXML = tree.contains("{\"XmlExpr\":") || tree.contains("\"sval\":\"xml") || tree.contains("\"sval\":\"xpath")
+            || policy.xmlColumnPatterns.contains(where: tree.contains)
     }
 
     static func analyze(tree: UnsafeBufferPointer<UInt8>, text: UnsafeBufferPointer<UInt8>, policy: SharedPolicy) -> Result<Analysis, Denial> {

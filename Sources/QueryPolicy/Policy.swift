@@ -115,6 +115,15 @@ final class SharedPolicy: Sendable {
     let searchPathFunctions: [String: String]
     /// Those with a one-argument form, which `x.name` calls, by name, with the first schema defining one.
     let searchPathOneArgumentFunctions: [String: String]
+    /// Operator symbols defined in search-path schemas, with the functions they run.
+    let searchPathOperators: [String: Set<String>]
+    /// Types of search-path schemas whose input function is outside pg_catalog, with that function.
+    let searchPathTypeInputs: [String: String]
+    /// The server's sequences as `schema.name`, and their bare names in search-path schemas.
+    let sequences: Set<String>
+    let searchPathSequences: Set<String>
+    /// Patterns of the tree that name an xml column (`"sval":"body"`).
+    let xmlColumnPatterns: [String]
 
     init(_ policy: Policy, serverFunctions: ServerFunctions = ServerFunctions()) {
         self.policy = policy
@@ -129,6 +138,22 @@ final class SharedPolicy: Sendable {
         }
         searchPathFunctions = functions
         searchPathOneArgumentFunctions = oneArgument
+        var operators: [String: Set<String>] = [:]
+        var typeInputs: [String: String] = [:]
+        var searchPathSequences: Set<String> = []
+        for schema in policy.searchPath.reversed() {
+            for (symbol, runs) in serverFunctions.operators[schema] ?? [:] { operators[symbol, default: []].formUnion(runs) }
+            for (type, input) in serverFunctions.typeInputs[schema] ?? [:] { typeInputs[type] = input }
+            searchPathSequences.formUnion(serverFunctions.sequences[schema] ?? [])
+        }
+        searchPathOperators = operators
+        searchPathTypeInputs = typeInputs
+        self.searchPathSequences = searchPathSequences
+        sequences = Set(serverFunctions.sequences.flatMap { schema, names in names.map { "\(schema).\($0)" } })
+        // As libpg_query writes the name in its JSON.
+        xmlColumnPatterns = serverFunctions.xmlColumns.sorted().map { name in
+            "\"sval\":\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
     }
 }
 
@@ -136,15 +161,35 @@ final class SharedPolicy: Sendable {
 /// alone cannot show them: PostgreSQL may pick such a function over a built-in of the same name
 /// when its argument types match better (`upper(u)` with `public.upper(users)`), and reads `x.f`
 /// as `f(x)` for any one-argument `f` on the search path.
+///
+/// Also what else the text cannot show of those schemas: operators (an extension's `-` on int[]
+/// is chosen over pg_catalog's by its operand types, and runs the extension's function), types
+/// whose input functions are an extension's (`'a=>1'::hstore`), sequences (read as a relation, a
+/// sequence's `last_value` counts every tenant's rows), and the names of xml columns (beside them an
+/// untyped literal is parsed as XML).
 public struct ServerFunctions: Sendable, Equatable {
     /// Function names by schema.
     public var names: [String: Set<String>]
     /// The names among them with a one-argument form, by schema.
     public var oneArgumentNames: [String: Set<String>]
+    /// Operator symbols by schema, each with the functions (`schema.name`) its operators run.
+    public var operators: [String: [String: Set<String>]]
+    /// Types whose input function is outside pg_catalog, by schema: type name to `schema.function`.
+    public var typeInputs: [String: [String: String]]
+    /// Sequence names by schema.
+    public var sequences: [String: Set<String>]
+    /// Names of columns of type xml (or arrays or domains of it), in any of those schemas.
+    public var xmlColumns: Set<String>
 
-    public init(names: [String: Set<String>] = [:], oneArgumentNames: [String: Set<String>] = [:]) {
+    public init(names: [String: Set<String>] = [:], oneArgumentNames: [String: Set<String>] = [:],
+                operators: [String: [String: Set<String>]] = [:], typeInputs: [String: [String: String]] = [:],
+                sequences: [String: Set<String>] = [:], xmlColumns: Set<String> = []) {
         self.names = names
         self.oneArgumentNames = oneArgumentNames
+        self.operators = operators
+        self.typeInputs = typeInputs
+        self.sequences = sequences
+        self.xmlColumns = xmlColumns
     }
 }
 

@@ -168,4 +168,63 @@ import QueryPolicy
         #expect(!harness.relay.isHoldingClientMessages)
         #expect(harness.sent().toServer == "PBEPBDES")
     }
+
+    /// An error in an earlier Sync's messages is not the estimate's: the estimate runs after that
+    /// Sync, and the held Bind with it. (Taken for the estimate's, the error once released the held
+    /// messages, whose own estimate then read the first one's plan: a query over budget ran.)
+    @Test func anEarlierSegmentsErrorLeavesTheEstimateToRun() {
+        var harness = Self.harness()
+        harness.client {
+            FrontendEncoder.parse(statement: "", query: "SELECT 1/0", parameterTypes: [], into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+            FrontendEncoder.sync(into: &$0)
+            FrontendEncoder.parse(statement: "j", query: "SELECT * FROM a JOIN b ON true", parameterTypes: [], into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "j", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        #expect(harness.sent().toServer == "PPBEBES" + "PCBECCPBEH", "the first segment, then Parse j and the estimate of its Bind")
+        harness.server("112CE")
+        #expect(harness.relay.isHoldingClientMessages, "the error is the first segment's")
+        harness.server("Z")
+        #expect(harness.sent().toClient == "1EZ")
+        harness.server("1" + "32C" + "33" + "12")
+        harness.relay.backendFrame(Self.explainRow(cost: 2e9, rows: 1e12), into: &harness.output)
+        harness.server("C")
+        #expect(harness.output.resultLimits.map(\.rule) == [.costLimit], "the estimate read is the join's own")
+        let (toServer, toClient) = harness.sent()
+        #expect(toServer == "S" && toClient == "1E", "refused in its place: its Bind and Execute are skipped up to the Sync")
+        harness.server("Z")
+        #expect(harness.sent().toClient == "Z")
+        #expect(harness.relay.isIdle)
+    }
+
+    /// An answer cut at max_rows skips the client's messages up to Sync; an estimate already sent for
+    /// one of them answers into that silence, and the Sync it held goes on, so the session does not
+    /// wait forever (holding its transaction's locks).
+    @Test func anAnswerCutWhileAnEstimateIsOutGoesOnToTheSync() {
+        var harness = Harness()
+        harness.relay = QueryRelay(claims: #"{"tenant_id":"acme"}"#, statementTimeoutMilliseconds: 1000,
+                                   budget: ResultBudget(maxRows: 2), sessionID: "s1", decide: Self.decide)
+        harness.client {
+            FrontendEncoder.parse(statement: "", query: "SELECT id FROM big", parameterTypes: [], into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+            FrontendEncoder.parse(statement: "j", query: "SELECT * FROM a JOIN b ON true", parameterTypes: [], into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "j", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        _ = harness.sent()
+        #expect(harness.relay.isHoldingClientMessages)
+        harness.server("112C2" + "DDD" + "s")
+        #expect(!harness.relay.isHoldingClientMessages, "the estimated Bind is skipped with the rest")
+        let (toServer, toClient) = harness.sent()
+        #expect(toServer == "S", "the held Sync goes on")
+        #expect(toClient == "12DDE")
+        harness.server("1" + "33" + "12" + "DC" + "Z")
+        #expect(harness.sent().toClient == "Z", "the estimate's answers are dropped; its ReadyForQuery ends the answer")
+        #expect(harness.relay.isIdle)
+    }
 }

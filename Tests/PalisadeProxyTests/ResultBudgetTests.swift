@@ -56,6 +56,43 @@ import QueryPolicy
         #expect(budget.serverRowLimit(requested: 5, used: .init(request: 1)) == nil, "a smaller fetch goes as asked")
         #expect(budget.serverRowLimit(requested: 50, used: .init(request: 1, rows: 8)) == 3)
         #expect(ResultBudget(maxBytes: 10).serverRowLimit(requested: 0, used: .init(request: 1)) == nil)
+        #expect(budget.serverRowLimit(requested: -1, used: .init(request: 1)) == 11, "PostgreSQL reads a negative count as all rows")
+        #expect(budget.serverRowLimit(requested: .min, used: .init(request: 1)) == 11)
+    }
+
+    /// Portals end with their transaction, and their usage with them: a client binding new portal
+    /// names in one transaction after another leaves nothing behind.
+    @Test func portalNamesAreForgottenWhenTheirTransactionEnds() {
+        var harness = Harness()
+        harness.relay = QueryRelay(claims: nil, statementTimeoutMilliseconds: 1000, budget: ResultBudget(maxRows: 10), sessionID: "s1",
+                                   decide: QueryRelayTests.decide)
+        harness.client {
+            FrontendEncoder.parse(statement: "s", query: "SELECT 1", parameterTypes: [], into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server("1Z")
+        _ = harness.sent()
+        for round in 0..<50 {
+            harness.client {
+                FrontendEncoder.bind(portal: "portal \(round)", statement: "s", parameters: [], into: &$0)
+                FrontendEncoder.sync(into: &$0)
+            }
+            #expect(harness.sent().toServer == "BS")
+            harness.server("2Z")
+        }
+        #expect(harness.relay.heldNames == (statements: 1, portals: 0, usages: 0))
+    }
+
+    @Test func aSessionHoldsABoundedNumberOfNamedStatements() {
+        var harness = Self.harness()
+        harness.client {
+            for index in 0..<QueryRelay.mostNamed { FrontendEncoder.parse(statement: "s\(index)", query: "SELECT 1", parameterTypes: [], into: &$0) }
+            FrontendEncoder.parse(statement: "one more", query: "SELECT 1", parameterTypes: [], into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server(String(repeating: "1", count: QueryRelay.mostNamed))
+        #expect(harness.clientError() == "54000")
+        #expect(harness.relay.heldNames.statements == QueryRelay.mostNamed)
     }
 
     @Test func aSimpleQueryPastMaxRowsEndsWith54000AndTheNextQueryRuns() {

@@ -91,4 +91,51 @@ import Testing
         }
         #expect(Profiles.readonly.evaluate("SELECT current_setting('request.jwt.claims'::text, true)").isAllowed)
     }
+
+    /// What only the server shows: an extension's operators and types, sequences, xml columns.
+    static let server = ServerFunctions(
+        names: ["public": ["intarray_del_elem", "hstore_in"]],
+        operators: ["public": ["-": ["public.intarray_del_elem"], "->": ["public.fetchval"], "=": ["pg_catalog.abs"]]],
+        typeInputs: ["public": ["hstore": "public.hstore_in"]],
+        sequences: ["public": ["orders_id_seq"]],
+        xmlColumns: ["body"])
+
+    @Test func anExtensionsOperatorOnTheSearchPathNeedsTheAllowlist() {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: Self.server)
+        for sql in ["SELECT ARRAY[1,2,3] - 2", "SELECT total - 1 FROM orders", "SELECT x FROM t WHERE a - b > 0"] {
+            #expect(engine.evaluate(sql).rule == .operatorNotAllowed, "\(sql)")
+        }
+        // The built-in one, named as such; an operator that runs an admitted built-in; other symbols.
+        for sql in ["SELECT total OPERATOR(pg_catalog.-) 1 FROM orders", "SELECT 1 = 1", "SELECT total + 1 FROM orders"] {
+            #expect(engine.evaluate(sql).isAllowed, "\(sql)")
+        }
+        var policy = Profiles.readonly.policy
+        policy.extraFunctions.insert("public.intarray_del_elem")
+        #expect(PolicyEngine(policy: policy, serverFunctions: Self.server).evaluate("SELECT ARRAY[1,2,3] - 2").isAllowed)
+        #expect(Profiles.readonly.evaluate("SELECT ARRAY[1,2,3] - 2").isAllowed, "without such an operator the built-ins are all there is")
+    }
+
+    @Test func aCastRunsTheTypesInputFunctionUnderTheAllowlist() {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: Self.server)
+        for sql in ["SELECT 'a=>1'::hstore", "SELECT CAST('a=>1' AS public.hstore)", "SELECT '{}'::_hstore"] {
+            #expect(engine.evaluate(sql).rule == .functionNotAllowed, "\(sql)")
+        }
+        #expect(engine.evaluate("SELECT 'a'::text, 1::int").isAllowed)
+    }
+
+    @Test func aSequenceIsNotReadableUnderRowLevelSecurity() {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: Self.server)
+        for sql in ["SELECT last_value FROM orders_id_seq", "SELECT * FROM public.orders_id_seq"] {
+            #expect(engine.evaluate(sql).rule == .statistics, "\(sql)")
+        }
+        #expect(engine.evaluate("WITH orders_id_seq AS (SELECT 1 AS n) SELECT n FROM orders_id_seq").isAllowed)
+        #expect(engine.evaluate("SELECT id FROM orders").isAllowed)
+    }
+
+    @Test func anXMLColumnMakesUntypedNeighboursRefused() {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: Self.server)
+        #expect(engine.evaluate("SELECT COALESCE(body, '<r>') FROM docs").rule == .xmlParse)
+        #expect(engine.evaluate("SELECT COALESCE(body::text, '<r>'::text) FROM docs").isAllowed)
+        #expect(engine.evaluate("SELECT COALESCE(title, 'untitled') FROM docs").isAllowed)
+    }
 }

@@ -288,3 +288,97 @@ def test_empty_text_is_answered_as_the_server_answers_it(palisade, keys):
     connection.send(wire.query("SELECT 'after'"))
     assert wire.kinds(connection.read_until_ready()) == "TDCZ"
     connection.close()
+
+
+def quick_palisade(database, keys, workdir, monitor_policy, idle_ms):
+    """The agent profile with a one-second statement_timeout (the stall allowance is then 6 s)."""
+    from conftest import readonly_policy_text
+    policy = workdir / f"quick-{idle_ms}.yaml"
+    policy.write_text(readonly_policy_text(**{"statement_timeout_ms: 30000": f"statement_timeout_ms: 1000\n  idle_in_transaction_timeout_ms: {idle_ms}"}))
+    return Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                     "--profile", f"agent={policy}", "--profile", f"monitor={monitor_policy}", "--lockout-denials", "1000"])
+
+
+@pytest.fixture(scope="module")
+def palisade_patient(database, keys, workdir, monitor_policy):
+    server = quick_palisade(database, keys, workdir, monitor_policy, idle_ms=120_000)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def palisade_quick(database, keys, workdir, monitor_policy):
+    server = quick_palisade(database, keys, workdir, monitor_policy, idle_ms=2000)
+    yield server
+    server.stop()
+
+
+def test_a_client_that_flushes_and_thinks_is_not_a_stalled_server(palisade_patient, keys):
+    """Red team 3 (wire, finding 5): the server answered up to the Flush at once; the Sync that
+    comes past the stall allowance (statement_timeout + 5 s) is answered, not taken for a stall."""
+    connection = connect(palisade_patient, keys)
+    # An Execute that completes ends the server's own statement_timeout (a Describe would not).
+    connection.send(wire.parse("SELECT 1") + wire.bind() + wire.execute() + wire.frame(b"H"))
+    assert [connection.read()[0] for _ in range(4)] == [b"1", b"2", b"D", b"C"]
+    time.sleep(7)
+    connection.send(wire.SYNC)
+    assert wire.kinds(connection.read_until_ready()) == "Z"
+    connection.send(wire.query("SELECT 2"))
+    assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+    connection.close()
+
+
+def test_an_execution_left_open_without_sync_ends_at_the_idle_timeout(palisade_quick, keys):
+    """Red team 3 (wire, finding 7): PostgreSQL arms its idle-in-transaction timeout only after
+    ReadyForQuery; Palisade ends a session that executed, flushed and went silent (two seconds
+    here), as the server ends an idle transaction, so its snapshot and locks are let go."""
+    connection = connect(palisade_quick, keys)
+    connection.send(wire.parse("SELECT id FROM orders LIMIT 1") + wire.bind() + wire.execute() + wire.frame(b"H"))
+    kinds = b""
+    while not kinds.endswith(b"C"):
+        kinds += connection.read()[0]
+    kind, body = connection.read()  # nothing else comes until the session is ended
+    assert kind == b"E" and wire.fields(body)["C"] == "25P03", wire.fields(body)
+    with pytest.raises(EOFError):
+        connection.read()
+
+
+def test_an_earlier_error_does_not_let_a_query_over_its_cost_budget_run(palisade, keys):
+    """Red team 3 (wire, finding 1): a failing query, a cheap join and an expensive join sent in one
+    write. The expensive one is refused by its own estimate, as it is alone."""
+    expensive = "SELECT count(*) FROM pgbench_accounts a, pgbench_accounts b"
+    cheap = "SELECT count(*) FROM pgbench_branches a, pgbench_branches b"
+    connection = connect(palisade, keys)
+    connection.send(wire.parse("SELECT 1/0") + wire.bind() + wire.execute() + wire.SYNC
+                    + wire.parse(cheap) + wire.bind() + wire.execute() + wire.SYNC
+                    + wire.parse(expensive) + wire.bind() + wire.execute() + wire.SYNC)
+    first, second, third = (connection.read_until_ready() for _ in range(3))
+    assert wire.kinds(first) == "1EZ" and wire.fields(first[1][1])["C"] == "22012"
+    assert wire.kinds(second) == "12DCZ"
+    assert wire.kinds(third) == "1EZ", third
+    assert wire.fields(third[1][1])["C"] == "54000" and "limit.cost" in wire.fields(third[1][1])["D"]
+    connection.send(wire.query("SELECT 1/0") + wire.query(cheap) + wire.query(expensive))
+    first, second, third = (connection.read_until_ready() for _ in range(3))
+    assert wire.kinds(first) == "EZ" and wire.kinds(second) == "TDCZ"
+    assert wire.kinds(third) == "EZ" and wire.fields(third[0][1])["C"] == "54000", third
+    connection.close()
+
+
+def test_refusals_of_palisades_own_are_audited(palisade, keys):
+    """Red team 3 (wire, finding 6): a Bind, Execute or Describe of a name Palisade never admitted,
+    and a message that ends the session, are answered by Palisade itself: each is an entry."""
+    from conftest import entries_of
+    connection = connect(palisade, keys)
+    connection.send(wire.execute("never bound") + wire.SYNC + wire.bind(statement="never parsed") + wire.SYNC)
+    first, second = connection.read_until_ready(), connection.read_until_ready()
+    assert wire.fields(first[0][1])["C"] == "34000" and wire.fields(second[0][1])["C"] == "26000"
+    connection.send(wire.frame(b"Z"))
+    kind, body = connection.read()
+    assert kind == b"E" and wire.fields(body)["C"] == "08P01"
+    connection.sock.close()
+
+    def refusals():
+        found = [entry["message"] for entry in entries_of(palisade.audit_dir) if entry.get("event") == "protocol_refusal"]
+        wanted = ['34000 portal "never bound"', '26000 prepared statement "never parsed"', "08P01 invalid frontend message type 90"]
+        return all(any(message.startswith(prefix) for message in found) for prefix in wanted) and found
+    assert wire.eventually(refusals, "the three refusals in the audit log")
