@@ -21,6 +21,17 @@ DATABASE = "palisade_proxy_test"
 APP_ROLE, APP_PASSWORD = "palisade_proxy_test_app", "app-secret"
 
 
+def admin_rows(database, statement):
+    """The rows of one statement, run as the superuser."""
+    connection = psycopg2.connect(dbname=database)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
 def admin_sql(database, *statements):
     """Runs statements as the superuser, each in its own transaction (DROP DATABASE needs that)."""
     connection = psycopg2.connect(dbname=database)

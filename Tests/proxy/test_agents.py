@@ -15,7 +15,7 @@ import psycopg2.errors
 import pytest
 import sqlalchemy
 
-from conftest import TENANT_DATABASE as DATABASE, Palisade, admin_sql, create_key, entries_of, free_port, have
+from conftest import TENANT_DATABASE as DATABASE, Palisade, admin_rows, admin_sql, create_key, entries_of, free_port, have
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +265,44 @@ def test_extended_protocol_clients_get_54000_and_go_on(agents):
         with pytest.raises(psycopg.errors.ProgramLimitExceeded):
             connection.execute("SELECT g FROM generate_series(1, %s) AS g", (20000,)).fetchall()
         assert connection.execute("SELECT count(*) FROM orders WHERE id > %s", (0,)).fetchall() == [(80,)]
+
+
+def test_what_only_the_server_shows_is_read_at_start(tenant_database, workdir):
+    """Red team 3: sequences, xml columns and an extension's operators live in the server's
+    catalogs, not in the text; `palisade serve` reads them at start (and at each reload)."""
+    database = "palisade_server_objects"
+    admin_sql("postgres", f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}")
+    statements = ["CREATE TABLE notes (id serial PRIMARY KEY, body xml, title text)", "INSERT INTO notes (title) VALUES ('a')",
+                  "GRANT SELECT ON notes, notes_id_seq TO palisade_app"]
+    has_intarray = bool(admin_rows("postgres", "SELECT 1 FROM pg_available_extensions WHERE name = 'intarray'"))
+    if has_intarray:
+        statements.append("CREATE EXTENSION intarray")
+    admin_sql(database, *statements)
+    key_file = workdir / "objects-keys.yaml"
+    key = create_key(key_file, "acme")
+    server = Palisade(["--backend", tenant_database.rsplit("/", 1)[0] + "/" + database, "--api-keys", str(key_file),
+                       "--tls-mode", "disable", "--lockout-denials", "1000"])
+    connection = psycopg2.connect(host="127.0.0.1", port=server.port, dbname=database, user="agent", password=key, sslmode="disable")
+    connection.autocommit = True
+    try:
+        cursor = connection.cursor()
+
+        def refused(sql):
+            with pytest.raises(psycopg2.Error) as error:
+                cursor.execute(sql)
+            return error.value.diag.message_detail.split(";")[0]
+
+        assert refused("SELECT last_value FROM notes_id_seq") == "rule rel.statistics"
+        assert refused("SELECT COALESCE(body, '<r>') FROM notes") == "rule fn.xml-parse"
+        cursor.execute("SELECT COALESCE(title, 'untitled') FROM notes")
+        assert cursor.fetchall() == [("a",)]
+        # Beside the xml column, typed literals.
+        cursor.execute("SELECT COALESCE(body::text, '<r/>'::text) FROM notes")
+        assert cursor.fetchall() == [("<r/>",)]
+        if has_intarray:
+            assert refused("SELECT ARRAY[1, 2, 3] - 2") == "rule op.not-allowed"
+            cursor.execute("SELECT 3 OPERATOR(pg_catalog.-) 2")
+            assert cursor.fetchall() == [(1,)]
+    finally:
+        connection.close()
+        server.stop()
