@@ -117,6 +117,9 @@ enum StatisticsCatalog {
         "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
         "pg_statio_all_sequences", "pg_statio_user_sequences", "pg_statio_sys_sequences",
         "pg_stat_database",
+        // Calls of each function by every tenant (third red team). The server-wide counters
+        // (pg_stat_bgwriter, pg_stat_wal) stay readable: they name no table, row or function.
+        "pg_stat_user_functions", "pg_stat_xact_user_functions",
     ]
 
     /// Columns of otherwise readable catalog relations (psql's \d reads pg_class's other columns).
