@@ -38,7 +38,7 @@ final class ProxySession {
     private var countedAsSession = false
     /// A client that does not finish logging in (TLS, startup, password) in time is let go.
     private var loginDeadline: Scheduled<Void>?
-    /// Armed while the client leaves an executed exchange open without Sync (see `watchUnsyncedClient`).
+    /// Armed while the client leaves messages without a Sync and is silent (see `watchUnsyncedClient`).
     private var unsyncedDeadline: Scheduled<Void>?
     /// Client messages read so far, to tell whether the client spoke while a deadline ran.
     private var clientHeardCount = 0
@@ -240,9 +240,10 @@ final class ProxySession {
     }
 
     /// PostgreSQL arms idle_in_transaction_session_timeout only after ReadyForQuery: a client that
-    /// parses or executes and flushes but never syncs would hold its transaction, snapshot and locks
-    /// for as long as it keeps the socket. Palisade ends such a session after the profile's timeout, as the
-    /// server ends an idle transaction.
+    /// parses or executes and flushes but never syncs would hold its transaction, snapshot and
+    /// locks for as long as it keeps the socket. Palisade ends such a session after the profile's
+    /// timeout, as the server ends an idle transaction. (Without a Flush the server answers nothing
+    /// and owes the answers: the stalled-server watch ends that session.)
     private func watchUnsyncedClient() {
         guard unsyncedDeadline == nil, let engine = machine.engine else { return }
         let timeout = TimeAmount.milliseconds(Int64(engine.policy.idleInTransactionTimeoutMilliseconds))
