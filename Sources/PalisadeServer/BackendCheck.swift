@@ -26,6 +26,9 @@ extension ServeSettings {
                 GROUP BY 1, 2
                 """, on: backend, tls: tls, group: group)
             // Operators, extension types, sequences and xml columns of the same schemas (see ServerFunctions).
+            // Only operators on built-in types can take the place of a built-in one for ordinary
+            // operands (intarray's int[] - int); one on an extension's type (PostGIS's geometry =)
+            // needs operands of that type, which come from its columns or from casts the type rules check.
             objects = try await BackendProbe.query(
                 """
                 WITH user_schemas AS (SELECT oid, nspname FROM pg_catalog.pg_namespace
@@ -33,6 +36,8 @@ extension ServeSettings {
                 SELECT 'operator', s.nspname, o.oprname, pn.nspname || '.' || p.proname FROM pg_catalog.pg_operator o
                 JOIN user_schemas s ON s.oid = o.oprnamespace JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
                 JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+                                  WHERE t.oid IN (o.oprleft, o.oprright) AND tn.nspname <> 'pg_catalog')
                 UNION ALL
                 SELECT 'type', s.nspname, t.typname, pn.nspname || '.' || p.proname FROM pg_catalog.pg_type t
                 JOIN user_schemas s ON s.oid = t.typnamespace JOIN pg_catalog.pg_proc p ON p.oid = t.typinput

@@ -172,7 +172,8 @@ public struct ServerFunctions: Sendable, Equatable {
     public var names: [String: Set<String>]
     /// The names among them with a one-argument form, by schema.
     public var oneArgumentNames: [String: Set<String>]
-    /// Operator symbols by schema, each with the functions (`schema.name`) its operators run.
+    /// Operator symbols by schema, each with the functions (`schema.name`) its operators run: only
+    /// operators whose operand types are all built in.
     public var operators: [String: [String: Set<String>]]
     /// Types whose input function is outside pg_catalog, by schema: type name to `schema.function`.
     public var typeInputs: [String: [String: String]]
