@@ -297,7 +297,7 @@ extension Analyzer {
         }
         // PostgreSQL picks among every operator of this symbol on the search path by the operand
         // types, which the text does not show: an extension's may run instead of pg_catalog's.
-        guard name.qualifiers.isEmpty, let runs = shared.searchPathOperators[name.symbol] else { return }
+        guard !shared.searchPathOperators.isEmpty, name.qualifiers.isEmpty, let runs = shared.searchPathOperators[name.symbol] else { return }
         let unlisted = runs.filter { function in
             !shared.policy.extraFunctions.contains(function)
                 && !(function.hasPrefix("pg_catalog.") && shared.policy.builtinFunctions.contains(String(function.dropFirst(11))))
@@ -442,7 +442,9 @@ extension Analyzer {
         }
         // A cast runs the type's input function (an array's, its element's): an extension's
         // function outside pg_catalog needs the allowlist as a call would.
-        guard names.count == 1 || (names.count == 2 && shared.policy.searchPath.contains(names[0])), let base = names.last else { return }
+        // Most servers define no such type: no per-cast lookup then.
+        guard !shared.searchPathTypeInputs.isEmpty, names.count == 1 || (names.count == 2 && shared.policy.searchPath.contains(names[0])),
+              let base = names.last else { return }
         let element = base.hasPrefix("_") ? String(base.dropFirst()) : base
         guard let input = shared.searchPathTypeInputs[base] ?? shared.searchPathTypeInputs[element],
               !shared.policy.extraFunctions.contains(input) else { return }
