@@ -3,6 +3,8 @@
 // Invariants, for any text:
 // - the engine neither crashes nor overflows the stack (AddressSanitizer reports both);
 // - it decides the same way every time: without its cache, through it on a miss, and from it;
+// - a text that differs only in its digits gets the decision it gets alone, also when the engine
+//   answers it from a decision shared by texts that differ only in their numbers;
 // - an admitted text, parsed again by libpg_query itself, is exactly one statement, of the kind the
 //   rule names and the profile allows;
 // - a text libpg_query rejects is never admitted.
@@ -53,6 +55,9 @@ func check(_ sql: String, _ engine: PolicyEngine) {
     // second answers from the cache.
     guard engine.evaluate(sql) == decision else { FuzzDriver.violated("two decisions for the same text differ") }
     guard engine.evaluate(sql) == decision else { FuzzDriver.violated("the cached decision differs from the uncached one") }
+    for variant in digitVariants(sql) where engine.evaluate(variant) != engine.evaluateUncached(variant) {
+        FuzzDriver.violated("a text whose digits were changed got a shared decision other than its own: \(variant)")
+    }
     guard decision.isAllowed else { return }
     guard let expected = admittedNode(decision.rule, engine.policy) else {
         FuzzDriver.violated("rule \(decision.rule.rawValue) admitted a text under profile \(engine.policy.profile), which does not allow it")
@@ -61,6 +66,25 @@ func check(_ sql: String, _ engine: PolicyEngine) {
     guard nodes == [expected] else {
         FuzzDriver.violated("admitted as \(decision.rule.rawValue) a text libpg_query reads as \(nodes), not one \(expected)")
     }
+}
+
+/// `sql` with every digit changed, and with every run of digits made 2147483648 (an integer that
+/// PostgreSQL's scanner reads as FCONST): after `sql` itself was decided, the engine may answer
+/// these from the decision it shares between texts that differ only in their numbers.
+func digitVariants(_ sql: String) -> [String] {
+    func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    let bytes = Array(sql.utf8)
+    guard bytes.contains(where: isDigit) else { return [] }
+    let shifted = bytes.map { isDigit($0) ? UInt8(ascii: "0") + ($0 - UInt8(ascii: "0") + 7) % 10 : $0 }
+    var widened: [UInt8] = []
+    for (index, byte) in bytes.enumerated() {
+        if !isDigit(byte) {
+            widened.append(byte)
+        } else if index == 0 || !isDigit(bytes[index - 1]) {
+            widened.append(contentsOf: "2147483648".utf8)
+        }
+    }
+    return [String(decoding: shifted, as: UTF8.self), String(decoding: widened, as: UTF8.self)]
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -2,6 +2,7 @@
 #include "palisade_support.h"
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 // libpg_query recurses once per parse-tree level and PostgreSQL's grammar admits
 // left-deep operator chains as deep as the input is long, so callers must know how
@@ -105,4 +106,8 @@ int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *conte
     }
     pthread_mutex_unlock(&worker_callers);
     return status;
+}
+
+const void *palisade_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    return memmem(haystack, haystack_length, needle, needle_length);
 }

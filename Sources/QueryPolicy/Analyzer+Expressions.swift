@@ -418,7 +418,7 @@ extension Analyzer {
                     }
                 }
             case "typmods":
-                if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ ConstantExpression.at($0, text: analyzer.text)?.number }),
+                if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ analyzer.constantValue($0)?.number }),
                    length * padding.bytesPerUnit > Double(analyzer.shared.policy.maxFunctionResultBytes) {
                     throw Denial(rule: .argumentLimit,
                                  message: "a cast to \(padding.type)(\(Self.describe(length))) pads every value to that length, over this policy's limit of \(analyzer.shared.policy.maxFunctionResultBytes) bytes",

@@ -62,7 +62,7 @@ extension Analyzer {
         if !isBuiltin || PG15Catalog.setReturningFunctions.contains(baseName) { analysis.mayExplode = true }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
-            try checkSettingName(arguments.first.flatMap { ConstantExpression.at($0, text: text)?.string }, offset: remainingLocation())
+            try checkSettingName(arguments.first.flatMap { constantValue($0)?.string }, offset: remainingLocation())
         }
         if isBuiltin {
             if shared.policy.hidesStatistics, StatisticsCatalog.functions.contains(baseName) {
@@ -133,7 +133,7 @@ extension Analyzer {
     /// Functions that allocate by an argument: where the text states the argument, the result
     /// must fit the policy's limits. Checked before the server would allocate (`repeat('x', 1e9)`
     /// is a gigabyte in the server before statement_timeout can end it).
-    func checkArgumentLimits(_ name: String, offset: Int?) throws {
+    mutating func checkArgumentLimits(_ name: String, offset: Int?) throws {
         let policy = shared.policy
         func deny(_ message: String, _ hint: String) -> Denial {
             Denial(rule: .argumentLimit, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
@@ -144,12 +144,12 @@ extension Analyzer {
         case "repeat":
             let arguments = try argumentCursors()
             guard arguments.count == 2 else { return }
-            guard let count = ConstantExpression.at(arguments[1], text: text)?.number else {
+            guard let count = constantValue(arguments[1])?.number else {
                 if isClosed(arguments[1]) { throw unevaluated(name, "count", "Repeat a number of times written as a number") }
                 return
             }
             // A text the query does not state is at least one byte; an empty one makes nothing.
-            let bytes = count * (ConstantExpression.at(arguments[0], text: text)?.textBytes ?? 1)
+            let bytes = count * (constantValue(arguments[0])?.textBytes ?? 1)
             if bytes > bytesLimit {
                 throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -157,7 +157,7 @@ extension Analyzer {
         case "lpad", "rpad":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
-            guard let length = ConstantExpression.at(arguments[1], text: text)?.number else {
+            guard let length = constantValue(arguments[1])?.number else {
                 if isClosed(arguments[1]) { throw unevaluated(name, "length", "Pad to a length written as a number") }
                 return
             }
@@ -167,7 +167,7 @@ extension Analyzer {
         case "array_fill":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
-            guard let dimensions = ConstantExpression.at(arguments[1], text: text)?.numbers else {
+            guard let dimensions = constantValue(arguments[1])?.numbers else {
                 if isClosed(arguments[1]) { throw unevaluated(name, "dimensions", "Write the dimensions as an array of numbers, ARRAY[10, 10]") }
                 return
             }
@@ -179,18 +179,18 @@ extension Analyzer {
             }
         case "generate_series":
             let arguments = try argumentCursors()
-            guard arguments.count >= 2, let steps = Self.seriesLength(arguments, text: text), steps > rowsLimit else { return }
+            guard arguments.count >= 2, let steps = seriesLength(arguments), steps > rowsLimit else { return }
             throw deny("generate_series() would make \(Self.describe(steps)) rows, over this policy's limit of \(policy.maxGeneratedRows)",
                        "Generate fewer rows (narrower bounds or a larger step); at most \(policy.maxGeneratedRows) are admitted.")
         case "format":
             let arguments = try argumentCursors()
-            guard let first = arguments.first, let format = ConstantExpression.at(first, text: text)?.string else { return }
+            guard let first = arguments.first, let format = constantValue(first)?.string else { return }
             let (widest, takesWidthArgument) = Self.widestFormatWidth(format)
             var width = widest
             if takesWidthArgument {
                 // `%*s` takes its width from an argument: the widest constant one counts.
                 for argument in arguments.dropFirst() {
-                    if let value = ConstantExpression.at(argument, text: text)?.number { width = max(width, abs(value)) }
+                    if let value = constantValue(argument)?.number { width = max(width, abs(value)) }
                 }
             }
             if width > bytesLimit {
@@ -226,8 +226,8 @@ extension Analyzer {
 
     /// The number of rows of generate_series(start, stop[, step]) with constant arguments: numbers
     /// (step 1 by default), or timestamps with an interval step. Nil where the text does not say.
-    static func seriesLength(_ arguments: [ParseTreeCursor], text: UnsafeBufferPointer<UInt8>) -> Double? {
-        let values = arguments.prefix(3).map { ConstantExpression.at($0, text: text) }
+    mutating func seriesLength(_ arguments: [ParseTreeCursor]) -> Double? {
+        let values = arguments.prefix(3).map { constantValue($0) }
         guard let startValue = values[0], let stopValue = values[1] else { return nil }
         let start: Double, stop: Double, step: Double
         if let first = startValue.number, let last = stopValue.number {

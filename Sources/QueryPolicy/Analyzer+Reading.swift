@@ -200,7 +200,7 @@ extension Analyzer {
         switch name {
         case "current_setting":
             var setting: String?
-            if case .expression(let argument) = object { setting = ConstantExpression.at(argument, text: text)?.string }
+            if case .expression(let argument) = object { setting = constantValue(argument)?.string }
             try checkSettingName(setting, offset: nil)
         case "xmlagg":
             if case .expression(let argument) = object { try requireXMLArgument(at: argument, of: "xmlagg") }

@@ -159,6 +159,7 @@ extension Analyzer {
 
     /// The integer value of an `A_Const` at the cursor (`{"ival":{}}` is 0), or nil if it is none.
     mutating func integerConstant() throws -> Int? {
+        analysis.readsConstantValues = true
         var value: Int?
         try wrapped { analyzer, type in
             guard case "A_Const" = type else { try analyzer.cursor.skipValue(); return }
@@ -297,7 +298,7 @@ extension Analyzer {
                                 }
                             case "arg":
                                 hasArgument = true
-                                argument = ConstantExpression.at(analyzer.cursor, text: analyzer.text)
+                                argument = analyzer.constantValue(analyzer.cursor)
                                 try analyzer.cursor.skipValue()
                             case "defaction", "location": try analyzer.cursor.skipValue()
                             default: throw analyzer.unsupportedField(key)

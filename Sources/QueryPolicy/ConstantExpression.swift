@@ -20,7 +20,7 @@ indirect enum ConstantExpression: Equatable {
     /// The value of the node at `cursor` (`{"Type":{…}}`), or nil. `text` is the statement's text:
     /// libpg_query writes every integer constant that is not positive as `{"ival":{}}` (0 and -5
     /// alike), so those are read from the text at the constant's location.
-    static func at(_ cursor: ParseTreeCursor, text: UnsafeBufferPointer<UInt8>) -> ConstantExpression? {
+    fileprivate static func at(_ cursor: ParseTreeCursor, text: UnsafeBufferPointer<UInt8>) -> ConstantExpression? {
         var probe = cursor
         return (try? read(&probe, level: 0, text: text)) ?? nil
     }
@@ -403,3 +403,13 @@ extension String {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension Analyzer {
+    /// The value of the node at `cursor` (see `ConstantExpression.at`). The only way the analyzer
+    /// reads a constant's value: it marks the analysis as depending on values, so that the decision
+    /// is not shared between texts that differ only in their numbers (see `LiteralBlindKey`).
+    mutating func constantValue(_ cursor: ParseTreeCursor) -> ConstantExpression? {
+        analysis.readsConstantValues = true
+        return ConstantExpression.at(cursor, text: text)
+    }
+}

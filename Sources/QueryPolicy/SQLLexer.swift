@@ -343,6 +343,54 @@ struct SQLLexer {
         return digits
     }
 
+    /// Hands each plain number of the text to `body` as (start, end, whether it has a `.`), in
+    /// text order: the numbers `LiteralBlindKey` takes out. Comments, quoted names, strings,
+    /// dollar-quoted strings, names and parameters (`$1`) are skipped whole, so digits inside them
+    /// are never numbers. Linear in the text.
+    func forEachNumber(_ body: (Int, Int, Bool) -> Void) {
+        var index = 0
+        while index < bytes.count {
+            let current = bytes[index]
+            if Self.isDigit(current) {
+                let start = index
+                while Self.isDigit(byte(index)) { index += 1 }
+                var hasPoint = false
+                if byte(index) == UInt8(ascii: "."), Self.isDigit(byte(index + 1)) {
+                    hasPoint = true
+                    index += 1
+                    while Self.isDigit(byte(index)) { index += 1 }
+                }
+                if byte(index) | 0x20 == UInt8(ascii: "e") {
+                    // An exponent makes the whole run one FCONST (`1E+5`): none of it is a number here.
+                    var exponent = index + 1
+                    if byte(exponent) == UInt8(ascii: "+") || byte(exponent) == UInt8(ascii: "-") { exponent += 1 }
+                    if Self.isDigit(byte(exponent)) {
+                        index = exponent
+                        while Self.isDigit(byte(index)) { index += 1 }
+                        continue
+                    }
+                }
+                let before = start > 0 ? bytes[start - 1] : 0x20
+                let after = byte(index)
+                let standsAlone = !Self.isIdentifierContinuation(before) && before != UInt8(ascii: ".")
+                    && !Self.isIdentifierContinuation(after) && after != UInt8(ascii: ".")
+                if standsAlone { body(start, index, hasPoint) }
+                continue
+            }
+            if current == Self.dollar, Self.isDigit(byte(index + 1)) {
+                // A parameter: its digits are its number, not a constant.
+                index += 1
+                while Self.isDigit(byte(index)) { index += 1 }
+                continue
+            }
+            if let end = skipNonCode(at: index) {
+                index = end
+                continue
+            }
+            index += 1
+        }
+    }
+
     /// Every constant replaced by `$n`, found lexically: for text that does not parse.
     func replacingAllConstants() -> String {
         var offsets: [Int] = []

@@ -17,4 +17,7 @@ typedef void (*palisade_thunk)(void *context);
 /// on success, an errno value if the thread could not be created.
 int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *context);
 
+/// glibc's memmem (a GNU extension Swift's Glibc module does not show): linear in the haystack.
+const void *palisade_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
+
 #endif

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+@testable import QueryPolicy
+
+/// Decisions shared by texts that differ only in their numbers (`LiteralBlindKey`): which digits
+/// are numbers, and that a shared decision is the one the text would get by itself.
+@Suite struct LiteralBlindKeyTests {
+    static func numbers(_ sql: String) -> [String] {
+        var text = sql
+        return text.withUTF8 { bytes in
+            var found: [String] = []
+            SQLLexer(bytes: bytes).forEachNumber { start, end, _ in
+                found.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+            }
+            return found
+        }
+    }
+
+    static func key(_ sql: String) -> LiteralBlindKey? {
+        var text = sql
+        return text.withUTF8 { LiteralBlindKey.of($0)?.key }
+    }
+
+    /// Every number of `sql` replaced by what `replacement` gives for its index.
+    static func replacingNumbers(_ sql: String, _ replacement: (Int) -> String) -> String {
+        var text = sql
+        return text.withUTF8 { bytes in
+            var result = ""
+            var copied = 0
+            var index = 0
+            SQLLexer(bytes: bytes).forEachNumber { start, end, _ in
+                result += String(decoding: UnsafeBufferPointer(rebasing: bytes[copied..<start]), as: UTF8.self)
+                result += replacement(index)
+                index += 1
+                copied = end
+            }
+            return result + String(decoding: UnsafeBufferPointer(rebasing: bytes[copied...]), as: UTF8.self)
+        }
+    }
+
+    @Test func onlyDigitsThatAreTokensOfTheirOwnAreNumbers() {
+        #expect(Self.numbers("SELECT abalance FROM pgbench_accounts WHERE aid = 4242") == ["4242"])
+        #expect(Self.numbers("SELECT 1.5, 2::int, (3), x[4], 5+6, 7<8") == ["1.5", "2", "3", "4", "5", "6", "7", "8"])
+        // Inside strings, names, comments, dollar quotes and parameters; glued to names or points.
+        let none = [
+            "SELECT 't1 42', \"c 7\", $1, a1, x.y2, t$3, 1e5, 1E+5, .5, 5., 1..2, 1.2.3, 4abc, 9_000",
+            "SELECT E'\\' 42', B'101', X'1F', U&'\\0041 9', N'8' /* 9 /* 10 */ 11 */ -- 12\n",
+            "SELECT $$ 42 $$, $t$ 7 $t$, $a1$ 3 $a1$",
+            "SELECT 'a'\n'5'",
+        ]
+        for sql in none { #expect(Self.numbers(sql).isEmpty, "\(sql): \(Self.numbers(sql))") }
+        #expect(Self.key("SELECT 'no numbers'") == nil)
+    }
+
+    /// PostgreSQL's scanner makes an integer over 2^31 - 1 an FCONST, which the grammar treats
+    /// differently: the key keeps the class, not the value.
+    @Test func theKeyKeepsEachNumbersTokenClass() {
+        #expect(Self.key("SELECT 1") == Self.key("SELECT 2147483647"))
+        #expect(Self.key("SELECT 1") == Self.key("SELECT 0000000000002147483647"))
+        #expect(Self.key("SELECT 1") != Self.key("SELECT 2147483648"))
+        #expect(Self.key("SELECT 2147483648") == Self.key("SELECT 99999999999999999999"))
+        #expect(Self.key("SELECT 1") != Self.key("SELECT 1.0"))
+        #expect(Self.key("SELECT 1.5") == Self.key("SELECT 12345.678"))
+        #expect(Self.key("SELECT 1 ") != Self.key("SELECT 1"))
+    }
+
+    @Test func anAdmittedQueryIsSharedByTextsThatDifferInTheirNumbers() {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy)
+        let first = engine.evaluate("SELECT id, name FROM users WHERE id = 4242 AND total > 1.5 LIMIT 10")
+        #expect(first.isAllowed)
+        #expect(engine.isSharedByNumbers("SELECT id, name FROM users WHERE id = 7 AND total > 0.25 LIMIT 99"))
+        let second = engine.evaluate("SELECT id, name FROM users WHERE id = 7 AND total > 0.25 LIMIT 99")
+        #expect(second == engine.evaluateUncached("SELECT id, name FROM users WHERE id = 7 AND total > 0.25 LIMIT 99"))
+        #expect(!engine.isCached("SELECT id, name FROM users WHERE id = 7 AND total > 0.25 LIMIT 99"))
+    }
+
+    /// Texts whose decision depends on a number, or whose number is not a replaced constant, are
+    /// decided one by one.
+    @Test func aDecisionThatSeesANumberIsNotShared() {
+        let notShared: [(first: String, then: String, rule: Rule?)] = [
+            ("SELECT repeat('x', 5)", "SELECT repeat('x', 100000000)", .argumentLimit),
+            ("SELECT generate_series(1, 10)", "SELECT generate_series(1, 100000000)", .argumentLimit),
+            ("SELECT lpad('x', 5)", "SELECT lpad('x', 100000000)", .argumentLimit),
+            ("SELECT array_fill(0, ARRAY[2])", "SELECT array_fill(0, ARRAY[100000000])", .argumentLimit),
+            ("SELECT format('%5s', 'x')", "SELECT format('%500000000s', 'x')", nil),
+            // A column position stays in the normalized text.
+            ("SELECT id, name FROM users ORDER BY 1", "SELECT id, name FROM users ORDER BY 2", nil),
+            ("SELECT id, name FROM users GROUP BY 1, 2", "SELECT id, name FROM users GROUP BY 2, 1", nil),
+            // Type modifiers and array bounds are not replaced constants.
+            ("SELECT name::varchar(3) FROM users", "SELECT name::varchar(30) FROM users", nil),
+            ("SELECT '{}'::int[3]", "SELECT '{}'::int[4]", nil),
+            // A negated constant is located at its sign.
+            ("SELECT id FROM users WHERE id = -5", "SELECT id FROM users WHERE id = -6", nil),
+        ]
+        for (first, then, rule) in notShared {
+            let engine = PolicyEngine(policy: Profiles.readonly.policy)
+            _ = engine.evaluate(first)
+            #expect(!engine.isSharedByNumbers(first), "\(first)")
+            let decision = engine.evaluate(then)
+            #expect(decision == engine.evaluateUncached(then), "\(then)")
+            if let rule { #expect(decision.rule == rule, "\(then): \(decision.rule.rawValue)") }
+        }
+        // A refusal is never shared: its message may point into the text.
+        let engine = PolicyEngine(policy: Profiles.readonly.policy)
+        #expect(!engine.evaluate("DELETE FROM users WHERE id = 5").isAllowed)
+        #expect(!engine.isSharedByNumbers("DELETE FROM users WHERE id = 5"))
+    }
+
+    /// The property itself, over every corpus text with a number: after the text's own decision
+    /// is cached, each variant of its numbers gets exactly the decision it gets alone.
+    @Test func everyCorpusVariantGetsTheDecisionItGetsAlone() throws {
+        let files = [
+            repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/cases.jsonl"),
+            repositoryRoot.appendingPathComponent("Tests/corpus/palisade-cases.jsonl"),
+            repositoryRoot.appendingPathComponent("Tests/corpus/redteam-cases.jsonl"),
+        ]
+        let cases = files.flatMap(CorpusCase.load)
+        #expect(cases.count > 1000)
+        let engines = ["readonly": PolicyEngine(policy: Profiles.readonly.policy), "analyst": PolicyEngine(policy: Profiles.analyst.policy)]
+        let values = ["0", "7", "2147483647", "2147483648", "99999999999999999999", "000123", "100000000"]
+        var variants = 0
+        var shared = 0
+        for corpusCase in cases where !Self.numbers(corpusCase.sql).isEmpty {
+            let engine = try #require(engines[corpusCase.profile == "analyst" ? "analyst" : "readonly"])
+            _ = engine.evaluate(corpusCase.sql)
+            if engine.isSharedByNumbers(corpusCase.sql) { shared += 1 }
+            var texts = values.map { value in Self.replacingNumbers(corpusCase.sql) { _ in value } }
+            texts.append(Self.replacingNumbers(corpusCase.sql) { "\(($0 + 1) * 1_000_003)" })
+            texts.append(Self.replacingNumbers(corpusCase.sql) { "\($0 + 2).5" })
+            for text in texts {
+                variants += 1
+                let alone = engine.evaluateUncached(text)
+                let got = engine.evaluate(text)
+                #expect(got == alone, "\(corpusCase.id): \(text)\n got \(got.rule.rawValue) \(got.normalized)\n alone \(alone.rule.rawValue) \(alone.normalized)")
+            }
+        }
+        // Most admitted corpus texts with numbers share their decision.
+        #expect(shared > 100, "\(shared) shared of \(variants / 9) texts with numbers")
+    }
+}
