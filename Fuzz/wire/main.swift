@@ -255,7 +255,7 @@ struct Script {
     /// What the server answers to one admitted simple query (claims first, then the query's rows).
     mutating func serverAnswersQuery() {
         server {
-            for type in ["1", "2", "C", "1", "2"] as [Character] { BackendEncoder.bodiless(type, into: &$0) }
+            for type in ["1", "2", "C", "1", "2"] as [Unicode.Scalar] { BackendEncoder.bodiless(type, into: &$0) }
             $0.writeFrame("T") { $0.writeInteger(Int16(0)) }
             $0.writeFrame("D") { $0.writeInteger(Int16(0)) }
             $0.writeFrame("C") { $0.writeCString("SELECT 1") }
@@ -312,7 +312,7 @@ func seeds() -> [[UInt8]] {
             FrontendEncoder.sync(into: &$0)
         }
         script.server {
-            for type in ["1", "1", "2", "C", "2"] as [Character] { BackendEncoder.bodiless(type, into: &$0) }
+            for type in ["1", "1", "2", "C", "2"] as [Unicode.Scalar] { BackendEncoder.bodiless(type, into: &$0) }
             $0.writeFrame("T") { $0.writeInteger(Int16(0)) }
             $0.writeFrame("D") { $0.writeInteger(Int16(0)) }
             $0.writeFrame("C") { $0.writeCString("SELECT 1") }

@@ -432,20 +432,17 @@ public struct QueryRelay {
         if admitted != .transactionControl { setClaimsIfNeeded(into: &output) }
         FrontendEncoder.parse(statement: "", query: sql, into: &output.toBackend)
         expect(.parseComplete(relay: false, undo: nil))
-        FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &output.toBackend)
         expect(.bindComplete(relay: false, undo: nil))
-        FrontendEncoder.describePortal("", into: &output.toBackend)
         expect(.description(relay: true, ofStatement: false, relaysNoData: false))
+        var maxRows: Int32 = 0
         if admitted != .query || budget.isUnlimited {
-            FrontendEncoder.execute(portal: "", into: &output.toBackend)
             expect(.execution(relay: true))
         } else {
             portalUsage[""] = ResultBudget.Usage(request: decisions)
-            let limit = budget.serverRowLimit(requested: 0, used: portalUsage[""]!) ?? 0
-            FrontendEncoder.execute(portal: "", maxRows: limit, into: &output.toBackend)
+            maxRows = budget.serverRowLimit(requested: 0, used: portalUsage[""]!) ?? 0
             expect(.limitedExecution(portal: ""))
         }
-        FrontendEncoder.sync(into: &output.toBackend)
+        FrontendEncoder.runUnnamedStatement(maxRows: maxRows, into: &output.toBackend)
         synced()
         if admitted == .monitored { claimsHoldForSession = false }
     }

@@ -92,7 +92,7 @@ public enum BackendEncoder {
 
     /// A message with no body: ParseComplete '1', BindComplete '2', CloseComplete '3', NoData 'n',
     /// EmptyQueryResponse 'I'.
-    public static func bodiless(_ type: Character, into buffer: inout ByteBuffer) {
+    public static func bodiless(_ type: Unicode.Scalar, into buffer: inout ByteBuffer) {
         buffer.writeFrame(type) { _ in }
     }
 

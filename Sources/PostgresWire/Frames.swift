@@ -121,8 +121,8 @@ extension ByteBuffer {
     }
 
     /// Writes a typed message, filling in its length word.
-    public mutating func writeFrame(_ type: Character, _ body: (inout ByteBuffer) -> Void) {
-        writeInteger(type.asciiValue!)
+    public mutating func writeFrame(_ type: Unicode.Scalar, _ body: (inout ByteBuffer) -> Void) {
+        writeInteger(UInt8(ascii: type))
         let lengthIndex = writerIndex
         writeInteger(Int32(0))
         body(&self)

@@ -128,7 +128,7 @@ public enum FrontendEncoder {
             let nul = rest.readableBytesView.firstIndex(of: 0) ?? rest.writerIndex - 1
             rest.moveReaderIndex(to: nul + 1)
         }
-        buffer.writeFrame(Character(UnicodeScalar(frame.type))) {
+        buffer.writeFrame(Unicode.Scalar(frame.type)) {
             if let kind { $0.writeInteger(kind) }
             for name in names { $0.writeCString(name) }
             $0.writeImmutableBuffer(rest)
@@ -208,6 +208,23 @@ public enum FrontendEncoder {
             $0.writeInteger(maxRows)
         }
     }
+
+    /// Bind of the unnamed statement to the unnamed portal without parameters (text results),
+    /// Describe and Execute of that portal, and Sync: how a simple query runs once its Parse is
+    /// sent. The same bytes as `bind`, `describePortal`, `execute` and `sync`, written in three
+    /// copies instead of twenty calls (those took 9k instructions a query, callgrind).
+    public static func runUnnamedStatement(maxRows: Int32, into buffer: inout ByteBuffer) {
+        buffer.writeBytes(unnamedBindDescribeExecuteHead)
+        buffer.writeInteger(maxRows)
+        buffer.writeBytes(syncMessage)
+    }
+
+    private static let unnamedBindDescribeExecuteHead: [UInt8] = [
+        UInt8(ascii: "B"), 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0,
+        UInt8(ascii: "D"), 0, 0, 0, 6, UInt8(ascii: "P"), 0,
+        UInt8(ascii: "E"), 0, 0, 0, 9, 0,
+    ]
+    private static let syncMessage: [UInt8] = [UInt8(ascii: "S"), 0, 0, 0, 4]
 
     /// Asks the server to send what it has answered so far; it holds its answers until a Sync or this.
     public static func flush(into buffer: inout ByteBuffer) {

@@ -76,7 +76,12 @@ public enum Rule: String, Sendable, CaseIterable {
     case costLimit = "limit.cost"
     case estimatedRows = "limit.estimated-rows"
 
-    public var isAllow: Bool { rawValue.hasPrefix("allow.") }
+    public var isAllow: Bool {
+        switch self {
+        case .query, .transactionControl, .showSetting, .setSetting, .explain: true
+        default: false
+        }
+    }
 
     public var sqlstate: String {
         switch self {

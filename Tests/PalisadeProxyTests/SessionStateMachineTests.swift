@@ -118,7 +118,7 @@ import TenantIdentity
         var answers = ByteBuffer()
         // The claims went in the server's startup packet: the query is the only execution.
         #expect(machine.claimsSetAtStartup)
-        for type in "12TDC" { BackendEncoder.bodiless(type, into: &answers) }
+        for type in "12TDC".unicodeScalars { BackendEncoder.bodiless(type, into: &answers) }
         for frame in QueryRelayTests.Harness.frames(answers) { #expect(machine.backendFrame(frame) == .none) }
         var ready = ByteBuffer()
         BackendEncoder.readyForQuery(.idle, into: &ready)

@@ -14,4 +14,18 @@ import Testing
         #expect(portal == String(repeating: "n", count: 63))
         #expect(statement.utf8.count == 63 && statement.hasPrefix("é"))
     }
+
+    /// The simple-query tail written in one piece is the four messages written one by one.
+    @Test func runningTheUnnamedStatementIsBindDescribeExecuteAndSync() {
+        for maxRows: Int32 in [0, 1, 10_001, Int32.max] {
+            var expected = ByteBuffer()
+            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &expected)
+            FrontendEncoder.describePortal("", into: &expected)
+            FrontendEncoder.execute(portal: "", maxRows: maxRows, into: &expected)
+            FrontendEncoder.sync(into: &expected)
+            var written = ByteBuffer()
+            FrontendEncoder.runUnnamedStatement(maxRows: maxRows, into: &written)
+            #expect(written == expected, "maxRows \(maxRows)")
+        }
+    }
 }

@@ -54,6 +54,11 @@ import Testing
 }
 
 @Suite struct DecisionTests {
+    /// `Rule.isAllow` names the admitting rules; their ids are the ones that begin `allow.`.
+    @Test func theAdmittingRulesAreTheAllowIDs() {
+        for rule in Rule.allCases { #expect(rule.isAllow == rule.rawValue.hasPrefix("allow."), "\(rule.rawValue)") }
+    }
+
     @Test func admittedQueryCarriesTablesFunctionsAndNormalizedText() {
         let decision = Profiles.readonly.evaluate("SELECT upper(name), count(*) FROM users u JOIN orders o ON o.user_id = u.id WHERE email = 'jane@example.com' GROUP BY 1")
         #expect(decision.rule == .query)
