@@ -22,6 +22,9 @@
 struct LiteralBlindKey: Hashable, Sendable {
     let bytes: [UInt8]
 
+    // As one block of bytes: Array's own hash feeds the hasher a byte at a time.
+    func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+
     /// Marks a number in the key. Text with a NUL byte is refused before any lookup, so no text
     /// byte can be read as a mark.
     private static let mark: UInt8 = 0

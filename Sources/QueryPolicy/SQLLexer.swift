@@ -168,15 +168,17 @@ struct SQLLexer {
             while Self.isDigit(byte(index)) { index += 1; digits += 1 }
         }
         guard digits > 0 else { return nil }
-        if byte(index) | 0x20 == UInt8(ascii: "e") {
-            var exponent = index + 1
-            if byte(exponent) == UInt8(ascii: "+") || byte(exponent) == UInt8(ascii: "-") { exponent += 1 }
-            if Self.isDigit(byte(exponent)) {
-                index = exponent
-                while Self.isDigit(byte(index)) { index += 1 }
-            }
-        }
-        return index
+        return exponentEnd(at: index) ?? index
+    }
+
+    /// Where an exponent (`e5`, `E+5`, `e-05`) that starts at `index` ends; nil if none starts there.
+    private func exponentEnd(at index: Int) -> Int? {
+        guard byte(index) | 0x20 == UInt8(ascii: "e") else { return nil }
+        var end = index + 1
+        if byte(end) == UInt8(ascii: "+") || byte(end) == UInt8(ascii: "-") { end += 1 }
+        guard Self.isDigit(byte(end)) else { return nil }
+        while Self.isDigit(byte(end)) { end += 1 }
+        return end
     }
 
     /// A quoted string at `start` (the opening quote), including SQL's continuation of a string
@@ -360,15 +362,10 @@ struct SQLLexer {
                     index += 1
                     while Self.isDigit(byte(index)) { index += 1 }
                 }
-                if byte(index) | 0x20 == UInt8(ascii: "e") {
+                if let end = exponentEnd(at: index) {
                     // An exponent makes the whole run one FCONST (`1E+5`): none of it is a number here.
-                    var exponent = index + 1
-                    if byte(exponent) == UInt8(ascii: "+") || byte(exponent) == UInt8(ascii: "-") { exponent += 1 }
-                    if Self.isDigit(byte(exponent)) {
-                        index = exponent
-                        while Self.isDigit(byte(index)) { index += 1 }
-                        continue
-                    }
+                    index = end
+                    continue
                 }
                 let before = start > 0 ? bytes[start - 1] : 0x20
                 let after = byte(index)
