@@ -97,7 +97,8 @@ func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
 /// The SQL of every case in the project's corpora.
 func corpusTexts() -> [[UInt8]] {
-    let files = ["Tests/corpus/palisade-cases.jsonl", "Tests/corpus/redteam-cases.jsonl", "../shared/corpus/cases.jsonl"]
+    let files = ["Tests/corpus/palisade-cases.jsonl", "Tests/corpus/redteam-cases.jsonl", "Tests/corpus/number-blind-probes.jsonl",
+                 "../shared/corpus/cases.jsonl"]
     var texts: [[UInt8]] = []
     for file in files {
         let path = FuzzDriver.repositoryRoot + "/" + file

@@ -125,7 +125,8 @@ struct SQLLexer {
                 if Self.isSpace(bytes[index]) { index += 1; continue }
                 if bytes[index] == UInt8(ascii: "/"), byte(index + 1) == UInt8(ascii: "*") { index = blockCommentEnd(at: index); continue }
                 if bytes[index] == UInt8(ascii: "-"), byte(index + 1) == UInt8(ascii: "-") {
-                    while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+                    // A line comment ends at either newline byte, as in PostgreSQL's scanner.
+                    while index < bytes.count, bytes[index] != 0x0A, bytes[index] != 0x0D { index += 1 }
                     continue
                 }
                 break
@@ -193,7 +194,7 @@ struct SQLLexer {
                     if bytes[index] == 0x0A || bytes[index] == 0x0D { sawNewline = true }
                     index += 1
                 } else if sawNewline, bytes[index] == UInt8(ascii: "-"), byte(index + 1) == UInt8(ascii: "-") {
-                    while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+                    while index < bytes.count, bytes[index] != 0x0A, bytes[index] != 0x0D { index += 1 }
                 } else {
                     break
                 }

@@ -222,6 +222,15 @@ import Testing
         #expect(decision.isAllowed, "\(decision.message)")
         #expect(decision.normalized == PgQuery.normalize(sql))
     }
+
+    /// A line comment after a minus sign ends at a carriage return too, as in PostgreSQL's scanner
+    /// (found by the fourth red team: the constants after it were lost from the normalized text).
+    /// libpg_query's own normalization gives `SELECT $1\r1e5 + $2 + --\n$3` here, keeping a value.
+    @Test func aLineCommentAfterAMinusSignEndsAtACarriageReturn() {
+        let decision = Profiles.readonly.evaluate("SELECT - --\r1e5 + 7 + --\n1")
+        #expect(decision.isAllowed)
+        #expect(decision.normalized == "SELECT $1 + $2 + --\n$3")
+    }
 }
 
 @Suite struct LexerTests {

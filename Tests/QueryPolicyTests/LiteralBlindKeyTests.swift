@@ -113,6 +113,9 @@ import Testing
             repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/corpus/cases.jsonl"),
             repositoryRoot.appendingPathComponent("Tests/corpus/palisade-cases.jsonl"),
             repositoryRoot.appendingPathComponent("Tests/corpus/redteam-cases.jsonl"),
+            // The fourth red team's probes of this mechanism: scanner edge cases, numbers that
+            // shape the grammar, numbers that rules read (no expectation; only the property counts).
+            repositoryRoot.appendingPathComponent("Tests/corpus/number-blind-probes.jsonl"),
         ]
         let cases = files.flatMap(CorpusCase.load)
         #expect(cases.count > 1000)
