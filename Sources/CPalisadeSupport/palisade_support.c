@@ -10,8 +10,10 @@
 static __thread uintptr_t stack_lowest_address = 0;
 
 size_t palisade_stack_remaining(void) {
-    char marker;
-    uintptr_t here = (uintptr_t)&marker;
+    // The frame address, not a local's: under AddressSanitizer a local whose address is taken
+    // lives on a "fake stack" on the heap (detect_stack_use_after_return, on by default since
+    // LLVM 15), and its address says nothing about this thread's stack.
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (stack_lowest_address == 0) {
         pthread_attr_t attributes;
         if (pthread_getattr_np(pthread_self(), &attributes) != 0) return 0;
@@ -31,8 +33,14 @@ struct thunk_call {
     void *context;
 };
 
+// Set on the threads this file makes. A call from one of them must not wait for the worker: the
+// worker may be busy with the very call that is waiting for this thread, a deadlock (seen under
+// ASan, whose fake stack made a new thread's remaining stack read as 0).
+static __thread int on_stack_thread = 0;
+
 static void *run_thunk(void *argument) {
     struct thunk_call *call = argument;
+    on_stack_thread = 1;
     call->body(call->context);
     return NULL;
 }
@@ -60,11 +68,10 @@ static pthread_mutex_t worker_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t worker_wake = PTHREAD_COND_INITIALIZER;
 static struct thunk_call *worker_job = NULL;
 static int worker_started = 0;
-static __thread int on_worker = 0;
 
 static void *worker_main(void *unused) {
     (void)unused;
-    on_worker = 1;
+    on_stack_thread = 1;
     pthread_mutex_lock(&worker_lock);
     for (;;) {
         while (worker_job == NULL) pthread_cond_wait(&worker_wake, &worker_lock);
@@ -92,8 +99,7 @@ static int start_worker(void) {
 }
 
 int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *context) {
-    // A call from the worker itself would wait for the worker forever.
-    if (stack_bytes > PALISADE_WORKER_STACK_BYTES || on_worker) return run_on_new_thread(stack_bytes, body, context);
+    if (stack_bytes > PALISADE_WORKER_STACK_BYTES || on_stack_thread) return run_on_new_thread(stack_bytes, body, context);
     pthread_mutex_lock(&worker_callers);
     int status = worker_started ? 0 : start_worker();
     if (!status) {

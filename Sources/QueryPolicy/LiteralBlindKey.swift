@@ -55,15 +55,11 @@ struct LiteralBlindKey: Hashable, Sendable {
     /// Whether PostgreSQL's scanner makes the digits an ICONST (`process_integer_literal`: the
     /// value fits a 32-bit int; leading zeros do not count).
     private static func fitsInt32(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
-        var significant = digits.drop { $0 == UInt8(ascii: "0") }
-        if significant.count < 10 { return true }
-        if significant.count > 10 { return false }
-        let largest = Array("2147483647".utf8)
-        var index = 0
-        while let digit = significant.popFirst() {
-            if digit != largest[index] { return digit < largest[index] }
-            index += 1
-        }
-        return true
+        let significant = digits.drop { $0 == UInt8(ascii: "0") }
+        // Ten digits or fewer fit an Int, so the value can be compared rather than its spelling.
+        guard significant.count <= 10 else { return false }
+        var value = 0
+        for digit in significant { value = value * 10 + Int(digit &- UInt8(ascii: "0")) }
+        return value <= Int(Int32.max)
     }
 }

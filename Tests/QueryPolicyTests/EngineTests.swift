@@ -53,6 +53,45 @@ import Testing
     }
 }
 
+/// CPalisadeSupport's stack threads, without the engine.
+@Suite struct StackThreadTests {
+    final class Calls: @unchecked Sendable {
+        var made = 0
+        var remaining: [Int] = []
+    }
+
+    /// Records the stack left on the thread it runs on, then asks for another stack thread,
+    /// until three calls are nested.
+    static func nestedCall(_ context: UnsafeMutableRawPointer?) {
+        let calls = Unmanaged<Calls>.fromOpaque(context!).takeUnretainedValue()
+        calls.made += 1
+        calls.remaining.append(palisade_stack_remaining())
+        guard calls.made < 3 else { return }
+        _ = palisade_run_with_stack(1 << 20, { StackThreadTests.nestedCall($0) }, context)
+    }
+
+    /// The first call runs on the worker, the second on a thread the worker starts; the third,
+    /// from that thread, once waited for the worker, which was waiting for it (a hang seen under
+    /// AddressSanitizer). It must get a thread of its own.
+    @Test func callsNestedInStackThreadsReturn() {
+        let calls = Calls()
+        let status = palisade_run_with_stack(1 << 20, { StackThreadTests.nestedCall($0) }, Unmanaged.passUnretained(calls).toOpaque())
+        #expect(status == 0)
+        #expect(calls.made == 3)
+    }
+
+    /// The stack left is read from the frame, so a sanitizer's fake stack cannot fool it: the
+    /// worker has 64 MiB, a new thread the size it was asked for, less the guard margin.
+    @Test func theStackLeftIsThisThreadsOwn() {
+        let calls = Calls()
+        _ = palisade_run_with_stack(1 << 20, { StackThreadTests.nestedCall($0) }, Unmanaged.passUnretained(calls).toOpaque())
+        #expect(calls.remaining.count == 3)
+        guard calls.remaining.count == 3 else { return }
+        #expect(calls.remaining[0] > Int(PALISADE_WORKER_STACK_BYTES) - (1 << 20) && calls.remaining[0] < Int(PALISADE_WORKER_STACK_BYTES))
+        for remaining in calls.remaining.dropFirst() { #expect(remaining > 512 << 10 && remaining < 1 << 20) }
+    }
+}
+
 @Suite struct DecisionTests {
     /// `Rule.isAllow` names the admitting rules; their ids are the ones that begin `allow.`.
     @Test func theAdmittingRulesAreTheAllowIDs() {
