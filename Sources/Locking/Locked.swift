@@ -15,18 +15,23 @@ import Darwin
 /// 100,000 and 200,000 locked increments, -O); a query takes a few locks, and its decision alone
 /// is 54.7k instructions.
 public final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    // Allocated apart: a pthread mutex must not move.
+    // Allocated apart: a pthread mutex must not move. The value is reached through a pointer, so
+    // `withLock` does not pay for Swift's dynamic exclusivity check on a class property, which
+    // the mutex makes redundant: a nested `withLock` on one lock deadlocks before it could trap.
+    private let value: UnsafeMutablePointer<Value>
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init(_ value: sending Value) {
-        self.value = value
+        self.value = .allocate(capacity: 1)
+        self.value.initialize(to: value)
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         precondition(pthread_mutex_init(mutex, nil) == 0, "pthread_mutex_init failed")
     }
 
     deinit {
+        value.deinitialize(count: 1)
+        value.deallocate()
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
@@ -34,6 +39,6 @@ public final class Locked<Value>: @unchecked Sendable {
     public func withLock<Result, Failure: Error>(_ body: (inout sending Value) throws(Failure) -> sending Result) throws(Failure) -> sending Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+        return try body(&value.pointee)
     }
 }

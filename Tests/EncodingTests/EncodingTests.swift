@@ -99,6 +99,21 @@ import Testing
         #expect(Hex.decode("zz") == nil)
     }
 
+    /// Contiguous bytes are written in place, other sequences byte by byte: both after what the
+    /// buffer already holds, with every byte's two digits.
+    @Test func hexAppendsEveryByteAfterWhatIsThere() {
+        let all = (0...255).map { UInt8($0) }
+        let spelling = Array("0123456789abcdef".utf8)
+        let expected = Array("x:".utf8) + all.flatMap { [spelling[Int($0 >> 4)], spelling[Int($0 & 0xF)]] }
+        var contiguous = Array("x:".utf8)
+        Hex.append(all, to: &contiguous)
+        var sequential = Array("x:".utf8)
+        Hex.append(all.lazy.map { $0 }, to: &sequential)
+        #expect(contiguous == expected)
+        #expect(sequential == expected)
+        #expect(Hex.decode(String(decoding: contiguous.dropFirst(2), as: UTF8.self)) == all)
+    }
+
     @Test func base64URLIsStrict() {
         #expect(Base64URL.decode(Array("aGk".utf8)) == Array("hi".utf8))
         #expect(Base64URL.decode(Array("-_8".utf8)) == [0xFB, 0xFF])
