@@ -1,4 +1,5 @@
 """Runs inside scripts/with-postgres.sh (PG* name a superuser of a throwaway server)."""
+import atexit
 import os
 import pathlib
 import re
@@ -78,6 +79,13 @@ def median(values):
 
 
 def main():
+    # The baseline runs in its own checkout (the binary's working directory), found from its path.
+    if BASELINE_BINARY and pathlib.Path(os.path.abspath(BASELINE_BINARY)).parts[-3:-1] != (".build", "release"):
+        sys.exit(f"PALISADE_BASELINE_BIN must be CHECKOUT/.build/release/palisade, not {BASELINE_BINARY}")
+    # Every proxy started is stopped however the run ends, a failed start included (a failed
+    # baseline start once left the first Palisade running).
+    started = []
+    atexit.register(lambda: [process.terminate() for process in started if process.poll() is None])
     work = pathlib.Path(tempfile.mkdtemp(prefix="palisade-bench."))
     os.chmod(work, 0o755)
     sql(f"DROP DATABASE IF EXISTS {DATABASE}")
@@ -115,6 +123,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
         if run_as:
             subprocess.run(["chown", "postgres:", str(config)], check=True)
         process = subprocess.Popen(run_as + ["pgbouncer", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started.append(process)
         wait_for_port(port, process, f"pgbouncer ({pool_mode} pooling)")
         return port, process, int((work / f"pgbouncer-{pool_mode}.pid").read_text())
 
@@ -131,6 +140,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                                     f"postgres://{ROLE}:{PASSWORD}@{HOST}:{PORT}/{DATABASE}", "--api-keys", str(keys),
                                     "--tls-mode", "disable", "--admin-listen", str(admin)], cwd=pathlib.Path(os.path.abspath(binary)).parents[2],
                                    stdout=(work / f"{name}.log").open("w"), stderr=subprocess.STDOUT)
+        started.append(process)
         wait_for_port(port, process, name, work / f"{name}.log")
         return (port, "agent", key, process.pid), process, admin
 
