@@ -23,7 +23,7 @@ let package = Package(
     targets: [
         // libpg_query from Debian's libpg-query-dev: the PostgreSQL 15 grammar.
         .systemLibrary(name: "CPgQuery", path: "Sources/CPgQuery"),
-        // Small C helpers that Swift cannot express: stack headroom and big-stack threads.
+        // Small C helpers that Swift cannot express: stack headroom, big-stack threads, thread names.
         .target(name: "CPalisadeSupport", path: "Sources/CPalisadeSupport"),
         // JSON (strict reading, canonical RFC 8785 writing), hex, base64 and UTC times; no dependencies.
         .target(name: "Encoding"),
@@ -43,7 +43,7 @@ let package = Package(
         // The tamper-evident audit log: canonical entries, hash chain, Merkle tree, signed checkpoints.
         .target(
             name: "AuditChain",
-            dependencies: ["Encoding", "Locking", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CPalisadeSupport", "Encoding", "Locking", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Tenant identity: signed JWTs, API keys and their claims, per-tenant budgets; pure, no sockets.
         .target(

@@ -3,6 +3,7 @@ import atexit
 import os
 import pathlib
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -47,29 +48,90 @@ def wait_for_port(port, process, name, log=None):
     sys.exit(f"{name} did not start")
 
 
-def fdatasync_micros(directory, count=2000):
-    """The disk's floor for a durable answer: append a 300-byte line and fdatasync it, as the audit
-    writer does for one entry, in the directory the audit log lives in. Returns the median and mean
-    wall time and the mean CPU time (user + system) per call, in µs: on a virtual machine the flush
-    itself costs CPU (the virtio kick and its exits), which every proxy that syncs pays per batch."""
+def fdatasync_micros(directory, count=2000, in_place=False):
+    """The disk's floor for a durable answer: write a 300-byte line and fdatasync it, as the audit
+    writer does for one entry, in the directory the audit log lives in. By default the line is
+    appended (the file grows, so each sync also writes its size); `in_place` writes it over zeros
+    already on disk, as Palisade's writer does inside the space it reserves. Returns the median and
+    mean wall time and the mean CPU time (user + system) per call, in µs: on a virtual machine the
+    flush itself costs CPU (the virtio kick and its exits), which every proxy that syncs pays per batch."""
     path = pathlib.Path(tempfile.mkdtemp(dir=directory)) / "sync-probe"
     line = b"x" * 299 + b"\n"
     times = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (0 if in_place else os.O_APPEND), 0o600)
+    if in_place:
+        os.pwrite(fd, bytes(len(line) * count), 0)
+        os.fsync(fd)
     cpu_before = os.times()
     try:
-        for _ in range(count):
+        for number in range(count):
             start = time.perf_counter_ns()
-            os.write(fd, line)
+            if in_place:
+                os.pwrite(fd, line, number * len(line))
+            else:
+                os.write(fd, line)
             os.fdatasync(fd)
             times.append((time.perf_counter_ns() - start) / 1000)
     finally:
         cpu_after = os.times()
         os.close(fd)
         path.unlink()
+        path.parent.rmdir()
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / count * 1e6
     times.sort()
     return times[len(times) // 2], sum(times) / len(times), cpu
+
+
+def machine_busy_and_total():
+    """Jiffies the whole machine spent busy and in all, from /proc/stat (idle and iowait are idle)."""
+    fields = [int(value) for value in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def postgres_processes():
+    """(pid, the stat fields after the name) of every PostgreSQL process; the throwaway server is the only one here."""
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if text[text.index("(") + 1:text.rindex(")")] == "postgres":
+            yield stat.parent.name, text.rsplit(")", 1)[1].split()
+
+
+def server_cpu():
+    """User + system jiffies of the server: every live process, plus what the postmaster holds for
+    the backends that have exited and been reaped."""
+    return sum(sum(int(value) for value in fields[11:15]) for _, fields in postgres_processes())
+
+
+def server_settled():
+    """Waits (up to 5 s) until the server's backends of the previous run have exited and been reaped:
+    the postmaster adds an exited backend's CPU at once, so a late exit would land in the next run."""
+    previous = None
+    for _ in range(50):
+        current = {(pid, fields[0]) for pid, fields in postgres_processes()}
+        if current == previous and not any(state == "Z" for _, state in current):
+            return
+        previous = current
+        time.sleep(0.1)
+
+
+def thread_cpu(pid):
+    """User and system jiffies of each kind of a Palisade's threads: its event loops, its audit
+    writer, and the rest (dispatch workers, the stack thread), by thread name."""
+    split = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        kind = "loops" if name.startswith("NIO-ELT") else "audit" if name.startswith("palisade-audit") else "other"
+        user, system = split.get(kind, (0, 0))
+        split[kind] = (user + int(fields[11]), system + int(fields[12]))
+    return split
 
 
 def median(values):
@@ -148,6 +210,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     if BASELINE_BINARY:
         palisades["baseline"] = start_palisade(BASELINE_BINARY, "baseline")
     sync_before = fdatasync_micros(AUDIT_PARENT)
+    in_place_before = fdatasync_micros(AUDIT_PARENT, in_place=True)
 
     # Simple mode is compared with PgBouncer's transaction pooling; prepared mode with its session
     # pooling, since PgBouncer 1.18 cannot run protocol-level prepared statements per transaction.
@@ -165,6 +228,9 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     # commit's batch size in that run alone.
     admin_ports = {name: admin for name, (_, _, admin) in palisades.items()}
     sync_samples = {}
+    # Where each run's CPU went: the whole machine's busy share and CPU per transaction (pgbench and
+    # PostgreSQL included), and each Palisade's threads by kind.
+    machine_samples, thread_samples = {}, {}
 
     def audit_metrics(name):
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin_ports[name]}/metrics").read().decode()
@@ -186,8 +252,12 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                     for name, (port, user, password, pid) in targets.items():
                         # The throwaway server offers TLS; every path is measured in clear, like Palisade's default.
                         env = dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable")
+                        server_settled()
                         cpu_before = cpu_seconds(pid) if pid else 0
                         audit_before = entries_and_syncs(name) if name in palisades else None
+                        threads_before = thread_cpu(pid) if name in palisades else None
+                        machine_before = machine_busy_and_total()
+                        server_before, pgbench_before = server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
                         out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", "-S", "-M", mode,
                                               "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
                                              capture_output=True, text=True, env=env)
@@ -198,9 +268,23 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                         key = (mode, clients, name)
                         if ok:
                             samples.setdefault(key, []).append((float(tps.group(1)), float(latency.group(1))))
+                            transactions = int(re.search(r"number of transactions actually processed: (\d+)", out.stdout).group(1))
+                            busy, total = (after - before for after, before in zip(machine_busy_and_total(), machine_before))
+                            pgbench_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                            pgbench_seconds = (pgbench_after.ru_utime + pgbench_after.ru_stime
+                                               - pgbench_before.ru_utime - pgbench_before.ru_stime)
+                            machine_samples.setdefault(key, []).append((
+                                busy / total, busy / ticks_per_second / transactions * 1e6,
+                                (server_cpu() - server_before) / ticks_per_second / transactions * 1e6,
+                                pgbench_seconds / transactions * 1e6))
                             if pid:
-                                transactions = int(re.search(r"number of transactions actually processed: (\d+)", out.stdout).group(1))
                                 cpu_samples.setdefault(key, []).append((cpu_seconds(pid) - cpu_before) / transactions * 1e6)
+                            if threads_before is not None:
+                                threads_after = thread_cpu(pid)
+                                thread_samples.setdefault(key, []).append({
+                                    kind: tuple((after - before) / ticks_per_second / transactions * 1e6
+                                                for after, before in zip(threads_after[kind], threads_before.get(kind, (0, 0))))
+                                    for kind in threads_after})
                             if audit_before:
                                 entries, syncs, seconds = (after - before for after, before in zip(entries_and_syncs(name), audit_before))
                                 if syncs:
@@ -215,6 +299,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
         for _, process, _ in bouncers.values():
             process.terminate()
     sync_after = fdatasync_micros(AUDIT_PARENT)
+    in_place_after = fdatasync_micros(AUDIT_PARENT, in_place=True)
     results = {key: (median([tps for tps, _ in runs]), median([latency for _, latency in runs])) for key, runs in samples.items()}
     proxy_cpu = {key: median(values) for key, values in cpu_samples.items()}
     entries_per_sync = {key: median([entries for entries, _ in values]) for key, values in sync_samples.items()}
@@ -225,6 +310,8 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
           f"audit logs in {AUDIT_PARENT or tempfile.gettempdir()}")
     print(f"This disk: 300-byte append + fdatasync, median {sync_before[0]:.0f} µs before the runs and {sync_after[0]:.0f} µs after "
           f"(means {sync_before[1]:.0f} and {sync_after[1]:.0f} µs); CPU per call {sync_before[2]:.0f} and {sync_after[2]:.0f} µs")
+    print(f"           the same written over zeros already on disk (as Palisade's writer does), median {in_place_before[0]:.0f} and "
+          f"{in_place_after[0]:.0f} µs; CPU per call {in_place_before[2]:.0f} and {in_place_after[2]:.0f} µs")
     for name in palisades:
         print(f"{name}'s audit log over the whole run: {float(audit[name].get('palisade_audit_entries_per_sync', 0)):.2f} entries per fdatasync, "
               f"{float(audit[name].get('palisade_audit_sync_seconds_mean', 0)) * 1e6:.0f} µs mean write+fdatasync")
@@ -250,6 +337,35 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
           "(1.18 has no protocol-level prepared statements in transaction pooling); n/a: the run failed.\n"
           "cpu/tx: the proxy's user + system CPU per transaction (all its threads, from /proc); entries/sync: "
           "audit entries per fdatasync in that run; commit: mean write + fdatasync of one group commit in that run.")
+    # Where the CPU went, per transaction: the machine (pgbench and PostgreSQL included) and, for each
+    # Palisade, its event loops and its audit writer, user and system time apart.
+    machine = {key: tuple(median([sample[index] for sample in values]) for index in range(4))
+               for key, values in machine_samples.items()}
+
+    def thread_median(key, kind, index):
+        values = [sample[kind][index] for sample in thread_samples.get(key, []) if kind in sample]
+        return median(values) if values else None
+
+    print(f"\n{'mode':9} {'clients':>7} {'target':>9} {'machine busy':>13} {'machine cpu/tx':>15} {'postgres':>9} {'pgbench':>8}"
+          f" {'loops user':>11} {'loops sys':>10}"
+          f" {'audit user':>11} {'audit sys':>10} {'other':>7}")
+    for mode in ("simple", "prepared"):
+        for clients in (1, 8):
+            for name in ("direct", "pgbouncer", *palisades):
+                key = (mode, clients, name)
+                if key not in machine:
+                    continue
+                other = [thread_median(key, "other", index) for index in (0, 1)]
+                print(f"{mode:9} {clients:>7} {name:>9} {machine[key][0] * 100:12.0f}% {machine[key][1]:12.0f} µs"
+                      f" {machine[key][2]:6.0f} µs {machine[key][3]:5.0f} µs"
+                      + "".join(f" {cell(thread_median(key, kind, index), width, '{:.1f} µs')}"
+                                for kind, index, width in (("loops", 0, 11), ("loops", 1, 10), ("audit", 0, 11), ("audit", 1, 10)))
+                      + f" {cell(sum(other) if None not in other else None, 7, '{:.1f} µs')}")
+    print("machine: every process's CPU (all cores, from /proc/stat) over the run, per transaction; postgres: the server's "
+          "processes; pgbench: the client's own; loops, audit, other: Palisade's event-loop threads, its audit writer "
+          "thread, and its other threads. Each process's CPU is the kernel's own tick-sampled accounting, which need not add "
+          "up to the machine's exactly (at one client it overshot by up to 25 %).")
+
     # The issue's targets, each against what was measured in this run.
     simple8, bouncer8 = results.get(("simple", 8, "palisade")), results.get(("simple", 8, "pgbouncer"))
     simple1, direct1 = results.get(("simple", 1, "palisade")), results.get(("simple", 1, "direct"))

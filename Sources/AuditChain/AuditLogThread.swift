@@ -1,3 +1,4 @@
+import CPalisadeSupport
 import Crypto
 import Dispatch
 import Encoding
@@ -44,7 +45,6 @@ final class LogCore: Sendable {
         self.writer = Locked(writer)
         running.enter()
         let thread = Thread { [self] in run() }
-        thread.name = "palisade-audit-writer"
         thread.start()
     }
 
@@ -89,6 +89,10 @@ final class LogCore: Sendable {
 
     private func run() {
         writerThread.withLock { $0 = pthread_self() }
+        // Named for top, perf and /proc (Benchmarks/pgbench-compare splits CPU by it). Foundation's
+        // `Thread.name` does not reach the kernel on Linux: the thread kept the name of the dispatch
+        // worker that started it.
+        _ = palisade_name_thread("palisade-audit")
         var batch: [Request] = []
         while true {
             let step: Step = shared.withLock { state in

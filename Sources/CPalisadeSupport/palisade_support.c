@@ -117,3 +117,7 @@ int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *conte
 const void *palisade_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
     return memmem(haystack, haystack_length, needle, needle_length);
 }
+
+int palisade_name_thread(const char *name) {
+    return pthread_setname_np(pthread_self(), name);
+}

@@ -22,6 +22,20 @@ import Testing
         #expect(log.statistics.treeSize == 203)
     }
 
+    /// top, perf and Benchmarks/pgbench-compare tell the writer's CPU from the event loops' by this name.
+    @Test func theWriterThreadIsNamedForTheKernel() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        defer { log.close() }
+        // Durable means the writer ran, and it names itself before anything else.
+        _ = try await log.append(Fixture.decision(0))
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { task in
+            try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        #expect(names.contains("palisade-audit"), "\(names)")
+    }
+
     @Test func pendingEntriesShareOneSync() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

@@ -20,4 +20,8 @@ int palisade_run_with_stack(size_t stack_bytes, palisade_thunk body, void *conte
 /// glibc's memmem (a GNU extension Swift's Glibc module does not show): linear in the haystack.
 const void *palisade_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
 
+/// Names the calling thread for top, perf and /proc (pthread_setname_np, a GNU extension; the
+/// kernel keeps 15 characters). Returns 0, or the errno value (ERANGE for a longer name).
+int palisade_name_thread(const char *name);
+
 #endif
