@@ -418,12 +418,18 @@ extension Analyzer {
                     }
                 }
             case "typmods":
-                if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ analyzer.constantValue($0)?.number }),
-                   length * padding.bytesPerUnit > Double(analyzer.shared.policy.maxFunctionResultBytes) {
-                    throw Denial(rule: .argumentLimit,
-                                 message: "a cast to \(padding.type)(\(Self.describe(length))) pads every value to that length, over this policy's limit of \(analyzer.shared.policy.maxFunctionResultBytes) bytes",
-                                 hint: "Use varchar or text, which do not pad, or a shorter length.",
-                                 offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ analyzer.constantValue($0)?.number }) {
+                    // An array type pads every element: as many as the text can state, one per two bytes
+                    // ('{a,a,…}'::char(1000000)[] reached 1 GB from 2 KB of text).
+                    let elements = try analyzer.typeNameIsArray() ? Double(analyzer.shared.policy.maxQueryBytes / 2) : 1
+                    let bytes = length * padding.bytesPerUnit * elements
+                    if bytes > Double(analyzer.shared.policy.maxFunctionResultBytes) {
+                        let what = elements > 1 ? "every element of up to \(Self.describe(elements)) to that length" : "every value to that length"
+                        throw Denial(rule: .argumentLimit,
+                                     message: "a cast to \(padding.type)(\(Self.describe(length)))\(elements > 1 ? "[]" : "") pads \(what), over this policy's limit of \(analyzer.shared.policy.maxFunctionResultBytes) bytes",
+                                     hint: "Use varchar or text, which do not pad, or a shorter length.",
+                                     offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
+                    }
                 }
                 try analyzer.expressionList()
             case "arrayBounds": try analyzer.cursor.skipValue()
@@ -432,6 +438,18 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
+    }
+
+    /// Whether the TypeName whose `typmods` the cursor stands on names an array type (`arrayBounds`
+    /// follows; read ahead on a copy).
+    func typeNameIsArray() throws -> Bool {
+        var probe = cursor
+        try probe.skipValue()
+        while let key = try probe.nextKey() {
+            if case "arrayBounds" = key { return true }
+            try probe.skipValue()
+        }
+        return false
     }
 
     /// Checks a type name with the type rules (`TypeRules`); a violation is denied at this node.

@@ -100,10 +100,8 @@ extension Analyzer {
     /// harmless settings and the metadata list's settings; the name must be a literal. Settings are
     /// looked up without regard to case.
     func checkSettingName(_ setting: String?, offset: Int?) throws {
-        let name = setting?.asciiLowercased
         let policy = shared.policy
-        guard let name, name == Policy.claimSetting || (policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name))
-                || policy.readableSettings.contains(name) else {
+        guard let name = setting?.asciiLowercased, readsSetting(name) else {
             let settings = (policy.allowsReviewedSettings ? Policy.reviewedSettings : []).union(policy.readableSettings)
             let readable = settings.isEmpty
                 ? "only the tenant claim, current_setting('\(Policy.claimSetting)', true)"
@@ -113,6 +111,13 @@ extension Analyzer {
                          hint: "current_setting may read \(readable), named by a literal in a direct call.",
                          offset: offset, statementType: analysis.statementType)
         }
+    }
+
+    /// Whether current_setting (and so SHOW) may read the setting `name` (lowercase).
+    func readsSetting(_ name: String) -> Bool {
+        let policy = shared.policy
+        return name == Policy.claimSetting || (policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name))
+            || policy.readableSettings.contains(name)
     }
 
     /// The argument nodes of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
@@ -144,25 +149,26 @@ extension Analyzer {
         case "repeat":
             let arguments = try argumentCursors()
             guard arguments.count == 2 else { return }
-            guard let count = constantValue(arguments[1])?.number else {
-                if isClosed(arguments[1]) { throw unevaluated(name, "count", "Repeat a number of times written as a number") }
+            guard let count = upperBound(arguments[1]) else {
+                if isClosed(arguments[1]) { throw unevaluated(name, "count", "Repeat a number of times written as a number, or cap a computed one with least(…, 100)") }
                 return
             }
-            // A text the query does not state is at least one byte; an empty one makes nothing.
-            let bytes = count * (constantValue(arguments[0])?.textBytes ?? 1)
+            let bytes = count * sizeBound(arguments[0])
             if bytes > bytesLimit {
-                throw deny("repeat() would make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                throw deny("repeat() could make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
         case "lpad", "rpad":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
-            guard let length = constantValue(arguments[1])?.number else {
-                if isClosed(arguments[1]) { throw unevaluated(name, "length", "Pad to a length written as a number") }
+            guard let length = upperBound(arguments[1]) else {
+                if isClosed(arguments[1]) { throw unevaluated(name, "length", "Pad to a length written as a number, or cap a computed one with least(…, 100)") }
                 return
             }
-            guard length > bytesLimit else { return }
-            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+            // Characters, up to 4 bytes each whatever the text (`lpad('', n, '😀')`).
+            let bytes = length * ConstantExpression.maxBytesPerCharacter
+            guard bytes > bytesLimit else { return }
+            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, up to \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                        "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "array_fill":
             let arguments = try argumentCursors()
@@ -177,40 +183,159 @@ extension Analyzer {
                 throw deny("array_fill() would make an array of \(Self.describe(elements)) elements, over this policy's limit of \(policy.maxGeneratedRows)",
                            "Fill a smaller array; at most \(policy.maxGeneratedRows) elements are admitted.")
             }
+            // Each element is a copy of the value: a text's bytes count once per element (numbers are
+            // bounded by the element count above).
+            guard constantValue(arguments[0])?.number == nil else { return }
+            let elementBytes = sizeBound(arguments[0])
+            if elements * elementBytes > bytesLimit {
+                throw deny("array_fill() would make \(Self.describe(elements)) copies of a \(Self.describe(elementBytes))-byte value, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Fill a smaller array or with a shorter value; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            }
         case "generate_series":
             let arguments = try argumentCursors()
-            guard arguments.count >= 2, let steps = seriesLength(arguments), steps > rowsLimit else { return }
+            guard arguments.count >= 2 else { return }
+            guard let steps = seriesLength(arguments) else {
+                // A bound or step the text states but Palisade cannot read ('PT1S', 'Jan 1 2000', parts
+                // of both signs) is refused; one the server computes (now(), a column) stays the server's.
+                if try arguments.prefix(3).contains(where: { try statesUnreadableTime($0) }) {
+                    throw deny("generate_series() states a bound or step Palisade cannot read, so it cannot show that the rows stay within this policy's limit of \(policy.maxGeneratedRows)",
+                               "Write timestamps as '2024-01-31 12:00', steps as '1 hour' or '90 minutes' (parts of one sign), or use numbers.")
+                }
+                return
+            }
+            guard steps > rowsLimit else { return }
             throw deny("generate_series() would make \(Self.describe(steps)) rows, over this policy's limit of \(policy.maxGeneratedRows)",
                        "Generate fewer rows (narrower bounds or a larger step); at most \(policy.maxGeneratedRows) are admitted.")
         case "format":
             let arguments = try argumentCursors()
-            guard let first = arguments.first, let format = constantValue(first)?.string else { return }
-            let (widest, takesWidthArgument) = Self.widestFormatWidth(format)
+            guard let first = arguments.first else { return }
+            guard let format = constantValue(first)?.string else {
+                if isClosed(first) { throw unevaluated(name, "format string", "Write the format string out as one literal") }
+                return
+            }
+            let (widest, takesWidthArgument, conversions) = Self.formatShape(format)
             var width = widest
-            if takesWidthArgument {
-                // `%*s` takes its width from an argument: the widest constant one counts.
-                for argument in arguments.dropFirst() {
-                    if let value = constantValue(argument)?.number { width = max(width, abs(value)) }
+            // Every conversion may insert the largest argument (`%1$s` many times inserts one many times).
+            var largest = 0.0
+            for argument in arguments.dropFirst() {
+                // `%*s` takes its width from an argument: any number among them may be one.
+                if takesWidthArgument {
+                    let value = constantValue(argument)
+                    if let number = value?.number {
+                        width = max(width, abs(number))
+                    } else if value == nil, isClosed(argument) {
+                        throw unevaluated(name, "width argument", "Give a %*s width as a number written out")
+                    }
                 }
+                largest = max(largest, sizeBound(argument))
             }
             if width > bytesLimit {
                 throw deny("format() would pad a value to \(Self.describe(width)) characters, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Use a narrower width; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
+            let bytes = Double(format.utf8.count) + Double(conversions) * max(width * ConstantExpression.maxBytesPerCharacter, largest)
+            if bytes > bytesLimit {
+                throw deny("format() could make \(Self.describe(bytes)) bytes (\(conversions) conversions of up to \(Self.describe(max(width, largest))) bytes each), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Use fewer conversions or shorter values; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            }
+        case "replace", "regexp_replace":
+            let arguments = try argumentCursors()
+            guard arguments.count >= 3 else { return }
+            let source = sizeBound(arguments[0]), replacement = sizeBound(arguments[2])
+            // Every match, down to an empty one at each position, may become the replacement (which
+            // `\&` can fill with the match itself).
+            let bytes = (source + 1) * max(1, replacement)
+            if bytes > bytesLimit {
+                throw deny("\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            }
         default: break
         }
     }
 
-    /// Whether no column and no parameter feeds the node at `argument`: its value then follows from
-    /// the text alone, and an allocating function's argument Palisade cannot work out is refused
+    /// Whether nothing but the query's text decides the node at `argument`: its value then follows
+    /// from the text alone, and an allocating function's argument Palisade cannot work out is refused
     /// instead of left to the server (`repeat('x', (SELECT 1000000000))`, `abs(-1000000000)`).
-    /// Values from the data stay the server's to bound (statement_timeout).
+    /// Values from a table's rows and from parameters stay the server's to bound (statement_timeout).
+    /// A column is the text's own where the query makes rows itself: a column of a subquery, a
+    /// WITH query, a VALUES list or a function in FROM may carry a constant of the text
+    /// (`repeat('x', n) FROM (SELECT 1000000000 AS n) s`), so there every column counts as the text's.
     func isClosed(_ argument: ParseTreeCursor) -> Bool {
         var probe = argument
         let start = probe.offset
         guard (try? probe.skipValue()) != nil else { return true }
         let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
-        return !node.contains("{\"ColumnRef\":") && !node.contains("{\"ParamRef\":")
+        if node.contains("{\"ParamRef\":") { return false }
+        // count(*) counts rows, as a column reads them.
+        let readsRows = node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true")
+        return !readsRows || queryMakesRows
+    }
+
+    /// Whether the query has a row source of its own making, whose columns may carry its constants.
+    var queryMakesRows: Bool {
+        tree.contains("{\"RangeSubselect\":") || tree.contains("{\"CommonTableExpr\":")
+            || tree.contains("{\"RangeFunction\":") || tree.contains("{\"RangeTableFunc\":")
+    }
+
+    /// The most bytes the value at `argument` takes, for sizing what a function builds from it:
+    /// - the value's own where the text states it;
+    /// - one byte (at least) where a table's rows or a parameter decide it, which are the server's;
+    /// - where only the text decides it and Palisade cannot work it out: the policy's limit if it
+    ///   calls a function that allocates by an argument, since each such call is held to the limit
+    ///   (`upper(repeat('x', 1000000))` counts 1 MB, so repeating it again is refused), and a column
+    ///   of the query's own rows counts so if the query calls one anywhere; otherwise the size of its
+    ///   parse tree, which its constants are part of (`now()`, `count(*)`).
+    mutating func sizeBound(_ argument: ParseTreeCursor) -> Double {
+        if let bytes = constantValue(argument)?.bytesBound { return bytes }
+        guard isClosed(argument) else { return 1 }
+        var probe = argument
+        let start = probe.offset
+        guard (try? probe.skipValue()) != nil else { return Double(shared.policy.maxFunctionResultBytes) }
+        let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+        // A column of the query's own rows may carry anything the query makes.
+        let scope = node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") ? tree : node
+        let allocates = Self.allocatingFunctions.contains { scope.contains("{\"String\":{\"sval\":\"\($0)\"}}") }
+        return allocates ? Double(shared.policy.maxFunctionResultBytes) : Double(node.count)
+    }
+
+    /// The functions `checkArgumentLimits` holds to the policy's limit on result bytes.
+    static let allocatingFunctions = ["repeat", "lpad", "rpad", "format", "replace", "regexp_replace", "array_fill"]
+
+    /// The most a count or length at `argument` can be: its value where the text states it, or the
+    /// least stated bound of a `least(…)` (`repeat('  ', least(depth, 50))`, where the depth comes
+    /// from rows the query makes). Nil where nothing bounds it.
+    mutating func upperBound(_ argument: ParseTreeCursor) -> Double? {
+        if let number = constantValue(argument)?.number { return number }
+        var probe = argument
+        var bounds: [Double] = []
+        var least = false
+        do {
+            try probe.forEachKey { probe, type in
+                guard case "MinMaxExpr" = type else { try probe.skipValue(); return }
+                try probe.forEachKey { probe, key in
+                    switch key {
+                    case "op": least = try probe.string() == "IS_LEAST"
+                    case "args":
+                        try probe.expect(UInt8(ascii: "["))
+                        while try probe.nextElement() {
+                            if let bound = upperBound(probe) { bounds.append(bound) }
+                            try probe.skipValue()
+                        }
+                    default: try probe.skipValue()
+                    }
+                }
+            }
+        } catch {
+            return nil
+        }
+        return least ? bounds.min() : nil
+    }
+
+    /// Whether the argument is a literal the text states (after casts) that is neither a number, nor
+    /// a timestamp, nor an interval Palisade reads.
+    mutating func statesUnreadableTime(_ argument: ParseTreeCursor) throws -> Bool {
+        guard let text = constantValue(argument)?.string else { return false }
+        return Double(text.trimmingSpaces) == nil && TimeLiteral.seconds(ofTimestamp: text) == nil && TimeLiteral.seconds(ofInterval: text) == nil
     }
 
     func unevaluated(_ function: String, _ argument: String, _ advice: String) -> Denial {
@@ -252,12 +377,13 @@ extension Analyzer {
         return ((stop - start) / step).rounded(.down) + 1
     }
 
-    /// The widest width a format() string states (`%1000000s`, `%-5$20s`), and whether one is
-    /// taken from an argument (`%*s`).
-    static func widestFormatWidth(_ format: String) -> (Double, Bool) {
+    /// The widest width a format() string states (`%1000000s`, `%-5$20s`), whether one is taken
+    /// from an argument (`%*s`), and how many conversions it has.
+    static func formatShape(_ format: String) -> (widest: Double, takesWidthArgument: Bool, conversions: Int) {
         let bytes = Array(format.utf8)
         var widest = 0.0
         var fromArgument = false
+        var conversions = 0
         var index = 0
         while index < bytes.count {
             guard bytes[index] == UInt8(ascii: "%") else { index += 1; continue }
@@ -281,7 +407,8 @@ extension Analyzer {
                 index += 1
             }
             widest = max(widest, value)
+            conversions += 1
         }
-        return (widest, fromArgument)
+        return (widest, fromArgument, conversions)
     }
 }

@@ -101,7 +101,7 @@ extension Analyzer {
                     try analyzer.enter()
                     try analyzer.wrapped { analyzer, type in
                         guard case "CommonTableExpr" = type else { throw analyzer.unsupportedNode(type) }
-                        let name = try analyzer.commonTableExpression()
+                        let name = try analyzer.commonTableExpression(recursive: recursive)
                         // A plain WITH makes each CTE visible to the ones after it and the main query.
                         if !recursive { analyzer.visibleCTEs.append(name) }
                     }
@@ -114,7 +114,7 @@ extension Analyzer {
         }
     }
 
-    mutating func commonTableExpression() throws -> String {
+    mutating func commonTableExpression(recursive: Bool) throws -> String {
         var name = ""
         try object { analyzer, key in
             switch key {
@@ -122,6 +122,7 @@ extension Analyzer {
             case "aliascolnames": try analyzer.skipNameList()
             case "ctematerialized": try analyzer.cursor.skipString()
             case "ctequery":
+                if recursive { try analyzer.checkRecursiveUnion(name) }
                 try analyzer.wrapped { analyzer, type in
                     guard case "SelectStmt" = type else {
                         let tag = StatementTags.tag(forNodeType: type, cursor: analyzer.cursor)
@@ -160,5 +161,29 @@ extension Analyzer {
             }
         }
         return name
+    }
+
+    /// A recursive query joined by UNION keeps every distinct row it has made in a hash table that
+    /// work_mem does not bound: one that does not end grew to 3.9 GB in 20 s on PostgreSQL 15
+    /// (red team, 2026-12-06), where UNION ALL's work table stays in memory's bounds and spills.
+    /// The cursor stands on the CTE's query (read ahead on a copy).
+    func checkRecursiveUnion(_ name: String) throws {
+        var probe = cursor
+        var isUnion = false, all = false
+        try probe.forEachKey { probe, type in
+            guard case "SelectStmt" = type else { try probe.skipValue(); return }
+            try probe.forEachKey { probe, key in
+                switch key {
+                case "op": isUnion = try probe.string() == "SETOP_UNION"
+                case "all": all = try probe.boolean()
+                default: try probe.skipValue()
+                }
+            }
+        }
+        guard isUnion, !all else { return }
+        throw Denial(rule: .recursiveUnion,
+                     message: "WITH RECURSIVE \(name) AS (… UNION …) is not allowed: UNION keeps every distinct row the recursion makes in memory the server does not bound",
+                     hint: "Use UNION ALL and stop the recursion with a depth column (WHERE depth < 100), or PostgreSQL's CYCLE clause to stop at repeated rows.",
+                     offset: remainingLocation(), statementType: analysis.statementType)
     }
 }

@@ -251,7 +251,9 @@ extension Analyzer {
             guard case "name" = key else { throw analyzer.unsupportedField(key) }
             name = try analyzer.cursor.string().asciiLowercased
         }
-        guard name != "all", shared.policy.showableSettings.contains(name) else {
+        // SHOW reads the settings current_setting may read (`SHOW search_path` where
+        // current_setting('search_path') is admitted); the tenant claim only through current_setting.
+        guard name != "all", shared.policy.showableSettings.contains(name) || (name != Policy.claimSetting && readsSetting(name)) else {
             let shown = shared.policy.showableSettings.sorted().joined(separator: ", ")
             throw Denial(rule: .showDenied,
                          message: name == "all" ? "SHOW ALL is not allowed: it reveals the server's whole configuration" : "SHOW \(name) is not allowed by this policy",

@@ -42,6 +42,26 @@ indirect enum ConstantExpression: Equatable {
         }
     }
 
+    /// UTF-8, like every server encoding Palisade meets, takes at most 4 bytes a character: a length
+    /// in characters (`lpad`'s) is up to 4 times as many bytes (`lpad('', n, '😀')`).
+    static let maxBytesPerCharacter = 4.0
+
+    /// The most bytes the value's text takes: a text's own, a number's as written (at most 24
+    /// characters for a Double), an array's elements' with a separator each. For sizing what a
+    /// function builds from its arguments (`format`, `replace`, `array_fill`).
+    var bytesBound: Double? {
+        switch self {
+        case .string(let text): Double(text.utf8.count)
+        case .text(let bytes): bytes
+        case .number: 24
+        case .array(let elements):
+            elements.reduce(Double?(2)) { total, element in
+                guard let total, let bytes = element.bytesBound else { return nil }
+                return total + bytes + 1
+            }
+        }
+    }
+
     var string: String? {
         if case .string(let text) = self { return text }
         return nil
@@ -292,10 +312,11 @@ indirect enum ConstantExpression: Equatable {
             guard arguments.count == 2, let base = arguments[0]?.number else { return nil }
             return .number(pow(base, second))
         case "repeat":
-            // A text the text does not state is at least one byte long (an empty one makes nothing).
-            return .text(bytes: max(second, 0) * (arguments[0]?.textBytes ?? 1))
+            // A text of no known length has no known result.
+            guard let textBytes = arguments[0]?.textBytes else { return nil }
+            return .text(bytes: max(second, 0) * textBytes)
         case "lpad", "rpad":
-            return .text(bytes: max(second, 0))
+            return .text(bytes: max(second, 0) * ConstantExpression.maxBytesPerCharacter)
         default:
             return nil
         }
@@ -343,7 +364,13 @@ enum TimeLiteral {
     static func seconds(ofInterval text: String) -> Double? {
         let words = text.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard !words.isEmpty else { return nil }
-        var total = 0.0
+        // Parts of both signs ('1 day -86399.999 seconds') may leave any step, down to a millisecond:
+        // no length then.
+        var forward = 0.0
+        var backward = 0.0
+        func add(_ seconds: Double) {
+            if seconds >= 0 { forward += seconds } else { backward -= seconds }
+        }
         var index = 0
         while index < words.count {
             let word = words[index].hasPrefix("@") ? String(words[index].dropFirst()) : words[index]
@@ -355,7 +382,7 @@ enum TimeLiteral {
                     guard let value = Double(part) else { return nil }
                     seconds += value * pow(60, Double(2 - position))
                 }
-                total += abs(seconds)
+                add(clock.first?.hasPrefix("-") == true ? -abs(seconds) : seconds)
                 index += 1
                 continue
             }
@@ -370,10 +397,11 @@ enum TimeLiteral {
             }
             let singular = unit.hasSuffix("s") && unit.count > 2 ? String(unit.dropLast()) : unit
             guard let match = unitSeconds.first(where: { $0.prefixes.contains(singular) || $0.prefixes.contains(unit) }) else { return nil }
-            total += abs(value) * match.seconds
+            add(value * match.seconds)
             index += 1
         }
-        return total
+        guard forward == 0 || backward == 0 else { return nil }
+        return forward + backward
     }
 }
 

@@ -124,7 +124,8 @@ enum StatisticsCatalog {
 
     /// Columns of otherwise readable catalog relations (psql's \d reads pg_class's other columns).
     static let columns: [String: [String]] = [
-        "pg_class": ["reltuples", "relpages", "relallvisible"],
+        // relfrozenxid and relminmxid: age() of them counts every tenant's transactions since (fourth red team).
+        "pg_class": ["reltuples", "relpages", "relallvisible", "relfrozenxid", "relminmxid"],
         "pg_sequences": ["last_value"],
     ]
 
