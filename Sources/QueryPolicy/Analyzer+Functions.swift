@@ -149,11 +149,9 @@ extension Analyzer {
         case "repeat":
             let arguments = try argumentCursors()
             guard arguments.count == 2 else { return }
-            guard let count = upperBound(arguments[1]) else {
-                if isClosed(arguments[1]) { throw unevaluated(name, "count", "Repeat a number of times written as a number, or cap a computed one with least(…, 100)") }
-                return
-            }
+            guard let count = upperBound(arguments[1]) else { throw unbounded(name, "count", "repeat('*', least(n, 100))") }
             let bytes = count * sizeBound(arguments[0])
+            try allocate(bytes)
             if bytes > bytesLimit {
                 throw deny("repeat() could make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -161,12 +159,10 @@ extension Analyzer {
         case "lpad", "rpad":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
-            guard let length = upperBound(arguments[1]) else {
-                if isClosed(arguments[1]) { throw unevaluated(name, "length", "Pad to a length written as a number, or cap a computed one with least(…, 100)") }
-                return
-            }
+            guard let length = upperBound(arguments[1]) else { throw unbounded(name, "length", "\(name)(name, least(n, 100))") }
             // Characters, up to 4 bytes each whatever the text (`lpad('', n, '😀')`).
             let bytes = length * ConstantExpression.maxBytesPerCharacter
+            try allocate(bytes)
             guard bytes > bytesLimit else { return }
             throw deny("\(name)() would make a text of \(Self.describe(length)) characters, up to \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                        "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -174,8 +170,7 @@ extension Analyzer {
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
             guard let dimensions = constantValue(arguments[1])?.numbers else {
-                if isClosed(arguments[1]) { throw unevaluated(name, "dimensions", "Write the dimensions as an array of numbers, ARRAY[10, 10]") }
-                return
+                throw unbounded(name, "dimensions", "array_fill(0, ARRAY[10, 10]), with the dimensions written as numbers")
             }
             guard !dimensions.isEmpty else { return }
             let elements = dimensions.reduce(1.0) { $0 * max($1, 0) }
@@ -187,6 +182,7 @@ extension Analyzer {
             // bounded by the element count above).
             guard constantValue(arguments[0])?.number == nil else { return }
             let elementBytes = sizeBound(arguments[0])
+            try allocate(elements * elementBytes)
             if elements * elementBytes > bytesLimit {
                 throw deny("array_fill() would make \(Self.describe(elements)) copies of a \(Self.describe(elementBytes))-byte value, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Fill a smaller array or with a shorter value; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -197,7 +193,8 @@ extension Analyzer {
             guard let steps = seriesLength(arguments) else {
                 // A bound or step the text states but Palisade cannot read ('PT1S', 'Jan 1 2000', parts
                 // of both signs) is refused; one the server computes (now(), a column) stays the server's.
-                if try arguments.prefix(3).contains(where: { try statesUnreadableTime($0) }) {
+                let computedStep = arguments.count >= 3 && constantValue(arguments[2]) == nil && isClosed(arguments[2])
+                if try computedStep || arguments.prefix(3).contains(where: { try statesUnreadableTime($0) }) {
                     throw deny("generate_series() states a bound or step Palisade cannot read, so it cannot show that the rows stay within this policy's limit of \(policy.maxGeneratedRows)",
                                "Write timestamps as '2024-01-31 12:00', steps as '1 hour' or '90 minutes' (parts of one sign), or use numbers.")
                 }
@@ -220,11 +217,10 @@ extension Analyzer {
             for argument in arguments.dropFirst() {
                 // `%*s` takes its width from an argument: any number among them may be one.
                 if takesWidthArgument {
-                    let value = constantValue(argument)
-                    if let number = value?.number {
+                    if let number = upperBound(argument) {
                         width = max(width, abs(number))
-                    } else if value == nil, isClosed(argument) {
-                        throw unevaluated(name, "width argument", "Give a %*s width as a number written out")
+                    } else if constantValue(argument) == nil {
+                        throw unbounded(name, "width (%*s takes it from an argument, and this one", "format('%*s', least(w, 100), value)")
                     }
                 }
                 largest = max(largest, sizeBound(argument))
@@ -234,6 +230,7 @@ extension Analyzer {
                            "Use a narrower width; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
             let bytes = Double(format.utf8.count) + Double(conversions) * max(width * ConstantExpression.maxBytesPerCharacter, largest)
+            try allocate(bytes)
             if bytes > bytesLimit {
                 throw deny("format() could make \(Self.describe(bytes)) bytes (\(conversions) conversions of up to \(Self.describe(max(width, largest))) bytes each), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Use fewer conversions or shorter values; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -245,6 +242,7 @@ extension Analyzer {
             // Every match, down to an empty one at each position, may become the replacement (which
             // `\&` can fill with the match itself).
             let bytes = (source + 1) * max(1, replacement)
+            try allocate(bytes)
             if bytes > bytesLimit {
                 throw deny("\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -253,13 +251,12 @@ extension Analyzer {
         }
     }
 
-    /// Whether nothing but the query's text decides the node at `argument`: its value then follows
-    /// from the text alone, and an allocating function's argument Palisade cannot work out is refused
-    /// instead of left to the server (`repeat('x', (SELECT 1000000000))`, `abs(-1000000000)`).
-    /// Values from a table's rows and from parameters stay the server's to bound (statement_timeout).
-    /// A column is the text's own where the query makes rows itself: a column of a subquery, a
-    /// WITH query, a VALUES list or a function in FROM may carry a constant of the text
-    /// (`repeat('x', n) FROM (SELECT 1000000000 AS n) s`), so there every column counts as the text's.
+    /// Whether nothing but the query's text decides the node at `argument`, for what may be left to
+    /// the server: a format string, a `generate_series` step, the size of a text (`sizeBound`).
+    /// Counts and lengths need a bound whatever feeds them (`upperBound`): `0 * id + 10^9` has a
+    /// column and is the text's all the same. A column is the text's own where the query makes rows
+    /// itself: a column of a subquery, a WITH query, a VALUES list or a function in FROM may carry a
+    /// constant of the text (`repeat('x', n) FROM (SELECT 1000000000 AS n) s`).
     func isClosed(_ argument: ParseTreeCursor) -> Bool {
         var probe = argument
         let start = probe.offset
@@ -279,23 +276,66 @@ extension Analyzer {
 
     /// The most bytes the value at `argument` takes, for sizing what a function builds from it:
     /// - the value's own where the text states it;
-    /// - one byte (at least) where a table's rows or a parameter decide it, which are the server's;
-    /// - where only the text decides it and Palisade cannot work it out: the policy's limit if it
-    ///   calls a function that allocates by an argument, since each such call is held to the limit
-    ///   (`upper(repeat('x', 1000000))` counts 1 MB, so repeating it again is refused), and a column
-    ///   of the query's own rows counts so if the query calls one anywhere; otherwise the size of its
-    ///   parse tree, which its constants are part of (`now()`, `count(*)`).
+    /// - the policy's limit where it calls a function that allocates by an argument, each such
+    ///   call being held to the limit (`upper(repeat('x', 1000000))` counts 1 MB, so repeating it
+    ///   again is refused), and so for a column of rows the query makes where those rows call one
+    ///   (`repeat(x, 1000) FROM (SELECT repeat('x', 1000000) AS x) s`);
+    /// - where only the text decides it otherwise, the size of its parse tree, which its constants
+    ///   are part of (`now()`, `upper('ab')`);
+    /// - one byte (at least) where a table's rows or a parameter decide it, which are the server's.
     mutating func sizeBound(_ argument: ParseTreeCursor) -> Double {
         if let bytes = constantValue(argument)?.bytesBound { return bytes }
-        guard isClosed(argument) else { return 1 }
+        let limit = Double(shared.policy.maxFunctionResultBytes)
         var probe = argument
         let start = probe.offset
-        guard (try? probe.skipValue()) != nil else { return Double(shared.policy.maxFunctionResultBytes) }
+        guard (try? probe.skipValue()) != nil else { return limit }
         let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
-        // A column of the query's own rows may carry anything the query makes.
-        let scope = node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") ? tree : node
-        let allocates = Self.allocatingFunctions.contains { scope.contains("{\"String\":{\"sval\":\"\($0)\"}}") }
-        return allocates ? Double(shared.policy.maxFunctionResultBytes) : Double(node.count)
+        if Self.callsAllocatingFunction(node) { return limit }
+        if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate { return limit }
+        return isClosed(argument) ? Double(node.count) : 1
+    }
+
+    static func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
+        allocatingFunctions.contains { node.contains("{\"String\":{\"sval\":\"\($0)\"}}") }
+    }
+
+    /// Whether a row source the query makes (a subquery, WITH query or function in FROM) calls a
+    /// function that allocates by an argument: its columns may then carry what that call made.
+    var madeRowsAllocate: Bool {
+        var found = false
+        for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
+            tree.forEachOccurrence(of: needle) { offset in
+                guard !found else { return }
+                var probe = ParseTreeCursor(tree)
+                probe.offset = offset
+                guard (try? probe.skipValue()) != nil else { found = true; return }
+                found = Self.callsAllocatingFunction(UnsafeBufferPointer(rebasing: tree[offset..<probe.offset]))
+            }
+            if found { return true }
+        }
+        return false
+    }
+
+    /// Adds a call's result to what the query's allocating calls make together, which the
+    /// policy's limit also bounds: each of 90 `repeat('x', 1000000)` fits it, their `concat` does
+    /// not (370 MB in the server, fifth red team).
+    mutating func allocate(_ bytes: Double) throws {
+        analysis.allocatedBytes += max(bytes, 0)
+        let limit = shared.policy.maxFunctionResultBytes
+        guard analysis.allocatedBytes > Double(limit) else { return }
+        throw Denial(rule: .argumentLimit,
+                     message: "the query's allocating calls (repeat, lpad, rpad, format, replace, array_fill) could make \(Self.describe(analysis.allocatedBytes)) bytes together, over this policy's limit of \(limit) bytes",
+                     hint: "Build less text in one query; together such results may be at most \(limit) bytes.",
+                     offset: remainingLocation(), statementType: analysis.statementType)
+    }
+
+    /// A count, length or dimension with no bound Palisade can show: a column, a parameter, or an
+    /// expression it does not evaluate (`count(*) * 10^9`, `0 * id + 10^9`).
+    func unbounded(_ function: String, _ argument: String, _ example: String) -> Denial {
+        let limit = function == "array_fill" ? "\(shared.policy.maxGeneratedRows) elements" : "\(shared.policy.maxFunctionResultBytes) bytes"
+        return Denial(rule: .argumentLimit,
+                      message: "\(function)()'s \(argument) has no bound Palisade can show (it is not a number written out, and not capped by least()), so the result could pass this policy's limit of \(limit)",
+                      hint: "Write it as a number, or cap it: \(example).", offset: remainingLocation(), statementType: analysis.statementType)
     }
 
     /// The functions `checkArgumentLimits` holds to the policy's limit on result bytes.
@@ -311,6 +351,14 @@ extension Analyzer {
         var least = false
         do {
             try probe.forEachKey { probe, type in
+                if case "TypeCast" = type {
+                    // least(n, 50)::int: a cast to an integer type keeps the bound (rounding adds at most 1).
+                    try probe.forEachKey { probe, key in
+                        if case "arg" = key, let bound = upperBound(probe) { bounds.append(bound + 1); least = true }
+                        try probe.skipValue()
+                    }
+                    return
+                }
                 guard case "MinMaxExpr" = type else { try probe.skipValue(); return }
                 try probe.forEachKey { probe, key in
                     switch key {
@@ -335,7 +383,7 @@ extension Analyzer {
     /// a timestamp, nor an interval Palisade reads.
     mutating func statesUnreadableTime(_ argument: ParseTreeCursor) throws -> Bool {
         guard let text = constantValue(argument)?.string else { return false }
-        return Double(text.trimmingSpaces) == nil && TimeLiteral.seconds(ofTimestamp: text) == nil && TimeLiteral.seconds(ofInterval: text) == nil
+        return Double(text.trimmingSpaces)?.isFinite != true && TimeLiteral.seconds(ofTimestamp: text) == nil && TimeLiteral.seconds(ofInterval: text) == nil
     }
 
     func unevaluated(_ function: String, _ argument: String, _ advice: String) -> Denial {

@@ -17,6 +17,8 @@ struct Analysis {
     var mayExplode = false
     /// Whether a rule read the value of a constant (see `Analyzer.constantValue`).
     var readsConstantValues = false
+    /// The most bytes the query's allocating calls make together (`checkArgumentLimits`).
+    var allocatedBytes = 0.0
 }
 
 /// Why a statement is refused; `offset` is a byte offset into the text.

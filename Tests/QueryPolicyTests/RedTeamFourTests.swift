@@ -25,11 +25,29 @@ import Testing
         refused("SELECT repeat('x', n) FROM generate_series(1000000000, 1000000000) n")
         refused("SELECT repeat('x', count(*)::int) FROM generate_series(1, 1000000)")
         refused("SELECT length(repeat(x, 1000)) FROM (SELECT repeat('x', 1000000) AS x) s")
-        // A table's rows are the data's; least() bounds a count whatever feeds it.
-        admitted("SELECT status, repeat('*', (count(*) / 10)::int) FROM orders GROUP BY status")
-        admitted("SELECT repeat('-', id) FROM orders")
+        // least() bounds a count whatever feeds it, also through a cast to an integer.
+        admitted("SELECT status, repeat('*', least(count(*) / 10, 60)::int) FROM orders GROUP BY status")
+        admitted("SELECT repeat('-', least(id, 40)) FROM orders")
         admitted("SELECT repeat('  ', least(n - 1, 50)) FROM (SELECT 3 AS n) s")
         refused("SELECT repeat('x', least(n, 1000000000)) FROM (SELECT 1 AS n) s")
+    }
+
+    /// The fifth red team: a column or count(*) mixed into a count, text through a column of a
+    /// table, and many allocating calls together.
+    @Test func aCountNeedsABoundWhateverFeedsIt() {
+        refused("SELECT repeat('x', 150000000 + 0 * id) FROM orders")
+        refused("SELECT repeat('x', (count(*) * 150000000)::int)")
+        refused("SELECT lpad('', (count(*) OVER ())::int * 50000000, 'x')")
+        refused("SELECT format('%*s', (count(*) * 150000000)::int, 'x')")
+        refused("SELECT array_fill(1, ARRAY[(count(*) * 40000000)::int])")
+        refused("SELECT repeat('x', $1)")
+        refused("SELECT length(repeat(repeat('x', 1000000) || substr(name, 1, 0), 1000)) FROM users")
+        refused("SELECT length(concat(" + Array(repeating: "repeat('x', 500000)", count: 3).joined(separator: ", ") + "))")
+        refused("SELECT count(*) FROM generate_series('2024-01-01'::timestamp, 'infinity', '1 second')")
+        refused("SELECT count(*) FROM generate_series('2024-01-01'::timestamp, '2024-01-02', '1 second'::interval / 1000000)")
+        admitted("SELECT format('%s', name) FROM (SELECT name FROM users) c")
+        admitted("WITH c AS (SELECT name FROM users) SELECT replace(name, '_', ' '), regexp_replace(name, '\\s+', ' ', 'g') FROM c")
+        admitted("SELECT repeat('x', 100), repeat('y', 200), lpad('z', 10)")
     }
 
     /// A text only the query decides, that Palisade cannot work out, counts as the policy's limit
