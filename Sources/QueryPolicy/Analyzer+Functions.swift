@@ -257,7 +257,7 @@ extension Analyzer {
     /// column and is the text's all the same. A column is the text's own where the query makes rows
     /// itself: a column of a subquery, a WITH query, a VALUES list or a function in FROM may carry a
     /// constant of the text (`repeat('x', n) FROM (SELECT 1000000000 AS n) s`).
-    func isClosed(_ argument: ParseTreeCursor) -> Bool {
+    mutating func isClosed(_ argument: ParseTreeCursor) -> Bool {
         var probe = argument
         let start = probe.offset
         guard (try? probe.skipValue()) != nil else { return true }
@@ -270,8 +270,13 @@ extension Analyzer {
 
     /// Whether the query has a row source of its own making, whose columns may carry its constants.
     var queryMakesRows: Bool {
-        tree.contains("{\"RangeSubselect\":") || tree.contains("{\"CommonTableExpr\":")
-            || tree.contains("{\"RangeFunction\":") || tree.contains("{\"RangeTableFunc\":")
+        mutating get {
+            if let known = makesRowsCache { return known }
+            let makes = tree.contains("{\"RangeSubselect\":") || tree.contains("{\"CommonTableExpr\":")
+                || tree.contains("{\"RangeFunction\":") || tree.contains("{\"RangeTableFunc\":")
+            makesRowsCache = makes
+            return makes
+        }
     }
 
     /// The most bytes the value at `argument` takes, for sizing what a function builds from it:
@@ -302,6 +307,15 @@ extension Analyzer {
     /// Whether a row source the query makes (a subquery, WITH query or function in FROM) calls a
     /// function that allocates by an argument: its columns may then carry what that call made.
     var madeRowsAllocate: Bool {
+        mutating get {
+            if let known = madeRowsAllocateCache { return known }
+            let allocate = scanMadeRowsForAllocation()
+            madeRowsAllocateCache = allocate
+            return allocate
+        }
+    }
+
+    private func scanMadeRowsForAllocation() -> Bool {
         var found = false
         for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
             tree.forEachOccurrence(of: needle) { offset in

@@ -62,6 +62,11 @@ struct Analyzer {
     var attributeCalls: [(qualifier: String, name: String)] = []
     /// Whole rows can reach a function through a join alias.
     var usesJoinAlias = false
+    /// Whether the query makes rows itself, and whether those rows call an allocating function
+    /// (`Analyzer.queryMakesRows`, `madeRowsAllocate`): read once, on first need, since every
+    /// allocating call asks and each answer scans the whole tree.
+    var makesRowsCache: Bool?
+    var madeRowsAllocateCache: Bool?
     let tree: UnsafeBufferPointer<UInt8>
     /// The statement's text, for constants the tree does not spell out (see `ConstantExpression`).
     let text: UnsafeBufferPointer<UInt8>
