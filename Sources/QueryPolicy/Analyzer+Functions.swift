@@ -194,7 +194,7 @@ extension Analyzer {
                 // A bound or step the text states but Palisade cannot read ('PT1S', 'Jan 1 2000', parts
                 // of both signs) is refused; one the server computes (now(), a column) stays the server's.
                 let computedStep = arguments.count >= 3 && constantValue(arguments[2]) == nil && isClosed(arguments[2])
-                if try computedStep || arguments.prefix(3).contains(where: { try statesUnreadableTime($0) }) {
+                if computedStep || arguments.prefix(3).contains(where: { statesUnreadableTime($0) }) {
                     throw deny("generate_series() states a bound or step Palisade cannot read, so it cannot show that the rows stay within this policy's limit of \(policy.maxGeneratedRows)",
                                "Write timestamps as '2024-01-31 12:00', steps as '1 hour' or '90 minutes' (parts of one sign), or use numbers.")
                 }
@@ -395,7 +395,7 @@ extension Analyzer {
 
     /// Whether the argument is a literal the text states (after casts) that is neither a number, nor
     /// a timestamp, nor an interval Palisade reads.
-    mutating func statesUnreadableTime(_ argument: ParseTreeCursor) throws -> Bool {
+    mutating func statesUnreadableTime(_ argument: ParseTreeCursor) -> Bool {
         guard let text = constantValue(argument)?.string else { return false }
         return Double(text.trimmingSpaces)?.isFinite != true && TimeLiteral.seconds(ofTimestamp: text) == nil && TimeLiteral.seconds(ofInterval: text) == nil
     }
