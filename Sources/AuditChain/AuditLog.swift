@@ -42,10 +42,14 @@ public struct AuditLogConfiguration: Sendable {
     /// A second directory (another disk, a mount owned by someone else) that receives every
     /// checkpoint. Required once configured: if it cannot be written, the log fails closed.
     public var checkpointMirror: String?
+    /// When an entry's answer may go out.
+    public var durability: AuditDurability
 
     public init(directory: String, signingKey: AuditSigningKey, origin: String,
                 checkpointInterval: Duration = .seconds(5), rotationBytes: Int = 64 << 20,
-                rotationInterval: Duration? = .seconds(86_400), checkpointMirror: String? = nil) {
+                rotationInterval: Duration? = .seconds(86_400), checkpointMirror: String? = nil,
+                durability: AuditDurability = .flushed) {
+        self.durability = durability
         self.directory = directory
         self.signingKey = signingKey
         self.origin = origin
@@ -54,6 +58,20 @@ public struct AuditLogConfiguration: Sendable {
         self.rotationInterval = rotationInterval
         self.checkpointMirror = checkpointMirror
     }
+}
+
+/// When an entry counts as recorded, so that its answer may go out (`audit_durability`).
+public enum AuditDurability: Sendable, Equatable {
+    /// On disk: written and flushed with fdatasync (group commit). It survives a crash of the
+    /// machine. The default.
+    case flushed
+    /// Written to the segment file, which puts it in the kernel's page cache: it survives a crash
+    /// or `kill -9` of Palisade, but a crash of the machine or a power loss loses the entries
+    /// written since the last flush. Entries are flushed at least every `flushInterval` and before
+    /// every checkpoint, so no checkpoint signs an entry that is not on disk, and what a machine
+    /// crash loses is a tail no checkpoint covers. Opt-in, like PostgreSQL's
+    /// `synchronous_commit = off`.
+    case written(flushInterval: Duration)
 }
 
 /// The system calls the writer makes, replaceable so tests can make the disk fail on demand.
@@ -90,15 +108,17 @@ struct AuditIO: Sendable {
 }
 
 /// The append-only audit log: one writer thread, group commit (one write and one fdatasync for
-/// everything pending), an entry acknowledged only once it is on disk, and fail-closed on any disk
-/// error. Call `close()` when done: it writes the stop entry and the final checkpoint.
+/// everything pending), an entry acknowledged only once it is on disk (or, with `.written`
+/// durability, in the file), and fail-closed on any disk error. Call `close()` when done: it
+/// writes the stop entry and the final checkpoint.
 public final class AuditLog: Sendable {
     public struct Statistics: Sendable, Equatable {
-        /// Entries made durable by this process (lifecycle entries included).
+        /// Entries written by this process (lifecycle entries included).
         public var entries: UInt64 = 0
         /// fdatasync calls on segments; entries / syncs is the group-commit factor.
         public var syncs: UInt64 = 0
-        /// Time spent in those writes and fdatasyncs, for the mean commit latency.
+        /// Time spent in those writes and fdatasyncs, for the mean commit latency (with `.written`
+        /// durability, in the fdatasyncs alone).
         public var syncNanoseconds: UInt64 = 0
         public var checkpoints: UInt64 = 0
         /// Entries in the log, from the first segment on: the next sequence number.

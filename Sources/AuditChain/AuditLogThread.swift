@@ -138,9 +138,10 @@ final class LogCore: Sendable {
         }
     }
 
-    /// Signs a checkpoint if one is due; a failure there fails the log like any disk error.
+    /// Flushes written entries and signs a checkpoint if either is due; a failure there fails the
+    /// log like any disk error.
     private func tick() {
-        let (failure, statistics) = writer.withLock { writer in (writer.checkpointIfDue(), writer.statistics) }
+        let (failure, statistics) = writer.withLock { writer in (writer.flushIfDue() ?? writer.checkpointIfDue(), writer.statistics) }
         fail(record(failure, statistics), failure)
     }
 

@@ -32,8 +32,10 @@ struct Writer {
     var lastCheckpoint = ContinuousClock.now
     var failure: AuditError?
     var statistics = AuditLog.Statistics()
-    /// Entries below this sequence number are on disk.
+    /// Entries below this sequence number are recorded: on disk, or with `.written` durability in the file.
     var durableSeq: UInt64 = 0
+    /// Since when entries are in the file that no fdatasync has flushed (`.written` durability only).
+    var unflushedSince: ContinuousClock.Instant?
 
     var directory: String { configuration.directory }
 
@@ -127,15 +129,18 @@ struct Writer {
         segmentFileBytes = segmentBytes
     }
 
-    /// One write and one fdatasync for everything buffered: the group commit.
+    /// One write and one fdatasync for everything buffered: the group commit. With `.written`
+    /// durability only the write; the fdatasync follows within the interval (`flushIfDue`).
     mutating func flush() throws(AuditError) {
         guard !buffer.isEmpty else { return }
         let started = DispatchTime.now().uptimeNanoseconds
+        let flushes = configuration.durability == .flushed
         reserve(buffer.count)
         let result: AuditError? = buffer.withUnsafeBytes { bytes in
             let write = io.writeFully(segmentFD, bytes, at: segmentBytes)
             if write.error != 0 { return .io(operation: "write", path: segmentPath, errno: write.error) }
             // Where the write went past the reserved space, fdatasync also flushes the new file size.
+            guard flushes else { return nil }
             return io.sync(segmentFD) == 0 ? nil : ioError("fdatasync", segmentPath)
         }
         if let result {
@@ -146,8 +151,12 @@ struct Writer {
         }
         segmentBytes += buffer.count
         statistics.entries += UInt64(bufferedEntries)
-        statistics.syncs += 1
-        statistics.syncNanoseconds += DispatchTime.now().uptimeNanoseconds - started
+        if flushes {
+            statistics.syncs += 1
+            statistics.syncNanoseconds += DispatchTime.now().uptimeNanoseconds - started
+        } else if unflushedSince == nil {
+            unflushedSince = .now
+        }
         statistics.treeSize = head.nextSeq
         durableSeq = head.nextSeq
         buffer.removeAll(keepingCapacity: true)
@@ -195,12 +204,44 @@ struct Writer {
         }
     }
 
+    /// Flushes the entries written since the last fdatasync (`.written` durability).
+    mutating func flushWrittenEntries() throws(AuditError) {
+        guard unflushedSince != nil else { return }
+        let started = DispatchTime.now().uptimeNanoseconds
+        guard io.sync(segmentFD) == 0 else { throw ioError("fdatasync", segmentPath) }
+        unflushedSince = nil
+        statistics.syncs += 1
+        statistics.syncNanoseconds += DispatchTime.now().uptimeNanoseconds - started
+    }
+
+    /// With `.written` durability, flushes once the oldest unflushed entry is `flushInterval` old;
+    /// a failure there fails the log like any disk error.
+    mutating func flushIfDue() -> AuditError? {
+        guard failure == nil, let since = unflushedSince, case .written(let interval) = configuration.durability,
+              since.duration(to: .now) >= interval else { return nil }
+        do {
+            try flushWrittenEntries()
+            return nil
+        } catch {
+            failure = error
+            return error
+        }
+    }
+
     // MARK: Checkpoints
 
+    /// When the writer must wake though nothing is appended: for the next checkpoint, or for the
+    /// flush of written entries.
     func nextDeadline() -> DispatchTime {
-        guard failure == nil, frontier.size > lastCheckpointSize else { return .distantFuture }
-        let remaining = configuration.checkpointInterval - lastCheckpoint.duration(to: .now)
-        let nanoseconds = max(0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
+        guard failure == nil else { return .distantFuture }
+        var wait: Duration?
+        if frontier.size > lastCheckpointSize { wait = configuration.checkpointInterval - lastCheckpoint.duration(to: .now) }
+        if let since = unflushedSince, case .written(let interval) = configuration.durability {
+            let flushWait = interval - since.duration(to: .now)
+            wait = min(wait ?? flushWait, flushWait)
+        }
+        guard let wait else { return .distantFuture }
+        let nanoseconds = max(0, wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000)
         return .now() + .nanoseconds(Int(nanoseconds))
     }
 
@@ -220,6 +261,7 @@ struct Writer {
     /// the history, the latest-checkpoint file, and the mirror.
     mutating func writeCheckpoint() throws(AuditError) {
         precondition(buffer.isEmpty, "a checkpoint must only cover durable entries")
+        try flushWrittenEntries()
         let checkpoint = Checkpoint(origin: configuration.origin, size: frontier.size, rootHash: frontier.root,
                                     timeMicros: UTCTime.nowMicros())
         let signed: SignedCheckpoint

@@ -39,7 +39,8 @@ extension ServeSettings {
         do {
             return try AuditLog(AuditLogConfiguration(
                 directory: auditDir, signingKey: key, origin: auditOrigin,
-                checkpointInterval: .seconds(auditCheckpointSeconds), checkpointMirror: auditMirror))
+                checkpointInterval: .seconds(auditCheckpointSeconds), checkpointMirror: auditMirror,
+                durability: auditDurability))
         } catch {
             throw configError("audit_dir", "cannot open the audit log in \(auditDir): \(error)")
         }

@@ -22,6 +22,7 @@ public struct ServeSettings: Sendable {
     public var auditMirror: String?
     public var auditOrigin = "palisade"
     public var auditCheckpointSeconds = 5
+    public var auditDurability = AuditDurability.flushed
     public var auditUnsigned = false
     public var jwtSecretFile: String?
     public var jwtPublicKeys: String?
@@ -97,6 +98,12 @@ public struct ServeSettings: Sendable {
         auditMirror = try source.path("audit_mirror")
         auditOrigin = try source.string("audit_origin") ?? auditOrigin
         auditCheckpointSeconds = try source.integer("audit_checkpoint_seconds") ?? auditCheckpointSeconds
+        let flushMilliseconds = try source.integer("audit_flush_ms") ?? 200
+        switch try source.string("audit_durability") ?? "flush" {
+        case "flush": auditDurability = .flushed
+        case "write": auditDurability = .written(flushInterval: .milliseconds(flushMilliseconds))
+        case let other: throw configError("audit_durability", "expected flush or write, got '\(other)'")
+        }
         auditUnsigned = source.isOn("audit_unsigned")
         jwtSecretFile = try source.path("jwt_secret_file")
         jwtPublicKeys = try source.path("jwt_public_keys")

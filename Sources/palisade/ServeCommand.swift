@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: Self.name("audit_mirror"), help: Self.help("audit_mirror")) var auditMirror: String?
     @Option(name: Self.name("audit_origin"), help: Self.help("audit_origin")) var auditOrigin: String?
     @Option(name: Self.name("audit_checkpoint_seconds"), help: Self.help("audit_checkpoint_seconds")) var auditCheckpointSeconds: String?
+    @Option(name: Self.name("audit_durability"), help: Self.help("audit_durability")) var auditDurability: String?
+    @Option(name: Self.name("audit_flush_ms"), help: Self.help("audit_flush_ms")) var auditFlushMilliseconds: String?
     @Flag(name: Self.name("audit_unsigned"), help: Self.help("audit_unsigned")) var auditUnsigned: Bool = false
     @Option(name: Self.name("jwt_secret_file"), help: Self.help("jwt_secret_file")) var jwtSecretFile: String?
     @Option(name: Self.name("jwt_public_keys"), help: Self.help("jwt_public_keys")) var jwtPublicKeys: String?
@@ -77,6 +79,8 @@ struct Serve: AsyncParsableCommand {
             "audit_mirror": auditMirror.map { [$0] } ?? [],
             "audit_origin": auditOrigin.map { [$0] } ?? [],
             "audit_checkpoint_seconds": auditCheckpointSeconds.map { [$0] } ?? [],
+            "audit_durability": auditDurability.map { [$0] } ?? [],
+            "audit_flush_ms": auditFlushMilliseconds.map { [$0] } ?? [],
             "audit_unsigned": auditUnsigned ? ["true"] : [],
             "jwt_secret_file": jwtSecretFile.map { [$0] } ?? [],
             "jwt_public_keys": jwtPublicKeys.map { [$0] } ?? [],

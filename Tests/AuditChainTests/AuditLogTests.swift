@@ -58,6 +58,53 @@ import Testing
         log.close()
     }
 
+    /// `audit_durability: write`: an append is acknowledged once it is in the file, before any
+    /// fdatasync; a `kill -9` of Palisade keeps it (the page cache is the kernel's), and a checkpoint
+    /// flushes before it signs.
+    @Test func writtenDurabilityAcknowledgesEntriesInTheFileBeforeTheyAreFlushed() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let segmentSyncs = Locked(0)
+        let counting = AuditIO(write: AuditIO.system.write, sync: { fd in
+            var status = stat()
+            if fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG { segmentSyncs.withLock { $0 += 1 } }
+            return fdatasync(fd)
+        })
+        var configuration = Fixture.configuration(dir.path)
+        configuration.durability = .written(flushInterval: .seconds(3600))
+        let log = try AuditLog(configuration, io: counting)
+        let before = segmentSyncs.withLock { $0 }
+        for n in 0..<20 { _ = try await log.append(Fixture.decision(n)) }
+        #expect(segmentSyncs.withLock { $0 } == before, "an acknowledged entry waited for an fdatasync")
+        // Acknowledged entries are in the file though the log never flushed them, and a writer
+        // stopped as kill -9 stops it leaves them for the next start to recover.
+        #expect(try Fixture.entries(dir.path).count == 22)
+        log.abandonForTesting()
+        let reopened = try AuditLog(Fixture.configuration(dir.path))
+        reopened.close()
+        let report = try Fixture.verify(dir.path)
+        #expect(report.problem == nil, "\(String(describing: report.problem))")
+        #expect(try Fixture.entries(dir.path).filter { $0.record.requestID?.hasPrefix("req-") == true }.count == 20)
+    }
+
+    @Test func writtenEntriesAreFlushedOnceTheIntervalIsUp() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var configuration = Fixture.configuration(dir.path)
+        configuration.durability = .written(flushInterval: .milliseconds(20))
+        let log = try AuditLog(configuration)
+        defer { log.close() }
+        let before = log.statistics.syncs
+        _ = try await log.append(Fixture.decision(0))
+        // Nothing else is appended: the writer wakes for the flush by itself.
+        var waited = 0
+        while log.statistics.syncs == before, waited < 30_000 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 10
+        }
+        #expect(log.statistics.syncs > before, "the written entry was not flushed within 30 s")
+    }
+
     @Test func zerosReservedAfterEntriesThatExtendedTheFileLeaveThemIntact() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

@@ -43,6 +43,15 @@ import Testing
         #expect(try ServeSettings(configFile: nil, environment: ["PALISADE_THREADS": "3"], flags: backend).threads == 3)
         #expect(throws: ConfigurationError.self) { try ServeSettings(configFile: try configFile("tls_mod: require\n"), environment: [:], flags: backend) }
         #expect(try ServeSettings(configFile: nil, environment: [:], flags: backend.merging(["audit_unsigned": ["true"]]) { $1 }).auditUnsigned)
+        #expect(try ServeSettings(configFile: nil, environment: [:], flags: backend).auditDurability == .flushed)
+        let written = try ServeSettings(configFile: try configFile("audit_durability: write\naudit_flush_ms: 50\n"), environment: [:], flags: backend)
+        #expect(written.auditDurability == .written(flushInterval: .milliseconds(50)))
+        #expect(throws: ConfigurationError.self) {
+            try ServeSettings(configFile: nil, environment: ["PALISADE_AUDIT_DURABILITY": "off"], flags: backend)
+        }
+        #expect(throws: ConfigurationError.self) {
+            try ServeSettings(configFile: nil, environment: ["PALISADE_AUDIT_FLUSH_MS": "0"], flags: backend)
+        }
     }
 
     @Test func theExampleFileHasEveryKeyAndNoOther() throws {
