@@ -423,6 +423,7 @@ extension Analyzer {
                     // ('{a,a,…}'::char(1000000)[] reached 1 GB from 2 KB of text).
                     let elements = try analyzer.typeNameIsArray() ? Double(analyzer.shared.policy.maxQueryBytes / 2) : 1
                     let bytes = length * padding.bytesPerUnit * elements
+                    analyzer.analysis.madeBytes += max(length * padding.bytesPerUnit * ConstantExpression.maxBytesPerCharacter * elements, 0)
                     if bytes > Double(analyzer.shared.policy.maxFunctionResultBytes) {
                         let what = elements > 1 ? "every element of up to \(Self.describe(elements)) to that length" : "every value to that length"
                         throw Denial(rule: .argumentLimit,

@@ -3,17 +3,32 @@ extension Analyzer {
     mutating func functionCall() throws {
         var takesXML = false
         var polymorphic = false
+        var accumulates: String?
+        var accumulationOffset: Int?
         try object { analyzer, key in
             switch key {
             case "funcname":
                 let name = try analyzer.nameList()
+                if let last = name.last, Self.accumulatingAggregates.contains(last) {
+                    accumulates = last
+                    accumulationOffset = analyzer.remainingLocation()
+                }
                 try analyzer.checkFunction(name)
                 takesXML = name.last == "xmlagg"
                 // Built-in functions whose arguments share one type (anyelement, anycompatible).
                 polymorphic = name.last.map { $0.hasPrefix("array_") || $0 == "width_bucket" } ?? false
             case "args":
                 if takesXML { try analyzer.requireXMLArguments(of: "xmlagg") }
+                let start = analyzer.cursor.offset, madeBefore = analyzer.analysis.madeBytes
                 if polymorphic { try analyzer.unifiedExpressionList() } else { try analyzer.expressionList() }
+                if let name = accumulates {
+                    // Every row adds the arguments (string_agg's delimiter too): what their text states
+                    // and what their sized calls make.
+                    let range = start..<analyzer.cursor.offset
+                    let bytes = analyzer.literalBytes(range) + (analyzer.analysis.madeBytes - madeBefore)
+                    let readsColumns = UnsafeBufferPointer(rebasing: analyzer.tree[range]).contains("{\"ColumnRef\":")
+                    analyzer.accumulations.append(Accumulation(name: name, bytes: bytes, readsColumns: readsColumns, offset: accumulationOffset))
+                }
             case "agg_order": try analyzer.expressionList()
             case "agg_filter": try analyzer.expression()
             case "over": try analyzer.windowDefinition()
@@ -179,8 +194,8 @@ extension Analyzer {
                            "Fill a smaller array; at most \(policy.maxGeneratedRows) elements are admitted.")
             }
             // Each element is a copy of the value: a text's bytes count once per element (numbers are
-            // bounded by the element count above).
-            guard constantValue(arguments[0])?.number == nil else { return }
+            // bounded by the element count above, and take 8 bytes each).
+            guard constantValue(arguments[0])?.number == nil else { analysis.madeBytes += elements * 8; return }
             let elementBytes = sizeBound(arguments[0])
             try allocate(elements * elementBytes)
             if elements * elementBytes > bytesLimit {
@@ -335,6 +350,7 @@ extension Analyzer {
     /// not (370 MB in the server, fifth red team).
     mutating func allocate(_ bytes: Double) throws {
         analysis.allocatedBytes += max(bytes, 0)
+        analysis.madeBytes += max(bytes, 0)
         let limit = shared.policy.maxFunctionResultBytes
         guard analysis.allocatedBytes > Double(limit) else { return }
         throw Denial(rule: .argumentLimit,

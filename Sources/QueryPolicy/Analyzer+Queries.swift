@@ -116,13 +116,17 @@ extension Analyzer {
 
     mutating func commonTableExpression(recursive: Bool) throws -> String {
         var name = ""
+        var columnNames: [String] = []
         try object { analyzer, key in
             switch key {
             case "ctename": name = try analyzer.cursor.string()
-            case "aliascolnames": try analyzer.skipNameList()
+            case "aliascolnames": columnNames = try analyzer.nameList()
             case "ctematerialized": try analyzer.cursor.skipString()
             case "ctequery":
-                if recursive { try analyzer.checkRecursiveUnion(name) }
+                if recursive {
+                    try analyzer.checkRecursiveUnion(name)
+                    try analyzer.checkRecursiveGrowth(name, columnNames: columnNames)
+                }
                 try analyzer.wrapped { analyzer, type in
                     guard case "SelectStmt" = type else {
                         let tag = StatementTags.tag(forNodeType: type, cursor: analyzer.cursor)

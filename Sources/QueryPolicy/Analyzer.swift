@@ -19,6 +19,10 @@ struct Analysis {
     var readsConstantValues = false
     /// The most bytes the query's allocating calls make together (`checkArgumentLimits`).
     var allocatedBytes = 0.0
+    /// What the query's sized calls and padding casts make, all of it: `allocatedBytes`, with
+    /// arrays of numbers and `char(n)` casts, which only their own limits bound (for sizing what an
+    /// accumulating aggregate keeps a row, `Analyzer.checkAccumulations`).
+    var madeBytes = 0.0
 }
 
 /// Why a statement is refused; `offset` is a byte offset into the text.
@@ -67,6 +71,9 @@ struct Analyzer {
     /// allocating call asks and each answer scans the whole tree.
     var makesRowsCache: Bool?
     var madeRowsAllocateCache: Bool?
+    var madeRowsLiteralCache: Double?
+    /// Accumulating aggregate calls, checked once the whole query is read.
+    var accumulations: [Accumulation] = []
     let tree: UnsafeBufferPointer<UInt8>
     /// The statement's text, for constants the tree does not spell out (see `ConstantExpression`).
     let text: UnsafeBufferPointer<UInt8>
@@ -88,6 +95,7 @@ struct Analyzer {
         var analyzer = Analyzer(tree: tree, text: text, policy: policy)
         do {
             try analyzer.document()
+            try analyzer.checkAccumulations()
             try analyzer.checkGuardedColumns()
             return .success(analyzer.analysis)
         } catch let denial as Denial {

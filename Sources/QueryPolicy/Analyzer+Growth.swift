@@ -1,0 +1,586 @@
+/// Growth that no single call shows: aggregates that keep every input row's value, and recursive
+/// queries whose every step may double a value.
+extension Analyzer {
+    /// Aggregates whose state keeps every input value (or a copy of its text): their result is the
+    /// argument's size times the number of input rows, which Palisade cannot bound. Ordered-set
+    /// aggregates (`percentile_disc(…) WITHIN GROUP`, `mode()`) and DISTINCT inputs go through a
+    /// tuplesort, which spills to disk past work_mem, and keep only one value in memory.
+    static let accumulatingAggregates: Set<String> = [
+        "string_agg", "array_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "xmlagg",
+        // PostgreSQL 16 and later.
+        "json_agg_strict", "jsonb_agg_strict", "json_object_agg_strict", "jsonb_object_agg_strict",
+        "json_object_agg_unique", "jsonb_object_agg_unique", "json_object_agg_unique_strict", "jsonb_object_agg_unique_strict",
+    ]
+
+    /// The most bytes the text may add to each input row of an accumulating aggregate. A table's
+    /// column counts as one byte, so this bounds what the query's text makes per row, not the data:
+    /// delimiters, labels and JSON keys (`json_build_object('id', id, 'name', name)`, `lpad(x, 20)`,
+    /// `format('%-20s %10s', a, b)`) stay well under it, while any text that reaches the policy's
+    /// function limit (`repeat('x', 1000000)`, `'a'::char(262144)`) is far over it.
+    static let maxAccumulatedBytesPerRow = 1024.0
+
+    /// An accumulating aggregate call, checked when the whole query has been read: whether its
+    /// columns come from rows the query makes, and what those rows' calls make, is known only then.
+    struct Accumulation {
+        var name: String
+        /// What the arguments' text and sized calls make per row.
+        var bytes: Double
+        /// Whether an argument reads a column (which may be one of rows the query makes).
+        var readsColumns: Bool
+        var offset: Int?
+    }
+
+    /// The bytes the constants in `range` of the tree state: each literal's node less its fixed
+    /// JSON wrapping (`{"A_Const":{"sval":{"sval":""},"location":N}}`), escapes counted as
+    /// written, so never less than the value's bytes.
+    func literalBytes(_ range: Range<Int>) -> Double {
+        let node = UnsafeBufferPointer(rebasing: tree[range])
+        var bytes = 0.0
+        node.forEachOccurrence(of: "{\"A_Const\":{") { offset in
+            var probe = ParseTreeCursor(node)
+            probe.offset = offset
+            guard (try? probe.skipValue()) != nil else { bytes = .infinity; return }
+            bytes += max(1, Double(probe.offset - offset) - 40)
+        }
+        return bytes
+    }
+
+    /// The bytes the string constants of the rows the query makes state (subqueries, WITH queries,
+    /// functions in FROM): a column of them may carry any of these, or any concatenation of them.
+    /// Read once per query; nested row sources are inside their parent's range and not counted twice.
+    var madeRowsLiteralBytes: Double {
+        mutating get {
+            if let known = madeRowsLiteralCache { return known }
+            var ranges: [Range<Int>] = []
+            for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
+                tree.forEachOccurrence(of: needle) { offset in
+                    var probe = ParseTreeCursor(tree)
+                    probe.offset = offset
+                    guard (try? probe.skipValue()) != nil else { ranges.append(0..<tree.count); return }
+                    ranges.append(offset..<probe.offset)
+                }
+            }
+            ranges.sort { $0.lowerBound < $1.lowerBound }
+            var bytes = 0.0
+            var covered = 0
+            for range in ranges where range.lowerBound >= covered {
+                bytes += literalBytes(range)
+                covered = range.upperBound
+            }
+            madeRowsLiteralCache = bytes
+            return bytes
+        }
+    }
+
+    /// Refuses an accumulating aggregate whose every input row the text makes large (the fifth red
+    /// team's follow-up: `string_agg(repeat('x', 1000000), '') FROM generate_series(1, 1000)` built
+    /// 1 GB, `array_agg('a'::char(262144)) FROM generate_series(1, 600)` 325 MB).
+    mutating func checkAccumulations() throws {
+        for accumulation in accumulations {
+            var bytes = accumulation.bytes
+            if accumulation.readsColumns, queryMakesRows {
+                // A column of rows the query makes may carry their constants, and what their calls and
+                // padding casts make (all the query's: which rows make which is not worked out).
+                bytes += madeRowsLiteralBytes + analysis.madeBytes
+            }
+            guard bytes > Self.maxAccumulatedBytesPerRow else { continue }
+            let perRow = Int(Self.maxAccumulatedBytesPerRow)
+            throw Denial(rule: .argumentLimit,
+                         message: "\(accumulation.name)() keeps every input row's value, and the query's text makes each up to \(Self.describe(bytes)) bytes: over \(perRow) bytes a row, the rows Palisade cannot bound multiply it past this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
+                         hint: "Aggregate the table's own columns with short delimiters and labels (at most \(perRow) bytes of text, padding or repeat() a row); build long text once, outside the aggregate, or return the rows and join them in the client.",
+                         offset: accumulation.offset, statementType: analysis.statementType)
+        }
+    }
+}
+
+// MARK: - Recursive growth
+
+/// What reaches the value of an expression in a recursive query's recursive term: the references
+/// to the recursive query's own columns whose sizes add up in it, and those that reach a function
+/// that multiplies a size (`repeat(s, 2)`, `replace(s, 'x', 'xx')`, `encode(…, 'hex')`, a cast to
+/// text, which escapes).
+struct GrowthReach {
+    /// A column name, or nil for a column Palisade cannot name (a whole row, `x.*`, a subquery's).
+    var additive: [String?] = []
+    var multiplied: [String?] = []
+
+    mutating func add(_ other: GrowthReach) {
+        additive += other.additive
+        multiplied += other.multiplied
+    }
+
+    /// Its references all reach a multiplying function.
+    var multiplying: GrowthReach { GrowthReach(additive: [], multiplied: multiplied + additive) }
+    /// Its value has a size of its own (a number, a boolean): only what multiplies stays.
+    var sized: GrowthReach { GrowthReach(additive: [], multiplied: multiplied) }
+}
+
+struct GrowthReader {
+    let cteName: String
+    /// Names the recursive term gives the recursive query (its name, its aliases).
+    let selfQualifiers: Set<String>
+    /// Names of other relations in the recursive term (tables, other WITH queries).
+    let otherQualifiers: Set<String>
+    /// The recursive query's column names, and whether one of them Palisade cannot name.
+    let columns: Set<String>
+    let hasUnnamedColumn: Bool
+
+    /// Deeper nesting than this is not read: it counts as multiplying (fail closed).
+    static let deepest = 200
+
+    /// Operators whose result has a size of its own whatever their operands' (numbers, booleans,
+    /// dates): arithmetic grows a numeric by a digit or two a step, capped by numeric's own limit.
+    static let sizedOperators: Set<String> = [
+        "+", "-", "*", "/", "%", "^", "|/", "||/", "@", "=", "<>", "!=", "<", ">", "<=", ">=",
+        "&", "|", "#", "~", "<<", ">>", "~~", "~~*", "!~~", "!~~*", "~*", "!~", "!~*", "@>", "<@", "&&", "?", "?|", "?&", "@@",
+    ]
+
+    /// Functions whose result has a size of its own, whatever their arguments' (lengths, hashes,
+    /// numbers, dates, a format the text states).
+    static let sizedFunctions: Set<String> = [
+        "length", "char_length", "character_length", "octet_length", "bit_length", "cardinality", "array_length",
+        "array_upper", "array_lower", "array_ndims", "array_position", "md5", "sha224", "sha256", "sha384", "sha512",
+        "position", "strpos", "abs", "mod", "round", "trunc", "floor", "ceil", "ceiling", "sqrt", "cbrt", "sign",
+        "power", "pow", "exp", "ln", "log", "log10", "div", "gcd", "lcm", "date_trunc", "date_part", "extract",
+        "to_char", "to_date", "to_timestamp", "to_number", "age", "make_date", "make_time", "make_timestamp",
+        "make_timestamptz", "make_interval", "date_bin", "justify_days", "justify_hours", "justify_interval",
+        "jsonb_typeof", "json_typeof", "jsonb_array_length", "json_array_length", "hashtext", "ascii", "chr",
+        "starts_with", "num_nonnulls", "num_nulls", "isfinite", "width_bucket", "pg_column_size", "now",
+        "clock_timestamp", "statement_timestamp", "random", "count", "sum", "avg", "bool_and", "bool_or",
+        "every", "int4", "int8", "float8", "numeric", "scale", "min_scale",
+    ]
+
+    /// Functions whose result is at most their arguments' sizes added up (a selection, a part, a
+    /// concatenation).
+    static let additiveFunctions: Set<String> = [
+        "concat", "concat_ws", "substr", "substring", "left", "right", "btrim", "ltrim", "rtrim", "trim",
+        "upper", "lower", "initcap", "reverse", "split_part", "array_append", "array_prepend", "array_cat",
+        "array_remove", "array_replace", "string_to_array", "coalesce", "nullif", "greatest", "least",
+        "jsonb_set", "jsonb_insert", "max", "min", "array_agg", "string_agg", "trim_array",
+    ]
+
+    /// Types to which a cast writes a value's text form: arrays, rows, bytea and json escape what
+    /// they hold, so that each step may double it (`ARRAY[s]::text`). With a length (`varchar(100)`)
+    /// the cast bounds it instead.
+    static let textForms: Set<String> = ["text", "varchar", "bpchar", "json", "jsonb", "xml", "name", "char", "character", "citext"]
+
+    func resolve(_ fields: [String?]) -> [String?] {
+        switch fields.count {
+        case 0: return []
+        case 1:
+            guard let name = fields[0] else { return [nil] }
+            if selfQualifiers.contains(name) && !columns.contains(name) { return [nil] }
+            if columns.contains(name) { return [name] }
+            // A name that is not one of the recursive query's columns comes from another relation,
+            // unless Palisade cannot name every column.
+            return hasUnnamedColumn ? [nil] : []
+        default:
+            guard let qualifier = fields[fields.count - 2] else { return [nil] }
+            if otherQualifiers.contains(qualifier) && !selfQualifiers.contains(qualifier) { return [] }
+            if selfQualifiers.contains(qualifier), let name = fields[fields.count - 1], columns.contains(name) { return [name] }
+            return [nil]
+        }
+    }
+
+    /// Reads the wrapped node at the cursor (`{"Type":{…}}`) and what reaches its value.
+    func reach(_ cursor: inout ParseTreeCursor, depth: Int) throws -> GrowthReach {
+        guard depth < Self.deepest else {
+            try cursor.skipValue()
+            return GrowthReach(additive: [], multiplied: [nil])
+        }
+        try cursor.expect(UInt8(ascii: "{"))
+        guard let type = try cursor.nextKey() else { return GrowthReach() }
+        var result = GrowthReach()
+        switch type {
+        case "ColumnRef":
+            var fields: [String?] = []
+            try cursor.forEachKey { cursor, key in
+                guard case "fields" = key else { try cursor.skipValue(); return }
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    try cursor.expect(UInt8(ascii: "{"))
+                    switch try cursor.nextKey() {
+                    case "String"?: try cursor.forEachKey { cursor, _ in fields.append(try cursor.string()) }
+                    default:
+                        try cursor.skipValue()
+                        fields.append(nil)
+                    }
+                    guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+                }
+            }
+            result.additive = resolve(fields)
+        case "A_Const", "ParamRef", "SQLValueFunction", "SetToDefault":
+            try cursor.skipValue()
+        case "A_Expr":
+            var kind = "", symbol = ""
+            var left = GrowthReach(), right = GrowthReach()
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "kind": kind = try cursor.string()
+                case "name":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        try cursor.expect(UInt8(ascii: "{"))
+                        while let part = try cursor.nextKey() {
+                            if case "String" = part { try cursor.forEachKey { cursor, _ in symbol = try cursor.string() } } else { try cursor.skipValue() }
+                        }
+                    }
+                case "lexpr": left = try children(&cursor, depth: depth + 1)
+                case "rexpr": right = try children(&cursor, depth: depth + 1)
+                default: try cursor.skipValue()
+                }
+            }
+            switch kind {
+            case "AEXPR_OP" where Self.sizedOperators.contains(symbol):
+                left.add(right)
+                result = left.sized
+            case "AEXPR_OP", "AEXPR_NULLIF":
+                left.add(right)
+                result = left
+            default:
+                // IN, LIKE, BETWEEN, ANY, DISTINCT and the like: a boolean.
+                left.add(right)
+                result = left.sized
+            }
+        case "BoolExpr", "NullTest", "BooleanTest":
+            result = try children(&cursor, depth: depth + 1).sized
+        case "FuncCall":
+            var name = ""
+            var arguments = GrowthReach()
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "funcname":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        try cursor.expect(UInt8(ascii: "{"))
+                        while let part = try cursor.nextKey() {
+                            if case "String" = part { try cursor.forEachKey { cursor, _ in name = try cursor.string() } } else { try cursor.skipValue() }
+                        }
+                    }
+                case "args", "agg_order", "agg_filter", "over": arguments.add(try children(&cursor, depth: depth + 1))
+                default: try cursor.skipValue()
+                }
+            }
+            if Self.sizedFunctions.contains(name) {
+                result = arguments.sized
+            } else if Self.additiveFunctions.contains(name) {
+                result = arguments
+            } else {
+                // repeat, lpad, rpad, format, replace, regexp_replace, encode, quote_literal, to_json,
+                // array_to_string, translate, and any function Palisade does not know the size of.
+                result = arguments.multiplying
+            }
+        case "TypeCast":
+            var argument = GrowthReach()
+            var textForm = false, bounded = false, isArray = false
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "arg": argument = try children(&cursor, depth: depth + 1)
+                case "typeName":
+                    try cursor.forEachKey { cursor, key in
+                        switch key {
+                        case "names":
+                            try cursor.expect(UInt8(ascii: "["))
+                            var last = ""
+                            while try cursor.nextElement() {
+                                try cursor.expect(UInt8(ascii: "{"))
+                                while let part = try cursor.nextKey() {
+                                    if case "String" = part { try cursor.forEachKey { cursor, _ in last = try cursor.string() } } else { try cursor.skipValue() }
+                                }
+                            }
+                            textForm = Self.textForms.contains(last)
+                        case "typmods": bounded = true; try cursor.skipValue()
+                        case "arrayBounds": isArray = true; try cursor.skipValue()
+                        default: try cursor.skipValue()
+                        }
+                    }
+                default: try cursor.skipValue()
+                }
+            }
+            if bounded && !isArray {
+                result = argument.sized
+            } else if textForm || isArray {
+                result = argument.multiplying
+            } else {
+                result = argument
+            }
+        case "CoalesceExpr", "MinMaxExpr":
+            // One of the arguments: the one with the most references.
+            try cursor.forEachKey { cursor, key in
+                guard case "args" = key else { try cursor.skipValue(); return }
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    let each = try reach(&cursor, depth: depth + 1)
+                    result.multiplied += each.multiplied
+                    if each.additive.count > result.additive.count { result.additive = each.additive }
+                }
+            }
+        case "CaseExpr":
+            var conditions = GrowthReach()
+            var branches: [GrowthReach] = []
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "arg": conditions.add(try children(&cursor, depth: depth + 1))
+                case "defresult": branches.append(try children(&cursor, depth: depth + 1))
+                case "args":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        try cursor.expect(UInt8(ascii: "{"))
+                        guard case "CaseWhen"? = try cursor.nextKey() else { throw ParseTreeCursor.Malformed() }
+                        try cursor.forEachKey { cursor, key in
+                            switch key {
+                            case "expr": conditions.add(try children(&cursor, depth: depth + 1))
+                            case "result": branches.append(try children(&cursor, depth: depth + 1))
+                            default: try cursor.skipValue()
+                            }
+                        }
+                        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+                    }
+                default: try cursor.skipValue()
+                }
+            }
+            result = conditions.sized
+            for branch in branches {
+                result.multiplied += branch.multiplied
+                if branch.additive.count > result.additive.count { result.additive = branch.additive }
+            }
+        case "XmlExpr", "XmlSerialize":
+            result = try children(&cursor, depth: depth + 1).multiplying
+        default:
+            // Row and array constructors, subscripts, COLLATE, sublinks and the like: the sizes of
+            // what they hold add up.
+            result = try children(&cursor, depth: depth + 1)
+        }
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+        return result
+    }
+
+    /// What reaches any value at the cursor: a wrapped node, a plain object (its fields' nodes), a
+    /// list (its elements) or a scalar (nothing).
+    func children(_ cursor: inout ParseTreeCursor, depth: Int) throws -> GrowthReach {
+        switch try cursor.peek() {
+        case UInt8(ascii: "{"):
+            var probe = cursor
+            try probe.expect(UInt8(ascii: "{"))
+            if probe.consume(UInt8(ascii: "}")) { cursor = probe; return GrowthReach() }
+            try probe.expect(UInt8(ascii: "\""))
+            let first = try probe.peek()
+            if first >= UInt8(ascii: "A"), first <= UInt8(ascii: "Z") { return try reach(&cursor, depth: depth) }
+            var result = GrowthReach()
+            try cursor.forEachKey { cursor, _ in result.add(try children(&cursor, depth: depth + 1)) }
+            return result
+        case UInt8(ascii: "["):
+            var result = GrowthReach()
+            try cursor.expect(UInt8(ascii: "["))
+            while try cursor.nextElement() { result.add(try children(&cursor, depth: depth + 1)) }
+            return result
+        default:
+            try cursor.skipValue()
+            return GrowthReach()
+        }
+    }
+}
+
+extension Analyzer {
+    /// A recursive query joined by UNION ALL keeps one step's rows at a time, but a step may build
+    /// its values from the previous step's: `s || s`, `concat(s, s)`, `repeat(s, 2)`,
+    /// `replace(s, 'x', 'xx')` double a text every step (2^n: 420 MB at 28 steps, follow-up to the
+    /// fifth red team). A column of the recursive term may take the recursive query's own growing
+    /// columns once, added to anything else (`path || '/' || c.name`, `path || ARRAY[c.id]`,
+    /// `depth + 1`); twice, or through a function that multiplies a size, is refused. A column
+    /// grows if its recursive term takes a growing column (worked out to a fixed point, so that an
+    /// id that is a table's each step is not one). The cursor stands on the CTE's query (read ahead
+    /// on a copy).
+    func checkRecursiveGrowth(_ name: String, columnNames: [String]) throws {
+        var probe = cursor
+        var left: ParseTreeCursor?, right: ParseTreeCursor?
+        var isUnion = false
+        try probe.forEachKey { probe, type in
+            guard case "SelectStmt" = type else { try probe.skipValue(); return }
+            try probe.forEachKey { probe, key in
+                switch key {
+                case "op": isUnion = try probe.string() == "SETOP_UNION"
+                case "larg": left = probe; try probe.skipValue()
+                case "rarg": right = probe; try probe.skipValue()
+                default: try probe.skipValue()
+                }
+            }
+        }
+        guard isUnion, let left, let right else { return }
+        let rightStart = right.offset
+        var rightEnd = right
+        try rightEnd.skipValue()
+        let rightRange = rightStart..<rightEnd.offset
+
+        // The columns' names: the alias list, or the non-recursive term's (its leftmost SELECT).
+        var columns: [String?] = columnNames
+        if columns.isEmpty {
+            var anchor = left
+            if let targets = try Self.targetListCursors(of: left, branch: &anchor) {
+                columns = try targets.map { try Self.outputName($0) }
+            }
+        }
+
+        // The recursive term's relations: the recursive query under its names, and the others.
+        var selfQualifiers: Set<String> = [name]
+        var otherQualifiers: Set<String> = []
+        let termNode = UnsafeBufferPointer(rebasing: tree[rightRange])
+        try termNode.forEachOccurrence(of: "{\"RangeVar\":") { offset in
+            var relation = ParseTreeCursor(termNode)
+            relation.offset = offset
+            var relname = "", alias: String?, qualified = false
+            try relation.forEachKey { relation, _ in
+                try relation.forEachKey { relation, key in
+                    switch key {
+                    case "relname": relname = try relation.string()
+                    case "schemaname", "catalogname": qualified = true; try relation.skipValue()
+                    case "alias":
+                        try relation.forEachKey { relation, key in
+                            if case "aliasname" = key { alias = try relation.string() } else { try relation.skipValue() }
+                        }
+                    default: try relation.skipValue()
+                    }
+                }
+            }
+            if relname == name && !qualified {
+                selfQualifiers.insert(alias ?? relname)
+            } else {
+                otherQualifiers.insert(alias ?? relname)
+            }
+        }
+        let reader = GrowthReader(cteName: name, selfQualifiers: selfQualifiers, otherQualifiers: otherQualifiers,
+                                  columns: Set(columns.compactMap { $0 }), hasUnnamedColumn: columns.contains(nil))
+
+        // The recursive term's own output columns, matched to the recursive query's by position.
+        var branch = right
+        var top: [GrowthReach] = []
+        var topRanges: [Range<Int>] = []
+        if let targets = try Self.targetListCursors(of: right, branch: &branch) {
+            for var target in targets {
+                let start = target.offset
+                top.append(try reader.children(&target, depth: 0))
+                topRanges.append(start..<target.offset)
+            }
+        }
+        var growing = Set(columns.compactMap { $0 })
+        let mapsByPosition = top.count == columns.count && !columns.contains(nil)
+        if mapsByPosition {
+            // The greatest fixed point, in one pass over the references: a column stops growing when
+            // none of the columns it takes still grows (a worklist, so that a chain of 1,000 columns
+            // each taking the next is not 1,000 passes).
+            var pending = top.map { reach in (reach.additive + reach.multiplied).filter { $0.map(growing.contains) ?? true }.count }
+            var takenBy: [String: [Int]] = [:]
+            for (index, reach) in top.enumerated() {
+                for case let name? in reach.additive + reach.multiplied where growing.contains(name) { takenBy[name, default: []].append(index) }
+            }
+            var settled = pending.indices.filter { pending[$0] == 0 }
+            while let index = settled.popLast() {
+                guard let column = columns[index], growing.remove(column) != nil else { continue }
+                for taker in takenBy[column] ?? [] {
+                    pending[taker] -= 1
+                    if pending[taker] == 0 { settled.append(taker) }
+                }
+            }
+        }
+        func grows(_ reference: String?) -> Bool { !mapsByPosition || reference.map(growing.contains) ?? true }
+        func deny(_ offset: Int?) -> Denial {
+            Denial(rule: .recursiveGrowth,
+                   message: "WITH RECURSIVE \(name): a column of the recursive term takes the query's own growing columns more than once, or through a function that multiplies their size (repeat, replace, format, encode, a cast to text, …), so every step may double a value (2^n bytes)",
+                   hint: "Add to a growing column at most once a step, with a table's value or a constant (path || '/' || c.name, path || ARRAY[c.id], depth + 1); cast the non-recursive term's column to text instead of the recursive term's, or cast to varchar(n) to bound it.",
+                   offset: offset, statementType: analysis.statementType)
+        }
+        for (reach, range) in zip(top, topRanges) {
+            if reach.additive.filter(grows).count >= 2 || reach.multiplied.contains(where: grows) {
+                throw deny(Self.location(in: tree, range))
+            }
+        }
+        // Output columns of subqueries inside the recursive term, whose references Palisade does not
+        // follow to the recursive query's columns: each counts as growing.
+        var nextTop = 0
+        try termNode.forEachOccurrence(of: "{\"ResTarget\":") { offset in
+            let absolute = rightStart + offset
+            // Occurrences come in order, and so do the top targets' ranges.
+            while nextTop < topRanges.count, topRanges[nextTop].upperBound <= absolute { nextTop += 1 }
+            guard nextTop == topRanges.count || !topRanges[nextTop].contains(absolute) else { return }
+            var target = ParseTreeCursor(tree)
+            target.offset = absolute
+            let reach = try reader.children(&target, depth: 0)
+            if reach.additive.count >= 2 || !reach.multiplied.isEmpty { throw deny(Self.location(in: tree, absolute..<target.offset)) }
+        }
+    }
+
+    /// The target list of a SELECT body, or of the leftmost SELECT of a set operation, as cursors on
+    /// its elements; `branch` is left on that SELECT. Nil for a VALUES list.
+    static func targetListCursors(of select: ParseTreeCursor, branch: inout ParseTreeCursor) throws -> [ParseTreeCursor]? {
+        // `larg` and `rarg` are SelectStmt bodies, without the node's wrapping.
+        var probe = select
+        var targets: [ParseTreeCursor]?
+        var leftmost: ParseTreeCursor?
+        try probe.forEachKey { probe, key in
+            switch key {
+            case "targetList":
+                var list: [ParseTreeCursor] = []
+                try probe.expect(UInt8(ascii: "["))
+                while try probe.nextElement() {
+                    list.append(probe)
+                    try probe.skipValue()
+                }
+                targets = list
+            case "larg": leftmost = probe; try probe.skipValue()
+            default: try probe.skipValue()
+            }
+        }
+        if let targets {
+            branch = select
+            return targets
+        }
+        guard let leftmost else { return nil }
+        return try targetListCursors(of: leftmost, branch: &branch)
+    }
+
+    /// The name of an output column (`{"ResTarget":{…}}`): its alias, or its column's name; nil
+    /// where PostgreSQL makes one up.
+    static func outputName(_ target: ParseTreeCursor) throws -> String? {
+        var probe = target
+        var name: String?
+        var columnName: String?
+        try probe.forEachKey { probe, _ in
+            try probe.forEachKey { probe, key in
+                switch key {
+                case "name": name = try probe.string()
+                case "val":
+                    guard probe.startsWith("{\"ColumnRef\":{\"fields\":[") else { try probe.skipValue(); return }
+                    try probe.forEachKey { probe, _ in
+                        try probe.forEachKey { probe, key in
+                            guard case "fields" = key else { try probe.skipValue(); return }
+                            try probe.expect(UInt8(ascii: "["))
+                            while try probe.nextElement() {
+                                if probe.startsWith("{\"String\":") {
+                                    try probe.forEachKey { probe, _ in try probe.forEachKey { probe, _ in columnName = try probe.string() } }
+                                } else {
+                                    columnName = nil
+                                    try probe.skipValue()
+                                }
+                            }
+                        }
+                    }
+                default: try probe.skipValue()
+                }
+            }
+        }
+        return name ?? columnName
+    }
+
+    /// The first `location` in a range of the tree, for a denial's offset.
+    static func location(in tree: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        let node = UnsafeBufferPointer(rebasing: tree[range])
+        var found: Int?
+        node.forEachOccurrence(of: "\"location\":") { offset in
+            guard found == nil else { return }
+            var probe = ParseTreeCursor(node)
+            probe.offset = offset + 11
+            found = try? probe.integer()
+        }
+        return found
+    }
+}
