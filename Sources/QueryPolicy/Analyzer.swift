@@ -74,6 +74,8 @@ struct Analyzer {
     var madeRowsLiteralCache: Double?
     /// Accumulating aggregate calls, checked once the whole query is read.
     var accumulations: [Accumulation] = []
+    /// The copy reader's scopes (`Analyzer.checkCopies`).
+    var copies = CopyState()
     let tree: UnsafeBufferPointer<UInt8>
     /// The statement's text, for constants the tree does not spell out (see `ConstantExpression`).
     let text: UnsafeBufferPointer<UInt8>
@@ -96,6 +98,7 @@ struct Analyzer {
         do {
             try analyzer.document()
             try analyzer.checkAccumulations()
+            try analyzer.checkCopies()
             try analyzer.checkGuardedColumns()
             return .success(analyzer.analysis)
         } catch let denial as Denial {

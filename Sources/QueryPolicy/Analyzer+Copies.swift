@@ -1,0 +1,717 @@
+/// Growth through the rows a query makes: a WITH query or subquery whose column is `x || x` over
+/// another's doubles a value at every level (2^depth), which no single call shows (seventh red
+/// team). Every value is sized as copies of the query's inputs plus bytes of its text:
+/// - an input is a table's column (by name), a parameter, a whole row, what an accumulating
+///   aggregate or an ARRAY(subquery) gathers over rows, or what a recursive query grows, each of
+///   a size only the data decides;
+/// - `copies` says how many copies of each input the value may hold, and `bytes` how many bytes the
+///   text's constants, and what functions make of them, add.
+/// A reference to a column of rows the query makes (WITH query, subquery, VALUES, function in FROM)
+/// takes that column's size, so sizes compose through every level: `x || x` over a column of 4
+/// copies holds 8. A value may hold at most `maxCopies` copies of one input, and at most the
+/// policy's `max_function_result_bytes` of the text's bytes; functions that escape or encode
+/// multiply by their worst case, and their results over the text's bytes count toward the limit
+/// on what the query's allocating calls make together.
+
+/// What kind of value a size is, where it changes what a conversion makes of it.
+enum ValueForm: Equatable {
+    case text, json, jsonb, other
+}
+
+struct ValueSize {
+    /// Input → how many copies of it the value may hold.
+    var copies: [String: Double] = [:]
+    /// Bytes the text's constants add.
+    var bytes: Double = 0
+    /// Whether the value comes through a column of rows the query makes.
+    var made = false
+    var form: ValueForm = .other
+
+    /// Distinct inputs kept apart in one value; past this they count as one (their copies added).
+    static let maxInputs = 256
+
+    var factor: Double { copies.values.max() ?? 0 }
+
+    static func fixed(_ bytes: Double) -> ValueSize { ValueSize(bytes: bytes) }
+    /// A value of a few bytes whatever its arguments (a number, a date, a hash): an input of its
+    /// own, so that doubling it through rows the query makes counts, but no bytes of the text's.
+    static func sized(site: Int) -> ValueSize { .input("#value@\(site)") }
+    static func input(_ key: String) -> ValueSize { ValueSize(copies: [key: 1]) }
+    /// What Palisade cannot bound: over every limit.
+    static var unbounded: ValueSize { ValueSize(copies: ["*": .infinity], bytes: 0, made: true) }
+
+    /// The value holds both (a concatenation).
+    mutating func add(_ other: ValueSize) {
+        for (key, count) in other.copies { copies[key, default: 0] += count }
+        bytes += other.bytes
+        made = made || other.made
+        fold()
+    }
+
+    /// The value is one or the other.
+    mutating func join(_ other: ValueSize) {
+        for (key, count) in other.copies { copies[key] = max(copies[key] ?? 0, count) }
+        bytes = max(bytes, other.bytes)
+        made = made || other.made
+        if form != other.form { form = .other }
+        fold()
+    }
+
+    func scaled(_ factor: Double) -> ValueSize {
+        guard factor > 0 else { return ValueSize(made: made, form: form) }
+        return ValueSize(copies: copies.mapValues { $0 * factor }, bytes: bytes * factor, made: made, form: form)
+    }
+
+    func with(form: ValueForm) -> ValueSize {
+        var copy = self
+        copy.form = form
+        return copy
+    }
+
+    private mutating func fold() {
+        guard copies.count > Self.maxInputs else { return }
+        copies = ["…": copies.values.reduce(0, +)]
+    }
+
+    /// The size as a count of bytes with each input taken as one byte (a table's column, as
+    /// `Analyzer.sizeBound` counts it).
+    var textBytes: Double { bytes + copies.values.reduce(0, +) }
+
+    static func sum(_ sizes: [ValueSize]) -> ValueSize {
+        var total = ValueSize()
+        for size in sizes { total.add(size) }
+        return total
+    }
+
+    static func either(_ sizes: [ValueSize]) -> ValueSize {
+        guard var result = sizes.first else { return ValueSize() }
+        for size in sizes.dropFirst() { result.join(size) }
+        return result
+    }
+}
+
+/// The columns of rows the query makes, or a table (whose columns Palisade does not know).
+struct CopyRelation {
+    var names: [String?] = []
+    var sizes: [ValueSize] = []
+    var byName: [String: ValueSize] = [:]
+    /// Columns Palisade cannot name (or whose name it does not work out as PostgreSQL does): a
+    /// name not among `byName` may be any of them.
+    var unnamed: ValueSize?
+    /// Whether it passes on a table's columns it does not name (`SELECT * FROM t`, or a table).
+    var passesBase = false
+    /// Whether `sizes` are the columns in their order (no table's columns expanded among them).
+    var ordered = true
+    /// The whole row.
+    var whole = ValueSize()
+    var isBase = false
+
+    static func base(_ name: String) -> CopyRelation {
+        CopyRelation(passesBase: true, ordered: false, whole: .input(name), isBase: true)
+    }
+
+    init(passesBase: Bool = false, ordered: Bool = true, whole: ValueSize = ValueSize(), isBase: Bool = false) {
+        self.passesBase = passesBase
+        self.ordered = ordered
+        self.whole = whole
+        self.isBase = isBase
+    }
+
+    /// `certain`: whether PostgreSQL gives each column the name given (an alias, a column's name).
+    init(names: [String?], sizes: [ValueSize], certain: [Bool], passesBase: Bool, ordered: Bool) {
+        self.names = names
+        self.sizes = sizes
+        self.passesBase = passesBase
+        self.ordered = ordered
+        var whole = ValueSize()
+        for (index, size) in sizes.enumerated() {
+            whole.add(size)
+            if let name = names[index] {
+                if let known = byName[name] { byName[name] = ValueSize.either([known, size]) } else { byName[name] = size }
+            }
+            if names[index] == nil || !certain[index] {
+                if var other = unnamed { other.join(size); unnamed = other } else { unnamed = size }
+            }
+        }
+        if passesBase { whole.add(.input("*row")) }
+        self.whole = whole
+    }
+
+    /// The column `name` (nil where this relation has none of that name).
+    func column(_ name: String) -> ValueSize? {
+        if let size = byName[name] {
+            // A table's column of the same name would make the reference ambiguous.
+            return size
+        }
+        var result: ValueSize?
+        if let unnamed { result = unnamed }
+        if passesBase {
+            if var known = result { known.join(.input(name)); result = known } else { result = .input(name) }
+        }
+        return result
+    }
+
+    /// Any one column.
+    var anyColumn: ValueSize {
+        var result = ValueSize.either(sizes)
+        if let unnamed { result.join(unnamed) }
+        if passesBase { result.join(.input("*column")) }
+        return result
+    }
+
+    var firstColumn: ValueSize {
+        if ordered, let first = sizes.first { return first }
+        return anyColumn
+    }
+
+    /// The columns renamed by an alias list (`AS s(a, b)`, `WITH c(a, b) AS`).
+    func renamed(_ aliases: [String]) -> CopyRelation {
+        guard !aliases.isEmpty else { return self }
+        guard ordered else {
+            var relation = CopyRelation(passesBase: true, ordered: false, whole: whole)
+            relation.unnamed = anyColumn
+            return relation
+        }
+        var names = self.names
+        for (index, alias) in aliases.enumerated() where index < names.count { names[index] = alias }
+        var certain = names.map { _ in true }
+        for index in aliases.count..<max(aliases.count, names.count) { certain[index] = byName[names[index] ?? ""] != nil }
+        var relation = CopyRelation(names: names, sizes: sizes, certain: certain, passesBase: passesBase, ordered: ordered)
+        if let unnamed, !passesBase { relation.unnamed = ValueSize.either([relation.unnamed ?? unnamed, unnamed]) }
+        return relation
+    }
+}
+
+struct CopyItem {
+    var alias: String
+    var relation: CopyRelation
+}
+
+/// The state of the copy reader: scopes of FROM items and of WITH queries, innermost last.
+struct CopyState {
+    var scopes: [[CopyItem]] = []
+    var ctes: [[String: CopyRelation]] = []
+    var depth = 0
+    /// Sites of accumulating aggregates and ARRAY subqueries, for their inputs' keys.
+    var sites = 0
+}
+
+extension Analyzer {
+    /// Copies of one input a value may hold: `x || x` doubled 6 times over rows the query makes.
+    /// Ordinary text holds a table's column once or a few times (`name || ' <' || email || '>'`,
+    /// `json_build_object(…)` escaping it up to 6 times); 2^depth from a chain of WITH queries
+    /// passes it within a few levels.
+    static let maxCopies = 64.0
+
+    /// Reads the admitted query once more, sizing every value (see `ValueSize`), and refuses one
+    /// that may hold more than `maxCopies` copies of an input or more of the text's bytes than the
+    /// policy's limit. Linear in the tree: each node is read once per enclosing SELECT (which
+    /// `max_nesting_depth` bounds), and a column reference looks up the FROM items in scope.
+    mutating func checkCopies() throws {
+        guard analysis.isQuery else { return }
+        var probe = ParseTreeCursor(tree)
+        // {"version":…,"stmts":[{"stmt":{"SelectStmt":{…}},…}]}
+        try probe.forEachKey { probe, key in
+            guard case "stmts" = key else { try probe.skipValue(); return }
+            try probe.expect(UInt8(ascii: "["))
+            while try probe.nextElement() {
+                try probe.forEachKey { probe, key in
+                    guard case "stmt" = key else { try probe.skipValue(); return }
+                    try probe.forEachKey { probe, type in
+                        guard case "SelectStmt" = type else { try probe.skipValue(); return }
+                        let relation = try copySelect(&probe)
+                        for size in relation.sizes { try copyCheck(size, at: nil) }
+                    }
+                }
+            }
+        }
+    }
+
+    private func copyDenial(_ message: String, _ hint: String, rule: Rule, at offset: Int?) -> Denial {
+        Denial(rule: rule, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
+    }
+
+    /// Refuses a value over the bounds.
+    mutating func copyCheck(_ size: ValueSize, at offset: Int?) throws {
+        let factor = size.factor
+        if factor > Self.maxCopies {
+            let how = factor.isFinite
+                ? "may hold \(Self.describe(factor.rounded(.up))) copies of one value"
+                : "holds what Palisade cannot size (a function it does not know the size of, over rows the query makes)"
+            throw copyDenial(
+                "a value of this query \(how), over the limit of \(Int(Self.maxCopies)): a chain of WITH queries or subqueries each doubling a column (x || x, concat(x, x), repeat(x, 2), format('%s%s', x, x), encode, to_json, …) makes 2^depth copies",
+                "Combine each column of rows the query makes at most a few times; do not feed a column doubled in one WITH query or subquery to another that doubles it again.",
+                rule: .valueGrowth, at: offset)
+        }
+        let limit = Double(shared.policy.maxFunctionResultBytes)
+        if size.bytes > limit {
+            throw copyDenial(
+                "a value of this query could take \(Self.describe(size.bytes)) bytes of its text's making (constants repeated, encoded or escaped, or doubled through rows the query makes), over this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
+                "Build less text in one query; results over \(shared.policy.maxFunctionResultBytes) bytes are refused before they reach the server.",
+                rule: .argumentLimit, at: offset)
+        }
+    }
+
+    /// Adds what a call that multiplies its argument's size makes (encode, quote_literal, to_json,
+    /// array_to_string, a cast to text) to what the query's allocating calls make together.
+    mutating func copyAllocate(_ result: ValueSize, over arguments: Double, at offset: Int?) throws {
+        let made = result.bytes - arguments
+        guard made > 0 else { return }
+        analysis.allocatedBytes += made
+        let limit = shared.policy.maxFunctionResultBytes
+        guard analysis.allocatedBytes > Double(limit) else { return }
+        throw copyDenial(
+            "the query's calls that build or escape text (repeat, lpad, format, encode, quote_literal, to_json, array_to_string, …) could make \(Self.describe(analysis.allocatedBytes)) bytes together, over this policy's limit of \(limit) bytes",
+            "Build less text in one query; together such results may be at most \(limit) bytes.",
+            rule: .argumentLimit, at: offset)
+    }
+
+    // MARK: SELECT
+
+    /// A SelectStmt body (the object inside `{"SelectStmt":…}`): its output columns.
+    mutating func copySelect(_ cursor: inout ParseTreeCursor) throws -> CopyRelation {
+        copies.depth += 1
+        defer { copies.depth -= 1 }
+        guard copies.depth <= shared.policy.maxNestingDepth + 8 else {
+            try cursor.skipValue()
+            return CopyRelation(names: [nil], sizes: [.unbounded], certain: [false], passesBase: false, ordered: true)
+        }
+        var fields: [(String, ParseTreeCursor)] = []
+        try cursor.forEachKey { cursor, key in
+            fields.append((key.string, cursor))
+            try cursor.skipValue()
+        }
+        func field(_ name: String) -> ParseTreeCursor? { fields.first { $0.0 == name }?.1 }
+        copies.ctes.append([:])
+        copies.scopes.append([])
+        defer {
+            copies.ctes.removeLast()
+            copies.scopes.removeLast()
+        }
+        if var with = field("withClause") { try copyWith(&with) }
+        if var left = field("larg"), var right = field("rarg") {
+            let first = try copySelect(&left)
+            let second = try copySelect(&right)
+            for name in ["sortClause", "limitOffset", "limitCount"] {
+                if var other = field(name) { _ = try copyChildren(&other) }
+            }
+            var sizes = first.sizes
+            guard first.ordered, second.ordered, first.sizes.count == second.sizes.count else {
+                var relation = CopyRelation(passesBase: first.passesBase || second.passesBase, ordered: false)
+                relation.unnamed = ValueSize.either([first.anyColumn, second.anyColumn])
+                relation.whole = ValueSize.either([first.whole, second.whole])
+                return relation
+            }
+            for index in sizes.indices { sizes[index].join(second.sizes[index]) }
+            return CopyRelation(names: first.names, sizes: sizes, certain: first.names.map { _ in false }, passesBase: false, ordered: true)
+        }
+        if var from = field("fromClause") {
+            try from.expect(UInt8(ascii: "["))
+            while try from.nextElement() { try copyFromItem(&from) }
+        }
+        var names: [String?] = []
+        var sizes: [ValueSize] = []
+        var certain: [Bool] = []
+        var passesBase = false
+        var ordered = true
+        if var values = field("valuesLists") {
+            try values.expect(UInt8(ascii: "["))
+            while try values.nextElement() {
+                // {"List":{"items":[…]}}
+                var index = 0
+                try values.forEachKey { values, _ in
+                    try values.forEachKey { values, key in
+                        guard case "items" = key else { try values.skipValue(); return }
+                        try values.expect(UInt8(ascii: "["))
+                        while try values.nextElement() {
+                            let start = values.offset
+                            let size = try copyValue(&values)
+                            try copyCheck(size, at: Self.location(in: tree, start..<values.offset))
+                            if index < sizes.count { sizes[index].join(size) } else {
+                                sizes.append(size)
+                                names.append("column\(index + 1)")
+                                certain.append(true)
+                            }
+                            index += 1
+                        }
+                    }
+                }
+            }
+        }
+        if var targets = field("targetList") {
+            try targets.expect(UInt8(ascii: "["))
+            while try targets.nextElement() {
+                let start = targets.offset
+                var name: String?
+                var isCertain = false
+                var star: [String?]?
+                var size = ValueSize()
+                try targets.forEachKey { targets, _ in
+                    try targets.forEachKey { targets, key in
+                        switch key {
+                        case "name":
+                            name = try targets.string()
+                            isCertain = true
+                        case "val":
+                            if let fields = try Self.starFields(targets) {
+                                star = fields
+                                try targets.skipValue()
+                                return
+                            }
+                            if name == nil { (name, isCertain) = try Self.derivedName(targets) }
+                            size = try copyValue(&targets)
+                        default: try targets.skipValue()
+                        }
+                    }
+                }
+                if let star {
+                    let expanded = copyExpand(star)
+                    names += expanded.names
+                    sizes += expanded.sizes
+                    certain += expanded.names.map { $0 != nil }
+                    if expanded.passesBase { passesBase = true; ordered = false }
+                    if let unnamed = expanded.unnamed {
+                        names.append(nil)
+                        sizes.append(unnamed)
+                        certain.append(false)
+                        ordered = false
+                    }
+                    continue
+                }
+                try copyCheck(size, at: Self.location(in: tree, start..<targets.offset))
+                names.append(name)
+                sizes.append(size)
+                certain.append(isCertain)
+            }
+        }
+        for name in ["whereClause", "havingClause", "groupClause", "sortClause", "distinctClause", "windowClause", "limitOffset", "limitCount"] {
+            if var other = field(name) { _ = try copyChildren(&other) }
+        }
+        return CopyRelation(names: names, sizes: sizes, certain: certain, passesBase: passesBase, ordered: ordered)
+    }
+
+    /// The fields of a target `*` or `x.*` (nil for `*`), or nil where the target is not one.
+    static func starFields(_ value: ParseTreeCursor) throws -> [String?]? {
+        guard value.startsWith("{\"ColumnRef\":{\"fields\":[") else { return nil }
+        var probe = value
+        let fields = try columnFields(&probe)
+        guard let last = fields.last, last == nil else { return nil }
+        return fields
+    }
+
+    /// The fields of the ColumnRef at the cursor (nil for `*` or what is not a name).
+    static func columnFields(_ cursor: inout ParseTreeCursor) throws -> [String?] {
+        var fields: [String?] = []
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                guard case "fields" = key else { try cursor.skipValue(); return }
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    try cursor.expect(UInt8(ascii: "{"))
+                    switch try cursor.nextKey() {
+                    case "String"?: try cursor.forEachKey { cursor, _ in fields.append(try cursor.string()) }
+                    default:
+                        try cursor.skipValue()
+                        fields.append(nil)
+                    }
+                    guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+                }
+            }
+        }
+        return fields
+    }
+
+    /// The name PostgreSQL gives an unaliased target, where Palisade is sure of it: a column's,
+    /// or a function's. Otherwise nil, or a guess that is not certain.
+    static func derivedName(_ value: ParseTreeCursor) throws -> (String?, Bool) {
+        var probe = value
+        if value.startsWith("{\"ColumnRef\":") {
+            let fields = try columnFields(&probe)
+            if let last = fields.last, let name = last { return (name, true) }
+            return (nil, false)
+        }
+        if value.startsWith("{\"FuncCall\":{\"funcname\":") {
+            var name: String?
+            try probe.forEachKey { probe, _ in
+                try probe.forEachKey { probe, key in
+                    guard case "funcname" = key else { try probe.skipValue(); return }
+                    try probe.expect(UInt8(ascii: "["))
+                    while try probe.nextElement() {
+                        try probe.forEachKey { probe, _ in try probe.forEachKey { probe, _ in name = try probe.string() } }
+                    }
+                }
+            }
+            return (name, name != nil)
+        }
+        return (nil, false)
+    }
+
+    /// The columns `*` or `x.*` stands for.
+    func copyExpand(_ fields: [String?]) -> CopyRelation {
+        var result = CopyRelation(names: [], sizes: [], certain: [], passesBase: false, ordered: true)
+        var items: [CopyItem] = []
+        if fields.count >= 2, let qualifier = fields[fields.count - 2] {
+            for scope in copies.scopes.reversed() {
+                if let item = scope.last(where: { $0.alias == qualifier }) { items = [item]; break }
+            }
+            if items.isEmpty { items = [CopyItem(alias: qualifier, relation: .base(qualifier))] }
+        } else {
+            items = copies.scopes.last ?? []
+        }
+        var names: [String?] = [], sizes: [ValueSize] = [], certain: [Bool] = []
+        var unnamed: ValueSize?
+        for item in items {
+            let relation = item.relation
+            if relation.isBase { result.passesBase = true; continue }
+            for (index, size) in relation.sizes.enumerated() {
+                names.append(relation.names[index])
+                sizes.append(size)
+                certain.append(relation.names[index].map { relation.byName[$0] != nil } ?? false)
+            }
+            if relation.passesBase { result.passesBase = true }
+            if let other = relation.unnamed { unnamed = ValueSize.either([unnamed ?? other, other]) }
+        }
+        var expanded = CopyRelation(names: names, sizes: sizes, certain: certain, passesBase: result.passesBase, ordered: true)
+        if let unnamed { expanded.unnamed = ValueSize.either([expanded.unnamed ?? unnamed, unnamed]) }
+        return expanded
+    }
+
+    /// A WITH clause: each query's columns, visible to the ones after it and the query's body. In
+    /// WITH RECURSIVE a query's own columns, as its recursive term reads them, are an input that
+    /// grows by steps (like an aggregate's rows): doubling that input later counts.
+    mutating func copyWith(_ cursor: inout ParseTreeCursor) throws {
+        var recursive = false
+        var probe = cursor
+        try probe.forEachKey { probe, key in
+            if case "recursive" = key { recursive = try probe.boolean() } else { try probe.skipValue() }
+        }
+        try cursor.forEachKey { cursor, key in
+            guard case "ctes" = key else { try cursor.skipValue(); return }
+            try cursor.expect(UInt8(ascii: "["))
+            while try cursor.nextElement() {
+                var name = ""
+                var aliases: [String] = []
+                var query: ParseTreeCursor?
+                try cursor.forEachKey { cursor, _ in
+                    try cursor.forEachKey { cursor, key in
+                        switch key {
+                        case "ctename": name = try cursor.string()
+                        case "aliascolnames":
+                            try cursor.expect(UInt8(ascii: "["))
+                            while try cursor.nextElement() {
+                                try cursor.forEachKey { cursor, _ in try cursor.forEachKey { cursor, _ in aliases.append(try cursor.string()) } }
+                            }
+                        case "ctequery": query = cursor; try cursor.skipValue()
+                        default: try cursor.skipValue()
+                        }
+                    }
+                }
+                guard var query else { continue }
+                let key = "#recursive:\(name)@\(query.offset)"
+                if recursive {
+                    var growing = CopyRelation(passesBase: false, ordered: false, whole: .input(key))
+                    var stand = ValueSize.input(key)
+                    stand.made = true
+                    growing.unnamed = stand
+                    copies.ctes[copies.ctes.count - 1][name] = growing
+                }
+                var relation = CopyRelation()
+                try query.forEachKey { query, type in
+                    guard case "SelectStmt" = type else { try query.skipValue(); return }
+                    relation = try copySelect(&query)
+                }
+                relation = relation.renamed(aliases)
+                if recursive {
+                    var stand = ValueSize.input(key)
+                    stand.made = true
+                    relation.sizes = relation.sizes.map { var size = $0; size.add(stand); return size }
+                    relation = CopyRelation(names: relation.names, sizes: relation.sizes,
+                                            certain: relation.names.map { name in name.map { relation.byName[$0] != nil } ?? false },
+                                            passesBase: relation.passesBase, ordered: relation.ordered)
+                    if var other = relation.unnamed { other.add(stand); relation.unnamed = other }
+                }
+                relation = Self.markedMade(relation)
+                copies.ctes[copies.ctes.count - 1][name] = relation
+            }
+        }
+    }
+
+    /// A relation's columns as seen from outside it: every value comes through rows the query makes.
+    static func markedMade(_ relation: CopyRelation) -> CopyRelation {
+        var marked = relation
+        marked.sizes = relation.sizes.map { var size = $0; size.made = true; return size }
+        marked.byName = relation.byName.mapValues { var size = $0; size.made = true; return size }
+        if var unnamed = relation.unnamed { unnamed.made = true; marked.unnamed = unnamed }
+        marked.whole.made = true
+        return marked
+    }
+
+    // MARK: FROM
+
+    mutating func copyFromItem(_ cursor: inout ParseTreeCursor) throws {
+        try cursor.expect(UInt8(ascii: "{"))
+        guard let type = try cursor.nextKey() else { return }
+        switch type {
+        case "RangeVar":
+            var relname = "", alias: String?, aliases: [String] = [], qualified = false
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "relname": relname = try cursor.string()
+                case "schemaname", "catalogname": qualified = true; try cursor.skipValue()
+                case "alias": (alias, aliases) = try Self.aliasNames(&cursor)
+                default: try cursor.skipValue()
+                }
+            }
+            var relation = CopyRelation.base(alias ?? relname)
+            if !qualified, let made = copies.ctes.reversed().lazy.compactMap({ $0[relname] }).first {
+                relation = made.renamed(aliases)
+            }
+            copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: alias ?? relname, relation: relation))
+        case "RangeSubselect":
+            var relation = CopyRelation()
+            var alias = "", aliases: [String] = []
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "subquery":
+                    try cursor.forEachKey { cursor, type in
+                        guard case "SelectStmt" = type else { try cursor.skipValue(); return }
+                        relation = try copySelect(&cursor)
+                    }
+                case "alias":
+                    let (name, names) = try Self.aliasNames(&cursor)
+                    alias = name ?? ""
+                    aliases = names
+                default: try cursor.skipValue()
+                }
+            }
+            copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: alias, relation: Self.markedMade(relation.renamed(aliases))))
+        case "RangeFunction":
+            var row = ValueSize()
+            var alias = ""
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "functions":
+                    // [{"List":{"items":[call, column definitions]}}]
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        try cursor.forEachKey { cursor, _ in
+                            try cursor.forEachKey { cursor, key in
+                                guard case "items" = key else { try cursor.skipValue(); return }
+                                try cursor.expect(UInt8(ascii: "["))
+                                var first = true
+                                while try cursor.nextElement() {
+                                    if first {
+                                        let start = cursor.offset
+                                        let size = try copyValue(&cursor)
+                                        try copyCheck(size, at: Self.location(in: tree, start..<cursor.offset))
+                                        row.add(size)
+                                        first = false
+                                    } else {
+                                        try cursor.skipValue()
+                                    }
+                                }
+                            }
+                        }
+                    }
+                case "alias": alias = try Self.aliasNames(&cursor).0 ?? ""
+                default: try cursor.skipValue()
+                }
+            }
+            var relation = CopyRelation(passesBase: false, ordered: false, whole: row)
+            row.made = true
+            relation.unnamed = row
+            relation.whole.made = true
+            copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: alias, relation: relation))
+        case "JoinExpr":
+            var alias: String?
+            var quals: ParseTreeCursor?
+            let before = copies.scopes[copies.scopes.count - 1].count
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "larg", "rarg": try copyFromItem(&cursor)
+                case "quals": quals = cursor; try cursor.skipValue()
+                case "alias", "join_using_alias": alias = try Self.aliasNames(&cursor).0
+                default: try cursor.skipValue()
+                }
+            }
+            if var quals { _ = try copyChildren(&quals) }
+            if let alias {
+                let joined = copies.scopes[copies.scopes.count - 1][before...]
+                var relation = CopyRelation(passesBase: joined.contains { $0.relation.passesBase }, ordered: false,
+                                            whole: ValueSize.sum(joined.map(\.relation.whole)))
+                relation.unnamed = ValueSize.either(joined.map(\.relation.anyColumn))
+                copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: alias, relation: relation))
+            }
+        case "RangeTableSample":
+            try cursor.forEachKey { cursor, key in
+                if case "relation" = key { try copyFromItem(&cursor) } else { _ = try copyChildren(&cursor) }
+            }
+        default:
+            try cursor.skipValue()
+            var relation = CopyRelation(passesBase: true, ordered: false, whole: .unbounded)
+            relation.unnamed = .unbounded
+            copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: "", relation: relation))
+        }
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+    }
+
+    /// An Alias node's name and column names.
+    static func aliasNames(_ cursor: inout ParseTreeCursor) throws -> (String?, [String]) {
+        var name: String?
+        var names: [String] = []
+        try cursor.forEachKey { cursor, key in
+            switch key {
+            case "aliasname": name = try cursor.string()
+            case "colnames":
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    try cursor.forEachKey { cursor, _ in try cursor.forEachKey { cursor, _ in names.append(try cursor.string()) } }
+                }
+            default: try cursor.skipValue()
+            }
+        }
+        return (name, names)
+    }
+
+    /// What a column reference stands for, through the FROM items in scope, innermost first.
+    func copyResolve(_ fields: [String?]) -> ValueSize {
+        if fields.count >= 2 {
+            let name = fields[fields.count - 1]
+            guard let qualifier = fields[fields.count - 2] else { return .unbounded }
+            for scope in copies.scopes.reversed() {
+                guard let item = scope.last(where: { $0.alias == qualifier }) else { continue }
+                guard let name else { return item.relation.whole }
+                if let column = item.relation.column(name) { return column }
+                // Not a column: attribute notation (`r.f` is `f(r)`) or an error.
+                return item.relation.whole
+            }
+            return .input(name ?? qualifier)
+        }
+        guard let first = fields.first, let name = first else {
+            return ValueSize.sum((copies.scopes.last ?? []).map(\.relation.whole))
+        }
+        // Candidates from inner scopes whose columns Palisade does not all know.
+        var candidates: ValueSize?
+        func consider(_ size: ValueSize) {
+            if var known = candidates { known.join(size); candidates = known } else { candidates = size }
+        }
+        for scope in copies.scopes.reversed() {
+            var found: ValueSize?
+            for item in scope {
+                if let size = item.relation.byName[name] {
+                    if var known = found { known.join(size); found = known } else { found = size }
+                }
+            }
+            if let found {
+                consider(found)
+                return candidates ?? found
+            }
+            for item in scope {
+                if let size = item.relation.column(name) { consider(size) }
+            }
+            // A whole row by its relation's name (where no column has the name).
+            if let item = scope.last(where: { $0.alias == name }) { consider(item.relation.whole) }
+        }
+        return candidates ?? .input(name)
+    }
+}

@@ -1,0 +1,585 @@
+/// Sizes of expressions, for `Analyzer.checkCopies` (see `ValueSize`).
+extension Analyzer {
+    /// The size of the wrapped node at the cursor (`{"Type":{…}}`), which it reads.
+    mutating func copyValue(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        copies.depth += 1
+        defer { copies.depth -= 1 }
+        // The walk admitted the query, so its depth is within the policy's; deeper than that here
+        // is not read (fail closed).
+        guard copies.depth <= shared.policy.maxNestingDepth + 16 else {
+            try cursor.skipValue()
+            return .unbounded
+        }
+        var probe = cursor
+        try probe.expect(UInt8(ascii: "{"))
+        guard let type = try probe.nextKey() else { cursor = probe; return ValueSize() }
+        switch type {
+        case "ColumnRef": return copyResolve(try Self.columnFields(&cursor))
+        case "A_Const": return try copyConstant(&cursor)
+        case "FuncCall": return try copyFunctionCall(&cursor)
+        case "TypeCast": return try copyCast(&cursor)
+        case "A_Expr": return try copyOperator(&cursor)
+        case "SubLink": return try copySubLink(&cursor)
+        case "ParamRef":
+            var number = 0
+            try cursor.forEachKey { cursor, _ in
+                try cursor.forEachKey { cursor, key in
+                    if case "number" = key { number = try cursor.integer() } else { try cursor.skipValue() }
+                }
+            }
+            return .input("$\(number)")
+        case "SQLValueFunction", "GroupingFunc", "SetToDefault":
+            let start = cursor.offset
+            try cursor.skipValue()
+            return .sized(site: start)
+        default:
+            return try copyOtherNode(&cursor, type: type.string)
+        }
+    }
+
+    /// What any value at the cursor adds up to: a wrapped node, a plain object (its fields), a
+    /// list (its elements) or a scalar (nothing). Every node inside is sized and checked.
+    mutating func copyChildren(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        switch try cursor.peek() {
+        case UInt8(ascii: "{"):
+            var probe = cursor
+            try probe.expect(UInt8(ascii: "{"))
+            if probe.consume(UInt8(ascii: "}")) { cursor = probe; return ValueSize() }
+            try probe.expect(UInt8(ascii: "\""))
+            let first = try probe.peek()
+            if first >= UInt8(ascii: "A"), first <= UInt8(ascii: "Z") { return try copyValue(&cursor) }
+            var result = ValueSize()
+            try cursor.forEachKey { cursor, _ in result.add(try copyChildren(&cursor)) }
+            return result
+        case UInt8(ascii: "["):
+            var result = ValueSize()
+            try cursor.expect(UInt8(ascii: "["))
+            while try cursor.nextElement() { result.add(try copyChildren(&cursor)) }
+            return result
+        default:
+            try cursor.skipValue()
+            return ValueSize()
+        }
+    }
+
+    /// A constant: a string's bytes as written (escapes count as written, so never fewer), a
+    /// number's at most 24 (as `ConstantExpression` counts them; numbers that grow in digits are
+    /// not sized).
+    mutating func copyConstant(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        var size = ValueSize.fixed(0)
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "sval", "bsval":
+                    try cursor.forEachKey { cursor, _ in size.bytes = max(1, Double(try cursor.rawString().count)) }
+                    size.form = .text
+                // Numbers are taken out of the text for the decision cache (`LiteralBlindKey`): their
+                // values must not decide, so an integer counts 8 bytes and any other number 24.
+                case "ival": size.bytes = 8; try cursor.skipValue()
+                case "fval": size.bytes = 24; try cursor.skipValue()
+                case "boolval": size.bytes = 1; try cursor.skipValue()
+                default: try cursor.skipValue()
+                }
+            }
+        }
+        return size
+    }
+
+    /// Nodes whose value is one of their parts, all of them, or a boolean.
+    mutating func copyOtherNode(_ cursor: inout ParseTreeCursor, type: String) throws -> ValueSize {
+        let start = cursor.offset
+        var result = ValueSize()
+        switch type {
+        case "BoolExpr", "NullTest", "BooleanTest":
+            try cursor.forEachKey { cursor, _ in _ = try copyChildren(&cursor) }
+            return .fixed(1)
+        case "CoalesceExpr", "MinMaxExpr":
+            var alternatives: [ValueSize] = []
+            try cursor.forEachKey { cursor, _ in
+                try cursor.forEachKey { cursor, key in
+                    guard case "args" = key else { try cursor.skipValue(); return }
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() { alternatives.append(try copyValue(&cursor)) }
+                }
+            }
+            result = ValueSize.either(alternatives)
+        case "CaseExpr":
+            var alternatives: [ValueSize] = []
+            try cursor.forEachKey { cursor, _ in
+                try cursor.forEachKey { cursor, key in
+                    switch key {
+                    case "defresult": alternatives.append(try copyChildren(&cursor))
+                    case "args":
+                        try cursor.expect(UInt8(ascii: "["))
+                        while try cursor.nextElement() {
+                            try cursor.forEachKey { cursor, _ in
+                                try cursor.forEachKey { cursor, key in
+                                    switch key {
+                                    case "result": alternatives.append(try copyChildren(&cursor))
+                                    default: _ = try copyChildren(&cursor)
+                                    }
+                                }
+                            }
+                        }
+                    default: _ = try copyChildren(&cursor)
+                    }
+                }
+            }
+            result = ValueSize.either(alternatives)
+        case "A_ArrayExpr", "RowExpr":
+            var count = 0.0
+            try cursor.forEachKey { cursor, _ in
+                try cursor.forEachKey { cursor, key in
+                    switch key {
+                    case "elements", "args":
+                        try cursor.expect(UInt8(ascii: "["))
+                        while try cursor.nextElement() {
+                            result.add(try copyValue(&cursor))
+                            count += 1
+                        }
+                    default: try cursor.skipValue()
+                    }
+                }
+            }
+            result.form = .other
+        case "A_Indirection", "CollateClause":
+            try cursor.forEachKey { cursor, _ in
+                try cursor.forEachKey { cursor, key in
+                    if case "arg" = key { result = try copyChildren(&cursor) } else { _ = try copyChildren(&cursor) }
+                }
+            }
+        case "XmlExpr", "XmlSerialize":
+            // Text in XML is escaped: `&` becomes `&amp;`, `"` `&quot;`.
+            try cursor.forEachKey { cursor, _ in result = try copyChildren(&cursor) }
+            let before = result.bytes
+            result = result.scaled(6).with(form: .text)
+            try copyAllocate(result, over: before, at: Self.location(in: tree, start..<cursor.offset))
+        default:
+            try cursor.forEachKey { cursor, _ in result = try copyChildren(&cursor) }
+        }
+        try copyCheck(result, at: Self.location(in: tree, start..<cursor.offset))
+        return result
+    }
+
+    mutating func copySubLink(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        let start = cursor.offset
+        var kind = ""
+        var relation = CopyRelation()
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "subLinkType": kind = try cursor.string()
+                case "subselect":
+                    try cursor.forEachKey { cursor, type in
+                        guard case "SelectStmt" = type else { _ = try copyChildren(&cursor); return }
+                        relation = try copySelect(&cursor)
+                    }
+                default: _ = try copyChildren(&cursor)
+                }
+            }
+        }
+        switch kind {
+        case "EXPR_SUBLINK": return relation.firstColumn
+        case "ARRAY_SUBLINK": return copyAccumulated(relation.firstColumn, site: start)
+        default: return .fixed(1)
+        }
+    }
+
+    /// What an aggregate or ARRAY(subquery) gathers over rows: an input of its own (the rows are
+    /// the data's), holding the copies of each input a row holds (a row's copies of a table's
+    /// column are copies of that column's rows).
+    func copyAccumulated(_ row: ValueSize, site: Int) -> ValueSize {
+        var result = ValueSize(copies: row.copies, bytes: 0, made: row.made, form: row.form)
+        result.copies["#rows@\(site)", default: 0] += 1
+        return result
+    }
+
+    // MARK: Operators
+
+    /// Operators whose result is a boolean.
+    static let booleanOperators: Set<String> = [
+        "=", "<>", "!=", "<", ">", "<=", ">=", "~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*", "@>", "<@",
+        "?", "?|", "?&", "@@", "@@@", "&<", "&>", "<<|", "|>>", "&<|", "|&>", "-|-", "<^", ">^", "?#", "?-", "?|", "?-|", "?||", "~=",
+        "@?", "<<=", ">>=", "^@",
+    ]
+
+    mutating func copyOperator(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        let start = cursor.offset
+        var kind = ""
+        var names: [String] = []
+        var left = ValueSize(), right = ValueSize()
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "kind": kind = try cursor.string()
+                case "name": names = try Self.stringList(&cursor)
+                case "lexpr": left = try copyChildren(&cursor)
+                case "rexpr": right = try copyChildren(&cursor)
+                default: try cursor.skipValue()
+                }
+            }
+        }
+        let symbol = names.last ?? ""
+        var result: ValueSize
+        switch kind {
+        case "AEXPR_OP":
+            if names.count > 1, names[0] != "pg_catalog" {
+                var both = left
+                both.add(right)
+                result = copyUnknown(both, site: start)
+            } else if Self.booleanOperators.contains(symbol) {
+                result = .fixed(1)
+            } else if symbol == "->>" || symbol == "#>>" {
+                // A part of a jsonb as text: its strings escaped.
+                result = left.scaled(6).with(form: .text)
+            } else if symbol == "->" || symbol == "#>" {
+                result = left
+            } else {
+                // Concatenation, arithmetic, set and geometric operators: at most both operands.
+                result = left
+                result.add(right)
+                if symbol == "||" {
+                    result.form = left.form == .jsonb || right.form == .jsonb ? .jsonb
+                        : (left.form == .text || right.form == .text ? .text : .other)
+                }
+            }
+        case "AEXPR_NULLIF":
+            result = left
+        default:
+            result = .fixed(1)
+        }
+        try copyCheck(result, at: Self.location(in: tree, start..<cursor.offset))
+        return result
+    }
+
+    static func stringList(_ cursor: inout ParseTreeCursor) throws -> [String] {
+        var names: [String] = []
+        try cursor.expect(UInt8(ascii: "["))
+        while try cursor.nextElement() {
+            try cursor.expect(UInt8(ascii: "{"))
+            while let part = try cursor.nextKey() {
+                if case "String" = part {
+                    try cursor.forEachKey { cursor, _ in names.append(try cursor.string()) }
+                } else {
+                    try cursor.skipValue()
+                }
+            }
+        }
+        return names
+    }
+
+    /// A function or operator Palisade does not know the size of. Over a value of rows the query
+    /// makes it counts as at the limit on copies (fail closed: combining it again passes the
+    /// limit); over a table's values, it is an input of its own.
+    func copyUnknown(_ arguments: ValueSize, site: Int) -> ValueSize {
+        if arguments.made { return arguments.scaled(Self.maxCopies) }
+        var result = ValueSize.input("#call@\(site)")
+        result.bytes = arguments.bytes
+        return result
+    }
+
+    // MARK: Casts
+
+    /// Types whose values take a few bytes whatever they are cast from.
+    static let fixedTypes: Set<String> = [
+        "int2", "int4", "int8", "smallint", "integer", "bigint", "int", "float4", "float8", "real", "bool", "boolean",
+        "date", "time", "timetz", "timestamp", "timestamptz", "interval", "uuid", "oid", "money", "inet", "cidr",
+        "macaddr", "macaddr8", "regclass", "regtype", "regproc", "regprocedure", "regoper", "regoperator",
+        "regnamespace", "regconfig", "regdictionary", "regcollation", "char", "pg_lsn", "point", "line", "lseg", "box", "circle",
+    ]
+    /// Types to which a cast writes a value's text form.
+    static let copyTextTypes: Set<String> = ["text", "varchar", "bpchar", "name", "citext"]
+
+    mutating func copyCast(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        let start = cursor.offset
+        var argument = ValueSize()
+        var target = ""
+        var isArray = false
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "arg": argument = try copyChildren(&cursor)
+                case "typeName":
+                    try cursor.forEachKey { cursor, key in
+                        switch key {
+                        case "names": target = try Self.stringList(&cursor).last ?? ""
+                        case "arrayBounds": isArray = true; try cursor.skipValue()
+                        default: try cursor.skipValue()
+                        }
+                    }
+                default: try cursor.skipValue()
+                }
+            }
+        }
+        let result: ValueSize
+        if isArray {
+            // Text parsed into elements, each with a header: '{a,b}' takes 2 bytes an element.
+            result = argument.scaled(8).with(form: .other)
+        } else if Self.copyTextTypes.contains(target) {
+            // Text is itself; arrays, rows and bytea escape (2), jsonb's strings may be escaped \uXXXX (6).
+            result = (argument.form == .text || argument.form == .json ? argument : argument.scaled(6)).with(form: .text)
+        } else if target == "json" {
+            result = (argument.form == .jsonb ? argument.scaled(6) : argument).with(form: .json)
+        } else if target == "jsonb" {
+            // Small numbers take more in jsonb than written ('[0,0,…]').
+            result = (argument.form == .jsonb ? argument : argument.scaled(6)).with(form: .jsonb)
+        } else if target == "bytea" || target == "numeric" || target == "decimal" {
+            result = argument.with(form: .other)
+        } else if Self.fixedTypes.contains(target) {
+            result = .sized(site: start)
+        } else {
+            // Other types (tsvector, ranges, domains, …): a conversion Palisade does not size.
+            result = argument.scaled(8).with(form: .other)
+        }
+        let offset = Self.location(in: tree, start..<cursor.offset)
+        try copyCheck(result, at: offset)
+        try copyAllocate(result, over: argument.bytes, at: offset)
+        return result
+    }
+}
+
+// MARK: Functions
+
+extension Analyzer {
+    /// Functions whose result takes a few bytes whatever their arguments (numbers, booleans,
+    /// dates, lengths, hashes).
+    static let copyFixedFunctions: Set<String> = [
+        "length", "char_length", "character_length", "octet_length", "bit_length", "cardinality", "array_length",
+        "array_upper", "array_lower", "array_ndims", "array_dims", "array_position", "md5", "sha224", "sha256", "sha384",
+        "sha512", "crc32", "crc32c", "position", "strpos", "abs", "mod", "round", "trunc", "floor", "ceil", "ceiling", "sqrt",
+        "cbrt", "sign", "power", "pow", "exp", "ln", "log", "log10", "div", "gcd", "lcm", "degrees", "radians", "pi", "sin",
+        "cos", "tan", "cot", "asin", "acos", "atan", "atan2", "sind", "cosd", "tand", "sinh", "cosh", "tanh", "random",
+        "random_normal", "date_trunc", "date_part", "extract", "to_date", "to_timestamp", "to_number", "age", "make_date",
+        "make_time", "make_timestamp", "make_timestamptz", "make_interval", "date_bin", "justify_days", "justify_hours",
+        "justify_interval", "jsonb_typeof", "json_typeof", "jsonb_array_length", "json_array_length", "hashtext", "ascii",
+        "chr", "starts_with", "num_nonnulls", "num_nulls", "isfinite", "width_bucket", "pg_column_size", "now",
+        "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday", "count", "sum", "avg", "bool_and",
+        "bool_or", "every", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp", "corr", "covar_pop",
+        "covar_samp", "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope", "regr_sxx",
+        "regr_sxy", "regr_syy", "bit_and", "bit_or", "bit_xor", "row_number", "rank", "dense_rank", "percent_rank",
+        "cume_dist", "ntile", "int2", "int4", "int8", "float4", "float8", "scale", "min_scale", "timezone", "regexp_count",
+        "regexp_instr", "regexp_like", "gen_random_uuid", "percentile_cont", "generate_series", "pg_typeof", "isempty",
+        "lower_inf", "upper_inf", "lower_inc", "upper_inc", "to_hex", "numnode", "ts_rank", "ts_rank_cd", "jsonb_path_exists",
+        "jsonb_path_match", "overlaps", "pg_size_pretty", "date", "bool", "factorial", "host", "masklen", "family", "netmask",
+        "network", "broadcast", "abbrev", "hashtextextended", "to_regclass", "to_regtype", "is_normalized", "array_ndims",
+        "jsonb_exists", "current_setting", "pg_get_userbyid",
+    ]
+
+    /// Functions whose result is at most their arguments together (a part, a selection, a
+    /// concatenation, the elements of an array or a json value).
+    static let copyAdditiveFunctions: Set<String> = [
+        "concat", "substr", "substring", "left", "right", "btrim", "ltrim", "rtrim", "trim", "reverse", "split_part",
+        "array_append", "array_prepend", "array_cat", "array_remove", "trim_array", "overlay", "regexp_substr",
+        "regexp_match", "regexp_matches", "unnest", "array_positions", "jsonb_array_elements", "json_array_elements",
+        "json_array_elements_text", "jsonb_each", "json_each", "json_each_text", "jsonb_object_keys", "json_object_keys",
+        "jsonb_extract_path", "json_extract_path", "json_extract_path_text", "jsonb_strip_nulls", "json_strip_nulls",
+        "jsonb_path_query", "jsonb_path_query_first", "jsonb_path_query_array", "jsonb_set", "jsonb_set_lax", "jsonb_insert",
+        "string_to_table", "regexp_split_to_table", "decode", "setweight", "strip", "unistr", "to_ascii", "ts_delete",
+        "array_sample", "array_shuffle", "nullif", "coalesce", "greatest", "least",
+    ]
+
+    /// Functions whose result is one of their values.
+    static let copyChoosingFunctions: Set<String> = [
+        "max", "min", "first_value", "last_value", "nth_value", "lag", "lead", "any_value",
+    ]
+
+    /// Builders of json (their text arguments escaped, up to 6 bytes a byte: \u0001) and of jsonb.
+    static let jsonBuilders: Set<String> = ["to_json", "row_to_json", "array_to_json", "json_build_object", "json_build_array", "json_object"]
+    static let jsonbBuilders: Set<String> = ["to_jsonb", "jsonb_build_object", "jsonb_build_array", "jsonb_object"]
+
+    /// Functions that multiply their first argument's size by a constant (worst case), the rest added.
+    static let copyScalingFunctions: [String: (Double, ValueForm)] = [
+        // Upper and lower case may take more bytes ('ɐ' is 2 bytes, 'Ɐ' 3).
+        "upper": (1.5, .text), "lower": (1.5, .text), "initcap": (1.5, .text),
+        "translate": (4, .text), "normalize": (18, .text),
+        "convert": (4, .other), "convert_from": (4, .text), "convert_to": (4, .other),
+        "string_to_array": (8, .other), "regexp_split_to_array": (8, .other), "tsvector_to_array": (8, .other),
+        "array_to_tsvector": (8, .other), "to_tsvector": (4, .other), "to_tsquery": (8, .other), "plainto_tsquery": (8, .other),
+        "phraseto_tsquery": (8, .other), "websearch_to_tsquery": (8, .other),
+        "jsonb_each_text": (6, .text), "jsonb_array_elements_text": (6, .text), "jsonb_extract_path_text": (6, .text),
+        "text": (6, .text), "varchar": (6, .text),
+    ]
+
+    mutating func copyFunctionCall(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        let start = cursor.offset
+        var names: [String] = []
+        var arguments: [ValueSize] = []
+        var argumentCursors: [ParseTreeCursor] = []
+        var ordered: [ValueSize] = []
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "funcname": names = try Self.stringList(&cursor)
+                case "args":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        argumentCursors.append(cursor)
+                        arguments.append(try copyValue(&cursor))
+                    }
+                case "agg_order":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() { ordered.append(try copyChildren(&cursor)) }
+                case "agg_filter", "over": _ = try copyChildren(&cursor)
+                default: try cursor.skipValue()
+                }
+            }
+        }
+        let offset = Self.location(in: tree, start..<cursor.offset)
+        let name = names.last ?? ""
+        let builtin = names.count == 1 || (names.count == 2 && names[0] == "pg_catalog")
+        let result: ValueSize
+        if builtin {
+            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, site: start, at: offset)
+        } else {
+            result = copyUnknown(ValueSize.sum(arguments), site: start)
+        }
+        try copyCheck(result, at: offset)
+        return result
+    }
+
+    /// What json escapes of a value: text up to 6 times (\u0001), json as it stands.
+    static func jsonEscaped(_ size: ValueSize) -> ValueSize {
+        var escaped = size.form == .json ? size : size.scaled(6)
+        escaped.bytes += 4
+        return escaped
+    }
+
+    static func jsonbStored(_ size: ValueSize) -> ValueSize {
+        var stored = size.form == .other ? size.scaled(6) : size
+        stored.bytes += 4
+        return stored
+    }
+
+    /// `a` times `b` (a text whose every position may become another): where both hold inputs,
+    /// over rows the query makes nothing bounds it; over a table's values it stays the data's.
+    static func product(_ a: ValueSize, _ b: ValueSize) -> ValueSize {
+        var result = ValueSize(bytes: a.bytes * b.bytes, made: a.made || b.made)
+        for (key, count) in a.copies where b.bytes > 0 { result.copies[key, default: 0] += count * b.bytes }
+        for (key, count) in b.copies where a.bytes > 0 { result.copies[key, default: 0] += count * a.bytes }
+        if !a.copies.isEmpty, !b.copies.isEmpty {
+            if result.made { return .unbounded }
+            result.add(ValueSize(copies: a.copies))
+            result.add(ValueSize(copies: b.copies))
+        }
+        return result
+    }
+
+    mutating func copyBuiltin(_ name: String, _ arguments: [ValueSize], _ cursors: [ParseTreeCursor], ordered: [ValueSize],
+                              site: Int, at offset: Int?) throws -> ValueSize {
+        let all = ValueSize.sum(arguments)
+        func argument(_ index: Int) -> ValueSize { index < arguments.count ? arguments[index] : ValueSize() }
+        if Self.copyFixedFunctions.contains(name) || name.hasPrefix("has_") { return .sized(site: site) }
+        if Self.copyAdditiveFunctions.contains(name) {
+            return all.with(form: arguments.contains { $0.form == .text } ? .text : (arguments.first?.form ?? .other))
+        }
+        if Self.copyChoosingFunctions.contains(name) { return ValueSize.either(arguments.isEmpty ? ordered : arguments) }
+        if Self.accumulatingAggregates.contains(name) {
+            var row = ValueSize.sum(arguments)
+            var form = ValueForm.other
+            if name.hasPrefix("json_") {
+                row = ValueSize.sum(arguments.map(Self.jsonEscaped))
+                form = .json
+            } else if name.hasPrefix("jsonb_") {
+                row = ValueSize.sum(arguments.map(Self.jsonbStored))
+                form = .jsonb
+            } else if name == "string_agg" {
+                form = .text
+            }
+            return copyAccumulated(row, site: site).with(form: form)
+        }
+        if let (factor, form) = Self.copyScalingFunctions[name] {
+            var result = argument(0).scaled(factor)
+            for other in arguments.dropFirst() { result.add(other) }
+            let grown = result.with(form: form)
+            try copyAllocate(grown, over: all.bytes, at: offset)
+            return grown
+        }
+        if Self.jsonBuilders.contains(name) || Self.jsonbBuilders.contains(name) {
+            let json = Self.jsonBuilders.contains(name)
+            let result = ValueSize.sum(arguments.map(json ? Self.jsonEscaped : Self.jsonbStored)).with(form: json ? .json : .jsonb)
+            try copyAllocate(result, over: all.bytes, at: offset)
+            return result
+        }
+        switch name {
+        case "concat_ws":
+            var result = argument(0).scaled(Double(max(0, arguments.count - 2)))
+            for other in arguments.dropFirst() { result.add(other) }
+            return result.with(form: .text)
+        case "repeat":
+            guard cursors.count == 2, let count = upperBound(cursors[1]) else { return .unbounded }
+            return argument(0).scaled(max(0, count)).with(form: .text)
+        case "lpad", "rpad":
+            guard cursors.count >= 2, let length = upperBound(cursors[1]) else { return .unbounded }
+            var result = ValueSize.fixed(max(0, length) * ConstantExpression.maxBytesPerCharacter).with(form: .text)
+            result.made = all.made
+            return result
+        case "replace", "regexp_replace":
+            var source = argument(0)
+            source.bytes += 1
+            var replacement = argument(2)
+            if replacement.bytes < 1 { replacement.bytes = 1 }
+            var result = Self.product(source, replacement)
+            result.form = .text
+            return result
+        case "array_to_string":
+            var separators = argument(1)
+            separators.add(argument(2))
+            separators.bytes += 1
+            var result = Self.product(argument(0), separators)
+            result.form = .text
+            try copyAllocate(result, over: all.bytes, at: offset)
+            return result
+        case "array_fill":
+            guard cursors.count >= 2, let dimensions = constantValue(cursors[1])?.numbers else { return .unbounded }
+            let elements = max(1, dimensions.reduce(1.0) { $0 * max($1, 0) })
+            // Numbers: their own limit (max_generated_rows) bounds the elements, 8 bytes each.
+            guard argument(0).form == .text || !argument(0).copies.isEmpty else { return .sized(site: site) }
+            return argument(0).scaled(elements).with(form: .other)
+        case "to_char":
+            var result = argument(1).scaled(8)
+            result.add(.sized(site: site))
+            return result.with(form: .text)
+        case "encode":
+            let format = cursors.count >= 2 ? constantValue(cursors[1])?.string?.lowercased() : nil
+            let factor: Double = switch format {
+            case "hex": 2
+            case "base64": 1.4
+            default: 4
+            }
+            var result = argument(0).scaled(factor)
+            result.bytes += 2
+            result.form = .text
+            try copyAllocate(result, over: all.bytes, at: offset)
+            return result
+        case "quote_literal", "quote_nullable", "quote_ident":
+            var result = argument(0).scaled(2)
+            result.bytes += 4
+            result.form = .text
+            try copyAllocate(result, over: all.bytes, at: offset)
+            return result
+        case "format":
+            guard let first = cursors.first else { return ValueSize() }
+            let values = ValueSize.either(Array(arguments.dropFirst()))
+            guard let format = constantValue(first)?.string else {
+                // A format from a column: each conversion takes at least two of its bytes.
+                var result = Self.product(argument(0), values)
+                result.add(argument(0))
+                return result.with(form: .text)
+            }
+            let (widest, _, conversions) = Self.formatShape(format)
+            // %I and %L quote (each byte may become two).
+            let quoting: Double = format.contains("I") || format.contains("L") ? 2 : 1
+            var result = values.scaled(Double(conversions) * quoting)
+            result.bytes += Double(format.utf8.count) + Double(conversions) * widest * ConstantExpression.maxBytesPerCharacter
+            return result.with(form: .text)
+        case "mode", "percentile_disc":
+            // One of the ordered values a fraction; an array of fractions (8 bytes and more each) makes an array of them.
+            let fractions = max(1, argument(0).bytes / 8)
+            return ValueSize.either(ordered).scaled(fractions)
+        default:
+            // jsonb_pretty (indentation grows with the square of the depth), ts_headline, and any
+            // function Palisade does not know the size of.
+            return copyUnknown(all, site: site)
+        }
+    }
+}
