@@ -26,6 +26,9 @@ struct ValueSize {
     /// Whether the value comes through a column of rows the query makes.
     var made = false
     var form: ValueForm = .other
+    /// Parse-tree nodes the value's expression stands for, with the expressions of the columns of
+    /// rows the query makes that it reads put in their place (as the planner pulls them up).
+    var nodes: Double = 0
 
     /// Distinct inputs kept apart in one value; past this they count as one (their copies added).
     static let maxInputs = 256
@@ -45,6 +48,7 @@ struct ValueSize {
         for (key, count) in other.copies { copies[key, default: 0] += count }
         bytes += other.bytes
         made = made || other.made
+        nodes += other.nodes
         fold()
     }
 
@@ -53,13 +57,14 @@ struct ValueSize {
         for (key, count) in other.copies { copies[key] = max(copies[key] ?? 0, count) }
         bytes = max(bytes, other.bytes)
         made = made || other.made
+        nodes = max(nodes, other.nodes)
         if form != other.form { form = .other }
         fold()
     }
 
     func scaled(_ factor: Double) -> ValueSize {
         guard factor > 0 else { return ValueSize(made: made, form: form) }
-        return ValueSize(copies: copies.mapValues { $0 * factor }, bytes: bytes * factor, made: made, form: form)
+        return ValueSize(copies: copies.mapValues { $0 * factor }, bytes: bytes * factor, made: made, form: form, nodes: nodes)
     }
 
     func with(form: ValueForm) -> ValueSize {
@@ -194,6 +199,8 @@ struct CopyState {
     var depth = 0
     /// Sites of accumulating aggregates and ARRAY subqueries, for their inputs' keys.
     var sites = 0
+    /// Nodes read so far, with the expressions that column references stand for (`ValueSize.nodes`).
+    var nodes = 0.0
 }
 
 extension Analyzer {
@@ -221,6 +228,15 @@ extension Analyzer {
                         guard case "SelectStmt" = type else { try probe.skipValue(); return }
                         let relation = try copySelect(&probe)
                         for size in relation.sizes { try copyCheck(size, at: nil) }
+                        // What the planner plans in the end: the query's output columns, with the
+                        // expressions of the rows they read in place (not each level again).
+                        let planned = relation.sizes.reduce(0) { $0 + $1.nodes }
+                        if planned > max(Self.maxExpandedNodesInAll, Double(tree.count) / 16) {
+                            throw copyDenial(
+                                "the query's output columns stand for \(Self.describe(planned)) nodes once PostgreSQL's planner puts the expressions of the WITH queries and subqueries they read in place of their columns, over the limit of \(Int(Self.maxExpandedNodesInAll)): each use of a column copies its expression, in the planner's memory",
+                                "Use each column of rows the query makes fewer times, or build it in fewer levels.",
+                                rule: .valueGrowth, at: nil)
+                        }
                     }
                 }
             }

@@ -2,6 +2,32 @@
 extension Analyzer {
     /// The size of the wrapped node at the cursor (`{"Type":{…}}`), which it reads.
     mutating func copyValue(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
+        let mark = copies.nodes
+        let start = cursor.offset
+        var result = try copyNode(&cursor)
+        copies.nodes += 1
+        result.nodes = copies.nodes - mark
+        // A text's own expressions may be as large as the text (a long IN list): a node of the tree
+        // takes 16 bytes and more of it.
+        if result.nodes > max(Self.maxExpandedNodes, Double(tree.count) / 16) {
+            throw Denial(rule: .valueGrowth,
+                         message: "an expression of this query stands for \(Self.describe(result.nodes)) nodes once PostgreSQL's planner puts the expressions of the WITH queries and subqueries it reads in place of their columns, over the limit of \(Int(Self.maxExpandedNodes)): a chain of WITH queries each using a column twice (x AND x, x || x, x + x) doubles it at every level, in the planner's memory (21 levels of `x AND x` took 1.7 GB)",
+                         hint: "Use each column of rows the query makes at most a few times in the next WITH query or subquery.",
+                         offset: Self.location(in: tree, start..<cursor.offset), statementType: analysis.statementType)
+        }
+        return result
+    }
+
+    /// Nodes an expression may stand for once the planner pulls up the subqueries and WITH queries
+    /// it reads (each reference to a column replaced by a copy of its expression): about 800 bytes
+    /// of the planner's memory a node (21 levels of `x AND x` over `true`, 2^21 nodes, took 1.7 GB
+    /// in 3 s on PostgreSQL 15). A text's own expressions are far below it; doubling passes it at
+    /// about 15 levels.
+    static let maxExpandedNodes = 20_000.0
+    /// The same, for all of a query's expressions together.
+    static let maxExpandedNodesInAll = 100_000.0
+
+    private mutating func copyNode(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
         copies.depth += 1
         defer { copies.depth -= 1 }
         // The walk admitted the query, so its depth is within the policy's; deeper than that here
@@ -14,7 +40,11 @@ extension Analyzer {
         try probe.expect(UInt8(ascii: "{"))
         guard let type = try probe.nextKey() else { cursor = probe; return ValueSize() }
         switch type {
-        case "ColumnRef": return copyResolve(try Self.columnFields(&cursor))
+        case "ColumnRef":
+            let column = copyResolve(try Self.columnFields(&cursor))
+            // The expression the column stands for, which the planner may put in its place.
+            copies.nodes += column.nodes
+            return column
         case "A_Const": return try copyConstant(&cursor)
         case "FuncCall": return try copyFunctionCall(&cursor)
         case "TypeCast": return try copyCast(&cursor)
