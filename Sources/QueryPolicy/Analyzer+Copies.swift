@@ -232,7 +232,7 @@ extension Analyzer {
                     try probe.forEachKey { probe, type in
                         guard case "SelectStmt" = type else { try probe.skipValue(); return }
                         let relation = try copySelect(&probe)
-                        for size in relation.sizes { try copyCheck(size, at: nil) }
+                        for size in relation.sizes { try copyCheck(size, within: nil) }
                         // What the planner plans in the end: the query's output columns, with the
                         // expressions of the rows they read in place (not each level again).
                         let planned = relation.sizes.reduce(0) { $0 + $1.nodes }
@@ -253,7 +253,9 @@ extension Analyzer {
     }
 
     /// Refuses a value over the bounds.
-    mutating func copyCheck(_ size: ValueSize, at offset: Int?) throws {
+    /// The offset is read only for a refusal: finding it scans the node, and every node is checked.
+    func copyCheck(_ size: ValueSize, within range: Range<Int>?) throws {
+        func offset() -> Int? { range.flatMap { Self.location(in: tree, $0) } }
         let factor = size.factor
         if factor > Self.maxCopies {
             let how = factor.isFinite
@@ -262,20 +264,22 @@ extension Analyzer {
             throw copyDenial(
                 "a value of this query \(how), over the limit of \(Int(Self.maxCopies)): a chain of WITH queries or subqueries each doubling a column (x || x, concat(x, x), repeat(x, 2), format('%s%s', x, x), encode, to_json, …) makes 2^depth copies",
                 "Combine each column of rows the query makes at most a few times; do not feed a column doubled in one WITH query or subquery to another that doubles it again.",
-                rule: .valueGrowth, at: offset)
+                rule: .valueGrowth, at: offset())
         }
         let limit = Double(shared.policy.maxFunctionResultBytes)
         if size.bytes > limit {
             throw copyDenial(
                 "a value of this query could take \(Self.describe(size.bytes)) bytes of its text's making (constants repeated, encoded or escaped, or doubled through rows the query makes), over this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
                 "Build less text in one query; results over \(shared.policy.maxFunctionResultBytes) bytes are refused before they reach the server.",
-                rule: .argumentLimit, at: offset)
+                rule: .argumentLimit, at: offset())
         }
     }
 
     /// Adds what a call that multiplies its argument's size makes (encode, quote_literal, to_json,
     /// array_to_string, a cast to text) to what the query's allocating calls make together.
-    mutating func copyAllocate(_ result: ValueSize, over arguments: Double, at offset: Int?) throws {
+    mutating func copyAllocate(_ result: ValueSize, over arguments: Double, within range: Range<Int>?) throws {
+        let tree = tree
+        func offset() -> Int? { range.flatMap { Self.location(in: tree, $0) } }
         let made = result.bytes - arguments
         guard made > 0 else { return }
         analysis.allocatedBytes += made
@@ -284,7 +288,7 @@ extension Analyzer {
         throw copyDenial(
             "the query's calls that build or escape text (repeat, lpad, format, encode, quote_literal, to_json, array_to_string, …) could make \(Self.describe(analysis.allocatedBytes)) bytes together, over this policy's limit of \(limit) bytes",
             "Build less text in one query; together such results may be at most \(limit) bytes.",
-            rule: .argumentLimit, at: offset)
+            rule: .argumentLimit, at: offset())
     }
 
     // MARK: SELECT
@@ -347,7 +351,7 @@ extension Analyzer {
                         while try values.nextElement() {
                             let start = values.offset
                             let size = try copyValue(&values)
-                            try copyCheck(size, at: Self.location(in: tree, start..<values.offset))
+                            try copyCheck(size, within: start..<values.offset)
                             if index < sizes.count { sizes[index].join(size) } else {
                                 sizes.append(size)
                                 names.append("column\(index + 1)")
@@ -399,7 +403,7 @@ extension Analyzer {
                     }
                     continue
                 }
-                try copyCheck(size, at: Self.location(in: tree, start..<targets.offset))
+                try copyCheck(size, within: start..<targets.offset)
                 names.append(name)
                 sizes.append(size)
                 certain.append(isCertain)
@@ -624,7 +628,7 @@ extension Analyzer {
                                     if first {
                                         let start = cursor.offset
                                         let size = try copyValue(&cursor)
-                                        try copyCheck(size, at: Self.location(in: tree, start..<cursor.offset))
+                                        try copyCheck(size, within: start..<cursor.offset)
                                         row.add(size)
                                         first = false
                                     } else {

@@ -183,11 +183,11 @@ extension Analyzer {
             try cursor.forEachKey { cursor, _ in result = try copyChildren(&cursor) }
             let before = result.bytes
             result = result.scaled(6).with(form: .text)
-            try copyAllocate(result, over: before, at: Self.location(in: tree, start..<cursor.offset))
+            try copyAllocate(result, over: before, within: start..<cursor.offset)
         default:
             try cursor.forEachKey { cursor, _ in result = try copyChildren(&cursor) }
         }
-        try copyCheck(result, at: Self.location(in: tree, start..<cursor.offset))
+        try copyCheck(result, within: start..<cursor.offset)
         return result
     }
 
@@ -278,7 +278,7 @@ extension Analyzer {
         default:
             result = .fixed(1)
         }
-        try copyCheck(result, at: Self.location(in: tree, start..<cursor.offset))
+        try copyCheck(result, within: start..<cursor.offset)
         return result
     }
 
@@ -361,9 +361,9 @@ extension Analyzer {
             // Other types (tsvector, ranges, domains, …): a conversion Palisade does not size.
             result = argument.scaled(8).with(form: .other)
         }
-        let offset = Self.location(in: tree, start..<cursor.offset)
-        try copyCheck(result, at: offset)
-        try copyAllocate(result, over: argument.bytes, at: offset)
+        let site = start..<cursor.offset
+        try copyCheck(result, within: site)
+        try copyAllocate(result, over: argument.bytes, within: site)
         return result
     }
 }
@@ -454,16 +454,16 @@ extension Analyzer {
                 }
             }
         }
-        let offset = Self.location(in: tree, start..<cursor.offset)
+        let site = start..<cursor.offset
         let name = names.last ?? ""
         let builtin = names.count == 1 || (names.count == 2 && names[0] == "pg_catalog")
         let result: ValueSize
         if builtin {
-            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, site: start, at: offset)
+            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, site: start, within: site)
         } else {
             result = copyUnknown(ValueSize.sum(arguments), site: start)
         }
-        try copyCheck(result, at: offset)
+        try copyCheck(result, within: site)
         return result
     }
 
@@ -495,7 +495,7 @@ extension Analyzer {
     }
 
     mutating func copyBuiltin(_ name: String, _ arguments: [ValueSize], _ cursors: [ParseTreeCursor], ordered: [ValueSize],
-                              site: Int, at offset: Int?) throws -> ValueSize {
+                              site: Int, within range: Range<Int>) throws -> ValueSize {
         let all = ValueSize.sum(arguments)
         func argument(_ index: Int) -> ValueSize { index < arguments.count ? arguments[index] : ValueSize() }
         if Self.copyFixedFunctions.contains(name) || name.hasPrefix("has_") { return .sized(site: site) }
@@ -521,13 +521,13 @@ extension Analyzer {
             var result = argument(0).scaled(factor)
             for other in arguments.dropFirst() { result.add(other) }
             let grown = result.with(form: form)
-            try copyAllocate(grown, over: all.bytes, at: offset)
+            try copyAllocate(grown, over: all.bytes, within: range)
             return grown
         }
         if Self.jsonBuilders.contains(name) || Self.jsonbBuilders.contains(name) {
             let json = Self.jsonBuilders.contains(name)
             let result = ValueSize.sum(arguments.map(json ? Self.jsonEscaped : Self.jsonbStored)).with(form: json ? .json : .jsonb)
-            try copyAllocate(result, over: all.bytes, at: offset)
+            try copyAllocate(result, over: all.bytes, within: range)
             return result
         }
         switch name {
@@ -557,7 +557,7 @@ extension Analyzer {
             separators.bytes += 1
             var result = Self.product(argument(0), separators)
             result.form = .text
-            try copyAllocate(result, over: all.bytes, at: offset)
+            try copyAllocate(result, over: all.bytes, within: range)
             return result
         case "array_fill":
             guard cursors.count >= 2, let dimensions = constantValue(cursors[1])?.numbers else { return .unbounded }
@@ -579,13 +579,13 @@ extension Analyzer {
             var result = argument(0).scaled(factor)
             result.bytes += 2
             result.form = .text
-            try copyAllocate(result, over: all.bytes, at: offset)
+            try copyAllocate(result, over: all.bytes, within: range)
             return result
         case "quote_literal", "quote_nullable", "quote_ident":
             var result = argument(0).scaled(2)
             result.bytes += 4
             result.form = .text
-            try copyAllocate(result, over: all.bytes, at: offset)
+            try copyAllocate(result, over: all.bytes, within: range)
             return result
         case "format":
             guard let first = cursors.first else { return ValueSize() }

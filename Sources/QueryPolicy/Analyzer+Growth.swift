@@ -1,3 +1,5 @@
+import CPalisadeSupport
+
 /// Growth that no single call shows: aggregates that keep every input row's value, and recursive
 /// queries whose every step may double a value.
 extension Analyzer {
@@ -574,13 +576,11 @@ extension Analyzer {
     /// The first `location` in a range of the tree, for a denial's offset.
     static func location(in tree: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
         let node = UnsafeBufferPointer(rebasing: tree[range])
-        var found: Int?
-        node.forEachOccurrence(of: "\"location\":") { offset in
-            guard found == nil else { return }
-            var probe = ParseTreeCursor(node)
-            probe.offset = offset + 11
-            found = try? probe.integer()
-        }
-        return found
+        let needle: StaticString = "\"location\":"
+        // The first one only: the node's own comes before its children's.
+        guard let base = node.baseAddress, let hit = palisade_memmem(base, node.count, needle.utf8Start, needle.utf8CodeUnitCount) else { return nil }
+        var probe = ParseTreeCursor(node)
+        probe.offset = UnsafePointer<UInt8>(hit.assumingMemoryBound(to: UInt8.self)) - base + needle.utf8CodeUnitCount
+        return try? probe.integer()
     }
 }
