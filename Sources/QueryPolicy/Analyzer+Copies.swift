@@ -219,8 +219,8 @@ extension Analyzer {
         // Without rows the query makes, functions, casts, subqueries or XML, every value is the
         // text's operands added up (operators are additive), which the text's size bounds: the
         // pass is not needed (pgbench's point lookup never takes it).
-        guard queryMakesRows || tree.contains("{\"FuncCall\":") || tree.contains("{\"TypeCast\":")
-            || tree.contains("{\"SubLink\":") || tree.contains("{\"XmlExpr\":") || tree.contains("{\"XmlSerialize\":") else { return }
+        guard tree.containsNode(ofAnyType: ["RangeSubselect", "CommonTableExpr", "RangeFunction", "RangeTableFunc", "FuncCall",
+                                             "TypeCast", "SubLink", "XmlExpr", "XmlSerialize"]) else { return }
         var probe = ParseTreeCursor(tree)
         // {"version":…,"stmts":[{"stmt":{"SelectStmt":{…}},…}]}
         try probe.forEachKey { probe, key in

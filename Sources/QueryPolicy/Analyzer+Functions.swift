@@ -287,8 +287,7 @@ extension Analyzer {
     var queryMakesRows: Bool {
         mutating get {
             if let known = makesRowsCache { return known }
-            let makes = tree.contains("{\"RangeSubselect\":") || tree.contains("{\"CommonTableExpr\":")
-                || tree.contains("{\"RangeFunction\":") || tree.contains("{\"RangeTableFunc\":")
+            let makes = tree.containsNode(ofAnyType: ["RangeSubselect", "CommonTableExpr", "RangeFunction", "RangeTableFunc"])
             makesRowsCache = makes
             return makes
         }

@@ -286,6 +286,28 @@ extension UnsafeBufferPointer where Element == UInt8 {
         }
     }
 
+    /// Whether the tree has a node of one of `types` (`{"FuncCall":`): one pass over its text, where
+    /// a `contains` for each read it once per type (memmem was 7k of a pgbench decision's 67k
+    /// instructions for the 9 types `checkCopies` asks about, callgrind, 2026-12-06).
+    func containsNode(ofAnyType types: [StaticString]) -> Bool {
+        guard let base = baseAddress else { return false }
+        var found = false
+        forEachOccurrence(of: "{\"") { offset in
+            // Node types are capitalized (`{"FuncCall":`); field names are not.
+            guard !found, offset + 2 < count, base[offset + 2] >= UInt8(ascii: "A"), base[offset + 2] <= UInt8(ascii: "Z") else { return }
+            let name = offset + 2
+            for type in types {
+                let length = type.utf8CodeUnitCount
+                if name + length + 1 < count, base[name + length] == UInt8(ascii: "\""), base[name + length + 1] == UInt8(ascii: ":"),
+                   memcmp(base + name, type.utf8Start, length) == 0 {
+                    found = true
+                    return
+                }
+            }
+        }
+        return found
+    }
+
     /// Whether the bytes of `needle` occur anywhere in the tree's text. glibc's memmem is linear;
     /// a memchr for the needle's first byte stopped at every `{` and `"` of the tree, 14k of the
     /// 74k instructions of a pgbench decision (callgrind, 2026-12-05).
