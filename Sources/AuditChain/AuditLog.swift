@@ -74,6 +74,17 @@ public enum AuditDurability: Sendable, Equatable {
     case written(flushInterval: Duration)
 }
 
+extension AuditDurability: CustomStringConvertible {
+    /// As the start entry records it: `flush`, or `write` with the flush interval (`write, flushed within 200 ms`).
+    public var description: String {
+        switch self {
+        case .flushed: "flush"
+        case .written(let interval):
+            "write, flushed within \(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000) ms"
+        }
+    }
+}
+
 /// The system calls the writer makes, replaceable so tests can make the disk fail on demand.
 /// Each returns what the system call returns, with errno set on failure.
 struct AuditIO: Sendable {

@@ -108,6 +108,8 @@ extension Writer {
         append(.lifecycle(.start, "audit log opened", [
             "origin": .string(configuration.origin), "key": .string(signingKey.verifierKey.encoded),
             "pid": .int(Int64(getpid())),
+            // A reviewer reads from the log itself whether answers waited for the disk.
+            "durability": .string(configuration.durability.description),
         ]))
         try flush()
         try recordVerifierKey(signingKey)

@@ -35,6 +35,9 @@ extension ServeSettings {
     /// Every decision is recorded before it is answered, so there is no running without a log.
     public func openAuditLog() throws -> AuditLog {
         let (auditDir, key) = try auditSettings(warn: true)
+        if case .written = auditDurability {
+            Logger(label: "palisade").warning("audit_durability \(auditDurability): answers wait for their entry's write, not its fdatasync; a crash of the machine loses the entries answered since the last flush")
+        }
         try FileManager.default.createDirectory(atPath: auditDir, withIntermediateDirectories: true)
         do {
             return try AuditLog(AuditLogConfiguration(

@@ -79,6 +79,8 @@ import Testing
         // Acknowledged entries are in the file though the log never flushed them, and a writer
         // stopped as kill -9 stops it leaves them for the next start to recover.
         #expect(try Fixture.entries(dir.path).count == 22)
+        let start = try #require(try Fixture.entries(dir.path).first { $0.record.event == .start })
+        #expect(start.record.detail["durability"] == .string("write, flushed within 3600000 ms"))
         log.abandonForTesting()
         let reopened = try AuditLog(Fixture.configuration(dir.path))
         reopened.close()
