@@ -106,7 +106,12 @@ extension Analyzer {
                 // Numbers are taken out of the text for the decision cache (`LiteralBlindKey`): their
                 // values must not decide, so an integer counts 8 bytes and any other number 24.
                 case "ival": size.bytes = 8; try cursor.skipValue()
-                case "fval": size.bytes = 24; try cursor.skipValue()
+                // An exponent is not taken out (the `e` ends the digit run): `1e131071` is 131,072 digits.
+                case "fval":
+                    try cursor.forEachKey { cursor, _ in
+                        let literal = try cursor.string()
+                        size.bytes = literal.contains(where: { $0 == "e" || $0 == "E" }) ? Self.numericTextBytes(literal) : 24
+                    }
                 case "boolval": size.bytes = 1; try cursor.skipValue()
                 default: try cursor.skipValue()
                 }

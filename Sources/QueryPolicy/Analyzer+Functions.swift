@@ -195,7 +195,10 @@ extension Analyzer {
             }
             // Each element is a copy of the value: a text's bytes count once per element (numbers are
             // bounded by the element count above, and take 8 bytes each).
-            guard constantValue(arguments[0])?.number == nil else { analysis.madeBytes += elements * 8; return }
+            if let number = constantValue(arguments[0])?.number, number.isFinite, abs(number) < 1e21 {
+                analysis.madeBytes += elements * 8
+                return
+            }  // a number of 1e21 and more is written out in full as text: sized below (`1e131071`)
             let elementBytes = sizeBound(arguments[0])
             try allocate(elements * elementBytes)
             if elements * elementBytes > bytesLimit {
@@ -303,15 +306,17 @@ extension Analyzer {
     ///   are part of (`now()`, `upper('ab')`);
     /// - one byte (at least) where a table's rows or a parameter decide it, which are the server's.
     mutating func sizeBound(_ argument: ParseTreeCursor) -> Double {
-        if let bytes = constantValue(argument)?.bytesBound { return bytes }
         let limit = Double(shared.policy.maxFunctionResultBytes)
         var probe = argument
         let start = probe.offset
         guard (try? probe.skipValue()) != nil else { return limit }
         let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
-        if Self.callsAllocatingFunction(node) { return limit }
+        // Numbers the text makes large (`1e131071::text`, `(10::numeric ^ 131071)::text`).
+        let numbers = numberTextBytes(node)
+        if let bytes = constantValue(argument)?.bytesBound { return bytes + numbers }
+        if numbers >= limit || Self.callsAllocatingFunction(node) { return limit }
         if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate { return limit }
-        return isClosed(argument) ? Double(node.count) : 1
+        return (isClosed(argument) ? Double(node.count) : 1) + numbers
     }
 
     static func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -35,16 +35,61 @@ extension Analyzer {
     /// The bytes the constants in `range` of the tree state: each literal's node less its fixed
     /// JSON wrapping (`{"A_Const":{"sval":{"sval":""},"location":N}}`), escapes counted as
     /// written, so never less than the value's bytes.
-    func literalBytes(_ range: Range<Int>) -> Double {
+    mutating func literalBytes(_ range: Range<Int>) -> Double {
         let node = UnsafeBufferPointer(rebasing: tree[range])
         var bytes = 0.0
+        var readsNumbers = false
         node.forEachOccurrence(of: "{\"A_Const\":{") { offset in
             var probe = ParseTreeCursor(node)
             probe.offset = offset
             guard (try? probe.skipValue()) != nil else { bytes = .infinity; return }
             bytes += max(1, Double(probe.offset - offset) - 40)
+            let constant = UnsafeBufferPointer(rebasing: node[offset..<probe.offset])
+            if constant.contains("\"ival\":") || constant.contains("\"fval\":") { readsNumbers = true }
         }
-        return bytes
+        // A number's digits count here, and texts that differ only in their numbers share a
+        // decision (`LiteralBlindKey`) unless a rule read a constant's value: this one does.
+        if readsNumbers { analysis.readsConstantValues = true }
+        return bytes + numberTextBytes(node)
+    }
+
+    /// Bytes that numbers the text makes may take as text beyond what their literals show: a
+    /// numeric literal with an exponent is that many digits (`1e131071`, 10 bytes in the tree, is
+    /// 131,072 characters as text), and a number raised by `^`, `power`, `exp` or `factorial` may
+    /// reach numeric's largest, about 147k digits; as the policy's limit, like a call that
+    /// allocates. Sixth red team: `repeat(1e131071::text, 8000)` and `string_agg(1e131071::text, '')`
+    /// were sized at 24 bytes a number and built 1–2 GB.
+    func numberTextBytes(_ node: UnsafeBufferPointer<UInt8>) -> Double {
+        if Self.growsNumbers(node) { return Double(shared.policy.maxFunctionResultBytes) }
+        var bytes = 0.0
+        node.forEachOccurrence(of: "\"fval\":\"") { offset in
+            let start = offset + 8
+            var end = start
+            while end < node.count, node[end] != UInt8(ascii: "\"") { end += 1 }
+            let literal = String(decoding: UnsafeBufferPointer(rebasing: node[start..<end]), as: UTF8.self)
+            // Only an exponent is counted: plain digits are taken out for the literal-blind cache,
+            // and their decision must not depend on how many there are.
+            guard literal.contains(where: { $0 == "e" || $0 == "E" }) else { return }
+            bytes += Self.numericTextBytes(literal) - 24
+        }
+        return max(0, bytes)
+    }
+
+    static let numberGrowingFunctions = ["power", "pow", "exp", "factorial"]
+
+    static func growsNumbers(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
+        node.contains("{\"String\":{\"sval\":\"^\"}}") || numberGrowingFunctions.contains { node.contains("{\"String\":{\"sval\":\"\($0)\"}}") }
+    }
+
+    /// The characters of a numeric literal as text, at least the 24 a number is otherwise counted:
+    /// `1e131071` is 131,072 digits, `1e-16383` 16,385 characters. Literals with an exponent are not
+    /// taken out for the literal-blind cache (the `e` ends the digit run), so their value may decide.
+    static func numericTextBytes(_ literal: String) -> Double {
+        let lower = Array(literal.lowercased().utf8)
+        guard let e = lower.firstIndex(of: UInt8(ascii: "e")),
+              let exponent = Double(String(decoding: lower[(e + 1)...], as: UTF8.self)) else { return max(24, Double(lower.count)) }
+        // numeric's text has at most 131,072 digits before the point and 16,383 after.
+        return max(24, min(abs(exponent), 147_456) + Double(e) + 2)
     }
 
     /// The bytes the string constants of the rows the query makes state (subqueries, WITH queries,

@@ -53,7 +53,9 @@ indirect enum ConstantExpression: Equatable {
         switch self {
         case .string(let text): Double(text.utf8.count)
         case .text(let bytes): bytes
-        case .number: 24
+        // A Double's shortest text is at most 24 characters; a numeric of 1e21 and more is written
+        // out in full (up to 131,072 digits before the point, and numeric's text beyond a Double's).
+        case .number(let value): value.isFinite && abs(value) < 1e21 ? 24 : (value.isFinite ? log10(abs(value)) + 26 : 147_458)
         case .array(let elements):
             elements.reduce(Double?(2)) { total, element in
                 guard let total, let bytes = element.bytesBound else { return nil }
@@ -110,6 +112,7 @@ indirect enum ConstantExpression: Equatable {
                 try cursor.forEachKey { cursor, _ in value = Double(try cursor.string()).map(ConstantExpression.number) }
             case "TypeCast":
                 var cuts = false
+                var numeric = false
                 try cursor.forEachKey { cursor, key in
                     switch key {
                     case "arg": value = try read(&cursor, level: level + 1, text: text)
@@ -122,6 +125,8 @@ indirect enum ConstantExpression: Equatable {
                                 || cursor.startsWith("[{\"String\":{\"sval\":\"name\"}}]")
                                 || cursor.startsWith("[{\"String\":{\"sval\":\"pg_catalog\"}},{\"String\":{\"sval\":\"char\"}}]")
                                 || cursor.startsWith("[{\"String\":{\"sval\":\"pg_catalog\"}},{\"String\":{\"sval\":\"name\"}}]")
+                                numeric = cursor.startsWith("[{\"String\":{\"sval\":\"pg_catalog\"}},{\"String\":{\"sval\":\"numeric\"}}]")
+                                    || cursor.startsWith("[{\"String\":{\"sval\":\"numeric\"}}]")
                             default: break
                             }
                             try cursor.skipValue()
@@ -131,6 +136,12 @@ indirect enum ConstantExpression: Equatable {
                 }
                 // The text the server reads is then not the one written: it has no value here.
                 if cuts, case .string? = value { value = nil }
+                // A text read as a numeric is a number, written out in full when it is text again:
+                // '1e131071'::numeric::text is 131,072 digits (sixth red team), '1e-16383' 16,385.
+                if numeric, case .string(let written)? = value, let number = Double(written) {
+                    let characters = Analyzer.numericTextBytes(written)
+                    value = characters > 24 && abs(number) < 1 ? .text(bytes: characters) : .number(number)
+                }
             case "A_Expr": value = try operation(&cursor, level: level, text: text)
             case "A_ArrayExpr":
                 var elements: [ConstantExpression] = []

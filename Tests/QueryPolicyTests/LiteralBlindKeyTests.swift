@@ -83,6 +83,9 @@ import Testing
             ("SELECT lpad('x', 5)", "SELECT lpad('x', 100000000)", .argumentLimit),
             ("SELECT array_fill(0, ARRAY[2])", "SELECT array_fill(0, ARRAY[100000000])", .argumentLimit),
             ("SELECT format('%5s', 'x')", "SELECT format('%500000000s', 'x')", nil),
+            // An accumulating aggregate counts a number's digits a row (a number's text is its digits).
+            ("SELECT string_agg(12345678901::text, '') FROM users", "SELECT string_agg(\(String(repeating: "9", count: 3000))::text, '') FROM users",
+             .argumentLimit),
             // A column position stays in the normalized text.
             ("SELECT id, name FROM users ORDER BY 1", "SELECT id, name FROM users ORDER BY 2", nil),
             ("SELECT id, name FROM users GROUP BY 1, 2", "SELECT id, name FROM users GROUP BY 2, 1", nil),
