@@ -265,6 +265,21 @@ extension Analyzer {
                 throw deny("\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
+        case "regexp_matches", "regexp_match":
+            // The server keeps every match's start and end for each group (8 bytes), and an empty
+            // match may be found at every position: 127 empty groups over a 1 MB text took ~1 GB
+            // (sixth red team, 7.6 MB a group measured). A pattern Palisade does not read counts
+            // as one group; a text only the data decides counts a byte, as elsewhere.
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2 else { return }
+            let source = sizeBound(arguments[0])
+            let groups = constantValue(arguments[1])?.string.map { Double($0.utf8.filter { $0 == UInt8(ascii: "(") }.count) } ?? 1
+            let bytes = (source + 1) * (groups + 1) * 8
+            try allocate(bytes)
+            if bytes > bytesLimit {
+                throw deny("\(name)() could keep \(Self.describe(bytes)) bytes of match positions (a \(Self.describe(source))-byte text, a match at every position, \(Int(groups)) groups), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Match within a shorter text, or with fewer groups; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            }
         default: break
         }
     }
