@@ -611,9 +611,14 @@ extension Analyzer {
             // One of the ordered values a fraction; an array of fractions (8 bytes and more each) makes an array of them.
             let fractions = max(1, argument(0).bytes / 8)
             return ValueSize.either(ordered).scaled(fractions)
+        case "jsonb_pretty":
+            // A line and its indentation per item: at most twice the value, while it nests only as
+            // deep as the data or a short text (`checkArgumentLimits` bounds the square of the
+            // depth the text can make). Counted as unknown, `jsonb_pretty(to_jsonb(t))` over a
+            // subquery's rows was refused.
+            return argument(0).scaled(2).with(form: .text)
         default:
-            // jsonb_pretty (indentation grows with the square of the depth), ts_headline, and any
-            // function Palisade does not know the size of.
+            // ts_headline, and any function Palisade does not know the size of.
             return copyUnknown(all, site: site)
         }
     }

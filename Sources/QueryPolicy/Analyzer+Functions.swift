@@ -265,6 +265,28 @@ extension Analyzer {
                 throw deny("\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
                            "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
+        case "jsonb_path_query", "jsonb_path_query_array", "jsonb_path_query_first", "jsonb_path_exists", "jsonb_path_match",
+             "jsonb_path_query_tz", "jsonb_path_query_array_tz", "jsonb_path_query_first_tz", "jsonb_path_exists_tz", "jsonb_path_match_tz",
+             "jsonb_pretty":
+            // Work that grows with the square of the json's nesting: `.**` gathers every item at every
+            // depth (1.8 GB at depth 4,000, eighth red team), jsonb_pretty indents every line by its
+            // depth. A json only the data decides is the data's; one the text makes may nest as
+            // deep as it is long (`repeat('[', 8000)`), so its size squared is what it may cost.
+            let arguments = try argumentCursors()
+            guard let target = arguments.first else { return }
+            if name != "jsonb_pretty" {
+                guard arguments.count >= 2 else { return }
+                // A path Palisade does not read may hold `**`.
+                if let path = constantValue(arguments[1])?.string, !path.contains("**") { return }
+            }
+            let depth = jsonDepthBound(target)
+            guard depth > 1 else { return }
+            let bytes = 2 * depth * depth
+            try allocate(bytes)
+            if bytes > bytesLimit {
+                throw deny("\(name)() over a json the query's text makes (up to \(Self.describe(depth)) bytes, so as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the nesting, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                           "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` is not limited this way.")
+            }
         case "regexp_matches", "regexp_match":
             // The server keeps every match's start and end for each group (8 bytes), and an empty
             // match may be found at every position: 127 empty groups over a 1 MB text took ~1 GB
@@ -332,6 +354,27 @@ extension Analyzer {
         if numbers >= limit || Self.callsAllocatingFunction(node) { return limit }
         if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate { return limit }
         return (isClosed(argument) ? Double(node.count) : 1) + numbers
+    }
+
+    /// How deeply the json at `argument` may nest where the text makes it: a level per byte of its
+    /// constants (`'[[[…]]]'`) and per call that wraps one (`jsonb_build_array(…)`), through the rows
+    /// the query makes too; as deep as the limit where a call allocates (`repeat('[', 8000)`). A
+    /// table's json is the data's (0 here).
+    mutating func jsonDepthBound(_ argument: ParseTreeCursor) -> Double {
+        let limit = Double(shared.policy.maxFunctionResultBytes)
+        var probe = argument
+        let start = probe.offset
+        guard (try? probe.skipValue()) != nil else { return limit }
+        let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+        if Self.callsAllocatingFunction(node) || numberTextBytes(node) >= limit { return limit }
+        var depth = literalBytes(start..<probe.offset)
+        node.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
+        if node.contains("{\"ColumnRef\":"), queryMakesRows {
+            if madeRowsAllocate { return limit }
+            depth += madeRowsLiteralBytes
+            tree.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
+        }
+        return depth
     }
 
     static func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
