@@ -443,20 +443,25 @@ extension Analyzer {
     /// The fields of the ColumnRef at the cursor (nil for `*` or what is not a name).
     static func columnFields(_ cursor: inout ParseTreeCursor) throws -> [String?] {
         var fields: [String?] = []
-        try cursor.forEachKey { cursor, _ in
-            try cursor.forEachKey { cursor, key in
-                guard case "fields" = key else { try cursor.skipValue(); return }
-                try cursor.expect(UInt8(ascii: "["))
-                while try cursor.nextElement() {
-                    try cursor.expect(UInt8(ascii: "{"))
-                    switch try cursor.nextKey() {
-                    case "String"?: try cursor.forEachKey { cursor, _ in fields.append(try cursor.string()) }
-                    default:
-                        try cursor.skipValue()
-                        fields.append(nil)
-                    }
-                    guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+        try cursor.forEachKey { cursor, _ in fields = try columnRefFields(&cursor) }
+        return fields
+    }
+
+    /// The fields of a ColumnRef's body (`{"fields":[…],"location":N}`): each name, nil for `*`.
+    static func columnRefFields(_ cursor: inout ParseTreeCursor) throws -> [String?] {
+        var fields: [String?] = []
+        try cursor.forEachKey { cursor, key in
+            guard case "fields" = key else { try cursor.skipValue(); return }
+            try cursor.expect(UInt8(ascii: "["))
+            while try cursor.nextElement() {
+                try cursor.expect(UInt8(ascii: "{"))
+                switch try cursor.nextKey() {
+                case "String"?: try cursor.forEachKey { cursor, _ in fields.append(try cursor.string()) }
+                default:
+                    try cursor.skipValue()
+                    fields.append(nil)
                 }
+                guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
             }
         }
         return fields
@@ -537,11 +542,7 @@ extension Analyzer {
                     try cursor.forEachKey { cursor, key in
                         switch key {
                         case "ctename": name = try cursor.string()
-                        case "aliascolnames":
-                            try cursor.expect(UInt8(ascii: "["))
-                            while try cursor.nextElement() {
-                                try cursor.forEachKey { cursor, _ in try cursor.forEachKey { cursor, _ in aliases.append(try cursor.string()) } }
-                            }
+                        case "aliascolnames": aliases = try Self.stringList(&cursor)
                         case "ctequery": query = cursor; try cursor.skipValue()
                         default: try cursor.skipValue()
                         }
@@ -703,11 +704,7 @@ extension Analyzer {
         try cursor.forEachKey { cursor, key in
             switch key {
             case "aliasname": name = try cursor.string()
-            case "colnames":
-                try cursor.expect(UInt8(ascii: "["))
-                while try cursor.nextElement() {
-                    try cursor.forEachKey { cursor, _ in try cursor.forEachKey { cursor, _ in names.append(try cursor.string()) } }
-                }
+            case "colnames": names = try Self.stringList(&cursor)
             default: try cursor.skipValue()
             }
         }

@@ -371,10 +371,20 @@ extension Analyzer {
         node.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
         if node.contains("{\"ColumnRef\":"), queryMakesRows {
             if madeRowsAllocate { return limit }
-            depth += madeRowsLiteralBytes
-            tree.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
+            depth += madeRowsLiteralBytes + functionCallCount
         }
         return depth
+    }
+
+    /// Function calls in the whole query, each of which may wrap a json once more.
+    var functionCallCount: Double {
+        mutating get {
+            if let known = functionCallCountCache { return known }
+            var count = 0.0
+            tree.forEachOccurrence(of: "{\"FuncCall\":") { _ in count += 1 }
+            functionCallCountCache = count
+            return count
+        }
     }
 
     static func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -62,15 +62,19 @@ extension Analyzer {
     func numberTextBytes(_ node: UnsafeBufferPointer<UInt8>) -> Double {
         if Self.growsNumbers(node) { return Double(shared.policy.maxFunctionResultBytes) }
         var bytes = 0.0
-        node.forEachOccurrence(of: "\"fval\":\"") { offset in
-            let start = offset + 8
-            var end = start
-            while end < node.count, node[end] != UInt8(ascii: "\"") { end += 1 }
-            let literal = String(decoding: UnsafeBufferPointer(rebasing: node[start..<end]), as: UTF8.self)
-            // Only an exponent is counted: plain digits are taken out for the literal-blind cache,
-            // and their decision must not depend on how many there are.
-            guard literal.contains(where: { $0 == "e" || $0 == "E" }) else { return }
-            bytes += Self.numericTextBytes(literal) - 24
+        // Number literals, and strings that read as numbers (`round('1e131071'::numeric)`: the cast
+        // may sit anywhere below a call Palisade does not evaluate). Only an exponent is counted:
+        // plain digits are taken out for the literal-blind cache, and their decision must not
+        // depend on how many there are (strings stay in the key as written).
+        for needle: StaticString in ["\"fval\":\"", "\"sval\":{\"sval\":\""] {
+            node.forEachOccurrence(of: needle) { offset in
+                let start = offset + needle.utf8CodeUnitCount
+                var end = start
+                while end < node.count, node[end] != UInt8(ascii: "\"") { end += 1 }
+                let literal = String(decoding: UnsafeBufferPointer(rebasing: node[start..<end]), as: UTF8.self)
+                guard literal.contains(where: { $0 == "e" || $0 == "E" }), Double(literal.trimmingSpaces) != nil else { return }
+                bytes += Self.numericTextBytes(literal.trimmingSpaces) - 24
+            }
         }
         return max(0, bytes)
     }
@@ -240,22 +244,7 @@ struct GrowthReader {
         var result = GrowthReach()
         switch type {
         case "ColumnRef":
-            var fields: [String?] = []
-            try cursor.forEachKey { cursor, key in
-                guard case "fields" = key else { try cursor.skipValue(); return }
-                try cursor.expect(UInt8(ascii: "["))
-                while try cursor.nextElement() {
-                    try cursor.expect(UInt8(ascii: "{"))
-                    switch try cursor.nextKey() {
-                    case "String"?: try cursor.forEachKey { cursor, _ in fields.append(try cursor.string()) }
-                    default:
-                        try cursor.skipValue()
-                        fields.append(nil)
-                    }
-                    guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
-                }
-            }
-            result.additive = resolve(fields)
+            result.additive = resolve(try Analyzer.columnRefFields(&cursor))
         case "A_Const", "ParamRef", "SQLValueFunction", "SetToDefault":
             try cursor.skipValue()
         case "A_Expr":
@@ -264,14 +253,7 @@ struct GrowthReader {
             try cursor.forEachKey { cursor, key in
                 switch key {
                 case "kind": kind = try cursor.string()
-                case "name":
-                    try cursor.expect(UInt8(ascii: "["))
-                    while try cursor.nextElement() {
-                        try cursor.expect(UInt8(ascii: "{"))
-                        while let part = try cursor.nextKey() {
-                            if case "String" = part { try cursor.forEachKey { cursor, _ in symbol = try cursor.string() } } else { try cursor.skipValue() }
-                        }
-                    }
+                case "name": symbol = try Analyzer.stringList(&cursor).last ?? ""
                 case "lexpr": left = try children(&cursor, depth: depth + 1)
                 case "rexpr": right = try children(&cursor, depth: depth + 1)
                 default: try cursor.skipValue()
@@ -296,14 +278,7 @@ struct GrowthReader {
             var arguments = GrowthReach()
             try cursor.forEachKey { cursor, key in
                 switch key {
-                case "funcname":
-                    try cursor.expect(UInt8(ascii: "["))
-                    while try cursor.nextElement() {
-                        try cursor.expect(UInt8(ascii: "{"))
-                        while let part = try cursor.nextKey() {
-                            if case "String" = part { try cursor.forEachKey { cursor, _ in name = try cursor.string() } } else { try cursor.skipValue() }
-                        }
-                    }
+                case "funcname": name = try Analyzer.stringList(&cursor).last ?? ""
                 case "args", "agg_order", "agg_filter", "over": arguments.add(try children(&cursor, depth: depth + 1))
                 default: try cursor.skipValue()
                 }
@@ -326,16 +301,7 @@ struct GrowthReader {
                 case "typeName":
                     try cursor.forEachKey { cursor, key in
                         switch key {
-                        case "names":
-                            try cursor.expect(UInt8(ascii: "["))
-                            var last = ""
-                            while try cursor.nextElement() {
-                                try cursor.expect(UInt8(ascii: "{"))
-                                while let part = try cursor.nextKey() {
-                                    if case "String" = part { try cursor.forEachKey { cursor, _ in last = try cursor.string() } } else { try cursor.skipValue() }
-                                }
-                            }
-                            textForm = Self.textForms.contains(last)
+                        case "names": textForm = Self.textForms.contains(try Analyzer.stringList(&cursor).last ?? "")
                         case "typmods": bounded = true; try cursor.skipValue()
                         case "arrayBounds": isArray = true; try cursor.skipValue()
                         default: try cursor.skipValue()

@@ -72,6 +72,8 @@ struct Analyzer {
     var makesRowsCache: Bool?
     var madeRowsAllocateCache: Bool?
     var madeRowsLiteralCache: Double?
+    /// Function calls in the whole query (`jsonDepthBound`), counted once per query.
+    var functionCallCountCache: Double?
     /// Accumulating aggregate calls, checked once the whole query is read.
     var accumulations: [Accumulation] = []
     /// The copy reader's scopes (`Analyzer.checkCopies`).

@@ -151,22 +151,29 @@ import Testing
         #expect(try Fixture.verify(dir.path).outcome == .ok)
     }
 
-    @Test func writtenEntriesAreFlushedOnceTheIntervalIsUp() async throws {
+    /// The writer's own steps, without its thread or a clock to wait on: a written entry is not
+    /// flushed before its interval is up, is flushed once it is, and makes the writer wake for it.
+    @Test func writtenEntriesAreFlushedOnceTheIntervalIsUp() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var configuration = Fixture.configuration(dir.path)
-        configuration.durability = .written(flushInterval: .milliseconds(20))
-        let log = try AuditLog(configuration)
-        defer { log.close() }
-        let before = log.statistics.syncs
-        _ = try await log.append(Fixture.decision(0))
-        // Nothing else is appended: the writer wakes for the flush by itself.
-        var waited = 0
-        while log.statistics.syncs == before, waited < 30_000 {
-            try await Task.sleep(for: .milliseconds(10))
-            waited += 10
+        for (interval, due) in [(Duration.seconds(3600), false), (.zero, true)] {
+            let path = dir.sub(due ? "due" : "not-due")
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            var configuration = Fixture.configuration(path)
+            configuration.durability = .written(flushInterval: interval)
+            var writer = try Writer.open(configuration, io: .system)
+            defer { writer.closeFiles() }
+            let before = writer.statistics.syncs
+            let (results, failure) = writer.commit([Request(kind: .record(Fixture.decision(0)), completion: { _ in })])
+            #expect(failure == nil && (try? results[0].get()) != nil)
+            #expect(writer.statistics.syncs == before, "a written entry was flushed before its answer")
+            #expect(writer.unflushedSince != nil)
+            // The idle writer wakes for the flush, not only for the next checkpoint (an hour away).
+            if due { #expect(writer.nextDeadline() <= .now()) }
+            #expect(writer.flushIfDue() == nil)
+            #expect((writer.statistics.syncs > before) == due, "interval \(interval)")
+            #expect((writer.unflushedSince == nil) == due)
         }
-        #expect(log.statistics.syncs > before, "the written entry was not flushed within 30 s")
     }
 
     @Test func zerosReservedAfterEntriesThatExtendedTheFileLeaveThemIntact() async throws {
