@@ -4,6 +4,7 @@ import os
 import pathlib
 import re
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,12 @@ BASELINE_BINARY = os.environ.get("PALISADE_BASELINE_BIN")
 # Rounds of the whole interleaved sequence; each cell is the median of its rounds.
 ROUNDS = int(os.environ.get("PALISADE_BENCH_ROUNDS", "1"))
 ROLE, PASSWORD, DATABASE = "bench_app", "bench-secret", "bench"
+# Benchmarks/durable-floor.c, built by Benchmarks/pgbench-compare: the least a proxy that holds each
+# answer until its record is durable must do, measured beside Palisade in simple mode. Each is
+# (mode, event-loop threads): a writer thread as Palisade has, the loop committing itself at the end
+# of each turn, and the bare pump with no record (a relay's own floor).
+FLOOR_BINARY = os.environ.get("PALISADE_FLOOR_BIN")
+FLOORS = {"floor": ("flush", 1), "floor-inl": ("inline", 1), "pump": ("none", 1)}
 HOST, PORT = os.environ["PGHOST"], os.environ["PGPORT"]
 
 
@@ -212,6 +219,23 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     palisades["pal-write"] = start_palisade(str(ROOT / ".build/release/palisade"), "pal-write", ("--audit-durability", "write"))
     if BASELINE_BINARY:
         palisades["baseline"] = start_palisade(BASELINE_BINARY, "baseline")
+    floors = {}
+    for name, (floor_mode, threads) in (FLOORS.items() if FLOOR_BINARY else ()):
+        port = free_port()
+        audit_file = pathlib.Path(tempfile.mkdtemp(dir=AUDIT_PARENT)) / "floor.log"
+        process = subprocess.Popen([FLOOR_BINARY, str(port), PORT, str(audit_file), floor_mode, str(threads)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started.append(process)
+        wait_for_port(port, process, name)
+        floors[name] = ((port, ROLE, PASSWORD, process.pid), process)
+
+    def floor_counts(name):
+        """Records and fdatasyncs of a floor so far (it prints them on SIGUSR1)."""
+        process = floors[name][1]
+        process.send_signal(signal.SIGUSR1)
+        entries, syncs = process.stdout.readline().split()
+        return float(entries), float(syncs), 0.0
+
     sync_before = fdatasync_micros(AUDIT_PARENT)
     in_place_before = fdatasync_micros(AUDIT_PARENT, in_place=True)
 
@@ -251,13 +275,15 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                 bouncer_port, _, bouncer_pid = bouncers[bouncer_mode[mode]]
                 targets = {"direct": (PORT, ROLE, PASSWORD, None), "pgbouncer": (bouncer_port, ROLE, PASSWORD, bouncer_pid)}
                 targets.update({name: target for name, (target, _, _) in palisades.items()})
+                if mode == "simple":
+                    targets.update({name: target for name, (target, _) in floors.items()})
                 for clients in (1, 8):
                     for name, (port, user, password, pid) in targets.items():
                         # The throwaway server offers TLS; every path is measured in clear, like Palisade's default.
                         env = dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable")
                         server_settled()
                         cpu_before = cpu_seconds(pid) if pid else 0
-                        audit_before = entries_and_syncs(name) if name in palisades else None
+                        audit_before = entries_and_syncs(name) if name in palisades else floor_counts(name) if name in floors else None
                         threads_before = thread_cpu(pid) if name in palisades else None
                         machine_before = machine_busy_and_total()
                         server_before, pgbench_before = server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -289,9 +315,10 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                                                 for after, before in zip(threads_after[kind], threads_before.get(kind, (0, 0))))
                                     for kind in threads_after})
                             if audit_before:
-                                entries, syncs, seconds = (after - before for after, before in zip(entries_and_syncs(name), audit_before))
+                                counts = entries_and_syncs(name) if name in palisades else floor_counts(name)
+                                entries, syncs, seconds = (after - before for after, before in zip(counts, audit_before))
                                 if syncs:
-                                    sync_samples.setdefault(key, []).append((entries / syncs, seconds / syncs * 1e6))
+                                    sync_samples.setdefault(key, []).append((entries / syncs, seconds / syncs * 1e6 if name in palisades else None))
                         shown = f"{float(tps.group(1)):9.0f} tps {float(latency.group(1)) * 1000:7.1f} µs" if ok else \
                             "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]
                         print(f"round {number + 1} -M {mode:8} -c {clients}  {name:10} {shown}", flush=True)
@@ -301,12 +328,14 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
             process.terminate()
         for _, process, _ in bouncers.values():
             process.terminate()
+        for _, process in floors.values():
+            process.terminate()
     sync_after = fdatasync_micros(AUDIT_PARENT)
     in_place_after = fdatasync_micros(AUDIT_PARENT, in_place=True)
     results = {key: (median([tps for tps, _ in runs]), median([latency for _, latency in runs])) for key, runs in samples.items()}
     proxy_cpu = {key: median(values) for key, values in cpu_samples.items()}
     entries_per_sync = {key: median([entries for entries, _ in values]) for key, values in sync_samples.items()}
-    commit_micros = {key: median([micros for _, micros in values]) for key, values in sync_samples.items()}
+    commit_micros = {key: median([micros for _, micros in values]) for key, values in sync_samples.items() if key[2] in palisades}
 
     sync_median = median([sync_before[0], sync_after[0]])
     print(f"\npgbench -S -T {SECONDS}, scale 10, {os.cpu_count()} cores, {ROUNDS} round(s) (medians); latency is pgbench's average; "
@@ -326,7 +355,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     for mode in ("simple", "prepared"):
         for clients in (1, 8):
             direct, bouncer_result = (results.get((mode, clients, name)) for name in ("direct", "pgbouncer"))
-            for name in palisades:
+            for name in (*palisades, *(floors if mode == "simple" else ())):
                 pal = results.get((mode, clients, name))
                 print(f"{mode:9} {clients:>7} {name:>9} {cell(direct and direct[0], 11, '{:.0f}')} {cell(bouncer_result and bouncer_result[0], 12, '{:.0f}')}"
                       f" {cell(pal and pal[0], 9, '{:.0f}')} {cell(pal and direct and pal[0] / direct[0], 8, '{:.2f}x')}"
@@ -342,7 +371,11 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
           "audit entries per fdatasync in that run; commit: mean write + fdatasync of one group commit in that run.\n"
           "pal-write: Palisade with the opt-in audit_durability write (an answer waits for its entry's write, which survives "
           "Palisade's crash, not the machine's; fdatasync within 200 ms); not counted toward the targets. "
-          "Its entries/sync and commit are per periodic fdatasync.")
+          "Its entries/sync and commit are per periodic fdatasync."
+          + ("\nfloor, floor-inl, pump (simple mode only): Benchmarks/durable-floor.c, a C byte pump with one epoll thread and no "
+             "parse, decision or TLS. floor and floor-inl record each query (its text, chained by SHA-256) and hold its answer "
+             "until the record's fdatasync: floor on a writer thread (group commit), floor-inl on the loop itself at the end of "
+             "each turn. pump records nothing." if floors else ""))
     # Where the CPU went, per transaction: the machine (pgbench and PostgreSQL included) and, for each
     # Palisade, its event loops and its audit writer, user and system time apart.
     machine = {key: tuple(median([sample[index] for sample in values]) for index in range(4))
@@ -357,7 +390,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
           f" {'audit user':>11} {'audit sys':>10} {'other':>7}")
     for mode in ("simple", "prepared"):
         for clients in (1, 8):
-            for name in ("direct", "pgbouncer", *palisades):
+            for name in ("direct", "pgbouncer", *palisades, *floors):
                 key = (mode, clients, name)
                 if key not in machine:
                     continue
@@ -386,6 +419,12 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                  if ("simple", 1, "palisade") in commit_micros else ""))
     if cpu_pal and cpu_bouncer:
         print(f"  -c 8 CPU per transaction: {cpu_pal:.0f} µs vs PgBouncer's {cpu_bouncer:.0f} µs = {cpu_pal / cpu_bouncer:.2f}x (target <= 2.00x)")
+    # What the durability rule alone costs on this machine: the C floors, in the same run.
+    for name in floors:
+        floor8, floor1, cpu_floor = results.get(("simple", 8, name)), results.get(("simple", 1, name)), proxy_cpu.get(("simple", 8, name))
+        if floor8 and bouncer8 and floor1 and direct1 and cpu_floor and cpu_bouncer:
+            print(f"{name} (the C floor, not a target): -c 8 {floor8[0] / bouncer8[0]:.2f}x PgBouncer's tps, -c 1 {(floor1[1] - direct1[1]) * 1000:+.0f} µs, "
+                  f"-c 8 CPU {cpu_floor:.0f} µs per transaction = {cpu_floor / cpu_bouncer:.2f}x PgBouncer's")
     write8, write1 = results.get(("simple", 8, "pal-write")), results.get(("simple", 1, "pal-write"))
     cpu_write = proxy_cpu.get(("simple", 8, "pal-write"))
     if write8 and bouncer8 and write1 and direct1 and cpu_write and cpu_bouncer:

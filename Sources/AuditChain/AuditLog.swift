@@ -157,6 +157,15 @@ public final class AuditLog: Sendable {
         core.submit(.record(record), completion: completion)
     }
 
+    /// Commits the entries on the calling thread, with one write and one fdatasync, if the writer
+    /// thread has nothing else to do, and returns their results as `append`'s completions would:
+    /// blocking the caller for the commit, it saves waking the writer and being woken by it.
+    /// Returns nil when the writer is busy (the entries would then wait behind its batch): `append`
+    /// them instead.
+    public func commitInline(_ records: [AuditRecord]) -> [Result<UInt64, AuditError>]? {
+        core.commitInline(records)
+    }
+
     /// Appends and returns the entry's sequence number once it is durable. Throws at once if the
     /// log has failed or is closed.
     public func append(_ record: AuditRecord) async throws(AuditError) -> UInt64 {

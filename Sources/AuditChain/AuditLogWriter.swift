@@ -36,6 +36,8 @@ struct Writer {
     var durableSeq: UInt64 = 0
     /// Since when entries are in the file that no fdatasync has flushed (`.written` durability only).
     var unflushedSince: ContinuousClock.Instant?
+    /// Set by `shutdown`: a commit on the caller's thread that lost the race with it writes nothing.
+    var isShutDown = false
 
     var directory: String { configuration.directory }
 
@@ -286,7 +288,10 @@ struct Writer {
     // MARK: Closing
 
     mutating func shutdown(abandon: Bool) -> AuditError? {
-        defer { closeFiles() }
+        defer {
+            closeFiles()
+            isShutDown = true
+        }
         guard !abandon, failure == nil else { return nil }
         do throws(AuditError) {
             append(.lifecycle(.stop, "audit log closed", [:]))

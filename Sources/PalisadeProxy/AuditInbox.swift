@@ -13,9 +13,28 @@ final class AuditInbox: Sendable {
 
     private let eventLoop: EventLoop
     private let state = Locked(State())
+    /// Client connections on this loop, counted from their channels' start to their close.
+    private let sessions: NIOLoopBoundBox<Int>
 
+    /// Made on `eventLoop`.
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
+        sessions = NIOLoopBoundBox(0, eventLoop: eventLoop)
+    }
+
+    func sessionOpened() { sessions.value += 1 }
+
+    func sessionClosed() { sessions.value -= 1 }
+
+    /// Whether a session's records may be committed on this loop: it is the loop's only session,
+    /// so no other one could share the sync or wait behind it while the loop is blocked.
+    var servesOneSession: Bool { sessions.value == 1 }
+
+    /// Commits `records` on this loop, blocking it for one write and fdatasync, when the writer
+    /// thread is idle: the two thread wakes of `append` (the writer's, then the loop's) are saved.
+    /// Nil when it is busy: `append` them.
+    func commitInline(_ records: [AuditRecord], to log: AuditLog) -> [Result<UInt64, AuditError>]? {
+        log.commitInline(records)
     }
 
     /// Appends `record` to `log`; `completion` runs on this inbox's event loop.

@@ -41,8 +41,11 @@ public final class ProxyServer: Sendable {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let inbox = auditInboxes.inbox(for: channel.eventLoop)
+                    inbox.sessionOpened()
+                    channel.closeFuture.whenComplete { _ in inbox.sessionClosed() }
                     let session = ProxySession(configuration: configuration, cancels: cancels, eventLoop: channel.eventLoop,
-                                               auditInbox: auditInboxes.inbox(for: channel.eventLoop))
+                                               auditInbox: inbox)
                     let key = ObjectIdentifier(session)
                     let bound = NIOLoopBound(session, eventLoop: channel.eventLoop)
                     let admitted = server.sessions.withLock { sessions in

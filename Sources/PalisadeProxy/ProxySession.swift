@@ -25,6 +25,11 @@ final class ProxySession {
     /// client: neither a refusal nor an admitted query's rows is released before its record is durable.
     private var outstandingAudits = 0
     private var heldForClient: ByteBuffer?
+    /// A lone session's records from the client messages of the current read: committed on the
+    /// loop once those messages' requests are on their way to the server (`commitRecordsHere`).
+    private var recordsToCommitHere: [AuditRecord] = []
+    /// Set while a client message runs through the machine: only its records wait for the read's end.
+    private var readingClientFrame = false
     private var clientWritable = true
     private var backendWritable = true
     private var readingClient = true
@@ -104,7 +109,9 @@ final class ProxySession {
                 deadline.cancel()
                 unsyncedDeadline = nil
             }
+            readingClientFrame = true
             run(machine.clientFrame(frame, now: Date()))
+            readingClientFrame = false
         }
     }
 
@@ -139,6 +146,7 @@ final class ProxySession {
 
     /// Executes what the machine asked for, and appends the records it owes.
     private func run(_ action: SessionStateMachine.Action) {
+        if !readingClientFrame { commitRecordsHere() }
         if !machine.output.records.isEmpty { appendRecords() }
         switch action {
         case .none:
@@ -287,6 +295,14 @@ final class ProxySession {
             machine.output.toBackend = backendChannel.allocator.buffer(capacity: 512)
             if machine.isRelaying { serverWait.requestSent() }
         }
+        if !recordsToCommitHere.isEmpty {
+            commitRecordsHere()
+            if outstandingAudits == 0, let held = heldForClient, let clientContext {
+                clientContext.writeAndFlush(NIOAny(held), promise: nil)
+                heldForClient = nil
+                applyBackpressure()
+            }
+        }
         guard machine.output.toClient.readableBytes > 0, let clientContext else { return }
         if outstandingAudits > 0 {
             if heldForClient == nil {
@@ -334,6 +350,7 @@ final class ProxySession {
     /// Ends the session's channels; the last answer waits for outstanding records to be durable.
     private func close() {
         if channelsClosed { return }
+        commitRecordsHere()
         loginDeadline?.cancel()
         unsyncedDeadline?.cancel()
         unsyncedDeadline = nil
@@ -380,9 +397,33 @@ final class ProxySession {
                 ])
             }
             outstandingAudits += 1
-            let bound = NIOLoopBound(self, eventLoop: eventLoop)
-            auditInbox.append(record, to: configuration.audit) { result in bound.value.auditCompleted(result) }
+            if readingClientFrame, auditInbox.servesOneSession {
+                recordsToCommitHere.append(record)
+            } else {
+                let bound = NIOLoopBound(self, eventLoop: eventLoop)
+                auditInbox.append(record, to: configuration.audit) { result in bound.value.auditCompleted(result) }
+            }
         }
         machine.output.records.removeAll()
+    }
+
+    /// Commits the records of this read's client messages on the loop, once what they asked of the
+    /// server has been sent (so the server works during the sync), or hands them to the writer if
+    /// it is busy. Runs before anything else the session does, so none is left waiting.
+    private func commitRecordsHere() {
+        guard !recordsToCommitHere.isEmpty else { return }
+        let records = recordsToCommitHere
+        recordsToCommitHere.removeAll(keepingCapacity: true)
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        guard let results = auditInbox.commitInline(records, to: configuration.audit) else {
+            for record in records {
+                auditInbox.append(record, to: configuration.audit) { result in bound.value.auditCompleted(result) }
+            }
+            return
+        }
+        for result in results {
+            // A failure is handled as the writer's would be, once this turn's work is done.
+            if case .success = result { outstandingAudits -= 1 } else { eventLoop.execute { bound.value.auditCompleted(result) } }
+        }
     }
 }

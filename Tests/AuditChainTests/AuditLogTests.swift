@@ -58,6 +58,65 @@ import Testing
         log.close()
     }
 
+    /// Retries `commitInline` until the writer thread has gone idle (it is busy for a moment after
+    /// opening and after each batch), and returns its result with the thread that called it; nil
+    /// only if the writer never goes idle.
+    static func commitWhenIdle(_ log: AuditLog, _ record: AuditRecord) async throws -> (Result<UInt64, AuditError>, caller: UInt)? {
+        for _ in 0..<30_000 {
+            let caller = UInt(pthread_self())
+            if let results = log.commitInline([record]) { return (results[0], caller) }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return nil
+    }
+
+    /// A lone session's entry: committed by the caller itself (its write and fdatasync run on the
+    /// calling thread), durable when the call returns, chained like any other.
+    @Test func anIdleWritersEntryIsCommittedOnTheCallersThread() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let syncingThreads = Locked<[UInt]>([])
+        let recording = AuditIO(write: AuditIO.system.write, sync: { fd in
+            syncingThreads.withLock { $0.append(UInt(pthread_self())) }
+            return fdatasync(fd)
+        })
+        let log = try AuditLog(Fixture.configuration(dir.path), io: recording)
+        _ = try await log.append(Fixture.decision(0))
+        for n in 1...3 {
+            let before = syncingThreads.withLock { $0.count }
+            let (result, caller) = try #require(try await Self.commitWhenIdle(log, Fixture.decision(n)))
+            #expect(try result.get() == UInt64(n) + 2)  // after segment_opened, start and decision 0
+            let syncs = syncingThreads.withLock { $0 }
+            #expect(syncs.count == before + 1 && syncs.last == caller, "entry \(n)'s fdatasync did not run on the caller's thread")
+        }
+        log.close()
+        #expect(try Fixture.entries(dir.path).filter { $0.record.requestID?.hasPrefix("req-") == true }.count == 4)
+        #expect(try Fixture.verify(dir.path).outcome == .ok)
+    }
+
+    /// The writer sleeps until its next deadline, and after the checkpoint at open it has none: an
+    /// entry committed on the caller's thread must give it one, or nothing would ever sign it.
+    @Test func anEntryCommittedByTheCallerIsSignedByTheWriter() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path, checkpointInterval: .milliseconds(20)))
+        let (result, _) = try #require(try await Self.commitWhenIdle(log, Fixture.decision(0)))
+        #expect(try result.get() == 2)
+        for _ in 0..<30_000 where log.statistics.checkpoints < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(log.statistics.checkpoints == 2, "the entry committed on the caller's thread was never signed")
+        log.close()
+    }
+
+    /// A closed or failed log commits nothing on the caller's thread: the caller appends, and is refused.
+    @Test func aClosedLogCommitsNothingOnTheCallersThread() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let log = try AuditLog(Fixture.configuration(dir.path))
+        log.close()
+        #expect(log.commitInline([Fixture.decision(0)]) == nil)
+        await #expect(throws: AuditError.closed) { try await log.append(Fixture.decision(1)) }
+    }
+
     /// `audit_durability: write`: an append is acknowledged once it is in the file, before any
     /// fdatasync; a `kill -9` of Palisade keeps it (the page cache is the kernel's), and a checkpoint
     /// flushes before it signs.
