@@ -26,16 +26,10 @@ final class AuditInbox: Sendable {
 
     func sessionClosed() { sessions.value -= 1 }
 
-    /// Whether a session's records may be committed on this loop: it is the loop's only session,
-    /// so no other one could share the sync or wait behind it while the loop is blocked.
+    /// Whether a session's records may be committed on this loop (`AuditLog.commitInline`, which
+    /// blocks it for one write and fdatasync): it is the loop's only session, so no other one could
+    /// share the sync or wait behind it.
     var servesOneSession: Bool { sessions.value == 1 }
-
-    /// Commits `records` on this loop, blocking it for one write and fdatasync, when the writer
-    /// thread is idle: the two thread wakes of `append` (the writer's, then the loop's) are saved.
-    /// Nil when it is busy: `append` them.
-    func commitInline(_ records: [AuditRecord], to log: AuditLog) -> [Result<UInt64, AuditError>]? {
-        log.commitInline(records)
-    }
 
     /// Appends `record` to `log`; `completion` runs on this inbox's event loop.
     func append(_ record: AuditRecord, to log: AuditLog, completion: @escaping @Sendable (Result<UInt64, AuditError>) -> Void) {

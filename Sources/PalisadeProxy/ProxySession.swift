@@ -415,7 +415,7 @@ final class ProxySession {
         let records = recordsToCommitHere
         recordsToCommitHere.removeAll(keepingCapacity: true)
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        guard let results = auditInbox.commitInline(records, to: configuration.audit) else {
+        guard let results = configuration.audit.commitInline(records) else {
             for record in records {
                 auditInbox.append(record, to: configuration.audit) { result in bound.value.auditCompleted(result) }
             }
