@@ -89,18 +89,21 @@ final class LogCore: Sendable {
         }
         guard claimed else { return nil }
         let batch = records.map { Request(kind: .record($0), completion: { _ in }) }
-        let (results, failure, statistics, newDeadline) = writer.withLock { writer in
+        let (results, failure, statistics, earlierDeadline) = writer.withLock { writer in
             if writer.isShutDown { return (batch.map { _ in Result<UInt64, AuditError>.failure(.closed) }, AuditError?.none, writer.statistics, false) }
-            // The writer sleeps until its last deadline; a commit that gives it its first one
-            // (entries to sign, or to flush) must wake it to take the new one.
-            let hadDeadline = writer.nextDeadline() != .distantFuture
+            // The writer sleeps until the deadline it last computed; a commit that brings one
+            // closer (the first entries to sign, or with `.written` durability the first to flush)
+            // must wake it to take the new one. Within a millisecond it is the same deadline, read
+            // from two clocks.
+            let before = writer.nextDeadline().uptimeNanoseconds
             let outcome = writer.commit(batch)
-            return (outcome.results, outcome.failure, writer.statistics, !hadDeadline && writer.nextDeadline() != .distantFuture)
+            let after = writer.nextDeadline().uptimeNanoseconds
+            return (outcome.results, outcome.failure, writer.statistics, after < before && before - after > 1_000_000)
         }
         let orphans = record(failure, statistics)
         shared.withLock { $0.committingInline = false }
         fail(orphans, failure)
-        if newDeadline || failure != nil { wake.signal() }
+        if earlierDeadline || failure != nil { wake.signal() }
         return results
     }
 

@@ -107,6 +107,28 @@ import Testing
         log.close()
     }
 
+    /// With `write` durability, the writer sleeps until its checkpoint once it has flushed; an entry
+    /// then committed on the caller's thread must bring its flush deadline forward, or the entry
+    /// would stay unflushed for the checkpoint interval instead of `audit_flush_ms`.
+    @Test func anEntryCommittedByTheCallerIsFlushedWithinTheInterval() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var configuration = Fixture.configuration(dir.path)
+        configuration.durability = .written(flushInterval: .milliseconds(20))
+        let log = try AuditLog(configuration)
+        let opened = log.statistics.syncs
+        _ = try await log.append(Fixture.decision(0))
+        for _ in 0..<30_000 where log.statistics.syncs == opened { try await Task.sleep(for: .milliseconds(1)) }
+        let flushed = log.statistics.syncs
+        #expect(flushed > opened, "the writer never flushed its own entry")
+        // Now only the hour-long checkpoint is due.
+        let (result, _) = try #require(try await Self.commitWhenIdle(log, Fixture.decision(1)))
+        #expect(try result.get() == 3)
+        for _ in 0..<30_000 where log.statistics.syncs == flushed { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(log.statistics.syncs > flushed, "the entry committed on the caller's thread was not flushed within the interval")
+        log.close()
+    }
+
     /// A closed or failed log commits nothing on the caller's thread: the caller appends, and is refused.
     @Test func aClosedLogCommitsNothingOnTheCallersThread() async throws {
         let dir = TemporaryDirectory()
