@@ -77,9 +77,14 @@ final class LogCore: Sendable {
         }
     }
 
+    /// Zeros that must lie ahead of the entries for a commit on the caller's thread (an entry is
+    /// about 750 bytes); a larger batch takes the writer thread's way.
+    static let inlineHeadroom = 64 << 10
+
     /// Commits `records` on the caller's thread when the writer has nothing to do, with one write
-    /// and one fdatasync, and returns their results; nil when it is busy or a record is not the
-    /// caller's to write (submit them instead). It saves the two thread wakes of a submit.
+    /// over reserved zeros and one fdatasync, and returns their results; nil when the writer is
+    /// busy, a rotation or a new reservation is due, or a record is not the caller's to write
+    /// (submit them instead). It saves the two thread wakes of a submit.
     func commitInline(_ records: [AuditRecord]) -> [Result<UInt64, AuditError>]? {
         guard records.allSatisfy({ !$0.event.isWrittenByLog && $0.invalidReason == nil }) else { return nil }
         let claimed = shared.withLock { state in
@@ -89,8 +94,11 @@ final class LogCore: Sendable {
         }
         guard claimed else { return nil }
         let batch = records.map { Request(kind: .record($0), completion: { _ in }) }
-        let (results, failure, statistics, earlierDeadline) = writer.withLock { writer in
-            if writer.isShutDown { return (batch.map { _ in Result<UInt64, AuditError>.failure(.closed) }, AuditError?.none, writer.statistics, false) }
+        let committed: (results: [Result<UInt64, AuditError>], failure: AuditError?, orphans: [Request], earlierDeadline: Bool)?
+        committed = writer.withLock { writer in
+            // Rotating, or writing the next reservation of zeros, is the writer thread's work: the
+            // caller may be an event loop.
+            guard writer.commitsInPlace(Self.inlineHeadroom) else { return nil }
             // The writer sleeps until the deadline it last computed; a commit that brings one
             // closer (the first entries to sign, or with `.written` durability the first to flush)
             // must wake it to take the new one. Within a millisecond it is the same deadline, read
@@ -98,13 +106,13 @@ final class LogCore: Sendable {
             let before = writer.nextDeadline().uptimeNanoseconds
             let outcome = writer.commit(batch)
             let after = writer.nextDeadline().uptimeNanoseconds
-            return (outcome.results, outcome.failure, writer.statistics, after < before && before - after > 1_000_000)
+            return (outcome.results, outcome.failure, record(outcome.failure, writer.statistics), after < before && before - after > 1_000_000)
         }
-        let orphans = record(failure, statistics)
         shared.withLock { $0.committingInline = false }
-        fail(orphans, failure)
-        if earlierDeadline || failure != nil { wake.signal() }
-        return results
+        guard let committed else { return nil }
+        fail(committed.orphans, committed.failure)
+        if committed.earlierDeadline || committed.failure != nil { wake.signal() }
+        return committed.results
     }
 
     func close(abandon: Bool) {
@@ -139,11 +147,10 @@ final class LogCore: Sendable {
             }
             switch step {
             case .work:
-                let (results, failure, statistics) = writer.withLock { writer in
+                let (results, failure, orphans) = writer.withLock { writer in
                     let outcome = writer.commit(batch)
-                    return (outcome.results, outcome.failure, writer.statistics)
+                    return (outcome.results, outcome.failure, record(outcome.failure, writer.statistics))
                 }
-                let orphans = record(failure, statistics)
                 for (request, result) in zip(batch, results) { request.completion(result) }
                 fail(orphans, failure)
                 batch.removeAll(keepingCapacity: true)
@@ -151,12 +158,14 @@ final class LogCore: Sendable {
             case .idle:
                 let deadline = writer.withLock { $0.nextDeadline() }
                 _ = wake.wait(timeout: deadline)
+                // Busy from here (signing or flushing): no caller commits behind it and waits.
+                shared.withLock { $0.writerIdle = false }
                 tick()
             case .close(let abandon):
-                let (failure, statistics) = writer.withLock { writer in
-                    (writer.shutdown(abandon: abandon), writer.statistics)
+                let (failure, orphans) = writer.withLock { writer in
+                    let failure = writer.shutdown(abandon: abandon)
+                    return (failure, record(failure, writer.statistics))
                 }
-                let orphans = record(failure, statistics)
                 fail(orphans, failure)
                 // Requests queued before `closing` but never run (an abandoned log) are refused, not dropped.
                 let stranded = shared.withLock { state in
@@ -173,12 +182,16 @@ final class LogCore: Sendable {
     /// Flushes written entries and signs a checkpoint if either is due; a failure there fails the
     /// log like any disk error.
     private func tick() {
-        let (failure, statistics) = writer.withLock { writer in (writer.flushIfDue() ?? writer.checkpointIfDue(), writer.statistics) }
-        fail(record(failure, statistics), failure)
+        let (failure, orphans) = writer.withLock { writer in
+            let failure = writer.flushIfDue() ?? writer.checkpointIfDue()
+            return (failure, record(failure, writer.statistics))
+        }
+        fail(orphans, failure)
     }
 
     /// Publishes statistics and, on failure, the failed state, taking whatever was queued meanwhile:
-    /// from this point every append is refused at once.
+    /// from this point every append is refused at once. Called under the writer's lock (the only
+    /// order in which the two locks are taken), so that two threads' snapshots go out in order.
     private func record(_ failure: AuditError?, _ statistics: AuditLog.Statistics) -> [Request] {
         shared.withLock { state in
             state.statistics = statistics

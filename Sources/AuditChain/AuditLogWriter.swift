@@ -36,7 +36,7 @@ struct Writer {
     var durableSeq: UInt64 = 0
     /// Since when entries are in the file that no fdatasync has flushed (`.written` durability only).
     var unflushedSince: ContinuousClock.Instant?
-    /// Set by `shutdown`: a commit on the caller's thread that lost the race with it writes nothing.
+    /// Set by `shutdown`: a commit on a caller's thread that lost the race with it writes nothing.
     var isShutDown = false
 
     var directory: String { configuration.directory }
@@ -78,11 +78,21 @@ struct Writer {
         append(segmentOpenedRecord())
     }
 
+    /// Whether the segment is due to rotate before `pending` more bytes of entries.
+    func rotationDue(before pending: Int) -> Bool {
+        guard segmentEntries > 1 else { return false }
+        return segmentBytes + pending >= configuration.rotationBytes
+            || configuration.rotationInterval.map { segmentOpened.duration(to: .now) >= $0 } ?? false
+    }
+
+    /// Whether `bytes` more of entries would go over zeros already reserved, with no rotation first,
+    /// in a log that has neither failed nor shut down: one write and one fdatasync.
+    func commitsInPlace(_ bytes: Int) -> Bool {
+        failure == nil && !isShutDown && !rotationDue(before: buffer.count + bytes) && segmentBytes + buffer.count + bytes <= segmentFileBytes
+    }
+
     mutating func rotateIfDue() throws(AuditError) {
-        guard segmentEntries > 1 else { return }
-        let bySize = segmentBytes + buffer.count >= configuration.rotationBytes
-        let byTime = configuration.rotationInterval.map { segmentOpened.duration(to: .now) >= $0 } ?? false
-        guard bySize || byTime else { return }
+        guard rotationDue(before: buffer.count) else { return }
         try flush()
         try writeCheckpoint()
         try releaseReservedSpace()

@@ -8,6 +8,9 @@ import Locking
 public final class ProxyServer: Sendable {
     public let configuration: ProxyConfiguration
     private let group: MultiThreadedEventLoopGroup
+    /// The listening socket's own loop: a session's loop may block for its audit commit
+    /// (`AuditInbox.servesOneSession`), and accepting must not wait for it.
+    private let acceptor = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let cancels = CancelRegistry()
     private let auditInboxes = AuditInboxes()
     /// Open sessions, so that shutdown can ask each to finish; each is touched only on its loop.
@@ -34,7 +37,7 @@ public final class ProxyServer: Sendable {
         let cancels = cancels
         let auditInboxes = auditInboxes
         let server = self
-        return try await ServerBootstrap(group: group)
+        return try await ServerBootstrap(group: acceptor, childGroup: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -101,6 +104,7 @@ public final class ProxyServer: Sendable {
         }
         try await Task.sleep(for: .milliseconds(100))
         try await group.shutdownGracefully()
+        try await acceptor.shutdownGracefully()
     }
 }
 

@@ -129,6 +129,25 @@ import Testing
         log.close()
     }
 
+    /// A caller commits only a write over zeros already reserved: rotating a segment, or writing
+    /// the next reservation, stays the writer thread's, and so does a shut-down log.
+    @Test func onlyACommitOverReservedZerosIsTheCallers() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var writer = try Writer.open(Fixture.configuration(dir.sub("log")), io: .system)
+        let withinReservation = writer.commitsInPlace(LogCore.inlineHeadroom)
+        let pastReservation = writer.commitsInPlace(Writer.reservationBytes + 1)
+        _ = writer.shutdown(abandon: false)
+        let shutDown = writer.commitsInPlace(1)
+        var rotating = try Writer.open(Fixture.configuration(dir.sub("small"), rotationBytes: 16 << 10), io: .system)
+        let rotationDue = rotating.commitsInPlace(LogCore.inlineHeadroom)
+        _ = rotating.shutdown(abandon: false)
+        #expect(withinReservation)
+        #expect(!pastReservation, "past the reserved zeros")
+        #expect(!shutDown, "a shut-down log")
+        #expect(!rotationDue, "a rotation is due first")
+    }
+
     /// A closed or failed log commits nothing on the caller's thread: the caller appends, and is refused.
     @Test func aClosedLogCommitsNothingOnTheCallersThread() async throws {
         let dir = TemporaryDirectory()
