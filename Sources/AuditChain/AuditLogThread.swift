@@ -33,6 +33,11 @@ struct Shared {
     var statistics = AuditLog.Statistics()
 }
 
+extension AuditRecord {
+    /// An entry no caller may append: the log writes it itself, or it cannot be encoded.
+    var isRefusedByLog: Bool { event.isWrittenByLog || invalidReason != nil }
+}
+
 final class LogCore: Sendable {
     let shared = Locked(Shared())
     /// Only the writer thread touches it once the thread runs; the lock just makes that provable.
@@ -57,7 +62,7 @@ final class LogCore: Sendable {
     }
 
     func submit(_ kind: Request.Kind, completion: @escaping @Sendable (Result<UInt64, AuditError>) -> Void) {
-        if case .record(let record) = kind, record.event.isWrittenByLog || record.invalidReason != nil {
+        if case .record(let record) = kind, record.isRefusedByLog {
             let refusal = refusal(for: record)!
             DispatchQueue.global().async { completion(.failure(refusal)) }
             return
@@ -86,7 +91,7 @@ final class LogCore: Sendable {
     /// busy, a rotation or a new reservation is due, or a record is not the caller's to write
     /// (submit them instead). It saves the two thread wakes of a submit.
     func commitInline(_ records: [AuditRecord]) -> [Result<UInt64, AuditError>]? {
-        guard records.allSatisfy({ !$0.event.isWrittenByLog && $0.invalidReason == nil }) else { return nil }
+        guard !records.contains(where: \.isRefusedByLog) else { return nil }
         let claimed = shared.withLock { state in
             guard state.failure == nil, !state.closing, state.writerIdle, state.pending.isEmpty, !state.committingInline else { return false }
             state.committingInline = true

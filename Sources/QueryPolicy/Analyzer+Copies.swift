@@ -290,10 +290,8 @@ extension Analyzer {
         analysis.allocatedBytes += made
         let limit = shared.policy.maxFunctionResultBytes
         guard analysis.allocatedBytes > Double(limit) else { return }
-        throw copyDenial(
-            "the query's calls that build or escape text (repeat, lpad, format, encode, quote_literal, to_json, array_to_string, …) could make \(Self.describe(analysis.allocatedBytes)) bytes together, over this policy's limit of \(limit) bytes",
-            "Build less text in one query; together such results may be at most \(limit) bytes.",
-            rule: .argumentLimit, at: offset())
+        let (message, hint) = Self.allocatedTogether(analysis.allocatedBytes, limit: limit)
+        throw copyDenial(message, hint, rule: .argumentLimit, at: offset())
     }
 
     // MARK: SELECT

@@ -159,6 +159,13 @@ extension Analyzer {
             Denial(rule: .argumentLimit, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
         }
         let bytesLimit = Double(policy.maxFunctionResultBytes)
+        /// Counts what this call may make: over the limit alone it is refused with what the call
+        /// does; within it, it counts toward what the query's allocating calls make together. (The
+        /// total was checked first once, which hid every call's own message behind it.)
+        func allocateCall(_ bytes: Double, _ message: @autoclosure () -> String, _ hint: @autoclosure () -> String) throws {
+            if bytes > bytesLimit { throw deny(message(), hint()) }
+            try allocate(bytes)
+        }
         let rowsLimit = Double(policy.maxGeneratedRows)
         switch name {
         case "repeat":
@@ -166,21 +173,18 @@ extension Analyzer {
             guard arguments.count == 2 else { return }
             guard let count = upperBound(arguments[1]) else { throw unbounded(name, "count", "repeat('*', least(n, 100))") }
             let bytes = count * sizeBound(arguments[0])
-            try allocate(bytes)
-            if bytes > bytesLimit {
-                throw deny("repeat() could make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                           "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
-            }
+            try allocateCall(bytes,
+                             "repeat() could make \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Repeat fewer times; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "lpad", "rpad":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
             guard let length = upperBound(arguments[1]) else { throw unbounded(name, "length", "\(name)(name, least(n, 100))") }
             // Characters, up to 4 bytes each whatever the text (`lpad('', n, '😀')`).
             let bytes = length * ConstantExpression.maxBytesPerCharacter
-            try allocate(bytes)
-            guard bytes > bytesLimit else { return }
-            throw deny("\(name)() would make a text of \(Self.describe(length)) characters, up to \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                       "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            try allocateCall(bytes,
+                             "\(name)() would make a text of \(Self.describe(length)) characters, up to \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Pad to a shorter length; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "array_fill":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
@@ -200,11 +204,9 @@ extension Analyzer {
                 return
             }  // a number of 1e21 and more is written out in full as text: sized below (`1e131071`)
             let elementBytes = sizeBound(arguments[0])
-            try allocate(elements * elementBytes)
-            if elements * elementBytes > bytesLimit {
-                throw deny("array_fill() would make \(Self.describe(elements)) copies of a \(Self.describe(elementBytes))-byte value, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                           "Fill a smaller array or with a shorter value; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
-            }
+            try allocateCall(elements * elementBytes,
+                             "array_fill() would make \(Self.describe(elements)) copies of a \(Self.describe(elementBytes))-byte value, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Fill a smaller array or with a shorter value; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "generate_series":
             let arguments = try argumentCursors()
             guard arguments.count >= 2 else { return }
@@ -248,11 +250,9 @@ extension Analyzer {
                            "Use a narrower width; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
             }
             let bytes = Double(format.utf8.count) + Double(conversions) * max(width * ConstantExpression.maxBytesPerCharacter, largest)
-            try allocate(bytes)
-            if bytes > bytesLimit {
-                throw deny("format() could make \(Self.describe(bytes)) bytes (\(conversions) conversions of up to \(Self.describe(max(width, largest))) bytes each), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                           "Use fewer conversions or shorter values; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
-            }
+            try allocateCall(bytes,
+                             "format() could make \(Self.describe(bytes)) bytes (\(conversions) conversions of up to \(Self.describe(max(width, largest))) bytes each), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Use fewer conversions or shorter values; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "replace", "regexp_replace":
             let arguments = try argumentCursors()
             guard arguments.count >= 3 else { return }
@@ -260,11 +260,9 @@ extension Analyzer {
             // Every match, down to an empty one at each position, may become the replacement (which
             // `\&` can fill with the match itself).
             let bytes = (source + 1) * max(1, replacement)
-            try allocate(bytes)
-            if bytes > bytesLimit {
-                throw deny("\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                           "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
-            }
+            try allocateCall(bytes,
+                             "\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "jsonb_path_query", "jsonb_path_query_array", "jsonb_path_query_first", "jsonb_path_exists", "jsonb_path_match",
              "jsonb_path_query_tz", "jsonb_path_query_array_tz", "jsonb_path_query_first_tz", "jsonb_path_exists_tz", "jsonb_path_match_tz",
              "jsonb_pretty":
@@ -282,11 +280,9 @@ extension Analyzer {
             let depth = jsonDepthBound(target)
             guard depth > 1 else { return }
             let bytes = 2 * depth * depth
-            try allocate(bytes)
-            if bytes > bytesLimit {
-                throw deny("\(name)() over a json the query's text makes (up to \(Self.describe(depth)) bytes, so as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the nesting, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                           "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` is not limited this way.")
-            }
+            try allocateCall(bytes,
+                             "\(name)() over a json the query's text makes (up to \(Self.describe(depth)) bytes, so as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the nesting, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` is not limited this way.")
         case "regexp_matches", "regexp_match":
             // The server keeps every match's start and end for each group (8 bytes), and an empty
             // match may be found at every position: 127 empty groups over a 1 MB text took ~1 GB
@@ -297,11 +293,9 @@ extension Analyzer {
             let source = sizeBound(arguments[0])
             let groups = constantValue(arguments[1])?.string.map { Double($0.utf8.filter { $0 == UInt8(ascii: "(") }.count) } ?? 1
             let bytes = (source + 1) * (groups + 1) * 8
-            try allocate(bytes)
-            if bytes > bytesLimit {
-                throw deny("\(name)() could keep \(Self.describe(bytes)) bytes of match positions (a \(Self.describe(source))-byte text, a match at every position, \(Int(groups)) groups), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                           "Match within a shorter text, or with fewer groups; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
-            }
+            try allocateCall(bytes,
+                             "\(name)() could keep \(Self.describe(bytes)) bytes of match positions (a \(Self.describe(source))-byte text, a match at every position, \(Int(groups)) groups), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Match within a shorter text, or with fewer groups; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         default: break
         }
     }
@@ -425,10 +419,15 @@ extension Analyzer {
         analysis.madeBytes += max(bytes, 0)
         let limit = shared.policy.maxFunctionResultBytes
         guard analysis.allocatedBytes > Double(limit) else { return }
-        throw Denial(rule: .argumentLimit,
-                     message: "the query's allocating calls (repeat, lpad, rpad, format, replace, array_fill) could make \(Self.describe(analysis.allocatedBytes)) bytes together, over this policy's limit of \(limit) bytes",
-                     hint: "Build less text in one query; together such results may be at most \(limit) bytes.",
-                     offset: remainingLocation(), statementType: analysis.statementType)
+        let (message, hint) = Self.allocatedTogether(analysis.allocatedBytes, limit: limit)
+        throw Denial(rule: .argumentLimit, message: message, hint: hint, offset: remainingLocation(), statementType: analysis.statementType)
+    }
+
+    /// The denial of what the query's allocating calls make together, one wording for both ways they
+    /// are counted: calls sized here, and calls that copy their argument (`copyAllocate`).
+    static func allocatedTogether(_ bytes: Double, limit: Int) -> (message: String, hint: String) {
+        ("the query's calls that build text (repeat, lpad, format, replace, regexp_matches, encode, quote_literal, to_json, array_fill, …) could make \(describe(bytes)) bytes together, over this policy's limit of \(limit) bytes",
+         "Build less text in one query; together such results may be at most \(limit) bytes.")
     }
 
     /// A count, length or dimension with no bound Palisade can show: a column, a parameter, or an

@@ -32,6 +32,24 @@ import Testing
         refused("SELECT repeat('x', least(n, 1000000000)) FROM (SELECT 1 AS n) s")
     }
 
+    /// A call over the limit by itself is refused with what it does, not with the query's total
+    /// (which was checked first and hid every call's own message); calls within it add up.
+    @Test func aCallOverTheLimitAloneIsToldWhatItDoes() {
+        let cases = [
+            ("SELECT repeat('x', 100000000)", "repeat() could make"),
+            ("SELECT lpad('x', 100000000)", "lpad() would make a text"),
+            ("SELECT format('%100000000s', 'x')", "format() would pad"),
+            ("SELECT array_fill(repeat('x', 1000), ARRAY[5000])", "array_fill() would make"),
+            ("SELECT regexp_matches(repeat('x', 100000), '(((((((((())))))))))', 'g')", "regexp_matches() could keep"),
+        ]
+        for (sql, said) in cases {
+            let decision = Profiles.readonly.evaluate(sql)
+            #expect(decision.rule == .argumentLimit && decision.message.contains(said), "\(sql): \(decision.message)")
+        }
+        let together = Profiles.readonly.evaluate("SELECT repeat('x', 600000), repeat('y', 600000)")
+        #expect(together.rule == .argumentLimit && together.message.contains("together"), "\(together.message)")
+    }
+
     /// The fifth red team: a column or count(*) mixed into a count, text through a column of a
     /// table, and many allocating calls together.
     @Test func aCountNeedsABoundWhateverFeedsIt() {
