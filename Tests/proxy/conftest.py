@@ -121,7 +121,7 @@ def audit_key(workdir):
 
 
 class Palisade:
-    def __init__(self, arguments, audit_dir=None, audit_key=None):
+    def __init__(self, arguments, audit_dir=None, audit_key=None, environment=None):
         self.port = free_port()
         self.audit_dir = audit_dir or tempfile.mkdtemp(prefix="palisade-audit.")
         audit = ["--audit-dir", str(self.audit_dir), "--audit-checkpoint-seconds", "1"]
@@ -129,7 +129,8 @@ class Palisade:
         # The server's output goes to a file, so that a crash can be shown once the tests end.
         self.log = pathlib.Path(tempfile.mkstemp(prefix="palisade-serve.", suffix=".log")[1])
         self.process = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", *audit, *arguments],
-                                        cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True)
+                                        cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True,
+                                        env=dict(os.environ, **(environment or {})))
         # A generous bound: a loaded machine may take long to start a debug build; only a broken
         # start reaches it.
         deadline = time.monotonic() + 120

@@ -2,17 +2,20 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import psycopg2
 import psycopg2.errors
 import pytest
 
 import wire
-from conftest import BINARY, ROOT, Palisade, backend_url, dsn
+from conftest import BINARY, ROOT, Palisade, backend_url, dsn, free_port
 
 
 def audit(*arguments):
@@ -95,3 +98,87 @@ def test_kill_9_under_load_loses_no_answered_decision(database, keys, audit_key,
     recorded = {e.get("normalized") for e in entries(tmp_path / "audit")}
     missing = [alias for alias in answered if f"SELECT $1 AS {alias}" not in recorded]
     assert not missing, f"{len(missing)} answered queries are not in the log, e.g. {missing[:3]}"
+
+
+@pytest.fixture(scope="module")
+def failing_disk(tmp_path_factory):
+    """Tests/proxy/failing_disk.c built as an LD_PRELOAD library (the toolchain's clang, which every
+    Swift install has, or the system's cc)."""
+    compiler = shutil.which("clang") or shutil.which("cc")
+    assert compiler, "no C compiler: the Swift toolchain's clang builds the failing-disk shim"
+    library = tmp_path_factory.mktemp("failing-disk") / "failing_disk.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(ROOT / "Tests/proxy/failing_disk.c"), "-ldl"],
+                   check=True, capture_output=True)
+    return library
+
+
+def admin_get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def until_ready_or_closed(connection):
+    """Every message up to ReadyForQuery (the query was answered) or the close of the connection."""
+    messages = []
+    try:
+        while not messages or messages[-1][0] != b"Z":
+            messages.append(connection.read())
+    except (EOFError, ConnectionResetError):
+        pass
+    return messages
+
+
+# When the disk fails, an answer whose record is not durable never goes out: the session ends with
+# 58030 and the log refuses every later entry (fail closed) until Palisade is restarted. Two sessions
+# share one event loop in `shared`, so the writer thread commits; a session alone on its loop
+# commits its own records there (while the writer is idle), so `alone` goes through that path.
+@pytest.mark.parametrize("fault", ["sync", "write"])
+@pytest.mark.parametrize("sessions", ["alone", "shared"])
+def test_a_failing_audit_disk_releases_no_unrecorded_answer(database, keys, audit_key, monitor_policy, failing_disk, tmp_path,
+                                                            fault, sessions):
+    audit_dir, flag, admin = tmp_path / "audit", tmp_path / "disk-fault", free_port()
+    arguments = ["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                 "--profile", f"monitor={monitor_policy}", "--threads", "1", "--admin-listen", str(admin)]
+    server = Palisade(arguments, audit_dir=audit_dir, audit_key=audit_key[0],
+                      environment={"LD_PRELOAD": str(failing_disk), "PALISADE_FAULT_FLAG": str(flag),
+                                   "PALISADE_FAULT_DIR": str(audit_dir)})
+    try:
+        connection = wire.Connection(server.port, keys["agent"], database=database)
+        bystander = wire.Connection(server.port, keys["agent"], database=database) if sessions == "shared" else None
+        connection.send(wire.query("SELECT count(*) AS before_the_fault FROM orders"))
+        assert wire.kinds(connection.read_until_ready()) == "TDCZ"
+
+        flag.write_text(fault)
+        connection.send(wire.query("SELECT id AS after_the_fault FROM orders WHERE id = 7"))
+        messages = until_ready_or_closed(connection)
+        assert wire.kinds(messages) == "E", f"rows went out without their record: {messages}"
+        error = wire.fields(messages[0][1])
+        assert error["S"] == "FATAL" and error["C"] == "58030" and "cannot write its audit log" in error["M"], error
+        assert ("fdatasync" if fault == "sync" else "write") in error["M"], error
+
+        # The log stays failed, even once the disk recovers: nothing is admitted until a restart
+        # (an operator's decision, with the cause in /readyz and in Palisade's own log).
+        flag.unlink()
+        if bystander:
+            bystander.send(wire.query("SELECT 1 AS bystander"))
+            refused = until_ready_or_closed(bystander)
+            assert wire.kinds(refused) == "E" and wire.fields(refused[0][1])["C"] == "58030", refused
+        with pytest.raises(ConnectionRefusedError) as login:
+            wire.Connection(server.port, keys["agent"], database=database)
+        assert login.value.args[0]["C"] == "58030" and "cannot write its audit log" in login.value.args[0]["M"]
+        status, body = admin_get(admin, "/readyz")
+        assert status == 503 and "audit log not writable" in body, (status, body)
+        assert admin_get(admin, "/healthz")[0] == 200 and server.process.poll() is None
+    finally:
+        server.stop()
+
+    # Restarted on a sound disk, the log recovers and verifies, with the query answered before the
+    # fault in it; a later restart's entries follow it.
+    restarted = Palisade(arguments, audit_dir=audit_dir, audit_key=audit_key[0])
+    restarted.stop()
+    verified = audit("verify", "--key", audit_key[1], str(audit_dir))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert any("before_the_fault" in (e.get("normalized") or "") for e in entries(audit_dir))
