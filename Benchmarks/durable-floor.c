@@ -1,7 +1,8 @@
 // The least a durable SQL firewall must do for one simple query, with nothing else: a byte pump
-// between PostgreSQL clients and the server (one epoll thread, as PgBouncer runs) that appends a
-// record of each simple Query (its text, chained with SHA-256) to a file, group-commits it with
-// pwrite + fdatasync on a writer thread, and holds the server's answer until the record is on disk.
+// between PostgreSQL clients and the server (one epoll thread, as PgBouncer runs) that records
+// each simple Query (its text, chained with SHA-256) in a file, written over zeros reserved ahead as
+// Palisade writes, group-commits it with pwrite + fdatasync on a writer thread, and holds the
+// server's answer until the record is on disk.
 // No parse, no decision, no TLS, no pooling. Benchmarks/pgbench-compare runs it beside Palisade: what
 // it costs is the floor that the durability rule puts under any design, on this machine.
 //
@@ -10,6 +11,8 @@
 //         inline   no writer: each loop commits what its turn recorded, then answers
 //         gather   as flush, but the writer first waits up to FLOOR_GATHER_MICROS (100) for every
 //                  connected session to have a record pending (a commit_delay that knows the sessions)
+//         pipe     as flush with FLOOR_SYNCERS (2) writer threads, so that several fdatasyncs are in
+//                  flight at once; batches are still released in order
 //         write    as flush without the fdatasync; none: no record at all (the pump alone)
 //   THREADS: event-loop threads (1 as PgBouncer; each has its own clients)
 // SIGUSR1 prints "RECORDS FDATASYNCS" so far on stdout.
@@ -36,7 +39,7 @@
 #define SHA256_DIGEST_LENGTH 32
 unsigned char *SHA256(const unsigned char *data, size_t length, unsigned char *digest);
 
-enum mode { FLUSH, WRITE, NONE, INLINE, GATHER };
+enum mode { FLUSH, WRITE, NONE, INLINE, GATHER, PIPE };
 static enum mode mode;
 static int server_port;
 static int audit_fd;
@@ -100,6 +103,27 @@ static volatile unsigned long entries_written, syncs_done;
 static volatile int connected_pairs;
 static long gather_micros = 100;
 static off_t audit_offset;
+// Batches taken by the writers and released to the loops, in order (several are in flight in PIPE).
+static unsigned long batches_taken, batches_released;
+static pthread_cond_t batch_released = PTHREAD_COND_INITIALIZER;
+// Zeros written ahead of the entries, as Palisade's writer reserves them: an fdatasync of entries
+// written over zeros already on disk is one data write, where an append also writes the file's size.
+static off_t reserved_end;
+#define RESERVATION (1 << 20)
+
+// Writes a batch of lines at the next offset, over reserved zeros (reserving 1 MiB more when it
+// would not fit: the zeros ride on the batch's own fdatasync, once per MiB). Called with writer_lock
+// held by the one committer of the moment; returns the batch's offset.
+static off_t place(const buffer *lines) {
+    off_t offset = audit_offset;
+    audit_offset += (off_t)lines->length;
+    while (audit_offset > reserved_end) {
+        static char zeros[RESERVATION];
+        if (pwrite(audit_fd, zeros, RESERVATION, reserved_end) != RESERVATION) abort();
+        reserved_end += RESERVATION;
+    }
+    return offset;
+}
 
 // One record: a line of the query's text and the chain's hash over it, as an audit entry holds.
 static void record(pair *p) {
@@ -148,12 +172,20 @@ static void *writer(void *unused) {
         pair **swap_pairs = pairs; pairs = pending_pairs; pending_pairs = swap_pairs;
         size_t swap_capacity = capacity; capacity = pending_capacity; pending_capacity = swap_capacity;
         size_t count = pending_count; pending_count = 0;
+        off_t offset = place(&lines);
+        unsigned long batch = ++batches_taken;
         pthread_mutex_unlock(&writer_lock);
-        if (pwrite(audit_fd, lines.data, lines.length, audit_offset) != (ssize_t)lines.length) abort();
-        audit_offset += (off_t)lines.length;
+        if (pwrite(audit_fd, lines.data, lines.length, offset) != (ssize_t)lines.length) abort();
         if (mode != WRITE && fdatasync(audit_fd) != 0) abort();
+        // PIPE: several syncs are in flight, and a batch is durable only once every batch before
+        // it is too (the chain has no hole), so batches are released in the order they were taken.
+        pthread_mutex_lock(&writer_lock);
+        while (batches_released != batch - 1) pthread_cond_wait(&batch_released, &writer_lock);
+        batches_released = batch;
         entries_written += count;
         syncs_done += mode != WRITE;
+        pthread_cond_broadcast(&batch_released);
+        pthread_mutex_unlock(&writer_lock);
         // Hand each loop its completions, one wake per loop.
         for (size_t i = 0; i < count; i++) {
             loop *l = pairs[i]->loop;
@@ -219,8 +251,7 @@ static void commit_inline(buffer *lines, pair ***pairs, size_t *capacity) {
     pair **swap_pairs = *pairs; *pairs = pending_pairs; pending_pairs = swap_pairs;
     size_t swap_capacity = *capacity; *capacity = pending_capacity; pending_capacity = swap_capacity;
     size_t count = pending_count; pending_count = 0;
-    if (pwrite(audit_fd, lines->data, lines->length, audit_offset) != (ssize_t)lines->length) abort();
-    audit_offset += (off_t)lines->length;
+    if (pwrite(audit_fd, lines->data, lines->length, place(lines)) != (ssize_t)lines->length) abort();
     if (fdatasync(audit_fd) != 0) abort();
     entries_written += count;
     syncs_done++;
@@ -311,7 +342,9 @@ int main(int argc, char **argv) {
     int listen_port = atoi(argv[1]);
     server_port = atoi(argv[2]);
     mode = strcmp(argv[4], "flush") == 0 ? FLUSH : strcmp(argv[4], "write") == 0 ? WRITE
-         : strcmp(argv[4], "inline") == 0 ? INLINE : strcmp(argv[4], "gather") == 0 ? GATHER : NONE;
+         : strcmp(argv[4], "inline") == 0 ? INLINE : strcmp(argv[4], "gather") == 0 ? GATHER
+         : strcmp(argv[4], "pipe") == 0 ? PIPE : NONE;
+    int syncers = mode == PIPE ? (getenv("FLOOR_SYNCERS") ? atoi(getenv("FLOOR_SYNCERS")) : 2) : 1;
     int threads = atoi(argv[5]);
     signal(SIGUSR1, print_counts);
     if (getenv("FLOOR_GATHER_MICROS")) gather_micros = atol(getenv("FLOOR_GATHER_MICROS"));
@@ -319,7 +352,8 @@ int main(int argc, char **argv) {
     audit_fd = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (audit_fd < 0) { perror("audit file"); return 1; }
     pthread_t thread;
-    if (mode == FLUSH || mode == WRITE || mode == GATHER) pthread_create(&thread, NULL, writer, NULL);
+    if (mode == FLUSH || mode == WRITE || mode == GATHER || mode == PIPE)
+        for (int i = 0; i < syncers; i++) pthread_create(&thread, NULL, writer, NULL);
     loop *loops = calloc((size_t)threads, sizeof *loops);
     for (int i = 0; i < threads; i++) {
         loops[i].epoll = epoll_create1(0);

@@ -27,9 +27,10 @@ ROLE, PASSWORD, DATABASE = "bench_app", "bench-secret", "bench"
 # Benchmarks/durable-floor.c, built by Benchmarks/pgbench-compare: the least a proxy that holds each
 # answer until its record is durable must do, measured beside Palisade in simple mode. Each is
 # (mode, event-loop threads): a writer thread as Palisade has, the loop committing itself at the end
-# of each turn, and the bare pump with no record (a relay's own floor).
+# of each turn, two writer threads with two fdatasyncs in flight, and the bare pump with no record (a
+# relay's own floor).
 FLOOR_BINARY = os.environ.get("PALISADE_FLOOR_BIN")
-FLOORS = {"floor": ("flush", 1), "floor-inl": ("inline", 1), "pump": ("none", 1)}
+FLOORS = {"floor": ("flush", 1), "floor-inl": ("inline", 1), "floor-2s": ("pipe", 1), "pump": ("none", 1)}
 HOST, PORT = os.environ["PGHOST"], os.environ["PGPORT"]
 
 
@@ -372,10 +373,11 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
           "pal-write: Palisade with the opt-in audit_durability write (an answer waits for its entry's write, which survives "
           "Palisade's crash, not the machine's; fdatasync within 200 ms); not counted toward the targets. "
           "Its entries/sync and commit are per periodic fdatasync."
-          + ("\nfloor, floor-inl, pump (simple mode only): Benchmarks/durable-floor.c, a C byte pump with one epoll thread and no "
-             "parse, decision or TLS. floor and floor-inl record each query (its text, chained by SHA-256) and hold its answer "
-             "until the record's fdatasync: floor on a writer thread (group commit), floor-inl on the loop itself at the end of "
-             "each turn. pump records nothing." if floors else ""))
+          + ("\nfloor, floor-inl, floor-2s, pump (simple mode only): Benchmarks/durable-floor.c, a C byte pump with one epoll "
+             "thread and no parse, decision or TLS. The floors record each query (its text, chained by SHA-256, written over "
+             "reserved zeros as Palisade writes) and hold its answer until the record's fdatasync: floor on a writer thread "
+             "(group commit), floor-inl on the loop itself at the end of each turn, floor-2s on two writer threads, so that "
+             "two fdatasyncs are in flight (batches released in order). pump records nothing." if floors else ""))
     # Where the CPU went, per transaction: the machine (pgbench and PostgreSQL included) and, for each
     # Palisade, its event loops and its audit writer, user and system time apart.
     machine = {key: tuple(median([sample[index] for sample in values]) for index in range(4))
