@@ -296,6 +296,12 @@ swift_set() { # $1 = doc comment, $2 = property name, $3 = query returning one c
     swift_set "Types in pg_catalog that are not a relation's row type, array types (_name) included: x.name casts x to such a type when no one-argument function name exists." \
         pgCatalogTypes \
         "select typname from pg_type where typnamespace = 'pg_catalog'::regnamespace and typrelid = 0"
+    swift_set "Row types of pg_catalog relations with a column of transaction ids (xid, xid8, cid, txid_snapshot, pg_snapshot, or an array of one): a value of one carries them (jsonb_populate_record(NULL::pg_class, …))." \
+        transactionIDRowTypes \
+        "select c.relname from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_type t on t.oid = a.atttypid
+         where c.relnamespace = 'pg_catalog'::regnamespace and c.reltype <> 0 and a.attnum > 0 and not a.attisdropped
+           and (case when t.typlen = -1 and t.typelem <> 0 then t.typelem else t.oid end)
+               in ('xid'::regtype, 'xid8'::regtype, 'cid'::regtype, 'txid_snapshot'::regtype, 'pg_snapshot'::regtype)"
     swift_set "Functions in pg_catalog with an overload that returns a set: a query calling one can make any number of rows, so its plan is estimated before it runs (limits.max_cost)." \
         setReturningFunctions \
         "select proname from pg_proc where pronamespace = 'pg_catalog'::regnamespace and proretset"

@@ -441,10 +441,12 @@ extension Analyzer {
         var arguments: [ValueSize] = []
         var argumentCursors: [ParseTreeCursor] = []
         var ordered: [ValueSize] = []
+        var variadic = false
         try cursor.forEachKey { cursor, _ in
             try cursor.forEachKey { cursor, key in
                 switch key {
                 case "funcname": names = try Self.stringList(&cursor)
+                case "func_variadic": variadic = try cursor.boolean()
                 case "args":
                     try cursor.expect(UInt8(ascii: "["))
                     while try cursor.nextElement() {
@@ -464,7 +466,7 @@ extension Analyzer {
         let builtin = names.count == 1 || (names.count == 2 && names[0] == "pg_catalog")
         let result: ValueSize
         if builtin {
-            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, site: start, within: site)
+            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, variadic: variadic, site: start, within: site)
         } else {
             result = copyUnknown(ValueSize.sum(arguments), site: start)
         }
@@ -500,7 +502,7 @@ extension Analyzer {
     }
 
     mutating func copyBuiltin(_ name: String, _ arguments: [ValueSize], _ cursors: [ParseTreeCursor], ordered: [ValueSize],
-                              site: Int, within range: Range<Int>) throws -> ValueSize {
+                              variadic: Bool = false, site: Int, within range: Range<Int>) throws -> ValueSize {
         let all = ValueSize.sum(arguments)
         func argument(_ index: Int) -> ValueSize { index < arguments.count ? arguments[index] : ValueSize() }
         if Self.copyFixedFunctions.contains(name) || name.hasPrefix("has_") { return .sized(site: site) }
@@ -536,6 +538,15 @@ extension Analyzer {
             return result
         }
         switch name {
+        case "concat_ws" where variadic:
+            // concat_ws(sep, VARIADIC array) puts the separator between every element, as
+            // array_to_string does (a 1 KB separator over a million elements made 1 GB, eighth red team).
+            var separator = argument(0)
+            separator.bytes += 1
+            var result = Self.product(argument(1), separator)
+            result.form = .text
+            try copyAllocate(result, over: all.bytes, within: range)
+            return result
         case "concat_ws":
             var result = argument(0).scaled(Double(max(0, arguments.count - 2)))
             for other in arguments.dropFirst() { result.add(other) }
@@ -547,6 +558,22 @@ extension Analyzer {
             guard cursors.count >= 2, let length = upperBound(cursors[1]) else { return .unbounded }
             var result = ValueSize.fixed(max(0, length) * ConstantExpression.maxBytesPerCharacter).with(form: .text)
             result.made = all.made
+            return result
+        case "ts_rewrite" where arguments.count == 3:
+            // Every node of the query may become the substitute (checkArgumentLimits).
+            var query = argument(0)
+            query.bytes += 1
+            var substitute = argument(2)
+            if substitute.bytes < 1 { substitute.bytes = 1 }
+            return Self.product(query, substitute).with(form: .other)
+        case "ts_headline" where arguments.count >= 3:
+            // Every word of the document may be wrapped in the options' markers (checkArgumentLimits).
+            var document = ValueSize.either([argument(0), argument(1)])
+            document.bytes += 1
+            var options = argument(arguments.count - 1)
+            if options.bytes < 1 { options.bytes = 1 }
+            let result = Self.product(document, options).with(form: .text)
+            try copyAllocate(result, over: all.bytes, within: range)
             return result
         case "replace", "regexp_replace":
             var source = argument(0)
@@ -618,7 +645,7 @@ extension Analyzer {
             // subquery's rows was refused.
             return argument(0).scaled(2).with(form: .text)
         default:
-            // ts_headline, and any function Palisade does not know the size of.
+            // Any function Palisade does not know the size of.
             return copyUnknown(all, site: site)
         }
     }

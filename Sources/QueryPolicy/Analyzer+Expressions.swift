@@ -241,6 +241,9 @@ extension Analyzer {
 
     mutating func operatorExpression() throws {
         var isBetween = false
+        var symbol = ""
+        var left: ParseTreeCursor?, right: ParseTreeCursor?
+        var location: Int?
         try object { analyzer, key in
             switch key {
             case "kind":
@@ -250,15 +253,26 @@ extension Analyzer {
                 }
             case "name":
                 let name = try analyzer.operatorName()
+                symbol = name.symbol
                 // BETWEEN's "name" is the keyword; its comparisons are resolved from the operand types.
                 if !isBetween { try analyzer.checkOperator(name) }
-            case "lexpr", "rexpr":
+            case "lexpr":
+                left = analyzer.cursor
                 // Array operators (||, @>, =) give an untyped operand the other side's array type.
                 analyzer.untypedMayBecomeXML = true
                 try analyzer.expression()
-            case "location": _ = try analyzer.cursor.integer()
+            case "rexpr":
+                right = analyzer.cursor
+                analyzer.untypedMayBecomeXML = true
+                try analyzer.expression()
+            case "location": location = try analyzer.cursor.integer()
             default: throw analyzer.unsupportedField(key)
             }
+        }
+        // jsonb @? jsonpath and jsonb @@ jsonpath are jsonb_path_exists and jsonb_path_match (@@ is
+        // also full-text search's match, whose query has no `$` and a tsvector the data's).
+        if symbol == "@?" || symbol == "@@", let left, let right {
+            try checkSquareOfJSON("the operator \(symbol)", target: left, path: right, offset: location)
         }
     }
 

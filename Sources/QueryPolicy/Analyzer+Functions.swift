@@ -266,23 +266,46 @@ extension Analyzer {
         case "jsonb_path_query", "jsonb_path_query_array", "jsonb_path_query_first", "jsonb_path_exists", "jsonb_path_match",
              "jsonb_path_query_tz", "jsonb_path_query_array_tz", "jsonb_path_query_first_tz", "jsonb_path_exists_tz", "jsonb_path_match_tz",
              "jsonb_pretty":
-            // Work that grows with the square of the json's nesting: `.**` gathers every item at every
-            // depth (1.8 GB at depth 4,000, eighth red team), jsonb_pretty indents every line by its
-            // depth. A json only the data decides is the data's; one the text makes may nest as
-            // deep as it is long (`repeat('[', 8000)`), so its size squared is what it may cost.
             let arguments = try argumentCursors()
             guard let target = arguments.first else { return }
-            if name != "jsonb_pretty" {
-                guard arguments.count >= 2 else { return }
-                // A path Palisade does not read may hold `**`.
-                if let path = constantValue(arguments[1])?.string, !path.contains("**") { return }
+            if name == "jsonb_pretty" {
+                try checkSquareOfJSON("\(name)()", target: target, path: nil, offset: offset)
+            } else if arguments.count >= 2 {
+                try checkSquareOfJSON("\(name)()", target: target, path: arguments[1], variables: arguments.count >= 3 ? arguments[2] : nil,
+                                      offset: offset)
             }
-            let depth = jsonDepthBound(target)
-            guard depth > 1 else { return }
-            let bytes = 2 * depth * depth
+        case "ts_rewrite":
+            // ts_rewrite(query, target, substitute) copies the whole substitute at every match: n × m
+            // nodes (2,000 × 2,000 took 1.33 GB, eighth red team). The planner folds it when its
+            // arguments are constants, so EXPLAIN would run it too.
+            let arguments = try argumentCursors()
+            guard arguments.count == 3 else { return }
+            let query = sizeBound(arguments[0]), substitute = sizeBound(arguments[2])
+            let bytes = (query + 1) * max(1, substitute)
             try allocateCall(bytes,
-                             "\(name)() over a json the query's text makes (up to \(Self.describe(depth)) bytes, so as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the nesting, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                             "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` is not limited this way.")
+                             "ts_rewrite() could make \(Self.describe(bytes)) bytes (a \(Self.describe(query))-byte query whose every node may become the \(Self.describe(substitute))-byte substitute), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Rewrite a shorter query or with a shorter substitute; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+        case "ts_headline":
+            // Every match is wrapped in StartSel and StopSel, and every fragment is followed by
+            // FragmentDelimiter, all from the options: 802 KB of text asked for about 800 MB (eighth
+            // red team). ts_headline([config,] document, query [, options]): the document is one of
+            // the first two, the options the last.
+            let arguments = try argumentCursors()
+            guard arguments.count >= 3 else { return }
+            let document = max(sizeBound(arguments[0]), sizeBound(arguments[1])), options = sizeBound(arguments[arguments.count - 1])
+            let bytes = (document + 1) * max(1, options)
+            try allocateCall(bytes,
+                             "ts_headline() could make \(Self.describe(bytes)) bytes (a \(Self.describe(document))-byte document whose every word may be wrapped in the \(Self.describe(options))-byte options' markers), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Highlight a shorter document or with shorter StartSel, StopSel and FragmentDelimiter; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+        case "polygon":
+            // polygon(npts, circle) makes npts points of 16 bytes (60 million points: 954 MB, eighth red team).
+            let arguments = try argumentCursors()
+            guard arguments.count == 2 else { return }
+            guard let points = upperBound(arguments[0]) else { throw unbounded(name, "number of points", "polygon(least(n, 1000), c)") }
+            let bytes = max(0, points) * 16
+            try allocateCall(bytes,
+                             "polygon() would make \(Self.describe(points)) points, \(Self.describe(bytes)) bytes, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Use fewer points; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "regexp_matches", "regexp_match":
             // The server keeps every match's start and end for each group (8 bytes), and an empty
             // match may be found at every position: 127 empty groups over a 1 MB text took ~1 GB
@@ -298,6 +321,71 @@ extension Analyzer {
                              "Match within a shorter text, or with fewer groups; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         default: break
         }
+    }
+
+    /// Work that grows with the square of a json the query's text makes: a jsonpath's `.**` gathers
+    /// every item at every depth (1.8 GB at depth 4,000, eighth red team), a filter that reads the
+    /// root (`$`) or a variable (`$x`) again walks the whole json for every item (2.3 GB at 6,000
+    /// elements, eighth red team), jsonb_pretty indents every line by its depth. A json only the
+    /// data decides is the data's; one the text makes may nest as deep, and hold as many items, as
+    /// it is long (`repeat('[', 8000)`), so its size squared is what it may cost. `path` is nil for
+    /// jsonb_pretty; a path Palisade does not read may do either. A filter may also walk the
+    /// `variables` json for every item of the target, so the larger of the two counts.
+    mutating func checkSquareOfJSON(_ name: String, target: ParseTreeCursor, path: ParseTreeCursor?, variables: ParseTreeCursor? = nil,
+                                    offset: Int?) throws {
+        if let path, let text = constantValue(path)?.string {
+            guard Self.jsonPathRevisits(text) else { return }
+            // The root read again walks the target itself for every item, so a table's json costs
+            // the square of its size too; the data decides that size, and a filter needs it rarely.
+            if Self.jsonPathReadsRootAgain(text), !isClosed(target) {
+                throw Denial(rule: .argumentLimit,
+                             message: "\(name) with a filter that reads the root `$` again walks the whole json for every item: its work grows with the square of the json, which the data decides",
+                             hint: "Inside a filter compare with `@` (the current item), or pass the value as a variable: '$.a ? (@ == $v)' with vars '{\"v\": …}'.",
+                             offset: offset, statementType: analysis.statementType)
+            }
+        }
+        let size = max(jsonDepthBound(target), variables.map { jsonDepthBound($0) } ?? 0)
+        guard size > 1 else { return }
+        let bytes = 2 * size * size
+        let limit = shared.policy.maxFunctionResultBytes
+        if bytes > Double(limit) {
+            throw Denial(rule: .argumentLimit,
+                         message: "\(name) over a json the query's text makes (up to \(Self.describe(size)) bytes, so as many items and as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the json, over this policy's limit of \(limit) bytes",
+                         hint: "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` and whose filters read only `@` is not limited this way.",
+                         offset: offset, statementType: analysis.statementType)
+        }
+        try allocate(bytes)
+    }
+
+    /// Whether a jsonpath may visit the json more than once per item: `.**`, or a `$` after the
+    /// path's own root (the root again, or a variable), which a filter evaluates for every item.
+    /// A `$` inside a quoted string counts too, which only errs towards refusing.
+    static func jsonPathRevisits(_ path: String) -> Bool {
+        if path.contains("**") { return true }
+        return path.utf8.lazy.filter { $0 == UInt8(ascii: "$") }.count > 1
+    }
+
+    /// Whether a jsonpath walks its root again after its start: a `$` not followed by a variable's
+    /// name, with a wildcard, range or keyvalue() after it (`$[*]`, `$.a.*`, `$[0 to last]`). A
+    /// member of the root (`@.sku == $.featured`) is one lookup per item. A `*` that multiplies
+    /// counts too, which only errs towards refusing.
+    static func jsonPathReadsRootAgain(_ path: String) -> Bool {
+        let bytes = Array(path.utf8)
+        guard let first = bytes.firstIndex(of: UInt8(ascii: "$")) else { return false }
+        var index = first + 1
+        while index < bytes.count {
+            defer { index += 1 }
+            guard bytes[index] == UInt8(ascii: "$") else { continue }
+            guard index + 1 < bytes.count else { return true }
+            let next = bytes[index + 1]
+            let namesVariable = next == UInt8(ascii: "_") || next == UInt8(ascii: "\"") || (next >= 0x80)
+                || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(next | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(next)
+            if !namesVariable {
+                let rest = String(decoding: bytes[(index + 1)...], as: UTF8.self)
+                if rest.contains("*") || rest.contains(" to ") || rest.contains("keyvalue") { return true }
+            }
+        }
+        return false
     }
 
     /// Whether nothing but the query's text decides the node at `argument`, for what may be left to
@@ -440,7 +528,8 @@ extension Analyzer {
     }
 
     /// The functions `checkArgumentLimits` holds to the policy's limit on result bytes.
-    static let allocatingFunctions = ["repeat", "lpad", "rpad", "format", "replace", "regexp_replace", "array_fill"]
+    static let allocatingFunctions = ["repeat", "lpad", "rpad", "format", "replace", "regexp_replace", "array_fill", "ts_rewrite",
+                                      "ts_headline", "polygon"]
 
     /// The most a count or length at `argument` can be: its value where the text states it, or the
     /// least stated bound of a `least(…)` (`repeat('  ', least(depth, 50))`, where the depth comes

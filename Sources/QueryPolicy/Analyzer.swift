@@ -159,6 +159,13 @@ public enum TypeRules {
                                  message: "the type \(written) is not allowed with this profile: transaction ids count every tenant's writes (age('3'::xid) reads the server's transaction counter)",
                                  hint: "Leave out transaction ids; use the table's own columns, such as timestamps.")
             }
+            // A catalog's row type has its columns' types: `(jsonb_populate_record(NULL::pg_class,
+            // '{"relfrozenxid":"3"}')).relfrozenxid` makes the xid that '3'::xid would (eighth red team).
+            if PG15Catalog.transactionIDRowTypes.contains(element), policy.hidesStatistics {
+                return Violation(rule: .statistics,
+                                 message: "the type \(written) is not allowed with this profile: it is a catalog's row type with transaction-id columns, which count every tenant's writes",
+                                 hint: "Leave out the catalog's row type; read the columns you need from the catalog itself, where this profile may.")
+            }
             if catalogLookupTypes.contains(element), !policy.allowsCatalog {
                 return Violation(rule: .catalogRelation, message: "the type \(written) is not allowed with this profile: it reads the server's role names",
                                  hint: "Leave out regrole; roles and the system catalogs are not available to this profile.")

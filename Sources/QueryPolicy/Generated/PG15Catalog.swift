@@ -1661,6 +1661,16 @@ enum PG15Catalog {
         "xid8",
         "xml",
     ]
+    /// Row types of pg_catalog relations with a column of transaction ids (xid, xid8, cid, txid_snapshot, pg_snapshot, or an array of one): a value of one carries them (jsonb_populate_record(NULL::pg_class, …)).
+    static let transactionIDRowTypes: Set<String> = [
+        "pg_class",
+        "pg_database",
+        "pg_locks",
+        "pg_prepared_xacts",
+        "pg_replication_slots",
+        "pg_stat_activity",
+        "pg_stat_replication",
+    ]
     /// Functions in pg_catalog with an overload that returns a set: a query calling one can make any number of rows, so its plan is estimated before it runs (limits.max_cost).
     static let setReturningFunctions: Set<String> = [
         "aclexplode",

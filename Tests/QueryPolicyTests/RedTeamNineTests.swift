@@ -1,0 +1,89 @@
+import Testing
+@testable import QueryPolicy
+
+/// After the ninth red team: calls whose result grows with the product of two inputs (ts_rewrite,
+/// ts_headline, concat_ws over a VARIADIC array), a count that allocates (polygon), an aggregate
+/// that keeps its input (range_agg), a jsonpath that walks its json again for every item (also
+/// through the @? and @@ operators), and a catalog row type that carries transaction ids.
+@Suite struct RedTeamNineTests {
+    private func refused(_ sql: String, _ rule: Rule, sourceLocation: SourceLocation = #_sourceLocation) {
+        for profile in [Profiles.readonly, Profiles.analyst] {
+            let decision = profile.evaluate(sql)
+            #expect(decision.rule == rule, "\(sql): \(decision.rule) \(decision.message)", sourceLocation: sourceLocation)
+        }
+    }
+
+    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        for profile in [Profiles.readonly, Profiles.analyst] {
+            let decision = profile.evaluate(sql)
+            #expect(decision.isAllowed, "\(sql): \(decision.message)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aRewriteThatCopiesItsSubstituteAtEveryMatchIsSized() {
+        refused("SELECT numnode(ts_rewrite((repeat('a|', 30000) || 'a')::tsquery, 'a'::tsquery, (repeat('b|', 30000) || 'b')::tsquery))", .argumentLimit)
+        refused("SELECT ts_rewrite(('" + Array(repeating: "a", count: 2000).joined(separator: "|") + "')::tsquery, 'a', ('"
+                + Array(repeating: "b", count: 2000).joined(separator: "|") + "')::tsquery)", .argumentLimit)
+        admitted("SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)")
+        #expect(Profiles.readonly.evaluate("SELECT ts_rewrite((repeat('a|', 30000) || 'a')::tsquery, 'a'::tsquery, (repeat('b|', 30000) || 'b')::tsquery)")
+            .message.hasPrefix("ts_rewrite() could make"))
+    }
+
+    @Test func aHeadlineThatWrapsEveryMatchIsSized() {
+        refused("SELECT ts_headline('simple', repeat('a ', 400000), 'a'::tsquery, 'HighlightAll=true, StartSel=' || repeat('x', 1000) || ', StopSel=' || repeat('y', 1000))", .argumentLimit)
+        refused("SELECT ts_headline(repeat('a b ', 100000), 'a'::tsquery, 'MaxFragments=100000, FragmentDelimiter=' || repeat('z', 1000))", .argumentLimit)
+        admitted("SELECT ts_headline('english', region, to_tsquery('english', 'north'), 'StartSel=<b>, StopSel=</b>') FROM orders")
+    }
+
+    @Test func concatWithSeparatorOverAVariadicArrayIsSizedAsArrayToString() {
+        refused("SELECT length(concat_ws(repeat('x', 1000), VARIADIC array_fill('a'::text, ARRAY[1000000])))", .argumentLimit)
+        refused("SELECT length(concat_ws(repeat('x', 1000), VARIADIC array_fill(''::text, ARRAY[1000000])))", .argumentLimit)
+        admitted("SELECT concat_ws(', ', VARIADIC ARRAY['a', 'b'])")
+        admitted("SELECT concat_ws(', ', region, region) FROM orders")
+    }
+
+    @Test func aPolygonsPointsAreCounted() {
+        refused("SELECT npoints(polygon(60000000, circle '((0,0),1)'))", .argumentLimit)
+        refused("SELECT npoints(polygon(n, circle '((0,0),1)')) FROM (SELECT 60000000 AS n) s", .argumentLimit)
+        admitted("SELECT polygon(8, circle '((0,0),1)')")
+        admitted("SELECT polygon(box '((0,0),(1,1))')")
+    }
+
+    @Test func rangeAggKeepsEveryInputLikeArrayAgg() {
+        refused("SELECT range_agg(numrange(0, 1e131071 - 1)) IS NULL FROM generate_series(1, 1000000)", .argumentLimit)
+        admitted("SELECT region, range_agg(int4range(id, id + 1)) FROM orders GROUP BY region")
+    }
+
+    @Test func aJSONPathThatWalksItsJSONAgainPerItemIsSized() {
+        refused("SELECT jsonb_path_exists(to_jsonb(array_fill(1, ARRAY[30000])), '$[*] ? ($[*] == 2)')", .argumentLimit)
+        refused("SELECT to_jsonb(array_fill(1, ARRAY[30000])) @? '$[*] ? ($[*] == 2)'", .argumentLimit)
+        refused("SELECT to_jsonb(array_fill(1, ARRAY[30000])) @@ '$[*] == $[*]'", .argumentLimit)
+        // A small target, and a variable the text makes large.
+        refused("SELECT jsonb_path_exists('[1]', '$[*] ? (@ == $v[*])', jsonb_build_object('v', to_jsonb(array_fill(1, ARRAY[30000]))))", .argumentLimit)
+        // The root walked again over a table's json: its size is the data's, and so is the square.
+        refused("SELECT count(*) FROM orders WHERE region::jsonb @? '$[*] ? (@ == $[*])'", .argumentLimit)
+        refused("SELECT jsonb_path_query(region::jsonb, '$.a[*] ? (@ == $.b.*)') FROM orders", .argumentLimit)
+        // A member of the root is one lookup per item; a scalar variable too; full-text search's @@.
+        admitted("SELECT count(*) FROM orders WHERE region::jsonb @? '$.items[*] ? (@.sku == $.featured)'")
+        admitted("SELECT jsonb_path_query('{\"a\":[1,2]}', '$.a[*] ? (@ > $min)', '{\"min\": 1}')")
+        admitted("SELECT count(*) FROM orders WHERE to_tsvector(region) @@ to_tsquery('north')")
+        admitted("SELECT jsonb_build_object('a', 1) @? '$.a ? (@ > 0)'")
+        #expect(Analyzer.jsonPathReadsRootAgain("$[*] ? (@ == $[*])"))
+        #expect(Analyzer.jsonPathReadsRootAgain("strict $.a ? (@ == $.b[0 to last])"))
+        #expect(!Analyzer.jsonPathReadsRootAgain("$.a[*] ? (@ == $x[*])"))
+        #expect(!Analyzer.jsonPathReadsRootAgain("$.a ? (@.b == $.c)"))
+    }
+
+    @Test func aCatalogRowTypeWithTransactionIDsIsATransactionIDType() {
+        let readonly = Profiles.readonly
+        for sql in ["SELECT age((jsonb_populate_record(NULL::pg_class, '{\"relfrozenxid\":\"3\"}')).relfrozenxid)",
+                    "SELECT (jsonb_populate_record(NULL::pg_stat_activity, '{\"backend_xid\":\"3\"}')).backend_xid",
+                    "SELECT * FROM jsonb_to_record('{\"a\":\"3\"}') AS x(a pg_locks)",
+                    "SELECT (jsonb_populate_record(NULL::pg_catalog._pg_class, '{}'))"] {
+            let decision = readonly.evaluate(sql)
+            #expect(decision.rule == .statistics, "\(sql): \(decision.rule) \(decision.message)")
+        }
+        #expect(PG15Catalog.transactionIDRowTypes.isSuperset(of: ["pg_class", "pg_stat_activity", "pg_locks", "pg_database"]))
+        #expect(!PG15Catalog.transactionIDRowTypes.contains("pg_namespace"))
+    }
+}
