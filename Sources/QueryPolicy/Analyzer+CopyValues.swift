@@ -540,7 +540,7 @@ extension Analyzer {
         switch name {
         case "concat_ws" where variadic:
             // concat_ws(sep, VARIADIC array) puts the separator between every element, as
-            // array_to_string does (a 1 KB separator over a million elements made 1 GB, eighth red team).
+            // array_to_string does (a 1 KB separator over a million elements made 1 GB, ninth red team).
             var separator = argument(0)
             separator.bytes += 1
             var result = Self.product(argument(1), separator)

@@ -166,6 +166,11 @@ extension Analyzer {
             if bytes > bytesLimit { throw deny(message(), hint()) }
             try allocate(bytes)
         }
+        /// A result in which every position of a `source`-byte input may become `each` bytes.
+        func allocateProduct(of source: Double, by each: Double, _ message: (Double) -> String, _ hint: @autoclosure () -> String) throws {
+            let bytes = (source + 1) * max(1, each)
+            try allocateCall(bytes, message(bytes), hint())
+        }
         let rowsLimit = Double(policy.maxGeneratedRows)
         switch name {
         case "repeat":
@@ -259,10 +264,9 @@ extension Analyzer {
             let source = sizeBound(arguments[0]), replacement = sizeBound(arguments[2])
             // Every match, down to an empty one at each position, may become the replacement (which
             // `\&` can fill with the match itself).
-            let bytes = (source + 1) * max(1, replacement)
-            try allocateCall(bytes,
-                             "\(name)() could make \(Self.describe(bytes)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                             "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            try allocateProduct(of: source, by: replacement,
+                                { "\(name)() could make \(Self.describe($0)) bytes (a \(Self.describe(source))-byte text whose every match may become the \(Self.describe(replacement))-byte replacement), over this policy's limit of \(policy.maxFunctionResultBytes) bytes" },
+                                "Replace within a shorter text or with a shorter replacement; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "jsonb_path_query", "jsonb_path_query_array", "jsonb_path_query_first", "jsonb_path_exists", "jsonb_path_match",
              "jsonb_path_query_tz", "jsonb_path_query_array_tz", "jsonb_path_query_first_tz", "jsonb_path_exists_tz", "jsonb_path_match_tz",
              "jsonb_pretty":
@@ -276,29 +280,27 @@ extension Analyzer {
             }
         case "ts_rewrite":
             // ts_rewrite(query, target, substitute) copies the whole substitute at every match: n × m
-            // nodes (2,000 × 2,000 took 1.33 GB, eighth red team). The planner folds it when its
+            // nodes (2,000 × 2,000 took 1.33 GB, ninth red team). The planner folds it when its
             // arguments are constants, so EXPLAIN would run it too.
             let arguments = try argumentCursors()
             guard arguments.count == 3 else { return }
             let query = sizeBound(arguments[0]), substitute = sizeBound(arguments[2])
-            let bytes = (query + 1) * max(1, substitute)
-            try allocateCall(bytes,
-                             "ts_rewrite() could make \(Self.describe(bytes)) bytes (a \(Self.describe(query))-byte query whose every node may become the \(Self.describe(substitute))-byte substitute), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                             "Rewrite a shorter query or with a shorter substitute; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            try allocateProduct(of: query, by: substitute,
+                                { "ts_rewrite() could make \(Self.describe($0)) bytes (a \(Self.describe(query))-byte query whose every node may become the \(Self.describe(substitute))-byte substitute), over this policy's limit of \(policy.maxFunctionResultBytes) bytes" },
+                                "Rewrite a shorter query or with a shorter substitute; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "ts_headline":
             // Every match is wrapped in StartSel and StopSel, and every fragment is followed by
-            // FragmentDelimiter, all from the options: 802 KB of text asked for about 800 MB (eighth
+            // FragmentDelimiter, all from the options: 802 KB of text asked for about 800 MB (ninth
             // red team). ts_headline([config,] document, query [, options]): the document is one of
             // the first two, the options the last.
             let arguments = try argumentCursors()
             guard arguments.count >= 3 else { return }
             let document = max(sizeBound(arguments[0]), sizeBound(arguments[1])), options = sizeBound(arguments[arguments.count - 1])
-            let bytes = (document + 1) * max(1, options)
-            try allocateCall(bytes,
-                             "ts_headline() could make \(Self.describe(bytes)) bytes (a \(Self.describe(document))-byte document whose every word may be wrapped in the \(Self.describe(options))-byte options' markers), over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
-                             "Highlight a shorter document or with shorter StartSel, StopSel and FragmentDelimiter; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+            try allocateProduct(of: document, by: options,
+                                { "ts_headline() could make \(Self.describe($0)) bytes (a \(Self.describe(document))-byte document whose every word may be wrapped in the \(Self.describe(options))-byte options' markers), over this policy's limit of \(policy.maxFunctionResultBytes) bytes" },
+                                "Highlight a shorter document or with shorter StartSel, StopSel and FragmentDelimiter; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
         case "polygon":
-            // polygon(npts, circle) makes npts points of 16 bytes (60 million points: 954 MB, eighth red team).
+            // polygon(npts, circle) makes npts points of 16 bytes (60 million points: 954 MB, ninth red team).
             let arguments = try argumentCursors()
             guard arguments.count == 2 else { return }
             guard let points = upperBound(arguments[0]) else { throw unbounded(name, "number of points", "polygon(least(n, 1000), c)") }
@@ -326,7 +328,7 @@ extension Analyzer {
     /// Work that grows with the square of a json the query's text makes: a jsonpath's `.**` gathers
     /// every item at every depth (1.8 GB at depth 4,000, eighth red team), a filter that reads the
     /// root (`$`) or a variable (`$x`) again walks the whole json for every item (2.3 GB at 6,000
-    /// elements, eighth red team), jsonb_pretty indents every line by its depth. A json only the
+    /// elements, ninth red team), jsonb_pretty indents every line by its depth. A json only the
     /// data decides is the data's; one the text makes may nest as deep, and hold as many items, as
     /// it is long (`repeat('[', 8000)`), so its size squared is what it may cost. `path` is nil for
     /// jsonb_pretty; a path Palisade does not read may do either. A filter may also walk the

@@ -9,7 +9,7 @@ extension Analyzer {
     /// tuplesort, which spills to disk past work_mem, and keep only one value in memory.
     static let accumulatingAggregates: Set<String> = [
         "string_agg", "array_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "xmlagg",
-        // Keeps every input range until it merges them at the end (5,000 rows of 64 KB ranges: 659 MB, eighth red team).
+        // Keeps every input range until it merges them at the end (5,000 rows of 64 KB ranges: 659 MB, ninth red team).
         "range_agg",
         // PostgreSQL 16 and later.
         "json_agg_strict", "jsonb_agg_strict", "json_object_agg_strict", "jsonb_object_agg_strict",

@@ -160,7 +160,7 @@ public enum TypeRules {
                                  hint: "Leave out transaction ids; use the table's own columns, such as timestamps.")
             }
             // A catalog's row type has its columns' types: `(jsonb_populate_record(NULL::pg_class,
-            // '{"relfrozenxid":"3"}')).relfrozenxid` makes the xid that '3'::xid would (eighth red team).
+            // '{"relfrozenxid":"3"}')).relfrozenxid` makes the xid that '3'::xid would (ninth red team).
             if PG15Catalog.transactionIDRowTypes.contains(element), policy.hidesStatistics {
                 return Violation(rule: .statistics,
                                  message: "the type \(written) is not allowed with this profile: it is a catalog's row type with transaction-id columns, which count every tenant's writes",
