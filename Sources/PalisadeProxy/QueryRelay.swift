@@ -33,6 +33,10 @@ public struct QueryRelay {
     /// decision must leave behind (audit records, a lockout) goes into `output`.
     public typealias Decide = (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32], _ request: Int,
                                _ output: inout Output) -> (Decision, ServerNotice?)
+    /// Admits one more execution of an admitted prepared statement (a Bind after the one its Parse
+    /// was decided for): the tenant's rate and the credential's lockout apply to every execution,
+    /// not only to every text. A refusal's notice, or nil; what it leaves behind goes into `output`.
+    public typealias AdmitExecution = (_ request: Int, _ output: inout Output) -> ServerNotice?
 
     /// Which client message carried the text, for decisions and their records.
     public enum MessageKind: String, Sendable {
@@ -158,9 +162,12 @@ public struct QueryRelay {
         var syncsBefore = 0
         /// Statements whose every Bind is estimated first: the text and declared parameter types.
         var estimated: (sql: String, parameterTypes: [UInt32], request: Int, budget: CostBudget)?
+        /// Statements: the first Bind after the Parse is the execution the Parse's decision counted.
+        var executionCounted = true
     }
 
     private let decide: Decide
+    private let admitExecution: AdmitExecution?
     /// The verified claims (JSON) set in every transaction, or nil for none.
     private let claims: String?
     /// The profile's statement_timeout, set with the claims (as the server reads it, e.g. "30000ms").
@@ -228,7 +235,8 @@ public struct QueryRelay {
 
     /// `claimsSetAtStartup`: the server session was started with the claims as a startup parameter.
     public init(claims: String?, claimsSetAtStartup: Bool = false, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(),
-                sessionID: String = "", decide: @escaping Decide) {
+                sessionID: String = "", decide: @escaping Decide, admitExecution: AdmitExecution? = nil) {
+        self.admitExecution = admitExecution
         self.claims = claims
         claimsHoldForSession = claimsSetAtStartup
         statementTimeout = "\(statementTimeoutMilliseconds)ms"
@@ -322,8 +330,17 @@ public struct QueryRelay {
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
         case .bind(let portal, let statement):
-            guard let prepared = statements[statement] else {
+            guard var prepared = statements[statement] else {
                 return refuseMessage(notAdmitted("prepared statement", statement), output: &output)
+            }
+            if !estimated, prepared.admitted == .query || prepared.admitted == .monitored, let admitExecution {
+                if prepared.executionCounted {
+                    prepared.executionCounted = false
+                    statements[statement] = prepared
+                } else if let notice = admitExecution(decisions + 1, &output) {
+                    decisions += 1
+                    return refuseInPipeline(notice, output: &output)
+                }
             }
             if let query = prepared.estimated, !estimated {
                 return estimate(query, bind: frame, into: &output)

@@ -69,7 +69,10 @@ struct SessionDecisions {
         let requestID = "\(sessionID)-\(request)"
         let now = Date()
         var decision: Decision
-        if kind == .functionCall {
+        if let lockedOut = lockedOut(now: now, policyVersion: policy.version, into: &output) {
+            // Another session of the credential locked it out: this one ends too, or it could go on probing.
+            decision = lockedOut
+        } else if kind == .functionCall {
             decision = Decision(rule: .functionCallMessage, message: "fast-path function calls are not admitted",
                                 hint: "Call functions from a SELECT statement.", policyVersion: policy.version)
         } else if let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: identity.tenant, now: now) {
@@ -87,11 +90,11 @@ struct SessionDecisions {
             kind: kind.rawValue, tenant: identity.tenant, credential: identity.credentialID, user: user, decision, requestID: requestID,
             event: kind == .functionCall ? .protocolRefusal : .decision,
             normalized: policy.logsRawQueryText && kind != .functionCall ? sql : nil,
-            monitorOnly: policy.isMonitorOnly && decision.rule != .rateLimited && kind != .functionCall))
-        let enforced = decision.rule == .rateLimited || kind == .functionCall || !policy.isMonitorOnly
+            monitorOnly: policy.isMonitorOnly && !decision.rule.isBudget && kind != .functionCall))
+        let enforced = decision.rule.isBudget || kind == .functionCall || !policy.isMonitorOnly
         guard !decision.isAllowed, enforced else { return (decision, nil) }
         // Empty text is a driver's ping (JDBC's isValid), answered as the server would: not a denial to count.
-        if decision.rule != .rateLimited, decision.rule != .empty, let lockout = budgets.lockout,
+        if !decision.rule.isBudget, decision.rule != .empty, let lockout = budgets.lockout,
            let event = lockout.recordDenial(credential: identity.credentialID, now: now) {
             output.records.append(SessionRecord(
                 kind: kind.rawValue, tenant: identity.tenant, credential: identity.credentialID, user: user,
@@ -103,4 +106,42 @@ struct SessionDecisions {
             sqlstate: decision.sqlstate, message: "Palisade: " + decision.message, detail: "rule \(decision.rule.rawValue); request \(requestID)",
             hint: decision.hint, position: decision.position))
     }
+
+    /// A Bind of an admitted prepared statement, after the execution its Parse counted: the
+    /// tenant's rate counts every execution (200 Bind/Execute rounds of one Parse went past a
+    /// 1-a-second rate, ninth red team), and a credential locked out meanwhile ends this session.
+    /// Audited only when refused: the statement's decision is already in the log.
+    func admitExecution(request: Int, into output: inout QueryRelay.Output) -> ServerNotice? {
+        let now = Date()
+        let policyVersion = (policies.engine(for: identity.profile) ?? loginEngine).policy.version
+        let decision: Decision
+        if let lockedOut = lockedOut(now: now, policyVersion: policyVersion, into: &output) {
+            decision = lockedOut
+        } else if let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: identity.tenant, now: now) {
+            let refusal = rate.refusal(tenant: identity.tenant, retryAfter: retryAfter)
+            decision = Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: policyVersion)
+        } else {
+            return nil
+        }
+        let requestID = "\(sessionID)-\(request)"
+        output.records.append(SessionRecord(kind: "B", tenant: identity.tenant, credential: identity.credentialID, user: user, decision,
+                                            requestID: requestID))
+        return ServerNotice(sqlstate: decision.sqlstate, message: "Palisade: " + decision.message,
+                            detail: "rule \(decision.rule.rawValue); request \(requestID)", hint: decision.hint)
+    }
+
+    /// The credential's lockout, if it is locked now (by any of its sessions): the refusal, with the
+    /// session's end left in `output`.
+    private func lockedOut(now: Date, policyVersion: String, into output: inout QueryRelay.Output) -> Decision? {
+        guard let lockout = budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) else { return nil }
+        let refusal = lockout.refusal(credential: identity.credentialID, until: until)
+        output.lockout = refusal.message
+        return Decision(rule: .lockedOut, message: refusal.message, hint: refusal.hint, policyVersion: policyVersion)
+    }
+}
+
+extension Rule {
+    /// The tenant's and the credential's budgets, which monitor mode enforces too and which are
+    /// not denials a lockout counts.
+    var isBudget: Bool { self == .rateLimited || self == .lockedOut }
 }

@@ -358,9 +358,11 @@ struct SessionStateMachine {
         relay = QueryRelay(claims: identity.claims, claimsSetAtStartup: claimsSetAtStartup,
                            statementTimeoutMilliseconds: policy.statementTimeoutMilliseconds,
                            budget: ResultBudget(maxRows: policy.maxResultRows, maxBytes: policy.maxResultBytes),
-                           sessionID: sessionID) { sql, kind, parameterTypes, request, output in
-            decisions.decide(sql, kind, parameterTypes: parameterTypes, request: request, into: &output)
-        }
+                           sessionID: sessionID,
+                           decide: { sql, kind, parameterTypes, request, output in
+                               decisions.decide(sql, kind, parameterTypes: parameterTypes, request: request, into: &output)
+                           },
+                           admitExecution: { request, output in decisions.admitExecution(request: request, into: &output) })
         phase = .relaying
         for frame in buffered {
             relay!.clientFrame(frame, into: &output)

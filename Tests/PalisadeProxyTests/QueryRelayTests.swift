@@ -122,6 +122,44 @@ import QueryPolicy
         #expect(harness.sent() == ("S", "E"))
     }
 
+    /// Every execution of a prepared statement after the one its Parse was decided for is admitted
+    /// again (the tenant's rate, the lockout): a refusal comes in the Bind's place, and the rest up
+    /// to Sync is dropped.
+    @Test func eachExecutionAfterTheFirstIsAdmittedAgain() {
+        final class Asked: @unchecked Sendable { var requests: [Int] = []; var refuse = false }
+        let asked = Asked()
+        var harness = Harness()
+        harness.relay = QueryRelay(claims: nil, statementTimeoutMilliseconds: 1000, decide: { sql, kind, types, _, _ in
+            QueryRelayTests.decide(sql, kind, types)
+        }, admitExecution: { request, _ in
+            asked.requests.append(request)
+            return asked.refuse ? ServerNotice(sqlstate: "53400", message: "Palisade: rate") : nil
+        })
+        func round(parse: Bool) {
+            harness.client { buffer in
+                if parse { FrontendEncoder.parse(statement: "s", query: "SELECT 1", into: &buffer) }
+                FrontendEncoder.bind(portal: "", statement: "s", parameters: [], into: &buffer)
+                FrontendEncoder.execute(portal: "", into: &buffer)
+                FrontendEncoder.sync(into: &buffer)
+            }
+        }
+        round(parse: true)
+        #expect(asked.requests.isEmpty, "the Parse's decision counted its first execution")
+        #expect(harness.sent().toServer == "PBES")
+        harness.server("12CZ")
+        _ = harness.sent()
+        round(parse: false)
+        #expect(asked.requests == [2])
+        #expect(harness.sent().toServer == "BES")
+        harness.server("2CZ")
+        _ = harness.sent()
+        asked.refuse = true
+        round(parse: false)
+        // An admitted execution takes no request number; a refusal takes the next one.
+        #expect(asked.requests == [2, 2])
+        #expect(harness.sent() == ("S", "E"))
+    }
+
     @Test func anEmptySimpleQueryIsAnsweredAsTheServerWould() {
         var harness = Harness()
         harness.client { FrontendEncoder.query("  ", into: &$0) }

@@ -138,6 +138,35 @@ def test_repeated_denials_lock_the_credential_out_and_are_audited(jwt_server, se
     assert lockouts[-1]["rule"] == "auth.locked"
 
 
+def test_a_lockout_ends_the_credentials_other_sessions_too(jwt_server, secret):
+    # Each session of a credential could otherwise go on probing while another's denials locked it.
+    # (A token of its own: one minted in the same second for the same claims is the same credential.)
+    token = mint(secret, "acme", ttl=3500)
+    dsn = f"host=127.0.0.1 port={jwt_server.port} dbname=palisade_tenants_test user=agent password={token} sslmode=disable"
+    prober, other = psycopg2.connect(dsn), psycopg2.connect(dsn)
+    prepared = wire.Connection(jwt_server.port, token, database="palisade_tenants_test")
+    prepared.send(wire.parse("SELECT count(*) FROM orders", name="s") + wire.bind("s") + wire.execute() + wire.SYNC)
+    assert wire.kinds(prepared.read_until_ready()) == "12DCZ"
+    prober.autocommit = True
+    for _ in range(3):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            prober.cursor().execute("DELETE FROM orders")
+    # A new text in another open session: refused with the lockout, and that session ends.
+    with pytest.raises(psycopg2.Error) as locked:
+        other.cursor().execute("SELECT 1")
+    assert "locked" in str(locked.value), str(locked.value)
+    # Another execution of a statement prepared before the lock: refused too, with no rows.
+    prepared.send(wire.bind("s") + wire.execute() + wire.SYNC)
+    messages = []
+    try:
+        while not messages or messages[-1][0] != b"Z":
+            messages.append(prepared.read())
+    except EOFError:
+        pass
+    assert b"D" not in [kind for kind, _ in messages], messages
+    assert wire.fields(messages[0][1])["C"] == "28000" and "locked" in wire.fields(messages[0][1])["M"], messages
+
+
 @pytest.fixture(scope="module")
 def budget_server(tenant_database, workdir):
     keys = workdir / "budget-keys.yaml"
@@ -183,6 +212,30 @@ def test_the_query_rate_per_tenant_is_limited_with_a_retry_hint(budget_server):
             outcomes.append("limited")
     connection.close()
     assert outcomes[:3] == ["ok"] * 3 and "limited" in outcomes
+
+
+def test_the_query_rate_counts_every_execution_of_a_prepared_statement(budget_server):
+    # One Parse, then Bind/Execute rounds: each round after the first is another query against the
+    # tenant's rate (2 a second, a burst of 3), as drivers that prepare (asyncpg, JDBC) send them.
+    server, keys = budget_server
+    connection = wire.Connection(server.port, keys["acme"], database="palisade_tenants_test")
+    connection.send(wire.parse("SELECT count(*) FROM orders WHERE id > $1", name="s") + wire.SYNC)
+    assert wire.kinds(connection.read_until_ready()) == "1Z"
+    outcomes = []
+    for round in range(12):
+        connection.send(wire.bind("s", parameters=[str(round)]) + wire.execute() + wire.SYNC)
+        messages = connection.read_until_ready()
+        if wire.kinds(messages) == "2DCZ":
+            outcomes.append("ok")
+        else:
+            error = wire.fields(messages[0][1])
+            assert error["C"] == "53400" and "retry in" in error.get("H", "") + error["M"], messages
+            outcomes.append("limited")
+    connection.close()
+    assert outcomes[0] == "ok" and "limited" in outcomes, outcomes
+    refusals = wire.eventually(lambda: [e for e in entries_of(server.audit_dir) if e["rule"] == "budget.rate" and e["message_kind"] == "B"],
+                               "an audited refusal of an execution")
+    assert refusals[0]["decision"] == "deny" and refusals[0]["tenant"] == "acme"
 
 
 @pytest.fixture(scope="module")
