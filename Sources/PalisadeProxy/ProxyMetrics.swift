@@ -25,7 +25,8 @@ final class ProxyMetrics: Sendable {
     private let decisionTime = Timer(label: "palisade_decision_seconds")
     private let backendTime = Timer(label: "palisade_backend_seconds")
 
-    func decided(_ decision: Decision, tenant: String, monitorOnly: Bool) {
+    /// `locksOut`: the decision locked its credential out (not a refusal while it is locked).
+    func decided(_ decision: Decision, tenant: String, monitorOnly: Bool, locksOut: Bool) {
         let key = DecisionKey(rule: decision.rule, monitorOnly: monitorOnly)
         let counter = decisions.withLock { counters in
             if let counter = counters[key] { return counter }
@@ -36,7 +37,7 @@ final class ProxyMetrics: Sendable {
             return counter
         }
         counter.increment()
-        if decision.rule == .lockedOut { lockouts.increment() }
+        if locksOut { lockouts.increment() }
         if !decision.isAllowed { denied(tenant: tenant) }
     }
 

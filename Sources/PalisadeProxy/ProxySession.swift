@@ -389,7 +389,7 @@ final class ProxySession {
         for owed in machine.output.records {
             let decision = owed.decision
             let record = owed.auditRecord(sessionID: sessionID, clientAddress: clientAddress)
-            ProxyMetrics.shared.decided(decision, tenant: owed.tenant, monitorOnly: owed.monitorOnly)
+            ProxyMetrics.shared.decided(decision, tenant: owed.tenant, monitorOnly: owed.monitorOnly, locksOut: owed.event == .lockout)
             if !decision.isAllowed {
                 logger.notice("denied", metadata: [
                     "request": "\(record.requestID ?? "")", "rule": "\(decision.rule.rawValue)", "sqlstate": "\(decision.sqlstate)",

@@ -33,10 +33,10 @@ public struct QueryRelay {
     /// decision must leave behind (audit records, a lockout) goes into `output`.
     public typealias Decide = (_ sql: String, _ kind: MessageKind, _ parameterTypes: [UInt32], _ request: Int,
                                _ output: inout Output) -> (Decision, ServerNotice?)
-    /// Admits one more execution of an admitted prepared statement (a Bind after the one its Parse
-    /// was decided for): the tenant's rate and the credential's lockout apply to every execution,
-    /// not only to every text. A refusal's notice, or nil; what it leaves behind goes into `output`.
-    public typealias AdmitExecution = (_ request: Int, _ output: inout Output) -> ServerNotice?
+    /// Admits an execution of an admitted prepared statement (a Bind): the credential's lockout
+    /// applies to every execution, and the tenant's rate to every one after the first, which the
+    /// Parse's decision counted. A refusal's notice, or nil; what it leaves behind goes into `output`.
+    public typealias AdmitExecution = (_ request: Int, _ countsTowardRate: Bool, _ output: inout Output) -> ServerNotice?
 
     /// Which client message carried the text, for decisions and their records.
     public enum MessageKind: String, Sendable {
@@ -162,7 +162,8 @@ public struct QueryRelay {
         var syncsBefore = 0
         /// Statements whose every Bind is estimated first: the text and declared parameter types.
         var estimated: (sql: String, parameterTypes: [UInt32], request: Int, budget: CostBudget)?
-        /// Statements: the first Bind after the Parse is the execution the Parse's decision counted.
+        /// Statements: the first Bind after the Parse is the execution the Parse's decision counted
+        /// toward the tenant's rate.
         var executionCounted = true
     }
 
@@ -334,10 +335,12 @@ public struct QueryRelay {
                 return refuseMessage(notAdmitted("prepared statement", statement), output: &output)
             }
             if !estimated, prepared.admitted == .query || prepared.admitted == .monitored, let admitExecution {
-                if prepared.executionCounted {
+                let first = prepared.executionCounted
+                if first {
                     prepared.executionCounted = false
                     statements[statement] = prepared
-                } else if let notice = admitExecution(decisions + 1, &output) {
+                }
+                if let notice = admitExecution(decisions + 1, !first, &output) {
                     decisions += 1
                     return refuseInPipeline(notice, output: &output)
                 }

@@ -69,15 +69,12 @@ struct SessionDecisions {
         let requestID = "\(sessionID)-\(request)"
         let now = Date()
         var decision: Decision
-        if let lockedOut = lockedOut(now: now, policyVersion: policy.version, into: &output) {
-            // Another session of the credential locked it out: this one ends too, or it could go on probing.
-            decision = lockedOut
-        } else if kind == .functionCall {
-            decision = Decision(rule: .functionCallMessage, message: "fast-path function calls are not admitted",
-                                hint: "Call functions from a SELECT statement.", policyVersion: policy.version)
-        } else if let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: identity.tenant, now: now) {
-            let refusal = rate.refusal(tenant: identity.tenant, retryAfter: retryAfter)
-            decision = Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: policy.version)
+        if kind == .functionCall {
+            decision = budgetRefusal(now: now, countsTowardRate: false, policyVersion: policy.version, into: &output)
+                ?? Decision(rule: .functionCallMessage, message: "fast-path function calls are not admitted",
+                            hint: "Call functions from a SELECT statement.", policyVersion: policy.version)
+        } else if let refused = budgetRefusal(now: now, countsTowardRate: true, policyVersion: policy.version, into: &output) {
+            decision = refused
         } else {
             let started = DispatchTime.now().uptimeNanoseconds
             decision = engine.evaluate(sql)
@@ -111,18 +108,11 @@ struct SessionDecisions {
     /// tenant's rate counts every execution (200 Bind/Execute rounds of one Parse went past a
     /// 1-a-second rate, ninth red team), and a credential locked out meanwhile ends this session.
     /// Audited only when refused: the statement's decision is already in the log.
-    func admitExecution(request: Int, into output: inout QueryRelay.Output) -> ServerNotice? {
-        let now = Date()
-        let policyVersion = (policies.engine(for: identity.profile) ?? loginEngine).policy.version
-        let decision: Decision
-        if let lockedOut = lockedOut(now: now, policyVersion: policyVersion, into: &output) {
-            decision = lockedOut
-        } else if let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: identity.tenant, now: now) {
-            let refusal = rate.refusal(tenant: identity.tenant, retryAfter: retryAfter)
-            decision = Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: policyVersion)
-        } else {
-            return nil
-        }
+    func admitExecution(request: Int, countsTowardRate: Bool, into output: inout QueryRelay.Output) -> ServerNotice? {
+        // The policy's version only for a refusal: each read of an engine's policy copies it.
+        guard let decision = budgetRefusal(now: Date(), countsTowardRate: countsTowardRate,
+                                           policyVersion: (policies.engine(for: identity.profile) ?? loginEngine).policy.version,
+                                           into: &output) else { return nil }
         let requestID = "\(sessionID)-\(request)"
         output.records.append(SessionRecord(kind: "B", tenant: identity.tenant, credential: identity.credentialID, user: user, decision,
                                             requestID: requestID))
@@ -130,13 +120,21 @@ struct SessionDecisions {
                             detail: "rule \(decision.rule.rawValue); request \(requestID)", hint: decision.hint)
     }
 
-    /// The credential's lockout, if it is locked now (by any of its sessions): the refusal, with the
-    /// session's end left in `output`.
-    private func lockedOut(now: Date, policyVersion: String, into output: inout QueryRelay.Output) -> Decision? {
-        guard let lockout = budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) else { return nil }
-        let refusal = lockout.refusal(credential: identity.credentialID, until: until)
-        output.lockout = refusal.message
-        return Decision(rule: .lockedOut, message: refusal.message, hint: refusal.hint, policyVersion: policyVersion)
+    /// The credential's lockout, if any of its sessions locked it (this session then ends too, with
+    /// its end left in `output`, or it could go on probing), and the tenant's rate where the text
+    /// or execution counts toward it: the refusal, or nil.
+    private func budgetRefusal(now: Date, countsTowardRate: Bool, policyVersion: @autoclosure () -> String,
+                               into output: inout QueryRelay.Output) -> Decision? {
+        if let lockout = budgets.lockout, case .locked(let until) = lockout.check(credential: identity.credentialID, now: now) {
+            let refusal = lockout.refusal(credential: identity.credentialID, until: until)
+            output.lockout = refusal.message
+            return Decision(rule: .lockedOut, message: refusal.message, hint: refusal.hint, policyVersion: policyVersion())
+        }
+        if countsTowardRate, let rate = budgets.rate, case .limited(let retryAfter) = rate.admit(tenant: identity.tenant, now: now) {
+            let refusal = rate.refusal(tenant: identity.tenant, retryAfter: retryAfter)
+            return Decision(rule: .rateLimited, message: refusal.message, hint: refusal.hint, policyVersion: policyVersion())
+        }
+        return nil
     }
 }
 

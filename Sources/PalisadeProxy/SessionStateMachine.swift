@@ -362,7 +362,9 @@ struct SessionStateMachine {
                            decide: { sql, kind, parameterTypes, request, output in
                                decisions.decide(sql, kind, parameterTypes: parameterTypes, request: request, into: &output)
                            },
-                           admitExecution: { request, output in decisions.admitExecution(request: request, into: &output) })
+                           admitExecution: { request, countsTowardRate, output in
+                               decisions.admitExecution(request: request, countsTowardRate: countsTowardRate, into: &output)
+                           })
         phase = .relaying
         for frame in buffered {
             relay!.clientFrame(frame, into: &output)

@@ -411,6 +411,9 @@ extension Analyzer {
         "jsonb_path_query", "jsonb_path_query_first", "jsonb_path_query_array", "jsonb_set", "jsonb_set_lax", "jsonb_insert",
         "string_to_table", "regexp_split_to_table", "decode", "setweight", "strip", "unistr", "to_ascii", "ts_delete",
         "array_sample", "array_shuffle", "nullif", "coalesce", "greatest", "least",
+        // A range holds its two bounds (so range_agg over rows the query makes counts them once each).
+        "int4range", "int8range", "numrange", "daterange", "tsrange", "tstzrange",
+        "int4multirange", "int8multirange", "nummultirange", "datemultirange", "tsmultirange", "tstzmultirange",
     ]
 
     /// Functions whose result is one of their values.
@@ -567,14 +570,13 @@ extension Analyzer {
             if substitute.bytes < 1 { substitute.bytes = 1 }
             return Self.product(query, substitute).with(form: .other)
         case "ts_headline" where arguments.count >= 3:
-            // Every word of the document may be wrapped in the options' markers (checkArgumentLimits).
+            // Every word of the document may be wrapped in the options' markers (checkArgumentLimits,
+            // which also counts the bytes, as for replace).
             var document = ValueSize.either([argument(0), argument(1)])
             document.bytes += 1
-            var options = argument(arguments.count - 1)
+            var options = Self.headlineOptionsAreLast(cursors, analyzer: &self) ? argument(arguments.count - 1) : ValueSize.fixed(Self.defaultHeadlineMarkers)
             if options.bytes < 1 { options.bytes = 1 }
-            let result = Self.product(document, options).with(form: .text)
-            try copyAllocate(result, over: all.bytes, within: range)
-            return result
+            return Self.product(document, options).with(form: .text)
         case "replace", "regexp_replace":
             var source = argument(0)
             source.bytes += 1

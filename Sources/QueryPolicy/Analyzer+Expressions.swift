@@ -269,9 +269,11 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        // jsonb @? jsonpath and jsonb @@ jsonpath are jsonb_path_exists and jsonb_path_match (@@ is
-        // also full-text search's match, whose query has no `$` and a tsvector the data's).
+        // jsonb @? jsonpath and jsonb @@ jsonpath are jsonb_path_exists and jsonb_path_match. @@ is
+        // also full-text search's match: with to_tsquery(…) or to_tsvector(…) on a side it is that,
+        // and a constant query ('north') reads as a path without `$`.
         if symbol == "@?" || symbol == "@@", let left, let right {
+            if symbol == "@@", callsTextSearch(left) || callsTextSearch(right) { return }
             try checkSquareOfJSON("the operator \(symbol)", target: left, path: right, offset: location)
         }
     }

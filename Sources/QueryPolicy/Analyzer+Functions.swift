@@ -295,7 +295,8 @@ extension Analyzer {
             // the first two, the options the last.
             let arguments = try argumentCursors()
             guard arguments.count >= 3 else { return }
-            let document = max(sizeBound(arguments[0]), sizeBound(arguments[1])), options = sizeBound(arguments[arguments.count - 1])
+            let document = max(sizeBound(arguments[0]), sizeBound(arguments[1]))
+            let options = Self.headlineOptionsAreLast(arguments, analyzer: &self) ? sizeBound(arguments[arguments.count - 1]) : Self.defaultHeadlineMarkers
             try allocateProduct(of: document, by: options,
                                 { "ts_headline() could make \(Self.describe($0)) bytes (a \(Self.describe(document))-byte document whose every word may be wrapped in the \(Self.describe(options))-byte options' markers), over this policy's limit of \(policy.maxFunctionResultBytes) bytes" },
                                 "Highlight a shorter document or with shorter StartSel, StopSel and FragmentDelimiter; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -325,70 +326,95 @@ extension Analyzer {
         }
     }
 
-    /// Work that grows with the square of a json the query's text makes: a jsonpath's `.**` gathers
-    /// every item at every depth (1.8 GB at depth 4,000, eighth red team), a filter that reads the
-    /// root (`$`) or a variable (`$x`) again walks the whole json for every item (2.3 GB at 6,000
-    /// elements, ninth red team), jsonb_pretty indents every line by its depth. A json only the
-    /// data decides is the data's; one the text makes may nest as deep, and hold as many items, as
-    /// it is long (`repeat('[', 8000)`), so its size squared is what it may cost. `path` is nil for
-    /// jsonb_pretty; a path Palisade does not read may do either. A filter may also walk the
-    /// `variables` json for every item of the target, so the larger of the two counts.
+    /// Work that grows with the square of a json (`JSONPathShape`: `.**`, the root walked again, a
+    /// variables json walked for every item; jsonb_pretty indents every line by its depth). A json
+    /// only the data decides is the data's for `.**` and jsonb_pretty; one the text makes may nest as
+    /// deep, and hold as many items, as it is long (`repeat('[', 8000)`), and one a parameter brings
+    /// is the client's, as large as it likes. `path` is nil for jsonb_pretty.
     mutating func checkSquareOfJSON(_ name: String, target: ParseTreeCursor, path: ParseTreeCursor?, variables: ParseTreeCursor? = nil,
                                     offset: Int?) throws {
-        if let path, let text = constantValue(path)?.string {
-            guard Self.jsonPathRevisits(text) else { return }
-            // The root read again walks the target itself for every item, so a table's json costs
-            // the square of its size too; the data decides that size, and a filter needs it rarely.
-            if Self.jsonPathReadsRootAgain(text), !isClosed(target) {
-                throw Denial(rule: .argumentLimit,
-                             message: "\(name) with a filter that reads the root `$` again walks the whole json for every item: its work grows with the square of the json, which the data decides",
-                             hint: "Inside a filter compare with `@` (the current item), or pass the value as a variable: '$.a ? (@ == $v)' with vars '{\"v\": …}'.",
-                             offset: offset, statementType: analysis.statementType)
-            }
-        }
-        let size = max(jsonDepthBound(target), variables.map { jsonDepthBound($0) } ?? 0)
-        guard size > 1 else { return }
-        let bytes = 2 * size * size
         let limit = shared.policy.maxFunctionResultBytes
+        func refuse(_ message: String, _ hint: String) -> Denial {
+            Denial(rule: .argumentLimit, message: message, hint: hint, offset: offset, statementType: analysis.statementType)
+        }
+        let shape: JSONPathShape
+        if let path, let text = constantValue(path)?.string {
+            shape = JSONPathShape(text)
+        } else if let path, isClosed(path) || isParameter(path) {
+            // A path the client writes but Palisade cannot read (`'…' || ''`, a parameter) may do any of it.
+            shape = JSONPathShape(walksEveryDepth: true, walksRootAgain: true, usesVariables: variables != nil)
+        } else {
+            // jsonb_pretty, or a path the data holds (the data's, as a table's json is).
+            shape = JSONPathShape(walksEveryDepth: true)
+        }
+        guard shape.mayCostSquare else { return }
+        let targetIsTheTexts = isClosed(target)
+        if shape.walksRootAgain, !targetIsTheTexts {
+            throw refuse("\(name) walks the whole json again for every item (the root named again, which lax mode also unwraps in a comparison), over a json the query's text does not bound: its work grows with the square of the json",
+                         "Inside a filter compare with `@` (the current item); in strict mode ('strict $.a[*] ? (@.b == $.c)') a member of the root is one lookup; or write the value out as a variable.")
+        }
+        let targetSize = jsonDepthBound(target)
+        var bytes = shape.walksEveryDepth || shape.walksRootAgain ? 2 * targetSize * targetSize : 0
+        if shape.usesVariables, let variables {
+            guard isClosed(variables) else {
+                throw refuse("\(name) walks a variables json the query's text does not write for every item of its target: its work grows with the product of the two",
+                             "Write the variables json out in the query ('{\"min\": 10}').")
+            }
+            let variablesSize = jsonDepthBound(variables)
+            if !targetIsTheTexts, variablesSize > Self.largestVariablesOverData {
+                throw refuse("\(name) walks variables of up to \(Self.describe(variablesSize)) bytes for every item of a json the query's text does not bound, over the \(Int(Self.largestVariablesOverData)) bytes such variables may take",
+                             "Pass smaller variables, or compare with the table's own values.")
+            }
+            bytes = max(bytes, 2 * (targetSize + 1) * variablesSize)
+        }
+        guard bytes > 2 * 1 * 1 else { return }
         if bytes > Double(limit) {
-            throw Denial(rule: .argumentLimit,
-                         message: "\(name) over a json the query's text makes (up to \(Self.describe(size)) bytes, so as many items and as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the json, over this policy's limit of \(limit) bytes",
-                         hint: "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` and whose filters read only `@` is not limited this way.",
-                         offset: offset, statementType: analysis.statementType)
+            throw refuse("\(name) over a json the query's text makes (up to \(Self.describe(max(targetSize, 1))) bytes, so as many items and as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the json, over this policy's limit of \(limit) bytes",
+                         "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` whose filters compare `@` with constants is not limited this way.")
         }
         try allocate(bytes)
     }
 
-    /// Whether a jsonpath may visit the json more than once per item: `.**`, or a `$` after the
-    /// path's own root (the root again, or a variable), which a filter evaluates for every item.
-    /// A `$` inside a quoted string counts too, which only errs towards refusing.
-    static func jsonPathRevisits(_ path: String) -> Bool {
-        if path.contains("**") { return true }
-        return path.utf8.lazy.filter { $0 == UInt8(ascii: "$") }.count > 1
+    /// The most bytes of variables a jsonpath may walk for every item of a json the text does not
+    /// bound (a table's, a parameter's): a few constants to compare with, not a second table.
+    static let largestVariablesOverData = 1024.0
+
+    /// Whether the node at `argument` is a parameter ($1), whose value the client sends with Bind.
+    mutating func isParameter(_ argument: ParseTreeCursor) -> Bool {
+        var probe = argument
+        let start = probe.offset
+        guard (try? probe.skipValue()) != nil else { return true }
+        return UnsafeBufferPointer(rebasing: tree[start..<probe.offset]).contains("{\"ParamRef\":")
     }
 
-    /// Whether a jsonpath walks its root again after its start: a `$` not followed by a variable's
-    /// name, with a wildcard, range or keyvalue() after it (`$[*]`, `$.a.*`, `$[0 to last]`). A
-    /// member of the root (`@.sku == $.featured`) is one lookup per item. A `*` that multiplies
-    /// counts too, which only errs towards refusing.
-    static func jsonPathReadsRootAgain(_ path: String) -> Bool {
-        let bytes = Array(path.utf8)
-        guard let first = bytes.firstIndex(of: UInt8(ascii: "$")) else { return false }
-        var index = first + 1
-        while index < bytes.count {
-            defer { index += 1 }
-            guard bytes[index] == UInt8(ascii: "$") else { continue }
-            guard index + 1 < bytes.count else { return true }
-            let next = bytes[index + 1]
-            let namesVariable = next == UInt8(ascii: "_") || next == UInt8(ascii: "\"") || (next >= 0x80)
-                || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(next | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(next)
-            if !namesVariable {
-                let rest = String(decoding: bytes[(index + 1)...], as: UTF8.self)
-                if rest.contains("*") || rest.contains(" to ") || rest.contains("keyvalue") { return true }
-            }
-        }
-        return false
+    /// Whether the node at `argument` is a call of a full-text search function (`to_tsquery(…)`,
+    /// `to_tsvector(…)`), which makes `@@` full-text search's match rather than jsonpath's.
+    mutating func callsTextSearch(_ argument: ParseTreeCursor) -> Bool {
+        var probe = argument
+        let start = probe.offset
+        guard (try? probe.skipValue()) != nil else { return false }
+        let node = tree[start..<probe.offset]
+        let call = Array("{\"FuncCall\":{\"funcname\":[".utf8)
+        guard node.starts(with: call), let close = node.firstIndex(of: UInt8(ascii: "]")) else { return false }
+        let names = String(decoding: node[(node.startIndex + call.count)..<close], as: UTF8.self)
+        guard let last = names.split(separator: "\"sval\":\"").last?.split(separator: "\"").first else { return false }
+        return Self.textSearchFunctions.contains(String(last))
     }
+
+    /// ts_headline's last argument is its options, except in ts_headline(config, document, query),
+    /// whose last is a tsquery call (`to_tsquery('english', 'cat')`); then the markers are the defaults.
+    static func headlineOptionsAreLast(_ arguments: [ParseTreeCursor], analyzer: inout Analyzer) -> Bool {
+        guard let last = arguments.last else { return false }
+        return arguments.count == 4 || !analyzer.callsTextSearch(last)
+    }
+
+    /// `<b>` and `</b>`, ts_headline's default StartSel and StopSel.
+    static let defaultHeadlineMarkers = 8.0
+
+    static let textSearchFunctions: Set<String> = [
+        "to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery", "tsquery_phrase", "to_tsvector",
+        "setweight", "strip", "array_to_tsvector", "jsonb_to_tsvector", "json_to_tsvector", "ts_delete", "ts_filter", "ts_rewrite",
+    ]
 
     /// Whether nothing but the query's text decides the node at `argument`, for what may be left to
     /// the server: a format string, a `generate_series` step, the size of a text (`sizeBound`).
@@ -450,7 +476,8 @@ extension Analyzer {
         let start = probe.offset
         guard (try? probe.skipValue()) != nil else { return limit }
         let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
-        if Self.callsAllocatingFunction(node) || numberTextBytes(node) >= limit { return limit }
+        // A parameter's json is the client's: as large and as deep as it sends.
+        if node.contains("{\"ParamRef\":") || Self.callsAllocatingFunction(node) || numberTextBytes(node) >= limit { return limit }
         var depth = literalBytes(start..<probe.offset)
         node.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
         if node.contains("{\"ColumnRef\":"), queryMakesRows {

@@ -122,17 +122,18 @@ import QueryPolicy
         #expect(harness.sent() == ("S", "E"))
     }
 
-    /// Every execution of a prepared statement after the one its Parse was decided for is admitted
-    /// again (the tenant's rate, the lockout): a refusal comes in the Bind's place, and the rest up
-    /// to Sync is dropped.
+    /// Every execution of a prepared statement is admitted again (the lockout), and every one after
+    /// the first counts toward the tenant's rate: a refusal comes in the Bind's place, and the rest
+    /// up to Sync is dropped.
     @Test func eachExecutionAfterTheFirstIsAdmittedAgain() {
-        final class Asked: @unchecked Sendable { var requests: [Int] = []; var refuse = false }
+        final class Asked: @unchecked Sendable { var requests: [Int] = []; var countedTowardRate: [Bool] = []; var refuse = false }
         let asked = Asked()
         var harness = Harness()
         harness.relay = QueryRelay(claims: nil, statementTimeoutMilliseconds: 1000, decide: { sql, kind, types, _, _ in
             QueryRelayTests.decide(sql, kind, types)
-        }, admitExecution: { request, _ in
+        }, admitExecution: { request, countsTowardRate, _ in
             asked.requests.append(request)
+            asked.countedTowardRate.append(countsTowardRate)
             return asked.refuse ? ServerNotice(sqlstate: "53400", message: "Palisade: rate") : nil
         })
         func round(parse: Bool) {
@@ -144,19 +145,20 @@ import QueryPolicy
             }
         }
         round(parse: true)
-        #expect(asked.requests.isEmpty, "the Parse's decision counted its first execution")
+        // The first execution is admitted too (a lockout applies), but the Parse's decision counted it toward the rate.
+        #expect(asked.requests == [2] && asked.countedTowardRate == [false])
         #expect(harness.sent().toServer == "PBES")
         harness.server("12CZ")
         _ = harness.sent()
         round(parse: false)
-        #expect(asked.requests == [2])
+        #expect(asked.requests == [2, 2] && asked.countedTowardRate == [false, true])
         #expect(harness.sent().toServer == "BES")
         harness.server("2CZ")
         _ = harness.sent()
         asked.refuse = true
         round(parse: false)
         // An admitted execution takes no request number; a refusal takes the next one.
-        #expect(asked.requests == [2, 2])
+        #expect(asked.requests == [2, 2, 2])
         #expect(harness.sent() == ("S", "E"))
     }
 

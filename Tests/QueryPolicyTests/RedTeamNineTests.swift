@@ -33,6 +33,10 @@ import Testing
         refused("SELECT ts_headline('simple', repeat('a ', 400000), 'a'::tsquery, 'HighlightAll=true, StartSel=' || repeat('x', 1000) || ', StopSel=' || repeat('y', 1000))", .argumentLimit)
         refused("SELECT ts_headline(repeat('a b ', 100000), 'a'::tsquery, 'MaxFragments=100000, FragmentDelimiter=' || repeat('z', 1000))", .argumentLimit)
         admitted("SELECT ts_headline('english', region, to_tsquery('english', 'north'), 'StartSel=<b>, StopSel=</b>') FROM orders")
+        // ts_headline(config, document, query): its last argument is the query, not options.
+        let text = "'" + Array(repeating: "lorem ipsum dolor sit amet", count: 2000).joined(separator: " ") + "'"
+        admitted("SELECT ts_headline('english', \(text), to_tsquery('english', 'dolor'))")
+        admitted("SELECT ts_headline(\(text), to_tsquery('english', 'dolor'), 'MaxWords=20')")
     }
 
     @Test func concatWithSeparatorOverAVariadicArrayIsSizedAsArrayToString() {
@@ -52,6 +56,9 @@ import Testing
     @Test func rangeAggKeepsEveryInputLikeArrayAgg() {
         refused("SELECT range_agg(numrange(0, 1e131071 - 1)) IS NULL FROM generate_series(1, 1000000)", .argumentLimit)
         admitted("SELECT region, range_agg(int4range(id, id + 1)) FROM orders GROUP BY region")
+        // Gaps and islands over a subquery or WITH query: a range holds its bounds, once each.
+        admitted("WITH r AS (SELECT id FROM orders) SELECT range_agg(int4range(id, id + 1)) FROM r")
+        admitted("SELECT range_agg(tstzrange(t, t + interval '1 day')) FROM (SELECT now() AS t FROM orders) s")
     }
 
     @Test func aJSONPathThatWalksItsJSONAgainPerItemIsSized() {
@@ -63,15 +70,43 @@ import Testing
         // The root walked again over a table's json: its size is the data's, and so is the square.
         refused("SELECT count(*) FROM orders WHERE region::jsonb @? '$[*] ? (@ == $[*])'", .argumentLimit)
         refused("SELECT jsonb_path_query(region::jsonb, '$.a[*] ? (@ == $.b.*)') FROM orders", .argumentLimit)
-        // A member of the root is one lookup per item; a scalar variable too; full-text search's @@.
-        admitted("SELECT count(*) FROM orders WHERE region::jsonb @? '$.items[*] ? (@.sku == $.featured)'")
+        // Lax mode (the default) unwraps arrays in a comparison, so the root named again walks it
+        // (review of the ninth red team's fix): `@ == $`, `@ == $.a`, a range with a tab.
+        refused("SELECT count(*) FROM orders WHERE region::jsonb @? '$[*] ? (@ == $)'", .argumentLimit)
+        refused("SELECT count(*) FROM orders WHERE region::jsonb @? '$.a[*] ? (@ == $.a)'", .argumentLimit)
+        refused("SELECT count(*) FROM orders WHERE region::jsonb @? 'strict $.a ? (@ == $.b[0 to\t5000])'", .argumentLimit)
+        // Variables from a table, a path Palisade cannot read, a parameter's json.
+        refused("SELECT jsonb_path_exists(region::jsonb, '$[*] ? (@ == $v[*])', jsonb_build_object('v', region::jsonb)) FROM orders", .argumentLimit)
+        refused("SELECT count(*) FROM orders WHERE region::jsonb @? ('$[*] ? (@ == $[*])' || '')::jsonpath", .argumentLimit)
+        refused("SELECT jsonb_path_exists(region::jsonb, $1) FROM orders", .argumentLimit)
+        refused("SELECT $1::jsonb @? '$[*] ? (@ == $)'", .argumentLimit)
+        refused("SELECT jsonb_path_query($1::jsonb, '$.**')", .argumentLimit)
+        refused("SELECT jsonb_pretty($1::jsonb)", .argumentLimit)
+        // In strict mode a member of the root is one lookup per item; a scalar variable too;
+        // full-text search's @@, with a query written out or built from calls.
+        admitted("SELECT count(*) FROM orders WHERE region::jsonb @? 'strict $.items[*] ? (@.sku == $.featured)'")
+        admitted("SELECT count(*) FROM orders WHERE region::jsonb @? 'strict $.items[*] ? (@.price > $.min && @.tags[*] == \"x\")'")
         admitted("SELECT jsonb_path_query('{\"a\":[1,2]}', '$.a[*] ? (@ > $min)', '{\"min\": 1}')")
+        admitted("SELECT jsonb_path_query(region::jsonb, '$.a[*] ? (@ > $min)', jsonb_build_object('min', 10)) FROM orders")
         admitted("SELECT count(*) FROM orders WHERE to_tsvector(region) @@ to_tsquery('north')")
+        admitted("SELECT count(*) FROM orders WHERE to_tsvector(region) @@ (to_tsquery('a') && to_tsquery('b'))")
+        admitted("SELECT count(*) FROM orders WHERE region::jsonb @? '$.price ? (@ like_regex \"^\\\\$[0-9]*\")'")
         admitted("SELECT jsonb_build_object('a', 1) @? '$.a ? (@ > 0)'")
-        #expect(Analyzer.jsonPathReadsRootAgain("$[*] ? (@ == $[*])"))
-        #expect(Analyzer.jsonPathReadsRootAgain("strict $.a ? (@ == $.b[0 to last])"))
-        #expect(!Analyzer.jsonPathReadsRootAgain("$.a[*] ? (@ == $x[*])"))
-        #expect(!Analyzer.jsonPathReadsRootAgain("$.a ? (@.b == $.c)"))
+        admitted("SELECT $1::jsonb @? '$.a ? (@ > 1)'")
+    }
+
+    @Test func aJSONPathsShapeIsReadFromItsText() {
+        #expect(JSONPathShape("$[*] ? (@ == $[*])").walksRootAgain)
+        #expect(JSONPathShape("$[*] ? (@ == $)").walksRootAgain)
+        #expect(!JSONPathShape("strict $[*] ? (@ == $.a.b[0])").walksRootAgain)
+        #expect(JSONPathShape("strict $.a ? (@ == $.b[0 to last])").walksRootAgain)
+        #expect(JSONPathShape("strict $.a ? (@ == $.b.keyvalue())").walksRootAgain)
+        #expect(JSONPathShape("strict $.a ? (@ == $.b.*)").walksRootAgain)
+        #expect(JSONPathShape("$.a[*] ? (@ == $x[*])") == JSONPathShape(usesVariables: true))
+        #expect(JSONPathShape("$.a ? (@ == $\"my var\")") == JSONPathShape(usesVariables: true))
+        #expect(JSONPathShape("lax $.**") == JSONPathShape(walksEveryDepth: true))
+        #expect(JSONPathShape("$.price ? (@ like_regex \"^\\\\$[0-9]\")") == JSONPathShape())
+        #expect(JSONPathShape("$.a ? (@ > 1)") == JSONPathShape())
     }
 
     @Test func aCatalogRowTypeWithTransactionIDsIsATransactionIDType() {

@@ -121,10 +121,10 @@ def audit_key(workdir):
 
 
 class Palisade:
-    def __init__(self, arguments, audit_dir=None, audit_key=None, environment=None):
+    def __init__(self, arguments, audit_dir=None, audit_key=None, environment=None, checkpoint_seconds=1):
         self.port = free_port()
         self.audit_dir = audit_dir or tempfile.mkdtemp(prefix="palisade-audit.")
-        audit = ["--audit-dir", str(self.audit_dir), "--audit-checkpoint-seconds", "1"]
+        audit = ["--audit-dir", str(self.audit_dir), "--audit-checkpoint-seconds", str(checkpoint_seconds)]
         audit += ["--audit-key", str(audit_key)] if audit_key else ["--audit-unsigned"]
         # The server's output goes to a file, so that a crash can be shown once the tests end.
         self.log = pathlib.Path(tempfile.mkstemp(prefix="palisade-serve.", suffix=".log")[1])

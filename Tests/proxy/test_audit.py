@@ -142,7 +142,8 @@ def test_a_failing_audit_disk_releases_no_unrecorded_answer(database, keys, audi
     audit_dir, flag, admin = tmp_path / "audit", tmp_path / "disk-fault", free_port()
     arguments = ["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
                  "--profile", f"monitor={monitor_policy}", "--threads", "1", "--admin-listen", str(admin)]
-    server = Palisade(arguments, audit_dir=audit_dir, audit_key=audit_key[0],
+    # No checkpoint meanwhile (one an hour), so the fault meets the query's own commit, not a checkpoint's.
+    server = Palisade(arguments, audit_dir=audit_dir, audit_key=audit_key[0], checkpoint_seconds=3600,
                       environment={"LD_PRELOAD": str(failing_disk), "PALISADE_FAULT_FLAG": str(flag),
                                    "PALISADE_FAULT_DIR": str(audit_dir)})
     try:

@@ -144,9 +144,13 @@ def test_a_lockout_ends_the_credentials_other_sessions_too(jwt_server, secret):
     token = mint(secret, "acme", ttl=3500)
     dsn = f"host=127.0.0.1 port={jwt_server.port} dbname=palisade_tenants_test user=agent password={token} sslmode=disable"
     prober, other = psycopg2.connect(dsn), psycopg2.connect(dsn)
-    prepared = wire.Connection(jwt_server.port, token, database="palisade_tenants_test")
-    prepared.send(wire.parse("SELECT count(*) FROM orders", name="s") + wire.bind("s") + wire.execute() + wire.SYNC)
-    assert wire.kinds(prepared.read_until_ready()) == "12DCZ"
+    # Statements prepared before the lock: one never executed, one executed once.
+    prepared_only = wire.Connection(jwt_server.port, token, database="palisade_tenants_test")
+    prepared_only.send(wire.parse("SELECT count(*) FROM orders", name="s") + wire.SYNC)
+    assert wire.kinds(prepared_only.read_until_ready()) == "1Z"
+    executed_once = wire.Connection(jwt_server.port, token, database="palisade_tenants_test")
+    executed_once.send(wire.parse("SELECT count(*) FROM orders", name="s") + wire.bind("s") + wire.execute() + wire.SYNC)
+    assert wire.kinds(executed_once.read_until_ready()) == "12DCZ"
     prober.autocommit = True
     for _ in range(3):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
@@ -155,16 +159,17 @@ def test_a_lockout_ends_the_credentials_other_sessions_too(jwt_server, secret):
     with pytest.raises(psycopg2.Error) as locked:
         other.cursor().execute("SELECT 1")
     assert "locked" in str(locked.value), str(locked.value)
-    # Another execution of a statement prepared before the lock: refused too, with no rows.
-    prepared.send(wire.bind("s") + wire.execute() + wire.SYNC)
-    messages = []
-    try:
-        while not messages or messages[-1][0] != b"Z":
-            messages.append(prepared.read())
-    except EOFError:
-        pass
-    assert b"D" not in [kind for kind, _ in messages], messages
-    assert wire.fields(messages[0][1])["C"] == "28000" and "locked" in wire.fields(messages[0][1])["M"], messages
+    # An execution of a statement prepared before the lock, its first or a later one: refused too, with no rows.
+    for connection in (prepared_only, executed_once):
+        connection.send(wire.bind("s") + wire.execute() + wire.SYNC)
+        messages = []
+        try:
+            while not messages or messages[-1][0] != b"Z":
+                messages.append(connection.read())
+        except EOFError:
+            pass
+        assert b"D" not in [kind for kind, _ in messages], messages
+        assert wire.fields(messages[0][1])["C"] == "28000" and "locked" in wire.fields(messages[0][1])["M"], messages
 
 
 @pytest.fixture(scope="module")

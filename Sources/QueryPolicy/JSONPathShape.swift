@@ -1,0 +1,110 @@
+/// What a jsonpath's text says about how often it walks its json, read without parsing it fully.
+/// Work that grows with the square of the json comes from three things: `.**` gathers every item
+/// at every depth; the root named again (`$` after the path's own start) is walked again for every
+/// item a filter sees; and a variable (`$x`) is walked for every item too. In lax mode, the default,
+/// a comparison unwraps arrays on both sides, so `@ == $` or `@ == $.a` walk the whole value
+/// (ninth red team's review); in strict mode a member of the root (`$.a.b`, `$.a[0]`) is one lookup,
+/// and only a wildcard, a range or keyvalue() after it walks.
+struct JSONPathShape: Equatable {
+    var walksEveryDepth = false
+    var walksRootAgain = false
+    var usesVariables = false
+
+    var mayCostSquare: Bool { walksEveryDepth || walksRootAgain || usesVariables }
+
+    init(walksEveryDepth: Bool = false, walksRootAgain: Bool = false, usesVariables: Bool = false) {
+        self.walksEveryDepth = walksEveryDepth
+        self.walksRootAgain = walksRootAgain
+        self.usesVariables = usesVariables
+    }
+
+    init(_ path: String) {
+        let bytes = Array(path.utf8)
+        var index = 0
+        while index < bytes.count, Self.isSpace(bytes[index]) { index += 1 }
+        let strict = bytes[index...].starts(with: Array("strict".utf8))
+        var roots = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index = Self.afterString(bytes, from: index)
+                continue
+            }
+            if byte == UInt8(ascii: "*"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "*") { walksEveryDepth = true }
+            if byte == UInt8(ascii: "$") {
+                let next = index + 1 < bytes.count ? bytes[index + 1] : 0
+                if next == UInt8(ascii: "\"") {
+                    usesVariables = true
+                    index = Self.afterString(bytes, from: index + 1)
+                    continue
+                }
+                if Self.isNameByte(next) {
+                    usesVariables = true
+                } else {
+                    roots += 1
+                    if roots > 1, !strict || Self.accessorsWalk(bytes, from: index + 1) { walksRootAgain = true }
+                }
+            }
+            index += 1
+        }
+    }
+
+    /// Whether the accessors right after a `$` walk more than one item: `.*`, `[*]`, a range
+    /// (`[0 to last]`) or `.keyvalue()`.
+    static func accessorsWalk(_ bytes: [UInt8], from start: Int) -> Bool {
+        var index = start
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "."):
+                index += 1
+                guard index < bytes.count else { return false }
+                if bytes[index] == UInt8(ascii: "*") { return true }
+                if bytes[index] == UInt8(ascii: "\"") {
+                    index = afterString(bytes, from: index)
+                    continue
+                }
+                let name = index
+                while index < bytes.count, isNameByte(bytes[index]) { index += 1 }
+                if bytes[name..<index].elementsEqual("keyvalue".utf8) { return true }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "(") {
+                    while index < bytes.count, bytes[index] != UInt8(ascii: ")") { index += 1 }
+                    index += 1
+                }
+            case UInt8(ascii: "["):
+                guard let close = bytes[index...].firstIndex(of: UInt8(ascii: "]")) else { return true }
+                let inside = bytes[(index + 1)..<close]
+                if inside.contains(UInt8(ascii: "*")) { return true }
+                // A range: the word `to` between the bounds, whatever spaces surround it.
+                let words = inside.split { !isNameByte($0) }
+                if words.contains(where: { $0.elementsEqual("to".utf8) }) { return true }
+                index = close + 1
+            case let byte where isSpace(byte):
+                index += 1
+            default:
+                return false
+            }
+        }
+        return false
+    }
+
+    static func isNameByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "_") || byte >= 0x80 || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+            || byte == 0x0B || byte == 0x0C
+    }
+
+    /// The index after a double-quoted string starting at `start`, with its backslash escapes.
+    static func afterString(_ bytes: [UInt8], from start: Int) -> Int {
+        var index = start + 1
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\\") { index += 2; continue }
+            if bytes[index] == UInt8(ascii: "\"") { return index + 1 }
+            index += 1
+        }
+        return index
+    }
+}
