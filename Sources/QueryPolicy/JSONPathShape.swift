@@ -22,7 +22,8 @@ struct JSONPathShape: Equatable {
         let bytes = Array(path.utf8)
         var index = 0
         while index < bytes.count, Self.isSpace(bytes[index]) { index += 1 }
-        let strict = bytes[index...].starts(with: Array("strict".utf8))
+        // jsonpath's keywords are read without regard to case (`STRICT`, `[0 TO 1]`, PostgreSQL 15).
+        let strict = bytes[index...].prefix(6).map { $0 | 0x20 }.elementsEqual("strict".utf8)
         var roots = 0
         while index < bytes.count {
             let byte = bytes[index]
@@ -65,7 +66,7 @@ struct JSONPathShape: Equatable {
                 }
                 let name = index
                 while index < bytes.count, isNameByte(bytes[index]) { index += 1 }
-                if bytes[name..<index].elementsEqual("keyvalue".utf8) { return true }
+                if bytes[name..<index].map({ $0 | 0x20 }).elementsEqual("keyvalue".utf8) { return true }
                 if index < bytes.count, bytes[index] == UInt8(ascii: "(") {
                     while index < bytes.count, bytes[index] != UInt8(ascii: ")") { index += 1 }
                     index += 1
@@ -76,7 +77,7 @@ struct JSONPathShape: Equatable {
                 if inside.contains(UInt8(ascii: "*")) { return true }
                 // A range: the word `to` between the bounds, whatever spaces surround it.
                 let words = inside.split { !isNameByte($0) }
-                if words.contains(where: { $0.elementsEqual("to".utf8) }) { return true }
+                if words.contains(where: { $0.map { $0 | 0x20 }.elementsEqual("to".utf8) }) { return true }
                 index = close + 1
             case let byte where isSpace(byte):
                 index += 1

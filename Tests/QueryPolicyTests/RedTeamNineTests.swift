@@ -102,6 +102,10 @@ import Testing
         #expect(JSONPathShape("strict $.a ? (@ == $.b[0 to last])").walksRootAgain)
         #expect(JSONPathShape("strict $.a ? (@ == $.b.keyvalue())").walksRootAgain)
         #expect(JSONPathShape("strict $.a ? (@ == $.b.*)").walksRootAgain)
+        // Keywords in any case, as PostgreSQL reads them.
+        #expect(JSONPathShape("STRICT $.a ? (@ == $.b[0 TO 1])").walksRootAgain)
+        #expect(JSONPathShape("Strict $.a ? (@ == $.b.KeyValue())").walksRootAgain)
+        #expect(!JSONPathShape("STRICT $.a ? (@ == $.b)").walksRootAgain)
         #expect(JSONPathShape("$.a[*] ? (@ == $x[*])") == JSONPathShape(usesVariables: true))
         #expect(JSONPathShape("$.a ? (@ == $\"my var\")") == JSONPathShape(usesVariables: true))
         #expect(JSONPathShape("lax $.**") == JSONPathShape(walksEveryDepth: true))
