@@ -104,10 +104,10 @@ struct SessionDecisions {
             hint: decision.hint, position: decision.position))
     }
 
-    /// A Bind of an admitted prepared statement, after the execution its Parse counted: the
-    /// tenant's rate counts every execution (200 Bind/Execute rounds of one Parse went past a
-    /// 1-a-second rate, ninth red team), and a credential locked out meanwhile ends this session.
-    /// Audited only when refused: the statement's decision is already in the log.
+    /// Every Bind of an admitted prepared statement: a credential locked out meanwhile ends this
+    /// session, and each execution after the one its Parse counted counts toward the tenant's rate
+    /// (200 Bind/Execute rounds of one Parse went past a 1-a-second rate, ninth red team). Audited
+    /// only when refused: the statement's decision is already in the log.
     func admitExecution(request: Int, countsTowardRate: Bool, into output: inout QueryRelay.Output) -> ServerNotice? {
         // The policy's version only for a refusal: each read of an engine's policy copies it.
         guard let decision = budgetRefusal(now: Date(), countsTowardRate: countsTowardRate,

@@ -574,7 +574,7 @@ extension Analyzer {
             // which also counts the bytes, as for replace).
             var document = ValueSize.either([argument(0), argument(1)])
             document.bytes += 1
-            var options = Self.headlineOptionsAreLast(cursors, analyzer: &self) ? argument(arguments.count - 1) : ValueSize.fixed(Self.defaultHeadlineMarkers)
+            var options = headlineOptionsAreLast(cursors) ? argument(arguments.count - 1) : ValueSize.fixed(Self.defaultHeadlineMarkers)
             if options.bytes < 1 { options.bytes = 1 }
             return Self.product(document, options).with(form: .text)
         case "replace", "regexp_replace":

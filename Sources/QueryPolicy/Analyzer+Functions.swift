@@ -296,7 +296,7 @@ extension Analyzer {
             let arguments = try argumentCursors()
             guard arguments.count >= 3 else { return }
             let document = max(sizeBound(arguments[0]), sizeBound(arguments[1]))
-            let options = Self.headlineOptionsAreLast(arguments, analyzer: &self) ? sizeBound(arguments[arguments.count - 1]) : Self.defaultHeadlineMarkers
+            let options = headlineOptionsAreLast(arguments) ? sizeBound(arguments[arguments.count - 1]) : Self.defaultHeadlineMarkers
             try allocateProduct(of: document, by: options,
                                 { "ts_headline() could make \(Self.describe($0)) bytes (a \(Self.describe(document))-byte document whose every word may be wrapped in the \(Self.describe(options))-byte options' markers), over this policy's limit of \(policy.maxFunctionResultBytes) bytes" },
                                 "Highlight a shorter document or with shorter StartSel, StopSel and FragmentDelimiter; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
@@ -367,7 +367,7 @@ extension Analyzer {
             }
             bytes = max(bytes, 2 * (targetSize + 1) * variablesSize)
         }
-        guard bytes > 2 * 1 * 1 else { return }
+        guard bytes > 2 else { return }  // a json of a byte or none: nothing to walk twice
         if bytes > Double(limit) {
             throw refuse("\(name) over a json the query's text makes (up to \(Self.describe(max(targetSize, 1))) bytes, so as many items and as deeply nested) could take \(Self.describe(bytes)) bytes: its work grows with the square of the json, over this policy's limit of \(limit) bytes",
                          "Apply it to a table's json, or to a shorter json the text writes out; a path without `**` whose filters compare `@` with constants is not limited this way.")
@@ -380,7 +380,7 @@ extension Analyzer {
     static let largestVariablesOverData = 1024.0
 
     /// Whether the node at `argument` is a parameter ($1), whose value the client sends with Bind.
-    mutating func isParameter(_ argument: ParseTreeCursor) -> Bool {
+    func isParameter(_ argument: ParseTreeCursor) -> Bool {
         var probe = argument
         let start = probe.offset
         guard (try? probe.skipValue()) != nil else { return true }
@@ -389,7 +389,7 @@ extension Analyzer {
 
     /// Whether the node at `argument` is a call of a full-text search function (`to_tsquery(…)`,
     /// `to_tsvector(…)`), which makes `@@` full-text search's match rather than jsonpath's.
-    mutating func callsTextSearch(_ argument: ParseTreeCursor) -> Bool {
+    func callsTextSearch(_ argument: ParseTreeCursor) -> Bool {
         var probe = argument
         let start = probe.offset
         guard (try? probe.skipValue()) != nil else { return false }
@@ -403,9 +403,9 @@ extension Analyzer {
 
     /// ts_headline's last argument is its options, except in ts_headline(config, document, query),
     /// whose last is a tsquery call (`to_tsquery('english', 'cat')`); then the markers are the defaults.
-    static func headlineOptionsAreLast(_ arguments: [ParseTreeCursor], analyzer: inout Analyzer) -> Bool {
+    func headlineOptionsAreLast(_ arguments: [ParseTreeCursor]) -> Bool {
         guard let last = arguments.last else { return false }
-        return arguments.count == 4 || !analyzer.callsTextSearch(last)
+        return arguments.count == 4 || !callsTextSearch(last)
     }
 
     /// `<b>` and `</b>`, ts_headline's default StartSel and StopSel.
