@@ -101,7 +101,11 @@ extension Analyzer {
             try cursor.forEachKey { cursor, key in
                 switch key {
                 case "sval", "bsval":
-                    try cursor.forEachKey { cursor, _ in size.bytes = max(1, Double(try cursor.rawString().count)) }
+                    try cursor.forEachKey { cursor, _ in
+                        let text = try cursor.string()
+                        // Numbers inside it ('{1e131071,…}'::numeric[]) are as long as text as their literals.
+                        size.bytes = max(1, Double(text.utf8.count)) + (text.contains { $0 == "e" || $0 == "E" } ? Self.embeddedNumbersTextBytes(text) : 0)
+                    }
                     size.form = .text
                 // Numbers are taken out of the text for the decision cache (`LiteralBlindKey`): their
                 // values must not decide, so an integer counts 8 bytes and any other number 24.

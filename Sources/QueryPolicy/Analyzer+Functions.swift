@@ -300,6 +300,18 @@ extension Analyzer {
             try allocateProduct(of: document, by: options,
                                 { "ts_headline() could make \(Self.describe($0)) bytes (a \(Self.describe(document))-byte document whose every word may be wrapped in the \(Self.describe(options))-byte options' markers), over this policy's limit of \(policy.maxFunctionResultBytes) bytes" },
                                 "Highlight a shorter document or with shorter StartSel, StopSel and FragmentDelimiter; results over \(policy.maxFunctionResultBytes) bytes are refused before they reach the server.")
+        case "bpchar", "bit":
+            // The length coercions behind char(n) and bit(n), called by name: bpchar(x, n + 4, true),
+            // bit(x, n), bit(x, n, true) pad as the casts do (10 MB a call, 625 MB in an array_agg of
+            // 30 rows; tenth red team), so they are sized as the casts are (`typeName`).
+            let arguments = try argumentCursors()
+            guard arguments.count >= 2 else { return }
+            guard let typmod = upperBound(arguments[1]) else { throw unbounded(name, "length", "\(name)(x, 104, true), with the length written as a number") }
+            let (type, length, bytesPerUnit) = name == "bpchar" ? ("char", typmod - 4, 1.0) : ("bit", typmod, 1.0 / 8)
+            let bytes = max(0, length) * bytesPerUnit
+            try allocateCall(bytes,
+                             "\(name)() pads every value to \(Self.describe(length)) \(type == "char" ? "characters" : "bits"), as a cast to \(type)(\(Self.describe(length))) does, over this policy's limit of \(policy.maxFunctionResultBytes) bytes",
+                             "Use varchar or text, which do not pad, or a shorter length.")
         case "polygon":
             // polygon(npts, circle) makes npts points of 16 bytes (60 million points: 954 MB, ninth red team).
             let arguments = try argumentCursors()
@@ -347,6 +359,10 @@ extension Analyzer {
             // jsonb_pretty, or a path the data holds (the data's, as a table's json is).
             shape = JSONPathShape(walksEveryDepth: true)
         }
+        if shape.fanOut > Self.mostJSONPathFanOut {
+            throw refuse("\(name)'s subscript lists return each item once per subscript, and lists in a row multiply: up to \(Self.describe(shape.fanOut)) copies of each item, over the \(Int(Self.mostJSONPathFanOut)) a path may make",
+                         "Name each element once (`$.a[0, 1]`), or take the elements with a wildcard (`$.a[*]`).")
+        }
         guard shape.mayCostSquare else { return }
         let targetIsTheTexts = isClosed(target)
         if shape.walksRootAgain, !targetIsTheTexts {
@@ -374,6 +390,10 @@ extension Analyzer {
         }
         try allocate(bytes)
     }
+
+    /// The most copies of each item a jsonpath's subscript lists may return (`$[0,0,…]`): a few
+    /// elements named in a list, not a multiplier.
+    static let mostJSONPathFanOut = 256.0
 
     /// The most bytes of variables a jsonpath may walk for every item of a json the text does not
     /// bound (a table's, a parameter's): a few constants to compare with, not a second table.
