@@ -30,14 +30,24 @@ struct JSONPathShape: Equatable {
         // jsonpath's keywords are read without regard to case (`STRICT`, `[0 TO 1]`, PostgreSQL 15).
         let strict = bytes[index...].prefix(6).map { $0 | 0x20 }.elementsEqual("strict".utf8)
         var roots = 0
+        // Open brackets and parentheses, with the subscripts counted so far in each bracket: one
+        // pass, whatever the nesting (a scan from every `[` to its `]` was quadratic in the text).
+        var open: [(isBracket: Bool, subscripts: Double)] = []
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index = Self.afterString(bytes, from: index)
                 continue
             }
+            switch byte {
+            case UInt8(ascii: "["): open.append((true, 1))
+            case UInt8(ascii: "("): open.append((false, 1))
+            case UInt8(ascii: ","): if let last = open.last, last.isBracket { open[open.count - 1].subscripts += 1 }
+            case UInt8(ascii: "]"), UInt8(ascii: ")"):
+                if let last = open.popLast(), last.isBracket { fanOut *= last.subscripts }
+            default: break
+            }
             if byte == UInt8(ascii: "*"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "*") { walksEveryDepth = true }
-            if byte == UInt8(ascii: "[") { fanOut *= Self.subscripts(bytes, from: index) }
             if byte == UInt8(ascii: "$") {
                 let next = index + 1 < bytes.count ? bytes[index + 1] : 0
                 if next == UInt8(ascii: "\"") {
@@ -49,7 +59,9 @@ struct JSONPathShape: Equatable {
                     usesVariables = true
                 } else {
                     roots += 1
-                    if roots > 1, !strict || Self.accessorsWalk(bytes, from: index + 1) { walksRootAgain = true }
+                    // Once it walks, the rest need not be read: each read stops at the next `$`, so
+                    // the reads together are linear in the text.
+                    if roots > 1, !walksRootAgain, !strict || Self.accessorsWalk(bytes, from: index + 1) { walksRootAgain = true }
                 }
             }
             index += 1
@@ -74,11 +86,20 @@ struct JSONPathShape: Equatable {
                 while index < bytes.count, isNameByte(bytes[index]) { index += 1 }
                 if bytes[name..<index].map({ $0 | 0x20 }).elementsEqual("keyvalue".utf8) { return true }
                 if index < bytes.count, bytes[index] == UInt8(ascii: "(") {
-                    while index < bytes.count, bytes[index] != UInt8(ascii: ")") { index += 1 }
+                    while index < bytes.count, bytes[index] != UInt8(ascii: ")") {
+                        if bytes[index] == UInt8(ascii: "$") { return true }
+                        index += 1
+                    }
                     index += 1
                 }
             case UInt8(ascii: "["):
-                guard let close = bytes[index...].firstIndex(of: UInt8(ascii: "]")) else { return true }
+                // A subscript that names the root or a variable again (`$[$.i]`) counts as walking.
+                var close = index + 1
+                while close < bytes.count, bytes[close] != UInt8(ascii: "]") {
+                    if bytes[close] == UInt8(ascii: "$") { return true }
+                    close += 1
+                }
+                guard close < bytes.count else { return true }
                 let inside = bytes[(index + 1)..<close]
                 if inside.contains(UInt8(ascii: "*")) { return true }
                 // A range: the word `to` between the bounds, whatever spaces surround it.
@@ -92,27 +113,6 @@ struct JSONPathShape: Equatable {
             }
         }
         return false
-    }
-
-    /// The subscripts of the list that opens at `start` (`[0, 2, 4 to last]` is 3): its commas outside
-    /// nested brackets and strings, plus one.
-    static func subscripts(_ bytes: [UInt8], from start: Int) -> Double {
-        var index = start + 1, depth = 0, count = 1.0
-        while index < bytes.count {
-            switch bytes[index] {
-            case UInt8(ascii: "\""):
-                index = afterString(bytes, from: index)
-                continue
-            case UInt8(ascii: "["), UInt8(ascii: "("): depth += 1
-            case UInt8(ascii: "]"), UInt8(ascii: ")"):
-                if depth == 0 { return count }
-                depth -= 1
-            case UInt8(ascii: ",") where depth == 0: count += 1
-            default: break
-            }
-            index += 1
-        }
-        return count
     }
 
     static func isNameByte(_ byte: UInt8) -> Bool {
