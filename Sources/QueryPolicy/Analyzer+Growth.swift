@@ -75,7 +75,11 @@ extension Analyzer {
                 // Up to the closing quote, past escaped ones (a json's `{\"a\":1e131071}`).
                 while end < node.count, node[end] != UInt8(ascii: "\"") { end += node[end] == UInt8(ascii: "\\") ? 2 : 1 }
                 end = min(end, node.count)
-                let literal = String(decoding: UnsafeBufferPointer(rebasing: node[start..<end]), as: UTF8.self)
+                let raw = UnsafeBufferPointer(rebasing: node[start..<end])
+                // As the server reads it: the parse tree's JSON escapes (`\f` in E'…\f1e131071') decoded.
+                let literal = raw.contains(UInt8(ascii: "\\"))
+                    ? ((try? ParseTreeCursor.decoded(ParseTreeCursor.Bytes(start: raw.baseAddress!, count: raw.count), escaped: true)) ?? "")
+                    : String(decoding: raw, as: UTF8.self)
                 guard literal.contains(where: { $0 == "e" || $0 == "E" }) else { return }
                 if Double(literal.trimmingSpaces) != nil {
                     bytes += Self.numericTextBytes(literal.trimmingSpaces) - 24
@@ -90,22 +94,24 @@ extension Analyzer {
     /// Numbers with an exponent inside a string that is not one number: elements of an array
     /// ('{1e131071,…}'::numeric[]), values in json or a jsonpath, bounds of a range. Each is as many
     /// characters as text as a literal would be (7,000 in an array made 917 MB; tenth red team). A
-    /// number counts where a delimiter of those forms stands on each side; a UUID
-    /// ('123e4567-e89b-…') is not numbers.
+    /// number counts where no letter, digit, `.` or `_` touches it on either side, after backslashes
+    /// are taken out (the array and range readers take `\1e131071` as `1e131071`); the hex digits
+    /// of a uuid ('550e8400-e29b-…') are not numbers.
     static func embeddedNumbersTextBytes(_ text: String) -> Double {
-        let bytes = Array(text.utf8)
-        if isUUID(bytes) { return 0 }
-        func delimits(_ byte: UInt8) -> Bool { "[]{}(),:; \t\n\r\"=<>*/+-".utf8.contains(byte) }
+        let bytes = Array(text.utf8).filter { $0 != UInt8(ascii: "\\") }
+        let uuids = uuidMask(bytes)
+        func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+        func delimits(_ byte: UInt8) -> Bool { !(isDigit(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)) }
         var total = 0.0, index = 0
         while index < bytes.count {
-            guard bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") else { index += 1; continue }
+            guard bytes[index] | 0x20 == UInt8(ascii: "e"), !uuids[index] else { index += 1; continue }
             // The number around this `e`: digits and a point before it, a sign and digits after.
             var start = index
-            while start > 0, bytes[start - 1] == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[start - 1]) { start -= 1 }
+            while start > 0, bytes[start - 1] == UInt8(ascii: ".") || isDigit(bytes[start - 1]) { start -= 1 }
             var end = index + 1
             if end < bytes.count, bytes[end] == UInt8(ascii: "+") || bytes[end] == UInt8(ascii: "-") { end += 1 }
             let digits = end
-            while end < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[end]) { end += 1 }
+            while end < bytes.count, isDigit(bytes[end]) { end += 1 }
             defer { index = max(end, index + 1) }
             guard start < index, end > digits, start == 0 || delimits(bytes[start - 1]), end == bytes.count || delimits(bytes[end]) else { continue }
             total += numericTextBytes(String(decoding: bytes[start..<end], as: UTF8.self)) - 24
@@ -113,11 +119,21 @@ extension Analyzer {
         return max(0, total)
     }
 
+    /// Which bytes belong to a uuid written out (8-4-4-4-12 hex digits) anywhere in the text.
+    static func uuidMask(_ bytes: [UInt8]) -> [Bool] {
+        var mask = [Bool](repeating: false, count: bytes.count)
+        guard bytes.count >= 36 else { return mask }
+        for start in 0...(bytes.count - 36) where bytes[start + 8] == UInt8(ascii: "-") && isUUID(bytes[start..<(start + 36)]) {
+            for index in start..<(start + 36) { mask[index] = true }
+        }
+        return mask
+    }
+
     /// 8-4-4-4-12 hex digits, as a uuid is written.
-    static func isUUID(_ bytes: [UInt8]) -> Bool {
+    static func isUUID(_ bytes: ArraySlice<UInt8>) -> Bool {
         guard bytes.count == 36 else { return false }
         return bytes.indices.allSatisfy { index in
-            [8, 13, 18, 23].contains(index) ? bytes[index] == UInt8(ascii: "-")
+            [8, 13, 18, 23].contains(index - bytes.startIndex) ? bytes[index] == UInt8(ascii: "-")
                 : (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(bytes[index] | 0x20)
         }
     }

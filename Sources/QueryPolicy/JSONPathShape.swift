@@ -30,26 +30,61 @@ struct JSONPathShape: Equatable {
         // jsonpath's keywords are read without regard to case (`STRICT`, `[0 TO 1]`, PostgreSQL 15).
         let strict = bytes[index...].prefix(6).map { $0 | 0x20 }.elementsEqual("strict".utf8)
         var roots = 0
-        // Open brackets and parentheses, with the subscripts counted so far in each bracket: one
-        // pass, whatever the nesting (a scan from every `[` to its `]` was quadratic in the text).
-        var open: [(isBracket: Bool, subscripts: Double)] = []
+        // Fan-out multiplies along one chain of accessors (`$[0,0][0,0]` is 4 copies, and so is
+        // `$[0,0] ? (…) [0,0]`), not across an operator (`@.a[0,1] == 1 || @.b[0,1] == 2` is 2).
+        // One scope per open bracket or parenthesis, read in one pass whatever the nesting (a scan
+        // from every `[` to its `]` was quadratic in the text).
+        var scopes = [Scope(isBracket: false)]
+        func endChain() {
+            fanOut = max(fanOut, scopes[scopes.count - 1].chain)
+            scopes[scopes.count - 1].chain = 1
+            scopes[scopes.count - 1].keyvalues = 0
+        }
         while index < bytes.count {
             let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
+            let next = index + 1 < bytes.count ? bytes[index + 1] : 0
+            switch byte {
+            case UInt8(ascii: "\""):
                 index = Self.afterString(bytes, from: index)
                 continue
-            }
-            switch byte {
-            case UInt8(ascii: "["): open.append((true, 1))
-            case UInt8(ascii: "("): open.append((false, 1))
-            case UInt8(ascii: ","): if let last = open.last, last.isBracket { open[open.count - 1].subscripts += 1 }
+            case UInt8(ascii: "\\"):
+                // An escape in an identifier (`$.x\"`): the next byte is part of the name, not a quote.
+                index += 2
+                continue
+            case UInt8(ascii: "/") where next == UInt8(ascii: "*"):
+                // A comment, whose text (quotes included) is not the path's.
+                index = Self.afterComment(bytes, from: index)
+                continue
+            case UInt8(ascii: "["), UInt8(ascii: "("):
+                scopes.append(Scope(isBracket: byte == UInt8(ascii: "[")))
+            case UInt8(ascii: ","):
+                if scopes.count > 1, scopes[scopes.count - 1].isBracket { scopes[scopes.count - 1].subscripts += 1 }
+                endChain()
             case UInt8(ascii: "]"), UInt8(ascii: ")"):
-                if let last = open.popLast(), last.isBracket { fanOut *= last.subscripts }
-            default: break
-            }
-            if byte == UInt8(ascii: "*"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "*") { walksEveryDepth = true }
-            if byte == UInt8(ascii: "$") {
-                let next = index + 1 < bytes.count ? bytes[index + 1] : 0
+                endChain()
+                guard scopes.count > 1 else { break }
+                let closed = scopes.removeLast()
+                if closed.isBracket {
+                    // A subscript list returns the item once per subscript, which multiplies the chain.
+                    scopes[scopes.count - 1].chain *= closed.subscripts
+                    fanOut = max(fanOut, scopes[scopes.count - 1].chain)
+                }
+            case UInt8(ascii: "="), UInt8(ascii: "!"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"), UInt8(ascii: "|"),
+                 UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "%"), UInt8(ascii: "/"):
+                endChain()
+            case UInt8(ascii: "*") where next == UInt8(ascii: "*"):
+                walksEveryDepth = true
+            case UInt8(ascii: "."):
+                // keyvalue() turns each object into one per key, three keys each: a second one in a
+                // chain triples the items, and so on (12 in a row made 177,147 items, 588 MB; tenth red team).
+                var end = index + 1
+                while end < bytes.count, Self.isNameByte(bytes[end]) { end += 1 }
+                if bytes[(index + 1)..<end].map({ $0 | 0x20 }).elementsEqual("keyvalue".utf8) {
+                    if scopes[scopes.count - 1].keyvalues > 0 { scopes[scopes.count - 1].chain *= 3 }
+                    scopes[scopes.count - 1].keyvalues += 1
+                    fanOut = max(fanOut, scopes[scopes.count - 1].chain)
+                }
+            case UInt8(ascii: "$"):
                 if next == UInt8(ascii: "\"") {
                     usesVariables = true
                     index = Self.afterString(bytes, from: index + 1)
@@ -63,9 +98,20 @@ struct JSONPathShape: Equatable {
                     // the reads together are linear in the text.
                     if roots > 1, !walksRootAgain, !strict || Self.accessorsWalk(bytes, from: index + 1) { walksRootAgain = true }
                 }
+            default: break
             }
             index += 1
         }
+        for scope in scopes { fanOut = max(fanOut, scope.chain) }
+    }
+
+    /// An open bracket or parenthesis of the path, or the path itself.
+    private struct Scope {
+        var isBracket: Bool
+        var subscripts = 1.0
+        /// The copies the current chain of accessors makes so far, and its keyvalue() calls.
+        var chain = 1.0
+        var keyvalues = 0
     }
 
     /// Whether the accessors right after a `$` walk more than one item: `.*`, `[*]`, a range
@@ -83,7 +129,10 @@ struct JSONPathShape: Equatable {
                     continue
                 }
                 let name = index
-                while index < bytes.count, isNameByte(bytes[index]) { index += 1 }
+                while index < bytes.count, isNameByte(bytes[index]) || bytes[index] == UInt8(ascii: "\\") {
+                    index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                index = min(index, bytes.count)
                 if bytes[name..<index].map({ $0 | 0x20 }).elementsEqual("keyvalue".utf8) { return true }
                 if index < bytes.count, bytes[index] == UInt8(ascii: "(") {
                     while index < bytes.count, bytes[index] != UInt8(ascii: ")") {
@@ -108,6 +157,11 @@ struct JSONPathShape: Equatable {
                 index = close + 1
             case let byte where isSpace(byte):
                 index += 1
+            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
+                index = afterComment(bytes, from: index)
+            case UInt8(ascii: "?"):
+                // A filter on the root (`$ ? (@[*] == 2)`) walks it for every item that reaches it.
+                return true
             default:
                 return false
             }
@@ -123,6 +177,16 @@ struct JSONPathShape: Equatable {
     static func isSpace(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
             || byte == 0x0B || byte == 0x0C
+    }
+
+    /// The index after a `/* … */` comment starting at `start` (the end of the text if it is not closed).
+    static func afterComment(_ bytes: [UInt8], from start: Int) -> Int {
+        var index = start + 2
+        while index + 1 < bytes.count {
+            if bytes[index] == UInt8(ascii: "*"), bytes[index + 1] == UInt8(ascii: "/") { return index + 2 }
+            index += 1
+        }
+        return bytes.count
     }
 
     /// The index after a double-quoted string starting at `start`, with its backslash escapes.
