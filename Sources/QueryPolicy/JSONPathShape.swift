@@ -4,14 +4,16 @@
 /// item a filter sees; and a variable (`$x`) is walked for every item too. In lax mode, the default,
 /// a comparison unwraps arrays on both sides, so `@ == $` or `@ == $.a` walk the whole value
 /// (ninth red team's review); in strict mode a member of the root (`$.a.b`, `$.a[0]`) is one lookup,
-/// and only a wildcard, a range or keyvalue() after it walks.
+/// and only a wildcard, a range, a filter or keyvalue() after it walks. Strings, comments and
+/// escapes are read as PostgreSQL's scanner reads them, so that none hides the rest of the path.
 struct JSONPathShape: Equatable {
     var walksEveryDepth = false
     var walksRootAgain = false
     var usesVariables = false
     /// How many times the path may return each item: a subscript list returns an item once per
     /// subscript (lax mode takes a scalar as element 0 of itself, so `$[0,0,0]` is three of it), and
-    /// lists in a row multiply (100 zeros, four times: 10^8 items, about 17 GB; tenth red team).
+    /// lists along a chain of accessors multiply (100 zeros, four times: 10^8 items, about 17 GB;
+    /// tenth red team), as does each keyvalue() after the first.
     var fanOut = 1.0
 
     var mayCostSquare: Bool { walksEveryDepth || walksRootAgain || usesVariables }
