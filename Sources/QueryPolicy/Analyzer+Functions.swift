@@ -352,8 +352,14 @@ extension Analyzer {
         let shape: JSONPathShape
         if let path, let text = constantValue(path)?.string {
             shape = JSONPathShape(text)
-        } else if let path, isClosed(path) || isParameter(path) {
-            // A path the client writes but Palisade cannot read (`'…' || ''`, a parameter) may do any of it.
+        } else if let path, isParameter(path) || !readsRows(path) {
+            // A path the client writes but Palisade cannot read (`'…' || ''`, a parameter) may do any
+            // of it, its subscript lists too, over any json: refused, as unknown syntax is.
+            throw refuse("\(name) takes a jsonpath that the query builds or a parameter brings, which Palisade cannot read to bound its work",
+                         "Write the jsonpath out as one literal ('$.a[*] ? (@ > 1)').")
+        } else if let path, isClosed(path) {
+            // A column of rows the query makes (`websearch_to_tsquery(…) AS q` in FROM, `tsv @@ q`):
+            // it may carry the text's constants, so it counts as walking the json again.
             shape = JSONPathShape(walksEveryDepth: true, walksRootAgain: true, usesVariables: variables != nil)
         } else {
             // jsonb_pretty, or a path the data holds (the data's, as a table's json is).
@@ -398,6 +404,15 @@ extension Analyzer {
     /// The most bytes of variables a jsonpath may walk for every item of a json the text does not
     /// bound (a table's, a parameter's): a few constants to compare with, not a second table.
     static let largestVariablesOverData = 1024.0
+
+    /// Whether the node at `argument` reads rows: a column, or count(*).
+    func readsRows(_ argument: ParseTreeCursor) -> Bool {
+        var probe = argument
+        let start = probe.offset
+        guard (try? probe.skipValue()) != nil else { return true }
+        let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+        return node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true")
+    }
 
     /// Whether the node at `argument` is a parameter ($1), whose value the client sends with Bind.
     func isParameter(_ argument: ParseTreeCursor) -> Bool {
@@ -449,8 +464,7 @@ extension Analyzer {
         let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
         if node.contains("{\"ParamRef\":") { return false }
         // count(*) counts rows, as a column reads them.
-        let readsRows = node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true")
-        return !readsRows || queryMakesRows
+        return !readsRows(argument) || queryMakesRows
     }
 
     /// Whether the query has a row source of its own making, whose columns may carry its constants.

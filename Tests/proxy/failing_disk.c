@@ -35,43 +35,36 @@ static void fault_for(int fd, char *fault, size_t size) {
 // The libc function this library stands in front of.
 #define REAL(name) static __typeof__(&name) real_##name; if (!real_##name) real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
 
-static int failed_sync(int fd) {
+// Whether the fault in force for `fd` is `which`; if so, errno is set to `error`.
+static int fails(int fd, const char *which, int error) {
     char fault[16];
     fault_for(fd, fault, sizeof fault);
-    if (strcmp(fault, "sync") != 0) return 0;
-    errno = EIO;
-    return 1;
-}
-
-static int failed_write(int fd) {
-    char fault[16];
-    fault_for(fd, fault, sizeof fault);
-    if (strcmp(fault, "write") != 0) return 0;
-    errno = ENOSPC;
+    if (strcmp(fault, which) != 0) return 0;
+    errno = error;
     return 1;
 }
 
 int fdatasync(int fd) {
     REAL(fdatasync);
-    return failed_sync(fd) ? -1 : real_fdatasync(fd);
+    return fails(fd, "sync", EIO) ? -1 : real_fdatasync(fd);
 }
 
 int fsync(int fd) {
     REAL(fsync);
-    return failed_sync(fd) ? -1 : real_fsync(fd);
+    return fails(fd, "sync", EIO) ? -1 : real_fsync(fd);
 }
 
 ssize_t write(int fd, const void *data, size_t count) {
     REAL(write);
-    return failed_write(fd) ? -1 : real_write(fd, data, count);
+    return fails(fd, "write", ENOSPC) ? -1 : real_write(fd, data, count);
 }
 
 ssize_t pwrite(int fd, const void *data, size_t count, off_t offset) {
     REAL(pwrite);
-    return failed_write(fd) ? -1 : real_pwrite(fd, data, count, offset);
+    return fails(fd, "write", ENOSPC) ? -1 : real_pwrite(fd, data, count, offset);
 }
 
 ssize_t pwrite64(int fd, const void *data, size_t count, off_t offset) {
     REAL(pwrite64);
-    return failed_write(fd) ? -1 : real_pwrite64(fd, data, count, offset);
+    return fails(fd, "write", ENOSPC) ? -1 : real_pwrite64(fd, data, count, offset);
 }
