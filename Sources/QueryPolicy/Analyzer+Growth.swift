@@ -77,9 +77,11 @@ extension Analyzer {
                 end = min(end, node.count)
                 let raw = UnsafeBufferPointer(rebasing: node[start..<end])
                 // As the server reads it: the parse tree's JSON escapes (`\f` in E'…\f1e131071') decoded.
-                let literal = raw.contains(UInt8(ascii: "\\"))
-                    ? ((try? ParseTreeCursor.decoded(ParseTreeCursor.Bytes(start: raw.baseAddress!, count: raw.count), escaped: true)) ?? "")
+                let decoded = raw.contains(UInt8(ascii: "\\"))
+                    ? try? ParseTreeCursor.decoded(ParseTreeCursor.Bytes(start: raw.baseAddress!, count: raw.count), escaped: true)
                     : String(decoding: raw, as: UTF8.self)
+                // A literal that cannot be read counts as the limit (fail closed), not as nothing.
+                guard let literal = decoded else { bytes += Double(shared.policy.maxFunctionResultBytes); return }
                 guard literal.contains(where: { $0 == "e" || $0 == "E" }) else { return }
                 if Double(literal.trimmingSpaces) != nil {
                     bytes += Self.numericTextBytes(literal.trimmingSpaces) - 24
