@@ -345,7 +345,7 @@ public actor MCPToolSession {
         try await record(Decision(rule: rule, message: costBudget.auditMessage(for: rule, estimate: estimate), policyVersion: policy.version),
                          request: request, tool: .query,
                          policy: policy, event: .costLimit)
-        return Self.refusal(rule: rule.rawValue, sqlstate: rule.sqlstate, message: message, hint: CostBudget.hint, requestID: request)
+        return Self.refusal(rule: rule.rawValue, sqlstate: rule.sqlstate, message: message, hint: costBudget.hint(for: rule), requestID: request)
     }
 
     private func resultLimited(_ rule: Rule, budget: ResultBudget, result: BackendConnection.StatementResult, policy: Policy,

@@ -54,14 +54,15 @@ final class ProxyMetrics: Sendable {
 
     private let resultLimits = [Rule.resultRows, .resultBytes].map { rule in
         (rule, Counter(label: "palisade_result_limits_total", dimensions: [("rule", rule.rawValue)]))
-    } + [Rule.costLimit, .estimatedRows].map { rule in
+    }
+    private let costLimits = [Rule.costLimit, .estimatedRows, .argumentLimit].map { rule in
         (rule, Counter(label: "palisade_cost_limits_total", dimensions: [("rule", rule.rawValue)]))
     }
 
     /// An admitted query's answer cut at the profile's max_rows or max_result_bytes, or the query
-    /// refused before it ran at max_cost or max_estimated_rows.
-    func resultLimited(_ rule: Rule) {
-        resultLimits.first { $0.0 == rule }?.1.increment()
+    /// refused at the planner's estimate before it ran.
+    func resultLimited(_ rule: Rule, beforeRunning: Bool) {
+        (beforeRunning ? costLimits : resultLimits).first { $0.0 == rule }?.1.increment()
     }
 
     func decisionTook(nanoseconds: Int64) {

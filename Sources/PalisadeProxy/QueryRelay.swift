@@ -744,9 +744,9 @@ public struct QueryRelay {
         let rule = estimate.map(costBudget.violation) ?? .costLimit
         if let rule {
             let notice = ServerNotice(sqlstate: rule.sqlstate, message: costBudget.message(for: rule, estimate: estimate),
-                                      detail: "rule \(rule.rawValue); request \(sessionID)-\(waiting.request)", hint: CostBudget.hint)
+                                      detail: "rule \(rule.rawValue); request \(sessionID)-\(waiting.request)", hint: costBudget.hint(for: rule))
             output.resultLimits.append(ResultLimitEvent(rule: rule, request: waiting.request, relayedRows: 0, relayedBytes: 0,
-                                                        message: costBudget.auditMessage(for: rule, estimate: estimate)))
+                                                        message: costBudget.auditMessage(for: rule, estimate: estimate), isCostLimit: true))
             switch waiting {
             case .simpleQuery:
                 // The estimate's implicit transaction ends here, as the query's would have.

@@ -76,6 +76,7 @@ public struct ResultLimitEvent: Sendable, Equatable {
     public var relayedBytes: Int
     /// The refusal's message, for a cost budget's.
     public var message: String?
-
-    public var isCostLimit: Bool { rule == .costLimit || rule == .estimatedRows }
+    /// Refused at the planner's estimate before it ran (max_cost, max_estimated_rows, or what an
+    /// accumulating aggregate keeps over the planned rows), rather than cut while it answered.
+    public var isCostLimit = false
 }

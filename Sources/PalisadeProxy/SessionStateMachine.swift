@@ -409,7 +409,7 @@ struct SessionStateMachine {
         for event in output.resultLimits {
             let message = event.message ?? "the answer was cut after \(event.relayedRows) rows (\(event.relayedBytes) bytes) at the profile's " +
                 (event.rule == .resultBytes ? "max_result_bytes" : "max_rows")
-            ProxyMetrics.shared.resultLimited(event.rule)
+            ProxyMetrics.shared.resultLimited(event.rule, beforeRunning: event.isCostLimit)
             owe(SessionRecord(kind: "D", tenant: identity.tenant, credential: identity.credentialID, user: user,
                               Decision(rule: event.rule, message: message, policyVersion: engine?.policy.version ?? ""),
                               requestID: "\(sessionID)-\(event.request)", event: event.isCostLimit ? .costLimit : .resultLimit))

@@ -87,6 +87,9 @@ extension Analyzer {
                              offset: remainingLocation(), statementType: analysis.statementType)
             }
             try checkArgumentLimits(baseName, offset: remainingLocation())
+            if baseName != "generate_series", PG15Catalog.setReturningFunctions.contains(baseName) {
+                analysis.textMadeRows *= rowsFromText(try argumentCursors())
+            }
         }
         if baseName == "ts_rewrite", name.count == 1 || name[0] == "pg_catalog", try argumentCount() != 3 {
             throw Denial(rule: .forbiddenFunction, message: "function \(written)() is not allowed here: \(ForbiddenFunctions.queryRunningRewrite)",
@@ -225,7 +228,10 @@ extension Analyzer {
                 }
                 return
             }
-            guard steps > rowsLimit else { return }
+            guard steps > rowsLimit else {
+                analysis.textMadeRows *= max(1, steps)
+                return
+            }
             throw deny("generate_series() would make \(Self.describe(steps)) rows, over this policy's limit of \(policy.maxGeneratedRows)",
                        "Generate fewer rows (narrower bounds or a larger step); at most \(policy.maxGeneratedRows) are admitted.")
         case "format":
@@ -498,6 +504,27 @@ extension Analyzer {
         if numbers >= limit || Self.callsAllocatingFunction(node) { return limit }
         if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate { return limit }
         return (isClosed(argument) ? Double(node.count) : 1) + numbers
+    }
+
+    /// The most rows a set-returning function (other than `generate_series`) makes from the values
+    /// the text gives it: one per byte of its largest such argument, and one more, since a split, an
+    /// unnested element, a json's element or key and a regexp's match each take at least a byte of
+    /// it. The planner cannot see these: `regexp_split_to_table(repeat('a,', 500000), ',')` made
+    /// 500,001 rows it estimated at 1,000. A parameter counts as the limit (the client may send
+    /// that much); a table's values are the data's, whose rows the planner counts.
+    mutating func rowsFromText(_ arguments: [ParseTreeCursor]) -> Double {
+        var largest = 0.0
+        for argument in arguments {
+            var probe = argument
+            let start = probe.offset
+            guard (try? probe.skipValue()) != nil else { return Double(shared.policy.maxFunctionResultBytes) + 1 }
+            if UnsafeBufferPointer(rebasing: tree[start..<probe.offset]).contains("{\"ParamRef\":") {
+                largest = max(largest, Double(shared.policy.maxFunctionResultBytes))
+            } else if isClosed(argument) {
+                largest = max(largest, sizeBound(argument))
+            }
+        }
+        return largest + 1
     }
 
     /// How deeply the json at `argument` may nest where the text makes it: a level per byte of its

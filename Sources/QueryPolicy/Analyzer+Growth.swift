@@ -23,6 +23,17 @@ extension Analyzer {
     /// function limit (`repeat('x', 1000000)`, `'a'::char(262144)`) is far over it.
     static let maxAccumulatedBytesPerRow = 1024.0
 
+    /// What the text may add over all of an accumulating aggregate's rows, in multiples of the
+    /// policy's max_function_result_bytes: 64 MiB at the default, so delimiters and JSON labels over
+    /// tens of millions of rows stay admitted, and 1 KiB a row over a million generated rows (1 GB,
+    /// the red team's follow-up to this file's per-row limit) does not. Checked against the planner's
+    /// estimate before the query runs (`CostBudget.accumulation`).
+    static let accumulatedResultMultiple = 64.0
+
+    static func maxAccumulatedBytes(_ policy: Policy) -> Double {
+        Double(policy.maxFunctionResultBytes) * accumulatedResultMultiple
+    }
+
     /// An accumulating aggregate call, checked when the whole query has been read: whether its
     /// columns come from rows the query makes, and what those rows' calls make, is known only then.
     struct Accumulation {
@@ -195,12 +206,22 @@ extension Analyzer {
                 // padding casts make (all the query's: which rows make which is not worked out).
                 bytes += madeRowsLiteralBytes + analysis.madeBytes
             }
-            guard bytes > Self.maxAccumulatedBytesPerRow else { continue }
+            analysis.accumulatedBytesPerRow = max(analysis.accumulatedBytesPerRow, bytes)
             let perRow = Int(Self.maxAccumulatedBytesPerRow)
-            throw Denial(rule: .argumentLimit,
-                         message: "\(accumulation.name)() keeps every input row's value, and the query's text makes each up to \(Self.describe(bytes)) bytes: over \(perRow) bytes a row, the rows Palisade cannot bound multiply it past this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
-                         hint: "Aggregate the table's own columns with short delimiters and labels (at most \(perRow) bytes of text, padding or repeat() a row); build long text once, outside the aggregate, or return the rows and join them in the client.",
-                         offset: accumulation.offset, statementType: analysis.statementType)
+            if bytes > Self.maxAccumulatedBytesPerRow {
+                throw Denial(rule: .argumentLimit,
+                             message: "\(accumulation.name)() keeps every input row's value, and the query's text makes each up to \(Self.describe(bytes)) bytes: over \(perRow) bytes a row, the rows Palisade cannot bound multiply it past this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
+                             hint: "Aggregate the table's own columns with short delimiters and labels (at most \(perRow) bytes of text, padding or repeat() a row); build long text once, outside the aggregate, or return the rows and join them in the client.",
+                             offset: accumulation.offset, statementType: analysis.statementType)
+            }
+            // Rows the text makes are bounded here; a table's, and what the planner sees, before it runs.
+            let maxBytes = Self.maxAccumulatedBytes(shared.policy)
+            if bytes * analysis.textMadeRows > maxBytes {
+                throw Denial(rule: .argumentLimit,
+                             message: "\(accumulation.name)() keeps every input row's value, and the query's text adds up to \(Self.describe(bytes)) bytes to each of the up to \(Self.describe(analysis.textMadeRows)) rows its set-returning calls make (generate_series, regexp_split_to_table, unnest, …): \(Self.describe(bytes * analysis.textMadeRows)) bytes, over this policy's limit of \(Self.describe(maxBytes)) bytes (64 × max_function_result_bytes)",
+                             hint: "Aggregate fewer generated rows, or the rows' own values with short delimiters and labels; build long text once, outside the aggregate.",
+                             offset: accumulation.offset, statementType: analysis.statementType)
+            }
         }
     }
 }

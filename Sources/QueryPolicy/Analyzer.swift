@@ -23,6 +23,13 @@ struct Analysis {
     /// arrays of numbers and `char(n)` casts, which only their own limits bound (for sizing what an
     /// accumulating aggregate keeps a row, `Analyzer.checkAccumulations`).
     var madeBytes = 0.0
+    /// The most bytes the text adds to each input row of one of its accumulating aggregates (0 if
+    /// none adds any): bounded over the planner's rows (`CostBudget.accumulation`).
+    var accumulatedBytesPerRow = 0.0
+    /// The most rows the query's set-returning calls may make from its text, multiplied together
+    /// (`Analyzer.rowsFromText`, and `generate_series`'s steps): what an accumulating aggregate's
+    /// per-row bytes are multiplied by before the planner is asked.
+    var textMadeRows = 1.0
 }
 
 /// Why a statement is refused; `offset` is a byte offset into the text.

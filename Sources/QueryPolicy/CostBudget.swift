@@ -13,10 +13,28 @@ public struct CostBudget: Sendable, Equatable {
     /// Most rows any node of the plan is estimated to produce: a join's intermediate rows count,
     /// even under an aggregate that returns one.
     public var maxEstimatedRows: Double?
+    /// What the query's own text adds to every input row of an aggregate that keeps them all
+    /// (`string_agg`, `json_agg`, …), bounded over the rows the planner expects; nil where it adds
+    /// nothing. The per-row check (`Analyzer.checkAccumulations`) cannot see the rows:
+    /// `string_agg(repeat('x', 1000), '')` over `generate_series(1, 1000000)` built 1 GB.
+    public var accumulation: Accumulation?
 
-    public init(maxCost: Double?, maxEstimatedRows: Double?) {
+    public struct Accumulation: Sendable, Equatable {
+        /// The most bytes the text adds to each input row.
+        public var bytesPerRow: Double
+        /// The most bytes it may add over all the rows.
+        public var maxBytes: Double
+
+        public init(bytesPerRow: Double, maxBytes: Double) {
+            self.bytesPerRow = bytesPerRow
+            self.maxBytes = maxBytes
+        }
+    }
+
+    public init(maxCost: Double?, maxEstimatedRows: Double?, accumulation: Accumulation? = nil) {
         self.maxCost = maxCost
         self.maxEstimatedRows = maxEstimatedRows
+        self.accumulation = accumulation
     }
 
     /// What the planner said of one query.
@@ -56,6 +74,8 @@ public struct CostBudget: Sendable, Equatable {
     public func violation(of estimate: Estimate) -> Rule? {
         if let maxCost, !(estimate.totalCost <= maxCost) { return .costLimit }
         if let maxEstimatedRows, !(estimate.rows <= maxEstimatedRows) { return .estimatedRows }
+        // The largest node's rows bound the aggregate's input rows, as for max_estimated_rows.
+        if let accumulation, !(estimate.rows * accumulation.bytesPerRow <= accumulation.maxBytes) { return .argumentLimit }
         return nil
     }
 
@@ -70,6 +90,9 @@ public struct CostBudget: Sendable, Equatable {
         guard estimate != nil else {
             return "Palisade could not read the planner's estimate for this query, so it was not run"
         }
+        if rule == .argumentLimit, let accumulation {
+            return "Palisade: an aggregate in this query keeps every input row, and the query's text adds up to \(Self.spell(accumulation.bytesPerRow.rounded(.up))) bytes to each; over the rows the planner expects that passes this profile's limit of \(Self.spell(accumulation.maxBytes)) bytes (64 × max_function_result_bytes); it was not run"
+        }
         if rule == .costLimit {
             return "Palisade: the planner's cost estimate for this query is over this profile's max_cost of \(Self.spell(maxCost ?? 0)); it was not run"
         }
@@ -83,7 +106,12 @@ public struct CostBudget: Sendable, Equatable {
         return message + " (estimate: cost \(Self.spell(estimate.totalCost)), \(Self.spell(estimate.rows)) rows at the largest node)"
     }
 
-    public static let hint =
+    public func hint(for rule: Rule) -> String {
+        guard rule == .argumentLimit else { return Self.hint }
+        return "Aggregate the rows' own columns with short delimiters and labels, build long text once outside the aggregate, or aggregate fewer rows (a narrower WHERE or generate_series)."
+    }
+
+    static let hint =
         "Join on a condition (JOIN … ON a.id = b.id), filter with WHERE, bound generate_series and recursive queries, or aggregate over fewer rows. EXPLAIN (COSTS OFF) shows the plan."
 
     /// Whole numbers as digits, larger ones in scientific notation (1.2e+12), as a reader compares them.

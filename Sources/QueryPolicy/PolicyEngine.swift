@@ -123,7 +123,17 @@ public final class PolicyEngine: Sendable {
                     statementType: analysis.statementType, tables: analysis.tables, functions: analysis.functions,
                     fingerprint: fingerprint,
                     normalized: normalizedText, policyVersion: shared.policy.version)
-                if analysis.rule == .query, analysis.mayExplode { decision.costBudget = shared.policy.costBudget }
+                if analysis.rule == .query {
+                    var budget = analysis.mayExplode ? shared.policy.costBudget : nil
+                    if analysis.accumulatedBytesPerRow > 0 {
+                        // Planned whatever its shape: a table's rows multiply it as generated rows do.
+                        budget = budget ?? CostBudget(maxCost: nil, maxEstimatedRows: nil)
+                        budget?.accumulation = CostBudget.Accumulation(
+                            bytesPerRow: analysis.accumulatedBytesPerRow,
+                            maxBytes: Analyzer.maxAccumulatedBytes(shared.policy))
+                    }
+                    decision.costBudget = budget
+                }
                 if let numberOffsets, analysis.rule == .query, normalized != nil, !analysis.readsConstantValues {
                     // Each number must be a constant that normalization replaces, where the parser put it.
                     let replaced = Set(analysis.constantOffsets)

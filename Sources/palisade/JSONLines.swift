@@ -80,6 +80,20 @@ enum DecisionJSON {
             ("fingerprint", quoted(decision.fingerprint)),
             ("normalized", quoted(decision.normalized)),
             ("policy_version", quoted(decision.policyVersion)),
+            ("estimate_limits", decision.costBudget.map(estimateLimits) ?? "null"),
+        ]
+        return "{" + fields.map { "\(quoted($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    /// What the planner's estimate is checked against before an admitted query runs (the proxy and
+    /// MCP refuse it there): so `check` shows that `string_agg(…)` over many rows is not simply run.
+    private static func estimateLimits(_ budget: CostBudget) -> String {
+        func number(_ value: Double?) -> String { value.map { String(Int64($0.rounded(.up))) } ?? "null" }
+        let fields = [
+            ("max_cost", number(budget.maxCost)),
+            ("max_estimated_rows", number(budget.maxEstimatedRows)),
+            ("accumulated_bytes_per_row", number(budget.accumulation?.bytesPerRow)),
+            ("max_accumulated_bytes", number(budget.accumulation?.maxBytes)),
         ]
         return "{" + fields.map { "\(quoted($0.0)):\($0.1)" }.joined(separator: ",") + "}"
     }

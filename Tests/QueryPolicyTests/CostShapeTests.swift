@@ -54,4 +54,61 @@ import Testing
         #expect(files.error(text.replacingOccurrences(of: "max_cost: 1000000", with: "max_cost: 0")).contains("limits.max_cost: must be at least 1"))
         #expect(!Profiles.readonly.evaluate("EXPLAIN SELECT * FROM orders a, orders b").needsCostEstimate, "EXPLAIN runs nothing")
     }
+
+    /// What the text adds to every row an accumulating aggregate keeps is bounded over the rows the
+    /// planner expects (1 KiB a row passed the per-row check, and a million generated rows made 1 GB).
+    @Test func anAccumulatingAggregateIsBoundedOverThePlannersRows() throws {
+        let attack = Profiles.readonly.evaluate("WITH g AS (SELECT i FROM generate_series(1, 1000) i) SELECT string_agg(repeat('x', 1000), '') FROM g a, g b")
+        #expect(attack.rule == .query, "\(attack.message)")
+        let budget = try #require(attack.costBudget)
+        let accumulation = try #require(budget.accumulation)
+        #expect(accumulation.bytesPerRow >= 1000)
+        #expect(accumulation.maxBytes == 64 * 1_048_576)
+        #expect(budget.violation(of: .init(totalCost: 10, rows: 1_000_000)) == .argumentLimit)
+        #expect(budget.violation(of: .init(totalCost: 10, rows: 1_000)) == nil)
+        #expect(budget.message(for: .argumentLimit, estimate: .init(totalCost: 10, rows: 1_000_000)).contains("keeps every input row"))
+        #expect(!budget.message(for: .argumentLimit, estimate: .init(totalCost: 10, rows: 1_000_000)).contains("1000000"), "the estimate stays in the audit record")
+
+        // A table's rows count as generated ones do: the plain scan is planned too, in any profile.
+        let overTable = Profiles.readonly.evaluate("SELECT length(string_agg(name || repeat('x', 1000), '')) FROM orders")
+        #expect(overTable.costBudget?.maxCost == nil)
+        #expect(try #require(overTable.costBudget?.accumulation).bytesPerRow >= 1000)
+
+        // Delimiters and labels are small: tens of millions of rows stay within the bound.
+        let labels = try #require(Profiles.readonly.evaluate("SELECT json_agg(json_build_object('id', id, 'name', name)) FROM orders").costBudget)
+        #expect(labels.violation(of: .init(totalCost: 10, rows: 1_000_000)) == nil)
+        // Aggregating the rows' own values adds nothing the text makes: no detour.
+        #expect(!Profiles.readonly.evaluate("SELECT json_agg(o) FROM orders o").needsCostEstimate)
+        #expect(!Profiles.readonly.evaluate("SELECT array_agg(id) FROM orders").needsCostEstimate)
+    }
+
+    /// Rows the text's own set-returning calls make are counted before the planner is asked, which
+    /// estimates a split or an unnest of a computed value at 1,000 rows (500,001 on PostgreSQL 15).
+    @Test(arguments: [
+        "SELECT length(string_agg(repeat('x', 1000), '')) FROM generate_series(1, 1000000)",
+        "SELECT length(string_agg(repeat('x', 1000), '') OVER ()) FROM generate_series(1, 1000000)",
+        "SELECT length(string_agg(repeat('x', 1000), '')) FROM regexp_split_to_table(repeat('a,', 500000), ',')",
+        "SELECT length(string_agg(repeat('x', 1000), '')) FROM string_to_table(repeat('a,', 500000), ',')",
+        "SELECT length(array_agg(lpad('x', 250))::text) FROM regexp_split_to_table(repeat('a', 400000), '')",
+        "SELECT length(json_agg(repeat('x', 500))::text) FROM generate_series(1, 1000) a, generate_series(1, 1000) b",
+        "SELECT length(string_agg(repeat('x', 100), '')) FROM unnest($1::int[])",
+    ])
+    func textMadeRowsBoundAnAggregate(_ sql: String) {
+        let decision = Profiles.readonly.evaluate(sql)
+        #expect(decision.rule == .argumentLimit, "\(decision.message)")
+        #expect(decision.message.contains("rows its set-returning calls make"), "\(decision.message)")
+    }
+
+    @Test(arguments: [
+        "SELECT string_agg(i::text, ',') FROM generate_series(1, 1000000) i",
+        "SELECT length(string_agg(repeat('x', 1000), '')) FROM generate_series(1, 1000)",
+        "SELECT string_agg(w, ' ') FROM regexp_split_to_table('the quick brown fox', ' ') w",
+        "SELECT json_agg(x) FROM jsonb_array_elements('[1, 2, 3]') x",
+        "SELECT string_agg(word, ', ') FROM orders, regexp_split_to_table(note, ' ') word",
+        "SELECT d::date, count(*) FROM generate_series('2024-01-01'::date, '2024-12-31', '1 day') d GROUP BY 1",
+    ])
+    func fewTextMadeRowsStayAdmitted(_ sql: String) {
+        let decision = Profiles.readonly.evaluate(sql)
+        #expect(decision.rule == .query, "\(decision.message)")
+    }
 }

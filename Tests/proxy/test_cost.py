@@ -120,6 +120,51 @@ def test_messages_pipelined_behind_an_estimate_are_answered_in_order(server, key
         assert connection.execute("SELECT 2").fetchone() == (2,)
 
 
+def test_text_an_aggregate_keeps_for_every_row_is_bounded_over_the_planned_rows(server, keys):
+    """Eleventh red team: 1 KiB of text a row passes the per-row check, and a million generated rows
+    made it 1 GB in one string_agg. The planner's rows bound it, for generated rows and a table's alike."""
+    connection = connect(server, keys["agent"])
+    cursor = connection.cursor()
+    # The text's own set-returning calls are counted before anything runs; the planner estimates a
+    # split of a computed text at 1,000 rows (500,001 here).
+    for sql in ("SELECT length(string_agg(repeat('x', 1000), '')) FROM generate_series(1, 1000000)",
+                "SELECT length(string_agg(repeat('x', 1000), '')) FROM regexp_split_to_table(repeat('a,', 500000), ',')"):
+        with pytest.raises(psycopg2.errors.ProgramLimitExceeded) as error:
+            cursor.execute(sql)
+        assert "rows its set-returning calls make" in error.value.diag.message_primary, error.value.diag.message_primary
+        assert error.value.diag.message_detail.startswith("rule limit.argument; request ")
+    # Rows of a table, or of a WITH query joined to itself, only the planner counts: refused at its estimate.
+    attacks = [
+        # Each reference to the WITH query multiplies its rows.
+        "WITH g AS (SELECT i FROM generate_series(1, 1000) i) SELECT length(string_agg(repeat('y', 900), '')) FROM g a, g b",
+        # pgbench_accounts holds 100,000 rows: 100 MB of the text's making.
+        "SELECT length(string_agg(repeat('z', 1000), ',')) FROM pgbench_accounts",
+    ]
+    request_ids = []
+    for sql in attacks:
+        with pytest.raises(psycopg2.errors.ProgramLimitExceeded) as error:
+            cursor.execute(sql)
+        diagnostics = error.value.diag
+        assert diagnostics.sqlstate == "54000", sql
+        assert diagnostics.message_detail.startswith("rule limit.argument; request "), (sql, diagnostics.message_detail)
+        assert "keeps every input row" in diagnostics.message_primary and "it was not run" in diagnostics.message_primary
+        assert "outside the aggregate" in diagnostics.message_hint
+        request_ids.append(diagnostics.message_detail.split("request ")[1])
+
+    # Delimiters and labels over the same rows, and a few generated rows of 1 KiB, run.
+    cursor.execute("SELECT length(string_agg(filler, ', ')) FROM pgbench_accounts")
+    assert cursor.fetchone() == (2 * (100000 - 1),), "pgbench leaves filler blank: the delimiters alone"
+    cursor.execute("SELECT length(json_agg(json_build_object('id', aid, 'balance', abalance))::text) FROM pgbench_accounts")
+    assert cursor.fetchone()[0] > 100000
+    cursor.execute("SELECT length(string_agg(repeat('x', 1000), '')) FROM generate_series(1, 1000)")
+    assert cursor.fetchone() == (1000000,)
+    connection.close()
+
+    entries = [entry for entry in entries_of(server.audit_dir) if entry.get("request_id") in request_ids]
+    assert [entry["event"] for entry in entries] == ["decision", "cost_limit"] * len(attacks), entries
+    assert all("estimate: cost " in entry["message"] for entry in entries if entry["event"] == "cost_limit")
+
+
 def test_simple_shapes_take_no_detour_and_refusals_are_counted(server, keys):
     connection = connect(server, keys["agent"])
     cursor = connection.cursor()

@@ -217,13 +217,18 @@ def test_an_answer_over_max_rows_is_refused_with_54000(setup):
 def test_a_query_over_the_cost_budget_is_refused_before_it_runs(setup):
     # 1000 × 1000 × 100 estimated rows, over the agent profile's max_estimated_rows of 10,000,000; a
     # join on a key, estimated too, runs.
+    # An aggregate given 1 KiB of the text's making for each of a million generated rows (1 GB) is
+    # refused at the same estimate.
     async def body(session):
         return (await session.call_tool("query", {"sql": "SELECT count(*) FROM orders a, generate_series(1, 1000000) g, generate_series(1, 100) h"}),
-                await session.call_tool("query", {"sql": "SELECT count(*) FROM orders o JOIN customers c ON c.tenant_id = o.tenant_id AND c.id = o.customer_id"}))
-    refused, joined = stdio_session(setup, setup.keys["acme"])(body)
+                await session.call_tool("query", {"sql": "SELECT count(*) FROM orders o JOIN customers c ON c.tenant_id = o.tenant_id AND c.id = o.customer_id"}),
+                await session.call_tool("query", {"sql": "SELECT length(string_agg(repeat('x', 1000), '')) FROM generate_series(1, 1000000)"}))
+    refused, joined, accumulated = stdio_session(setup, setup.keys["acme"])(body)
     assert refused.is_error and "SQLSTATE 54000" in text(refused), text(refused)
     assert refused.structured_content["rule"] in ("limit.cost", "limit.estimated-rows")
     assert rows(joined)["rows"] == [[120]]
+    assert accumulated.is_error and accumulated.structured_content["rule"] == "limit.argument", text(accumulated)
+    assert "keeps every input row" in text(accumulated)
 
 
 def test_stdio_refuses_a_missing_or_bad_credential(setup):
