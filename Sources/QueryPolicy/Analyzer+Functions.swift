@@ -364,8 +364,16 @@ extension Analyzer {
             throw refuse("\(name) takes a jsonpath that the query builds or a parameter brings, which Palisade cannot read to bound its work",
                          "Write the jsonpath out as one literal ('$.a[*] ? (@ > 1)').")
         } else if let path, isClosed(path) {
-            // A column of rows the query makes (`websearch_to_tsquery(…) AS q` in FROM, `tsv @@ q`):
-            // it may carry the text's constants, so it counts as walking the json again.
+            // A column of rows the query makes (`websearch_to_tsquery(…) AS q` in FROM, `tsv @@ q`).
+            // Text becomes a jsonpath only by a cast (none is implicit), so where the query casts to
+            // jsonpath its rows may carry any path they build, its subscript lists multiplied by
+            // concatenation or copies (`(SELECT '$[0,0,…]…'::jsonpath AS p) s` returned 10^8 items):
+            // refused as a built one is. Otherwise it may carry the text's constants, so it counts as
+            // walking the json again.
+            if tree.contains("{\"String\":{\"sval\":\"jsonpath\"}}") || tree.contains("{\"String\":{\"sval\":\"_jsonpath\"}}") {
+                throw refuse("\(name) takes a jsonpath from rows the query makes, which Palisade cannot read to bound its work",
+                             "Write the jsonpath out as one literal where it is used ('$.a[*] ? (@ > 1)').")
+            }
             shape = JSONPathShape(walksEveryDepth: true, walksRootAgain: true, usesVariables: variables != nil)
         } else {
             // jsonb_pretty, or a path the data holds (the data's, as a table's json is).
