@@ -15,7 +15,14 @@
 
 /// What kind of value a size is, where it changes what a conversion makes of it.
 enum ValueForm: Equatable {
-    case text, json, jsonb, other
+    /// `escapedText` is text without control characters, such as a json's text (`->>`,
+    /// `jsonb_each_text`, whose control characters are already `\u0001`) or a label the query
+    /// writes: escaping it for json at most doubles it (a backslash or a quote each), where other
+    /// text may take 6 bytes a byte. `json_build_object('sku', i->>'sku', …)` counted 36 copies a
+    /// field before.
+    case text, escapedText, json, jsonb, other
+
+    var isText: Bool { self == .text || self == .escapedText }
 }
 
 struct ValueSize {
@@ -203,6 +210,10 @@ struct CopyState {
     var nodes = 0.0
     /// Whether a SELECT's FROM may be read where it stands: the query has no WITH query (see `copySelect`).
     var fromInPlace = false
+    /// The text's bytes a row of each accumulating aggregate and ARRAY(subquery) holds, added up,
+    /// and the largest of them (`Analyzer.checkAccumulatedRows`).
+    var accumulatedRowBytes = 0.0
+    var largestAccumulatedRow = 0.0
 }
 
 extension Analyzer {

@@ -101,12 +101,16 @@ extension Analyzer {
             try cursor.forEachKey { cursor, key in
                 switch key {
                 case "sval", "bsval":
+                    var controlCharacters = true
                     try cursor.forEachKey { cursor, _ in
                         let text = try cursor.string()
                         // Numbers inside it ('{1e131071,…}'::numeric[]) are as long as text as their literals.
                         size.bytes = max(1, Double(text.utf8.count)) + (text.contains { $0 == "e" || $0 == "E" } ? Self.embeddedNumbersTextBytes(text) : 0)
+                        controlCharacters = text.utf8.contains { $0 < 0x20 }
                     }
-                    size.form = .text
+                    // A label without control characters at most doubles when json escapes it (a
+                    // quote or a backslash each): `CASE … THEN 'Waiting for the customer' …` in json_agg.
+                    size.form = controlCharacters ? .text : .escapedText
                 // Numbers are taken out of the text for the decision cache (`LiteralBlindKey`): their
                 // values must not decide, so an integer counts 8 bytes and any other number 24.
                 case "ival": size.bytes = 8; try cursor.skipValue()
@@ -219,19 +223,37 @@ extension Analyzer {
         }
         switch kind {
         case "EXPR_SUBLINK": return relation.firstColumn
-        case "ARRAY_SUBLINK": return copyAccumulated(relation.firstColumn, site: start)
+        case "ARRAY_SUBLINK": return try copyAccumulated(relation.firstColumn, site: start)
         default: return .fixed(1)
         }
     }
 
     /// What an aggregate or ARRAY(subquery) gathers over rows: an input of its own (the rows are
     /// the data's), holding the copies of each input a row holds (a row's copies of a table's
-    /// column are copies of that column's rows).
-    func copyAccumulated(_ row: ValueSize, site: Int) -> ValueSize {
+    /// column are copies of that column's rows). What the text adds to each row is kept for
+    /// `checkAccumulatedRows`, which bounds it over the rows.
+    ///
+    /// A window form (`string_agg(…) OVER (ORDER BY g)`) gives every row what the rows before it
+    /// gathered, so gathering those rows again keeps the square of them: an outer `string_agg` over
+    /// 40,000 such rows took 1.5 GB (eleventh round). That is refused; returned to the client, the
+    /// rows stream and the result budget bounds them.
+    mutating func copyAccumulated(_ row: ValueSize, site: Int, window: Bool = false) throws -> ValueSize {
+        if row.copies.keys.contains(where: { $0.hasPrefix(Self.windowGatheredKey) }) {
+            throw Denial(rule: .argumentLimit,
+                         message: "an aggregate or ARRAY(…) gathers rows that each hold what a window function (string_agg, array_agg, json_agg … OVER) gathered from the rows before them: what it keeps grows with the square of the rows",
+                         hint: "Aggregate the rows' own values once (GROUP BY), or return the window function's rows without gathering them again.",
+                         offset: Self.location(in: tree, site..<(site + 1)), statementType: analysis.statementType)
+        }
+        copies.accumulatedRowBytes += row.bytes
+        copies.largestAccumulatedRow = max(copies.largestAccumulatedRow, row.bytes)
         var result = ValueSize(copies: row.copies, bytes: 0, made: row.made, form: row.form)
-        result.copies["#rows@\(site)", default: 0] += 1
+        result.copies["\(window ? Self.windowGatheredKey : "#rows")@\(site)", default: 0] += 1
         return result
     }
+
+    static let windowGatheredKey = "#window-rows"
+    /// The most places numeric's text takes after the point (`round(x, 16383)`), and a few before.
+    static let mostNumericScale = 16_383.0 + 24
 
     // MARK: Operators
 
@@ -270,7 +292,7 @@ extension Analyzer {
                 result = .fixed(1)
             } else if symbol == "->>" || symbol == "#>>" {
                 // A part of a jsonb as text: its strings escaped.
-                result = left.scaled(6).with(form: .text)
+                result = left.scaled(6).with(form: .escapedText)
             } else if symbol == "->" || symbol == "#>" {
                 result = left
             } else {
@@ -279,7 +301,7 @@ extension Analyzer {
                 result.add(right)
                 if symbol == "||" {
                     result.form = left.form == .jsonb || right.form == .jsonb ? .jsonb
-                        : (left.form == .text || right.form == .text ? .text : .other)
+                        : (left.form.isText || right.form.isText ? .text : .other)
                 }
             }
         case "AEXPR_NULLIF":
@@ -356,7 +378,13 @@ extension Analyzer {
             result = argument.scaled(8).with(form: .other)
         } else if Self.copyTextTypes.contains(target) {
             // Text is itself; arrays, rows and bytea escape (2), jsonb's strings may be escaped \uXXXX (6).
-            result = (argument.form == .text || argument.form == .json ? argument : argument.scaled(6)).with(form: .text)
+            if argument.form.isText {
+                result = argument
+            } else if argument.form == .json {
+                result = argument.with(form: .escapedText)
+            } else {
+                result = argument.scaled(6).with(form: .text)
+            }
         } else if target == "json" {
             result = (argument.form == .jsonb ? argument.scaled(6) : argument).with(form: .json)
         } else if target == "jsonb" {
@@ -438,7 +466,7 @@ extension Analyzer {
         "string_to_array": (8, .other), "regexp_split_to_array": (8, .other), "tsvector_to_array": (8, .other),
         "array_to_tsvector": (8, .other), "to_tsvector": (4, .other), "to_tsquery": (8, .other), "plainto_tsquery": (8, .other),
         "phraseto_tsquery": (8, .other), "websearch_to_tsquery": (8, .other),
-        "jsonb_each_text": (6, .text), "jsonb_array_elements_text": (6, .text), "jsonb_extract_path_text": (6, .text),
+        "jsonb_each_text": (6, .escapedText), "jsonb_array_elements_text": (6, .escapedText), "jsonb_extract_path_text": (6, .escapedText),
         "text": (6, .text), "varchar": (6, .text),
     ]
 
@@ -449,6 +477,7 @@ extension Analyzer {
         var argumentCursors: [ParseTreeCursor] = []
         var ordered: [ValueSize] = []
         var variadic = false
+        var window = false
         try cursor.forEachKey { cursor, _ in
             try cursor.forEachKey { cursor, key in
                 switch key {
@@ -463,7 +492,10 @@ extension Analyzer {
                 case "agg_order":
                     try cursor.expect(UInt8(ascii: "["))
                     while try cursor.nextElement() { ordered.append(try copyChildren(&cursor)) }
-                case "agg_filter", "over": _ = try copyChildren(&cursor)
+                case "over":
+                    window = true
+                    _ = try copyChildren(&cursor)
+                case "agg_filter": _ = try copyChildren(&cursor)
                 default: try cursor.skipValue()
                 }
             }
@@ -473,7 +505,7 @@ extension Analyzer {
         let builtin = names.count == 1 || (names.count == 2 && names[0] == "pg_catalog")
         let result: ValueSize
         if builtin {
-            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, variadic: variadic, site: start, within: site)
+            result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, variadic: variadic, window: window, site: start, within: site)
         } else {
             result = copyUnknown(ValueSize.sum(arguments), site: start)
         }
@@ -483,7 +515,7 @@ extension Analyzer {
 
     /// What json escapes of a value: text up to 6 times (\u0001), json as it stands.
     static func jsonEscaped(_ size: ValueSize) -> ValueSize {
-        var escaped = size.form == .json ? size : size.scaled(6)
+        var escaped = size.form == .json ? size : size.scaled(size.form == .escapedText ? 2 : 6)
         escaped.bytes += 4
         return escaped
     }
@@ -509,12 +541,19 @@ extension Analyzer {
     }
 
     mutating func copyBuiltin(_ name: String, _ arguments: [ValueSize], _ cursors: [ParseTreeCursor], ordered: [ValueSize],
-                              variadic: Bool = false, site: Int, within range: Range<Int>) throws -> ValueSize {
+                              variadic: Bool = false, window: Bool = false, site: Int, within range: Range<Int>) throws -> ValueSize {
         let all = ValueSize.sum(arguments)
         func argument(_ index: Int) -> ValueSize { index < arguments.count ? arguments[index] : ValueSize() }
+        if name == "round" || name == "trunc", cursors.count >= 2 {
+            // numeric's text to that many places: round(1::numeric, 16383) is 16,385 characters
+            // (eleventh round), which a number's few bytes would not count.
+            var rounded = ValueSize.sized(site: site)
+            rounded.bytes = min(upperBound(cursors[1]) ?? .infinity, Self.mostNumericScale)
+            return rounded
+        }
         if Self.copyFixedFunctions.contains(name) || name.hasPrefix("has_") { return .sized(site: site) }
         if Self.copyAdditiveFunctions.contains(name) {
-            return all.with(form: arguments.contains { $0.form == .text } ? .text : (arguments.first?.form ?? .other))
+            return all.with(form: arguments.contains { $0.form.isText } ? .text : (arguments.first?.form ?? .other))
         }
         if Self.copyChoosingFunctions.contains(name) { return ValueSize.either(arguments.isEmpty ? ordered : arguments) }
         if Self.accumulatingAggregates.contains(name) {
@@ -529,7 +568,7 @@ extension Analyzer {
             } else if name == "string_agg" {
                 form = .text
             }
-            return copyAccumulated(row, site: site).with(form: form)
+            return try copyAccumulated(row, site: site, window: window).with(form: form)
         }
         if let (factor, form) = Self.copyScalingFunctions[name] {
             var result = argument(0).scaled(factor)
@@ -601,7 +640,7 @@ extension Analyzer {
             guard cursors.count >= 2, let dimensions = constantValue(cursors[1])?.numbers else { return .unbounded }
             let elements = max(1, dimensions.reduce(1.0) { $0 * max($1, 0) })
             // Numbers: their own limit (max_generated_rows) bounds the elements, 8 bytes each.
-            guard argument(0).form == .text || !argument(0).copies.isEmpty else { return .sized(site: site) }
+            guard argument(0).form.isText || !argument(0).copies.isEmpty else { return .sized(site: site) }
             return argument(0).scaled(elements).with(form: .other)
         case "to_char":
             var result = argument(1).scaled(8)

@@ -19,15 +19,14 @@ extension Analyzer {
                 polymorphic = name.last.map { $0.hasPrefix("array_") || $0 == "width_bucket" } ?? false
             case "args":
                 if takesXML { try analyzer.requireXMLArguments(of: "xmlagg") }
-                let start = analyzer.cursor.offset, madeBefore = analyzer.analysis.madeBytes
+                let start = analyzer.cursor.offset
+                let paddedBefore = analyzer.analysis.madeBytes - analyzer.analysis.allocatedBytes
                 if polymorphic { try analyzer.unifiedExpressionList() } else { try analyzer.expressionList() }
                 if let name = accumulates {
-                    // Every row adds the arguments (string_agg's delimiter too): what their text states
-                    // and what their sized calls make.
                     let range = start..<analyzer.cursor.offset
-                    let bytes = analyzer.literalBytes(range) + (analyzer.analysis.madeBytes - madeBefore)
+                    let padded = analyzer.analysis.madeBytes - analyzer.analysis.allocatedBytes - paddedBefore + analyzer.numberLiteralBytes(range)
                     let readsColumns = UnsafeBufferPointer(rebasing: analyzer.tree[range]).contains("{\"ColumnRef\":")
-                    analyzer.accumulations.append(Accumulation(name: name, bytes: bytes, readsColumns: readsColumns, offset: accumulationOffset))
+                    analyzer.accumulations.append(Accumulation(name: name, padded: padded, readsColumns: readsColumns, offset: accumulationOffset))
                 }
             case "agg_order": try analyzer.expressionList()
             case "agg_filter": try analyzer.expression()
@@ -88,7 +87,10 @@ extension Analyzer {
             }
             try checkArgumentLimits(baseName, offset: remainingLocation())
             if baseName != "generate_series", PG15Catalog.setReturningFunctions.contains(baseName) {
-                analysis.textMadeRows *= rowsFromText(try argumentCursors())
+                // A split or a regexp's matches may make a row of each byte ('a,,,,' or an empty
+                // match); an element of an array or a json takes two at least ('{1,2}', '[1,2]').
+                let bytesPerRow = Self.rowPerByteFunctions.contains(baseName) ? 1.0 : 2
+                analysis.textMadeRows *= rowsFromText(try argumentCursors(), bytesPerRow: bytesPerRow)
             }
         }
         if baseName == "ts_rewrite", name.count == 1 || name[0] == "pg_catalog", try argumentCount() != 3 {
@@ -383,6 +385,10 @@ extension Analyzer {
             throw refuse("\(name)'s subscript lists return each item once per subscript, and lists in a row multiply: up to \(Self.describe(shape.fanOut)) copies of each item, over the \(Int(Self.mostJSONPathFanOut)) a path may make",
                          "Name each element once (`$.a[0, 1]`), or take the elements with a wildcard (`$.a[*]`).")
         }
+        if shape.everyDepthWalks > 1 {
+            throw refuse("\(name)'s path walks every depth (`.**`) \(shape.everyDepthWalks) times: each walks every depth again below every item the one before returned, so the items grow with the json's depth to that power",
+                         "Use `.**` once in a path (`$.**.name`), or name the levels you need.")
+        }
         guard shape.mayCostSquare else { return }
         let targetIsTheTexts = isClosed(target)
         if shape.walksRootAgain, !targetIsTheTexts {
@@ -510,17 +516,19 @@ extension Analyzer {
         let numbers = numberTextBytes(node)
         if let bytes = constantValue(argument)?.bytesBound { return bytes + numbers }
         if numbers >= limit || Self.callsAllocatingFunction(node) { return limit }
-        if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate { return limit }
+        if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate(outside: start) { return limit }
         return (isClosed(argument) ? Double(node.count) : 1) + numbers
     }
 
     /// The most rows a set-returning function (other than `generate_series`) makes from the values
-    /// the text gives it: one per byte of its largest such argument, and one more, since a split, an
-    /// unnested element, a json's element or key and a regexp's match each take at least a byte of
+    /// the text gives it: one per `bytesPerRow` of its largest such argument, and one more, since a
+    /// split, an unnested element, a json's element or key and a regexp's match each take some of
     /// it. The planner cannot see these: `regexp_split_to_table(repeat('a,', 500000), ',')` made
     /// 500,001 rows it estimated at 1,000. A parameter counts as the limit (the client may send
     /// that much); a table's values are the data's, whose rows the planner counts.
-    mutating func rowsFromText(_ arguments: [ParseTreeCursor]) -> Double {
+    static let rowPerByteFunctions: Set<String> = ["regexp_split_to_table", "string_to_table", "regexp_matches"]
+
+    mutating func rowsFromText(_ arguments: [ParseTreeCursor], bytesPerRow: Double) -> Double {
         var largest = 0.0
         for argument in arguments {
             var probe = argument
@@ -532,7 +540,7 @@ extension Analyzer {
                 largest = max(largest, sizeBound(argument))
             }
         }
-        return largest + 1
+        return (largest / bytesPerRow).rounded(.up) + 1
     }
 
     /// How deeply the json at `argument` may nest where the text makes it: a level per byte of its
@@ -550,7 +558,7 @@ extension Analyzer {
         var depth = literalBytes(start..<probe.offset)
         node.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
         if node.contains("{\"ColumnRef\":"), queryMakesRows {
-            if madeRowsAllocate { return limit }
+            if madeRowsAllocate(outside: start) { return limit }
             depth += madeRowsLiteralBytes + functionCallCount
         }
         return depth
@@ -572,29 +580,25 @@ extension Analyzer {
     }
 
     /// Whether a row source the query makes (a subquery, WITH query or function in FROM) calls a
-    /// function that allocates by an argument: its columns may then carry what that call made.
-    var madeRowsAllocate: Bool {
-        mutating get {
-            if let known = madeRowsAllocateCache { return known }
-            let allocate = scanMadeRowsForAllocation()
-            madeRowsAllocateCache = allocate
-            return allocate
-        }
+    /// function that allocates by an argument: its columns may then carry what that call made. A
+    /// row source that holds the call being sized is not counted: the call reads the columns of
+    /// the rows inside it (`WITH o AS (SELECT format('ORD-%s', id) FROM orders)`), never its own.
+    mutating func madeRowsAllocate(outside offset: Int) -> Bool {
+        allocatingMadeRows.contains { !$0.contains(offset) }
     }
 
-    private func scanMadeRowsForAllocation() -> Bool {
-        var found = false
-        for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
-            tree.forEachOccurrence(of: needle) { offset in
-                guard !found else { return }
-                var probe = ParseTreeCursor(tree)
-                probe.offset = offset
-                guard (try? probe.skipValue()) != nil else { found = true; return }
-                found = Self.callsAllocatingFunction(UnsafeBufferPointer(rebasing: tree[offset..<probe.offset]))
+    /// The row sources the query makes that call an allocating function (read once).
+    var allocatingMadeRows: [Range<Int>] {
+        mutating get {
+            if let known = madeRowsAllocateCache { return known }
+            // What cannot be read counts as allocating, wherever the call stands.
+            let ranges = madeRowSources().compactMap { source -> Range<Int>? in
+                guard let source else { return 0..<0 }
+                return Self.callsAllocatingFunction(UnsafeBufferPointer(rebasing: tree[source])) ? source : nil
             }
-            if found { return true }
+            madeRowsAllocateCache = ranges
+            return ranges
         }
-        return false
     }
 
     /// Adds a call's result to what the query's allocating calls make together, which the

@@ -30,19 +30,47 @@ extension Analyzer {
     /// estimate before the query runs (`CostBudget.accumulation`).
     static let accumulatedResultMultiple = 64.0
 
+    /// What the text may add to every row of a table's without the planner being asked: json's
+    /// quotes and a delimiter (`json_agg(t)` takes 4, `string_agg(name, ', ')` 2), which would need
+    /// 4 million rows to pass the limit, whose own values then weigh far more. Rows the text makes
+    /// are counted whatever it adds.
+    static let accumulatedBytesBelowNotice = 16.0
+
     static func maxAccumulatedBytes(_ policy: Policy) -> Double {
         Double(policy.maxFunctionResultBytes) * accumulatedResultMultiple
     }
 
     /// An accumulating aggregate call, checked when the whole query has been read: whether its
     /// columns come from rows the query makes, and what those rows' calls make, is known only then.
+    /// What its arguments' constants and text-building calls make a row the copy reader sizes
+    /// (`copyAccumulated`), through the rows the query makes too; this keeps what only the walk
+    /// sees: the padding of `char(n)` and `bit(n)` casts, arrays of numbers (`array_fill`) and
+    /// numbers' digits.
     struct Accumulation {
         var name: String
-        /// What the arguments' text and sized calls make per row.
-        var bytes: Double
+        /// What padding casts, number arrays and numbers' digits in the arguments make per row.
+        var padded: Double
         /// Whether an argument reads a column (which may be one of rows the query makes).
         var readsColumns: Bool
         var offset: Int?
+    }
+
+    /// The bytes the number constants in `range` state as text (`12345678901::text`, 3,000 nines):
+    /// the copy reader counts a number as a few bytes, so that texts differing only in their numbers
+    /// share a decision; where an aggregate keeps each row, the digits are read (and so not shared).
+    mutating func numberLiteralBytes(_ range: Range<Int>) -> Double {
+        let node = UnsafeBufferPointer(rebasing: tree[range])
+        var bytes = 0.0
+        node.forEachOccurrence(of: "{\"A_Const\":{") { offset in
+            var probe = ParseTreeCursor(node)
+            probe.offset = offset
+            guard (try? probe.skipValue()) != nil else { bytes = .infinity; return }
+            let constant = UnsafeBufferPointer(rebasing: node[offset..<probe.offset])
+            guard constant.contains("\"ival\":") || constant.contains("\"fval\":") else { return }
+            bytes += max(1, Double(probe.offset - offset) - 40)
+        }
+        if bytes > 0 { analysis.readsConstantValues = true }
+        return bytes + numberTextBytes(node)
     }
 
     /// The bytes the constants in `range` of the tree state: each literal's node less its fixed
@@ -168,21 +196,27 @@ extension Analyzer {
         return max(24, min(abs(exponent), 147_456) + Double(e) + 2)
     }
 
+    /// Where in the tree each row source the query makes stands (a subquery, WITH query or function
+    /// in FROM, a table function), or nil where it cannot be read.
+    func madeRowSources() -> [Range<Int>?] {
+        var ranges: [Range<Int>?] = []
+        for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
+            tree.forEachOccurrence(of: needle) { offset in
+                var probe = ParseTreeCursor(tree)
+                probe.offset = offset
+                ranges.append((try? probe.skipValue()) != nil ? offset..<probe.offset : nil)
+            }
+        }
+        return ranges
+    }
+
     /// The bytes the string constants of the rows the query makes state (subqueries, WITH queries,
     /// functions in FROM): a column of them may carry any of these, or any concatenation of them.
     /// Read once per query; nested row sources are inside their parent's range and not counted twice.
     var madeRowsLiteralBytes: Double {
         mutating get {
             if let known = madeRowsLiteralCache { return known }
-            var ranges: [Range<Int>] = []
-            for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
-                tree.forEachOccurrence(of: needle) { offset in
-                    var probe = ParseTreeCursor(tree)
-                    probe.offset = offset
-                    guard (try? probe.skipValue()) != nil else { ranges.append(0..<tree.count); return }
-                    ranges.append(offset..<probe.offset)
-                }
-            }
+            var ranges = madeRowSources().map { $0 ?? 0..<tree.count }
             ranges.sort { $0.lowerBound < $1.lowerBound }
             var bytes = 0.0
             var covered = 0
@@ -195,34 +229,50 @@ extension Analyzer {
         }
     }
 
-    /// Refuses an accumulating aggregate whose every input row the text makes large (the fifth red
-    /// team's follow-up: `string_agg(repeat('x', 1000000), '') FROM generate_series(1, 1000)` built
-    /// 1 GB, `array_agg('a'::char(262144)) FROM generate_series(1, 600)` 325 MB).
+    /// Refuses an accumulating aggregate whose every input row the text pads large (the fifth red
+    /// team's follow-up: `array_agg('a'::char(262144)) FROM generate_series(1, 600)` took 325 MB).
     mutating func checkAccumulations() throws {
         for accumulation in accumulations {
-            var bytes = accumulation.bytes
+            var bytes = accumulation.padded
             if accumulation.readsColumns, queryMakesRows {
-                // A column of rows the query makes may carry their constants, and what their calls and
-                // padding casts make (all the query's: which rows make which is not worked out).
-                bytes += madeRowsLiteralBytes + analysis.madeBytes
+                // A column of rows the query makes may carry what their padding casts make (all the
+                // query's: which rows make which is not worked out).
+                bytes += analysis.madeBytes - analysis.allocatedBytes
             }
-            analysis.accumulatedBytesPerRow = max(analysis.accumulatedBytesPerRow, bytes)
-            let perRow = Int(Self.maxAccumulatedBytesPerRow)
-            if bytes > Self.maxAccumulatedBytesPerRow {
-                throw Denial(rule: .argumentLimit,
-                             message: "\(accumulation.name)() keeps every input row's value, and the query's text makes each up to \(Self.describe(bytes)) bytes: over \(perRow) bytes a row, the rows Palisade cannot bound multiply it past this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
-                             hint: "Aggregate the table's own columns with short delimiters and labels (at most \(perRow) bytes of text, padding or repeat() a row); build long text once, outside the aggregate, or return the rows and join them in the client.",
-                             offset: accumulation.offset, statementType: analysis.statementType)
-            }
-            // Rows the text makes are bounded here; a table's, and what the planner sees, before it runs.
-            let maxBytes = Self.maxAccumulatedBytes(shared.policy)
-            if bytes * analysis.textMadeRows > maxBytes {
-                throw Denial(rule: .argumentLimit,
-                             message: "\(accumulation.name)() keeps every input row's value, and the query's text adds up to \(Self.describe(bytes)) bytes to each of the up to \(Self.describe(analysis.textMadeRows)) rows its set-returning calls make (generate_series, regexp_split_to_table, unnest, …): \(Self.describe(bytes * analysis.textMadeRows)) bytes, over this policy's limit of \(Self.describe(maxBytes)) bytes (64 × max_function_result_bytes)",
-                             hint: "Aggregate fewer generated rows, or the rows' own values with short delimiters and labels; build long text once, outside the aggregate.",
-                             offset: accumulation.offset, statementType: analysis.statementType)
-            }
+            // Several aggregates keep their rows side by side: what the text adds to each adds up
+            // (12 of 61 MB each took 1.4 GB, eleventh round).
+            analysis.accumulatedBytesPerRow += bytes
+            try refuseAccumulatedRow(bytes, of: "\(accumulation.name)()", offset: accumulation.offset)
         }
+    }
+
+    func refuseAccumulatedRow(_ bytes: Double, of what: String, offset: Int?) throws {
+        guard bytes > Self.maxAccumulatedBytesPerRow else { return }
+        let perRow = Int(Self.maxAccumulatedBytesPerRow)
+        throw Denial(rule: .argumentLimit,
+                     message: "\(what) keeps every input row's value, and the query's text makes each up to \(Self.describe(bytes)) bytes: over \(perRow) bytes a row, the rows Palisade cannot bound multiply it past this policy's limit of \(shared.policy.maxFunctionResultBytes) bytes",
+                     hint: "Aggregate the table's own columns with short delimiters and labels (at most \(perRow) bytes of text, padding or repeat() a row); build long text once, outside the aggregate, or return the rows and join them in the client.",
+                     offset: offset, statementType: analysis.statementType)
+    }
+}
+
+extension Analyzer {
+    /// What the text adds to the rows that aggregates and ARRAY(subquery) keep, once the copy reader
+    /// has sized their values too (copies of a value, `quote_literal` nested, `round(x, 16383)`:
+    /// text the walk above counts as a few bytes): each row at most 1 KiB, and over the rows the
+    /// text's own set-returning calls make, all of it at most 64 × max_function_result_bytes. Rows
+    /// the text does not make are the planner's to count (`CostBudget.accumulation`).
+    mutating func checkAccumulatedRows() throws {
+        guard analysis.isQuery else { return }
+        try refuseAccumulatedRow(copies.largestAccumulatedRow, of: "an aggregate or ARRAY(…)", offset: nil)
+        let bytes = analysis.accumulatedBytesPerRow + copies.accumulatedRowBytes
+        analysis.accumulatedBytesPerRow = bytes
+        let maxBytes = Self.maxAccumulatedBytes(shared.policy)
+        guard bytes * analysis.textMadeRows > maxBytes else { return }
+        throw Denial(rule: .argumentLimit,
+                     message: "aggregates and ARRAY(…) keep every input row's value, and the query's text adds up to \(Self.describe(bytes)) bytes to each of the up to \(Self.describe(analysis.textMadeRows)) rows its set-returning calls, VALUES lists and WITH queries make (generate_series, regexp_split_to_table, unnest, …): \(Self.describe(bytes * analysis.textMadeRows)) bytes, over this policy's limit of \(Self.describe(maxBytes)) bytes (64 × max_function_result_bytes)",
+                     hint: "Aggregate fewer generated rows, or the rows' own values with short delimiters and labels; build long text once, outside the aggregate.",
+                     offset: nil, statementType: analysis.statementType)
     }
 }
 

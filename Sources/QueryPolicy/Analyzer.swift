@@ -65,6 +65,10 @@ struct Analyzer {
     /// beside an xml value it is parsed as an XML document: `COALESCE('<r>…', xmlelement(name a))`.
     var untypedMayBecomeXML = false
     var visibleCTEs: [String] = []
+    /// The rows each WITH query's text makes (`Analysis.textMadeRows` over its query), and how often
+    /// the query reads it: every reference after the first multiplies them again.
+    var cteTextMadeRows: [String: Double] = [:]
+    var cteReferences: [String: Int] = [:]
     /// Relations with columns the query may not read, the name the query refers to each by, and
     /// the rule that guards them.
     var guardedRelations: [GuardedRelation] = []
@@ -74,10 +78,10 @@ struct Analyzer {
     /// Whole rows can reach a function through a join alias.
     var usesJoinAlias = false
     /// Whether the query makes rows itself, and whether those rows call an allocating function
-    /// (`Analyzer.queryMakesRows`, `madeRowsAllocate`): read once, on first need, since every
+    /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.
     var makesRowsCache: Bool?
-    var madeRowsAllocateCache: Bool?
+    var madeRowsAllocateCache: [Range<Int>]?
     var madeRowsLiteralCache: Double?
     /// Function calls in the whole query (`jsonDepthBound`), counted once per query.
     var functionCallCountCache: Double?
@@ -108,6 +112,7 @@ struct Analyzer {
             try analyzer.document()
             try analyzer.checkAccumulations()
             try analyzer.checkCopies()
+            try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()
             return .success(analyzer.analysis)
         } catch let denial as Denial {

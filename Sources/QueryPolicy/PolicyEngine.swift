@@ -125,7 +125,7 @@ public final class PolicyEngine: Sendable {
                     normalized: normalizedText, policyVersion: shared.policy.version)
                 if analysis.rule == .query {
                     var budget = analysis.mayExplode ? shared.policy.costBudget : nil
-                    if analysis.accumulatedBytesPerRow > 0 {
+                    if analysis.accumulatedBytesPerRow > Analyzer.accumulatedBytesBelowNotice {
                         // Planned whatever its shape: a table's rows multiply it as generated rows do.
                         budget = budget ?? CostBudget(maxCost: nil, maxEstimatedRows: nil)
                         budget?.accumulation = CostBudget.Accumulation(

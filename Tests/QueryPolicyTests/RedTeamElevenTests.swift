@@ -32,4 +32,52 @@ import Testing
         admitted("SELECT count(*) FROM orders, websearch_to_tsquery('english', 'north') AS q WHERE to_tsvector(region) @@ q")
         admitted("SELECT jsonb_path_query_array('[1, 2]', '$[*] ? (@ > 1)')")
     }
+
+    /// What a row of an aggregate holds is sized by the copy reader, which sees copies, escaping
+    /// and numbers' places the plain walk counted as a few bytes (each measured on PostgreSQL 15).
+    @Test func whatARowHoldsIsSizedThroughCopiesEscapesAndPlaces() {
+        // 16,385 characters a row, counted as 20 (1.6 GB).
+        refused("SELECT length(string_agg(round(1::numeric, 16383)::text, '')) FROM generate_series(1, 50000)")
+        // Three levels of eight copies of a 900-byte value: 460 KB a row (904 MB).
+        refused("SELECT length(string_agg(d, '')) FROM (SELECT c||c||c||c||c||c||c||c AS d FROM (SELECT b||b||b||b||b||b||b||b AS c FROM (SELECT a||a||a||a||a||a||a||a AS b FROM (SELECT repeat('x', 900) AS a) s0) s1) s2) s3, generate_series(1, 1000)")
+        // quote_literal nested ten times doubles twenty quotes to 21 KB (877 MB).
+        let quoted = (0..<10).reduce("'" + String(repeating: "''", count: 20) + "'") { inner, _ in "quote_literal(\(inner))" }
+        refused("SELECT length(string_agg(\(quoted), '')) FROM generate_series(1, 20000)")
+        // ARRAY(subquery) keeps its rows as an aggregate does (1 GB).
+        refused("SELECT array_length(ARRAY(SELECT repeat('x', 1000) FROM generate_series(1, 500000)), 1)")
+        // Two places for a report, and a number's few bytes, stay admitted.
+        admitted("SELECT region, round(avg(total), 2) FROM orders GROUP BY region")
+        admitted("SELECT string_agg(round(total, 2)::text, ', ') FROM orders")
+    }
+
+    /// A window form gives each row what the rows before it gathered: gathering those rows again
+    /// keeps the square of them (40,000 rows: 1.5 GB).
+    @Test func gatheringARunningAggregateAgainIsRefused() {
+        refused("SELECT length(string_agg(s, '')) FROM (SELECT string_agg('x', '') OVER (ORDER BY g) AS s FROM generate_series(1, 40000) g) t")
+        refused("SELECT length(string_agg(s, '')) FROM (SELECT string_agg('x', '') OVER () AS s FROM generate_series(1, 30000) g) t")
+        refused("SELECT array_length(ARRAY(SELECT string_agg(name, ',') OVER (ORDER BY id) FROM orders), 1)")
+        // Returned as rows they stream; a grouped aggregate gathered again is linear.
+        admitted("SELECT id, string_agg(name, ', ') OVER (ORDER BY id) FROM orders")
+        admitted("SELECT string_agg(names, '; ') FROM (SELECT region, string_agg(name, ', ') AS names FROM orders GROUP BY region) r")
+    }
+
+    /// Each `.**` after the first walks every depth again under every item (316,251 items from a
+    /// 50-deep array of 100 bytes).
+    @Test func aPathWalksEveryDepthOnce() {
+        let deep = String(repeating: "[", count: 50) + "1" + String(repeating: "]", count: 50)
+        refused("SELECT jsonb_path_query_array('\(deep)', 'lax $.**.**.**.**')")
+        refused("SELECT count(*) FROM jsonb_path_query('\(deep)', '$.**.**')")
+        refused("SELECT count(*) FROM orders WHERE region::jsonb @? '$.** ? (@.** == 1)'")
+        admitted("SELECT jsonb_path_query_array('\(deep)', 'lax $.**')")
+        #expect(JSONPathShape("$.**.a.**").everyDepthWalks == 2)
+        #expect(JSONPathShape("$.\"**\".**").everyDepthWalks == 1, "a key named ** is a string")
+    }
+
+    /// Labels the query writes, and a json's own text, at most double when json escapes them.
+    @Test func labelsAndAJSONsTextAreEscapedOnce() {
+        admitted("SELECT o.id, json_build_object('sku', i->>'sku', 'qty', i->>'qty', 'price', i->>'price') FROM orders o, jsonb_array_elements(o.items) i")
+        admitted("WITH o AS (SELECT id, format('ORD-%s', id) AS code FROM orders) SELECT code FROM o")
+        // A control character still counts six bytes a byte (`\u0001`).
+        refused("SELECT length(string_agg(json_build_object('k', repeat(E'\\x01', 200))::text, '')) FROM generate_series(1, 1000)")
+    }
 }
