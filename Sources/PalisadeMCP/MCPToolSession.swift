@@ -334,7 +334,7 @@ public actor MCPToolSession {
         return opened
     }
 
-    /// Plans the query with `EXPLAIN (FORMAT JSON)` in its own transaction, with the claims, as the
+    /// Plans the query with `EXPLAIN (VERBOSE, FORMAT JSON)` in its own transaction, with the claims, as the
     /// proxy does; a refusal if the plan is over the profile's cost budget.
     private func estimate(_ sql: String, costBudget: CostBudget, policy: Policy, request: String,
                           on connection: BackendConnection) async throws -> CallTool.Result? {

@@ -637,8 +637,9 @@ extension Analyzer {
             }
             copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: alias, relation: Self.markedMade(relation.renamed(aliases))))
         case "RangeFunction":
-            var row = ValueSize()
+            var row: ValueSize?
             var alias = ""
+            var columnNames: [String] = []
             try cursor.forEachKey { cursor, key in
                 switch key {
                 case "functions":
@@ -655,7 +656,9 @@ extension Analyzer {
                                         let start = cursor.offset
                                         let size = try copyValue(&cursor)
                                         try copyCheck(size, within: start..<cursor.offset)
-                                        row.add(size)
+                                        // One function's columns keep its form (`jsonb_each_text`'s are
+                                        // a json's text); ROWS FROM's several are any of them.
+                                        if var other = row { other.join(size); row = other } else { row = size }
                                         first = false
                                     } else {
                                         try cursor.skipValue()
@@ -664,13 +667,19 @@ extension Analyzer {
                             }
                         }
                     }
-                case "alias": alias = try Self.aliasNames(&cursor).0 ?? ""
+                case "alias":
+                    let names = try Self.aliasNames(&cursor)
+                    alias = names.0 ?? ""
+                    columnNames = names.1
                 default: try cursor.skipValue()
                 }
             }
-            var relation = CopyRelation(passesBase: false, ordered: false, whole: row)
-            row.made = true
-            relation.unnamed = row
+            var made = row ?? ValueSize()
+            var relation = CopyRelation(passesBase: false, ordered: false, whole: made)
+            made.made = true
+            relation.unnamed = made
+            // Columns named in the alias are this item's, not a table's of the same name.
+            for name in columnNames { relation.byName[name] = made }
             relation.whole.made = true
             copies.scopes[copies.scopes.count - 1].append(CopyItem(alias: alias, relation: relation))
         case "JoinExpr":

@@ -430,6 +430,14 @@ extension Analyzer {
         "jsonb_path_match", "overlaps", "pg_size_pretty", "date", "bool", "factorial", "host", "masklen", "family", "netmask",
         "network", "broadcast", "abbrev", "hashtextextended", "to_regclass", "to_regtype", "is_normalized", "array_ndims",
         "jsonb_exists", "current_setting", "pg_get_userbyid",
+        // Catalog readers: their text is the catalog's (an index's or a constraint's definition, a
+        // type's name, a comment), which no query can write; schema discovery (SQLAlchemy's index
+        // reflection) gathers them in array_agg over rows it makes.
+        "pg_get_indexdef", "pg_get_constraintdef", "pg_get_expr", "pg_get_viewdef", "pg_get_triggerdef",
+        "pg_get_functiondef", "pg_get_function_arguments", "pg_get_function_result", "pg_get_function_identity_arguments",
+        "pg_get_ruledef", "pg_get_statisticsobjdef", "pg_get_partkeydef", "pg_get_partition_constraintdef",
+        "pg_get_serial_sequence", "format_type", "obj_description", "col_description", "shobj_description",
+        "pg_encoding_to_char",
     ]
 
     /// Functions whose result is at most their arguments together (a part, a selection, a
@@ -687,8 +695,13 @@ extension Analyzer {
             // A line and its indentation per item: at most twice the value, while it nests only as
             // deep as the data or a short text (`checkArgumentLimits` bounds the square of the
             // depth the text can make). Counted as unknown, `jsonb_pretty(to_jsonb(t))` over a
-            // subquery's rows was refused.
-            return argument(0).scaled(2).with(form: .text)
+            // subquery's rows was refused. Of the text's own bytes, the square: every line of a json
+            // the text nests is indented by its depth (a 100-deep array of 403 bytes is 40,401; 20,000
+            // of them in string_agg took 1.5 GB, eleventh round).
+            let text = argument(0).bytes
+            var pretty = argument(0).scaled(2)
+            pretty.bytes = max(pretty.bytes, 2 * text * text + text)
+            return pretty.with(form: .text)
         default:
             // Any function Palisade does not know the size of.
             return copyUnknown(all, site: site)

@@ -90,7 +90,13 @@ extension Analyzer {
                 // A split or a regexp's matches may make a row of each byte ('a,,,,' or an empty
                 // match); an element of an array or a json takes two at least ('{1,2}', '[1,2]').
                 let bytesPerRow = Self.rowPerByteFunctions.contains(baseName) ? 1.0 : 2
-                analysis.textMadeRows *= rowsFromText(try argumentCursors(), bytesPerRow: bytesPerRow)
+                let arguments = try argumentCursors()
+                analysis.textMadeRows *= rowsFromText(arguments, bytesPerRow: bytesPerRow)
+                // A path's subscript lists return each item once per subscript (1,500 elements
+                // through 256 copies: 384,000 rows, which the planner took for 1,000).
+                if baseName.hasPrefix("jsonb_path_query"), arguments.count >= 2 {
+                    analysis.textMadeRows *= constantValue(arguments[1])?.string.map { JSONPathShape($0).fanOut } ?? Self.mostJSONPathFanOut
+                }
             }
         }
         if baseName == "ts_rewrite", name.count == 1 || name[0] == "pg_catalog", try argumentCount() != 3 {
@@ -389,8 +395,17 @@ extension Analyzer {
             throw refuse("\(name)'s path walks every depth (`.**`) \(shape.everyDepthWalks) times: each walks every depth again below every item the one before returned, so the items grow with the json's depth to that power",
                          "Use `.**` once in a path (`$.**.name`), or name the levels you need.")
         }
-        guard shape.mayCostSquare else { return }
         let targetIsTheTexts = isClosed(target)
+        if shape.fanOut > 1, targetIsTheTexts {
+            // Every copy is the item again: 256 copies of a 1 MB string took 996 MB (eleventh round).
+            let copies = shape.fanOut * sizeBound(target)
+            if copies > Double(limit) {
+                throw refuse("\(name)'s subscript lists return each item up to \(Self.describe(shape.fanOut)) times, over a json of up to \(Self.describe(sizeBound(target))) bytes the query makes: up to \(Self.describe(copies)) bytes of copies, over this policy's limit of \(limit) bytes",
+                             "Name each element once (`$.a[0, 1]`), or take the elements with a wildcard (`$.a[*]`).")
+            }
+            try allocate(copies)
+        }
+        guard shape.mayCostSquare else { return }
         if shape.walksRootAgain, !targetIsTheTexts {
             throw refuse("\(name) walks the whole json again for every item (the root named again, which lax mode also unwraps in a comparison), over a json the query's text does not bound: its work grows with the square of the json",
                          "Inside a filter compare with `@` (the current item); in strict mode ('strict $.a[*] ? (@.b == $.c)') a member of the root is one lookup; or write the value out as a variable.")
@@ -576,7 +591,34 @@ extension Analyzer {
     }
 
     static func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
-        allocatingFunctions.contains { node.contains("{\"String\":{\"sval\":\"\($0)\"}}") }
+        allocatingFunctions.contains { node.contains("{\"String\":{\"sval\":\"\($0)\"}}") } || callsFanningJSONPath(node)
+    }
+
+    /// A jsonpath query whose path repeats its items (`$[0,0]`): its result is copies of its json,
+    /// so what reads it (a second such query, a column of rows that hold it) reads a made value.
+    static func callsFanningJSONPath(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard node.contains("{\"String\":{\"sval\":\"jsonb_path_query") else { return false }
+        var fans = false
+        node.forEachOccurrence(of: "{\"A_Const\":{\"sval\":{\"sval\":\"") { offset in
+            guard !fans else { return }
+            var probe = ParseTreeCursor(node)
+            probe.offset = offset
+            guard (try? probe.skipValue()) != nil else { fans = true; return }
+            let constant = UnsafeBufferPointer(rebasing: node[offset..<probe.offset])
+            // A subscript list has a comma; a keyvalue() chain a second keyvalue.
+            guard constant.contains(",") || constant.contains("keyvalue") else { return }
+            var reader = ParseTreeCursor(constant)
+            var text: String?
+            // {"A_Const":{"sval":{"sval":"…"},"location":N}}
+            let read: ()? = try? reader.forEachKey { reader, _ in
+                try reader.forEachKey { reader, key in
+                    guard case "sval" = key else { try reader.skipValue(); return }
+                    try reader.forEachKey { reader, _ in text = try reader.string() }
+                }
+            }
+            fans = read == nil || text.map { JSONPathShape($0).fanOut > 1 } ?? true
+        }
+        return fans
     }
 
     /// Whether a row source the query makes (a subquery, WITH query or function in FROM) calls a

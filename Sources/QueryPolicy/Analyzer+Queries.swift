@@ -146,9 +146,11 @@ extension Analyzer {
                                      hint: "Every WITH query must be a SELECT; leave out INSERT, UPDATE, DELETE and MERGE.",
                                      offset: nil, statementType: analyzer.analysis.statementType)
                     }
+                    // Its rows count where it is read, once a reference (`cteTextMadeRows`).
                     let rowsBefore = analyzer.analysis.textMadeRows
                     try analyzer.selectStatement(topLevel: false)
                     analyzer.cteTextMadeRows[name] = analyzer.analysis.textMadeRows / rowsBefore
+                    analyzer.analysis.textMadeRows = rowsBefore
                 }
             case "search_clause":
                 try analyzer.object { analyzer, key in

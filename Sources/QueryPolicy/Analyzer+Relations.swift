@@ -28,11 +28,10 @@ extension Analyzer {
             }
         }
         if schema == nil, visibleCTEs.contains(where: { $0.isExactly(relation) }) {
-            // A WITH query read again is its rows again: a join of it with itself multiplies them,
-            // whatever the planner guesses of the join's condition (`ON a.g * 0 = b.g * 0`: 5,000
-            // rows estimated, a million made; eleventh round).
-            cteReferences[relation, default: 0] += 1
-            if cteReferences[relation]! > 1 { analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1 }
+            // Every reference to a WITH query is its rows again, through other WITH queries too: a
+            // join of it with itself multiplies them, whatever the planner guesses of the join's
+            // condition (`ON a.g * 0 = b.g * 0`: 5,000 rows estimated, a million made; eleventh round).
+            analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)

@@ -65,10 +65,9 @@ struct Analyzer {
     /// beside an xml value it is parsed as an XML document: `COALESCE('<r>…', xmlelement(name a))`.
     var untypedMayBecomeXML = false
     var visibleCTEs: [String] = []
-    /// The rows each WITH query's text makes (`Analysis.textMadeRows` over its query), and how often
-    /// the query reads it: every reference after the first multiplies them again.
+    /// The rows each WITH query's text makes (`Analysis.textMadeRows` over its query): every
+    /// reference to it multiplies them.
     var cteTextMadeRows: [String: Double] = [:]
-    var cteReferences: [String: Int] = [:]
     /// Relations with columns the query may not read, the name the query refers to each by, and
     /// the rule that guards them.
     var guardedRelations: [GuardedRelation] = []

@@ -42,23 +42,56 @@ public struct CostBudget: Sendable, Equatable {
         public var totalCost: Double
         /// The largest row estimate of any node.
         public var rows: Double
+        /// The most rows an aggregate that keeps every input row takes (`accumulatedRows`), or
+        /// `rows` where the plan shows none.
+        public var accumulatedRows: Double
 
-        public init(totalCost: Double, rows: Double) {
+        public init(totalCost: Double, rows: Double, accumulatedRows: Double? = nil) {
             self.totalCost = totalCost
             self.rows = rows
+            self.accumulatedRows = accumulatedRows ?? rows
         }
     }
 
     /// The prefix that turns an admitted query into its estimate, without running it.
-    public static let explainPrefix = "EXPLAIN (FORMAT JSON) "
+    /// VERBOSE names each node's output, which shows the nodes that compute an accumulating
+    /// aggregate (`accumulatedRows`).
+    public static let explainPrefix = "EXPLAIN (VERBOSE, FORMAT JSON) "
 
-    /// Reads `EXPLAIN (FORMAT JSON)` output: the top plan's "Total Cost" and the largest "Plan Rows"
+    /// Reads `EXPLAIN (VERBOSE, FORMAT JSON)` output: the top plan's "Total Cost" and the largest "Plan Rows"
     /// of any node. Nil if either is missing, which the caller treats as over budget (fail closed); a
     /// node without "Plan Rows" counts as infinitely many.
     public static func estimate(fromExplainJSON text: some Collection<UInt8>) -> Estimate? {
         guard let document = try? JSONValue.parse(text, explainOptions), let plan = document.arrayValue?.first?["Plan"],
               let totalCost = plan["Total Cost"]?.doubleValue, let rows = largestRows(plan) else { return nil }
-        return Estimate(totalCost: totalCost, rows: rows)
+        return Estimate(totalCost: totalCost, rows: rows, accumulatedRows: accumulatedRows(plan))
+    }
+
+    /// The rows the plan's accumulating aggregates keep: the input of each node whose output
+    /// computes one (`json_agg(s.m)`, `string_agg(name, ','::text) OVER (?)`), and every subplan's
+    /// rows, which `ARRAY(subquery)` gathers; nil where no node shows one. The largest node would
+    /// also count a scan under a GROUP BY whose twelve groups are all `json_agg` sees (a monthly
+    /// report over 2 million rows was refused so). PostgreSQL 15 does not aggregate these in
+    /// parallel parts (they have no combine function), so a node's input is all its rows.
+    static func accumulatedRows(_ plan: JSONValue) -> Double? {
+        var largest: Double?
+        func visit(_ node: JSONValue) {
+            let children = node["Plans"]?.arrayValue ?? []
+            let outputs = node["Output"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            if outputs.contains(where: { output in Analyzer.accumulatingAggregates.contains { output.contains($0 + "(") } }) {
+                for child in children where !isSubplan(child) {
+                    largest = max(largest ?? 0, child["Plan Rows"]?.doubleValue ?? .infinity)
+                }
+            }
+            if isSubplan(node) { largest = max(largest ?? 0, node["Plan Rows"]?.doubleValue ?? .infinity) }
+            children.forEach(visit)
+        }
+        visit(plan)
+        return largest
+    }
+
+    private static func isSubplan(_ node: JSONValue) -> Bool {
+        ["InitPlan", "SubPlan"].contains(node["Parent Relationship"]?.stringValue ?? "")
     }
 
     /// Plans nest two JSON levels a node ("Plans", then the node); a query within the profile's
@@ -74,8 +107,7 @@ public struct CostBudget: Sendable, Equatable {
     public func violation(of estimate: Estimate) -> Rule? {
         if let maxCost, !(estimate.totalCost <= maxCost) { return .costLimit }
         if let maxEstimatedRows, !(estimate.rows <= maxEstimatedRows) { return .estimatedRows }
-        // The largest node's rows bound the aggregate's input rows, as for max_estimated_rows.
-        if let accumulation, !(estimate.rows * accumulation.bytesPerRow <= accumulation.maxBytes) { return .argumentLimit }
+        if let accumulation, !(estimate.accumulatedRows * accumulation.bytesPerRow <= accumulation.maxBytes) { return .argumentLimit }
         return nil
     }
 

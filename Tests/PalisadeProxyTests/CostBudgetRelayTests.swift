@@ -82,7 +82,7 @@ import QueryPolicy
         let explain = harness.sentToServer()
         #expect(explain.count == 7, "claims Parse/Bind/Execute, then the EXPLAIN's Parse/Bind/Execute and a Flush, no Sync")
         guard case .parse(_, let text, _) = explain[3] else { Issue.record("no Parse"); return }
-        #expect(text == "EXPLAIN (FORMAT JSON) SELECT * FROM a JOIN b ON a.id = b.id")
+        #expect(text == "EXPLAIN (VERBOSE, FORMAT JSON) SELECT * FROM a JOIN b ON a.id = b.id")
         #expect(harness.relay.isHoldingClientMessages)
 
         harness.client { FrontendEncoder.query("SELECT 2", into: &$0) }
@@ -133,7 +133,7 @@ import QueryPolicy
         guard case .parse(let name, let text, let types) = sent[6], case .bind(let portal, let statement) = sent[7] else {
             Issue.record("no estimate"); return
         }
-        #expect(name == "palisade_estimate" && types == [23] && text.hasPrefix("EXPLAIN (FORMAT JSON) SELECT"))
+        #expect(name == "palisade_estimate" && types == [23] && text.hasPrefix("EXPLAIN (VERBOSE, FORMAT JSON) SELECT"))
         #expect(portal == "palisade_estimate" && statement == "palisade_estimate")
         #expect(harness.relay.isHoldingClientMessages, "the Execute and Sync wait")
 

@@ -80,4 +80,50 @@ import Testing
         // A control character still counts six bytes a byte (`\u0001`).
         refused("SELECT length(string_agg(json_build_object('k', repeat(E'\\x01', 200))::text, '')) FROM generate_series(1, 1000)")
     }
+
+    /// The review of these fixes (each measured on PostgreSQL 15).
+    @Test func theReviewsEvasionsAreRefused() {
+        let ones = Array(repeating: "1", count: 1500).joined(separator: ",")
+        let sixteen = "[" + Array(repeating: "0", count: 16).joined(separator: ",") + "]"
+        // 1,500 elements through 256 copies: 384,000 rows the planner took for 1,000 (800 MB).
+        refused("SELECT length(string_agg(repeat('x', 1000), '')) FROM jsonb_path_query('[\(ones)]', 'lax $[*]\(sixteen)\(sixteen)')")
+        // 256 copies of a 1 MB string (996 MB), and a copying path over another one's result.
+        refused("SELECT octet_length(jsonb_path_query_array(to_jsonb(repeat('x', 1000000)), 'lax $\(sixteen)\(sixteen)')::text)")
+        refused("SELECT jsonb_path_query_array(jsonb_path_query_array(to_jsonb(repeat('x', 2000)), 'lax $\(sixteen)\(sixteen)'), 'lax $[*]\(sixteen)\(sixteen)')")
+        refused("SELECT jsonb_path_query_array(s.a, 'lax $[*]\(sixteen)\(sixteen)') FROM (SELECT jsonb_path_query_array(to_jsonb(repeat('x', 2000)), 'lax $\(sixteen)\(sixteen)') AS a) s")
+        // A WITH query read through another one, three times (1.9 GB).
+        refused("WITH a AS (SELECT g FROM generate_series(1, 100) g), b AS (SELECT g FROM a) SELECT length(string_agg(repeat('x', 1000), '')) FROM b b1 JOIN b b2 ON b1.g * 0 = b2.g * 0 JOIN b b3 ON b2.g * 0 = b3.g * 0")
+        // jsonb_pretty of a 100-deep array in an aggregate: 40,401 bytes a row (1.5 GB).
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        refused("SELECT length(string_agg(jsonb_pretty('\(deep)'), '')) FROM generate_series(1, 20000)")
+        // Distinct subscripts of a small json, and a single path query over a table, stay admitted.
+        admitted("SELECT jsonb_path_query_array('[1, 2, 3]', '$[0, 2]')")
+        admitted("WITH items AS (SELECT jsonb_path_query(items, '$[*]') AS item FROM orders) SELECT format('Item: %s', item) FROM items")
+        // A function's columns named in its alias are its own, with its form.
+        admitted("SELECT json_agg(json_build_object('k', k, 'v', v)) FROM orders, jsonb_each_text(items) AS kv(k, v)")
+    }
+
+    /// The planner's rows an aggregate takes are the input of the node that computes it, read from
+    /// EXPLAIN VERBOSE, not the largest node: a monthly report over 2 million rows has twelve.
+    @Test func thePlannersRowsAreThoseTheAggregateTakes() throws {
+        let plan = """
+        [{"Plan": {"Node Type": "Aggregate", "Plan Rows": 1, "Total Cost": 50000, "Output": ["json_agg((to_char(big.ts, 'YYYY-MM'::text)))"],
+          "Plans": [{"Node Type": "Aggregate", "Parent Relationship": "Outer", "Plan Rows": 12, "Output": ["(to_char(big.ts, 'YYYY-MM'::text))"],
+            "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Plan Rows": 2000000, "Output": ["to_char(big.ts, 'YYYY-MM'::text)"]}]}]}}]
+        """
+        let monthly = try #require(CostBudget.estimate(fromExplainJSON: Array(plan.utf8)))
+        #expect(monthly.rows == 2_000_000 && monthly.accumulatedRows == 12)
+        let array = """
+        [{"Plan": {"Node Type": "Result", "Plan Rows": 1, "Total Cost": 10, "Output": ["array_length($0, 1)"],
+          "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "InitPlan", "Subplan Name": "InitPlan 1 (returns $0)", "Plan Rows": 2000000, "Output": ["'zz'::text"]}]}}]
+        """
+        #expect(try #require(CostBudget.estimate(fromExplainJSON: Array(array.utf8))).accumulatedRows == 2_000_000, "ARRAY(subquery) gathers its subplan's rows")
+        let none = """
+        [{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 300, "Total Cost": 10, "Output": ["id"]}}]
+        """
+        #expect(try #require(CostBudget.estimate(fromExplainJSON: Array(none.utf8))).accumulatedRows == 300, "where no node shows one, the largest")
+        let budget = CostBudget(maxCost: nil, maxEstimatedRows: nil, accumulation: .init(bytesPerRow: 400, maxBytes: 64 * 1_048_576))
+        #expect(budget.violation(of: monthly) == nil)
+        #expect(budget.violation(of: .init(totalCost: 1, rows: 2_000_000)) == .argumentLimit)
+    }
 }

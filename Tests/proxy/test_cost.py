@@ -159,6 +159,12 @@ def test_text_an_aggregate_keeps_for_every_row_is_bounded_over_the_planned_rows(
     assert cursor.fetchone()[0] > 100000
     cursor.execute("SELECT length(string_agg(repeat('x', 1000), '')) FROM generate_series(1, 1000)")
     assert cursor.fetchone() == (1000000,)
+    # The rows an aggregate takes are those of the node under it (EXPLAIN VERBOSE shows which):
+    # two long labels a group over 100,000 accounts are one group's, not 100,000 rows' (80 MB).
+    label = "Branch totals for the quarter, as reported to the regional office. " * 3
+    cursor.execute(f"SELECT length(json_agg(json_build_object('bid', bid, 'title', '{label}', 'note', '{label}', 'total', s))::text) "
+                   "FROM (SELECT bid, sum(abalance) AS s FROM pgbench_accounts GROUP BY bid) t")
+    assert cursor.fetchone()[0] > 2 * len(label)
     connection.close()
 
     entries = [entry for entry in entries_of(server.audit_dir) if entry.get("request_id") in request_ids]
