@@ -214,6 +214,8 @@ struct CopyState {
     /// and the largest of them (`Analyzer.checkAccumulatedRows`).
     var accumulatedRowBytes = 0.0
     var largestAccumulatedRow = 0.0
+    /// Whether an ARRAY(subquery) gathers a subquery's rows (a subplan's, in the plan).
+    var gathersSubqueryRows = false
 }
 
 extension Analyzer {

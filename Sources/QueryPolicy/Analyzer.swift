@@ -30,6 +30,8 @@ struct Analysis {
     /// (`Analyzer.rowsFromText`, and `generate_series`'s steps): what an accumulating aggregate's
     /// per-row bytes are multiplied by before the planner is asked.
     var textMadeRows = 1.0
+    /// Whether an ARRAY(subquery) gathers rows (`CostBudget.Accumulation.gathersSubplans`).
+    var gathersSubqueryRows = false
 }
 
 /// Why a statement is refused; `offset` is a byte offset into the text.

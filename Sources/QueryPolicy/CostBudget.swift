@@ -24,10 +24,13 @@ public struct CostBudget: Sendable, Equatable {
         public var bytesPerRow: Double
         /// The most bytes it may add over all the rows.
         public var maxBytes: Double
+        /// Whether an ARRAY(subquery) gathers a subplan's rows, which then count too.
+        public var gathersSubplans: Bool
 
-        public init(bytesPerRow: Double, maxBytes: Double) {
+        public init(bytesPerRow: Double, maxBytes: Double, gathersSubplans: Bool = false) {
             self.bytesPerRow = bytesPerRow
             self.maxBytes = maxBytes
+            self.gathersSubplans = gathersSubplans
         }
     }
 
@@ -42,20 +45,30 @@ public struct CostBudget: Sendable, Equatable {
         public var totalCost: Double
         /// The largest row estimate of any node.
         public var rows: Double
-        /// The most rows an aggregate that keeps every input row takes (`accumulatedRows`), or
-        /// `rows` where the plan shows none.
-        public var accumulatedRows: Double
+        /// The most rows an aggregate that keeps every input row takes (`aggregatedRows`), and the
+        /// most a subplan other than a WITH query's makes, which ARRAY(subquery) gathers; nil where
+        /// the plan shows none.
+        public var aggregatedRows: Double?
+        public var subplanRows: Double?
 
-        public init(totalCost: Double, rows: Double, accumulatedRows: Double? = nil) {
+        public init(totalCost: Double, rows: Double, aggregatedRows: Double? = nil, subplanRows: Double? = nil) {
             self.totalCost = totalCost
             self.rows = rows
-            self.accumulatedRows = accumulatedRows ?? rows
+            self.aggregatedRows = aggregatedRows
+            self.subplanRows = subplanRows
+        }
+
+        /// The rows what the text adds is multiplied by: the largest node's where the plan shows
+        /// no node that gathers (fail closed).
+        func accumulatedRows(includingSubplans: Bool) -> Double {
+            let gathered = [aggregatedRows, includingSubplans ? subplanRows : nil].compactMap { $0 }
+            return gathered.max() ?? rows
         }
     }
 
     /// The prefix that turns an admitted query into its estimate, without running it.
     /// VERBOSE names each node's output, which shows the nodes that compute an accumulating
-    /// aggregate (`accumulatedRows`).
+    /// aggregate (`gatheredRows`).
     public static let explainPrefix = "EXPLAIN (VERBOSE, FORMAT JSON) "
 
     /// Reads `EXPLAIN (VERBOSE, FORMAT JSON)` output: the top plan's "Total Cost" and the largest "Plan Rows"
@@ -64,30 +77,34 @@ public struct CostBudget: Sendable, Equatable {
     public static func estimate(fromExplainJSON text: some Collection<UInt8>) -> Estimate? {
         guard let document = try? JSONValue.parse(text, explainOptions), let plan = document.arrayValue?.first?["Plan"],
               let totalCost = plan["Total Cost"]?.doubleValue, let rows = largestRows(plan) else { return nil }
-        return Estimate(totalCost: totalCost, rows: rows, accumulatedRows: accumulatedRows(plan))
+        let (aggregated, subplans) = gatheredRows(plan)
+        return Estimate(totalCost: totalCost, rows: rows, aggregatedRows: aggregated, subplanRows: subplans)
     }
 
-    /// The rows the plan's accumulating aggregates keep: the input of each node whose output
-    /// computes one (`json_agg(s.m)`, `string_agg(name, ','::text) OVER (?)`), and every subplan's
-    /// rows, which `ARRAY(subquery)` gathers; nil where no node shows one. The largest node would
-    /// also count a scan under a GROUP BY whose twelve groups are all `json_agg` sees (a monthly
-    /// report over 2 million rows was refused so). PostgreSQL 15 does not aggregate these in
+    /// The rows the plan's accumulating aggregates keep: the input of each Aggregate or WindowAgg
+    /// node whose output computes one (`json_agg(s.m)`, `string_agg(name, ','::text) OVER (?)`;
+    /// the nodes above only pass its value on), and apart, the rows of each subplan but a WITH
+    /// query's, which an ARRAY(subquery) gathers. The largest node would also count a scan under a
+    /// GROUP BY whose groups are all `json_agg` sees. PostgreSQL 15 does not aggregate these in
     /// parallel parts (they have no combine function), so a node's input is all its rows.
-    static func accumulatedRows(_ plan: JSONValue) -> Double? {
-        var largest: Double?
+    static func gatheredRows(_ plan: JSONValue) -> (aggregated: Double?, subplans: Double?) {
+        var aggregated: Double?, subplans: Double?
         func visit(_ node: JSONValue) {
             let children = node["Plans"]?.arrayValue ?? []
             let outputs = node["Output"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            if outputs.contains(where: { output in Analyzer.accumulatingAggregates.contains { output.contains($0 + "(") } }) {
+            if ["Aggregate", "WindowAgg"].contains(node["Node Type"]?.stringValue ?? ""),
+               outputs.contains(where: { output in Analyzer.accumulatingAggregates.contains { output.contains($0 + "(") } }) {
                 for child in children where !isSubplan(child) {
-                    largest = max(largest ?? 0, child["Plan Rows"]?.doubleValue ?? .infinity)
+                    aggregated = max(aggregated ?? 0, child["Plan Rows"]?.doubleValue ?? .infinity)
                 }
             }
-            if isSubplan(node) { largest = max(largest ?? 0, node["Plan Rows"]?.doubleValue ?? .infinity) }
+            if isSubplan(node), !(node["Subplan Name"]?.stringValue ?? "").hasPrefix("CTE ") {
+                subplans = max(subplans ?? 0, node["Plan Rows"]?.doubleValue ?? .infinity)
+            }
             children.forEach(visit)
         }
         visit(plan)
-        return largest
+        return (aggregated, subplans)
     }
 
     private static func isSubplan(_ node: JSONValue) -> Bool {
@@ -107,7 +124,10 @@ public struct CostBudget: Sendable, Equatable {
     public func violation(of estimate: Estimate) -> Rule? {
         if let maxCost, !(estimate.totalCost <= maxCost) { return .costLimit }
         if let maxEstimatedRows, !(estimate.rows <= maxEstimatedRows) { return .estimatedRows }
-        if let accumulation, !(estimate.accumulatedRows * accumulation.bytesPerRow <= accumulation.maxBytes) { return .argumentLimit }
+        if let accumulation,
+           !(estimate.accumulatedRows(includingSubplans: accumulation.gathersSubplans) * accumulation.bytesPerRow <= accumulation.maxBytes) {
+            return .argumentLimit
+        }
         return nil
     }
 

@@ -130,7 +130,8 @@ public final class PolicyEngine: Sendable {
                         budget = budget ?? CostBudget(maxCost: nil, maxEstimatedRows: nil)
                         budget?.accumulation = CostBudget.Accumulation(
                             bytesPerRow: analysis.accumulatedBytesPerRow,
-                            maxBytes: Analyzer.maxAccumulatedBytes(shared.policy))
+                            maxBytes: Analyzer.maxAccumulatedBytes(shared.policy),
+                            gathersSubplans: analysis.gathersSubqueryRows)
                     }
                     decision.costBudget = budget
                 }

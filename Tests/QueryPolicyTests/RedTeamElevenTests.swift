@@ -112,16 +112,27 @@ import Testing
             "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Plan Rows": 2000000, "Output": ["to_char(big.ts, 'YYYY-MM'::text)"]}]}]}}]
         """
         let monthly = try #require(CostBudget.estimate(fromExplainJSON: Array(plan.utf8)))
-        #expect(monthly.rows == 2_000_000 && monthly.accumulatedRows == 12)
+        #expect(monthly.rows == 2_000_000 && monthly.accumulatedRows(includingSubplans: true) == 12)
         let array = """
         [{"Plan": {"Node Type": "Result", "Plan Rows": 1, "Total Cost": 10, "Output": ["array_length($0, 1)"],
           "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "InitPlan", "Subplan Name": "InitPlan 1 (returns $0)", "Plan Rows": 2000000, "Output": ["'zz'::text"]}]}}]
         """
-        #expect(try #require(CostBudget.estimate(fromExplainJSON: Array(array.utf8))).accumulatedRows == 2_000_000, "ARRAY(subquery) gathers its subplan's rows")
+        let gathered = try #require(CostBudget.estimate(fromExplainJSON: Array(array.utf8)))
+        #expect(gathered.accumulatedRows(includingSubplans: true) == 2_000_000, "ARRAY(subquery) gathers its subplan's rows")
+        // A node above the aggregate passes its value on; a WITH query's subplan is not gathered.
+        let limited = """
+        [{"Plan": {"Node Type": "Limit", "Plan Rows": 100, "Total Cost": 10, "Output": ["(json_agg(x))"],
+          "Plans": [{"Node Type": "Nested Loop", "Parent Relationship": "Outer", "Plan Rows": 1000000, "Output": ["(json_agg(x))"],
+            "Plans": [{"Node Type": "Aggregate", "Parent Relationship": "Inner", "Plan Rows": 1, "Output": ["json_agg(x)"],
+              "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Plan Rows": 3, "Output": ["x"]}]}]},
+            {"Node Type": "CTE Scan", "Parent Relationship": "InitPlan", "Subplan Name": "CTE s", "Plan Rows": 5000000, "Output": ["x"]}]}}]
+        """
+        let lateral = try #require(CostBudget.estimate(fromExplainJSON: Array(limited.utf8)))
+        #expect(lateral.accumulatedRows(includingSubplans: true) == 3)
         let none = """
         [{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 300, "Total Cost": 10, "Output": ["id"]}}]
         """
-        #expect(try #require(CostBudget.estimate(fromExplainJSON: Array(none.utf8))).accumulatedRows == 300, "where no node shows one, the largest")
+        #expect(try #require(CostBudget.estimate(fromExplainJSON: Array(none.utf8))).accumulatedRows(includingSubplans: false) == 300, "where no node shows one, the largest")
         let budget = CostBudget(maxCost: nil, maxEstimatedRows: nil, accumulation: .init(bytesPerRow: 400, maxBytes: 64 * 1_048_576))
         #expect(budget.violation(of: monthly) == nil)
         #expect(budget.violation(of: .init(totalCost: 1, rows: 2_000_000)) == .argumentLimit)
