@@ -419,6 +419,7 @@ extension Analyzer {
         unnormalizedDepth += 1
         defer { unnormalizedDepth -= 1 }
         var padsTo: (type: String, bytesPerUnit: Double)?
+        var numericPrecision = false
         try object { analyzer, key in
             switch key {
             case "names":
@@ -430,10 +431,19 @@ extension Analyzer {
                     switch names.last {
                     case "bpchar": padsTo = ("char", 1)
                     case "bit": padsTo = ("bit", 1.0 / 8)
+                    case "numeric", "decimal": numericPrecision = true
                     default: break
                     }
                 }
             case "typmods":
+                if numericPrecision, let precision = analyzer.firstListElement().flatMap({ analyzer.constantValue($0)?.number }) {
+                    // numeric(p, s) writes its s places, and what multiplies or takes a root of it
+                    // keeps or adds them: `1::numeric(1000, 999)` is 1,001 characters as text
+                    // (500,000 of them in json_agg took 1.9 GB; eleventh round). The digits and a
+                    // sign and a point, for what keeps each row (`checkAccumulations`). An array's
+                    // elements are stored without them and sized as arrays are when written out.
+                    analyzer.analysis.madeBytes += max(precision + 2, 0)
+                }
                 if let padding = padsTo, let length = analyzer.firstListElement().flatMap({ analyzer.constantValue($0)?.number }) {
                     // An array type pads every element: as many as the text can state, one per two bytes
                     // ('{a,a,…}'::char(1000000)[] reached 1 GB from 2 KB of text).

@@ -249,13 +249,14 @@ extension Analyzer {
                 if isClosed(first) { throw unevaluated(name, "format string", "Write the format string out as one literal") }
                 return
             }
-            let (widest, takesWidthArgument, conversions) = Self.formatShape(format)
+            let (widest, _, conversions) = Self.formatShape(format)
+            let widthArguments = Self.formatWidthArguments(format)
             var width = widest
             // Every conversion may insert the largest argument (`%1$s` many times inserts one many times).
             var largest = 0.0
-            for argument in arguments.dropFirst() {
-                // `%*s` takes its width from an argument: any number among them may be one.
-                if takesWidthArgument {
+            for (offset, argument) in arguments.dropFirst().enumerated() {
+                // `%*s` takes its width from an argument (`format('%-*s', 12, category)`: the 12).
+                if widthArguments.contains(offset + 1) {
                     if let number = upperBound(argument) {
                         width = max(width, abs(number))
                     } else if constantValue(argument) == nil {
@@ -761,6 +762,57 @@ extension Analyzer {
 
     /// The widest width a format() string states (`%1000000s`, `%-5$20s`), whether one is taken
     /// from an argument (`%*s`), and how many conversions it has.
+    /// The arguments (1 for the first after the format) that `%*s` and `%*n$s` take widths from,
+    /// read as PostgreSQL's `text_format` reads them: a width taken from the next argument comes
+    /// before its value's, and after a position (`%3$s`, `%*2$s`) the next is the one after it.
+    static func formatWidthArguments(_ format: String) -> Set<Int> {
+        let bytes = Array(format.utf8)
+        var index = 0, last = 0
+        var widths = Set<Int>()
+        func digits() -> Int? {
+            var number = 0, any = false
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                number = min(number * 10 + Int(bytes[index] - UInt8(ascii: "0")), Int(Int32.max))
+                index += 1
+                any = true
+            }
+            return any ? number : nil
+        }
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "%") else { index += 1; continue }
+            index += 1
+            guard index < bytes.count else { break }
+            if bytes[index] == UInt8(ascii: "%") { index += 1; continue }
+            var position: Int?, widthPosition: Int?
+            // A first number is a position before `$`, and otherwise the width, which ends the specifier.
+            var widthWritten = false
+            if let number = digits() {
+                if index < bytes.count, bytes[index] == UInt8(ascii: "$") { position = number; index += 1 } else { widthWritten = true }
+            }
+            if !widthWritten {
+                while index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "*") {
+                    index += 1
+                    if let number = digits() {
+                        widthPosition = number
+                        if index < bytes.count, bytes[index] == UInt8(ascii: "$") { index += 1 }
+                    } else {
+                        widthPosition = 0
+                    }
+                } else {
+                    _ = digits()
+                }
+            }
+            if let widthPosition {
+                last = widthPosition > 0 ? widthPosition : last + 1
+                widths.insert(last)
+            }
+            last = position ?? last + 1
+            index += 1  // the conversion's type
+        }
+        return widths
+    }
+
     static func formatShape(_ format: String) -> (widest: Double, takesWidthArgument: Bool, conversions: Int) {
         let bytes = Array(format.utf8)
         var widest = 0.0

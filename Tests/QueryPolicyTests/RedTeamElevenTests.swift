@@ -137,4 +137,22 @@ import Testing
         #expect(budget.violation(of: monthly) == nil)
         #expect(budget.violation(of: .init(totalCost: 1, rows: 2_000_000)) == .argumentLimit)
     }
+
+    /// The fourth pass: a width `%*s` takes from an argument, and numeric(p, s)'s places, pad what
+    /// each row holds (784 MB and 1.9 GB on PostgreSQL 15).
+    @Test func widthsFromArgumentsAndNumericPlacesPadARow() {
+        refused("SELECT length(string_agg(format('%*s', 400, 'x'), '')) FROM generate_series(1, 1000000)")
+        refused("SELECT length(string_agg(format('%*s', 10000, 'x'), '')) FROM orders")
+        refused("SELECT length(string_agg('x', format('%*s', 1000, '-'))) FROM generate_series(1, 500000)")
+        refused("SELECT length(string_agg(1::numeric(1000, 999)::text, '')) FROM generate_series(1, 500000)")
+        refused("SELECT length(json_agg(CAST(1 AS decimal(1000, 999)))::text) FROM generate_series(1, 500000)")
+        // The width is the argument `*` takes, not every argument (`category` is the value).
+        admitted("SELECT format('%-*s %8s', 12, region, count(*)) FROM orders GROUP BY region")
+        admitted("SELECT json_agg(json_build_object('total', total::numeric(12, 2))) FROM orders")
+        #expect(Analyzer.formatWidthArguments("%-*s %8s") == [1])
+        #expect(Analyzer.formatWidthArguments("%2$s %*1$s") == [1])
+        #expect(Analyzer.formatWidthArguments("%*s|%*s") == [1, 3])
+        #expect(Analyzer.formatWidthArguments("%*2$s %s") == [2], "after a position, the next is the one after it")
+        #expect(Analyzer.formatWidthArguments("%10s %%*s") == [])
+    }
 }
