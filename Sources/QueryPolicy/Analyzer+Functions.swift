@@ -536,14 +536,15 @@ extension Analyzer {
         return (isClosed(argument) ? Double(node.count) : 1) + numbers
     }
 
+    /// Set-returning functions that may make a row of each byte of their text.
+    static let rowPerByteFunctions: Set<String> = ["regexp_split_to_table", "string_to_table", "regexp_matches"]
+
     /// The most rows a set-returning function (other than `generate_series`) makes from the values
     /// the text gives it: one per `bytesPerRow` of its largest such argument, and one more, since a
     /// split, an unnested element, a json's element or key and a regexp's match each take some of
     /// it. The planner cannot see these: `regexp_split_to_table(repeat('a,', 500000), ',')` made
     /// 500,001 rows it estimated at 1,000. A parameter counts as the limit (the client may send
     /// that much); a table's values are the data's, whose rows the planner counts.
-    static let rowPerByteFunctions: Set<String> = ["regexp_split_to_table", "string_to_table", "regexp_matches"]
-
     mutating func rowsFromText(_ arguments: [ParseTreeCursor], bytesPerRow: Double) -> Double {
         var largest = 0.0
         for argument in arguments {
@@ -605,10 +606,7 @@ extension Analyzer {
             var probe = ParseTreeCursor(node)
             probe.offset = offset
             guard (try? probe.skipValue()) != nil else { fans = true; return }
-            let constant = UnsafeBufferPointer(rebasing: node[offset..<probe.offset])
-            // A subscript list has a comma; a keyvalue() chain a second keyvalue.
-            guard constant.contains(",") || constant.contains("keyvalue") else { return }
-            var reader = ParseTreeCursor(constant)
+            var reader = ParseTreeCursor(UnsafeBufferPointer(rebasing: node[offset..<probe.offset]))
             var text: String?
             // {"A_Const":{"sval":{"sval":"…"},"location":N}}
             let read: ()? = try? reader.forEachKey { reader, _ in
