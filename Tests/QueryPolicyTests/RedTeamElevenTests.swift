@@ -4,20 +4,6 @@ import Testing
 /// After the eleventh round: what an accumulating aggregate keeps, counted over the rows the
 /// text makes, and a jsonpath that rows the query makes carry.
 @Suite struct RedTeamElevenTests {
-    private func refused(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        for profile in [Profiles.readonly, Profiles.analyst] {
-            let decision = profile.evaluate(sql)
-            #expect(decision.rule == .argumentLimit, "\(sql): \(decision.rule) \(decision.message)", sourceLocation: sourceLocation)
-        }
-    }
-
-    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        for profile in [Profiles.readonly, Profiles.analyst] {
-            let decision = profile.evaluate(sql)
-            #expect(decision.isAllowed, "\(sql): \(decision.message)", sourceLocation: sourceLocation)
-        }
-    }
-
     /// Text becomes a jsonpath only by a cast, so a query that casts to jsonpath may build any path
     /// in its rows (10^8 items from four lists of 100 zeros, or copies of one list concatenated).
     @Test func aJSONPathThatRowsTheQueryMakeCarryIsRefused() {

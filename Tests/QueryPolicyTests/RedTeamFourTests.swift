@@ -5,16 +5,6 @@ import Testing
 /// itself, sizes of texts Palisade cannot work out, functions that multiply a text, intervals of
 /// both signs, recursive UNION, padded arrays, and transaction counters in pg_class.
 @Suite struct RedTeamFourTests {
-    private func refused(_ sql: String, _ rule: Rule = .argumentLimit, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(Profiles.readonly.evaluate(sql).rule == rule, "\(sql)", sourceLocation: sourceLocation)
-        #expect(Profiles.analyst.evaluate(sql).rule == rule, "\(sql)", sourceLocation: sourceLocation)
-    }
-
-    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql)", sourceLocation: sourceLocation)
-        #expect(Profiles.analyst.evaluate(sql).isAllowed, "\(sql)", sourceLocation: sourceLocation)
-    }
-
     /// A column of a subquery, WITH query, VALUES list or function in FROM may carry a constant of
     /// the text: it is the text's to bound, not the data's.
     @Test func aCountLaunderedThroughRowsTheQueryMakesIsTheTexts() {

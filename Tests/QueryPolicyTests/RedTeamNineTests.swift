@@ -6,20 +6,6 @@ import Testing
 /// that keeps its input (range_agg), a jsonpath that walks its json again for every item (also
 /// through the @? and @@ operators), and a catalog row type that carries transaction ids.
 @Suite struct RedTeamNineTests {
-    private func refused(_ sql: String, _ rule: Rule, sourceLocation: SourceLocation = #_sourceLocation) {
-        for profile in [Profiles.readonly, Profiles.analyst] {
-            let decision = profile.evaluate(sql)
-            #expect(decision.rule == rule, "\(sql): \(decision.rule) \(decision.message)", sourceLocation: sourceLocation)
-        }
-    }
-
-    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        for profile in [Profiles.readonly, Profiles.analyst] {
-            let decision = profile.evaluate(sql)
-            #expect(decision.isAllowed, "\(sql): \(decision.message)", sourceLocation: sourceLocation)
-        }
-    }
-
     @Test func aRewriteThatCopiesItsSubstituteAtEveryMatchIsSized() {
         refused("SELECT numnode(ts_rewrite((repeat('a|', 30000) || 'a')::tsquery, 'a'::tsquery, (repeat('b|', 30000) || 'b')::tsquery))", .argumentLimit)
         refused("SELECT ts_rewrite(('" + Array(repeating: "a", count: 2000).joined(separator: "|") + "')::tsquery, 'a', ('"

@@ -6,16 +6,6 @@ import Testing
 /// constant factor, nested, multiply it. Every value is sized as copies of the query's inputs plus
 /// the text's bytes (`ValueSize`), composed through every level.
 @Suite struct RedTeamSevenTests {
-    private func refused(_ sql: String, _ rule: Rule, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(Profiles.readonly.evaluate(sql).rule == rule, "\(sql): \(Profiles.readonly.evaluate(sql).message)", sourceLocation: sourceLocation)
-        #expect(Profiles.analyst.evaluate(sql).rule == rule, "\(sql)", sourceLocation: sourceLocation)
-    }
-
-    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql): \(Profiles.readonly.evaluate(sql).message)", sourceLocation: sourceLocation)
-        #expect(Profiles.analyst.evaluate(sql).isAllowed, "\(sql)", sourceLocation: sourceLocation)
-    }
-
     /// `WITH c0 AS (seed), c1 AS (step over c0), …` with `levels` steps.
     private func chain(_ seed: String, _ step: String, levels: Int = 30, final: String = "SELECT length(x) FROM c{n}") -> String {
         var ctes = ["c0 AS (\(seed))"]

@@ -5,16 +5,6 @@ import Testing
 /// value multiply what the text makes a row by rows Palisade cannot bound; a recursive UNION ALL
 /// may double a value every step.
 @Suite struct RedTeamSixTests {
-    private func refused(_ sql: String, _ rule: Rule = .argumentLimit, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(Profiles.readonly.evaluate(sql).rule == rule, "\(sql)", sourceLocation: sourceLocation)
-        #expect(Profiles.analyst.evaluate(sql).rule == rule, "\(sql)", sourceLocation: sourceLocation)
-    }
-
-    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql)", sourceLocation: sourceLocation)
-        #expect(Profiles.analyst.evaluate(sql).isAllowed, "\(sql)", sourceLocation: sourceLocation)
-    }
-
     /// string_agg(repeat('x', 1000000), '') over 1,000 rows built 1 GB; array_agg of a char(262144)
     /// over 600 rows 325 MB. Over 1 KiB of text a row is refused, whatever the rows.
     @Test func anAccumulatingAggregateTakesLittleTextARow() {

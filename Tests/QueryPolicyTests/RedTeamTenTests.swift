@@ -5,20 +5,6 @@ import Testing
 /// coercions behind char(n) and bit(n) called by name, and numbers with an exponent inside strings
 /// that are not one number (array, json, jsonpath and range literals).
 @Suite struct RedTeamTenTests {
-    private func refused(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        for profile in [Profiles.readonly, Profiles.analyst] {
-            let decision = profile.evaluate(sql)
-            #expect(decision.rule == .argumentLimit, "\(sql): \(decision.rule) \(decision.message)", sourceLocation: sourceLocation)
-        }
-    }
-
-    private func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        for profile in [Profiles.readonly, Profiles.analyst] {
-            let decision = profile.evaluate(sql)
-            #expect(decision.isAllowed, "\(sql): \(decision.message)", sourceLocation: sourceLocation)
-        }
-    }
-
     @Test func subscriptListsThatMultiplyTheItemsAreRefused() {
         let zeros = "[" + Array(repeating: "0", count: 100).joined(separator: ",") + "]"
         refused("SELECT jsonb_path_query_array('1', '$\(zeros)\(zeros)\(zeros)\(zeros)')")

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import QueryPolicy
 
 /// The repository root, found from this file's path so tests run from any directory.
@@ -10,6 +11,21 @@ enum Profiles {
 
     static func engine(_ profile: String) -> PolicyEngine {
         profile == "analyst" ? analyst : readonly
+    }
+}
+
+/// The red-team suites' two checks: both shipped profiles refuse `sql` with `rule`, or admit it.
+func refused(_ sql: String, _ rule: Rule = .argumentLimit, sourceLocation: SourceLocation = #_sourceLocation) {
+    for profile in [Profiles.readonly, Profiles.analyst] {
+        let decision = profile.evaluate(sql)
+        #expect(decision.rule == rule, "\(sql): \(decision.rule) \(decision.message)", sourceLocation: sourceLocation)
+    }
+}
+
+func admitted(_ sql: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    for profile in [Profiles.readonly, Profiles.analyst] {
+        let decision = profile.evaluate(sql)
+        #expect(decision.isAllowed, "\(sql): \(decision.message)", sourceLocation: sourceLocation)
     }
 }
 
