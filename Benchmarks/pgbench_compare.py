@@ -246,11 +246,13 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     samples = {}
     # Each proxy's own CPU time per transaction (user + system, from /proc): its cost, apart from waits.
     cpu_samples = {}
+    # The system part of it: socket calls, thread wakes and the flush, which no user-space work adds to.
+    kernel_samples = {}
     ticks_per_second = os.sysconf("SC_CLK_TCK")
 
-    def cpu_seconds(pid):
+    def user_and_system_seconds(pid):
         fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks_per_second
+        return int(fields[11]) / ticks_per_second, int(fields[12]) / ticks_per_second
 
     # Entries and fdatasyncs of each Palisade's audit log, read before and after each run: the group
     # commit's batch size in that run alone.
@@ -283,7 +285,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                         # The throwaway server offers TLS; every path is measured in clear, like Palisade's default.
                         env = dict(os.environ, PGPASSWORD=password, PGSSLMODE="disable")
                         server_settled()
-                        cpu_before = cpu_seconds(pid) if pid else 0
+                        cpu_before = user_and_system_seconds(pid) if pid else (0, 0)
                         audit_before = entries_and_syncs(name) if name in palisades else floor_counts(name) if name in floors else None
                         threads_before = thread_cpu(pid) if name in palisades else None
                         machine_before = machine_busy_and_total()
@@ -308,7 +310,9 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                                 (server_cpu() - server_before) / ticks_per_second / transactions * 1e6,
                                 pgbench_seconds / transactions * 1e6))
                             if pid:
-                                cpu_samples.setdefault(key, []).append((cpu_seconds(pid) - cpu_before) / transactions * 1e6)
+                                user, system = (after - before for after, before in zip(user_and_system_seconds(pid), cpu_before))
+                                cpu_samples.setdefault(key, []).append((user + system) / transactions * 1e6)
+                                kernel_samples.setdefault(key, []).append(system / transactions * 1e6)
                             if threads_before is not None:
                                 threads_after = thread_cpu(pid)
                                 thread_samples.setdefault(key, []).append({
@@ -335,6 +339,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     in_place_after = fdatasync_micros(AUDIT_PARENT, in_place=True)
     results = {key: (median([tps for tps, _ in runs]), median([latency for _, latency in runs])) for key, runs in samples.items()}
     proxy_cpu = {key: median(values) for key, values in cpu_samples.items()}
+    proxy_kernel_cpu = {key: median(values) for key, values in kernel_samples.items()}
     entries_per_sync = {key: median([entries for entries, _ in values]) for key, values in sync_samples.items()}
     commit_micros = {key: median([micros for _, micros in values]) for key, values in sync_samples.items() if key[2] in palisades}
 
@@ -427,6 +432,12 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
         if floor8 and bouncer8 and floor1 and direct1 and cpu_floor and cpu_bouncer:
             print(f"{name} (the C floor, not a target): -c 8 {floor8[0] / bouncer8[0]:.2f}x PgBouncer's tps, -c 1 {(floor1[1] - direct1[1]) * 1000:+.0f} µs, "
                   f"-c 8 CPU {cpu_floor:.0f} µs per transaction = {cpu_floor / cpu_bouncer:.2f}x PgBouncer's")
+    # Where the CPU target's budget goes: the kernel's part of each proxy's CPU (the relay's socket calls, the wakes of
+    # its threads and, where it records, the flush), against PgBouncer's whole CPU.
+    kernel = {name: proxy_kernel_cpu.get(("simple", 8, name)) for name in ("pgbouncer", "palisade", *floors)}
+    if cpu_bouncer and all(value is not None for value in kernel.values()):
+        print("  -c 8 kernel CPU per transaction (socket calls, wakes, the flush), against PgBouncer's whole CPU: "
+              + ", ".join(f"{name} {value:.0f} µs = {value / cpu_bouncer:.2f}x" for name, value in kernel.items()))
     write8, write1 = results.get(("simple", 8, "pal-write")), results.get(("simple", 1, "pal-write"))
     cpu_write = proxy_cpu.get(("simple", 8, "pal-write"))
     if write8 and bouncer8 and write1 and direct1 and cpu_write and cpu_bouncer:

@@ -110,7 +110,7 @@ extension Analyzer {
             try object { analyzer, key in
                 switch key {
                 case "jointype": try analyzer.cursor.skipString()
-                case "isNatural": _ = try analyzer.cursor.boolean()
+                case "isNatural": if try analyzer.cursor.boolean() { analyzer.usesNaturalJoin = true }
                 case "larg", "rarg", "quals": try analyzer.expression()
                 case "usingClause": try analyzer.skipNameList()
                 case "join_using_alias", "alias":

@@ -79,6 +79,12 @@ extension Analyzer {
             try checkSettingName(arguments.first.flatMap { constantValue($0)?.string }, offset: remainingLocation())
         }
         if isBuiltin {
+            if shared.policy.hidesStatistics, PG15Catalog.transactionIDArgumentFunctions.contains(baseName) {
+                throw Denial(rule: .statistics,
+                             message: "function \(written)() is not allowed with this profile: it reads transaction ids, which count every tenant's writes (an untyped literal becomes one: mxid_age('1') reads the server's multixact counter)",
+                             hint: "Leave out transaction ids; use the table's own columns, such as timestamps.",
+                             offset: remainingLocation(), statementType: analysis.statementType)
+            }
             if shared.policy.hidesStatistics, StatisticsCatalog.functions.contains(baseName) {
                 throw Denial(rule: .statistics,
                              message: "function \(written)() is not allowed with this profile: sizes on disk count every tenant's rows, which row-level security does not filter",

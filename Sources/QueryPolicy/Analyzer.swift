@@ -78,6 +78,8 @@ struct Analyzer {
     var attributeCalls: [(qualifier: String, name: String)] = []
     /// Whole rows can reach a function through a join alias.
     var usesJoinAlias = false
+    /// A NATURAL JOIN compares every column its sides share without naming one.
+    var usesNaturalJoin = false
     /// Whether the query makes rows itself, and whether those rows call an allocating function
     /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.

@@ -117,17 +117,22 @@ enum StatisticsCatalog {
         "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
         "pg_statio_all_sequences", "pg_statio_user_sequences", "pg_statio_sys_sequences",
         "pg_stat_database",
-        // Calls of each function by every tenant (third red team). The server-wide counters
-        // (pg_stat_bgwriter, pg_stat_wal) stay readable: they name no table, row or function.
+        // Calls of each function by every tenant (third red team).
         "pg_stat_user_functions", "pg_stat_xact_user_functions",
+        // Server-wide counters of single writes: pg_stat_wal's wal_records rose by 1,000 when another
+        // tenant inserted 1,000 rows (fifteenth red team), and a logical slot's counts are transactions.
+        // Those counting pages, checkpoints or 16 MB segments (pg_stat_bgwriter, pg_stat_slru,
+        // pg_stat_archiver) stay readable: they show the server's load, not a tenant's rows.
+        "pg_stat_wal", "pg_stat_replication_slots",
     ]
 
-    /// Columns of otherwise readable catalog relations (psql's \d reads pg_class's other columns).
+    /// Columns of otherwise readable catalog relations (psql's \d reads pg_class's other columns):
+    /// counts, and every transaction-id column, since age() of one counts every tenant's writes since
+    /// (pg_class.relfrozenxid in the fourth red team, pg_database.datfrozenxid in the fifteenth).
     static let columns: [String: [String]] = [
-        // relfrozenxid and relminmxid: age() of them counts every tenant's transactions since (fourth red team).
-        "pg_class": ["reltuples", "relpages", "relallvisible", "relfrozenxid", "relminmxid"],
+        "pg_class": ["reltuples", "relpages", "relallvisible"],
         "pg_sequences": ["last_value"],
-    ]
+    ].merging(PG15Catalog.transactionIDColumns) { counts, transactionIDs in counts + transactionIDs }
 
     /// Functions that measure relations and databases on disk.
     static let functions: Set<String> = [
@@ -141,11 +146,6 @@ enum StatisticsCatalog {
 enum GuardedRelationColumns {
     private static let system: Set<String> = ["tableoid", "ctid", "xmin", "xmax", "cmin", "cmax"]
     static let byRelation: [String: Set<String>] = ([
-        "pg_class": ["oid", "relname", "relnamespace", "reltype", "reloftype", "relowner", "relam", "relfilenode", "reltablespace",
-                     "relpages", "reltuples", "relallvisible", "reltoastrelid", "relhasindex", "relisshared", "relpersistence",
-                     "relkind", "relnatts", "relchecks", "relhasrules", "relhastriggers", "relhassubclass", "relrowsecurity",
-                     "relforcerowsecurity", "relispopulated", "relreplident", "relispartition", "relrewrite", "relfrozenxid",
-                     "relminmxid", "relacl", "reloptions", "relpartbound"],
         "pg_db_role_setting": ["setdatabase", "setrole", "setconfig"],
         "pg_roles": ["rolname", "rolsuper", "rolinherit", "rolcreaterole", "rolcreatedb", "rolcanlogin", "rolreplication",
                      "rolconnlimit", "rolpassword", "rolvaliduntil", "rolbypassrls", "rolconfig", "oid"],
@@ -157,6 +157,7 @@ enum GuardedRelationColumns {
         "pg_user_mapping": ["oid", "umuser", "umserver", "umoptions"],
         "pg_user_mappings": ["umid", "srvid", "srvname", "umuser", "usename", "umoptions"],
     ] as [String: Set<String>]).mapValues { $0.union(system) }
+        .merging(PG15Catalog.transactionIDRelationColumns.mapValues(Set.init)) { listed, generated in listed.union(generated) }
 }
 
 /// What the engine knows of a relation name by itself: one lookup per relation reference

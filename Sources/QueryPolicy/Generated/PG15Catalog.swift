@@ -1671,6 +1671,67 @@ enum PG15Catalog {
         "pg_stat_activity",
         "pg_stat_replication",
     ]
+    /// The transaction-id columns (of the types above) of each such relation: age() of one counts every tenant's writes since.
+    static let transactionIDColumns: [String: [String]] = [
+        "pg_class": ["relfrozenxid", "relminmxid"],
+        "pg_database": ["datfrozenxid", "datminmxid"],
+        "pg_locks": ["transactionid"],
+        "pg_prepared_xacts": ["transaction"],
+        "pg_replication_slots": ["catalog_xmin", "xmin"],
+        "pg_stat_activity": ["backend_xid", "backend_xmin"],
+        "pg_stat_replication": ["backend_xmin"],
+    ]
+    /// Every column of each such relation, system columns included: r.name names a column of r when r has one.
+    static let transactionIDRelationColumns: [String: [String]] = [
+        "pg_class": ["cmax", "cmin", "ctid", "oid", "relacl", "relallvisible", "relam", "relchecks", "relfilenode", "relforcerowsecurity", "relfrozenxid", "relhasindex", "relhasrules", "relhassubclass", "relhastriggers", "relispartition", "relispopulated", "relisshared", "relkind", "relminmxid", "relname", "relnamespace", "relnatts", "reloftype", "reloptions", "relowner", "relpages", "relpartbound", "relpersistence", "relreplident", "relrewrite", "relrowsecurity", "reltablespace", "reltoastrelid", "reltuples", "reltype", "tableoid", "xmax", "xmin"],
+        "pg_database": ["cmax", "cmin", "ctid", "datacl", "datallowconn", "datcollate", "datcollversion", "datconnlimit", "datctype", "datdba", "datfrozenxid", "daticulocale", "datistemplate", "datlocprovider", "datminmxid", "datname", "dattablespace", "encoding", "oid", "tableoid", "xmax", "xmin"],
+        "pg_locks": ["classid", "database", "fastpath", "granted", "locktype", "mode", "objid", "objsubid", "page", "pid", "relation", "transactionid", "tuple", "virtualtransaction", "virtualxid", "waitstart"],
+        "pg_prepared_xacts": ["database", "gid", "owner", "prepared", "transaction"],
+        "pg_replication_slots": ["active", "active_pid", "catalog_xmin", "confirmed_flush_lsn", "database", "datoid", "plugin", "restart_lsn", "safe_wal_size", "slot_name", "slot_type", "temporary", "two_phase", "wal_status", "xmin"],
+        "pg_stat_activity": ["application_name", "backend_start", "backend_type", "backend_xid", "backend_xmin", "client_addr", "client_hostname", "client_port", "datid", "datname", "leader_pid", "pid", "query", "query_id", "query_start", "state", "state_change", "usename", "usesysid", "wait_event", "wait_event_type", "xact_start"],
+        "pg_stat_replication": ["application_name", "backend_start", "backend_xmin", "client_addr", "client_hostname", "client_port", "flush_lag", "flush_lsn", "pid", "replay_lag", "replay_lsn", "reply_time", "sent_lsn", "state", "sync_priority", "sync_state", "usename", "usesysid", "write_lag", "write_lsn"],
+    ]
+    /// Functions in pg_catalog every overload of which takes a transaction id or snapshot: an untyped literal or parameter becomes one without a cast (mxid_age('1') reads the multixact counter).
+    static let transactionIDArgumentFunctions: Set<String> = [
+        "cideq",
+        "cidout",
+        "cidsend",
+        "mxid_age",
+        "pg_get_multixact_members",
+        "pg_snapshot_out",
+        "pg_snapshot_send",
+        "pg_snapshot_xip",
+        "pg_snapshot_xmax",
+        "pg_snapshot_xmin",
+        "pg_visible_in_snapshot",
+        "pg_xact_commit_timestamp",
+        "pg_xact_commit_timestamp_origin",
+        "pg_xact_status",
+        "txid_snapshot_out",
+        "txid_snapshot_send",
+        "txid_snapshot_xip",
+        "txid_snapshot_xmax",
+        "txid_snapshot_xmin",
+        "txid_visible_in_snapshot",
+        "xid",
+        "xid8_larger",
+        "xid8_smaller",
+        "xid8cmp",
+        "xid8eq",
+        "xid8ge",
+        "xid8gt",
+        "xid8le",
+        "xid8lt",
+        "xid8ne",
+        "xid8out",
+        "xid8send",
+        "xideq",
+        "xideqint4",
+        "xidneq",
+        "xidneqint4",
+        "xidout",
+        "xidsend",
+    ]
     /// Functions in pg_catalog with an overload that returns a set: a query calling one can make any number of rows, so its plan is estimated before it runs (limits.max_cost).
     static let setReturningFunctions: Set<String> = [
         "aclexplode",
