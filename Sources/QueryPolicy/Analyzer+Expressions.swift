@@ -107,10 +107,12 @@ extension Analyzer {
         case "RangeVar": try rangeVariable()
         case "JoinExpr":
             analysis.mayExplode = true
+            let guardedBefore = guardedRelations.count
+            var natural = false
             try object { analyzer, key in
                 switch key {
                 case "jointype": try analyzer.cursor.skipString()
-                case "isNatural": if try analyzer.cursor.boolean() { analyzer.usesNaturalJoin = true }
+                case "isNatural": natural = try analyzer.cursor.boolean()
                 case "larg", "rarg", "quals": try analyzer.expression()
                 case "usingClause": try analyzer.skipNameList()
                 case "join_using_alias", "alias":
@@ -119,6 +121,10 @@ extension Analyzer {
                 case "rtindex": _ = try analyzer.cursor.integer()
                 default: throw analyzer.unsupportedField(key)
                 }
+            }
+            // A NATURAL JOIN compares every column its sides share, named nowhere in the text.
+            if natural {
+                for index in guardedBefore..<guardedRelations.count { guardedRelations[index].joinedNaturally = true }
             }
         case "RangeSubselect":
             try object { analyzer, key in
@@ -516,10 +522,25 @@ extension Analyzer {
         }
     }
 
+    /// Under row-level security only BERNOULLI without REPEATABLE: SYSTEM keeps or drops whole pages,
+    /// and a seed repeats a choice made by page and position, so sixteen samples of a tenant's own
+    /// rows told which share a page, the table's page count and how many rows others hold on them
+    /// (what `ctid` is refused for; fifteenth red team, checked against `ctid` on PostgreSQL 15).
     mutating func tableSample() throws {
+        var samplesPages = false
+        let offset = remainingLocation()
         try object { analyzer, key in
             switch key {
-            case "relation", "repeatable": try analyzer.expression()
+            case "relation": try analyzer.expression()
+            case "repeatable":
+                // The seed's own calls are judged first: a forbidden one keeps its rule.
+                try analyzer.expression()
+                if analyzer.shared.policy.hidesStatistics {
+                    throw Denial(rule: .statistics,
+                                 message: "TABLESAMPLE … REPEATABLE is not allowed with this profile: a repeated sample is chosen by where rows are stored, which shows how other tenants' rows are stored",
+                                 hint: "Leave out REPEATABLE; for a stable sample filter on the key instead (WHERE hashtext(id::text) % 100 < 10).",
+                                 offset: nil, statementType: analyzer.analysis.statementType)
+                }
             case "args": try analyzer.expressionList()
             case "method":
                 let method = try analyzer.nameList()
@@ -527,12 +548,20 @@ extension Analyzer {
                 guard name == "bernoulli" || name == "system" else {
                     throw Denial(rule: .functionNotAllowed,
                                  message: "TABLESAMPLE method \(method.joined(separator: ".")) is not allowed",
-                                 hint: "Use TABLESAMPLE BERNOULLI or TABLESAMPLE SYSTEM.",
+                                 hint: "Use TABLESAMPLE BERNOULLI.",
                                  offset: analyzer.remainingLocation(), statementType: analyzer.analysis.statementType)
                 }
+                samplesPages = name == "system"
             case "location": _ = try analyzer.cursor.integer()
             default: throw analyzer.unsupportedField(key)
             }
+        }
+        // After the arguments and the seed, so that a forbidden call in them keeps its own rule.
+        if samplesPages, shared.policy.hidesStatistics {
+            throw Denial(rule: .statistics,
+                         message: "TABLESAMPLE SYSTEM is not allowed with this profile: it keeps or drops whole pages, which shows how other tenants' rows are stored",
+                         hint: "Use TABLESAMPLE BERNOULLI, which samples rows one by one.",
+                         offset: offset, statementType: analysis.statementType)
         }
     }
 }

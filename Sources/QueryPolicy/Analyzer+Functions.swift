@@ -79,17 +79,9 @@ extension Analyzer {
             try checkSettingName(arguments.first.flatMap { constantValue($0)?.string }, offset: remainingLocation())
         }
         if isBuiltin {
-            if shared.policy.hidesStatistics, PG15Catalog.transactionIDArgumentFunctions.contains(baseName) {
-                throw Denial(rule: .statistics,
-                             message: "function \(written)() is not allowed with this profile: it reads transaction ids, which count every tenant's writes (an untyped literal becomes one: mxid_age('1') reads the server's multixact counter)",
-                             hint: "Leave out transaction ids; use the table's own columns, such as timestamps.",
-                             offset: remainingLocation(), statementType: analysis.statementType)
-            }
-            if shared.policy.hidesStatistics, StatisticsCatalog.functions.contains(baseName) {
-                throw Denial(rule: .statistics,
-                             message: "function \(written)() is not allowed with this profile: sizes on disk count every tenant's rows, which row-level security does not filter",
-                             hint: "Count the rows you can see with count(*) instead.",
-                             offset: remainingLocation(), statementType: analysis.statementType)
+            if let reason = statisticsReason(ofFunction: baseName) {
+                throw Denial(rule: .statistics, message: "function \(written)() is not allowed with this profile: \(reason.why)",
+                             hint: reason.hint, offset: remainingLocation(), statementType: analysis.statementType)
             }
             try checkArgumentLimits(baseName, offset: remainingLocation())
             if baseName != "generate_series", PG15Catalog.setReturningFunctions.contains(baseName) {
@@ -487,6 +479,21 @@ extension Analyzer {
 
     /// `<b>` and `</b>`, ts_headline's default StartSel and StopSel.
     static let defaultHeadlineMarkers = 8.0
+
+    /// Why a profile that hides statistics refuses the built-in `name`, in a call or in attribute
+    /// notation (`('orders'::regclass).pg_relation_size` is `pg_relation_size('orders')`).
+    func statisticsReason(ofFunction name: String) -> (why: String, hint: String)? {
+        guard shared.policy.hidesStatistics else { return nil }
+        if PG15Catalog.transactionIDArgumentFunctions.contains(name) {
+            return ("it reads transaction ids, which count every tenant's writes (an untyped literal becomes one: mxid_age('1') reads the server's multixact counter)",
+                    "Leave out transaction ids; use the table's own columns, such as timestamps.")
+        }
+        if StatisticsCatalog.functions.contains(name) {
+            return ("sizes on disk count every tenant's rows, which row-level security does not filter",
+                    "Count the rows you can see with count(*) instead.")
+        }
+        return nil
+    }
 
     static let textSearchFunctions: Set<String> = [
         "to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery", "tsquery_phrase", "to_tsvector",

@@ -172,6 +172,18 @@ extension Analyzer {
         }
     }
 
+    /// One-argument functions admitted in attribute notation on an expression, `(expr).name`: a
+    /// result of a few bytes, one of its values, or at most its argument, and neither keeping rows
+    /// nor making them. Field names that are also such functions (`name`, `date`, `count`) read as
+    /// before.
+    static let attributeCallable: Set<String> = {
+        let atMostTheArgument: Set<String> = ["upper", "lower", "initcap", "btrim", "ltrim", "rtrim", "trim", "reverse"]
+        let fixedCasts: Set<String> = ["name", "date", "time", "timetz", "timestamp", "timestamptz", "interval", "bool", "int2",
+                                       "int4", "int8", "float4", "float8", "numeric", "uuid", "inet", "cidr", "macaddr", "money"]
+        return copyFixedFunctions.union(copyChoosingFunctions).union(atMostTheArgument).union(fixedCasts)
+            .subtracting(accumulatingAggregates).subtracting(PG15Catalog.setReturningFunctions)
+    }()
+
     /// Checks `x.name` as the call `name(x)`; false if no one-argument function `name` is known.
     mutating func checkAttributeFunction(_ name: String, object: FieldObject, isBuiltinOneArgument: Bool) throws -> Bool {
         let forbidden = ForbiddenFunctions.reason(for: name)
@@ -196,6 +208,10 @@ extension Analyzer {
                          hint: "Remove .\(name); if it is a column, select it from a subquery under another name.",
                          offset: nil, statementType: analysis.statementType)
         }
+        if let reason = statisticsReason(ofFunction: name) {
+            throw Denial(rule: .statistics, message: "\(message), which is not allowed with this profile: \(reason.why)",
+                         hint: reason.hint, offset: nil, statementType: analysis.statementType)
+        }
         // The object is the argument: the per-function argument rules apply to it.
         switch name {
         case "current_setting":
@@ -205,6 +221,15 @@ extension Analyzer {
         case "xmlagg":
             if case .expression(let argument) = object { try requireXMLArgument(at: argument, of: "xmlagg") }
         default: break
+        }
+        // The value passes (rows, growth, copies, accumulation) read calls, not attribute notation:
+        // `(lpad('x', 1000, 'y')).array_agg` kept a million rows, where array_agg(…) is counted.
+        // On an expression only what those passes could not size differently is admitted. A column
+        // or a whole row (`o.count`) is the table's data, and is often a column of that name.
+        if case .expression = object, !Self.attributeCallable.contains(name) {
+            throw Denial(rule: .functionNotAllowed, message: "\(message), which Palisade admits only as \(name)(…)",
+                         hint: "Write \(name)(x); if \(name) is a field of the row x, read it as to_jsonb(x)->>'\(name)'.",
+                         offset: nil, statementType: analysis.statementType)
         }
         analysis.functions.appendIfMissing(name)
         return true

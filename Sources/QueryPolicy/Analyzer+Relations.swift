@@ -71,7 +71,7 @@ extension Analyzer {
                 found = "the whole row \(guarded.reference) through attribute notation (\(guarded.reference).\(call.name) is \(call.name)(\(guarded.reference)))"
             } else if usesJoinAlias {
                 found = "a whole row through a join alias"
-            } else if usesNaturalJoin {
+            } else if guarded.joinedNaturally {
                 // `pg_class NATURAL JOIN (SELECT 1::real AS reltuples) x` filters on reltuples, which
                 // no name in the text shows (fifteenth red team).
                 found = "every column a NATURAL JOIN compares"

@@ -78,8 +78,6 @@ struct Analyzer {
     var attributeCalls: [(qualifier: String, name: String)] = []
     /// Whole rows can reach a function through a join alias.
     var usesJoinAlias = false
-    /// A NATURAL JOIN compares every column its sides share without naming one.
-    var usesNaturalJoin = false
     /// Whether the query makes rows itself, and whether those rows call an allocating function
     /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.
@@ -203,6 +201,8 @@ struct GuardedRelation {
     var reference: String
     var columns: [String]
     var rule: Rule
+    /// Read on a side of a NATURAL JOIN, which compares its columns without naming them.
+    var joinedNaturally = false
 
     var columnList: String { columns.joined(separator: ", ") }
 

@@ -120,10 +120,11 @@ enum StatisticsCatalog {
         // Calls of each function by every tenant (third red team).
         "pg_stat_user_functions", "pg_stat_xact_user_functions",
         // Server-wide counters of single writes: pg_stat_wal's wal_records rose by 1,000 when another
-        // tenant inserted 1,000 rows (fifteenth red team), and a logical slot's counts are transactions.
-        // Those counting pages, checkpoints or 16 MB segments (pg_stat_bgwriter, pg_stat_slru,
-        // pg_stat_archiver) stay readable: they show the server's load, not a tenant's rows.
-        "pg_stat_wal", "pg_stat_replication_slots",
+        // tenant inserted 1,000 rows, pg_stat_slru's Xact blks_hit by one a committed transaction
+        // (fifteenth red team), and a logical slot's counts are transactions. Those counting pages,
+        // checkpoints or 16 MB segments (pg_stat_bgwriter, pg_stat_archiver) stay readable: they
+        // show the server's load, not a tenant's rows.
+        "pg_stat_wal", "pg_stat_slru", "pg_stat_replication_slots",
     ]
 
     /// Columns of otherwise readable catalog relations (psql's \d reads pg_class's other columns):

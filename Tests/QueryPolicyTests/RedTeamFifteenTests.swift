@@ -60,4 +60,40 @@ import Testing
         #expect(rule("SELECT spill_txns FROM pg_stat_replication_slots", Profiles.analyst) == .statistics)
         #expect(Profiles.analyst.evaluate("SELECT checkpoints_timed, buffers_checkpoint FROM pg_stat_bgwriter").isAllowed)
     }
+
+    // MARK: A second pass, against the fixes above
+
+    /// Attribute notation is a call: the statistics functions and the value passes see it as one.
+    @Test func attributeNotationIsCheckedAsTheCallItIs() {
+        for sql in ["SELECT ('1').mxid_age", "SELECT ('orders'::regclass).pg_relation_size",
+                    "SELECT relname, (c.oid::regclass).pg_table_size FROM pg_class c WHERE relname = 'orders'",
+                    "SELECT (current_database()).pg_database_size"] {
+            #expect(rule(sql, Profiles.analyst) == .statistics, "\(sql)")
+        }
+        // An accumulating aggregate, a set-returning function and a growing function on an
+        // expression: each is refused in attribute notation and counted as a call.
+        refused("SELECT length((lpad('x', 1000, 'y')).array_agg::text) FROM generate_series(1, 1000000)", .functionNotAllowed)
+        refused("SELECT length((1::numeric(1000, 999)).json_agg::text) FROM generate_series(1, 500000)", .functionNotAllowed)
+        refused("SELECT (ARRAY[1, 2]).unnest", .functionNotAllowed)
+        refused("SELECT ((repeat('x', 1000)).quote_literal).quote_literal", .functionNotAllowed)
+        // Fields and columns that share a function's name, and functions of a few bytes, read as before.
+        admitted("SELECT o.count FROM orders o")
+        admitted("SELECT (now()).date, ('x').upper, (ARRAY[1, 2]).cardinality")
+    }
+
+    /// TABLESAMPLE SYSTEM keeps or drops whole pages, and REPEATABLE repeats a choice made by page
+    /// and position: sixteen samples told a tenant's rows per page (as ctid would).
+    @Test func onlyBernoulliSamplesWithoutASeed() {
+        refused("SELECT count(*) FROM orders TABLESAMPLE SYSTEM (10)", .statistics)
+        refused("SELECT count(*) FROM orders TABLESAMPLE BERNOULLI (10) REPEATABLE (7)", .statistics)
+        admitted("SELECT count(*) FROM orders TABLESAMPLE BERNOULLI (10)")
+    }
+
+    /// The NATURAL JOIN rule holds for the join's own sides, not for a catalog read elsewhere.
+    @Test func aNaturalJoinIsJudgedByItsOwnSides() {
+        admitted("SELECT o.id, c.name FROM orders o NATURAL JOIN customers c WHERE EXISTS (SELECT 1 FROM pg_class WHERE relname = 'orders' AND relrowsecurity)")
+        #expect(Profiles.analyst.evaluate("SELECT table_name, column_name, c.relkind FROM information_schema.tables NATURAL JOIN information_schema.columns JOIN pg_class c ON c.relname = table_name WHERE table_schema = 'public'").isAllowed)
+        refused("SELECT 1 FROM orders o JOIN (pg_class NATURAL JOIN (SELECT 9::real AS reltuples) x) ON true", .statistics)
+        #expect(rule("SELECT blks_hit FROM pg_stat_slru WHERE name = 'Xact'", Profiles.analyst) == .statistics)
+    }
 }
