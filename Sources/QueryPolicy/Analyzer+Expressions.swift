@@ -512,10 +512,11 @@ extension Analyzer {
         return probe
     }
 
+    /// The alias of a row source the query makes (a subquery, a function, a join).
     mutating func alias() throws {
         try object { analyzer, key in
             switch key {
-            case "aliasname": try analyzer.cursor.skipString()
+            case "aliasname": analyzer.madeRowAliases.insert(try analyzer.cursor.string())
             case "colnames": try analyzer.skipNameList()
             default: throw analyzer.unsupportedField(key)
             }

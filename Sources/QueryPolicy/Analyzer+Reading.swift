@@ -125,6 +125,9 @@ extension Analyzer {
     /// the expression in brackets; a later name's object is a field of a composite value.
     mutating func indirectionList(firstObject: FieldObject) throws {
         var object = firstObject
+        // After a name of an expression's, each object is what the previous step made:
+        // `(lpad('x', 1000, 'y')).upper.array_agg` is array_agg(upper(…)).
+        let madeByTheQuery: Bool = if case .value = firstObject { false } else { true }
         try list { analyzer in
             var probe = analyzer.cursor
             try probe.expect(UInt8(ascii: "{"))
@@ -133,7 +136,7 @@ extension Analyzer {
             } else {
                 try analyzer.expression()
             }
-            object = .value
+            object = madeByTheQuery ? .computed : .value
         }
     }
 
@@ -143,6 +146,8 @@ extension Analyzer {
         case value
         /// The expression in `(expr).name`, at its node.
         case expression(ParseTreeCursor)
+        /// What a name after `(expr)` made of it: a field or a call's result.
+        case computed
     }
 
     /// The body of a `String` node used as a field name. PostgreSQL's ParseFuncOrColumn reads
@@ -183,6 +188,25 @@ extension Analyzer {
         return copyFixedFunctions.union(copyChoosingFunctions).union(atMostTheArgument).union(fixedCasts)
             .subtracting(accumulatingAggregates).subtracting(PG15Catalog.setReturningFunctions)
     }()
+
+    /// Functions no column is named after that keep rows, make them or grow what they are given: on
+    /// the whole row of a subquery, a WITH query or a function (`s.array_agg` is array_agg(s)) they
+    /// would act on rows the query makes, uncounted.
+    static let functionOnlyAttributes: Set<String> = accumulatingAggregates.union(PG15Catalog.setReturningFunctions).union([
+        "quote_literal", "quote_ident", "quote_nullable", "to_json", "to_jsonb", "row_to_json", "array_to_json",
+        "json_build_array", "json_build_object", "jsonb_build_array", "jsonb_build_object", "json_object", "jsonb_object",
+        "jsonb_pretty", "xmlcomment", "to_tsvector", "array_to_tsvector", "tsvector_to_array",
+    ])
+
+    /// `q.name` on a row source the query makes, read once the whole query is (a target list comes
+    /// before its FROM clause).
+    func checkAttributeCallsOnMadeRows() throws {
+        guard let call = attributeCalls.first(where: { madeRowAliases.contains($0.qualifier) && Self.functionOnlyAttributes.contains($0.name) }) else { return }
+        throw Denial(rule: .functionNotAllowed,
+                     message: "'\(call.qualifier).\(call.name)' is a call of the function \(call.name)() in attribute notation on the rows \(call.qualifier) makes, which Palisade admits only as \(call.name)(…)",
+                     hint: "Write \(call.name)(\(call.qualifier)), where its rows and sizes are counted; if \(call.name) is a column of \(call.qualifier), name it otherwise there (AS …).",
+                     offset: nil, statementType: analysis.statementType)
+    }
 
     /// Checks `x.name` as the call `name(x)`; false if no one-argument function `name` is known.
     mutating func checkAttributeFunction(_ name: String, object: FieldObject, isBuiltinOneArgument: Bool) throws -> Bool {
@@ -226,7 +250,8 @@ extension Analyzer {
         // `(lpad('x', 1000, 'y')).array_agg` kept a million rows, where array_agg(…) is counted.
         // On an expression only what those passes could not size differently is admitted. A column
         // or a whole row (`o.count`) is the table's data, and is often a column of that name.
-        if case .expression = object, !Self.attributeCallable.contains(name) {
+        var madeByTheQuery: Bool { if case .value = object { false } else { true } }
+        if madeByTheQuery, !Self.attributeCallable.contains(name) {
             throw Denial(rule: .functionNotAllowed, message: "\(message), which Palisade admits only as \(name)(…)",
                          hint: "Write \(name)(x); if \(name) is a field of the row x, read it as to_jsonb(x)->>'\(name)'.",
                          offset: nil, statementType: analysis.statementType)

@@ -78,6 +78,8 @@ struct Analyzer {
     var attributeCalls: [(qualifier: String, name: String)] = []
     /// Whole rows can reach a function through a join alias.
     var usesJoinAlias = false
+    /// Names of row sources the query makes (subqueries, functions, joins and WITH queries by alias).
+    var madeRowAliases: Set<String> = []
     /// Whether the query makes rows itself, and whether those rows call an allocating function
     /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.
@@ -115,6 +117,7 @@ struct Analyzer {
             try analyzer.checkCopies()
             try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()
+            try analyzer.checkAttributeCallsOnMadeRows()
             return .success(analyzer.analysis)
         } catch let denial as Denial {
             return .failure(denial)

@@ -76,6 +76,11 @@ import Testing
         refused("SELECT length((1::numeric(1000, 999)).json_agg::text) FROM generate_series(1, 500000)", .functionNotAllowed)
         refused("SELECT (ARRAY[1, 2]).unnest", .functionNotAllowed)
         refused("SELECT ((repeat('x', 1000)).quote_literal).quote_literal", .functionNotAllowed)
+        // On the whole row of a subquery or WITH query, and on what an earlier name made.
+        refused("SELECT length(s.array_agg::text) FROM (SELECT lpad('x', 1000, 'y') AS x FROM generate_series(1, 1000000)) s", .functionNotAllowed)
+        refused("WITH w AS (SELECT lpad('x', 1000, 'y') AS x FROM generate_series(1, 1000000)) SELECT length(w.json_agg::text) FROM w", .functionNotAllowed)
+        refused("SELECT (lpad('x', 1000, 'y')).upper.array_agg FROM generate_series(1, 1000000)", .functionNotAllowed)
+        admitted("SELECT s.id, s.count FROM (SELECT customer_id AS id, count(*) FROM orders GROUP BY customer_id) s")
         // Fields and columns that share a function's name, and functions of a few bytes, read as before.
         admitted("SELECT o.count FROM orders o")
         admitted("SELECT (now()).date, ('x').upper, (ARRAY[1, 2]).cardinality")
