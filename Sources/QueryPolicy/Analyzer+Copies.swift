@@ -137,7 +137,7 @@ struct CopyRelation {
         self.ordered = ordered
         var whole = ValueSize()
         for (index, size) in sizes.enumerated() {
-            whole.add(size)
+            whole.add(Analyzer.nested(size))
             if let name = names[index] {
                 if let known = byName[name] { byName[name] = ValueSize.either([known, size]) } else { byName[name] = size }
             }

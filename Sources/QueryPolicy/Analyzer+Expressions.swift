@@ -127,25 +127,40 @@ extension Analyzer {
                 for index in guardedBefore..<guardedRelations.count { guardedRelations[index].joinedNaturally = true }
             }
         case "RangeSubselect":
+            var columns: Set<String> = []
             try object { analyzer, key in
                 switch key {
                 case "lateral": _ = try analyzer.cursor.boolean()
-                case "subquery": try analyzer.subquery()
-                case "alias": try analyzer.alias()
+                case "subquery":
+                    var select = analyzer.cursor
+                    try select.forEachKey { cursor, _ in
+                        columns = Analyzer.outputColumnNames(of: cursor)
+                        try cursor.skipValue()
+                    }
+                    try analyzer.subquery()
+                case "alias": try analyzer.alias(columns: columns)
                 default: throw analyzer.unsupportedField(key)
                 }
             }
         case "RangeFunction":
             analysis.mayExplode = true
+            var calledNames: [String] = []
+            var aliased = false
             try object { analyzer, key in
                 switch key {
                 case "lateral", "ordinality", "is_rowsfrom": _ = try analyzer.cursor.boolean()
-                case "functions": try analyzer.expressionList()
-                case "alias": try analyzer.alias()
+                case "functions":
+                    calledNames = try analyzer.functionNames(in: analyzer.cursor)
+                    try analyzer.expressionList()
+                case "alias":
+                    aliased = true
+                    try analyzer.alias()
                 case "coldeflist": try analyzer.expressionList()
                 default: throw analyzer.unsupportedField(key)
                 }
             }
+            // Without an alias a function's rows go by its name (`FROM repeat('x', 1000000)`: `repeat`).
+            if !aliased { madeRowAliases.formUnion(calledNames) }
         case "ColumnDef":
             try object { analyzer, key in
                 switch key {
@@ -512,15 +527,94 @@ extension Analyzer {
         return probe
     }
 
-    /// The alias of a row source the query makes (a subquery, a function, a join).
-    mutating func alias() throws {
+    /// The names of the functions called in the value at `start` (the last part of each funcname).
+    func functionNames(in start: ParseTreeCursor) throws -> [String] {
+        var end = start
+        try end.skipValue()
+        var names: [String] = []
+        let needle: StaticString = "\"funcname\":"
+        try UnsafeBufferPointer(rebasing: tree[start.offset..<end.offset]).forEachOccurrence(of: needle) { offset in
+            var list = ParseTreeCursor(tree)
+            list.offset = start.offset + offset + needle.utf8CodeUnitCount
+            if let name = try Analyzer.stringList(&list).last { names.append(name) }
+        }
+        return names
+    }
+
+    /// The alias of a row source the query makes (a subquery, a function, a join), with the
+    /// columns it is known to have (`columns`, unless the alias names them).
+    mutating func alias(columns: Set<String> = []) throws {
+        var name: String?
+        var renamed: [String]?
         try object { analyzer, key in
             switch key {
-            case "aliasname": analyzer.madeRowAliases.insert(try analyzer.cursor.string())
-            case "colnames": try analyzer.skipNameList()
+            case "aliasname": name = try analyzer.cursor.string()
+            case "colnames": renamed = try analyzer.nameList()
             default: throw analyzer.unsupportedField(key)
             }
         }
+        if let name { addMadeRows(name, columns: renamed.map(Set.init) ?? columns) }
+    }
+
+    /// The same alias in two scopes keeps only the columns both have: the name must be a column
+    /// wherever it is read.
+    mutating func addMadeRows(_ alias: String, columns: Set<String>) {
+        if madeRowAliases.insert(alias).inserted {
+            madeRowColumns[alias] = columns
+        } else {
+            madeRowColumns[alias] = (madeRowColumns[alias] ?? []).intersection(columns)
+        }
+    }
+
+    /// The names PostgreSQL gives the columns of a SELECT at the cursor (its first branch's, for a
+    /// set operation), as FigureColname does for a name, a column and a call; others are left out.
+    static func outputColumnNames(of start: ParseTreeCursor) -> Set<String> {
+        var cursor = start
+        var names: Set<String> = []
+        var firstBranch: ParseTreeCursor?
+        do {
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "targetList":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        try cursor.forEachKey { cursor, _ in
+                            var name: String?
+                            var implicit: String?
+                            try cursor.forEachKey { cursor, key in
+                                switch key {
+                                case "name": name = try cursor.string()
+                                case "val":
+                                    var node = cursor
+                                    try cursor.skipValue()
+                                    try node.forEachKey { node, type in
+                                        switch type {
+                                        case "FuncCall":
+                                            try node.forEachKey { node, key in
+                                                if case "funcname" = key { implicit = try Analyzer.stringList(&node).last } else { try node.skipValue() }
+                                            }
+                                        case "ColumnRef":
+                                            try node.forEachKey { node, key in
+                                                if case "fields" = key { implicit = try Analyzer.stringList(&node).last } else { try node.skipValue() }
+                                            }
+                                        default: try node.skipValue()
+                                        }
+                                    }
+                                default: try cursor.skipValue()
+                                }
+                            }
+                            if let column = name ?? implicit { names.insert(column) }
+                        }
+                    }
+                case "larg": firstBranch = cursor; try cursor.skipValue()
+                default: try cursor.skipValue()
+                }
+            }
+        } catch {
+            return []
+        }
+        if names.isEmpty, let firstBranch { return outputColumnNames(of: firstBranch) }
+        return names
     }
 
     /// Under row-level security only BERNOULLI without REPEATABLE: SYSTEM keeps or drops whole pages,

@@ -201,7 +201,9 @@ extension Analyzer {
     /// `q.name` on a row source the query makes, read once the whole query is (a target list comes
     /// before its FROM clause).
     func checkAttributeCallsOnMadeRows() throws {
-        guard let call = attributeCalls.first(where: { madeRowAliases.contains($0.qualifier) && Self.functionOnlyAttributes.contains($0.name) }) else { return }
+        guard let call = attributeCalls.first(where: {
+            madeRowAliases.contains($0.qualifier) && Self.functionOnlyAttributes.contains($0.name) && madeRowColumns[$0.qualifier]?.contains($0.name) != true
+        }) else { return }
         throw Denial(rule: .functionNotAllowed,
                      message: "'\(call.qualifier).\(call.name)' is a call of the function \(call.name)() in attribute notation on the rows \(call.qualifier) makes, which Palisade admits only as \(call.name)(…)",
                      hint: "Write \(call.name)(\(call.qualifier)), where its rows and sizes are counted; if \(call.name) is a column of \(call.qualifier), name it otherwise there (AS …).",

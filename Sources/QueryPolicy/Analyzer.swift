@@ -80,6 +80,8 @@ struct Analyzer {
     var usesJoinAlias = false
     /// Names of row sources the query makes (subqueries, functions, joins and WITH queries by alias).
     var madeRowAliases: Set<String> = []
+    /// The columns each of them is known to have: there `q.name` is the column, not a call.
+    var madeRowColumns: [String: Set<String>] = [:]
     /// Whether the query makes rows itself, and whether those rows call an allocating function
     /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.
