@@ -159,7 +159,8 @@ extension Analyzer {
                 default: throw analyzer.unsupportedField(key)
                 }
             }
-            // Without an alias a function's rows go by its name (`FROM repeat('x', 1000000)`: `repeat`).
+            // Without an alias a function's rows go by the name PostgreSQL gives the expression
+            // (`repeat`, but `coalesce` or a cast's type): known or not, it is no table's.
             if !aliased { madeRowAliases.formUnion(calledNames) }
         case "ColumnDef":
             try object { analyzer, key in
@@ -595,7 +596,13 @@ extension Analyzer {
                                             }
                                         case "ColumnRef":
                                             try node.forEachKey { node, key in
-                                                if case "fields" = key { implicit = try Analyzer.stringList(&node).last } else { try node.skipValue() }
+                                                guard case "fields" = key else { try node.skipValue(); return }
+                                                // `q.*` is q's columns, not one named q.
+                                                var fields = node
+                                                try fields.skipValue()
+                                                let text = String(decoding: UnsafeRawBufferPointer(start: node.base + node.offset, count: fields.offset - node.offset), as: UTF8.self)
+                                                implicit = text.contains("\"A_Star\"") ? nil : try Analyzer.stringList(&node).last
+                                                node = fields
                                             }
                                         default: try node.skipValue()
                                         }

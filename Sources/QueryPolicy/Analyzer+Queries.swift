@@ -146,7 +146,7 @@ extension Analyzer {
                                      hint: "Every WITH query must be a SELECT; leave out INSERT, UPDATE, DELETE and MERGE.",
                                      offset: nil, statementType: analyzer.analysis.statementType)
                     }
-                    analyzer.madeRowColumns[name] = columnNames.isEmpty ? Analyzer.outputColumnNames(of: analyzer.cursor) : Set(columnNames)
+                    analyzer.cteColumns[name] = columnNames.isEmpty ? Analyzer.outputColumnNames(of: analyzer.cursor) : Set(columnNames)
                     // Its rows count where it is read, once a reference (`cteTextMadeRows`).
                     let rowsBefore = analyzer.analysis.textMadeRows
                     try analyzer.selectStatement(topLevel: false)

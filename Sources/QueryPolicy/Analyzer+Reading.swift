@@ -199,10 +199,14 @@ extension Analyzer {
     ])
 
     /// `q.name` on a row source the query makes, read once the whole query is (a target list comes
-    /// before its FROM clause).
+    /// before its FROM clause). Only a table's alias, and no row source's the query makes, may be
+    /// read so without a column of that name: an unaliased function in FROM goes by a name
+    /// PostgreSQL works out (`coalesce`, a cast's type), and a name may be reused in another scope.
     func checkAttributeCallsOnMadeRows() throws {
-        guard let call = attributeCalls.first(where: {
-            madeRowAliases.contains($0.qualifier) && Self.functionOnlyAttributes.contains($0.name) && madeRowColumns[$0.qualifier]?.contains($0.name) != true
+        guard let call = attributeCalls.first(where: { call in
+            guard Self.functionOnlyAttributes.contains(call.name) else { return false }
+            if madeRowAliases.contains(call.qualifier) { return madeRowColumns[call.qualifier]?.contains(call.name) != true }
+            return !tableAliases.contains(call.qualifier)
         }) else { return }
         throw Denial(rule: .functionNotAllowed,
                      message: "'\(call.qualifier).\(call.name)' is a call of the function \(call.name)() in attribute notation on the rows \(call.qualifier) makes, which Palisade admits only as \(call.name)(…)",

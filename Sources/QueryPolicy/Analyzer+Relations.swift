@@ -28,11 +28,13 @@ extension Analyzer {
             }
         }
         if schema == nil, visibleCTEs.contains(where: { $0.isExactly(relation) }) {
-            addMadeRows(aliasName ?? relation, columns: renamesColumns ? [] : madeRowColumns[relation] ?? [])
             // Every reference to a WITH query is its rows again, through other WITH queries too: a
             // join of it with itself multiplies them, whatever the planner guesses of the join's
             // condition (`ON a.g * 0 = b.g * 0`: 5,000 rows estimated, a million made; eleventh round).
             analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1
+            addMadeRows(aliasName ?? relation, columns: renamesColumns ? [] : cteColumns[relation] ?? [])
+        } else {
+            tableAliases.insert(aliasName ?? relation)
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)

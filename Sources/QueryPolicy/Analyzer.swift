@@ -82,6 +82,10 @@ struct Analyzer {
     var madeRowAliases: Set<String> = []
     /// The columns each of them is known to have: there `q.name` is the column, not a call.
     var madeRowColumns: [String: Set<String>] = [:]
+    /// The columns of each WITH query, given to the names it is read under.
+    var cteColumns: [String: Set<String>] = [:]
+    /// Names and aliases of tables read (whose rows are the data, not the query's making).
+    var tableAliases: Set<String> = []
     /// Whether the query makes rows itself, and whether those rows call an allocating function
     /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.
