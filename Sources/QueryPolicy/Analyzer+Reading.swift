@@ -189,9 +189,9 @@ extension Analyzer {
             .subtracting(accumulatingAggregates).subtracting(PG15Catalog.setReturningFunctions)
     }()
 
-    /// Functions no column is named after that keep rows, make them or grow what they are given: on
-    /// the whole row of a subquery, a WITH query or a function (`s.array_agg` is array_agg(s)) they
-    /// would act on rows the query makes, uncounted.
+    /// Functions that keep rows, make them or grow what they are given: on the whole row of a
+    /// subquery, a WITH query or a function (`s.array_agg` is array_agg(s)) they would act on rows
+    /// the query makes, uncounted (`checkAttributeCallsOnMadeRows`).
     static let functionOnlyAttributes: Set<String> = accumulatingAggregates.union(PG15Catalog.setReturningFunctions).union([
         "quote_literal", "quote_ident", "quote_nullable", "to_json", "to_jsonb", "row_to_json", "array_to_json",
         "json_build_array", "json_build_object", "jsonb_build_array", "jsonb_build_object", "json_object", "jsonb_object",
@@ -254,8 +254,8 @@ extension Analyzer {
         }
         // The value passes (rows, growth, copies, accumulation) read calls, not attribute notation:
         // `(lpad('x', 1000, 'y')).array_agg` kept a million rows, where array_agg(…) is counted.
-        // On an expression only what those passes could not size differently is admitted. A column
-        // or a whole row (`o.count`) is the table's data, and is often a column of that name.
+        // On an expression only what those passes could not size differently is admitted. On a
+        // qualified name (`o.count`, often a column) the row source decides, once it is known.
         var madeByTheQuery: Bool { if case .value = object { false } else { true } }
         if madeByTheQuery, !Self.attributeCallable.contains(name) {
             throw Denial(rule: .functionNotAllowed, message: "\(message), which Palisade admits only as \(name)(…)",
