@@ -597,12 +597,18 @@ extension Analyzer {
                                         case "ColumnRef":
                                             try node.forEachKey { node, key in
                                                 guard case "fields" = key else { try node.skipValue(); return }
-                                                // `q.*` is q's columns, not one named q.
-                                                var fields = node
-                                                try fields.skipValue()
-                                                let text = String(decoding: UnsafeRawBufferPointer(start: node.base + node.offset, count: fields.offset - node.offset), as: UTF8.self)
-                                                implicit = text.contains("\"A_Star\"") ? nil : try Analyzer.stringList(&node).last
-                                                node = fields
+                                                // The last field names the column; `q.*` is q's columns, not one named q.
+                                                try node.expect(UInt8(ascii: "["))
+                                                while try node.nextElement() {
+                                                    implicit = nil
+                                                    try node.forEachKey { node, type in
+                                                        if case "String" = type {
+                                                            try node.forEachKey { node, _ in implicit = try node.string() }
+                                                        } else {
+                                                            try node.skipValue()
+                                                        }
+                                                    }
+                                                }
                                             }
                                         default: try node.skipValue()
                                         }

@@ -218,7 +218,7 @@ struct GuardedRelation {
     var why: String {
         let subject = columns.count == 1 ? "its \(columns[0]) column" : "its columns \(columnList)"
         return rule == .statistics
-            ? "\(subject) count every tenant's rows, which row-level security does not filter"
+            ? "\(subject) count every tenant's rows or writes, which row-level security does not filter"
             : "\(subject) can hold credentials or secret settings"
     }
 }
