@@ -89,6 +89,7 @@ extension Analyzer {
         case "SubLink":
             // A subquery in an expression may run once per outer row: a join by another name.
             analysis.mayExplode = true
+            plannedRelations += 1
             try subLink()
         case "SQLValueFunction":
             try object { analyzer, key in
@@ -107,6 +108,7 @@ extension Analyzer {
         case "RangeVar": try rangeVariable()
         case "JoinExpr":
             analysis.mayExplode = true
+            plannedRelations += 1
             let guardedBefore = guardedRelations.count
             var natural = false
             try object { analyzer, key in
@@ -127,6 +129,7 @@ extension Analyzer {
                 for index in guardedBefore..<guardedRelations.count { guardedRelations[index].joinedNaturally = true }
             }
         case "RangeSubselect":
+            plannedRelations += 1
             var columns: Set<String> = []
             try object { analyzer, key in
                 switch key {
@@ -144,6 +147,7 @@ extension Analyzer {
             }
         case "RangeFunction":
             analysis.mayExplode = true
+            plannedRelations += 1
             var calledNames: [String] = []
             var aliased = false
             try object { analyzer, key in

@@ -76,7 +76,12 @@ extension Analyzer {
                 try analyzer.selectStatement(topLevel: false)
                 analyzer.leave()
             case "groupDistinct", "all": _ = try analyzer.cursor.boolean()
-            case "limitOption", "op": try analyzer.cursor.skipString()
+            case "op":
+                switch try analyzer.cursor.string() {
+                case "SETOP_INTERSECT", "SETOP_EXCEPT": analyzer.hashesSetOperationRows = true
+                default: break
+                }
+            case "limitOption": try analyzer.cursor.skipString()
             default: throw analyzer.unsupportedField(key)
             }
         }
@@ -128,11 +133,12 @@ extension Analyzer {
     mutating func commonTableExpression(recursive: Bool) throws -> String {
         var name = ""
         var columnNames: [String] = []
+        var inlined = false
         try object { analyzer, key in
             switch key {
             case "ctename": name = try analyzer.cursor.string()
             case "aliascolnames": columnNames = try analyzer.nameList()
-            case "ctematerialized": try analyzer.cursor.skipString()
+            case "ctematerialized": inlined = try analyzer.cursor.string() == "CTEMaterializeNever"
             case "ctequery":
                 if recursive {
                     try analyzer.checkRecursiveUnion(name)
@@ -149,9 +155,11 @@ extension Analyzer {
                     analyzer.cteColumns[name] = columnNames.isEmpty ? Analyzer.outputColumnNames(of: analyzer.cursor) : Set(columnNames)
                     // Its rows count where it is read, once a reference (`cteTextMadeRows`).
                     let rowsBefore = analyzer.analysis.textMadeRows
+                    let relationsBefore = analyzer.plannedRelations
                     try analyzer.selectStatement(topLevel: false)
                     analyzer.cteTextMadeRows[name] = analyzer.analysis.textMadeRows / rowsBefore
                     analyzer.analysis.textMadeRows = rowsBefore
+                    analyzer.ctePlannedRelations[name] = max(analyzer.ctePlannedRelations[name] ?? 0, analyzer.plannedRelations - relationsBefore)
                 }
             case "search_clause":
                 try analyzer.object { analyzer, key in
@@ -180,6 +188,7 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
+        if inlined { inlinedCTEs.insert(name) }
         return name
     }
 

@@ -33,8 +33,10 @@ extension Analyzer {
             // condition (`ON a.g * 0 = b.g * 0`: 5,000 rows estimated, a million made; eleventh round).
             analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1
             addMadeRows(aliasName ?? relation, columns: renamesColumns ? [] : cteColumns[relation] ?? [])
+            plannedRelations += 1 + (inlinedCTEs.contains(relation) ? ctePlannedRelations[relation] ?? 0 : 0)
         } else {
             tableAliases.insert(aliasName ?? relation)
+            plannedRelations += Self.planningWeight(schema: schema, relation: relation)
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
@@ -54,6 +56,40 @@ extension Analyzer {
             }
             guardedRelations.append(guarded)
         }
+    }
+
+    /// The relations the planner may build for one query. Each takes a backend tens of kilobytes
+    /// while it plans (sixteenth red team, PostgreSQL 15: a 672-byte chain of eleven WITH queries
+    /// marked NOT MATERIALIZED, each reading the one before twice, made 4,095 subqueries and took
+    /// 251 MB, about 61 KB each; Palisade counts it 12,261, the levels' own bodies included. 120
+    /// scalar subqueries over information_schema.columns, 5,400 by weight, took 261 MB.) Of the
+    /// corpora's benign queries, 976 read a relation, and the largest counts 58
+    /// (information_schema.tables NATURAL JOIN information_schema.columns, with pg_class).
+    static let maxPlannedRelations = 1000.0
+
+    /// What a reference to `relation` makes the planner build: a view of pg_catalog or
+    /// information_schema by its weight (`PG15Catalog.viewPlanningWeights`), anything else one.
+    /// An unqualified name that is a pg_catalog relation resolves there first.
+    static func planningWeight(schema: String?, relation: String) -> Double {
+        let view: String
+        switch schema {
+        case nil, "pg_catalog": view = "pg_catalog." + relation
+        case "information_schema": view = "information_schema." + relation
+        default: return 1
+        }
+        return Double(PG15Catalog.viewPlanningWeights[view] ?? 1)
+    }
+
+    /// The rewriter puts a view's query in place at every reference, and the planner a WITH query
+    /// marked NOT MATERIALIZED, so a short text can stand for relations without end: each level of
+    /// such a chain that reads the one before twice doubles them. A catalog function written in SQL
+    /// plans its body at each call site (`PG15Catalog.sqlFunctionPlanningWeights`).
+    func checkPlanning() throws {
+        guard plannedRelations > Self.maxPlannedRelations else { return }
+        throw Denial(rule: .planning,
+                     message: "this query makes PostgreSQL's planner build about \(Self.describe(plannedRelations)) relations, over the limit of \(Int(Self.maxPlannedRelations)): each FROM item and subquery counts one, a WITH query marked NOT MATERIALIZED all of its own again at every reference, a catalog view what it expands to (information_schema.columns counts 44), and a catalog function written in SQL the query it runs (col_description 1), and each takes the server's memory while it plans",
+                     hint: "Leave out NOT MATERIALIZED on a WITH query read more than once (it is then computed once), read fewer information_schema views (pg_catalog's tables are smaller), or split the work into several queries.",
+                     offset: nil, statementType: analysis.statementType)
     }
 
     /// Over a relation with guarded columns, the query may not name such a column anywhere (as a

@@ -70,6 +70,19 @@ struct Analyzer {
     /// The rows each WITH query's text makes (`Analysis.textMadeRows` over its query): every
     /// reference to it multiplies them.
     var cteTextMadeRows: [String: Double] = [:]
+    /// The relations the planner builds for the query (`checkPlanning`): one a FROM item or
+    /// subquery, a catalog view or SQL function by its weight, and a WITH query marked NOT
+    /// MATERIALIZED all of its own again at every reference, since the planner puts its query in
+    /// place each time.
+    var plannedRelations = 0.0
+    /// The relations each WITH query's text makes the planner build, and the WITH queries marked
+    /// NOT MATERIALIZED. Names are not scoped: a name used twice keeps the larger count, and NOT
+    /// MATERIALIZED once is taken for every WITH query of that name.
+    var ctePlannedRelations: [String: Double] = [:]
+    var inlinedCTEs: Set<String> = []
+    /// Whether the query has an INTERSECT or EXCEPT, which the server may run as a hash table of
+    /// every distinct row of its inputs (`checkAccumulatedRows`).
+    var hashesSetOperationRows = false
     /// Relations with columns the query may not read, the name the query refers to each by, and
     /// the rule that guards them.
     var guardedRelations: [GuardedRelation] = []
@@ -124,6 +137,7 @@ struct Analyzer {
             try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()
             try analyzer.checkAttributeCallsOnMadeRows()
+            try analyzer.checkPlanning()
             return .success(analyzer.analysis)
         } catch let denial as Denial {
             return .failure(denial)

@@ -17,6 +17,7 @@ public enum Rule: String, Sendable, CaseIterable {
     case recursiveUnion = "limit.recursive-union"
     case recursiveGrowth = "limit.recursive-growth"
     case valueGrowth = "limit.value-growth"
+    case planning = "limit.planning"
     case multipleStatements = "stmt.multiple"
     case unsupportedSyntax = "syntax.unsupported"
 
@@ -90,7 +91,7 @@ public enum Rule: String, Sendable, CaseIterable {
         switch self {
         case .query, .transactionControl, .showSetting, .setSetting, .explain: "00000"
         case .empty, .syntaxError, .nulByte: "42601"
-        case .tooLarge, .tooDeep, .argumentLimit, .recursiveUnion, .recursiveGrowth, .valueGrowth, .messageTooLarge, .resultRows, .resultBytes, .costLimit, .estimatedRows: "54000"
+        case .tooLarge, .tooDeep, .argumentLimit, .recursiveUnion, .recursiveGrowth, .valueGrowth, .planning, .messageTooLarge, .resultRows, .resultBytes, .costLimit, .estimatedRows: "54000"
         case .protocolViolation: "08P01"
         case .authenticationFailed: "28P01"
         case .tokenExpired, .lockedOut: "28000"

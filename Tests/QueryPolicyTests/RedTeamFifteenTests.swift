@@ -54,11 +54,12 @@ import Testing
     }
 
     /// Counters of single writes across the server: wal_records rose by 1,000 when another tenant
-    /// inserted 1,000 rows. Page- and checkpoint-level counters stay readable.
+    /// inserted 1,000 rows. Checkpoint counters stay readable (pg_stat_bgwriter's page counts do
+    /// not since the sixteenth round: `RedTeamSixteenTests`).
     @Test func serverWideCountersOfSingleWritesAreRefused() {
         refused("SELECT wal_records, wal_bytes FROM pg_stat_wal", .statistics)
         #expect(rule("SELECT spill_txns FROM pg_stat_replication_slots", Profiles.analyst) == .statistics)
-        #expect(Profiles.analyst.evaluate("SELECT checkpoints_timed, buffers_checkpoint FROM pg_stat_bgwriter").isAllowed)
+        #expect(Profiles.analyst.evaluate("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").isAllowed)
     }
 
     // MARK: A second pass, against the fixes above

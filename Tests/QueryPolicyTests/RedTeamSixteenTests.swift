@@ -1,0 +1,92 @@
+import Testing
+@testable import QueryPolicy
+
+/// After the sixteenth round: what the planner and executor build from a short text without the
+/// rows or values growing (views and NOT MATERIALIZED WITH queries put in place at every reference,
+/// the hash table of INTERSECT and EXCEPT), and server-wide counters of other tenants' work.
+@Suite struct RedTeamSixteenTests {
+    private func rule(_ sql: String, _ profile: PolicyEngine) -> Rule { profile.evaluate(sql).rule }
+
+    /// A chain of WITH queries, each reading the one before twice.
+    private func doublingChain(levels: Int, materialized: String = "NOT MATERIALIZED", seed: String = "SELECT 1 AS x") -> String {
+        var ctes = ["a0 AS \(materialized) (\(seed))"]
+        for level in 1...levels {
+            ctes.append("a\(level) AS \(materialized) (SELECT t0.x FROM a\(level - 1) t0, a\(level - 1) t1)")
+        }
+        return "WITH \(ctes.joined(separator: ", ")) SELECT count(*) FROM a\(levels)"
+    }
+
+    /// A WITH query marked NOT MATERIALIZED is put in place at every reference, so each level that
+    /// reads the one before twice doubles what the planner builds: 672 bytes of text took a backend
+    /// 251 MB at 11 levels, 535 MB at 12.
+    @Test func notMaterializedChainsAreCountedAtEveryReference() {
+        refused(doublingChain(levels: 11), .planning)
+        refused(doublingChain(levels: 9), .planning)
+        // Seeded with a view the planner expands to tens of relations, fewer levels are enough.
+        refused(doublingChain(levels: 6, seed: "SELECT count(*) AS x FROM information_schema.columns"), .planning)
+        // A few levels, and any depth of WITH queries the server computes once, stay admitted.
+        admitted(doublingChain(levels: 6))
+        admitted(doublingChain(levels: 30, materialized: ""))
+        admitted(doublingChain(levels: 30, materialized: "MATERIALIZED"))
+        admitted("WITH t AS NOT MATERIALIZED (SELECT id, amount FROM orders) SELECT count(*) FROM t a JOIN t b ON a.id = b.id")
+    }
+
+    /// information_schema.columns expands to 177 KB of query tree at each reference: 120 scalar
+    /// subqueries over it, 6 KB of text, took a backend 261 MB, linear in the references.
+    @Test func viewsCountWhatTheyExpandTo() {
+        let reference = "(SELECT count(*) FROM information_schema.columns)"
+        refused("SELECT " + Array(repeating: reference, count: 120).joined(separator: ", "), .planning)
+        refused("SELECT " + Array(repeating: reference, count: 25).joined(separator: ", "), .planning)
+        admitted("SELECT " + Array(repeating: reference, count: 20).joined(separator: ", "))
+        // Schema discovery over a few views, and many plain tables, stay admitted.
+        admitted("SELECT (SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders') AS order_columns, (SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public') AS tables")
+        admitted("SELECT count(*) FROM " + (1...200).map { "orders o\($0)" }.joined(separator: ", "))
+        #expect(PG15Catalog.viewPlanningWeights["information_schema.columns"] == 44)
+        #expect(Analyzer.planningWeight(schema: nil, relation: "pg_stats") == Double(PG15Catalog.viewPlanningWeights["pg_catalog.pg_stats"] ?? 0))
+        #expect(Analyzer.planningWeight(schema: "public", relation: "columns") == 1)
+        #expect(Analyzer.planningWeight(schema: nil, relation: "columns") == 1)
+    }
+
+    /// A function of pg_catalog written in SQL whose body reads a catalog is planned as a query of
+    /// its own at each call site: 1,000 calls of col_description took a backend 43 MB, 300
+    /// subqueries over ts_debug 43 MB.
+    @Test func sqlFunctionsCountTheQueriesTheyRun() {
+        let descriptions = (1...1100).map { "col_description(1259, \($0 % 30 + 1))" }
+        refused("SELECT " + descriptions.joined(separator: ", "), .planning)
+        admitted("SELECT " + descriptions.prefix(100).joined(separator: ", "))
+        let debugs = Array(repeating: "(SELECT count(*) FROM ts_debug('a'))", count: 150)
+        refused("SELECT " + debugs.joined(separator: ", "), .planning)
+        admitted("SELECT " + debugs.prefix(20).joined(separator: ", "))
+        #expect(PG15Catalog.sqlFunctionPlanningWeights["ts_debug"] == 5)
+    }
+
+    /// PostgreSQL 15 hashes INTERSECT and EXCEPT when its count of groups fits work_mem, and a
+    /// made column's count is a default 200 even when its rows are known: the hash table, which
+    /// never spills, took 233 MB for 200,000 rows of 500 bytes and 149 MB for a million integer pairs.
+    @Test func intersectAndExceptOverManyMadeRowsAreRefused() {
+        refused("SELECT count(*) FROM (SELECT g, lpad('x', 10000, 'y') FROM generate_series(1, 1000000) g EXCEPT SELECT 1, '') s")
+        refused("SELECT count(*) FROM (SELECT g, h FROM generate_series(1, 1000) g, generate_series(1, 1000) h EXCEPT SELECT 1, 1) s")
+        refused("SELECT count(*) FROM (SELECT g FROM generate_series(1, 1000000) g INTERSECT ALL SELECT 1) s")
+        // A set operation over a table's rows, a few made rows, and UNION (whose hash spills) stay admitted.
+        admitted("SELECT count(*) FROM (SELECT customer_id FROM orders EXCEPT SELECT id FROM customers) s")
+        admitted("SELECT region FROM customers INTERSECT SELECT 'north'")
+        admitted("SELECT g FROM generate_series(1, 1000) g EXCEPT SELECT id FROM orders")
+        admitted("SELECT count(*) FROM (SELECT g FROM generate_series(1, 1000000) g UNION SELECT 1) s")
+    }
+
+    /// pg_stat_bgwriter's page counts count every tenant's writes (buffers_checkpoint rose by 3 after
+    /// another tenant updated 10 rows); the server gives backends consecutive process ids, and the
+    /// kernel Palisade's connections to it ports in sequence, so the gap between two of a tenant's
+    /// sessions counts those others opened.
+    @Test func countersOfOtherTenantsWorkAreRefused() {
+        for sql in ["SELECT buffers_checkpoint FROM pg_stat_bgwriter",
+                    "SELECT * FROM pg_stat_bgwriter",
+                    "SELECT b.buffers_alloc FROM pg_stat_bgwriter b",
+                    "SELECT to_jsonb(b) FROM pg_stat_bgwriter b"] {
+            #expect(rule(sql, Profiles.analyst) == .statistics, "\(sql)")
+        }
+        #expect(Profiles.analyst.evaluate("SELECT checkpoints_timed, checkpoints_req, checkpoint_write_time FROM pg_stat_bgwriter").isAllowed)
+        refused("SELECT pg_backend_pid()", .functionNotAllowed)
+        refused("SELECT inet_client_port()", .functionNotAllowed)
+    }
+}
