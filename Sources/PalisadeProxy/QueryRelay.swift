@@ -554,7 +554,12 @@ public struct QueryRelay {
         }
         switch type {
         case .noticeResponse, .parameterStatus, .notificationResponse:
-            // Notices, parameter changes and notifications may come at any time.
+            // Notices, parameter changes and notifications may come at any time; a notice during a
+            // budgeted answer counts toward its bytes, and past them is dropped like a row.
+            if type == .noticeResponse, case .limitedExecution(let portal)? = head,
+               !budget.admit(noticeOf: frame.body.readableBytes + 5, into: &portalUsage[portal, default: ResultBudget.Usage(request: 0)]) {
+                return
+            }
             output.toClient.writeFrame(frame)
             return
         case .errorResponse:

@@ -2,7 +2,8 @@ import PostgresWire
 import QueryPolicy
 
 /// The profile's limits on one answer as Palisade relays it: `max_rows` DataRows and
-/// `max_result_bytes` bytes of them (whole frames, as they cross the wire). nil is no limit.
+/// `max_result_bytes` bytes of them and of the notices sent with them (whole frames, as they cross
+/// the wire). nil is no limit.
 public struct ResultBudget: Sendable, Equatable {
     public var maxRows: Int?
     public var maxBytes: Int?
@@ -38,8 +39,19 @@ public struct ResultBudget: Sendable, Equatable {
     /// Counts one DataRow of `frameBytes` bytes; false if it goes past the budget and must not be
     /// relayed. `usage` counts only relayed rows.
     func admit(rowOf frameBytes: Int, into usage: inout Usage) -> Bool {
+        admit(frameBytes, rows: 1, into: &usage)
+    }
+
+    /// Counts a notice the server sends while it answers: its bytes reach the client as a row's do
+    /// (to_tsquery of a stop word notices once a row: a one-row answer relayed a million notices,
+    /// 160 MB, in the sixteenth red team).
+    func admit(noticeOf frameBytes: Int, into usage: inout Usage) -> Bool {
+        admit(frameBytes, rows: 0, into: &usage)
+    }
+
+    private func admit(_ frameBytes: Int, rows added: Int, into usage: inout Usage) -> Bool {
         if usage.exceeded != nil { return false }
-        let rows = usage.rows + 1
+        let rows = usage.rows + added
         let bytes = usage.bytes + frameBytes
         if let maxRows, rows > maxRows {
             usage.exceeded = .resultRows

@@ -135,6 +135,26 @@ import QueryPolicy
         #expect(harness.sent().toClient == "TDDEZ")
     }
 
+    /// A notice the server sends while it answers reaches the client as a row's bytes do: a
+    /// one-row answer relayed a million of them, 160 MB, before they counted (sixteenth red team).
+    @Test func noticesDuringAnAnswerCountTowardItsBytes() {
+        var notice = ByteBuffer()
+        notice.writeRepeatingByte(UInt8(ascii: "n"), count: 16)
+        var harness = Self.harness(maxBytes: 50)
+        harness.client { FrontendEncoder.query("SELECT count(to_tsquery('english', 'the')) FROM big", into: &$0) }
+        _ = harness.sent()
+        harness.server("12DC" + "12T")
+        // Each notice is a 21-byte frame: two fit in 50 bytes, the rest and the row are dropped.
+        for _ in 0..<1000 { harness.relay.backendFrame(Frame(type: UInt8(ascii: "N"), body: notice), into: &harness.output) }
+        harness.relay.backendFrame(Self.dataRow(bytes: 4), into: &harness.output)
+        harness.server("CZ")
+        #expect(harness.output.resultLimits == [ResultLimitEvent(rule: .resultBytes, request: 1, relayedRows: 0, relayedBytes: 2 * 21)])
+        #expect(harness.sent().toClient == "TNNEZ")
+        // Outside an answer a notice is the server's to send.
+        harness.server("N")
+        #expect(harness.sent().toClient == "N")
+    }
+
     @Test func anExtendedPipelinePastTheBudgetSkipsTheRestUpToSyncWhileTheServerRunsIt() {
         var harness = Self.harness(maxRows: 1)
         harness.client { buffer in

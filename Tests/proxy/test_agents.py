@@ -235,6 +235,19 @@ def test_an_answer_past_max_result_bytes_ends_with_54000(agents):
         assert cursor.fetchall() == [(80,)]
 
 
+def test_notices_of_an_answer_count_toward_max_result_bytes(agents):
+    """to_tsquery of a stop word notices once a row: a one-row answer relayed 160 MB of notices
+    before they counted (sixteenth red team)."""
+    server, keys = agents
+    with connect(server, keys["globex"]) as connection, connection.cursor() as cursor:
+        # 100,000 notices of about 160 bytes: 16 MB, over max_result_bytes (8 MiB), for one row.
+        with pytest.raises(psycopg2.errors.ProgramLimitExceeded) as cut:
+            cursor.execute("SELECT count(to_tsquery('english', 'the' || left(g::text, 0))) FROM generate_series(1, 100000) g")
+        assert "rule limit.result-bytes" in cut.value.diag.message_detail
+        cursor.execute("SELECT count(to_tsquery('english', 'the'))")
+        assert cursor.fetchall() == [(1,)]
+
+
 def test_extended_protocol_clients_get_54000_and_go_on(agents):
     import asyncpg
     import psycopg
