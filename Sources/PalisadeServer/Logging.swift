@@ -24,6 +24,38 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
+/// swift-log's text lines on standard error, with what a client wrote shown, not obeyed: a denied
+/// query's normalized text and identifiers go into the notice's metadata (`TerminalText`).
+struct TextLogHandler: LogHandler {
+    var stream: StreamLogHandler
+
+    var metadata: Logger.Metadata {
+        get { stream.metadata }
+        set { stream.metadata = newValue.mapValues(Self.escaped) }
+    }
+
+    var logLevel: Logger.Level {
+        get { stream.logLevel }
+        set { stream.logLevel = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { stream[metadataKey: key] }
+        set { stream[metadataKey: key] = newValue.map(Self.escaped) }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(TerminalText.escaped(event.message.description))"
+        event.metadata = event.metadata?.mapValues(Self.escaped)
+        stream.log(event: event)
+    }
+
+    private static func escaped(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
+        .string(TerminalText.escaped("\(value)"))
+    }
+}
+
 public enum LogSetup {
     public static func bootstrap(format: String, level: String) throws {
         guard let level = Logger.Level(rawValue: level) else {
@@ -38,7 +70,7 @@ public enum LogSetup {
             }
         case "text":
             LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
+                var handler = TextLogHandler(stream: StreamLogHandler.standardError(label: label))
                 handler.logLevel = level
                 return handler
             }

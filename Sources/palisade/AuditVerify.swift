@@ -112,7 +112,7 @@ struct AuditList: ParsableCommand {
             let what = record.normalized.map { (record.statementType.map { $0 + ": " } ?? "") + $0 } ?? record.message ?? ""
             output.write(row([String(entry.seq), entry.time, record.event.rawValue, record.decision?.rawValue ?? "-",
                               record.rule ?? "-", record.tenant ?? "-", record.requestID ?? "-",
-                              String(what.replacingOccurrences(of: "\n", with: " ").prefix(100))]))
+                              String(what.prefix(100))]))
         }
         if count { output.write(String(matched)) }
         output.flush()
@@ -121,9 +121,10 @@ struct AuditList: ParsableCommand {
         }
     }
 
+    /// One line for a terminal: every cell may hold what a client wrote (`TerminalText`).
     private func row(_ cells: [String]) -> String {
         let widths = [7, 27, 16, 8, 20, 12, 14]
-        return cells.enumerated().map { index, cell in
+        return cells.map(TerminalText.escaped).enumerated().map { index, cell in
             index < widths.count ? cell.padding(toLength: max(widths[index], cell.count), withPad: " ", startingAt: 0) : cell
         }.joined(separator: " ")
     }

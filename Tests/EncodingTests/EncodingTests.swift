@@ -186,3 +186,14 @@ import Testing
         #expect(UTCTime.formatSeconds(951_782_400) == "2000-02-29T00:00:00Z")
     }
 }
+
+@Suite struct TerminalTextTests {
+    @Test func controlsAreShownNotObeyed() {
+        #expect(TerminalText.escaped("plain text, ünïcode ✓") == "plain text, ünïcode ✓")
+        #expect(TerminalText.escaped("\u{1B}[2K\r\u{1B}]0;pwned\u{07}") == "\\x1b[2K\\x0d\\x1b]0;pwned\\x07")
+        #expect(TerminalText.escaped("a\nb\tc\u{7F}\u{9B}") == "a\\x0ab\\x09c\\x7f\\x9b")
+        #expect(TerminalText.escaped("abc\u{202E}fed") == "abc\\u{202e}fed")
+        // A backslash is escaped too, so that the escaped form reads back one way.
+        #expect(TerminalText.escaped("\\x1b") == "\\\\x1b")
+    }
+}

@@ -56,6 +56,23 @@ def test_every_decision_is_recorded_with_the_request_id_the_client_saw(palisade,
     wire.eventually(verified, lambda: f"a verified log (last: {outcomes[-1].stdout + outcomes[-1].stderr})")
 
 
+def test_what_a_client_wrote_reaches_a_reviewers_terminal_shown_not_obeyed(palisade, keys):
+    """A quoted identifier of ESC [2K, CR and BEL erased its line and the one above in `audit list`
+    and in serve's text log, wrote other text there and set the window title (sixteenth red team)."""
+    identifier = "\x1b[2K\r\x1b[1A\x1b[2K\rnothing to see here\x1b]0;pwned\x07"
+    connection = psycopg2.connect(dsn(palisade, keys["agent"]))
+    connection.autocommit = True
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        connection.cursor().execute(f'DELETE FROM orders WHERE "{identifier}" = 1')
+    connection.close()
+    listed = audit("list", "--decision", "deny", str(palisade.audit_dir))
+    assert listed.returncode == 0, listed.stderr
+    assert "nothing to see here" in listed.stdout and "\\x1b[2K\\x0d\\x1b[1A" in listed.stdout
+    assert not any(control in listed.stdout for control in "\x1b\x07\r")
+    log = palisade.log.read_text()
+    assert "nothing to see here" in log and not any(control in log for control in "\x1b\x07\r")
+
+
 # `write` answers once the entry is in the file, before its fdatasync: a crash of Palisade keeps it
 # (the page cache is the kernel's); only a crash of the machine could lose it.
 @pytest.mark.parametrize("durability", ["flush", "write"])
