@@ -50,4 +50,21 @@ public enum LogFiles {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         return String(decoding: try read(path), as: UTF8.self)
     }
+
+    /// Every signed checkpoint a directory holds, for the verifier: its history and its newest
+    /// checkpoint file, each labelled by its path. The newest counts by itself: a history cut back
+    /// together with the log (38 entries to 4) left `checkpoint`, signed over 38, to tell
+    /// (sixteenth red team).
+    public static func checkpointSources(in directory: String) throws -> [(source: String, text: String)] {
+        var sources: [(source: String, text: String)] = []
+        if let history = try checkpointHistory(in: directory) {
+            sources.append((directory + "/" + CheckpointHistory.fileName, history))
+        }
+        let latest = directory + "/" + CheckpointHistory.latestFileName
+        if FileManager.default.fileExists(atPath: latest) {
+            // Written alone, without the blank line that ends each note of the history.
+            sources.append((latest, String(decoding: try read(latest), as: UTF8.self) + "\n"))
+        }
+        return sources
+    }
 }

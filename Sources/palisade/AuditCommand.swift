@@ -103,15 +103,17 @@ enum AuditCLI {
         }
         var sources: [(source: String, text: String)] = []
         for directory in [logDirectory] + mirrors {
+            let found: [(source: String, text: String)]
             do {
-                if let text = try LogFiles.checkpointHistory(in: directory) {
-                    sources.append((directory + "/" + CheckpointHistory.fileName, text))
-                } else if directory != logDirectory {
-                    warn("\(directory) has no \(CheckpointHistory.fileName)")
-                }
+                found = try LogFiles.checkpointSources(in: directory)
             } catch {
                 throw fail(.malformed, "cannot read the checkpoints in \(directory): \(error.localizedDescription)")
             }
+            // A mirror is named as a trust anchor: one that holds nothing anchors nothing.
+            if found.isEmpty, directory != logDirectory {
+                throw fail(.malformed, "\(directory) holds no checkpoints (neither \(CheckpointHistory.fileName) nor \(CheckpointHistory.latestFileName))")
+            }
+            sources += found
         }
         var verifier = LogVerifier(trustedKeys: keys, checkpointSources: sources)
         verifier.collectLeaves = collectLeaves

@@ -53,9 +53,7 @@ enum Fixture {
     }
 
     static func verify(_ directory: String, keys: [NoteVerifierKey] = [key.verifierKey], mirror: String? = nil) throws -> VerificationReport {
-        var sources: [(source: String, text: String)] = []
-        if let text = try LogFiles.checkpointHistory(in: directory) { sources.append(("log", text)) }
-        if let mirror, let text = try LogFiles.checkpointHistory(in: mirror) { sources.append(("mirror", text)) }
+        let sources = try LogFiles.checkpointSources(in: directory) + (mirror.map(LogFiles.checkpointSources(in:)) ?? [])
         var verifier = LogVerifier(trustedKeys: keys, checkpointSources: sources)
         for segment in try LogFiles.segments(in: directory) {
             verifier.feed(segment: segment.number, bytes: try LogFiles.read(segment.path))

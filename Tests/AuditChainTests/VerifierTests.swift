@@ -125,11 +125,19 @@ import Testing
         #expect(report.firstBadSeq == 19)
         #expect(report.problem?.contains("entries 19…22 were cut off") == true, "\(report.problem ?? "")")
 
-        // A careful attacker also cuts the log's own checkpoint history; the mirror still has it.
+        // A careful attacker also cuts the log's own checkpoint history; its newest checkpoint,
+        // a file of its own, still covers the entries cut (sixteenth red team: it was not read).
         let history = try #require(try LogFiles.checkpointHistory(in: logDir))
         let first = try #require(CheckpointHistory.parse(history).first)
         try Data(history.utf8.prefix(first.endOffset)).write(to: URL(fileURLWithPath: logDir + "/" + CheckpointHistory.fileName))
+        let newest = try Fixture.verify(logDir)
+        #expect(newest.outcome == .truncated)
+        #expect(newest.problem?.contains(CheckpointHistory.latestFileName) == true, "\(newest.problem ?? "")")
+        // One who removes that file too is left unanchored; the mirror still has both.
+        try FileManager.default.removeItem(atPath: logDir + "/" + CheckpointHistory.latestFileName)
         #expect(try Fixture.verify(logDir).outcome == .unanchored)
+        try FileManager.default.removeItem(atPath: mirror + "/" + CheckpointHistory.fileName)
+        #expect(try Fixture.verify(logDir, mirror: mirror).outcome == .truncated, "a mirror's newest checkpoint alone is read")
         let withMirror = try Fixture.verify(logDir, mirror: mirror)
         #expect(withMirror.outcome == .truncated)
         #expect(withMirror.problem?.contains("mirror") == true)
