@@ -4,6 +4,29 @@ import PalisadeProxy
 import QueryPolicy
 
 extension ServeSettings {
+    /// The connections the server accepts from Palisade's role: max_connections less the slots
+    /// kept for superusers, or the role's own connection limit if lower.
+    public func serverConnectionSlots() async throws -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let rows: [[String?]]
+        do {
+            rows = try await BackendProbe.query(
+                """
+                SELECT (current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int)::text,
+                       rolconnlimit::text FROM pg_catalog.pg_roles WHERE rolname = current_user
+                """, on: backend, tls: try backendTLS(), group: group)
+            try? await group.shutdownGracefully()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw configError("backend", "\(error)")
+        }
+        guard let row = rows.first, row.count == 2, let slots = row[0].flatMap({ Int($0) }) else {
+            throw configError("backend", "cannot read the server's max_connections")
+        }
+        let roleLimit = row[1].flatMap { Int($0) } ?? -1
+        return max(1, roleLimit >= 0 ? min(slots, roleLimit) : slots)
+    }
+
     /// The server must be reachable, and row-level security must apply to Palisade's role. Returns
     /// the functions the server defines outside its system schemas, for the policy engines, and
     /// its types, for the parameter types clients declare.

@@ -94,13 +94,30 @@ extension ServeSettings {
 
     public func proxyConfiguration(audit: AuditLog) async throws -> ProxyConfiguration {
         try reserveFileDescriptors()
-        let loaded = try await load()
+        var loaded = try await load()
+        loaded.budgets.sessions = SessionLimiter(maxSessionsPerTenant: sessionLimit(serverSlots: try await serverConnectionSlots()))
         return ProxyConfiguration(listenHost: listenHost, listenPort: listenPort, backend: backend, policies: PolicyRegistry(loaded.engines, serverTypes: serverTypes),
                                   keys: loaded.keys, tlsMode: tlsMode, tls: loaded.tls, maxMessageBytes: maxMessageBytes, audit: audit,
                                   tokens: loaded.tokens, capabilityProfiles: capabilityProfiles, budgets: loaded.budgets,
                                   backendTLS: try backendTLS(), maxClientConnections: maxClientConnections,
                                   loginTimeout: .seconds(Int64(loginTimeout)), refusalLinger: .seconds(Int64(refusalLingerSeconds)),
                                   clientAuth: clientAuth)
+    }
+
+    /// Each session of a client holds one connection to the server, and the server refuses logins
+    /// past its slots: one tenant's 197 sessions through both doors left none for another, who was
+    /// refused with 53300 (sixteenth red team, at max_connections 200 and a limit of 100 a door).
+    static let sessionLimitCeiling = 100
+
+    /// The tenant session limit: as set, or a quarter of the server's `slots` for Palisade's role
+    /// (24 of PostgreSQL's default 100 connections), at most 100. A limit set as large as the slots
+    /// is kept, with a warning: the operator may know of a pooler or other doors.
+    func sessionLimit(serverSlots slots: Int) -> Int {
+        guard let maxSessionsPerTenant else { return max(1, min(Self.sessionLimitCeiling, slots / 4)) }
+        if maxSessionsPerTenant >= slots {
+            PalisadeServer.logger.warning("max_sessions_per_tenant \(maxSessionsPerTenant) lets one tenant hold every connection the server allows Palisade's role (\(slots)); other tenants would then be refused with 53300")
+        }
+        return maxSessionsPerTenant
     }
 
     /// Every profile's policy, or the first that does not load.
@@ -160,7 +177,7 @@ extension ServeSettings {
             throw configError("capability_profiles", "capability \(capability) selects profile '\(profile)', which is not configured")
         }
         let budgets = TenantBudgets(
-            sessions: SessionLimiter(maxSessionsPerTenant: maxSessionsPerTenant),
+            sessions: SessionLimiter(maxSessionsPerTenant: maxSessionsPerTenant ?? Self.sessionLimitCeiling),
             rate: tenantRate.map { RateLimiter(ratePerSecond: $0, burst: tenantBurst ?? max(1, Int($0))) },
             lockout: Lockout(maxDenials: lockoutDenials, window: .seconds(lockoutWindow), coolDown: .seconds(lockoutSeconds)))
         return Loaded(engines: engines, keys: keys, tls: tls, tokens: try await tokenVerifier(), budgets: budgets)

@@ -31,7 +31,8 @@ public struct ServeSettings: Sendable {
     public var jwtTenantClaim = "tenant_id"
     public var jwtClockSkew = 30
     public var capabilityProfiles = ["agent": "agent", "analyst": "analyst"]
-    public var maxSessionsPerTenant = 100
+    /// nil: derived from the server's connections at start (`sessionLimit`).
+    public var maxSessionsPerTenant: Int?
     /// What the server defines outside its system schemas, read at start and at each reload (`checkBackend`).
     public var serverFunctions = ServerFunctions()
     /// The server's pg_type, read with the functions.

@@ -54,6 +54,19 @@ import Testing
         }
     }
 
+    /// One tenant's sessions took every connection the server had (sixteenth red team): unset, the
+    /// limit is a quarter of the server's connections for Palisade's role, at most 100.
+    @Test func theTenantSessionLimitLeavesTheServerConnectionsForOthers() throws {
+        let backend = ["backend": ["postgres://u@h:1/d"]]
+        let derived = try ServeSettings(configFile: nil, environment: [:], flags: backend)
+        #expect(derived.maxSessionsPerTenant == nil)
+        #expect(derived.sessionLimit(serverSlots: 97) == 24)
+        #expect(derived.sessionLimit(serverSlots: 3) == 1)
+        #expect(derived.sessionLimit(serverSlots: 5000) == 100)
+        let set = try ServeSettings(configFile: nil, environment: ["PALISADE_MAX_SESSIONS_PER_TENANT": "200"], flags: backend)
+        #expect(set.sessionLimit(serverSlots: 97) == 200, "an operator's limit stands, with a warning")
+    }
+
     @Test func theExampleFileHasEveryKeyAndNoOther() throws {
         let text = try String(contentsOf: Self.root.appendingPathComponent("palisade.example.yaml"), encoding: .utf8)
         var keys: [String] = []

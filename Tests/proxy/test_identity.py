@@ -15,7 +15,7 @@ import pytest
 
 import wire
 
-from conftest import BINARY, Palisade, create_key, entries_of, readonly_policy_text, tenant_query as query
+from conftest import BINARY, TENANT_DATABASE, Palisade, admin_sql, create_key, entries_of, readonly_policy_text, tenant_query as query
 
 
 def mint(secret_file, tenant, role="agent", ttl=3600, tenant_claim="tenant_id"):
@@ -170,6 +170,31 @@ def test_a_lockout_ends_the_credentials_other_sessions_too(jwt_server, secret):
             pass
         assert b"D" not in [kind for kind, _ in messages], messages
         assert wire.fields(messages[0][1])["C"] == "28000" and "locked" in wire.fields(messages[0][1])["M"], messages
+
+
+def test_unset_the_session_limit_leaves_the_server_connections_for_other_tenants(tenant_database, workdir):
+    """One tenant's sessions took every connection the server had, and another was refused with 53300
+    (sixteenth red team). Unset, the limit is a quarter of what the server allows Palisade's role:
+    here the role's connection limit of 9 makes it 2."""
+    admin_sql(TENANT_DATABASE, "ALTER ROLE palisade_app CONNECTION LIMIT 9")
+    held = []
+    try:
+        keys = workdir / "slots-keys.yaml"
+        issued = {tenant: create_key(keys, tenant) for tenant in ("acme", "globex")}
+        server = Palisade(["--backend", tenant_database, "--api-keys", str(keys), "--tls-mode", "disable"])
+        try:
+            dsn = f"host=127.0.0.1 port={server.port} dbname={TENANT_DATABASE} user=agent sslmode=disable password="
+            held = [psycopg2.connect(dsn + issued["acme"]) for _ in range(2)]
+            with pytest.raises(psycopg2.OperationalError) as error:
+                psycopg2.connect(dsn + issued["acme"])
+            assert "already has 2 sessions" in str(error.value)
+            assert query(server, issued["globex"], "SELECT count(*) FROM orders") == [(80,)]
+        finally:
+            for connection in held:
+                connection.close()
+            server.stop()
+    finally:
+        admin_sql(TENANT_DATABASE, "ALTER ROLE palisade_app CONNECTION LIMIT -1")
 
 
 @pytest.fixture(scope="module")
