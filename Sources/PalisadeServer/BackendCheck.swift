@@ -48,14 +48,23 @@ extension ServeSettings {
                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
                 GROUP BY 1, 2
                 """, on: backend, tls: tls, group: group)
-            // Operators, extension types, sequences and xml columns of the same schemas (see ServerFunctions).
+            // Operators, extension types, sequences, xml columns and views of the same schemas (see ServerFunctions).
             // Only operators on built-in types can take the place of a built-in one for ordinary
             // operands (intarray's int[] - int); one on an extension's type (PostGIS's geometry =)
             // needs operands of that type, which come from its columns or from casts the type rules check.
             objects = try await BackendProbe.query(
                 """
-                WITH user_schemas AS (SELECT oid, nspname FROM pg_catalog.pg_namespace
-                                      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)')
+                WITH RECURSIVE user_schemas AS (SELECT oid, nspname FROM pg_catalog.pg_namespace
+                                      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)'),
+                -- A view's weight as scripts/generate-pg15-catalog.sh works it out for the catalog's.
+                view_tree AS (SELECT ev_class AS view, length(ev_action::text) AS bytes, ev_action::text AS action
+                              FROM pg_catalog.pg_rewrite WHERE rulename = '_RETURN'),
+                view_walk(root, node) AS (
+                    SELECT t.view, t.view FROM view_tree t JOIN pg_catalog.pg_class c ON c.oid = t.view
+                    JOIN user_schemas s ON s.oid = c.relnamespace WHERE c.relkind = 'v'
+                    UNION ALL
+                    SELECT w.root, m[1]::oid FROM view_walk w JOIN view_tree t ON t.view = w.node,
+                    regexp_matches(t.action, ':relid ([0-9]+) :relkind v', 'g') m WHERE m[1]::oid <> w.node)
                 SELECT 'operator', s.nspname, o.oprname, pn.nspname || '.' || p.proname FROM pg_catalog.pg_operator o
                 JOIN user_schemas s ON s.oid = o.oprnamespace JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
                 JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
@@ -75,6 +84,11 @@ extension ServeSettings {
                 WHERE a.attnum > 0 AND NOT a.attisdropped
                   AND (t.oid IN ('pg_catalog.xml'::pg_catalog.regtype, 'pg_catalog._xml'::pg_catalog.regtype)
                        OR t.typbasetype IN ('pg_catalog.xml'::pg_catalog.regtype, 'pg_catalog._xml'::pg_catalog.regtype))
+                UNION ALL
+                SELECT 'view', s.nspname, c.relname, ceil(sum(t.bytes) / 4096.0)::int::text FROM view_walk w
+                JOIN view_tree t ON t.view = w.node JOIN pg_catalog.pg_class c ON c.oid = w.root
+                JOIN user_schemas s ON s.oid = c.relnamespace
+                GROUP BY s.nspname, c.relname HAVING ceil(sum(t.bytes) / 4096.0) > 1
                 """, on: backend, tls: tls, group: group)
             // Each type with the types whose input functions reading it runs too (see ServerTypes).
             types = try await BackendProbe.query(
@@ -108,6 +122,7 @@ extension ServeSettings {
             case ("type", let schema?, let function?): server.typeInputs[schema, default: [:]][name] = function
             case ("sequence", let schema?, _): server.sequences[schema, default: []].insert(name)
             case ("xml", _, _): server.xmlColumns.insert(name)
+            case ("view", let schema?, let weight?): server.viewWeights[schema, default: [:]][name] = Int(weight)
             default: break
             }
         }

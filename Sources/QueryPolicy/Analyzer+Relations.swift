@@ -36,7 +36,7 @@ extension Analyzer {
             plannedRelations += 1 + (inlinedCTEs.contains(relation) ? ctePlannedRelations[relation] ?? 0 : 0)
         } else {
             tableAliases.insert(aliasName ?? relation)
-            plannedRelations += Self.planningWeight(schema: schema, relation: relation)
+            plannedRelations += planningWeight(schema: schema, relation: relation)
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
@@ -67,17 +67,18 @@ extension Analyzer {
     /// (information_schema.tables NATURAL JOIN information_schema.columns, with pg_class).
     static let maxPlannedRelations = 1000.0
 
-    /// What a reference to `relation` makes the planner build: a view of pg_catalog or
-    /// information_schema by its weight (`PG15Catalog.viewPlanningWeights`), anything else one.
-    /// An unqualified name that is a pg_catalog relation resolves there first.
-    static func planningWeight(schema: String?, relation: String) -> Double {
-        let view: String
+    /// What a reference to `relation` makes the planner build: a view by its weight (of pg_catalog
+    /// and information_schema generated, `PG15Catalog.viewPlanningWeights`; the server's own read
+    /// at start, `ServerFunctions.viewWeights`), anything else one. An unqualified name that is a
+    /// pg_catalog relation resolves there first, then along the search path.
+    func planningWeight(schema: String?, relation: String) -> Double {
+        let weight: Int?
         switch schema {
-        case nil, "pg_catalog": view = "pg_catalog." + relation
-        case "information_schema": view = "information_schema." + relation
-        default: return 1
+        case nil: weight = PG15Catalog.viewPlanningWeights["pg_catalog." + relation] ?? shared.searchPathViewWeights[relation]
+        case "pg_catalog", "information_schema": weight = PG15Catalog.viewPlanningWeights[schema! + "." + relation]
+        case let schema?: weight = shared.viewWeights[schema + "." + relation]
         }
-        return Double(PG15Catalog.viewPlanningWeights[view] ?? 1)
+        return Double(weight ?? 1)
     }
 
     /// The rewriter puts a view's query in place at every reference, and the planner a WITH query

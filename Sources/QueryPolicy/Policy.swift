@@ -124,6 +124,9 @@ final class SharedPolicy: Sendable {
     let searchPathSequences: Set<String>
     /// Patterns of the tree that name an xml column (`"sval":"body"`).
     let xmlColumnPatterns: [String]
+    /// The server's views over a weight of one as `schema.name`, and by bare name in search-path schemas.
+    let viewWeights: [String: Int]
+    let searchPathViewWeights: [String: Int]
 
     init(_ policy: Policy, serverFunctions: ServerFunctions = ServerFunctions()) {
         self.policy = policy
@@ -148,6 +151,12 @@ final class SharedPolicy: Sendable {
         }
         searchPathOperators = operators
         searchPathTypeInputs = typeInputs
+        var searchPathViewWeights: [String: Int] = [:]
+        for schema in policy.searchPath.reversed() {
+            for (view, weight) in serverFunctions.viewWeights[schema] ?? [:] { searchPathViewWeights[view] = weight }
+        }
+        self.searchPathViewWeights = searchPathViewWeights
+        viewWeights = Dictionary(uniqueKeysWithValues: serverFunctions.viewWeights.flatMap { schema, views in views.map { ("\(schema).\($0.key)", $0.value) } })
         self.searchPathSequences = searchPathSequences
         sequences = Set(serverFunctions.sequences.flatMap { schema, names in names.map { "\(schema).\($0)" } })
         // As libpg_query writes the name in its JSON.
@@ -181,16 +190,20 @@ public struct ServerFunctions: Sendable, Equatable {
     public var sequences: [String: Set<String>]
     /// Names of columns of type xml (or arrays or domains of it), in any of those schemas.
     public var xmlColumns: Set<String>
+    /// Views by schema, with what the planner expands at a reference (`Analyzer.planningWeight`),
+    /// those over one.
+    public var viewWeights: [String: [String: Int]]
 
     public init(names: [String: Set<String>] = [:], oneArgumentNames: [String: Set<String>] = [:],
                 operators: [String: [String: Set<String>]] = [:], typeInputs: [String: [String: String]] = [:],
-                sequences: [String: Set<String>] = [:], xmlColumns: Set<String> = []) {
+                sequences: [String: Set<String>] = [:], xmlColumns: Set<String> = [], viewWeights: [String: [String: Int]] = [:]) {
         self.names = names
         self.oneArgumentNames = oneArgumentNames
         self.operators = operators
         self.typeInputs = typeInputs
         self.sequences = sequences
         self.xmlColumns = xmlColumns
+        self.viewWeights = viewWeights
     }
 }
 

@@ -42,9 +42,12 @@ import Testing
         admitted("SELECT (SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders') AS order_columns, (SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public') AS tables")
         admitted("SELECT count(*) FROM " + (1...200).map { "orders o\($0)" }.joined(separator: ", "))
         #expect(PG15Catalog.viewPlanningWeights["information_schema.columns"] == 44)
-        #expect(Analyzer.planningWeight(schema: nil, relation: "pg_stats") == Double(PG15Catalog.viewPlanningWeights["pg_catalog.pg_stats"] ?? 0))
-        #expect(Analyzer.planningWeight(schema: "public", relation: "columns") == 1)
-        #expect(Analyzer.planningWeight(schema: nil, relation: "columns") == 1)
+        // The server's own views count what they expand to, as read at start.
+        let server = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: ServerFunctions(viewWeights: ["public": ["order_report": 300]]))
+        #expect(server.evaluate("SELECT (SELECT count(*) FROM order_report), (SELECT count(*) FROM public.order_report)").isAllowed)
+        #expect(server.evaluate("SELECT " + Array(repeating: "(SELECT count(*) FROM order_report)", count: 4).joined(separator: ", ")).rule == .planning)
+        #expect(server.evaluate("SELECT " + Array(repeating: "(SELECT count(*) FROM public.order_report)", count: 4).joined(separator: ", ")).rule == .planning)
+        #expect(Profiles.readonly.evaluate("SELECT " + Array(repeating: "(SELECT count(*) FROM order_report)", count: 4).joined(separator: ", ")).isAllowed)
     }
 
     /// A function of pg_catalog written in SQL whose body reads a catalog is planned as a query of

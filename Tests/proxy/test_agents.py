@@ -286,7 +286,8 @@ def test_what_only_the_server_shows_is_read_at_start(tenant_database, workdir):
     database = "palisade_server_objects"
     admin_sql("postgres", f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}")
     statements = ["CREATE TABLE notes (id serial PRIMARY KEY, body xml, title text)", "INSERT INTO notes (title) VALUES ('a')",
-                  "GRANT SELECT ON notes, notes_id_seq TO palisade_app"]
+                  "CREATE VIEW column_report AS SELECT table_name, column_name FROM information_schema.columns",
+                  "GRANT SELECT ON notes, notes_id_seq, column_report TO palisade_app"]
     available = {row[0] for row in admin_rows("postgres", "SELECT name FROM pg_available_extensions WHERE name IN ('intarray', 'hstore')")}
     has_intarray = "intarray" in available
     # hstore defines = on its own type: ordinary equality stays admitted beside it.
@@ -307,6 +308,12 @@ def test_what_only_the_server_shows_is_read_at_start(tenant_database, workdir):
             return error.value.diag.message_detail.split(";")[0]
 
         assert refused("SELECT last_value FROM notes_id_seq") == "rule rel.statistics"
+        # A view of the server's own counts what it expands to (here information_schema.columns):
+        # twenty-five references would plan a thousand relations (sixteenth red team).
+        report = "(SELECT count(*) > 0 FROM column_report)"
+        assert refused("SELECT " + ", ".join([report] * 25)) == "rule limit.planning"
+        cursor.execute("SELECT " + ", ".join([report] * 2))
+        assert cursor.fetchall() == [(True, True)]
         assert refused("SELECT COALESCE(body, '<r>') FROM notes") == "rule fn.xml-parse"
         cursor.execute("SELECT COALESCE(title, 'untitled') FROM notes")
         assert cursor.fetchall() == [("a",)]
