@@ -12,6 +12,7 @@ extension Analyzer {
         untypedMayBecomeXML = false
         try enter()
         defer { leave() }
+        let nodeStart = cursor.offset
         try cursor.expect(UInt8(ascii: "{"))
         guard let type = try cursor.nextKey() else { return }
         // Most frequent node types first: a switch over byte patterns tries the cases in order.
@@ -89,8 +90,8 @@ extension Analyzer {
         case "SubLink":
             // A subquery in an expression may run once per outer row: a join by another name.
             analysis.mayExplode = true
-            plannedRelations += 1
-            try subLink()
+            planning.add(1)
+            try subLink(joinable: joinableSublinks.contains(nodeStart))
         case "SQLValueFunction":
             try object { analyzer, key in
                 switch key {
@@ -108,14 +109,17 @@ extension Analyzer {
         case "RangeVar": try rangeVariable()
         case "JoinExpr":
             analysis.mayExplode = true
-            plannedRelations += 1
+            planning.add(1)
             let guardedBefore = guardedRelations.count
             var natural = false
             try object { analyzer, key in
                 switch key {
                 case "jointype": try analyzer.cursor.skipString()
                 case "isNatural": natural = try analyzer.cursor.boolean()
-                case "larg", "rarg", "quals": try analyzer.expression()
+                case "larg", "rarg": try analyzer.expression()
+                case "quals":
+                    analyzer.noteJoinableSublinks()
+                    try analyzer.expression()
                 case "usingClause": try analyzer.skipNameList()
                 case "join_using_alias", "alias":
                     analyzer.usesJoinAlias = true
@@ -129,7 +133,7 @@ extension Analyzer {
                 for index in guardedBefore..<guardedRelations.count { guardedRelations[index].joinedNaturally = true }
             }
         case "RangeSubselect":
-            plannedRelations += 1
+            planning.add(1)
             var columns: Set<String> = []
             try object { analyzer, key in
                 switch key {
@@ -147,7 +151,7 @@ extension Analyzer {
             }
         case "RangeFunction":
             analysis.mayExplode = true
-            plannedRelations += 1
+            planning.add(1)
             var calledNames: [String] = []
             var aliased = false
             try object { analyzer, key in
@@ -352,15 +356,52 @@ extension Analyzer {
         }
     }
 
-    mutating func subLink() throws {
+    /// `joinable`: the whole of a WHERE or ON condition or one of its ANDed terms, where IN becomes
+    /// a semi-join, whose hash table spills to disk.
+    mutating func subLink(joinable: Bool) throws {
+        var hashesRows = false
+        let recursiveReadsBefore = recursiveReads
         try object { analyzer, key in
             switch key {
-            case "subLinkType": try analyzer.cursor.skipString()
+            case "subLinkType":
+                // `x NOT IN (…)`, `x <> ALL (…)`, and `x IN (…)` or `x = ANY (…)` elsewhere (a
+                // target list, under OR) may run as a hashed subplan, which holds the subquery's
+                // rows as an INTERSECT does.
+                switch try analyzer.cursor.string() {
+                case "ANY_SUBLINK": hashesRows = !joinable
+                case "ALL_SUBLINK": hashesRows = true
+                default: break
+                }
             case "subLinkId", "location": _ = try analyzer.cursor.integer()
             case "testexpr": try analyzer.expression()
             case "operName": try analyzer.checkOperator(try analyzer.operatorName())
             case "subselect": try analyzer.subquery()
             default: throw analyzer.unsupportedField(key)
+            }
+        }
+        if hashesRows { noteHashedRows(readingRecursiveRows: recursiveReads > recursiveReadsBefore) }
+    }
+
+    /// Records the subqueries of the condition at the cursor that PostgreSQL may join rather than
+    /// hash (`subLink(joinable:)`): the condition itself, or each term of its top AND.
+    mutating func noteJoinableSublinks() {
+        var probe = cursor
+        let start = probe.offset
+        if probe.startsWith("{\"SubLink\":") { joinableSublinks.insert(start); return }
+        guard probe.startsWith("{\"BoolExpr\":") else { return }
+        _ = try? probe.forEachKey { probe, _ in
+            var conjunction = false
+            try probe.forEachKey { probe, key in
+                switch key {
+                case "boolop": conjunction = try probe.string() == "AND_EXPR"
+                case "args" where conjunction:
+                    try probe.expect(UInt8(ascii: "["))
+                    while try probe.nextElement() {
+                        if probe.startsWith("{\"SubLink\":") { joinableSublinks.insert(probe.offset) }
+                        try probe.skipValue()
+                    }
+                default: try probe.skipValue()
+                }
             }
         }
     }

@@ -74,7 +74,7 @@ extension Analyzer {
         }
         let isBuiltin = name.count == 1 || name[0] == "pg_catalog"
         if !isBuiltin || PG15Catalog.setReturningFunctions.contains(baseName) { analysis.mayExplode = true }
-        if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { plannedRelations += Double(weight) }
+        if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { planning.add(Double(weight)) }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
             try checkSettingName(arguments.first.flatMap { constantValue($0)?.string }, offset: remainingLocation())

@@ -49,16 +49,21 @@ extension Analyzer {
     static let hashedSetRowBytes = 150.0
 
     /// PostgreSQL 15 runs INTERSECT and EXCEPT as a hash table of every distinct input row when the
-    /// planner's count of groups fits work_mem, and never spills it. The count of a column the query
-    /// makes is a default 200 even where the rows are known (`generate_series(1, 1000000)`), so
-    /// the rows the text makes are held to what an aggregate may keep of them; a table's rows
-    /// have statistics, and the planner sorts them when they do not fit.
+    /// planner's count of groups fits work_mem, and never spills it; a subquery under IN, ANY or ALL
+    /// as a hashed subplan when its rows at the planner's width fit (a text's value is guessed at
+    /// 32 bytes: 30,000 rows of `lpad(…, 10000, …)` under NOT IN took 309 MB). The count of a column
+    /// the query makes is a default 200 even where the rows are known (`generate_series(1, 1000000)`),
+    /// so the rows the text makes are held to what an aggregate may keep of them, those of WITH
+    /// RECURSIVE at the most a set-returning call may make (the planner guessed 31 rows where
+    /// 100,000 took 231 MB). A table's rows have statistics, and the planner sorts them when they do
+    /// not fit.
     func checkHashedSetOperation(within maxBytes: Double) throws {
         guard hashesSetOperationRows else { return }
-        let bytes = (Self.hashedSetRowBytes + analysis.madeBytes) * analysis.textMadeRows
+        let rows = hashesRecursiveRows ? max(analysis.textMadeRows, Double(shared.policy.maxGeneratedRows)) : analysis.textMadeRows
+        let bytes = (Self.hashedSetRowBytes + analysis.madeBytes) * rows
         guard bytes > maxBytes else { return }
         throw Denial(rule: .argumentLimit,
-                     message: "INTERSECT and EXCEPT may keep every distinct row of their inputs in a hash table the server does not spill to disk, and the query's set-returning calls, VALUES lists and WITH queries make up to \(Self.describe(analysis.textMadeRows)) rows of up to \(Self.describe(Self.hashedSetRowBytes + analysis.madeBytes)) bytes each: \(Self.describe(bytes)) bytes, over this policy's limit of \(Self.describe(maxBytes)) bytes (64 × max_function_result_bytes)",
+                     message: "INTERSECT, EXCEPT and a subquery under IN, ANY or ALL may keep every distinct row of their inputs in a hash table the server does not spill to disk, and the query's set-returning calls, VALUES lists and WITH queries make up to \(Self.describe(rows)) rows of up to \(Self.describe(Self.hashedSetRowBytes + analysis.madeBytes)) bytes each: \(Self.describe(bytes)) bytes, over this policy's limit of \(Self.describe(maxBytes)) bytes (64 × max_function_result_bytes)",
                      hint: "Make fewer rows, or compare with NOT EXISTS (…) or EXISTS (…), which the server joins within work_mem.",
                      offset: nil, statementType: analysis.statementType)
     }

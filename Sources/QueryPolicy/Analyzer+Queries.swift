@@ -25,6 +25,8 @@ extension Analyzer {
             }
             cursor.offset = start
         }
+        var hashesRows = false
+        let recursiveReadsBefore = recursiveReads
         try object { analyzer, key in
             switch key {
             case "withClause":
@@ -69,7 +71,10 @@ extension Analyzer {
                     analyzer.integerIsColumnPosition = true
                     try analyzer.expression()
                 }
-            case "whereClause", "havingClause", "limitOffset", "limitCount":
+            case "whereClause":
+                analyzer.noteJoinableSublinks()
+                try analyzer.expression()
+            case "havingClause", "limitOffset", "limitCount":
                 try analyzer.expression()
             case "larg", "rarg":
                 try analyzer.enter()
@@ -78,13 +83,21 @@ extension Analyzer {
             case "groupDistinct", "all": _ = try analyzer.cursor.boolean()
             case "op":
                 switch try analyzer.cursor.string() {
-                case "SETOP_INTERSECT", "SETOP_EXCEPT": analyzer.hashesSetOperationRows = true
+                case "SETOP_INTERSECT", "SETOP_EXCEPT": hashesRows = true
                 default: break
                 }
             case "limitOption": try analyzer.cursor.skipString()
             default: throw analyzer.unsupportedField(key)
             }
         }
+        if hashesRows { noteHashedRows(readingRecursiveRows: recursiveReads > recursiveReadsBefore) }
+    }
+
+    /// A hash table of every distinct row of its input (`checkHashedSetOperation`), whose rows may
+    /// be those of WITH RECURSIVE.
+    mutating func noteHashedRows(readingRecursiveRows: Bool) {
+        hashesSetOperationRows = true
+        if readingRecursiveRows { hashesRecursiveRows = true }
     }
 
     mutating func withClause() throws {
@@ -133,12 +146,14 @@ extension Analyzer {
     mutating func commonTableExpression(recursive: Bool) throws -> String {
         var name = ""
         var columnNames: [String] = []
-        var inlined = false
+        var notMaterialized = false
         try object { analyzer, key in
             switch key {
-            case "ctename": name = try analyzer.cursor.string()
+            case "ctename":
+                name = try analyzer.cursor.string()
+                if recursive { analyzer.recursiveQueries.insert(name) }
             case "aliascolnames": columnNames = try analyzer.nameList()
-            case "ctematerialized": inlined = try analyzer.cursor.string() == "CTEMaterializeNever"
+            case "ctematerialized": notMaterialized = try analyzer.cursor.string() == "CTEMaterializeNever"
             case "ctequery":
                 if recursive {
                     try analyzer.checkRecursiveUnion(name)
@@ -155,11 +170,11 @@ extension Analyzer {
                     analyzer.cteColumns[name] = columnNames.isEmpty ? Analyzer.outputColumnNames(of: analyzer.cursor) : Set(columnNames)
                     // Its rows count where it is read, once a reference (`cteTextMadeRows`).
                     let rowsBefore = analyzer.analysis.textMadeRows
-                    let relationsBefore = analyzer.plannedRelations
+                    analyzer.planning.beginWithQuery(name)
                     try analyzer.selectStatement(topLevel: false)
+                    analyzer.planning.end()
                     analyzer.cteTextMadeRows[name] = analyzer.analysis.textMadeRows / rowsBefore
                     analyzer.analysis.textMadeRows = rowsBefore
-                    analyzer.ctePlannedRelations[name] = max(analyzer.ctePlannedRelations[name] ?? 0, analyzer.plannedRelations - relationsBefore)
                 }
             case "search_clause":
                 try analyzer.object { analyzer, key in
@@ -188,7 +203,7 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        if inlined { inlinedCTEs.insert(name) }
+        if notMaterialized { planning.markNotMaterialized(name) }
         return name
     }
 

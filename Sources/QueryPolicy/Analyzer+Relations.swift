@@ -33,10 +33,11 @@ extension Analyzer {
             // condition (`ON a.g * 0 = b.g * 0`: 5,000 rows estimated, a million made; eleventh round).
             analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1
             addMadeRows(aliasName ?? relation, columns: renamesColumns ? [] : cteColumns[relation] ?? [])
-            plannedRelations += 1 + (inlinedCTEs.contains(relation) ? ctePlannedRelations[relation] ?? 0 : 0)
+            planning.reference(withQuery: relation)
+            if recursiveQueries.contains(relation) { recursiveReads += 1 }
         } else {
             tableAliases.insert(aliasName ?? relation)
-            plannedRelations += planningWeight(schema: schema, relation: relation)
+            planning.add(planningWeight(schema: schema, relation: relation))
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
@@ -86,9 +87,10 @@ extension Analyzer {
     /// such a chain that reads the one before twice doubles them. A catalog function written in SQL
     /// plans its body at each call site (`PG15Catalog.sqlFunctionPlanningWeights`).
     func checkPlanning() throws {
+        let plannedRelations = planning.total()
         guard plannedRelations > Self.maxPlannedRelations else { return }
         throw Denial(rule: .planning,
-                     message: "this query makes PostgreSQL's planner build about \(Self.describe(plannedRelations)) relations, over the limit of \(Int(Self.maxPlannedRelations)): each FROM item and subquery counts one, a WITH query marked NOT MATERIALIZED all of its own again at every reference, a catalog view what it expands to (information_schema.columns counts 44), and a catalog function written in SQL the query it runs (col_description 1), and each takes the server's memory while it plans",
+                     message: "this query makes PostgreSQL's planner build about \(Self.describe(plannedRelations)) relations, over the limit of \(Int(Self.maxPlannedRelations)): each FROM item and subquery counts one, a WITH query the planner puts in place (marked NOT MATERIALIZED, or read once) all of its own again at every reference, a catalog view what it expands to (information_schema.columns counts 44), and a catalog function written in SQL the query it runs (col_description 1), and each takes the server's memory while it plans",
                      hint: "Leave out NOT MATERIALIZED on a WITH query read more than once (it is then computed once), read fewer information_schema views (pg_catalog's tables are smaller), or split the work into several queries.",
                      offset: nil, statementType: analysis.statementType)
     }

@@ -71,18 +71,19 @@ struct Analyzer {
     /// reference to it multiplies them.
     var cteTextMadeRows: [String: Double] = [:]
     /// The relations the planner builds for the query (`checkPlanning`): one a FROM item or
-    /// subquery, a catalog view or SQL function by its weight, and a WITH query marked NOT
-    /// MATERIALIZED all of its own again at every reference, since the planner puts its query in
-    /// place each time.
-    var plannedRelations = 0.0
-    /// The relations each WITH query's text makes the planner build, and the WITH queries marked
-    /// NOT MATERIALIZED. Names are not scoped: a name used twice keeps the larger count, and NOT
-    /// MATERIALIZED once is taken for every WITH query of that name.
-    var ctePlannedRelations: [String: Double] = [:]
-    var inlinedCTEs: Set<String> = []
-    /// Whether the query has an INTERSECT or EXCEPT, which the server may run as a hash table of
-    /// every distinct row of its inputs (`checkAccumulatedRows`).
+    /// subquery, a view or catalog SQL function by its weight, and the WITH queries the planner
+    /// puts in place, again at every reference.
+    var planning = PlannedRelations()
+    /// Whether the query has an INTERSECT or EXCEPT, or a subquery under IN, ANY or ALL, which the
+    /// server may run as a hash table of every distinct row of its inputs (`checkHashedSetOperation`).
     var hashesSetOperationRows = false
+    /// Whether such a hash table's input reads WITH RECURSIVE rows, which the text does not bound:
+    /// the WITH queries of a RECURSIVE clause, and how many references to them were read so far.
+    var hashesRecursiveRows = false
+    /// Where subqueries stand that PostgreSQL may join instead (`noteJoinableSublinks`).
+    var joinableSublinks: Set<Int> = []
+    var recursiveQueries: Set<String> = []
+    var recursiveReads = 0
     /// Relations with columns the query may not read, the name the query refers to each by, and
     /// the rule that guards them.
     var guardedRelations: [GuardedRelation] = []

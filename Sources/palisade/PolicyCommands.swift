@@ -1,4 +1,5 @@
 import ArgumentParser
+import Encoding
 import Foundation
 import QueryPolicy
 
@@ -69,6 +70,8 @@ struct PolicyCommand: ParsableCommand {
 }
 
 enum DecisionText {
+    /// Lines for a terminal: the message, tables and normalized text carry what the query wrote
+    /// (`TerminalText`).
     static func render(_ decision: Decision, profile: String) -> String {
         var lines = ["\(decision.verdict.rawValue) \(decision.rule.rawValue) (SQLSTATE \(decision.sqlstate))"]
         if !decision.isAllowed { lines.append("message:     \(decision.message)") }
@@ -79,6 +82,6 @@ enum DecisionText {
         lines.append("fingerprint: \(decision.fingerprint)")
         lines.append("normalized:  \(decision.normalized)")
         lines.append("policy:      \(profile) \(decision.policyVersion)")
-        return lines.joined(separator: "\n")
+        return lines.map(TerminalText.escaped).joined(separator: "\n")
     }
 }

@@ -71,6 +71,9 @@ def test_what_a_client_wrote_reaches_a_reviewers_terminal_shown_not_obeyed(palis
     assert not any(control in listed.stdout for control in "\x1b\x07\r")
     log = palisade.log.read_text()
     assert "nothing to see here" in log and not any(control in log for control in "\x1b\x07\r")
+    checked = subprocess.run([BINARY, "check", f'DELETE FROM orders WHERE "{identifier}" = 1'], cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 1 and "nothing to see here" in checked.stdout
+    assert not any(control in checked.stdout for control in "\x1b\x07\r")
 
 
 # `write` answers once the entry is in the file, before its fdatasync: a crash of Palisade keeps it
