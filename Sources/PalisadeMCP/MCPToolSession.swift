@@ -99,9 +99,17 @@ public actor MCPToolSession {
                                       maxBytes: policy.maxResultBytes ?? Self.defaultMaxResultBytes)
             let result = try await self.execute(sql, policy: policy, budget: budget, on: connection)
             if let exceeded = result.exceeded {
-                return try await self.resultLimited(exceeded, budget: budget, result: result, policy: policy, request: request)
+                return try await self.resultLimited(exceeded, budget: budget, rows: result.rows.count, bytes: result.rowBytes,
+                                                    policy: policy, request: request)
             }
-            return Self.success(ResultJSON.document(columns: self.columns(of: result), rows: result.rows, requestID: request))
+            // The server's rows fit max_result_bytes; the answer, JSON in JSON, must too.
+            switch ResultJSON.document(columns: self.columns(of: result), rows: result.rows, requestID: request,
+                                       maxBytes: budget.maxBytes ?? .max) {
+            case .document(let document):
+                return Self.success(document)
+            case .tooLarge(let rows, let bytes):
+                return try await self.resultLimited(.resultBytes, budget: budget, rows: rows, bytes: bytes, policy: policy, request: request)
+            }
         }
     }
 
@@ -348,13 +356,15 @@ public actor MCPToolSession {
         return Self.refusal(rule: rule.rawValue, sqlstate: rule.sqlstate, message: message, hint: costBudget.hint(for: rule), requestID: request)
     }
 
-    private func resultLimited(_ rule: Rule, budget: ResultBudget, result: BackendConnection.StatementResult, policy: Policy,
+    /// `rows` and `bytes`: what was kept before the cut (DataRow bytes of the server's rows, or
+    /// the answer's bytes as sent when it is the answer that went past max_result_bytes).
+    private func resultLimited(_ rule: Rule, budget: ResultBudget, rows: Int, bytes: Int, policy: Policy,
                                request: String) async throws -> CallTool.Result {
         let limit = rule == .resultBytes ? "\(budget.maxBytes ?? 0) bytes (max_result_bytes)" : "\(budget.maxRows ?? 0) rows (max_rows)"
         let message = "Palisade: the result is larger than this profile's limit of \(limit); no rows were returned"
         try await record(Decision(rule: rule, message: message, policyVersion: policy.version), request: request, tool: .query,
                          policy: policy, event: .resultLimit,
-                         detail: ["rows": .int(Int64(result.rows.count)), "bytes": .int(Int64(result.rowBytes))])
+                         detail: ["rows": .int(Int64(rows)), "bytes": .int(Int64(bytes))])
         throw RefusedInTransaction(result: Self.refusal(
             rule: rule.rawValue, sqlstate: rule.sqlstate, message: message,
             hint: "Aggregate in SQL (count, sum, GROUP BY) or add a LIMIT, and select only the columns you need.", requestID: request))
