@@ -129,9 +129,14 @@ public actor MCPToolSession {
         guard let engine = firewall.policies.engine(for: identity.profile) else { return Self.error("The profile is gone.") }
         let decision = engine.evaluate(sql)
         let request = nextRequestID()
-        // A dry run: recorded, but neither a denial toward the lockout nor a query toward the rate.
+        // A dry run: recorded, and not a query toward the rate; but a denial counts toward the
+        // lockout as a denied query does, or check would be a free oracle for probing the policy
+        // (red team 19: 40 denied checks after the lockout's 20, and the next query still ran).
         do {
             try await record(decision, request: request, tool: .check, policy: engine.policy, sql: sql, detail: ["dry_run": .string("yes")])
+            if !decision.isAllowed, !engine.policy.isMonitorOnly, decision.rule != .empty {
+                try await countDenial(request: request, tool: .check, policy: engine.policy)
+            }
         } catch {
             return auditFailure(error)
         }
@@ -229,17 +234,18 @@ public actor MCPToolSession {
             return .refused(auditFailure(error))
         }
         guard !decision.isAllowed, !monitorOnly else { return .run(decision, request: request, policy: policy) }
-        if decision.rule != .rateLimited, let lockout = firewall.budgets.lockout,
-           let event = lockout.recordDenial(credential: identity.credentialID, now: now) {
-            do {
-                try await record(Decision(rule: .lockedOut, message: event.refusal.message, policyVersion: policy.version),
-                                 request: request, tool: tool, policy: policy, event: .lockout)
-            } catch {
-                return .refused(auditFailure(error))
-            }
+        if decision.rule != .rateLimited {
+            do { try await countDenial(request: request, tool: tool, policy: policy, now: now) } catch { return .refused(auditFailure(error)) }
         }
         return .refused(Self.refusal(rule: decision.rule.rawValue, sqlstate: decision.sqlstate, message: decision.message,
                                      hint: decision.hint, requestID: request))
+    }
+
+    /// Counts a denial toward the credential's lockout, and records the lockout it may start.
+    private func countDenial(request: String, tool: ToolCatalog.Name, policy: Policy, now: Date = Date()) async throws(AuditError) {
+        guard let lockout = firewall.budgets.lockout, let event = lockout.recordDenial(credential: identity.credentialID, now: now) else { return }
+        try await record(Decision(rule: .lockedOut, message: event.refusal.message, policyVersion: policy.version),
+                         request: request, tool: tool, policy: policy, event: .lockout)
     }
 
     private func nextRequestID() -> String {
