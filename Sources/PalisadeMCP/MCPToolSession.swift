@@ -32,12 +32,18 @@ public actor MCPToolSession {
 
     public init(firewall: MCPFirewall, identity: MCPIdentity, transport: MCPTransport, clientAddress: String,
                 group: EventLoopGroup) {
-        sessionID = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+        sessionID = Self.newSessionID()
         self.firewall = firewall
         self.identity = identity
         self.transport = transport
         self.clientAddress = clientAddress
         self.group = group
+    }
+
+    /// 128 random bits (SystemRandomNumberGenerator) in hex: over HTTP the id is what names the
+    /// session (red team 19 found 32 bits).
+    static func newSessionID() -> String {
+        String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     }
 
     /// The tools this session's profile offers.
@@ -67,8 +73,9 @@ public actor MCPToolSession {
         case .failure(let refusal):
             do { try await firewall.recordRefusal(refusal, transport: transport, clientAddress: clientAddress) } catch { return auditFailure(error) }
             return Self.refusal(rule: refusal.rule.rawValue, sqlstate: refusal.sqlstate, message: refusal.message, hint: nil, requestID: nil)
-        case .success(let current) where current.credentialID != identity.credentialID:
-            return Self.error("This MCP session was opened with another credential; start a new session.")
+        case .success(let current) where current != identity:
+            // The whole identity (tenant, profile, credential, claims), as the HTTP door matches a session.
+            return Self.error("This MCP session was opened with another identity; start a new session.")
         case .success:
             break
         }
