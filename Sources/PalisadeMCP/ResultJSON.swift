@@ -77,14 +77,38 @@ public enum ResultJSON {
             append("[")
             for (index, column) in columns.enumerated() {
                 if index > 0 { append(",") }
-                append(value(index < row.count ? row[index] : nil, type: column.type))
-                if sent > maxBytes { return .tooLarge(rows: rowIndex, bytes: sent) }
+                let text = index < row.count ? row[index] : nil
+                // Counted before it is built: one value of 8 MB of \x01 is 48 MB of JSON.
+                let size = sentBytes(ofValue: text, type: column.type)
+                if sent + size > maxBytes { return .tooLarge(rows: rowIndex, bytes: sent + size) }
+                out += value(text, type: column.type)
+                sent += size
             }
             append("]")
         }
         append("],\"row_count\":\(rows.count),\"request_id\":" + JSONText.quoted(requestID) + "}")
         if sent > maxBytes { return .tooLarge(rows: rows.count, bytes: sent) }
         return .document(out)
+    }
+
+    /// `sentBytes(value(text, type: type))`, without building the value.
+    static func sentBytes(ofValue text: String?, type: String) -> Int {
+        guard let text else { return 4 }
+        if type == "bool", text == "t" || text == "f" { return text == "t" ? 4 : 5 }
+        if numberTypes.contains(type), isJSONNumber(text) { return text.utf8.count }
+        if embeddedJSONTypes.contains(type) { return sentBytes(text) }
+        // JSONText.quoted's escapes, each escaped again in the reply: `"` is `\"` then `\\\"`,
+        // a newline `\n` then `\\n`, \x01 `\u0001` then `\\u0001`; the two quotes are `\"` each.
+        var count = 4
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): count += 4
+            case 0x08, 0x09, 0x0A, 0x0C, 0x0D: count += 3
+            case 0..<0x20: count += 7
+            default: count += 1
+            }
+        }
+        return count
     }
 
     /// The bytes `text` takes once it is a JSON string in the tool call's reply, as the MCP SDK's
