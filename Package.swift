@@ -94,6 +94,7 @@ let package = Package(
                 "PostgresWire",
                 "QueryPolicy",
                 "AuditChain",
+                "Locking",
                 "TenantIdentity",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Logging", package: "swift-log"),
@@ -160,7 +161,8 @@ let package = Package(
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "PalisadeProxyTests", dependencies: ["PalisadeProxy", "PostgresWire", "QueryPolicy", "AuditChain"]),
         .testTarget(name: "PalisadeServerTests", dependencies: ["PalisadeServer"]),
-        .testTarget(name: "PalisadeMCPTests", dependencies: ["PalisadeMCP", "QueryPolicy", .product(name: "MCP", package: "swift-sdk")]),
+        .testTarget(name: "PalisadeMCPTests", dependencies: ["PalisadeMCP", "QueryPolicy", .product(name: "MCP", package: "swift-sdk"),
+                                                          .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "TenantIdentityTests", dependencies: ["TenantIdentity", "Encoding"]),
     ]
 )

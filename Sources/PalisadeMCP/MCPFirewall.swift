@@ -1,5 +1,6 @@
 import AuditChain
 import Foundation
+import NIOCore
 import PalisadeProxy
 import QueryPolicy
 import TenantIdentity
@@ -18,6 +19,13 @@ public struct MCPFirewall: Sendable {
     public var audit: AuditLog
     /// The largest HTTP request body accepted, as the proxy bounds a client message.
     public var maxMessageBytes: Int
+    /// HTTP connections held at once, authenticated or not (`max_client_connections`).
+    public var maxConnections: Int
+    /// How long a client has to send a whole request, head and body, from connecting or from the
+    /// end of its previous answer (`login_timeout`, the wire's time to log in).
+    public var requestTimeout: TimeAmount
+    /// How long a connection over `maxConnections` stays open so that its 503 is read (`refusal_linger_seconds`).
+    public var refusalLinger: TimeAmount
 
     public init(_ proxy: ProxyConfiguration) {
         backend = proxy.backend
@@ -29,6 +37,9 @@ public struct MCPFirewall: Sendable {
         budgets = proxy.budgets
         audit = proxy.audit
         maxMessageBytes = proxy.maxMessageBytes
+        maxConnections = proxy.maxClientConnections
+        requestTimeout = proxy.loginTimeout
+        refusalLinger = proxy.refusalLinger
     }
 }
 
@@ -80,6 +91,23 @@ extension MCPFirewall {
                                               sqlstate: "28000", credentialID: identity.credentialID, tenant: identity.tenant))
         }
         return .success(identity)
+    }
+
+    /// Records a request of a verified credential that names an MCP session it may not use (none
+    /// by that id, or one another identity opened), and counts it toward the credential's lockout
+    /// as a denied query: a guess at session ids is a probe like a denied statement.
+    public func recordSessionRefusal(_ message: String, identity: MCPIdentity, transport: MCPTransport,
+                                     clientAddress: String, now: Date = Date()) async throws(AuditError) {
+        _ = try await audit.append(AuditRecord(
+            event: .authFailure, requestID: nil, sessionID: nil, tenant: identity.tenant, credentialID: identity.credentialID,
+            clientAddress: clientAddress, messageKind: "mcp/\(transport.rawValue)/session", decision: .deny,
+            rule: Rule.authenticationFailed.rawValue, sqlstate: "28000", message: message))
+        if let lockout = budgets.lockout, let event = lockout.recordDenial(credential: identity.credentialID, now: now) {
+            _ = try await audit.append(AuditRecord(
+                event: .lockout, requestID: nil, sessionID: nil, tenant: identity.tenant, credentialID: identity.credentialID,
+                clientAddress: clientAddress, messageKind: "mcp/\(transport.rawValue)/session", decision: .deny,
+                rule: Rule.lockedOut.rawValue, sqlstate: Rule.lockedOut.sqlstate, message: event.refusal.message))
+        }
     }
 
     /// Records a refused credential (durable before the refusal is answered), as the proxy records a failed login.

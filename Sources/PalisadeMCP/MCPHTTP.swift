@@ -1,10 +1,12 @@
 import Encoding
 import Foundation
+import Locking
 import MCP
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import QueryPolicy
 import TenantIdentity
 
 /// `palisade mcp --mcp-listen HOST:PORT`: MCP's Streamable HTTP at `/mcp`, the way remote agents
@@ -13,15 +15,30 @@ import TenantIdentity
 /// credential of every request: `Authorization: Bearer` with an API key or a JWT. A request
 /// without a valid one gets 401 with a JSON error, and nothing else.
 ///
-/// A session belongs to the credential that opened it, and holds one server connection (opened at
-/// its first tool call) and one of its tenant's sessions (`max_sessions_per_tenant`) until the
-/// agent ends it (DELETE) or leaves it idle past the idle timeout.
+/// The credential is checked on the request's head, before any of its body is kept: red team 19
+/// held 1 MiB per anonymous connection (300 connections, 56 MB -> 384 MB) while Palisade waited
+/// for bodies it was going to refuse. A request has `requestTimeout` to arrive whole, and at most
+/// `maxConnections` connections are held (20,000 half-sent heads had used up the process's file
+/// descriptors); the next ones are answered 503 and closed.
+///
+/// A session belongs to the verified identity that opened it (tenant, profile, credential and
+/// claims), and holds one server connection (opened at its first tool call) and one of its
+/// tenant's sessions (`max_sessions_per_tenant`) until the agent ends it (DELETE) or leaves it idle
+/// past the idle timeout.
 public final class MCPHTTPFrontDoor: Sendable {
     public static let path = "/mcp"
+    /// The request line and headers a client may send: a JWT of a few KB fits; NIO's default is 80 KB
+    /// per connection before anything is checked.
+    static let maxHeadBytes = 16 * 1024
+    /// Connections over the limit being told so at once; the rest are closed without a word, as
+    /// `palisade serve` does (`ProxyServer.maxLingeringRefusals`).
+    static let maxLingeringRefusals = 128
     private let sessions: HTTPSessions
     private let tls: NIOSSLContext?
     private let group: EventLoopGroup
-    private let maxBodyBytes: Int
+    private let limits: HTTPLimits
+    /// Connections held, and those over the limit being answered 503.
+    private let connections = Locked((open: 0, lingering: 0))
 
     /// `loopbackOnly`: the listener is on a loopback address, so requests must name it in `Host`
     /// (and a browser's `Origin` must be local): a page elsewhere cannot rebind a name to it.
@@ -29,21 +46,46 @@ public final class MCPHTTPFrontDoor: Sendable {
         sessions = HTTPSessions(firewall: firewall, group: group, idleTimeout: idleTimeout, loopbackOnly: loopbackOnly)
         self.tls = tls
         self.group = group
-        maxBodyBytes = firewall.maxMessageBytes
+        limits = HTTPLimits(maxBodyBytes: firewall.maxMessageBytes, maxConnections: firewall.maxConnections,
+                            requestTimeout: firewall.requestTimeout, refusalLinger: firewall.refusalLinger)
     }
 
     public func start(host: String, port: Int) async throws -> Channel {
         let sessions = self.sessions
         let tls = self.tls
-        let maxBodyBytes = self.maxBodyBytes
+        let limits = self.limits
+        let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let admitted = connections.withLock { counts in
+                        guard counts.open < limits.maxConnections else { return false }
+                        counts.open += 1
+                        return true
+                    }
+                    if admitted {
+                        channel.closeFuture.whenComplete { _ in connections.withLock { $0.open -= 1 } }
+                    } else {
+                        let lingering = connections.withLock { counts in
+                            guard counts.lingering < Self.maxLingeringRefusals else { return false }
+                            counts.lingering += 1
+                            return true
+                        }
+                        guard lingering else { throw TooManyConnections() }
+                        channel.closeFuture.whenComplete { _ in connections.withLock { $0.lingering -= 1 } }
+                    }
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(sessions: sessions, maxBodyBytes: maxBodyBytes))
+                    guard admitted else {
+                        return try channel.pipeline.syncOperations.addHandler(OverCapacityHandler(limits: limits))
+                    }
+                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+                    decoderLimits.maxHeaderFieldSize = Self.maxHeadBytes
+                    decoderLimits.maxHeaderListSize = Self.maxHeadBytes
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withEncoderConfiguration: .init(),
+                                                                                    withDecoderLimitConfiguration: decoderLimits)
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(sessions: sessions, limits: limits))
                 }
             }
             .bind(host: host, port: port).get()
@@ -55,6 +97,16 @@ public final class MCPHTTPFrontDoor: Sendable {
     public func shutdown() async {
         await sessions.closeAll()
     }
+}
+
+/// A connection over the limit while as many 503s as allowed are still being delivered: NIO closes it at once.
+private struct TooManyConnections: Error {}
+
+struct HTTPLimits: Sendable {
+    var maxBodyBytes: Int
+    var maxConnections: Int
+    var requestTimeout: TimeAmount
+    var refusalLinger: TimeAmount
 }
 
 /// What the front door answers: the transport's answer, or its own JSON.
@@ -94,7 +146,7 @@ actor HTTPSessions {
     }
 
     /// The credential of a request: `Authorization: Bearer CREDENTIAL`.
-    static func bearer(_ request: HTTPRequest) -> String? {
+    nonisolated static func bearer(_ request: HTTPRequest) -> String? {
         guard let value = request.header(HTTPHeaderName.authorization)?.trimmingCharacters(in: .whitespaces),
               value.count > 7, value.prefix(7).lowercased() == "bearer "
         else { return nil }
@@ -102,26 +154,61 @@ actor HTTPSessions {
         return credential.isEmpty ? nil : credential
     }
 
-    func handle(_ request: HTTPRequest, clientAddress: String) async -> FrontDoorResponse {
-        guard request.path == MCPHTTPFrontDoor.path else {
-            return .json(status: 404, body: "{\"error\":\"not_found\",\"error_description\":\"MCP is served at \(MCPHTTPFrontDoor.path)\"}")
+    /// What a request's head decides, before any of its body is read.
+    enum HeadAdmission {
+        /// Read the body (up to the largest message), then `handle` the request.
+        case admitted(MCPIdentity)
+        /// Answered from the head; the body is dropped as it comes.
+        case answered(FrontDoorResponse)
+        /// 401, once `refuse` has recorded it.
+        case refused(CredentialRefusal, challenge: String)
+    }
+
+    /// The path and the credential decide, from the head alone; then a declared body over
+    /// `maxBodyBytes` is refused before it is sent. Only a verified credential's body is kept.
+    nonisolated static func admission(of head: HTTPRequest, contentLength: Int?, maxBodyBytes: Int,
+                                      identify: (String) -> Result<MCPIdentity, CredentialRefusal>) -> HeadAdmission {
+        guard head.path == MCPHTTPFrontDoor.path else {
+            return .answered(.json(status: 404, body: "{\"error\":\"not_found\",\"error_description\":\"MCP is served at \(MCPHTTPFrontDoor.path)\"}"))
         }
-        guard let credential = Self.bearer(request) else {
-            let refusal = CredentialRefusal(rule: .authenticationFailed, message: "no credential: send Authorization: Bearer with an API key or a JWT",
-                                            sqlstate: "28000")
-            return await refuse(refusal, clientAddress: clientAddress, challenge: "Bearer realm=\"palisade\"")
+        guard let credential = bearer(head) else {
+            return .refused(CredentialRefusal(rule: .authenticationFailed, message: "no credential: send Authorization: Bearer with an API key or a JWT",
+                                              sqlstate: "28000"), challenge: "Bearer realm=\"palisade\"")
         }
-        let identity: MCPIdentity
-        switch firewall.identify(credential) {
+        switch identify(credential) {
         case .failure(let refusal):
-            return await refuse(refusal, clientAddress: clientAddress, challenge: "Bearer realm=\"palisade\", error=\"invalid_token\"")
-        case .success(let verified):
-            identity = verified
+            return .refused(refusal, challenge: "Bearer realm=\"palisade\", error=\"invalid_token\"")
+        case .success(let identity):
+            if let contentLength, contentLength > maxBodyBytes { return .answered(tooLarge(maxBodyBytes)) }
+            return .admitted(identity)
         }
+    }
+
+    nonisolated static func tooLarge(_ maxBodyBytes: Int) -> FrontDoorResponse {
+        .json(status: 413, body: "{\"error\":\"too_large\",\"error_description\":\"the request body is over \(maxBodyBytes) bytes\"}")
+    }
+
+    nonisolated func admission(of head: HTTPRequest, contentLength: Int?, maxBodyBytes: Int) -> HeadAdmission {
+        Self.admission(of: head, contentLength: contentLength, maxBodyBytes: maxBodyBytes) { firewall.identify($0) }
+    }
+
+    /// A request whose credential `admission` verified as `identity`, with its body.
+    func handle(_ request: HTTPRequest, identity: MCPIdentity, clientAddress: String) async -> FrontDoorResponse {
         if let sessionID = request.header(HTTPHeaderName.sessionID) {
-            // Another credential's session is not found, rather than named as someone else's.
-            guard var entry = entries[sessionID], entry.session.identity.credentialID == identity.credentialID else {
-                return .mcp(.error(statusCode: 404, .invalidRequest("Not Found: no such MCP session; initialize a new one")))
+            guard var entry = entries[sessionID] else {
+                return await refuseSession(identity: identity, clientAddress: clientAddress, message: "no MCP session \(sessionID.prefix(64))",
+                                           response: .mcp(.error(statusCode: 404, .invalidRequest("Not Found: no such MCP session; initialize a new one"))))
+            }
+            // The whole verified identity, not only the credential's id: for a JWT that id is its
+            // issuer and jti, and red team 19 used another tenant's token with the same jti to read
+            // the first tenant's rows through its session.
+            guard entry.session.identity == identity else {
+                return await refuseSession(
+                    identity: identity, clientAddress: clientAddress,
+                    message: "MCP session \(sessionID.prefix(64)) belongs to another identity (tenant \(entry.session.identity.tenant))",
+                    response: FrontDoorResponse.refusal(status: 403, error: "forbidden",
+                                                        description: "this MCP session was opened with another identity; initialize a new one",
+                                                        rule: Rule.authenticationFailed.rawValue, sqlstate: "28000"))
             }
             entry.lastUsed = .now()
             entries[sessionID] = entry
@@ -135,18 +222,29 @@ actor HTTPSessions {
         return await open(request, identity: identity, clientAddress: clientAddress)
     }
 
+    private func refuseSession(identity: MCPIdentity, clientAddress: String, message: String, response: FrontDoorResponse) async -> FrontDoorResponse {
+        do {
+            try await firewall.recordSessionRefusal(message, identity: identity, transport: .http, clientAddress: clientAddress)
+        } catch {
+            return Self.auditUnavailable
+        }
+        return response
+    }
+
+    static let auditUnavailable = FrontDoorResponse.refusal(status: 503, error: "audit_unavailable", description: "Palisade cannot write its audit log; nothing is served",
+                                                            rule: "audit.unavailable", sqlstate: "58030")
+
     /// Whether a POST body is the JSON-RPC `initialize` request that opens a session.
-    static func isInitializeRequest(_ body: Data) -> Bool {
+    nonisolated static func isInitializeRequest(_ body: Data) -> Bool {
         guard let message = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return false }
         return message["method"] as? String == "initialize" && message["id"] != nil
     }
 
-    private func refuse(_ refusal: CredentialRefusal, clientAddress: String, challenge: String) async -> FrontDoorResponse {
+    func refuse(_ refusal: CredentialRefusal, clientAddress: String, challenge: String) async -> FrontDoorResponse {
         do {
             try await firewall.recordRefusal(refusal, transport: .http, clientAddress: clientAddress)
         } catch {
-            return FrontDoorResponse.refusal(status: 503, error: "audit_unavailable", description: "Palisade cannot write its audit log; nothing is served",
-                                             rule: "audit.unavailable", sqlstate: "58030")
+            return Self.auditUnavailable
         }
         return FrontDoorResponse.refusal(status: 401, error: "invalid_token", description: refusal.message, rule: refusal.rule.rawValue,
                                          sqlstate: refusal.sqlstate, headers: [HTTPHeaderName.wwwAuthenticate: challenge])
@@ -216,64 +314,193 @@ actor HTTPSessions {
     }
 }
 
-/// Thin NIO adapter: gathers a request, hands it to the sessions, and writes the answer (an SSE
-/// stream as its events come).
+/// One request's body, kept up to `limit` bytes; past it nothing more is kept (and what was is
+/// let go), and the request is answered 413.
+struct RequestBody {
+    let limit: Int
+    private(set) var bytes = ByteBuffer()
+    private(set) var tooLarge = false
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    mutating func append(_ chunk: inout ByteBuffer) {
+        guard !tooLarge else { return }
+        if bytes.readableBytes + chunk.readableBytes > limit {
+            tooLarge = true
+            bytes = ByteBuffer()
+        } else {
+            bytes.writeBuffer(&chunk)
+        }
+    }
+}
+
+/// Thin NIO adapter: decides each request on its head, gathers the body of an admitted one,
+/// hands it to the sessions, and writes the answer (an SSE stream as its events come). While it
+/// waits for a request (from connecting, or from the end of the previous answer) the request
+/// has `requestTimeout` to arrive whole; then the connection is closed.
 private final class HTTPRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let sessions: HTTPSessions
-    private let maxBodyBytes: Int
-    private var head: HTTPRequestHead?
-    private var body = ByteBuffer()
-    private var tooLarge = false
+    private enum State {
+        /// For the next request's head.
+        case waiting
+        /// An admitted request's body.
+        case reading(HTTPRequestHead, MCPIdentity, RequestBody)
+        /// A request answered from its head: its body is dropped; the connection closes once both
+        /// the request and the answer have ended.
+        case discarding(requestEnded: Bool, answerEnded: Bool)
+        /// The request has arrived whole; its answer is being written.
+        case answering
+    }
 
-    init(sessions: HTTPSessions, maxBodyBytes: Int) {
+    private let sessions: HTTPSessions
+    private let limits: HTTPLimits
+    private var state = State.waiting
+    private var deadline: Scheduled<Void>?
+
+    init(sessions: HTTPSessions, limits: HTTPLimits) {
         self.sessions = sessions
-        self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armDeadline(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+
+    private func armDeadline(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: limits.requestTimeout) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            self.head = head
-            body.clear()
-            tooLarge = false
+            guard case .waiting = state else { return }
+            let request = Self.request(head, body: nil)
+            let contentLength = head.headers.first(name: "Content-Length").flatMap { Int($0) }
+            switch sessions.admission(of: request, contentLength: contentLength, maxBodyBytes: limits.maxBodyBytes) {
+            case .admitted(let identity):
+                state = .reading(head, identity, RequestBody(limit: limits.maxBodyBytes))
+            case .answered(let response):
+                state = .discarding(requestEnded: false, answerEnded: false)
+                writer(context, head: head, keepAlive: false).write(response)
+            case .refused(let refusal, let challenge):
+                state = .discarding(requestEnded: false, answerEnded: false)
+                let writer = writer(context, head: head, keepAlive: false)
+                let clientAddress = Self.clientAddress(context)
+                let sessions = self.sessions
+                Task { writer.write(await sessions.refuse(refusal, clientAddress: clientAddress, challenge: challenge)) }
+            }
         case .body(var chunk):
-            if body.readableBytes + chunk.readableBytes > maxBodyBytes { tooLarge = true } else { body.writeBuffer(&chunk) }
+            guard case .reading(let head, let identity, var body) = state else { return }
+            state = .answering  // not to hold a second reference to the buffer while appending
+            body.append(&chunk)
+            state = .reading(head, identity, body)
         case .end:
-            guard let head else { return }
-            self.head = nil
-            let writer = ResponseWriter(context: context, version: head.version, keepAlive: head.isKeepAlive)
-            if tooLarge {
-                return writer.write(.json(status: 413, body: "{\"error\":\"too_large\",\"error_description\":\"the request body is over \(maxBodyBytes) bytes\"}"))
-            }
-            var headers: [String: String] = [:]
-            for (name, value) in head.headers {
-                headers[name] = headers[name].map { $0 + ", " + value } ?? value
-            }
-            let request = HTTPRequest(method: head.method.rawValue, headers: headers,
-                                      body: body.readableBytes > 0 ? Data(body.readableBytesView) : nil,
-                                      path: String(head.uri.split(separator: "?", maxSplits: 1).first ?? ""))
-            body.clear()
-            let clientAddress = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
-            let sessions = self.sessions
-            Task {
-                writer.write(await sessions.handle(request, clientAddress: clientAddress))
+            deadline?.cancel()
+            deadline = nil
+            switch state {
+            case .reading(let head, let identity, let body):
+                state = .answering
+                let writer = writer(context, head: head, keepAlive: head.isKeepAlive)
+                if body.tooLarge { return writer.write(HTTPSessions.tooLarge(limits.maxBodyBytes)) }
+                let request = Self.request(head, body: body.bytes.readableBytes > 0 ? Data(body.bytes.readableBytesView) : nil)
+                let clientAddress = Self.clientAddress(context)
+                let sessions = self.sessions
+                Task { writer.write(await sessions.handle(request, identity: identity, clientAddress: clientAddress)) }
+            case .discarding(_, let answerEnded):
+                state = .discarding(requestEnded: true, answerEnded: answerEnded)
+                if answerEnded { context.close(promise: nil) }
+            case .waiting, .answering:
+                break
             }
         }
     }
+
+    /// The answer's end is about to be written: the connection waits for the next request (set
+    /// before the end is written, since the pipelining handler hands over a request that waited
+    /// for this answer as the end goes out), or is closed once the end is written (true).
+    fileprivate func answerEnding(context: ChannelHandlerContext, keepAlive: Bool) -> Bool {
+        switch state {
+        case .discarding(let requestEnded, _):
+            // The client may still be sending the body of a refused request: closing now would
+            // reset the connection and could lose the answer. The deadline still runs.
+            state = .discarding(requestEnded: requestEnded, answerEnded: true)
+            return requestEnded
+        case .answering where keepAlive:
+            state = .waiting
+            armDeadline(context)
+            return false
+        default:
+            return true
+        }
+    }
+
+    private func writer(_ context: ChannelHandlerContext, head: HTTPRequestHead, keepAlive: Bool) -> ResponseWriter {
+        ResponseWriter(context: context, handler: self, version: head.version, keepAlive: keepAlive)
+    }
+
+    private static func request(_ head: HTTPRequestHead, body: Data?) -> HTTPRequest {
+        var headers: [String: String] = [:]
+        for (name, value) in head.headers {
+            headers[name] = headers[name].map { $0 + ", " + value } ?? value
+        }
+        return HTTPRequest(method: head.method.rawValue, headers: headers, body: body,
+                           path: String(head.uri.split(separator: "?", maxSplits: 1).first ?? ""))
+    }
+
+    private static func clientAddress(_ context: ChannelHandlerContext) -> String {
+        context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? ""
+    }
+}
+
+/// A connection over `maxConnections`: a 503 is written at once, whatever the client sends (it
+/// is dropped), and the connection is closed after `refusalLinger`, so that the answer is read
+/// rather than lost to a reset.
+private final class OverCapacityHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let limits: HTTPLimits
+
+    init(limits: HTTPLimits) {
+        self.limits = limits
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let body = "{\"error\":\"too_many_connections\",\"error_description\":\"Palisade holds at most \(limits.maxConnections) MCP connections at once (max_client_connections); try again shortly\",\"sqlstate\":\"53300\"}"
+        let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" +
+            "Retry-After: 1\r\nConnection: close\r\n\r\n" + body
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer)), promise: nil)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: limits.refusalLinger) { channel.close(promise: nil) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
 /// Writes one response on the channel's event loop, from any task.
 private struct ResponseWriter: Sendable {
     private let context: NIOLoopBound<ChannelHandlerContext>
+    private let handler: NIOLoopBound<HTTPRequestHandler>
     private let eventLoop: EventLoop
     private let version: HTTPVersion
     private let keepAlive: Bool
 
-    init(context: ChannelHandlerContext, version: HTTPVersion, keepAlive: Bool) {
+    init(context: ChannelHandlerContext, handler: HTTPRequestHandler, version: HTTPVersion, keepAlive: Bool) {
         self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.handler = NIOLoopBound(handler, eventLoop: context.eventLoop)
         eventLoop = context.eventLoop
         self.version = version
         self.keepAlive = keepAlive
@@ -301,6 +528,7 @@ private struct ResponseWriter: Sendable {
 
     private func send(status: Int, headers: [String: String], body: Data?, end: Bool) {
         let context = self.context
+        let handler = self.handler
         let version = self.version
         let keepAlive = self.keepAlive
         eventLoop.execute {
@@ -313,7 +541,7 @@ private struct ResponseWriter: Sendable {
             if let body {
                 context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
             }
-            if end { Self.end(context, keepAlive: keepAlive) } else { context.flush() }
+            if end { Self.end(context, handler: handler, keepAlive: keepAlive) } else { context.flush() }
         }
     }
 
@@ -326,13 +554,15 @@ private struct ResponseWriter: Sendable {
 
     private func sendEnd() {
         let context = self.context
+        let handler = self.handler
         let keepAlive = self.keepAlive
-        eventLoop.execute { Self.end(context.value, keepAlive: keepAlive) }
+        eventLoop.execute { Self.end(context.value, handler: handler, keepAlive: keepAlive) }
     }
 
-    private static func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
+    private static func end(_ context: ChannelHandlerContext, handler: NIOLoopBound<HTTPRequestHandler>, keepAlive: Bool) {
+        let close = handler.value.answerEnding(context: context, keepAlive: keepAlive)
         let written = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
-        if !keepAlive {
+        if close {
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
         }

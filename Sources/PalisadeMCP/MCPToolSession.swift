@@ -32,12 +32,18 @@ public actor MCPToolSession {
 
     public init(firewall: MCPFirewall, identity: MCPIdentity, transport: MCPTransport, clientAddress: String,
                 group: EventLoopGroup) {
-        sessionID = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+        sessionID = Self.newSessionID()
         self.firewall = firewall
         self.identity = identity
         self.transport = transport
         self.clientAddress = clientAddress
         self.group = group
+    }
+
+    /// 128 random bits (SystemRandomNumberGenerator) in hex: over HTTP the id is what names the
+    /// session (red team 19 found 32 bits).
+    static func newSessionID() -> String {
+        String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     }
 
     /// The tools this session's profile offers.
@@ -67,8 +73,9 @@ public actor MCPToolSession {
         case .failure(let refusal):
             do { try await firewall.recordRefusal(refusal, transport: transport, clientAddress: clientAddress) } catch { return auditFailure(error) }
             return Self.refusal(rule: refusal.rule.rawValue, sqlstate: refusal.sqlstate, message: refusal.message, hint: nil, requestID: nil)
-        case .success(let current) where current.credentialID != identity.credentialID:
-            return Self.error("This MCP session was opened with another credential; start a new session.")
+        case .success(let current) where current != identity:
+            // The whole identity (tenant, profile, credential, claims), as the HTTP door matches a session.
+            return Self.error("This MCP session was opened with another identity; start a new session.")
         case .success:
             break
         }
@@ -99,9 +106,17 @@ public actor MCPToolSession {
                                       maxBytes: policy.maxResultBytes ?? Self.defaultMaxResultBytes)
             let result = try await self.execute(sql, policy: policy, budget: budget, on: connection)
             if let exceeded = result.exceeded {
-                return try await self.resultLimited(exceeded, budget: budget, result: result, policy: policy, request: request)
+                return try await self.resultLimited(exceeded, budget: budget, rows: result.rows.count, bytes: result.rowBytes,
+                                                    policy: policy, request: request)
             }
-            return Self.success(ResultJSON.document(columns: self.columns(of: result), rows: result.rows, requestID: request))
+            // The server's rows fit max_result_bytes; the answer, JSON in JSON, must too.
+            switch ResultJSON.document(columns: self.columns(of: result), rows: result.rows, requestID: request,
+                                       maxBytes: budget.maxBytes ?? .max) {
+            case .document(let document):
+                return Self.success(document)
+            case .tooLarge(let rows, let bytes):
+                return try await self.resultLimited(.resultBytes, budget: budget, rows: rows, bytes: bytes, policy: policy, request: request)
+            }
         }
     }
 
@@ -121,9 +136,14 @@ public actor MCPToolSession {
         guard let engine = firewall.policies.engine(for: identity.profile) else { return Self.error("The profile is gone.") }
         let decision = engine.evaluate(sql)
         let request = nextRequestID()
-        // A dry run: recorded, but neither a denial toward the lockout nor a query toward the rate.
+        // A dry run: recorded, and not a query toward the rate; but a denial counts toward the
+        // lockout as a denied query does, or check would be a free oracle for probing the policy
+        // (red team 19: 40 denied checks after the lockout's 20, and the next query still ran).
         do {
             try await record(decision, request: request, tool: .check, policy: engine.policy, sql: sql, detail: ["dry_run": .string("yes")])
+            if !decision.isAllowed, !engine.policy.isMonitorOnly, decision.rule != .empty {
+                try await countDenial(request: request, tool: .check, policy: engine.policy)
+            }
         } catch {
             return auditFailure(error)
         }
@@ -221,17 +241,18 @@ public actor MCPToolSession {
             return .refused(auditFailure(error))
         }
         guard !decision.isAllowed, !monitorOnly else { return .run(decision, request: request, policy: policy) }
-        if decision.rule != .rateLimited, let lockout = firewall.budgets.lockout,
-           let event = lockout.recordDenial(credential: identity.credentialID, now: now) {
-            do {
-                try await record(Decision(rule: .lockedOut, message: event.refusal.message, policyVersion: policy.version),
-                                 request: request, tool: tool, policy: policy, event: .lockout)
-            } catch {
-                return .refused(auditFailure(error))
-            }
+        if decision.rule != .rateLimited {
+            do { try await countDenial(request: request, tool: tool, policy: policy, now: now) } catch { return .refused(auditFailure(error)) }
         }
         return .refused(Self.refusal(rule: decision.rule.rawValue, sqlstate: decision.sqlstate, message: decision.message,
                                      hint: decision.hint, requestID: request))
+    }
+
+    /// Counts a denial toward the credential's lockout, and records the lockout it may start.
+    private func countDenial(request: String, tool: ToolCatalog.Name, policy: Policy, now: Date = Date()) async throws(AuditError) {
+        guard let lockout = firewall.budgets.lockout, let event = lockout.recordDenial(credential: identity.credentialID, now: now) else { return }
+        try await record(Decision(rule: .lockedOut, message: event.refusal.message, policyVersion: policy.version),
+                         request: request, tool: tool, policy: policy, event: .lockout)
     }
 
     private func nextRequestID() -> String {
@@ -348,13 +369,15 @@ public actor MCPToolSession {
         return Self.refusal(rule: rule.rawValue, sqlstate: rule.sqlstate, message: message, hint: costBudget.hint(for: rule), requestID: request)
     }
 
-    private func resultLimited(_ rule: Rule, budget: ResultBudget, result: BackendConnection.StatementResult, policy: Policy,
+    /// `rows` and `bytes`: what was kept before the cut (DataRow bytes of the server's rows, or
+    /// the answer's bytes as sent when it is the answer that went past max_result_bytes).
+    private func resultLimited(_ rule: Rule, budget: ResultBudget, rows: Int, bytes: Int, policy: Policy,
                                request: String) async throws -> CallTool.Result {
         let limit = rule == .resultBytes ? "\(budget.maxBytes ?? 0) bytes (max_result_bytes)" : "\(budget.maxRows ?? 0) rows (max_rows)"
         let message = "Palisade: the result is larger than this profile's limit of \(limit); no rows were returned"
         try await record(Decision(rule: rule, message: message, policyVersion: policy.version), request: request, tool: .query,
                          policy: policy, event: .resultLimit,
-                         detail: ["rows": .int(Int64(result.rows.count)), "bytes": .int(Int64(result.rowBytes))])
+                         detail: ["rows": .int(Int64(rows)), "bytes": .int(Int64(bytes))])
         throw RefusedInTransaction(result: Self.refusal(
             rule: rule.rawValue, sqlstate: rule.sqlstate, message: message,
             hint: "Aggregate in SQL (count, sum, GROUP BY) or add a LIMIT, and select only the columns you need.", requestID: request))

@@ -47,7 +47,7 @@ final class AdminServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: server))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: server, listenHost: host))
                 }
             }
             .bind(host: host, port: port).get()
@@ -80,6 +80,62 @@ final class AdminServer: Sendable {
         }
     }
 
+    /// A request the admin door does not answer, and why: the door has no credential, so it
+    /// refuses what a web page could make a browser send. A page cannot rebind a name of its own
+    /// to the door (red team 19: `GET /metrics` with `Host: rebind.evil.example` read the tenants'
+    /// names), nor post a form to it (`POST /reload` with a foreign `Origin` and a form's
+    /// `Content-Type` reloaded the policies): a form's content types are the ones a browser sends
+    /// across sites without asking first (CORS "simple requests").
+    struct Refusal: Equatable {
+        var status: Int
+        var message: String
+    }
+
+    static func refusal(method: String, host: String?, origin: String?, contentType: String?, listenHost: String) -> Refusal? {
+        if let host {
+            guard let name = hostName(host), isAcceptedHost(name, listenHost: listenHost) else {
+                return Refusal(status: 421, message: "the admin port answers to an IP address, localhost or \(listenHost), not to Host \(host)")
+            }
+        }
+        guard method == "POST" else { return nil }
+        if let origin {
+            // The admin door's own origin is the one the request names in Host (checked above); a
+            // browser sends Origin on every cross-site POST.
+            guard let host, origin.lowercased() == "http://" + host.lowercased() else {
+                return Refusal(status: 403, message: "a POST from another origin (\(origin)) is refused")
+            }
+        }
+        if let contentType {
+            let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            if ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"].contains(mediaType) {
+                return Refusal(status: 403, message: "a POST with a form's Content-Type (\(mediaType)) is refused")
+            }
+        }
+        return nil
+    }
+
+    /// The name or address in a Host header, without its port; nil if it is not one.
+    static func hostName(_ host: String) -> String? {
+        let value = host.trimmingCharacters(in: .whitespaces)
+        if value.hasPrefix("[") {
+            guard let close = value.firstIndex(of: "]") else { return nil }
+            let rest = value[value.index(after: close)...]
+            guard rest.isEmpty || (rest.first == ":" && rest.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber })) else { return nil }
+            return String(value[value.index(after: value.startIndex)..<close])
+        }
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        guard !parts[0].isEmpty, parts.count <= 2, parts.count == 1 || parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return String(parts[0])
+    }
+
+    static func isAcceptedHost(_ name: String, listenHost: String) -> Bool {
+        var name = name.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        if name == "localhost" || name == listenHost.lowercased() { return true }
+        var address = in6_addr()
+        return inet_pton(AF_INET, name, &address) == 1 || inet_pton(AF_INET6, name, &address) == 1
+    }
+
     private func backendReachable() async -> Bool {
         let group = MultiThreadedEventLoopGroup.singleton
         do {
@@ -96,10 +152,12 @@ private final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     private let server: AdminServer
+    private let listenHost: String
     private var head: HTTPRequestHead?
 
-    init(server: AdminServer) {
+    init(server: AdminServer, listenHost: String) {
         self.server = server
+        self.listenHost = listenHost
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -114,8 +172,14 @@ private final class AdminHandler: ChannelInboundHandler {
             let method = head.method
             let keepAlive = head.isKeepAlive
             let version = head.version
+            let refusal = AdminServer.refusal(method: method.rawValue, host: head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"),
+                                              contentType: head.headers.first(name: "Content-Type"), listenHost: listenHost)
             Task {
-                let (status, body) = await server.respond(method: method, path: path)
+                let (status, body) = if let refusal {
+                    (HTTPResponseStatus(statusCode: refusal.status), refusal.message + "\n")
+                } else {
+                    await server.respond(method: method, path: path)
+                }
                 bound.eventLoop.execute {
                     let context = bound.value
                     var headers = HTTPHeaders()

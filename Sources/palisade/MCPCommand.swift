@@ -21,6 +21,8 @@ struct MCPCommand: AsyncParsableCommand {
         Over stdio (the default, as desktop agents start servers) the credential, an API key or a JWT, comes from
         PALISADE_CREDENTIAL. With --mcp-listen, Streamable HTTP is served at /mcp, and every request carries its credential
         as Authorization: Bearer; with --tls-cert and --tls-key it is HTTPS, without them it needs --tls-mode disable.
+        The credential is checked on each request's head, before its body is read; a request has --login-timeout
+        seconds to arrive whole, and at most --max-client-connections connections are held (the next are answered 503).
         Every tool call is decided by the credential's profile, counted toward its budgets and lockout, recorded in the
         audit log before it answers, and run in a read-only transaction with the tenant's claims.
         """)

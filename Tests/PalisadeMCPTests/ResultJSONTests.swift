@@ -32,4 +32,43 @@ import Testing
         #expect(document == #"{"columns":[{"name":"id","type":"int4"},{"name":"id","type":"text"}],"rows":[[1,"one"],[2,null]],"row_count":2,"request_id":"abc-3"}"#)
         _ = try JSONSerialization.jsonObject(with: Data(document.utf8))
     }
+
+    /// Red team 19 (rt19-mcp-result-bytes-escape): max_result_bytes bounds the answer as it is sent.
+    @Test func sentBytesCountTheAnswerAsTheSDKEncodesIt() throws {
+        for text in ["plain", "say \"hi\"\n", "\u{01}\u{1f}\t\\/", "grüße ✓", "{\"a\":\"\\u0001\"}"] {
+            // As the SDK's encoder writes it, less the fixed `{"text":""}`.
+            let withoutSlashes = JSONEncoder()
+            withoutSlashes.outputFormatting = [.withoutEscapingSlashes]
+            let sent = try withoutSlashes.encode(["text": text]).count - #"{"text":""}"#.utf8.count
+            #expect(ResultJSON.sentBytes(text) == sent, "\(text)")
+        }
+    }
+
+    @Test func aValueIsCountedAsItIsSentBeforeItIsBuilt() {
+        let texts: [String?] = [nil, "t", "f", "x", "-1.5e3", "NaN", "say \"hi\"\n", "\u{01}\u{08}\u{0c}\r\t\\", "grüße ✓", #"{"a": "\u0001"}"#, ""]
+        for type in ["bool", "int4", "numeric", "text", "jsonb", "_int4"] {
+            for text in texts {
+                #expect(ResultJSON.sentBytes(ofValue: text, type: type) == ResultJSON.sentBytes(ResultJSON.value(text, type: type)),
+                        "\(type) \(String(describing: text))")
+            }
+        }
+    }
+
+    @Test func aDocumentStopsAtTheBudgetInTheBytesItIsSent() {
+        let columns = [ResultJSON.Column(name: "x", type: "text")]
+        // 8 rows of 1,000 bytes of \x01: 8 KB of rows, 7 bytes each once sent (\\u0001).
+        let rows = Array(repeating: [String(repeating: "\u{01}", count: 1000)], count: 8)
+        guard case .tooLarge(let kept, let bytes) = ResultJSON.document(columns: columns, rows: rows, requestID: "r-1", maxBytes: 8 * 1024) else {
+            Issue.record("8 KB of rows sent as 56 KB fit an 8 KB budget")
+            return
+        }
+        #expect(kept == 1 && bytes > 8 * 1024 && bytes <= 2 * (7 * 1000 + 8) + 100)
+        // Under the budget the document is the one `document` builds, and its sent size is within it.
+        let small = Array(rows.prefix(1))
+        let unbounded = ResultJSON.document(columns: columns, rows: small, requestID: "r-1")
+        #expect(ResultJSON.document(columns: columns, rows: small, requestID: "r-1", maxBytes: 8 * 1024) == .document(unbounded))
+        #expect(ResultJSON.sentBytes(unbounded) <= 8 * 1024)
+        #expect(ResultJSON.document(columns: columns, rows: small, requestID: "r-1", maxBytes: ResultJSON.sentBytes(unbounded)) == .document(unbounded))
+        #expect(ResultJSON.document(columns: columns, rows: small, requestID: "r-1", maxBytes: ResultJSON.sentBytes(unbounded) - 1) != .document(unbounded))
+    }
 }

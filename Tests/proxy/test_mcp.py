@@ -5,9 +5,13 @@ PALISADE_CREDENTIAL) and over Streamable HTTP (a Bearer credential on every requ
 docker/demo.sql: two tenants whose rows row-level security keeps apart.
 """
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import tempfile
 import time
@@ -53,13 +57,14 @@ def setup(tenant_database, workdir, audit_key):
 class HTTPServer:
     """`palisade mcp --mcp-listen`, started and waited for as conftest's Palisade starts `serve`."""
 
-    def __init__(self, setup):
+    def __init__(self, setup, *extra, audit_dir=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.log = pathlib.Path(tempfile.mkstemp(prefix="palisade-mcp.", suffix=".log")[1])
+        self.audit_dir = audit_dir or pathlib.Path(tempfile.mkdtemp(prefix="palisade-mcp-http."))
         self.process = subprocess.Popen(
-            [BINARY, "mcp", "--mcp-listen", f"127.0.0.1:{self.port}", "--tls-mode", "disable", "--audit-dir", str(setup.http_audit),
-             *setup.arguments], cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True)
+            [BINARY, "mcp", "--mcp-listen", f"127.0.0.1:{self.port}", "--tls-mode", "disable", "--audit-dir", str(self.audit_dir),
+             *setup.arguments, *extra], cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 120
         while "listening" not in self.log.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -74,10 +79,38 @@ class HTTPServer:
 
 @pytest.fixture(scope="module")
 def http_server(setup):
-    server = HTTPServer(setup)
+    server = HTTPServer(setup, audit_dir=setup.http_audit)
     yield server
     if server.process.poll() is None:
         server.stop()
+
+
+def started(setup, *extra):
+    server = HTTPServer(setup, *extra)
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def short_timeout_server(setup):
+    yield from started(setup, "--login-timeout", "1")
+
+
+@pytest.fixture
+def capped_server(setup):
+    yield from started(setup, "--max-client-connections", "2")
+
+
+@pytest.fixture
+def jwt_server(setup, workdir):
+    secret = workdir / "mcp-jwt.secret"
+    secret.write_text("mcp-test-secret-0123456789abcdef0123456789abcdef\n")
+    server_gen = started(setup, "--jwt-secret-file", str(secret), "--lockout-denials", "3")
+    server = next(server_gen)
+    server.secret = secret.read_text().strip().encode()
+    yield server
+    next(server_gen, None)
 
 
 def stdio_session(setup, credential):
@@ -286,11 +319,158 @@ def test_an_http_session_belongs_to_the_credential_that_opened_it(http_server, s
     status, headers, _ = post(http_server.url, {"Authorization": f"Bearer {setup.keys['acme']}"})
     assert status == 200
     session_id = headers["Mcp-Session-Id"]
+    assert len(session_id) == 32  # 128 random bits
     request = urllib.request.Request(http_server.url, method="DELETE", headers={
         "Authorization": f"Bearer {setup.keys['globex']}", "Mcp-Session-Id": session_id, "MCP-Protocol-Version": "2025-06-18"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code == 404
+    assert refused.value.code == 403
+    request = urllib.request.Request(http_server.url, method="DELETE", headers={
+        "Authorization": f"Bearer {setup.keys['acme']}", "Mcp-Session-Id": "0" * 32, "MCP-Protocol-Version": "2025-06-18"})
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        urllib.request.urlopen(request, timeout=30)
+    assert unknown.value.code == 404
+
+
+def raw_exchange(port, data, timeout=60):
+    """Sends `data` on a new connection and returns what the server answers before it closes the connection
+    (or what came within `timeout`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return received, True
+                received += chunk
+                if b"\r\n\r\n" in received and received.startswith(b"HTTP/1.1 4"):
+                    return received, False
+        except socket.timeout:
+            return received, False
+
+
+def test_a_head_is_refused_on_its_credential_before_its_body_is_read(http_server, setup):
+    # Red team 19 (rt19-mcp-preauth-body-memory): each anonymous connection held 1 MiB of body.
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{http_server.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {1 << 20}\r\n").encode()
+    answer, _ = raw_exchange(http_server.port, head + b"\r\n", timeout=30)
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    assert b"connection: close" in answer.lower()
+    answer, _ = raw_exchange(http_server.port, head.replace(b"Content-Length: 1048576", b"Content-Length: 2097152")
+                             + f"Authorization: Bearer {setup.keys['acme']}\r\n\r\n".encode(), timeout=30)
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+
+
+def test_an_unfinished_request_is_closed_after_the_request_timeout(short_timeout_server, setup):
+    # Red team 19 (rt19-mcp-unauthenticated-connection-exhaustion): half-sent requests were held for ever.
+    # --login-timeout 1; each connection is given a minute to be closed.
+    port = short_timeout_server.port
+    _, closed = raw_exchange(port, f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-a: ".encode())
+    assert closed
+    body = b'{"jsonrpc":"2.0","id":1,"method":"initialize"'
+    _, closed = raw_exchange(port, (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {setup.keys['acme']}\r\n"
+                                    f"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n").encode() + body)
+    assert closed
+
+
+def test_connections_over_the_limit_are_answered_503(capped_server, setup):
+    # --max-client-connections 2.
+    port = capped_server.port
+    held = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(2)]
+    try:
+        # The two held connections are answered (400: no session) and kept: the server has taken them in.
+        for sock in held:
+            sock.sendall(f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {setup.keys['acme']}\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 400")
+        answer, closed = raw_exchange(port, f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 503") and b"max_client_connections" in answer and closed, answer
+    finally:
+        for sock in held:
+            sock.close()
+    # Once they are closed, a new connection is served again.
+    deadline = time.monotonic() + 60
+    while True:
+        answer, _ = raw_exchange(port, f"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        if answer.startswith(b"HTTP/1.1 404") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answer.startswith(b"HTTP/1.1 404"), answer
+
+
+def jwt(secret, payload):
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    signed = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(payload).encode())
+    return signed + "." + b64(hmac.new(secret, signed.encode(), hashlib.sha256).digest())
+
+
+def rpc(url, credential, session_id, method, params, id=2):
+    """One JSON-RPC request in a session: (status, the answer's message or None)."""
+    message = {"jsonrpc": "2.0", "method": method, "params": params, **({"id": id} if id is not None else {})}
+    request = urllib.request.Request(url, data=json.dumps(message).encode(), method="POST", headers={
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", "Authorization": f"Bearer {credential}",
+        "Mcp-Session-Id": session_id, "MCP-Protocol-Version": "2025-06-18"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read().decode()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    data = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    return status, (data[-1] if data else (json.loads(text) if text.strip().startswith("{") else None))
+
+
+def open_session(url, credential):
+    status, headers, _ = post(url, {"Authorization": f"Bearer {credential}"})
+    assert status == 200
+    session_id = headers["Mcp-Session-Id"]
+    rpc(url, credential, session_id, "notifications/initialized", {}, id=None)
+    return session_id
+
+
+def test_a_session_is_bound_to_the_whole_verified_identity(jwt_server):
+    # Red team 19 (rt19-mcp-session-bound-to-jti-not-tenant): a JWT's credential id is its issuer and
+    # jti, and another tenant's token with the same jti read the first tenant's rows on its session.
+    expires = int(time.time()) + 600
+    acme = jwt(jwt_server.secret, {"tenant_id": "acme", "sub": "alice", "jti": "1", "exp": expires})
+    globex = jwt(jwt_server.secret, {"tenant_id": "globex", "sub": "mallory", "jti": "1", "exp": expires})
+    session_id = open_session(jwt_server.url, acme)
+    count = {"name": "query", "arguments": {"sql": "SELECT min(tenant_id) FROM orders"}}
+    status, answer = rpc(jwt_server.url, acme, session_id, "tools/call", count)
+    assert status == 200 and json.loads(answer["result"]["content"][0]["text"])["rows"] == [["acme"]]
+    status, answer = rpc(jwt_server.url, globex, session_id, "tools/call", count)
+    assert status == 403 and answer is None
+    refusals = [e for e in entries(jwt_server.audit_dir) if e.get("message_kind") == "mcp/http/session"]
+    assert refusals and refusals[-1]["tenant"] == "globex" and refusals[-1]["event"] == "auth_failure"
+
+
+def test_denials_of_check_and_unknown_sessions_count_toward_the_lockout(jwt_server, setup):
+    # Red team 19 (rt19-lockout-not-shared-between-doors, the MCP part): check's denials counted toward nothing.
+    # --lockout-denials 3.
+    key = setup.keys["analyst"]
+    session_id = open_session(jwt_server.url, key)
+    for _ in range(2):
+        status, answer = rpc(jwt_server.url, key, session_id, "tools/call", {"name": "check", "arguments": {"sql": "DELETE FROM orders"}})
+        assert status == 200 and json.loads(answer["result"]["content"][0]["text"])["allowed"] is False
+    # A request naming no session this key holds counts too: the third denial.
+    assert rpc(jwt_server.url, key, "f" * 32, "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}})[0] == 404
+    status, answer = rpc(jwt_server.url, key, session_id, "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}})
+    assert status == 401 or "auth.locked" in answer["result"]["content"][0]["text"], answer
+    assert any(e["event"] == "lockout" for e in entries(jwt_server.audit_dir))
+
+
+def test_max_result_bytes_bounds_the_answer_as_it_is_sent(http_server, setup):
+    # Red team 19 (rt19-mcp-result-bytes-escape): 8 MB of rows of \x01 came back as a 56 MB answer.
+    # 8 x 200,000 bytes = 1.6 MB of rows, under max_result_bytes (8 MiB); sent as 7 bytes each, 11.2 MB.
+    # (8 x 10,000 is answered: 560 KB, under the Python client's own limit of 1 MiB an event.)
+    sql = "SELECT repeat(E'\\x01', 200000) AS x FROM generate_series(1, 8)"
+
+    async def body(session):
+        return await session.call_tool("query", {"sql": sql}), await session.call_tool("query", {"sql": sql.replace("200000", "10000")})
+    over, under = http_session(http_server, setup.keys["acme"])(body)
+    assert over.is_error and "rule limit.result-bytes" in text(over), text(over)[:300]
+    assert len(rows(under)["rows"]) == 8
 
 
 def test_the_audit_logs_verify_and_hold_the_mcp_entries(http_server, setup):
@@ -311,3 +491,5 @@ def test_the_audit_logs_verify_and_hold_the_mcp_entries(http_server, setup):
     assert any(e["event"] == "cost_limit" and e["message_kind"] == "mcp/stdio/query" for e in stdio)
     assert any(e["event"] == "auth_failure" and e["message_kind"] == "mcp/http/login" for e in http)
     assert any(e["event"] == "auth_failure" and e["message_kind"] == "mcp/stdio/login" for e in stdio)
+    assert any(e["event"] == "result_limit" and e["rule"] == "limit.result-bytes" and e["message_kind"] == "mcp/http/query" for e in http)
+    assert any(e["event"] == "auth_failure" and e["message_kind"] == "mcp/http/session" for e in http)

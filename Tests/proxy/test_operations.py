@@ -127,6 +127,42 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
         server.stop()
 
 
+def test_admin_refuses_cross_site_posts_and_rebound_hosts(database, keys, monitor_policy):
+    # Red team 19 (rt19-admin-reload-cross-origin): a web page could POST a form to /reload and a
+    # rebound name could read /metrics.
+    import socket
+    import urllib.error
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        admin_port = sock.getsockname()[1]
+    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
+                       "--profile", f"monitor={monitor_policy}", "--admin-listen", str(admin_port)])
+    base = f"http://127.0.0.1:{admin_port}"
+
+    def status(path, method="GET", headers=None, data=None):
+        request = urllib.request.Request(base + path, method=method, headers=headers or {}, data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+    try:
+        form = {"Origin": "http://evil.example", "Content-Type": "application/x-www-form-urlencoded"}
+        assert status("/reload", "POST", form, b"a=b")[0] == 403
+        assert status("/reload", "POST", {"Content-Type": "text/plain"}, b"x")[0] == 403
+        assert status("/reload", "POST", {"Origin": "http://evil.example"})[0] == 403
+        code, body = status("/metrics", headers={"Host": "rebind.evil.example"})
+        assert code == 421 and "tenant" not in body
+        assert "policies reloaded" not in server.log.read_text()
+        # What curl, Prometheus and a page of the admin port itself send is answered.
+        assert status("/metrics", headers={"Host": f"localhost:{admin_port}"})[0] == 200
+        code, body = status("/reload", "POST", {"Origin": f"http://127.0.0.1:{admin_port}", "Content-Type": "application/json"}, b"{}")
+        assert code == 200 and "policies reloaded" in body
+    finally:
+        server.stop()
+
+
 def test_sigterm_lets_running_queries_finish_and_signs_the_log(database, keys, monitor_policy, audit_key, tmp_path):
     import subprocess
     from conftest import BINARY
