@@ -57,8 +57,12 @@ extension Analyzer {
     /// RECURSIVE at the most a set-returning call may make (the planner guessed 31 rows where
     /// 100,000 took 231 MB). A table's rows have statistics, and the planner sorts them when they do
     /// not fit.
-    func checkHashedSetOperation(within maxBytes: Double) throws {
+    mutating func checkHashedSetOperation(within maxBytes: Double) throws {
         guard hashesSetOperationRows else { return }
+        // Over a table's rows too, planned: the static count knows only the text's.
+        if analysis.textMadeRows > 1 || analysis.madeBytes > 0 || hashesRecursiveRows {
+            analysis.hashedRowBytes = Self.hashedSetRowBytes + analysis.madeBytes
+        }
         let rows = hashesRecursiveRows ? max(analysis.textMadeRows, Double(shared.policy.maxGeneratedRows)) : analysis.textMadeRows
         let bytes = (Self.hashedSetRowBytes + analysis.madeBytes) * rows
         guard bytes > maxBytes else { return }

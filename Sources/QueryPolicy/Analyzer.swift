@@ -32,6 +32,9 @@ struct Analysis {
     var textMadeRows = 1.0
     /// Whether an ARRAY(subquery) gathers rows (`CostBudget.Accumulation.gathersSubplans`).
     var gathersSubqueryRows = false
+    /// What a row costs in a hash table of INTERSECT, EXCEPT or a hashed subplan where the text
+    /// makes rows or values for it (`CostBudget.hashedRows`); 0 where it makes none.
+    var hashedRowBytes = 0.0
 }
 
 /// Why a statement is refused; `offset` is a byte offset into the text.

@@ -133,6 +133,11 @@ public final class PolicyEngine: Sendable {
                             maxBytes: Analyzer.maxAccumulatedBytes(shared.policy),
                             gathersSubplans: analysis.gathersSubqueryRows)
                     }
+                    if analysis.hashedRowBytes > 0 {
+                        budget = budget ?? CostBudget(maxCost: nil, maxEstimatedRows: nil)
+                        budget?.hashedRows = CostBudget.Accumulation(bytesPerRow: analysis.hashedRowBytes,
+                                                                     maxBytes: Analyzer.maxAccumulatedBytes(shared.policy))
+                    }
                     decision.costBudget = budget
                 }
                 if let numberOffsets, analysis.rule == .query, normalized != nil, !analysis.readsConstantValues {

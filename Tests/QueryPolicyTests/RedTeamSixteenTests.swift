@@ -140,4 +140,26 @@ import Testing
         admitted("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT n FROM r WHERE n IN (SELECT id FROM orders)")
         admitted("WITH RECURSIVE tree(id) AS (SELECT id FROM customers WHERE id = 1 UNION ALL SELECT c.id FROM customers c JOIN tree t ON c.id = t.id + 1) SELECT count(*) FROM orders WHERE customer_id IN (SELECT id FROM customers)")
     }
+
+    /// The text's rows alone were within the limit, but 120 rows of a table joined to them under
+    /// EXCEPT took 267 MB: such a query is planned first, and the rows the planner expects into a
+    /// hashed SetOp or hashed subplan are held to the same limit.
+    @Test func hashedRowsOverATablesRowsArePlannedFirst() throws {
+        let sql = "SELECT count(*) FROM (SELECT o.id * 100000 + g, lpad('x', 1000, 'y') FROM orders o, generate_series(1, 1000) g EXCEPT SELECT 1, '') s"
+        let decision = Profiles.readonly.evaluate(sql)
+        #expect(decision.isAllowed)
+        let hashed = try #require(decision.costBudget?.hashedRows)
+        #expect(hashed.bytesPerRow >= 1150, "150 a row and the lpad's characters, at up to 4 bytes each")
+        let plan = #"[{"Plan": {"Node Type": "Aggregate", "Total Cost": 10, "Plan Rows": 1, "Plans": [{"Node Type": "SetOp", "Strategy": "Hashed", "Command": "Except", "Plan Rows": 200, "Plans": [{"Node Type": "Append", "Plan Rows": 120001}]}]}}]"#
+        let estimate = try #require(CostBudget.estimate(fromExplainJSON: Array(plan.utf8)))
+        #expect(estimate.hashedRows == 120001)
+        #expect(decision.costBudget?.violation(of: estimate) == .argumentLimit)
+        #expect(decision.costBudget?.message(for: .argumentLimit, estimate: estimate).contains("hash table") == true)
+        let subplan = #"[{"Plan": {"Node Type": "Result", "Total Cost": 10, "Plan Rows": 1, "Plans": [{"Node Type": "Nested Loop", "Parent Relationship": "SubPlan", "Subplan Name": "hashed SubPlan 1", "Plan Rows": 120001}]}}]"#
+        #expect(try #require(CostBudget.estimate(fromExplainJSON: Array(subplan.utf8))).hashedRows == 120001)
+        let small = try #require(CostBudget.estimate(fromExplainJSON: Array(plan.replacingOccurrences(of: "120001", with: "1000").utf8)))
+        #expect(decision.costBudget?.violation(of: small) == nil)
+        // A set operation over a table's own columns is the planner's to size.
+        #expect(Profiles.readonly.evaluate("SELECT customer_id FROM orders EXCEPT SELECT id FROM customers").costBudget?.hashedRows == nil)
+    }
 }

@@ -183,3 +183,20 @@ def test_simple_shapes_take_no_detour_and_refusals_are_counted(server, keys):
         metrics = response.read().decode()
     counted = re.search(r'^palisade_cost_limits_total\{rule="limit.cost"\} (\d+)', metrics, re.MULTILINE)
     assert counted and int(counted.group(1)) >= 1
+
+
+def test_a_hashed_except_over_a_tables_rows_and_made_values_is_planned_and_refused(server, keys):
+    """PostgreSQL 15 hashes INTERSECT and EXCEPT when its count of groups (200 for a made column)
+    fits work_mem, and never spills the table: 120 rows of a table joined to generate_series(1, 1000)
+    with 1,000-byte values took 267 MB (sixteenth red team, second pass). The text's rows alone are
+    within the limit here; the planner's rows are not."""
+    connection = connect(server, keys["agent"])
+    cursor = connection.cursor()
+    sql = ("SELECT count(*) FROM (SELECT t.tid * 100000 + g, lpad('x', 1000, 'y') FROM pgbench_tellers t, "
+           "generate_series(1, {}) g EXCEPT SELECT 1, '') s")
+    with pytest.raises(psycopg2.errors.ProgramLimitExceeded) as error:
+        cursor.execute(sql.format(10000))
+    assert "hash table" in error.value.pgerror and "rule limit.argument" in error.value.diag.message_detail
+    cursor.execute(sql.format(100))
+    assert cursor.fetchall() == [(1000,)]
+    connection.close()
