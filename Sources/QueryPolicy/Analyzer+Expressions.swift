@@ -306,6 +306,22 @@ extension Analyzer {
             if symbol == "@@", callsTextSearch(left) || callsTextSearch(right) { return }
             try checkSquareOfJSON("the operator \(symbol)", target: left, path: right, offset: location)
         }
+        // Regular expression matches (SIMILAR TO's pattern is similar_to_escape(…): `regexArgument`).
+        if Self.regexOperators.contains(symbol), let right { try checkRegexPattern(right, offset: location) }
+    }
+
+    static let regexOperators: Set<String> = ["~", "~*", "!~", "!~*"]
+
+    /// A constant pattern may compile into at most `RegexSize.maxCopies` copies of its atoms. A
+    /// pattern of a parameter or a column is the client's or the data's.
+    mutating func checkRegexPattern(_ argument: ParseTreeCursor, offset: Int?) throws {
+        guard let pattern = constantValue(argument)?.string else { return }
+        let copies = RegexSize.copies(pattern)
+        guard copies > RegexSize.maxCopies else { return }
+        throw Denial(rule: .argumentLimit,
+                     message: "this regular expression repeats its parts \(Self.describe(copies)) times once PostgreSQL compiles it, over the limit of \(Int(RegexSize.maxCopies)): a bounded repetition {m,n} is n copies of what it repeats, nested ones the product, and the server keeps 32 compiled patterns a session (32 of (\\w{1,200}){1,199} held 208 MB)",
+                     hint: "Bound repetitions less tightly ({1,200} inside {1,199} is 39,800 copies; use + or * where the length does not matter), or check lengths with length() instead.",
+                     offset: offset, statementType: analysis.statementType)
     }
 
     /// An operator's name as written: `=`, or `OPERATOR(schema.=)` with its qualifiers. Almost every

@@ -74,6 +74,9 @@ extension Analyzer {
         }
         let isBuiltin = name.count == 1 || name[0] == "pg_catalog"
         if !isBuiltin || PG15Catalog.setReturningFunctions.contains(baseName) { analysis.mayExplode = true }
+        if isBuiltin, let index = Self.regexArgument[baseName], case let arguments = try argumentCursors(), index < arguments.count {
+            try checkRegexPattern(arguments[index], offset: remainingLocation())
+        }
         if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { planning.add(Double(weight)) }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
@@ -144,6 +147,13 @@ extension Analyzer {
         return name == Policy.claimSetting || (policy.allowsReviewedSettings && Policy.reviewedSettings.contains(name))
             || policy.readableSettings.contains(name)
     }
+
+    /// The argument that is a regular expression, of the functions that take one (`substring`'s
+    /// second is one where it is text: `substring(s from 'a+')`, `substring(s similar … escape …)`).
+    static let regexArgument: [String: Int] = [
+        "regexp_match": 1, "regexp_matches": 1, "regexp_replace": 1, "regexp_split_to_array": 1, "regexp_split_to_table": 1,
+        "regexp_count": 1, "regexp_instr": 1, "regexp_like": 1, "regexp_substr": 1, "substring": 1, "similar_to_escape": 0,
+    ]
 
     /// The argument nodes of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
     func argumentCursors() throws -> [ParseTreeCursor] {
