@@ -2,7 +2,7 @@ import Locking
 
 /// Maps the cancel keys Palisade hands to clients to the server's own, which clients never see.
 final class CancelRegistry: Sendable {
-    struct Target: Sendable {
+    struct Target: Sendable, Equatable {
         var processID: Int32
         var secretKey: Int32
     }

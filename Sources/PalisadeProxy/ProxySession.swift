@@ -39,6 +39,15 @@ final class ProxySession {
     /// The session ended while records were outstanding: its last answer goes out once they are durable.
     private var closeWhenAudited = false
     private var channelsClosed = false
+    /// Set when the session ends mid-query: the server's key for the backend whose query `close`
+    /// cancels.
+    private var cancelOnClose: CancelRegistry.Target?
+    /// A connection to the server is being opened (`connectBackend`): it may still arrive.
+    private var connectingBackend = false
+    /// Closes the server connection if the server has not ended it after the Terminate in time.
+    private var backendLinger: Scheduled<Void>?
+    /// The next CancelRequest for the query of a session that ended, while its backend is still there.
+    private var cancelAgain: Scheduled<Void>?
     /// Whether the sessions gauge counts this session.
     private var countedAsSession = false
     /// A client that does not finish logging in (TLS, startup, password) in time is let go.
@@ -130,12 +139,13 @@ final class ProxySession {
     }
 
     func clientError(_ error: Error) {
-        if let error = error as? WireError { run(machine.clientError(error)) } else { close() }
+        // A reset, or any other error of the client's connection: the client is gone.
+        if let error = error as? WireError { run(machine.clientError(error)) } else { run(machine.end()) }
     }
 
+    /// The client closed, reset or shut its socket (a half-close ends the channel too).
     func clientClosed() {
-        machine.end()
-        close()
+        run(machine.end())
     }
 
     /// Shutdown: end now if idle (or if forced), otherwise once the current query is answered.
@@ -171,6 +181,11 @@ final class ProxySession {
             machine.output.toBackend.clear()
             sendOutput()
             close()
+        case .cancelAndClose(let processID, let secretKey):
+            cancelOnClose = CancelRegistry.Target(processID: processID, secretKey: secretKey)
+            machine.output.toBackend.clear()
+            sendOutput()
+            close()
         }
         if machine.holdsClientMessages != holdingClientMessages { applyBackpressure() }
     }
@@ -192,6 +207,8 @@ final class ProxySession {
     /// holding them. A client that sends without reading its answers is then held back by TCP, as
     /// the server itself would hold it, instead of filling Palisade's memory.
     private func applyBackpressure() {
+        // Once the session has ended, the server is read until it leaves (`endBackend`).
+        if channelsClosed { return }
         let holdingTooMuch = (heldForClient?.readableBytes ?? 0) >= Self.heldBytesLimit
         let readBackend = clientWritable && !holdingTooMuch
         holdingClientMessages = machine.holdsClientMessages
@@ -212,32 +229,41 @@ final class ProxySession {
 
     private func connectBackend() {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        connectingBackend = true
         BackendConnector.connect(configuration.backend, tls: configuration.backendTLS, for: bound).whenComplete { result in
             let session = bound.value
+            session.connectingBackend = false
             switch result {
             case .success(let channel):
-                if session.machine.isClosed { channel.close(promise: nil); return }
                 session.backendChannel = channel
+                // The session ended while the connection was being opened: it is a server
+                // connection all the same, and the tenant's slot is held until it is closed.
+                if session.channelsClosed { channel.close(promise: nil) }
             case .failure(let error):
                 session.run(session.machine.fail(
                     "Palisade cannot reach the database server at \(session.configuration.backend.host):\(session.configuration.backend.port): \(ConnectFailure.describe(error))",
                     sqlstate: SQLState.connectionFailure))
+                session.releaseOnceBackendGone()
             }
         }
     }
 
     func backendActive(_ channel: Channel) {
         backendChannel = channel
+        if channelsClosed { return }
         machine.backendConnected()
         sendOutput()
     }
 
     func backendFrame(_ frame: Frame) {
+        // After the session ended, what the server still sends before it leaves is dropped.
+        if channelsClosed { return }
         if frame.backendType == .readyForQuery { serverWait.answered() }
         run(machine.backendFrame(frame))
     }
 
     func backendReadComplete() {
+        if channelsClosed { return }
         // Once per read, not per frame: nothing else runs on the loop between a read's frames.
         serverWait.heard()
         if machine.isRelaying, !machine.awaitsServer {
@@ -272,10 +298,19 @@ final class ProxySession {
 
     func backendClosed() {
         backendChannel = nil
+        backendLinger?.cancel()
+        backendLinger = nil
+        cancelAgain?.cancel()
+        cancelAgain = nil
         run(machine.backendClosed())
+        releaseOnceBackendGone()
     }
 
     func backendError(_ error: Error) {
+        if channelsClosed {
+            backendChannel?.close(promise: nil)
+            return
+        }
         run(machine.fail("lost the connection to the database server: \(ConnectFailure.describe(error))", sqlstate: SQLState.connectionFailure))
     }
 
@@ -330,7 +365,11 @@ final class ProxySession {
             BackendEncoder.error(ServerNotice(severity: "FATAL", sqlstate: SQLState.ioError,
                                               message: "Palisade cannot write its audit log (\(error)); no queries are admitted"),
                                  into: &machine.output.toClient)
-            machine.end()
+            // The query whose record failed may be running on the server already (it is sent
+            // before its record is durable): it is cancelled as when the client leaves.
+            if case .cancelAndClose(let processID, let secretKey) = machine.end() {
+                cancelOnClose = CancelRegistry.Target(processID: processID, secretKey: secretKey)
+            }
             close()
             return
         }
@@ -366,20 +405,59 @@ final class ProxySession {
             logger.info("session ended")
         }
         countedAsSession = false
-        machine.release()
         machine.output.toBackend.clear()
         if machine.output.toClient.readableBytes > 0, let clientContext {
             clientContext.writeAndFlush(NIOAny(machine.output.toClient), promise: nil)
             machine.output.toClient.clear()
         }
-        if let backendChannel {
-            var buffer = backendChannel.allocator.buffer(capacity: 5)
-            FrontendEncoder.terminate(into: &buffer)
-            backendChannel.writeAndFlush(buffer).whenComplete { _ in backendChannel.close(promise: nil) }
-        }
-        backendChannel = nil
+        if let backendChannel { endBackend(backendChannel) }
         clientContext?.close(promise: nil)
         clientContext = nil
+        releaseOnceBackendGone()
+    }
+
+    /// Ends the server connection of a session that has ended: a CancelRequest first if a query of
+    /// the session still runs there, then Terminate; the connection is then read (and what comes
+    /// is dropped) until the server closes it, which it does once it has read the Terminate. So
+    /// the tenant's slot is held for as long as the server holds a backend for the session. A
+    /// server that has not left within the stall allowance (statement_timeout plus 5 s: a
+    /// stopped server, or a cancel lost on the way) is closed on.
+    private func endBackend(_ channel: Channel) {
+        if let target = cancelOnClose {
+            cancelOnClose = nil
+            logger.notice("session ended while the server ran its query; cancel sent to the server")
+            cancelWhileThere(target, then: .milliseconds(250))
+        }
+        var buffer = channel.allocator.buffer(capacity: 5)
+        FrontendEncoder.terminate(into: &buffer)
+        channel.writeAndFlush(buffer, promise: nil)
+        // A server blocked writing rows the client no longer reads would not see the cancel.
+        channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        guard backendLinger == nil else { return }
+        backendLinger = eventLoop.scheduleTask(in: serverWait.allowance) { channel.close(promise: nil) }
+    }
+
+    /// Sends the CancelRequest, and again after `delay`, doubled each time, while the backend is
+    /// still there: PostgreSQL 15 loses a cancel that lands while a backend loads LLVM for its first
+    /// JIT compilation (see test_cancel_request_reaches_the_right_backend), and the query would
+    /// then run to statement_timeout. A cancel that reaches an idle backend is ignored by it.
+    private func cancelWhileThere(_ target: CancelRegistry.Target, then delay: TimeAmount) {
+        BackendConnector.sendCancel(processID: target.processID, secretKey: target.secretKey, to: configuration.backend, on: eventLoop)
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        cancelAgain = eventLoop.scheduleTask(in: delay) {
+            let session = bound.value
+            session.cancelAgain = nil
+            guard session.backendChannel != nil else { return }
+            session.cancelWhileThere(target, then: .nanoseconds(delay.nanoseconds * 2))
+        }
+    }
+
+    /// Gives back the tenant's session slot and the cancel key once the session has ended and its
+    /// server connection is gone (or never came), not when the client left: a slot stands for a
+    /// server connection, and a backend still running a query the client left is one.
+    private func releaseOnceBackendGone() {
+        guard channelsClosed, !connectingBackend, backendChannel == nil else { return }
+        machine.release()
     }
 
     // MARK: - Audit

@@ -127,6 +127,60 @@ import TenantIdentity
         #expect(error?.sqlstate == "57P01")
     }
 
+    /// The server's whole answer to one simple query, through the machine.
+    static func serverAnswers(_ machine: inout SessionStateMachine) -> SessionStateMachine.Action {
+        var answers = ByteBuffer()
+        for type in "12TDC".unicodeScalars { BackendEncoder.bodiless(type, into: &answers) }
+        BackendEncoder.readyForQuery(.idle, into: &answers)
+        var last = SessionStateMachine.Action.none
+        for frame in QueryRelayTests.Harness.frames(answers) { last = machine.backendFrame(frame) }
+        return last
+    }
+
+    /// A client that left while its query ran: PostgreSQL kept running it until statement_timeout
+    /// (it reads the Terminate only after the query, and notices a closed socket only when it
+    /// writes), so one tenant held 108 server connections against a limit of 49 (21st red team).
+    @Test func aClientLeavingMidQueryCancelsTheQueryWithTheServersKey() {
+        var machine = Self.loggedIn(Self.machine())
+        _ = machine.clientFrame(Self.query("SELECT 1"), now: Date())
+        #expect(machine.awaitsServer)
+        // 42/7: the server's BackendKeyData, never the key the client was given.
+        #expect(machine.end() == .cancelAndClose(processID: 42, secretKey: 7))
+        #expect(machine.isClosed)
+        #expect(machine.end() == .close, "ending twice cancels once")
+    }
+
+    @Test func aClientLeavingWhileIdleCancelsNothing() {
+        var machine = Self.loggedIn(Self.machine())
+        #expect(machine.end() == .close, "right after login")
+
+        var answered = Self.loggedIn(Self.machine())
+        _ = answered.clientFrame(Self.query("SELECT 1"), now: Date())
+        #expect(Self.serverAnswers(&answered) == .none)
+        #expect(!answered.awaitsServer)
+        #expect(answered.end() == .close, "after the query was answered")
+
+        var loggingIn = Self.machine()
+        _ = loggingIn.startup(major: 3, parameters: ["user": "agent"])
+        _ = loggingIn.clientFrame(Self.password(Self.issued.key), now: Date())
+        loggingIn.backendConnected()
+        #expect(loggingIn.end() == .close, "no BackendKeyData yet, no query")
+    }
+
+    @Test func palisadeEndingASessionMidQueryCancelsItUnlessTheServerLeft() {
+        var forced = Self.loggedIn(Self.machine())
+        _ = forced.clientFrame(Self.query("SELECT 1"), now: Date())
+        #expect(forced.shutDown(force: true) == .cancelAndClose(processID: 42, secretKey: 7))
+
+        var stalled = Self.loggedIn(Self.machine())
+        _ = stalled.clientFrame(Self.query("SELECT 1"), now: Date())
+        #expect(stalled.fail("the database server did not answer", sqlstate: SQLState.connectionFailure) == .cancelAndClose(processID: 42, secretKey: 7))
+
+        var gone = Self.loggedIn(Self.machine())
+        _ = gone.clientFrame(Self.query("SELECT 1"), now: Date())
+        #expect(gone.backendClosed() == .close, "the backend left with its connection: nothing to cancel")
+    }
+
     @Test func aSessionEndsAtTheTokensLastAcceptedMoment() {
         var machine = Self.loggedIn(Self.machine())
         #expect(machine.identity?.acceptedUntil == nil, "an API key does not expire")
@@ -138,7 +192,8 @@ import TenantIdentity
         machine.identity?.acceptedUntil = expiresAt + 30
         machine.output = QueryRelay.Output()
         #expect(machine.clientFrame(Self.query("SELECT 2"), now: expiresAt + 29) == .none)
-        #expect(machine.clientFrame(Self.query("SELECT 3"), now: expiresAt + 30) == .close)
+        // SELECT 1 and 2 went to the server unanswered: ending the session cancels them there.
+        #expect(machine.clientFrame(Self.query("SELECT 3"), now: expiresAt + 30) == .cancelAndClose(processID: 42, secretKey: 7))
         #expect(machine.output.records.last?.decision.rule == .tokenExpired)
         let error = QueryRelayTests.Harness.frames(machine.output.toClient).last.map { ServerNotice($0.body) }
         #expect(error?.sqlstate == "28000" && error?.message.contains("2026-11-23T07:00:00") == true)
