@@ -15,7 +15,7 @@ import TenantIdentity
 /// credential of every request: `Authorization: Bearer` with an API key or a JWT. A request
 /// without a valid one gets 401 with a JSON error, and nothing else.
 ///
-/// The credential is checked on the request's head, before any of its body is kept: red team 19
+/// The credential is checked on the request's head, before any of its body is kept: the sixteenth red team
 /// held 1 MiB per anonymous connection (300 connections, 56 MB -> 384 MB) while Palisade waited
 /// for bodies it was going to refuse. A request has `requestTimeout` to arrive whole, and at most
 /// `maxConnections` connections are held (20,000 half-sent heads had used up the process's file
@@ -200,7 +200,7 @@ actor HTTPSessions {
                                            response: .mcp(.error(statusCode: 404, .invalidRequest("Not Found: no such MCP session; initialize a new one"))))
             }
             // The whole verified identity, not only the credential's id: for a JWT that id is its
-            // issuer and jti, and red team 19 used another tenant's token with the same jti to read
+            // issuer and jti, and the sixteenth red team used another tenant's token with the same jti to read
             // the first tenant's rows through its session.
             guard entry.session.identity == identity else {
                 return await refuseSession(

@@ -41,7 +41,7 @@ public actor MCPToolSession {
     }
 
     /// 128 random bits (SystemRandomNumberGenerator) in hex: over HTTP the id is what names the
-    /// session (red team 19 found 32 bits).
+    /// session (the sixteenth red team found 32 bits).
     static func newSessionID() -> String {
         String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     }
@@ -138,7 +138,7 @@ public actor MCPToolSession {
         let request = nextRequestID()
         // A dry run: recorded, and not a query toward the rate; but a denial counts toward the
         // lockout as a denied query does, or check would be a free oracle for probing the policy
-        // (red team 19: 40 denied checks after the lockout's 20, and the next query still ran).
+        // (the sixteenth red team: 40 denied checks after the lockout's 20, and the next query still ran).
         do {
             try await record(decision, request: request, tool: .check, policy: engine.policy, sql: sql, detail: ["dry_run": .string("yes")])
             if !decision.isAllowed, !engine.policy.isMonitorOnly, decision.rule != .empty {

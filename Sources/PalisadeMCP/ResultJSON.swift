@@ -55,7 +55,7 @@ public enum ResultJSON {
 
     /// `document`, counting the bytes the agent is sent as it is built (`sentBytes`) and stopping
     /// at the first value past `maxBytes`: so max_result_bytes bounds the answer, not only the
-    /// server's DataRows. Red team 19: 8 MB of rows of \x01 became a 56 MB answer, each byte
+    /// server's DataRows. Sixteenth red team: 8 MB of rows of \x01 became a 56 MB answer, each byte
     /// `\u0001` in the rows and `\\u0001` once the document is a JSON string in the reply (~140 MB
     /// of memory per call); now the document is never held past the budget.
     public static func document(columns: [Column], rows: [[String?]], requestID: String, maxBytes: Int) -> Bounded {

@@ -42,7 +42,7 @@ struct SessionStateMachine {
         /// server a CancelRequest with its own key for that backend too. The Terminate that ends
         /// the server connection is read only once the query is over, and PostgreSQL notices a
         /// closed socket only when it next writes: without the cancel, a query a client left kept
-        /// its backend busy until statement_timeout (21st red team: one tenant that dropped 49
+        /// its backend busy until statement_timeout (sixteenth red team, second pass: one tenant that dropped 49
         /// sessions mid-query five times held 108 server connections against its limit of 49).
         case cancelAndClose(processID: Int32, secretKey: Int32)
 

@@ -82,7 +82,7 @@ final class AdminServer: Sendable {
 
     /// A request the admin door does not answer, and why: the door has no credential, so it
     /// refuses what a web page could make a browser send. A page cannot rebind a name of its own
-    /// to the door (red team 19: `GET /metrics` with `Host: rebind.evil.example` read the tenants'
+    /// to the door (the sixteenth red team: `GET /metrics` with `Host: rebind.evil.example` read the tenants'
     /// names), nor post a form to it (`POST /reload` with a foreign `Origin` and a form's
     /// `Content-Type` reloaded the policies): a form's content types are the ones a browser sends
     /// across sites without asking first (CORS "simple requests").

@@ -73,7 +73,7 @@ public struct Setting: Sendable {
         Setting("jwt_clock_skew", .integer(0...3600), "30", "Seconds of clock skew allowed for exp, nbf, iat."),
         Setting("capability_profiles", .mapping, "agent=agent, analyst=analyst",
                 "A token capability and the profile it selects, CAP=PROFILE (repeatable).", flag: "capability-profile"),
-        Setting("max_sessions_per_tenant", .integer(1...100_000), nil, "Concurrent sessions a tenant may hold. Unset: a quarter of the connections the server allows Palisade's role (max_connections less superuser_reserved_connections, or the role's connection limit), at most 100, so that no tenant can take them all; set, and as large as those, a warning at start."),
+        Setting("max_sessions_per_tenant", .integer(1...100_000), nil, "Concurrent sessions a tenant may hold; a session counts until its server connection is gone (a query its client left is cancelled first). Unset: a quarter of the connections the server allows Palisade's role (max_connections less superuser_reserved_connections, or the role's connection limit), at most 100, so that no tenant can take them all; set, and as large as those, a warning at start."),
         Setting("max_client_connections", .integer(1...1_000_000), "1000", "Client connections Palisade holds at once, logged in or not (for `mcp --mcp-listen`: HTTP connections; the next get 503)."),
         Setting("login_timeout", .integer(1...3600), "60", "Seconds a client has from connecting to being logged in (for `mcp --mcp-listen`: to send a whole HTTP request)."),
         Setting("refusal_linger_seconds", .integer(1...3600), "1",

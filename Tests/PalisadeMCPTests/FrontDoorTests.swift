@@ -4,7 +4,7 @@ import NIOCore
 import Testing
 @testable import PalisadeMCP
 
-/// Red team 19 (rt19-mcp-preauth-body-memory): the HTTP door decides a request on its head, and
+/// Sixteenth red team (rt19-mcp-preauth-body-memory): the HTTP door decides a request on its head, and
 /// keeps a body only for a verified credential, up to the largest message.
 @Suite struct FrontDoorTests {
     static let acme = MCPIdentity(tenant: "acme", profile: "agent", credentialID: "k1", claims: #"{"tenant_id":"acme"}"#)

@@ -33,7 +33,7 @@ import Testing
         _ = try JSONSerialization.jsonObject(with: Data(document.utf8))
     }
 
-    /// Red team 19 (rt19-mcp-result-bytes-escape): max_result_bytes bounds the answer as it is sent.
+    /// Sixteenth red team (rt19-mcp-result-bytes-escape): max_result_bytes bounds the answer as it is sent.
     @Test func sentBytesCountTheAnswerAsTheSDKEncodesIt() throws {
         for text in ["plain", "say \"hi\"\n", "\u{01}\u{1f}\t\\/", "grüße ✓", "{\"a\":\"\\u0001\"}"] {
             // As the SDK's encoder writes it, less the fixed `{"text":""}`.

@@ -139,7 +139,7 @@ import TenantIdentity
 
     /// A client that left while its query ran: PostgreSQL kept running it until statement_timeout
     /// (it reads the Terminate only after the query, and notices a closed socket only when it
-    /// writes), so one tenant held 108 server connections against a limit of 49 (21st red team).
+    /// writes), so one tenant held 108 server connections against a limit of 49 (sixteenth red team, second pass).
     @Test func aClientLeavingMidQueryCancelsTheQueryWithTheServersKey() {
         var machine = Self.loggedIn(Self.machine())
         _ = machine.clientFrame(Self.query("SELECT 1"), now: Date())

@@ -1,7 +1,7 @@
 import Testing
 @testable import PalisadeServer
 
-/// Red team 19 (rt19-admin-reload-cross-origin): what a web page can make a browser send to the
+/// Sixteenth red team (rt19-admin-reload-cross-origin): what a web page can make a browser send to the
 /// admin port is refused; what curl, Prometheus and the tests send is not.
 @Suite struct AdminServerTests {
     func refusal(_ method: String = "GET", host: String? = "127.0.0.1:9519", origin: String? = nil, contentType: String? = nil,

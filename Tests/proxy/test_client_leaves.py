@@ -1,4 +1,4 @@
-"""A client that leaves while its query runs on the server (21st red team): PostgreSQL reads the
+"""A client that leaves while its query runs on the server (sixteenth red team, second pass): PostgreSQL reads the
 Terminate Palisade sends only once the query is over, and notices a closed socket only when it next
 writes, so the backend ran on until statement_timeout while the tenant's session slot was already
 free: one tenant that opened 49 sessions, started a long query in each and dropped the sockets, five

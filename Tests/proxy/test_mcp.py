@@ -351,7 +351,7 @@ def raw_exchange(port, data, timeout=60):
 
 
 def test_a_head_is_refused_on_its_credential_before_its_body_is_read(http_server, setup):
-    # Red team 19 (rt19-mcp-preauth-body-memory): each anonymous connection held 1 MiB of body.
+    # Sixteenth red team (rt19-mcp-preauth-body-memory): each anonymous connection held 1 MiB of body.
     head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{http_server.port}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {1 << 20}\r\n").encode()
     answer, _ = raw_exchange(http_server.port, head + b"\r\n", timeout=30)
@@ -363,7 +363,7 @@ def test_a_head_is_refused_on_its_credential_before_its_body_is_read(http_server
 
 
 def test_an_unfinished_request_is_closed_after_the_request_timeout(short_timeout_server, setup):
-    # Red team 19 (rt19-mcp-unauthenticated-connection-exhaustion): half-sent requests were held for ever.
+    # Sixteenth red team (rt19-mcp-unauthenticated-connection-exhaustion): half-sent requests were held for ever.
     # --login-timeout 1; each connection is given a minute to be closed.
     port = short_timeout_server.port
     _, closed = raw_exchange(port, f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-a: ".encode())
@@ -430,7 +430,7 @@ def open_session(url, credential):
 
 
 def test_a_session_is_bound_to_the_whole_verified_identity(jwt_server):
-    # Red team 19 (rt19-mcp-session-bound-to-jti-not-tenant): a JWT's credential id is its issuer and
+    # Sixteenth red team (rt19-mcp-session-bound-to-jti-not-tenant): a JWT's credential id is its issuer and
     # jti, and another tenant's token with the same jti read the first tenant's rows on its session.
     expires = int(time.time()) + 600
     acme = jwt(jwt_server.secret, {"tenant_id": "acme", "sub": "alice", "jti": "1", "exp": expires})
@@ -446,7 +446,7 @@ def test_a_session_is_bound_to_the_whole_verified_identity(jwt_server):
 
 
 def test_denials_of_check_and_unknown_sessions_count_toward_the_lockout(jwt_server, setup):
-    # Red team 19 (rt19-lockout-not-shared-between-doors, the MCP part): check's denials counted toward nothing.
+    # Sixteenth red team (rt19-lockout-not-shared-between-doors, the MCP part): check's denials counted toward nothing.
     # --lockout-denials 3.
     key = setup.keys["analyst"]
     session_id = open_session(jwt_server.url, key)
@@ -461,7 +461,7 @@ def test_denials_of_check_and_unknown_sessions_count_toward_the_lockout(jwt_serv
 
 
 def test_max_result_bytes_bounds_the_answer_as_it_is_sent(http_server, setup):
-    # Red team 19 (rt19-mcp-result-bytes-escape): 8 MB of rows of \x01 came back as a 56 MB answer.
+    # Sixteenth red team (rt19-mcp-result-bytes-escape): 8 MB of rows of \x01 came back as a 56 MB answer.
     # 8 x 200,000 bytes = 1.6 MB of rows, under max_result_bytes (8 MiB); sent as 7 bytes each, 11.2 MB.
     # (8 x 10,000 is answered: 560 KB, under the Python client's own limit of 1 MiB an event.)
     sql = "SELECT repeat(E'\\x01', 200000) AS x FROM generate_series(1, 8)"

@@ -128,7 +128,7 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
 
 
 def test_admin_refuses_cross_site_posts_and_rebound_hosts(database, keys, monitor_policy):
-    # Red team 19 (rt19-admin-reload-cross-origin): a web page could POST a form to /reload and a
+    # Sixteenth red team (rt19-admin-reload-cross-origin): a web page could POST a form to /reload and a
     # rebound name could read /metrics.
     import socket
     import urllib.error
