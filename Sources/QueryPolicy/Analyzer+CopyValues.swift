@@ -3,10 +3,13 @@ extension Analyzer {
     /// The size of the wrapped node at the cursor (`{"Type":{…}}`), which it reads.
     mutating func copyValue(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
         let mark = copies.nodes
+        let relationsMark = copies.relations
         let start = cursor.offset
         var result = try copyNode(&cursor)
         copies.nodes += 1
         result.nodes = copies.nodes - mark
+        result.relations = copies.relations - relationsMark
+        copies.largestRelations = max(copies.largestRelations, result.relations)
         // A text's own expressions may be as large as the text (a long IN list): a node of the tree
         // takes 16 bytes and more of it.
         if result.nodes > max(Self.maxExpandedNodes, Double(tree.count) / 16) {
@@ -42,8 +45,10 @@ extension Analyzer {
         switch type {
         case "ColumnRef":
             let column = copyResolve(try Self.columnFields(&cursor))
-            // The expression the column stands for, which the planner may put in its place.
+            // The expression the column stands for, which the planner may put in its place, and
+            // plans the subqueries of again (`ValueSize.relations`).
             copies.nodes += column.nodes
+            copies.relations += column.relations
             return column
         case "A_Const": return try copyConstant(&cursor)
         case "FuncCall": return try copyFunctionCall(&cursor)
@@ -206,6 +211,8 @@ extension Analyzer {
 
     mutating func copySubLink(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
         let start = cursor.offset
+        let relationsBefore = copies.relations
+        var textRelations = 0.0
         var kind = ""
         var relation = CopyRelation()
         try cursor.forEachKey { cursor, _ in
@@ -213,14 +220,20 @@ extension Analyzer {
                 switch key {
                 case "subLinkType": kind = try cursor.string()
                 case "subselect":
+                    let subselect = cursor.offset
                     try cursor.forEachKey { cursor, type in
                         guard case "SelectStmt" = type else { _ = try copyChildren(&cursor); return }
                         relation = try copySelect(&cursor)
                     }
+                    textRelations = plannedRelations(in: subselect..<cursor.offset)
                 default: _ = try copyChildren(&cursor)
                 }
             }
         }
+        // The planner plans a subquery again wherever it puts an expression holding it in place
+        // (`ValueSize.relations`): itself, the relations its text reads, and the copies its output
+        // holds (not the subqueries its FROM defines: those count where they are read).
+        copies.relations = relationsBefore + 1 + textRelations + relation.firstColumn.relations
         switch kind {
         case "EXPR_SUBLINK": return relation.firstColumn
         case "ARRAY_SUBLINK":

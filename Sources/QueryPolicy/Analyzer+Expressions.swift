@@ -112,13 +112,16 @@ extension Analyzer {
             planning.add(1)
             let guardedBefore = guardedRelations.count
             var natural = false
+            var inner = false
             try object { analyzer, key in
                 switch key {
-                case "jointype": try analyzer.cursor.skipString()
+                case "jointype": inner = try analyzer.cursor.string() == "JOIN_INNER"
                 case "isNatural": natural = try analyzer.cursor.boolean()
                 case "larg", "rarg": try analyzer.expression()
                 case "quals":
-                    analyzer.noteJoinableSublinks()
+                    // An outer join's condition may read the side it keeps, which PostgreSQL does
+                    // not join a subquery to (a LEFT JOIN's ON a.a IN (…) was hashed: 260 MB).
+                    if inner { analyzer.noteJoinableSublinks() }
                     try analyzer.expression()
                 case "usingClause": try analyzer.skipNameList()
                 case "join_using_alias", "alias":
@@ -305,6 +308,7 @@ extension Analyzer {
         if symbol == "@?" || symbol == "@@", let left, let right {
             if symbol == "@@", callsTextSearch(left) || callsTextSearch(right) { return }
             try checkSquareOfJSON("the operator \(symbol)", target: left, path: right, offset: location)
+            try checkJSONPathPatterns(right, offset: location)
         }
         // Regular expression matches (SIMILAR TO's pattern is similar_to_escape(…): `regexArgument`).
         if Self.regexOperators.contains(symbol), let right { try checkRegexPattern(right, offset: location) }
@@ -315,11 +319,44 @@ extension Analyzer {
     /// A constant pattern may compile into at most `RegexSize.maxCopies` copies of its atoms. A
     /// pattern of a parameter or a column is the client's or the data's.
     mutating func checkRegexPattern(_ argument: ParseTreeCursor, offset: Int?) throws {
-        guard let pattern = constantValue(argument)?.string else { return }
-        let copies = RegexSize.copies(pattern)
-        guard copies > RegexSize.maxCopies else { return }
+        let pattern: String
+        if let constant = constantValue(argument)?.string {
+            pattern = constant
+        } else {
+            // A pattern the query computes: from its constants, in order (`'(\w{1,200}){1,199}' || g`
+            // made 32 patterns over generate_series(1, 32), 334 MB), unless a call may repeat them.
+            var probe = argument
+            let start = probe.offset
+            try probe.skipValue()
+            let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+            if Self.callsAllocatingFunction(node) {
+                throw Denial(rule: .argumentLimit,
+                             message: "this regular expression is built by a call that may repeat its parts (repeat, lpad, format, replace, …), so Palisade cannot size what PostgreSQL compiles",
+                             hint: "Write the pattern out as one constant, or pass it as a parameter.", offset: offset, statementType: analysis.statementType)
+            }
+            var constants = ""
+            node.forEachOccurrence(of: "{\"sval\":{\"sval\":") { found in
+                var string = ParseTreeCursor(tree)
+                string.offset = start + found + "{\"sval\":{\"sval\":".utf8.count
+                if let value = try? string.string() { constants += value }
+            }
+            guard !constants.isEmpty else { return }
+            pattern = constants
+        }
+        try checkRegexWeight(pattern, offset: offset)
+    }
+
+    /// The like_regex patterns of a constant jsonpath.
+    mutating func checkJSONPathPatterns(_ path: ParseTreeCursor, offset: Int?) throws {
+        guard let text = constantValue(path)?.string, text.contains("like_regex") else { return }
+        for pattern in RegexSize.likeRegexPatterns(inJSONPath: text) { try checkRegexWeight(pattern, offset: offset) }
+    }
+
+    func checkRegexWeight(_ pattern: String, offset: Int?) throws {
+        let weight = RegexSize.weight(pattern)
+        guard weight > RegexSize.maxCopies else { return }
         throw Denial(rule: .argumentLimit,
-                     message: "this regular expression repeats its parts \(Self.describe(copies)) times once PostgreSQL compiles it, over the limit of \(Int(RegexSize.maxCopies)): a bounded repetition {m,n} is n copies of what it repeats, nested ones the product, and the server keeps 32 compiled patterns a session (32 of (\\w{1,200}){1,199} held 208 MB)",
+                     message: "this regular expression weighs \(Self.describe(weight)) copies of its parts once PostgreSQL compiles it, over the limit of \(Int(RegexSize.maxCopies)): a bounded repetition {m,n} is n copies of what it repeats, nested ones the product, each the heavier for every set of characters the pattern tells apart, and the server keeps 32 compiled patterns a session (32 of (\\w{1,200}){1,199} held 208 MB)",
                      hint: "Bound repetitions less tightly ({1,200} inside {1,199} is 39,800 copies; use + or * where the length does not matter), or check lengths with length() instead.",
                      offset: offset, statementType: analysis.statementType)
     }
@@ -372,11 +409,15 @@ extension Analyzer {
         }
     }
 
-    /// `joinable`: the whole of a WHERE or ON condition or one of its ANDed terms, where IN becomes
-    /// a semi-join, whose hash table spills to disk.
+    /// `joinable`: the whole of a WHERE or inner join's ON condition or one of its ANDed terms, where
+    /// IN becomes a semi-join, whose hash table spills to disk, if its left side reads a column and
+    /// calls nothing (PostgreSQL joins only a test that reads the query's rows and is not volatile:
+    /// `'x' IN (…)` and `a || random()::text IN (…)` were hashed, 257 and 261 MB).
     mutating func subLink(joinable: Bool) throws {
         var hashesRows = false
-        let recursiveReadsBefore = recursiveReads
+        var joinsOnItsTest = false
+        var isAny = false
+        let unboundedBefore = unboundedRowSources
         try object { analyzer, key in
             switch key {
             case "subLinkType":
@@ -384,18 +425,24 @@ extension Analyzer {
                 // target list, under OR) may run as a hashed subplan, which holds the subquery's
                 // rows as an INTERSECT does.
                 switch try analyzer.cursor.string() {
-                case "ANY_SUBLINK": hashesRows = !joinable
+                case "ANY_SUBLINK": hashesRows = true; isAny = true
                 case "ALL_SUBLINK": hashesRows = true
                 default: break
                 }
             case "subLinkId", "location": _ = try analyzer.cursor.integer()
-            case "testexpr": try analyzer.expression()
+            case "testexpr":
+                var probe = analyzer.cursor
+                let start = probe.offset
+                try probe.skipValue()
+                let test = UnsafeBufferPointer(rebasing: analyzer.tree[start..<probe.offset])
+                joinsOnItsTest = test.contains("{\"ColumnRef\":") && !test.contains("{\"FuncCall\":")
+                try analyzer.expression()
             case "operName": try analyzer.checkOperator(try analyzer.operatorName())
             case "subselect": try analyzer.subquery()
             default: throw analyzer.unsupportedField(key)
             }
         }
-        if hashesRows { noteHashedRows(readingRecursiveRows: recursiveReads > recursiveReadsBefore) }
+        if hashesRows, !(joinable && joinsOnItsTest && isAny) { noteHashedRows(readingUnboundedRows: unboundedRowSources > unboundedBefore) }
     }
 
     /// Records the subqueries of the condition at the cursor that PostgreSQL may join rather than

@@ -77,6 +77,9 @@ extension Analyzer {
         if isBuiltin, let index = Self.regexArgument[baseName], case let arguments = try argumentCursors(), index < arguments.count {
             try checkRegexPattern(arguments[index], offset: remainingLocation())
         }
+        if isBuiltin, baseName.hasPrefix("jsonb_path_"), case let arguments = try argumentCursors(), arguments.count >= 2 {
+            try checkJSONPathPatterns(arguments[1], offset: remainingLocation())
+        }
         if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { planning.add(Double(weight)) }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
@@ -243,6 +246,8 @@ extension Analyzer {
                     throw deny("generate_series() states a bound or step Palisade cannot read, so it cannot show that the rows stay within this policy's limit of \(policy.maxGeneratedRows)",
                                "Write timestamps as '2024-01-31 12:00', steps as '1 hour' or '90 minutes' (parts of one sign), or use numbers.")
                 }
+                // Its rows are the server's to count, and the planner guesses 1,000.
+                unboundedRowSources += 1
                 return
             }
             guard steps > rowsLimit else {

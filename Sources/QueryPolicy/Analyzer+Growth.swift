@@ -60,10 +60,10 @@ extension Analyzer {
     mutating func checkHashedSetOperation(within maxBytes: Double) throws {
         guard hashesSetOperationRows else { return }
         // Over a table's rows too, planned: the static count knows only the text's.
-        if analysis.textMadeRows > 1 || analysis.madeBytes > 0 || hashesRecursiveRows {
+        if analysis.textMadeRows > 1 || analysis.madeBytes > 0 || hashesUnboundedRows {
             analysis.hashedRowBytes = Self.hashedSetRowBytes + analysis.madeBytes
         }
-        let rows = hashesRecursiveRows ? max(analysis.textMadeRows, Double(shared.policy.maxGeneratedRows)) : analysis.textMadeRows
+        let rows = hashesUnboundedRows ? max(analysis.textMadeRows, Double(shared.policy.maxGeneratedRows)) : analysis.textMadeRows
         let bytes = (Self.hashedSetRowBytes + analysis.madeBytes) * rows
         guard bytes > maxBytes else { return }
         throw Denial(rule: .argumentLimit,

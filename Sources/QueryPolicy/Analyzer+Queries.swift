@@ -26,7 +26,7 @@ extension Analyzer {
             cursor.offset = start
         }
         var hashesRows = false
-        let recursiveReadsBefore = recursiveReads
+        let unboundedBefore = unboundedRowSources
         try object { analyzer, key in
             switch key {
             case "withClause":
@@ -90,14 +90,14 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        if hashesRows { noteHashedRows(readingRecursiveRows: recursiveReads > recursiveReadsBefore) }
+        if hashesRows { noteHashedRows(readingUnboundedRows: unboundedRowSources > unboundedBefore) }
     }
 
     /// A hash table of every distinct row of its input (`checkHashedSetOperation`), whose rows may
     /// be those of WITH RECURSIVE.
-    mutating func noteHashedRows(readingRecursiveRows: Bool) {
+    mutating func noteHashedRows(readingUnboundedRows: Bool) {
         hashesSetOperationRows = true
-        if readingRecursiveRows { hashesRecursiveRows = true }
+        if readingUnboundedRows { hashesUnboundedRows = true }
     }
 
     mutating func withClause() throws {

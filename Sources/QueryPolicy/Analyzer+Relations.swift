@@ -34,7 +34,7 @@ extension Analyzer {
             analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1
             addMadeRows(aliasName ?? relation, columns: renamesColumns ? [] : cteColumns[relation] ?? [])
             planning.reference(withQuery: relation)
-            if recursiveQueries.contains(relation) { recursiveReads += 1 }
+            if recursiveQueries.contains(relation) { unboundedRowSources += 1 }
         } else {
             tableAliases.insert(aliasName ?? relation)
             planning.add(planningWeight(schema: schema, relation: relation))
@@ -82,12 +82,34 @@ extension Analyzer {
         return Double(weight ?? 1)
     }
 
+    /// The relations of the tree's bytes in `range` by weight, each RangeVar read where it stands (a
+    /// WITH query's name counts one).
+    func plannedRelations(in range: Range<Int>) -> Double {
+        var relations = 0.0
+        UnsafeBufferPointer(rebasing: tree[range]).forEachOccurrence(of: "{\"RangeVar\":") { offset in
+            var probe = ParseTreeCursor(tree)
+            probe.offset = range.lowerBound + offset
+            var schema: String?, name = ""
+            _ = try? probe.forEachKey { probe, _ in
+                try probe.forEachKey { probe, key in
+                    switch key {
+                    case "schemaname": schema = try probe.string()
+                    case "relname": name = try probe.string()
+                    default: try probe.skipValue()
+                    }
+                }
+            }
+            relations += planningWeight(schema: schema, relation: name)
+        }
+        return relations
+    }
+
     /// The rewriter puts a view's query in place at every reference, and the planner a WITH query
     /// marked NOT MATERIALIZED, so a short text can stand for relations without end: each level of
     /// such a chain that reads the one before twice doubles them. A catalog function written in SQL
     /// plans its body at each call site (`PG15Catalog.sqlFunctionPlanningWeights`).
     func checkPlanning() throws {
-        let plannedRelations = planning.total()
+        let plannedRelations = planning.total() + copies.largestRelations
         guard plannedRelations > Self.maxPlannedRelations else { return }
         throw Denial(rule: .planning,
                      message: "this query makes PostgreSQL's planner build about \(Self.describe(plannedRelations)) relations, over the limit of \(Int(Self.maxPlannedRelations)): each FROM item and subquery counts one, a WITH query the planner puts in place (marked NOT MATERIALIZED, or read once) all of its own again at every reference, a catalog view what it expands to (information_schema.columns counts 44), and a catalog function written in SQL the query it runs (col_description 1), and each takes the server's memory while it plans",

@@ -4,9 +4,83 @@
 /// per session: 32 patterns like `(\w{1,200}){1,199}` (39,800 copies each) held 208 MB of a backend
 /// for the rest of its session (sixteenth red team, second pass).
 enum RegexSize {
-    /// The most copies a pattern in the text may compile into: an e-mail pattern with its length
-    /// bounds (`[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,255}\.[a-z]{2,63}`) is 385.
+    /// The most a pattern in the text may weigh, in copies of a one-color atom: an e-mail pattern
+    /// with its length bounds (`[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,255}\.[a-z]{2,63}`, 385 copies of
+    /// about 20 colors) weighs about 2,600.
     static let maxCopies = 4096.0
+
+    /// What a compiled pattern weighs: its copies, each carrying a transition for every color (a
+    /// set of characters the pattern tells apart). Measured on PostgreSQL 15: 39,800 copies of one
+    /// color kept 5 MB (126 bytes a copy), 3,070 copies of 128 colors 14.6 MB (37 bytes a copy and
+    /// color beyond that; sixteenth red team, third pass), so a copy of c colors weighs (2 + c) / 3
+    /// of a one-color copy. A pattern the server takes literally (`***=`, or `q` among its leading
+    /// options) weighs nothing.
+    static func weight(_ pattern: String) -> Double {
+        if pattern.hasPrefix("***=") { return 0 }
+        var options = Substring(pattern)
+        if options.hasPrefix("***:") { options = options.dropFirst(4) }
+        if options.hasPrefix("(?"), let end = options.firstIndex(of: ")") {
+            if options[options.index(options.startIndex, offsetBy: 2)..<end].contains("q") { return 0 }
+        }
+        return copies(pattern) * (2 + colors(pattern)) / 3
+    }
+
+    /// The patterns of a jsonpath's `like_regex "…"` filters, which PostgreSQL compiles as POSIX
+    /// patterns (one of them took a backend 45 MB).
+    static func likeRegexPatterns(inJSONPath path: String) -> [String] {
+        var patterns: [String] = []
+        var rest = Substring(path)
+        while let found = rest.range(of: "like_regex") {
+            rest = rest[found.upperBound...].drop(while: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
+            guard rest.first == "\"" else { continue }
+            var pattern = ""
+            var index = rest.index(after: rest.startIndex)
+            while index < rest.endIndex, rest[index] != "\"" {
+                if rest[index] == "\\", rest.index(after: index) < rest.endIndex { index = rest.index(after: index) }
+                pattern.append(rest[index])
+                index = rest.index(after: index)
+            }
+            patterns.append(pattern)
+            rest = rest[index...]
+        }
+        return patterns
+    }
+
+    /// At most the sets of characters `pattern` tells apart: one, and one for each character it
+    /// names, two for each range's ends, two for each class (`\w`, `[:alpha:]`), at most 256.
+    static func colors(_ pattern: String) -> Double {
+        var named: Set<UInt32> = []
+        var ranges = 0, classes = 0
+        let scalars = pattern.unicodeScalars.map(\.value)
+        func isDigit(_ value: UInt32) -> Bool { value >= 0x30 && value <= 0x39 }
+        var index = 0
+        while index < scalars.count {
+            let scalar = scalars[index]
+            switch Unicode.Scalar(scalar).map(Character.init) {
+            case "\\" where index + 1 < scalars.count:
+                let next = scalars[index + 1]
+                if "wWdDsS".unicodeScalars.contains(where: { $0.value == next }) { classes += 1 } else { named.insert(next) }
+                index += 2
+            case "{":
+                // A quantifier's digits name no character.
+                var end = index + 1
+                while end < scalars.count, isDigit(scalars[end]) || scalars[end] == 0x2C { end += 1 }
+                if end < scalars.count, scalars[end] == 0x7D { index = end + 1 } else { named.insert(scalar); index += 1 }
+            case "-" where index > 0 && index + 1 < scalars.count && scalars[index + 1] != 0x5D:
+                ranges += 1
+                index += 1
+            case ":" where index > 0 && scalars[index - 1] == 0x5B:
+                classes += 1
+                index += 1
+            case "[", "]", "(", ")", "|", "*", "+", "?", ".", "^", "$":
+                index += 1
+            default:
+                named.insert(scalar)
+                index += 1
+            }
+        }
+        return min(256, 1 + Double(named.count + 2 * ranges + 2 * classes))
+    }
 
     /// The copies `pattern` compiles into: atoms count one, a group the sum of its atoms, a bounded
     /// repetition its upper bound (its lower bound plus one when open) times what it repeats.

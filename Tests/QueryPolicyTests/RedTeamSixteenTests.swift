@@ -183,4 +183,56 @@ import Testing
         admitted("SELECT substring(name, 2), substring(name from '[0-9]{4}'), regexp_replace(name, '(\\d{3})(\\d{4})', '\\1-\\2') FROM customers")
         admitted("SELECT '{{1,200},{1,300}}'::int[]")
     }
+
+    // MARK: A third pass
+
+    /// A subquery in a pulled-up subquery's select list is copied to every use of its column, and
+    /// planned again each time: `x AND x` at each of 7 levels over a scalar subquery of
+    /// information_schema.columns took 289 MB, counted once.
+    @Test func aSubqueryCopiedWithItsColumnIsPlannedAgain() {
+        func levels(_ count: Int) -> String {
+            var query = "SELECT (SELECT count(*) FROM information_schema.columns) > 0 AS v"
+            for level in 0..<count { query = "SELECT s\(level).v AND s\(level).v AS v FROM (\(query)) s\(level)" }
+            return query
+        }
+        refused(levels(7), .planning)
+        refused(levels(5), .planning)
+        admitted(levels(3))
+        // Nested scalar subqueries of constants double cheaply (2^7 subqueries took 7 MB): admitted.
+        var nested = "SELECT 'x'::text x"
+        for level in 0..<7 { nested = "SELECT (SELECT x || x FROM (\(nested)) a\(level)) AS x" }
+        admitted(nested)
+    }
+
+    /// PostgreSQL joins IN only where its left side reads the query's rows, calls nothing volatile,
+    /// and stands in a WHERE or inner join's condition; elsewhere it hashes (257–261 MB each). Rows
+    /// of generate_series with bounds computed at run time count as many as it may make.
+    @Test func onlyAJoinableInIsLeftToTheJoin() {
+        let big = "(SELECT lpad(g::text, 10000, 'x') FROM generate_series(1, 25000) g)"
+        refused("SELECT 1 WHERE 'x' IN \(big)")
+        refused("SELECT a.a, b.b FROM (SELECT 'x' AS a) a LEFT JOIN (SELECT 1 AS b) b ON a.a IN \(big)")
+        refused("SELECT count(*) FROM (SELECT 'x' AS a) a WHERE a.a || random()::text IN \(big)")
+        refused("SELECT 1 WHERE 'x' NOT IN (SELECT lpad(g::text, 10000, 'x') FROM generate_series(1, (SELECT 25000)) g)")
+        refused("SELECT count(*) FROM (SELECT lpad(g::text, 10000, 'x') FROM generate_series(1, (SELECT 25000)) g EXCEPT SELECT 'a') s")
+        admitted("SELECT count(*) FROM customers c JOIN orders o ON o.customer_id = c.id AND o.id IN (SELECT jsonb_array_elements_text($1::jsonb)::int)")
+        admitted("SELECT * FROM orders WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::int)")
+    }
+
+    /// A compiled pattern weighs its copies times the sets of characters it tells apart (3,070
+    /// copies of 128 colors kept 14.6 MB); a pattern the query computes from constants is sized from
+    /// them (32 of them over generate_series took 334 MB), one built by a repeating call is refused,
+    /// a jsonpath's like_regex is a pattern too (45 MB), and one the server takes literally weighs nothing.
+    @Test func regularExpressionsWeighTheirColorsAndComputedOnesTheirConstants() {
+        #expect(RegexSize.weight("***=(a{1,200}){1,199}") == 0)
+        #expect(RegexSize.weight("(?q)(a{1,200}){1,199}") == 0)
+        #expect(RegexSize.colors("[a-c][x-z]q") == 1 + 5 + 2 * 2, "five characters named, two ranges")
+        refused("SELECT 'x' ~ '[abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ]([^a]{1,255}){1,12}'")
+        refused("SELECT count(*) FROM generate_series(1, 32) g WHERE 'x' ~ ('(\\w{1,200}){1,199}' || g)")
+        refused("SELECT 'x' ~ repeat('(a{1,9})', 3)")
+        refused("SELECT jsonb_path_query('[\"a\"]', '$[*] ? (@ like_regex \"(a{1,200}){1,199}\")')")
+        refused("SELECT '[\"a\"]'::jsonb @? '$[*] ? (@ like_regex \"(a{1,200}){1,199}\")'")
+        admitted("SELECT jsonb_path_exists('[\"a\"]', '$[*] ? (@ like_regex \"^ab+c\" flag \"i\")')")
+        admitted("SELECT 'x' ~ '***=(a{1,200}){1,199}'")
+        admitted("SELECT name ~ ('^' || lower(name) || '$') FROM customers")
+    }
 }
