@@ -8,7 +8,7 @@ import psycopg2.errors
 import pytest
 
 import wire
-from conftest import DATABASE, Palisade, backend_url, dsn, entries_of, readonly_policy_text, wait_until_running
+from conftest import DATABASE, Palisade, backend_url, dsn, entries_of, free_port, readonly_policy_text, wait_until_running
 
 
 def policy_text(show_server_version=True):
@@ -95,15 +95,17 @@ def test_signed_policies_are_required_at_start_and_reload(database, keys, monito
         server.stop()
 
 
-def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, monitor_policy, tmp_path):
-    import socket
-    import urllib.request
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        admin_port = sock.getsockname()[1]
+def admin_server(database, keys, monitor_policy):
+    """A Palisade with an admin port, and that port's base URL."""
+    admin_port = free_port()
     server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
                        "--profile", f"monitor={monitor_policy}", "--admin-listen", str(admin_port)])
-    base = f"http://127.0.0.1:{admin_port}"
+    return server, f"http://127.0.0.1:{admin_port}"
+
+
+def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, monitor_policy, tmp_path):
+    import urllib.request
+    server, base = admin_server(database, keys, monitor_policy)
     try:
         connection = psycopg2.connect(dsn(server, keys["agent"]))
         connection.autocommit = True
@@ -130,15 +132,9 @@ def test_admin_endpoints_health_readiness_metrics_and_reload(database, keys, mon
 def test_admin_refuses_cross_site_posts_and_rebound_hosts(database, keys, monitor_policy):
     # Sixteenth red team (rt19-admin-reload-cross-origin): a web page could POST a form to /reload and a
     # rebound name could read /metrics.
-    import socket
     import urllib.error
     import urllib.request
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        admin_port = sock.getsockname()[1]
-    server = Palisade(["--backend", backend_url(database), "--api-keys", str(keys["file"]), "--tls-mode", "disable",
-                       "--profile", f"monitor={monitor_policy}", "--admin-listen", str(admin_port)])
-    base = f"http://127.0.0.1:{admin_port}"
+    server, base = admin_server(database, keys, monitor_policy)
 
     def status(path, method="GET", headers=None, data=None):
         request = urllib.request.Request(base + path, method=method, headers=headers or {}, data=data)
@@ -156,8 +152,8 @@ def test_admin_refuses_cross_site_posts_and_rebound_hosts(database, keys, monito
         assert code == 421 and "tenant" not in body
         assert "policies reloaded" not in server.log.read_text()
         # What curl, Prometheus and a page of the admin port itself send is answered.
-        assert status("/metrics", headers={"Host": f"localhost:{admin_port}"})[0] == 200
-        code, body = status("/reload", "POST", {"Origin": f"http://127.0.0.1:{admin_port}", "Content-Type": "application/json"}, b"{}")
+        assert status("/metrics", headers={"Host": "localhost:" + base.rsplit(":", 1)[1]})[0] == 200
+        code, body = status("/reload", "POST", {"Origin": base, "Content-Type": "application/json"}, b"{}")
         assert code == 200 and "policies reloaded" in body
     finally:
         server.stop()
