@@ -215,9 +215,12 @@ struct CopyState {
     /// and the same of subqueries' relations (`ValueSize.relations`).
     var nodes = 0.0
     var relations = 0.0
-    /// The most relations one expression holds so (`Analyzer.checkPlanning`): its own subqueries
-    /// are counted by the walk as well, the copies only here.
+    /// The most relations one expression, or the query's output columns together, hold so
+    /// (`Analyzer.checkPlanning`), and those of the subqueries as the text writes them, which the
+    /// walk counts: the copies are the difference.
     var largestRelations = 0.0
+    var writtenRelations = 0.0
+    var copiedRelations: Double { max(0, largestRelations - writtenRelations) }
     /// Whether a SELECT's FROM may be read where it stands: the query has no WITH query (see `copySelect`).
     var fromInPlace = false
     /// The text's bytes a row of each accumulating aggregate and ARRAY(subquery) holds, added up,
@@ -264,6 +267,9 @@ extension Analyzer {
                         // What the planner plans in the end: the query's output columns, with the
                         // expressions of the rows they read in place (not each level again).
                         let planned = relation.sizes.reduce(0) { $0 + $1.nodes }
+                        // And the subqueries its columns hold, each copy planned (`SELECT *, *` over
+                        // a column holding one doubled them at each level: 164 MB at 6).
+                        copies.largestRelations = max(copies.largestRelations, relation.sizes.reduce(0) { $0 + $1.relations })
                         if planned > max(Self.maxExpandedNodesInAll, Double(tree.count) / 16) {
                             throw copyDenial(
                                 "the query's output columns stand for \(Self.describe(planned)) nodes once PostgreSQL's planner puts the expressions of the WITH queries and subqueries they read in place of their columns, over the limit of \(Int(Self.maxExpandedNodesInAll)): each use of a column copies its expression, in the planner's memory",

@@ -234,6 +234,7 @@ extension Analyzer {
         // (`ValueSize.relations`): itself, the relations its text reads, and the copies its output
         // holds (not the subqueries its FROM defines: those count where they are read).
         copies.relations = relationsBefore + 1 + textRelations + relation.firstColumn.relations
+        copies.writtenRelations += 1 + textRelations
         switch kind {
         case "EXPR_SUBLINK": return relation.firstColumn
         case "ARRAY_SUBLINK":

@@ -13,6 +13,7 @@ extension Analyzer {
         try enter()
         defer { leave() }
         let nodeStart = cursor.offset
+        copiedNodes += expressionCopies
         try cursor.expect(UInt8(ascii: "{"))
         guard let type = try cursor.nextKey() else { return }
         // Most frequent node types first: a switch over byte patterns tries the cases in order.
@@ -90,7 +91,7 @@ extension Analyzer {
         case "SubLink":
             // A subquery in an expression may run once per outer row: a join by another name.
             analysis.mayExplode = true
-            planning.add(1)
+            planning.add(expressionCopies)
             try subLink(joinable: joinableSublinks.contains(nodeStart))
         case "SQLValueFunction":
             try object { analyzer, key in
@@ -109,7 +110,7 @@ extension Analyzer {
         case "RangeVar": try rangeVariable()
         case "JoinExpr":
             analysis.mayExplode = true
-            planning.add(1)
+            planning.add(expressionCopies)
             let guardedBefore = guardedRelations.count
             var natural = false
             var inner = false
@@ -136,7 +137,7 @@ extension Analyzer {
                 for index in guardedBefore..<guardedRelations.count { guardedRelations[index].joinedNaturally = true }
             }
         case "RangeSubselect":
-            planning.add(1)
+            planning.add(expressionCopies)
             var columns: Set<String> = []
             try object { analyzer, key in
                 switch key {
@@ -154,7 +155,7 @@ extension Analyzer {
             }
         case "RangeFunction":
             analysis.mayExplode = true
-            planning.add(1)
+            planning.add(expressionCopies)
             var calledNames: [String] = []
             var aliased = false
             try object { analyzer, key in
@@ -274,6 +275,7 @@ extension Analyzer {
 
     mutating func operatorExpression() throws {
         var isBetween = false
+        var testCopies = 1.0
         var symbol = ""
         var left: ParseTreeCursor?, right: ParseTreeCursor?
         var location: Int?
@@ -281,7 +283,9 @@ extension Analyzer {
             switch key {
             case "kind":
                 switch try analyzer.cursor.rawString() {
-                case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": isBetween = true
+                case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN": isBetween = true; testCopies = 2
+                case "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": isBetween = true; testCopies = 4
+                case "AEXPR_IN": testCopies = max(1, analyzer.itemsReadingColumnsAfterLeftOperand())
                 default: break
                 }
             case "name":
@@ -293,6 +297,9 @@ extension Analyzer {
                 left = analyzer.cursor
                 // Array operators (||, @>, =) give an untyped operand the other side's array type.
                 analyzer.untypedMayBecomeXML = true
+                let copies = analyzer.expressionCopies
+                analyzer.expressionCopies *= testCopies
+                defer { analyzer.expressionCopies = copies }
                 try analyzer.expression()
             case "rexpr":
                 right = analyzer.cursor
@@ -315,6 +322,32 @@ extension Analyzer {
     }
 
     static let regexOperators: Set<String> = ["~", "~*", "!~", "!~*"]
+
+    /// For `x IN (…)`, the cursor on the A_Expr's fields after its kind: the items of the list that
+    /// read a column, each of which becomes `x = item` with its own copy of x (items without one
+    /// go into one array).
+    func itemsReadingColumnsAfterLeftOperand() -> Double {
+        var probe = cursor
+        var items = 0.0
+        _ = try? {
+            while let key = try probe.nextKey() {
+                guard case "rexpr" = key, probe.startsWith("{\"List\":") else { try probe.skipValue(); continue }
+                try probe.forEachKey { probe, _ in
+                    try probe.forEachKey { probe, key in
+                        guard case "items" = key else { try probe.skipValue(); return }
+                        try probe.expect(UInt8(ascii: "["))
+                        while try probe.nextElement() {
+                            let start = probe.offset
+                            try probe.skipValue()
+                            if UnsafeBufferPointer(rebasing: tree[start..<probe.offset]).contains("{\"ColumnRef\":") { items += 1 }
+                        }
+                    }
+                }
+                return
+            }
+        }()
+        return items
+    }
 
     /// A constant pattern may compile into at most `RegexSize.maxCopies` copies of its atoms. A
     /// pattern of a parameter or a column is the client's or the data's.

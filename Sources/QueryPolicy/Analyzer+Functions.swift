@@ -80,7 +80,7 @@ extension Analyzer {
         if isBuiltin, baseName.hasPrefix("jsonb_path_"), case let arguments = try argumentCursors(), arguments.count >= 2 {
             try checkJSONPathPatterns(arguments[1], offset: remainingLocation())
         }
-        if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { planning.add(Double(weight)) }
+        if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { planning.add(Double(weight) * expressionCopies) }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
             try checkSettingName(arguments.first.flatMap { constantValue($0)?.string }, offset: remainingLocation())

@@ -33,11 +33,11 @@ extension Analyzer {
             // condition (`ON a.g * 0 = b.g * 0`: 5,000 rows estimated, a million made; eleventh round).
             analysis.textMadeRows *= cteTextMadeRows[relation] ?? 1
             addMadeRows(aliasName ?? relation, columns: renamesColumns ? [] : cteColumns[relation] ?? [])
-            planning.reference(withQuery: relation)
+            planning.reference(withQuery: relation, copies: expressionCopies)
             if recursiveQueries.contains(relation) { unboundedRowSources += 1 }
         } else {
             tableAliases.insert(aliasName ?? relation)
-            planning.add(planningWeight(schema: schema, relation: relation))
+            planning.add(planningWeight(schema: schema, relation: relation) * expressionCopies)
         }
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
@@ -109,7 +109,13 @@ extension Analyzer {
     /// such a chain that reads the one before twice doubles them. A catalog function written in SQL
     /// plans its body at each call site (`PG15Catalog.sqlFunctionPlanningWeights`).
     func checkPlanning() throws {
-        let plannedRelations = planning.total() + copies.largestRelations
+        if copiedNodes > max(Self.maxExpandedNodesInAll, Double(tree.count) / 16) {
+            throw Denial(rule: .valueGrowth,
+                         message: "this query's expressions stand for \(Self.describe(copiedNodes)) nodes once PostgreSQL's parser copies the tested operand of each BETWEEN (twice, four times SYMMETRIC) and of each IN list (once for every item that reads a column), over the limit of \(Int(Self.maxExpandedNodesInAll)): nested ones multiply, in the server's memory",
+                         hint: "Do not nest BETWEEN or IN lists inside each other's tested operand; compare the value once, in a subquery or WITH query, and test its column.",
+                         offset: nil, statementType: analysis.statementType)
+        }
+        let plannedRelations = planning.total() + copies.copiedRelations
         guard plannedRelations > Self.maxPlannedRelations else { return }
         throw Denial(rule: .planning,
                      message: "this query makes PostgreSQL's planner build about \(Self.describe(plannedRelations)) relations, over the limit of \(Int(Self.maxPlannedRelations)): each FROM item and subquery counts one, a WITH query the planner puts in place (marked NOT MATERIALIZED, or read once) all of its own again at every reference, a catalog view what it expands to (information_schema.columns counts 44), and a catalog function written in SQL the query it runs (col_description 1), and each takes the server's memory while it plans",

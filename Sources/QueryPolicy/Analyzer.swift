@@ -77,6 +77,13 @@ struct Analyzer {
     /// subquery, a view or catalog SQL function by its weight, and the WITH queries the planner
     /// puts in place, again at every reference.
     var planning = PlannedRelations()
+    /// The copies of the expression being read that the parser makes: it copies the tested operand
+    /// of BETWEEN (twice, four times SYMMETRIC) and of an IN list once per item that reads a column
+    /// (`x = a OR x = b …`), so nested ones multiply (sixteenth red team, fourth pass: eight levels
+    /// of BETWEEN SYMMETRIC, 301 bytes, took 275 MB; eight IN lists of four columns 95 MB).
+    var expressionCopies = 1.0
+    /// Nodes read, each as many times as it is copied (`checkPlanning`).
+    var copiedNodes = 0.0
     /// Whether the query has an INTERSECT or EXCEPT, or a subquery under IN, ANY or ALL, which the
     /// server may run as a hash table of every distinct row of its inputs (`checkHashedSetOperation`).
     var hashesSetOperationRows = false

@@ -9,8 +9,9 @@ struct PlannedRelations {
     private struct Scope {
         /// Relations of its own text: FROM items, subqueries, views and functions by weight.
         var own = 0.0
-        /// The WITH queries it reads, by name, once a reference.
-        var references: [String] = []
+        /// The WITH queries it reads, by name, with the copies of each reference (the parser copies
+        /// the operand of BETWEEN and of an IN list: `Analyzer.expressionCopies`).
+        var references: [(name: String, copies: Double)] = []
         /// The scopes of the WITH queries defined in it: a copy of it plans them again.
         var defined: [Int] = []
     }
@@ -29,10 +30,10 @@ struct PlannedRelations {
         scopes[open[open.count - 1]].own += relations
     }
 
-    mutating func reference(withQuery name: String) {
+    mutating func reference(withQuery name: String, copies: Double = 1) {
         let current = open[open.count - 1]
-        scopes[current].own += 1
-        scopes[current].references.append(name)
+        scopes[current].own += copies
+        scopes[current].references.append((name, copies))
     }
 
     /// Opens the body of a WITH query; what is read until `end()` is its own.
@@ -58,8 +59,8 @@ struct PlannedRelations {
     /// A name given to two WITH queries is taken as put in place at every reference, each time as
     /// the larger: which one a reference reads depends on scopes this count does not keep.
     func total() -> Double {
-        var referenceCounts: [String: Int] = [:]
-        for scope in scopes { for name in scope.references { referenceCounts[name, default: 0] += 1 } }
+        var referenceCounts: [String: Double] = [:]
+        for scope in scopes { for reference in scope.references { referenceCounts[reference.name, default: 0] += reference.copies } }
         var inlinedScopes: Set<Int> = []
         var inlinedNames: Set<String> = []
         for (name, definitions) in withQueries
@@ -75,8 +76,8 @@ struct PlannedRelations {
             guard visiting.insert(index).inserted else { return 0 }
             let scope = scopes[index]
             var count = scope.own
-            for name in scope.references where inlinedNames.contains(name) {
-                count += withQueries[name]?.map { expanded($0.scope) }.max() ?? 0
+            for reference in scope.references where inlinedNames.contains(reference.name) {
+                count += reference.copies * (withQueries[reference.name]?.map { expanded($0.scope) }.max() ?? 0)
             }
             for defined in scope.defined where !inlinedScopes.contains(defined) { count += expanded(defined) }
             visiting.remove(index)

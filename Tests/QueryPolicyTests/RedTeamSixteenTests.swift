@@ -235,4 +235,27 @@ import Testing
         admitted("SELECT 'x' ~ '***=(a{1,200}){1,199}'")
         admitted("SELECT name ~ ('^' || lower(name) || '$') FROM customers")
     }
+
+    // MARK: A fourth pass
+
+    /// The parser copies the tested operand of BETWEEN (twice, four times SYMMETRIC) and of an IN
+    /// list once per item that reads a column: nested, eight levels of BETWEEN SYMMETRIC (301 bytes)
+    /// took 275 MB, eight IN lists of four columns 95 MB; a subquery on the left is planned again
+    /// in every copy (120 items: 263 MB), and so is one that `SELECT *, *` doubles at each level.
+    @Test func whatTheParserCopiesIsCountedAsOften() {
+        var between = "(random() > 0.5)"
+        for _ in 0..<8 { between = "(\(between) BETWEEN SYMMETRIC false AND true)" }
+        refused("SELECT \(between)", .valueGrowth)
+        var list = "(a)"
+        for _ in 0..<8 { list = "(\(list) IN (a, b, a, b))" }
+        refused("SELECT \(list) FROM (VALUES (true, false)) t(a, b)", .valueGrowth)
+        refused("SELECT (SELECT count(*) FROM information_schema.columns) IN (" + Array(repeating: "a", count: 60).joined(separator: ", ") + ") FROM (VALUES (1)) t(a)", .planning)
+        var stars = "SELECT (SELECT count(*) FROM information_schema.columns) AS v"
+        for level in 0..<6 { stars = "SELECT *, * FROM (\(stars)) s\(level)" }
+        refused(stars, .planning)
+        admitted("SELECT count(*) FROM orders WHERE amount BETWEEN SYMMETRIC 100 AND 10")
+        admitted("SELECT count(*) FROM orders WHERE customer_id IN (id, id + 1, 3) AND amount BETWEEN 1 AND 5")
+        admitted("SELECT * FROM (SELECT *, * FROM (SELECT * FROM orders) a) b LIMIT 5")
+        admitted("SELECT (SELECT count(*) FROM information_schema.columns) IN (1, 2, 3)")
+    }
 }
