@@ -389,7 +389,7 @@ extension Analyzer {
         let weight = RegexSize.weight(pattern)
         guard weight > RegexSize.maxCopies else { return }
         throw Denial(rule: .argumentLimit,
-                     message: "this regular expression weighs \(Self.describe(weight)) copies of its parts once PostgreSQL compiles it, over the limit of \(Int(RegexSize.maxCopies)): a bounded repetition {m,n} is n copies of what it repeats, nested ones the product, each the heavier for every set of characters the pattern tells apart, and the server keeps 32 compiled patterns a session (32 of (\\w{1,200}){1,199} held 208 MB)",
+                     message: "this regular expression weighs \(Self.describe(weight)) once PostgreSQL compiles it, over the limit of \(Int(RegexSize.maxCopies)): a bounded repetition {m,n} is n copies of what it repeats, nested ones the product, each the heavier for every set of characters its parts match (a bracket expression its members, a negated one or . every set the pattern tells apart), and the server keeps 32 compiled patterns a session (32 of (\\w{1,200}){1,199} held 208 MB)",
                      hint: "Bound repetitions less tightly ({1,200} inside {1,199} is 39,800 copies; use + or * where the length does not matter), or check lengths with length() instead.",
                      offset: offset, statementType: analysis.statementType)
     }
@@ -479,12 +479,17 @@ extension Analyzer {
     }
 
     /// Records the subqueries of the condition at the cursor that PostgreSQL may join rather than
-    /// hash (`subLink(joinable:)`): the condition itself, or each term of its top AND.
+    /// hash (`subLink(joinable:)`): the condition itself, or each term of its ANDs, nested ones too
+    /// (`a AND (b AND x IN (…))` is a semi-join), not under OR or NOT.
     mutating func noteJoinableSublinks() {
-        var probe = cursor
-        let start = probe.offset
-        if probe.startsWith("{\"SubLink\":") { joinableSublinks.insert(start); return }
+        noteJoinableSublinks(at: cursor)
+    }
+
+    private mutating func noteJoinableSublinks(at start: ParseTreeCursor) {
+        var probe = start
+        if probe.startsWith("{\"SubLink\":") { joinableSublinks.insert(probe.offset); return }
         guard probe.startsWith("{\"BoolExpr\":") else { return }
+        var terms: [ParseTreeCursor] = []
         _ = try? probe.forEachKey { probe, _ in
             var conjunction = false
             try probe.forEachKey { probe, key in
@@ -493,13 +498,14 @@ extension Analyzer {
                 case "args" where conjunction:
                     try probe.expect(UInt8(ascii: "["))
                     while try probe.nextElement() {
-                        if probe.startsWith("{\"SubLink\":") { joinableSublinks.insert(probe.offset) }
+                        terms.append(probe)
                         try probe.skipValue()
                     }
                 default: try probe.skipValue()
                 }
             }
         }
+        for term in terms { noteJoinableSublinks(at: term) }
     }
 
     /// A wrapped node that must be a SELECT (sub-selects, FROM-clause subqueries).

@@ -1,3 +1,4 @@
+import Encoding
 /// Functions: name resolution, allowlists and argument limits.
 extension Analyzer {
     mutating func functionCall() throws {
@@ -246,7 +247,17 @@ extension Analyzer {
                     throw deny("generate_series() states a bound or step Palisade cannot read, so it cannot show that the rows stay within this policy's limit of \(policy.maxGeneratedRows)",
                                "Write timestamps as '2024-01-31 12:00', steps as '1 hour' or '90 minutes' (parts of one sign), or use numbers.")
                 }
-                // Its rows are the server's to count, and the planner guesses 1,000.
+                // Bounds a clock gives, with constant intervals around it ('the last 30 days'), span
+                // what the text says; others' rows are the server's to count, and the planner
+                // guesses 1,000.
+                if let steps = clockSeriesLength(arguments) {
+                    guard steps <= rowsLimit else {
+                        throw deny("generate_series() would make \(Self.describe(steps)) rows, over this policy's limit of \(policy.maxGeneratedRows)",
+                                   "Generate fewer rows (narrower bounds or a larger step); at most \(policy.maxGeneratedRows) are admitted.")
+                    }
+                    analysis.textMadeRows *= max(1, steps)
+                    return
+                }
                 unboundedRowSources += 1
                 return
             }
@@ -785,6 +796,75 @@ extension Analyzer {
         }
         guard step != 0, (stop - start) / step >= 0 else { return step == 0 ? nil : 0 }
         return ((stop - start) / step).rounded(.down) + 1
+    }
+
+    /// The rows of generate_series(start, stop, step) whose bounds are the clock (`now()`,
+    /// `current_date`, `date_trunc('month', now())`) or a constant timestamp, each plus or minus
+    /// constant intervals or days, and whose step is a constant interval: the false positives'
+    /// "days without orders in the last 30 days" (sixteenth red team, a false-positive sweep). The
+    /// clock is read now, and truncations and dates widen the span by their unit.
+    mutating func clockSeriesLength(_ arguments: [ParseTreeCursor]) -> Double? {
+        guard arguments.count == 3, let step = constantValue(arguments[2])?.string.flatMap(TimeLiteral.seconds(ofInterval:)), step > 0,
+              let start = clockTime(arguments[0]), let stop = clockTime(arguments[1]) else { return nil }
+        let span = abs(stop.seconds - start.seconds) + start.slack + stop.slack
+        return (span / step).rounded(.down) + 1
+    }
+
+    /// A time as seconds since 1970, with how much later it may be (a date or a truncation).
+    private mutating func clockTime(_ node: ParseTreeCursor) -> (seconds: Double, slack: Double)? {
+        if let text = constantValue(node)?.string, let seconds = TimeLiteral.seconds(ofTimestamp: text) { return (seconds, 86_400) }
+        let now = Double(UTCTime.nowMicros()) / 1_000_000
+        var probe = node
+        var result: (seconds: Double, slack: Double)?
+        _ = try? probe.forEachKey { probe, type in
+            switch type {
+            case "SQLValueFunction":
+                try probe.forEachKey { probe, key in
+                    if case "op" = key { result = try probe.string() == "SVFOP_CURRENT_DATE" ? (now, 86_400) : (now, 0) } else { try probe.skipValue() }
+                }
+            case "FuncCall":
+                var name = "", arguments: [ParseTreeCursor] = []
+                try probe.forEachKey { probe, key in
+                    switch key {
+                    case "funcname": name = try Analyzer.stringList(&probe).last ?? ""
+                    case "args":
+                        try probe.expect(UInt8(ascii: "["))
+                        while try probe.nextElement() { arguments.append(probe); try probe.skipValue() }
+                    default: try probe.skipValue()
+                    }
+                }
+                switch name {
+                case "now", "statement_timestamp", "transaction_timestamp", "clock_timestamp": result = arguments.isEmpty ? (now, 0) : nil
+                case "date_trunc" where arguments.count == 2:
+                    guard let unit = constantValue(arguments[0])?.string.flatMap({ TimeLiteral.seconds(ofInterval: "1 " + $0) }),
+                          let inner = clockTime(arguments[1]) else { return }
+                    // A month or year unit is longer than the interval table's average.
+                    result = (inner.seconds, inner.slack + unit * 1.1)
+                default: return
+                }
+            case "TypeCast":
+                try probe.forEachKey { probe, key in
+                    if case "arg" = key, let inner = clockTime(probe) { result = (inner.seconds, inner.slack + 86_400) }
+                    try probe.skipValue()
+                }
+            case "A_Expr":
+                var symbol = "", left: ParseTreeCursor?, right: ParseTreeCursor?
+                try probe.forEachKey { probe, key in
+                    switch key {
+                    case "name": symbol = try Analyzer.stringList(&probe).last ?? ""
+                    case "lexpr": left = probe; try probe.skipValue()
+                    case "rexpr": right = probe; try probe.skipValue()
+                    default: try probe.skipValue()
+                    }
+                }
+                guard symbol == "+" || symbol == "-", let left, let right, let time = clockTime(left),
+                      let offset = constantValue(right).flatMap({ $0.number.map { $0 * 86_400 } ?? $0.string.flatMap(TimeLiteral.seconds(ofInterval:)) })
+                else { return }
+                result = (time.seconds + (symbol == "+" ? offset : -offset), time.slack)
+            default: return
+            }
+        }
+        return result
     }
 
     /// The widest width a format() string states (`%1000000s`, `%-5$20s`), whether one is taken

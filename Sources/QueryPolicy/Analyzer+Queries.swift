@@ -26,6 +26,8 @@ extension Analyzer {
             cursor.offset = start
         }
         var hashesRows = false
+        var except = false
+        var unboundedAfterLeft: Int?
         let unboundedBefore = unboundedRowSources
         try object { analyzer, key in
             switch key {
@@ -80,17 +82,22 @@ extension Analyzer {
                 try analyzer.enter()
                 try analyzer.selectStatement(topLevel: false)
                 analyzer.leave()
+                if case "larg" = key { unboundedAfterLeft = analyzer.unboundedRowSources }
             case "groupDistinct", "all": _ = try analyzer.cursor.boolean()
             case "op":
                 switch try analyzer.cursor.string() {
-                case "SETOP_INTERSECT", "SETOP_EXCEPT": hashesRows = true
+                case "SETOP_INTERSECT": hashesRows = true
+                case "SETOP_EXCEPT": hashesRows = true; except = true
                 default: break
                 }
             case "limitOption": try analyzer.cursor.skipString()
             default: throw analyzer.unsupportedField(key)
             }
         }
-        if hashesRows { noteHashedRows(readingUnboundedRows: unboundedRowSources > unboundedBefore) }
+        // A hashed EXCEPT keeps its left rows only: the right ones are looked up (a subtree's rows
+        // of WITH RECURSIVE on the right are no hazard).
+        let unboundedRead = (except ? unboundedAfterLeft ?? unboundedRowSources : unboundedRowSources) > unboundedBefore
+        if hashesRows { noteHashedRows(readingUnboundedRows: unboundedRead) }
     }
 
     /// A hash table of every distinct row of its input (`checkHashedSetOperation`), whose rows may

@@ -258,4 +258,25 @@ import Testing
         admitted("SELECT * FROM (SELECT *, * FROM (SELECT * FROM orders) a) b LIMIT 5")
         admitted("SELECT (SELECT count(*) FROM information_schema.columns) IN (1, 2, 3)")
     }
+
+    // MARK: False positives found by a sweep of 303 real queries
+
+    /// Bounds a clock gives with constant intervals around it span what the text says; a hashed
+    /// EXCEPT keeps its left rows only; IN inside nested ANDs is joined; literal alternations weigh
+    /// their characters, not the pattern's colors each.
+    @Test func realQueriesTheNewLimitsRefusedAreAdmitted() {
+        admitted("SELECT d::date FROM generate_series(current_date - 30, current_date, interval '1 day') d EXCEPT SELECT DISTINCT created_at::date FROM orders")
+        admitted("SELECT * FROM orders o WHERE o.order_date NOT IN (SELECT generate_series(current_date - 7, current_date, '1 day')::date)")
+        admitted("SELECT s FROM generate_series(date_trunc('day', now()) + interval '9 hours', date_trunc('day', now()) + interval '17 hours', interval '30 minutes') s EXCEPT SELECT start_time FROM appointments")
+        admitted("SELECT m::date FROM generate_series(date_trunc('month', current_date) - interval '11 months', date_trunc('month', current_date), interval '1 month') m EXCEPT SELECT date_trunc('month', created_at)::date FROM subscriptions")
+        admitted("SELECT d::date FROM generate_series('2024-01-01'::date, current_date, '1 day') d EXCEPT SELECT order_date FROM orders")
+        admitted("WITH RECURSIVE t(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM t WHERE id < 5) SELECT id FROM customers EXCEPT SELECT id FROM t")
+        admitted("WITH RECURSIVE t(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM t WHERE id < 5) SELECT count(*) FROM orders WHERE amount > 0 AND (region = 'x' AND customer_id IN (SELECT id FROM t))")
+        admitted("SELECT count(*) FROM customers WHERE state ~* '^(alabama|alaska|arizona|arkansas|california|colorado|connecticut|delaware|florida|georgia|hawaii|idaho|illinois|indiana|iowa|kansas|kentucky|louisiana|maine|maryland|massachusetts|michigan|minnesota|mississippi|missouri|montana|nebraska|nevada|new hampshire|new jersey|new mexico|new york|north carolina|north dakota|ohio|oklahoma|oregon|pennsylvania|rhode island|south carolina|south dakota|tennessee|texas|utah|vermont|virginia|washington|west virginia|wisconsin|wyoming)$'")
+        // Still refused: a clock span past the generated-rows limit, run-time bounds under a
+        // hash, and recursive rows on EXCEPT's left.
+        refused("SELECT d FROM generate_series(now() - interval '100 years', now(), '1 second') d")
+        refused("SELECT count(*) FROM (SELECT lpad(g::text, 10000, 'x') FROM generate_series(1, (SELECT 25000)) g EXCEPT SELECT 'a') s")
+        refused("WITH RECURSIVE t(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM t WHERE id < 5) SELECT id FROM t EXCEPT SELECT id FROM customers")
+    }
 }
