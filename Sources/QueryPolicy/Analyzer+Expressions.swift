@@ -349,8 +349,9 @@ extension Analyzer {
         return items
     }
 
-    /// A constant pattern may compile into at most `RegexSize.maxCopies` copies of its atoms. A
-    /// pattern of a parameter or a column is the client's or the data's.
+    /// A pattern the text states, or computes from its constants, may weigh at most
+    /// `RegexSize.maxCopies` once compiled (`RegexSize.weight`). A pattern of a parameter or a
+    /// column is the client's or the data's.
     mutating func checkRegexPattern(_ argument: ParseTreeCursor, offset: Int?) throws {
         let pattern: String
         if let constant = constantValue(argument)?.string {

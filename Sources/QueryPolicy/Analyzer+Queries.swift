@@ -101,7 +101,7 @@ extension Analyzer {
     }
 
     /// A hash table of every distinct row of its input (`checkHashedSetOperation`), whose rows may
-    /// be those of WITH RECURSIVE.
+    /// be ones the text does not bound (WITH RECURSIVE, generate_series with run-time bounds).
     mutating func noteHashedRows(readingUnboundedRows: Bool) {
         hashesSetOperationRows = true
         if readingUnboundedRows { hashesUnboundedRows = true }

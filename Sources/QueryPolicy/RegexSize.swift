@@ -1,12 +1,13 @@
-/// How many copies of its atoms a regular expression (POSIX or SIMILAR TO) compiles into.
-/// PostgreSQL's regex compiler expands a bounded repetition `{m,n}` into n copies of what it
+/// What a regular expression (POSIX, SIMILAR TO, a jsonpath's like_regex) compiles into: copies of
+/// its atoms, each weighing the sets of characters it matches. PostgreSQL's regex compiler expands a bounded repetition `{m,n}` into n copies of what it
 /// repeats, nested repetitions into the product, and keeps each compiled pattern in a cache of 32
 /// per session: 32 patterns like `(\w{1,200}){1,199}` (39,800 copies each) held 208 MB of a backend
 /// for the rest of its session (sixteenth red team, second pass).
 enum RegexSize {
-    /// The most a pattern in the text may weigh, in copies of a one-color atom: an e-mail pattern
-    /// with its length bounds (`[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,255}\.[a-z]{2,63}`, 385 copies of
-    /// about 20 colors) weighs about 2,600.
+    /// The most a pattern in the text may weigh, in copies of a one-color atom. An e-mail pattern
+    /// with its length bounds (`[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,255}\.[a-z]{2,63}`, 385 copies,
+    /// its bracket expressions weighing their members) passes; 32 patterns just under the limit
+    /// kept 16 MB.
     static let maxCopies = 4096.0
 
     /// What a compiled pattern weighs: its copies, each atom by the colors (sets of characters the
