@@ -326,10 +326,11 @@ extension Analyzer {
     /// For `x IN (…)`, the cursor on the A_Expr's fields after its kind: the items of the list that
     /// read a column, each of which becomes `x = item` with its own copy of x (items without one
     /// go into one array).
+    /// A list it cannot read counts without end (the walk refuses such a tree anyway).
     func itemsReadingColumnsAfterLeftOperand() -> Double {
         var probe = cursor
         var items = 0.0
-        _ = try? {
+        let read: Void? = try? {
             while let key = try probe.nextKey() {
                 guard case "rexpr" = key, probe.startsWith("{\"List\":") else { try probe.skipValue(); continue }
                 try probe.forEachKey { probe, _ in
@@ -346,7 +347,7 @@ extension Analyzer {
                 return
             }
         }()
-        return items
+        return read == nil ? .infinity : items
     }
 
     /// A pattern the text states, or computes from its constants, may weigh at most
