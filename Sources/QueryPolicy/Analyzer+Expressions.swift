@@ -318,7 +318,8 @@ extension Analyzer {
             try checkJSONPathPatterns(right, offset: location)
         }
         // Regular expression matches (SIMILAR TO's pattern is similar_to_escape(…): `regexArgument`).
-        if Self.regexOperators.contains(symbol), let right { try checkRegexPattern(right, offset: location) }
+        // A prefix ~ is bitwise NOT.
+        if Self.regexOperators.contains(symbol), left != nil, let right { try checkRegexPattern(right, offset: location) }
     }
 
     static let regexOperators: Set<String> = ["~", "~*", "!~", "!~*"]
@@ -348,52 +349,6 @@ extension Analyzer {
             }
         }()
         return read == nil ? .infinity : items
-    }
-
-    /// A pattern the text states, or computes from its constants, may weigh at most
-    /// `RegexSize.maxCopies` once compiled (`RegexSize.weight`). A pattern of a parameter or a
-    /// column is the client's or the data's.
-    mutating func checkRegexPattern(_ argument: ParseTreeCursor, offset: Int?) throws {
-        let pattern: String
-        if let constant = constantValue(argument)?.string {
-            pattern = constant
-        } else {
-            // A pattern the query computes: from its constants, in order (`'(\w{1,200}){1,199}' || g`
-            // made 32 patterns over generate_series(1, 32), 334 MB), unless a call may repeat them.
-            var probe = argument
-            let start = probe.offset
-            try probe.skipValue()
-            let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
-            if Self.callsAllocatingFunction(node) {
-                throw Denial(rule: .argumentLimit,
-                             message: "this regular expression is built by a call that may repeat its parts (repeat, lpad, format, replace, …), so Palisade cannot size what PostgreSQL compiles",
-                             hint: "Write the pattern out as one constant, or pass it as a parameter.", offset: offset, statementType: analysis.statementType)
-            }
-            var constants = ""
-            node.forEachOccurrence(of: "{\"sval\":{\"sval\":") { found in
-                var string = ParseTreeCursor(tree)
-                string.offset = start + found + "{\"sval\":{\"sval\":".utf8.count
-                if let value = try? string.string() { constants += value }
-            }
-            guard !constants.isEmpty else { return }
-            pattern = constants
-        }
-        try checkRegexWeight(pattern, offset: offset)
-    }
-
-    /// The like_regex patterns of a constant jsonpath.
-    mutating func checkJSONPathPatterns(_ path: ParseTreeCursor, offset: Int?) throws {
-        guard let text = constantValue(path)?.string, text.contains("like_regex") else { return }
-        for pattern in RegexSize.likeRegexPatterns(inJSONPath: text) { try checkRegexWeight(pattern, offset: offset) }
-    }
-
-    func checkRegexWeight(_ pattern: String, offset: Int?) throws {
-        let weight = RegexSize.weight(pattern)
-        guard weight > RegexSize.maxCopies else { return }
-        throw Denial(rule: .argumentLimit,
-                     message: "this regular expression weighs \(Self.describe(weight)) once PostgreSQL compiles it, over the limit of \(Int(RegexSize.maxCopies)): a bounded repetition {m,n} is n copies of what it repeats, nested ones the product, each the heavier for every set of characters its parts match (a bracket expression its members, a negated one or . every set the pattern tells apart), and the server keeps 32 compiled patterns a session (32 of (\\w{1,200}){1,199} held 208 MB)",
-                     hint: "Bound repetitions less tightly ({1,200} inside {1,199} is 39,800 copies; use + or * where the length does not matter), or check lengths with length() instead.",
-                     offset: offset, statementType: analysis.statementType)
     }
 
     /// An operator's name as written: `=`, or `OPERATOR(schema.=)` with its qualifiers. Almost every

@@ -28,22 +28,77 @@ enum RegexSize {
     }
 
     /// The patterns of a jsonpath's `like_regex "…"` filters, which PostgreSQL compiles as POSIX
-    /// patterns (one of them took a backend 45 MB).
+    /// patterns (one of them took a backend 45 MB), with the jsonpath's escapes read as its scanner
+    /// reads them: `"\u007b"` is a `{` to the regex compiler.
     static func likeRegexPatterns(inJSONPath path: String) -> [String] {
         var patterns: [String] = []
-        var rest = Substring(path)
-        while let found = rest.range(of: "like_regex") {
-            rest = rest[found.upperBound...].drop(while: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
-            guard rest.first == "\"" else { continue }
-            var pattern = ""
-            var index = rest.index(after: rest.startIndex)
-            while index < rest.endIndex, rest[index] != "\"" {
-                if rest[index] == "\\", rest.index(after: index) < rest.endIndex { index = rest.index(after: index) }
-                pattern.append(rest[index])
-                index = rest.index(after: index)
+        let scalars = Array(path.unicodeScalars)
+        var index = 0
+        func starts(with word: String, at position: Int) -> Bool {
+            var at = position
+            for scalar in word.unicodeScalars {
+                guard at < scalars.count, scalars[at] == scalar else { return false }
+                at += 1
             }
-            patterns.append(pattern)
-            rest = rest[index...]
+            return true
+        }
+        while index < scalars.count {
+            guard starts(with: "like_regex", at: index) else {
+                index += 1
+                continue
+            }
+            index += 10
+            // Blanks and comments may stand between the keyword and its string.
+            while index < scalars.count {
+                if " \t\n\r\u{0C}".unicodeScalars.contains(scalars[index]) {
+                    index += 1
+                } else if starts(with: "/*", at: index) {
+                    index += 2
+                    while index < scalars.count, !starts(with: "*/", at: index) { index += 1 }
+                    index += 2
+                } else {
+                    break
+                }
+            }
+            guard index < scalars.count, scalars[index] == "\"" else { continue }
+            index += 1
+            var pattern = String.UnicodeScalarView()
+            while index < scalars.count, scalars[index] != "\"" {
+                guard scalars[index] == "\\", index + 1 < scalars.count else {
+                    pattern.append(scalars[index])
+                    index += 1
+                    continue
+                }
+                index += 1
+                let escaped = scalars[index]
+                index += 1
+                switch escaped {
+                case "b": pattern.append("\u{08}")
+                case "f": pattern.append("\u{0C}")
+                case "n": pattern.append("\n")
+                case "r": pattern.append("\r")
+                case "t": pattern.append("\t")
+                case "v": pattern.append("\u{0B}")
+                case "x", "u":
+                    // \xHH, \uHHHH, \u{H…}: the code point, whatever it is (a surrogate weighs as a character).
+                    var digits = ""
+                    if escaped == "u", index < scalars.count, scalars[index] == "{" {
+                        index += 1
+                        while index < scalars.count, scalars[index] != "}", digits.count < 6 { digits.unicodeScalars.append(scalars[index]); index += 1 }
+                        index += 1
+                    } else {
+                        let count = escaped == "x" ? 2 : 4
+                        while index < scalars.count, digits.count < count, scalars[index].properties.isASCIIHexDigit {
+                            digits.unicodeScalars.append(scalars[index])
+                            index += 1
+                        }
+                    }
+                    pattern.append(UInt32(digits, radix: 16).flatMap(Unicode.Scalar.init) ?? "?")
+                default: pattern.append(escaped)
+                }
+            }
+            index += 1
+            patterns.append(String(pattern))
         }
         return patterns
     }

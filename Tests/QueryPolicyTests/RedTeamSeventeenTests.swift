@@ -1,0 +1,56 @@
+import Testing
+@testable import QueryPolicy
+
+/// After the seventeenth round: a regular expression's pattern built where the sizing did not
+/// follow it (a number's digits joined in, a call that rewrites its constants, a column of rows
+/// the query makes, a jsonpath's escapes). 32 such patterns held 215 MB of a backend.
+@Suite struct RedTeamSeventeenTests {
+    private func rule(_ sql: String) -> Rule { Profiles.readonly.evaluate(sql).rule }
+
+    @Test func aPatternIsSizedAsPostgreSQLJoinsIt() {
+        // The digits of a number are part of the pattern `||` makes.
+        #expect(rule(#"SELECT 'a' ~ ('(\w{1,200}){1,' || 199 || '}')"#) == .argumentLimit)
+        #expect(rule(#"SELECT 'a' ~ ('(\w{1,20}){1,' || 19 || '}')"#) == .query)
+        // Calls that rewrite, reorder or unescape their constants cannot be followed.
+        for built in [#"reverse('}991,1{)}002,1{w\(')"#, #"('(\w' || chr(123) || '1,200})')"#,
+                      #"translate('(\wA1,200})', 'A', '{')"#, #"upper('a{1,3}')"#, #"('{"p":"x"}'::json->>'p')"#,
+                      #"(SELECT '(\w{1,200})' UNION SELECT 'b')"#, #"(VALUES ('a'))"#, "('ab'::varchar(1))"] {
+            #expect(rule("SELECT 'a' ~ \(built)") == .argumentLimit, "\(built)")
+        }
+        // Joining, choosing and casting to text keep the constants in order.
+        #expect(rule(#"SELECT 'a' ~ concat('(\w{1,200})', '{1,199}')"#) == .argumentLimit)
+        #expect(rule(#"SELECT 'a' ~ coalesce(NULL, '(\w{1,200})' || '{1,199}')"#) == .argumentLimit)
+        #expect(rule(#"SELECT 'a' ~ (CASE WHEN true THEN '(\w{1,200})' END || '{1,199}'::text)"#) == .argumentLimit)
+        #expect(rule(#"SELECT x FROM t WHERE x ~ concat('^', 'abc', '[0-9]+$')"#) == .query)
+        #expect(rule(#"SELECT x FROM t WHERE x ~ ANY (ARRAY['^a', 'b$'])"#) == .query)
+    }
+
+    @Test func aPatternInAColumnOfRowsTheQueryMakesIsRefused() {
+        for sql in [#"SELECT 'a' ~ p.pat FROM (SELECT '(\w{1,200}){1,199}' AS pat) p"#,
+                    "WITH p AS (SELECT 'abc' AS pat) SELECT 'a' ~ pat FROM p",
+                    "SELECT 'a' ~ pat FROM (VALUES ('abc')) v(pat)",
+                    "SELECT 'a' ~ pat FROM unnest(ARRAY['abc']) pat",
+                    "SELECT x FROM t, (SELECT 'abc' p) s WHERE x SIMILAR TO p"] {
+            #expect(rule(sql) == .argumentLimit, "\(sql)")
+        }
+        // A table's column is the data's, with or without constants around it.
+        #expect(rule("SELECT name FROM t WHERE name ~* ('^' || t.prefix)") == .query)
+        #expect(rule("SELECT 'a' ~ (SELECT p FROM t WHERE id = 1)") == .query)
+        #expect(rule("SELECT 'a' ~ lower(t.x) FROM t") == .query)
+        // A tsquery in FROM matched with @@ is no jsonpath.
+        #expect(rule("SELECT title FROM docs, websearch_to_tsquery('english', 'cat') q WHERE tsv @@ q") == .query)
+        // SIMILAR TO is sized as the regex it becomes; a prefix ~ is bitwise NOT.
+        #expect(rule("SELECT x FROM t WHERE x NOT SIMILAR TO 'ab_c%'") == .query)
+        #expect(rule(#"SELECT x FROM t WHERE x SIMILAR TO '(\w{1,200}){1,199}'"#) == .argumentLimit)
+        #expect(rule("SELECT ~ B'1010'") == .query)
+    }
+
+    @Test func jsonPathEscapesAreReadAsItsScannerReadsThem() {
+        #expect(RegexSize.likeRegexPatterns(inJSONPath: #"$ ? (@ like_regex "a\u007b1,2}\x7d\"\\")"#) == [#"a{1,2}}"\"#])
+        #expect(RegexSize.likeRegexPatterns(inJSONPath: #"$ ? (@ like_regex /* "x" */ "b{2}" flag "i")"#) == ["b{2}"])
+        #expect(RegexSize.likeRegexPatterns(inJSONPath: #"$ ? (@ like_regex "\u{7b}")"#) == ["{"])
+        #expect(rule(#"SELECT jsonb_path_exists('{}', '$ ? (@ like_regex "(\\w\u007b1,200}){1,199}")')"#) == .argumentLimit)
+        #expect(rule(#"SELECT jsonb_path_exists('{}', ('$ ? (@ like_regex "(\\w{1,200}){1,' || 199 || '}")')::jsonpath)"#) == .argumentLimit)
+        #expect(rule(#"SELECT jsonb_path_exists('{}', '$ ? (@ like_regex "^ab")')"#) == .query)
+    }
+}
