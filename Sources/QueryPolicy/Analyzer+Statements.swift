@@ -127,7 +127,15 @@ extension Analyzer {
     }
 
     /// `BEGIN`/`SET TRANSACTION` modes: isolation levels and READ ONLY pass; READ WRITE never does.
+    /// SERIALIZABLE passes only as READ ONLY DEFERRABLE: otherwise the server takes predicate locks
+    /// on the pages a scan reads, which hold other tenants' rows too, and one tenant's SELECT made
+    /// another's SERIALIZABLE write fail with 40001 (seventeenth red team). A deferrable read-only
+    /// transaction waits for a snapshot that needs none.
     mutating func transactionModes() throws {
+        var isolation: String?
+        var readOnly = false
+        var deferrable: Bool?
+        var firstOffset: Int?
         try list { analyzer in
             try analyzer.wrapped { analyzer, type in
                 guard case "DefElem" = type else { throw analyzer.unsupportedNode(type) }
@@ -136,9 +144,16 @@ extension Analyzer {
                 try analyzer.object { analyzer, key in
                     switch key {
                     case "defname": name = try analyzer.cursor.string()
+                    case "arg" where name == "transaction_isolation":
+                        isolation = analyzer.constantValue(analyzer.cursor)?.string ?? "unknown"
+                        try analyzer.cursor.skipValue()
+                    case "arg" where name == "transaction_deferrable":
+                        deferrable = analyzer.constantValue(analyzer.cursor)?.number.map { $0 != 0 } ?? false
+                        try analyzer.cursor.skipValue()
                     case "arg" where name != "transaction_read_only":
                         try analyzer.cursor.skipValue()
                     case "arg":
+                        readOnly = true
                         if try analyzer.integerConstant() == 0 {
                             throw Denial(rule: .readWriteTransaction,
                                          message: "READ WRITE transactions are not allowed: every transaction through Palisade is read-only",
@@ -146,7 +161,9 @@ extension Analyzer {
                                          offset: offset, statementType: analyzer.analysis.statementType)
                         }
                     case "defaction": try analyzer.cursor.skipString()
-                    case "location": offset = try analyzer.cursor.integer()
+                    case "location":
+                        offset = try analyzer.cursor.integer()
+                        firstOffset = firstOffset ?? offset
                     default: throw analyzer.unsupportedField(key)
                     }
                 }
@@ -154,6 +171,14 @@ extension Analyzer {
                     throw analyzer.unsupportedNode(type)
                 }
             }
+        }
+        // NOT DEFERRABLE after a deferrable BEGIN, before the first query, would undo it.
+        let serializable = isolation.map { $0 != "read committed" && $0 != "repeatable read" && $0 != "read uncommitted" }
+        if serializable == true ? !(readOnly && deferrable == true) : (deferrable == false && isolation == nil) {
+            throw Denial(rule: .serializableTransaction,
+                         message: "SERIALIZABLE transactions are allowed only as READ ONLY DEFERRABLE: otherwise PostgreSQL locks the pages each scan reads, which hold other tenants' rows too, so one tenant's reads could make another tenant's transactions fail (40001)",
+                         hint: "Use ISOLATION LEVEL REPEATABLE READ (the same snapshot for a read-only transaction), or ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE.",
+                         offset: firstOffset, statementType: analysis.statementType)
         }
     }
 

@@ -47,6 +47,7 @@ public enum Rule: String, Sendable, CaseIterable {
     case database = "stmt.database"
     case transactionDenied = "stmt.transaction"
     case readWriteTransaction = "stmt.read-write"
+    case serializableTransaction = "stmt.serializable"
     case savepoint = "stmt.savepoint"
     case twoPhaseCommit = "stmt.prepare-transaction"
     case otherStatement = "stmt.other"

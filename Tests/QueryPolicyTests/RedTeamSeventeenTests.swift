@@ -54,3 +54,28 @@ import Testing
         #expect(rule(#"SELECT jsonb_path_exists('{}', '$ ? (@ like_regex "^ab")')"#) == .query)
     }
 }
+
+/// Server-wide counters on a standby, and SERIALIZABLE's predicate locks.
+@Suite struct RedTeamSeventeenTransactionAndStatisticsTests {
+    @Test func everyStatisticsViewOfPgCatalogIsGuardedOrListedAsReadable() {
+        for name in PG15Catalog.pgCatalogRelations where name.hasPrefix("pg_stat") {
+            let special = SpecialRelation.byName.value(for: name)
+            #expect(special?.isStatistics == true || special?.isSecret == true || StatisticsCatalog.readableStatisticsViews.contains(name), "\(name)")
+        }
+        #expect(Profiles.analyst.evaluate("SELECT prefetch, hit FROM pg_stat_recovery_prefetch").rule == .statistics)
+        #expect(Profiles.analyst.evaluate("SELECT confl_snapshot FROM pg_stat_database_conflicts").rule == .statistics)
+    }
+
+    @Test func serializableIsAdmittedOnlyAsReadOnlyDeferrable() {
+        for sql in ["BEGIN ISOLATION LEVEL SERIALIZABLE", "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
+                    "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, NOT DEFERRABLE",
+                    "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION NOT DEFERRABLE",
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"] {
+            #expect(Profiles.readonly.evaluate(sql).rule == .serializableTransaction, "\(sql)")
+        }
+        for sql in ["BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE", "BEGIN READ ONLY DEFERRABLE ISOLATION LEVEL SERIALIZABLE",
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ", "BEGIN ISOLATION LEVEL READ COMMITTED, NOT DEFERRABLE", "BEGIN"] {
+            #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql)")
+        }
+    }
+}

@@ -132,7 +132,7 @@ def test_chained_transactions_carry_the_claims(palisade, keys, chain):
     connection.close()
 
 
-@pytest.mark.parametrize("begin", ["BEGIN", "START TRANSACTION", "BEGIN READ ONLY", "BEGIN ISOLATION LEVEL SERIALIZABLE",
+@pytest.mark.parametrize("begin", ["BEGIN", "START TRANSACTION", "BEGIN READ ONLY", "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE",
                                    "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", "BEGIN TRANSACTION DEFERRABLE"])
 def test_explicit_transactions_carry_the_claims(palisade, keys, begin):
     connection = connect(palisade, keys)
@@ -209,6 +209,9 @@ def test_prepared_statements_and_portals_across_transactions(palisade, keys):
     ("PREPARE TRANSACTION 'x'", "stmt.prepare-transaction"),
     ("COMMIT PREPARED 'x'", "stmt.prepare-transaction"),
     ("BEGIN READ WRITE", "stmt.read-write"),
+    # Its predicate locks cover pages of other tenants' rows (seventeenth red team).
+    ("BEGIN ISOLATION LEVEL SERIALIZABLE", "stmt.serializable"),
+    ("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", "stmt.serializable"),
     ("CALL p()", "stmt.call"),
     ("DO $$ BEGIN COMMIT; END $$", "stmt.do"),
     ("EXECUTE s", "stmt.prepare"),
