@@ -12,11 +12,19 @@ enum ClientInbound {
 final class ClientMessageDecoder: ByteToMessageDecoder {
     typealias InboundOut = Never
     private var expectingStartup = true
-    private let frames: FrameDecoder
+    private var frames: FrameDecoder
+    private let maxMessageBytes: Int
+    private var authenticated = false
     private let session: ProxySession
 
+    /// The largest message before the client has logged in: a password, a token or a SCRAM
+    /// message. Unauthenticated peers had each buffered a password message of up to
+    /// `max_message_bytes` (200 connections held 189 MB, seventeenth red team).
+    static let mostBytesBeforeLogin = 32 << 10
+
     init(maxMessageBytes: Int, session: ProxySession) {
-        frames = FrameDecoder(maxLength: maxMessageBytes)
+        frames = FrameDecoder(maxLength: min(maxMessageBytes, Self.mostBytesBeforeLogin))
+        self.maxMessageBytes = maxMessageBytes
         self.session = session
     }
 
@@ -32,6 +40,10 @@ final class ClientMessageDecoder: ByteToMessageDecoder {
             }
             session.clientInbound(.startup(message))
             return .continue
+        }
+        if !authenticated, !session.isAuthenticating {
+            authenticated = true
+            frames.maxLength = maxMessageBytes
         }
         guard let frame = try frames.decode(&buffer) else { return .needMoreData }
         session.clientInbound(.frame(frame))

@@ -14,6 +14,7 @@ import TenantIdentity
 /// durable.
 final class ProxySession {
     private var machine: SessionStateMachine
+    var isAuthenticating: Bool { machine.isAuthenticating }
     private let configuration: ProxyConfiguration
     private let eventLoop: EventLoop
     private let auditInbox: AuditInbox

@@ -117,13 +117,15 @@ extension Analyzer {
                     // quote or a backslash each): `CASE … THEN 'Waiting for the customer' …` in json_agg.
                     size.form = controlCharacters ? .text : .escapedText
                 // Numbers are taken out of the text for the decision cache (`LiteralBlindKey`): their
-                // values must not decide, so an integer counts 8 bytes and any other number 24.
+                // values must not decide, so an integer counts 8 bytes and any other number 24, or
+                // its length where that is longer (such numbers stay in the key).
                 case "ival": size.bytes = 8; try cursor.skipValue()
                 // An exponent is not taken out (the `e` ends the digit run): `1e131071` is 131,072 digits.
                 case "fval":
                     try cursor.forEachKey { cursor, _ in
                         let literal = try cursor.string()
-                        size.bytes = literal.contains(where: { $0 == "e" || $0 == "E" }) ? Self.numericTextBytes(literal) : 24
+                        size.bytes = literal.contains(where: { $0 == "e" || $0 == "E" })
+                            ? Self.numericTextBytes(literal) : max(Double(LiteralBlindKey.longestBlindNumber), Double(literal.utf8.count))
                     }
                 case "boolval": size.bytes = 1; try cursor.skipValue()
                 default: try cursor.skipValue()

@@ -25,8 +25,10 @@ extension Analyzer {
                 if polymorphic { try analyzer.unifiedExpressionList() } else { try analyzer.expressionList() }
                 if let name = accumulates {
                     let range = start..<analyzer.cursor.offset
+                    let node = UnsafeBufferPointer(rebasing: analyzer.tree[range])
                     let padded = analyzer.analysis.madeBytes - analyzer.analysis.allocatedBytes - paddedBefore + analyzer.numberLiteralBytes(range)
-                    let readsColumns = UnsafeBufferPointer(rebasing: analyzer.tree[range]).contains("{\"ColumnRef\":")
+                        + (analyzer.carriesParameterText(range) ? Self.parameterBytes : 0)
+                    let readsColumns = node.contains("{\"ColumnRef\":")
                     analyzer.accumulations.append(Accumulation(name: name, padded: padded, readsColumns: readsColumns, offset: accumulationOffset))
                 }
             case "agg_order": try analyzer.expressionList()

@@ -318,3 +318,66 @@ import QueryPolicy
         #expect(harness.sent().toServer == "PBE" + "PBDES")
     }
 }
+
+/// The relay's bounds on what one client makes it hold (seventeenth red team).
+@Suite struct QueryRelayBoundsTests {
+    @Test func answersOwedBehindTheServerHoldTheClientAndAskTheServerToFlush() {
+        var harness = QueryRelayTests.Harness()
+        harness.client { FrontendEncoder.parse(statement: "", query: "SELECT 1", into: &$0) }
+        _ = harness.sent()
+        // Closes of a portal that does not exist are answered by Palisade, behind the ParseComplete.
+        for _ in 1..<QueryRelay.mostOutstanding - 1 { harness.client { FrontendEncoder.close(portal: "nope", into: &$0) } }
+        #expect(!harness.relay.isHoldingClientMessages)
+        #expect(harness.sent() == ("", ""))
+        harness.client { FrontendEncoder.close(portal: "nope", into: &$0) }
+        #expect(harness.relay.isHoldingClientMessages)
+        // One Flush, however many more messages come before the session stops reading.
+        harness.client { FrontendEncoder.close(portal: "nope", into: &$0) }
+        #expect(harness.sent() == ("H", ""))
+        harness.server("1")
+        #expect(!harness.relay.isHoldingClientMessages)
+        let answered = harness.sent().toClient
+        #expect(answered.first == "1" && answered.dropFirst().allSatisfy { $0 == "3" } && answered.count == QueryRelay.mostOutstanding + 1)
+    }
+
+    @Test func namedStatementsHoldAtMostTheirTextBound() {
+        var harness = QueryRelayTests.Harness()
+        let text = "SELECT '" + String(repeating: "x", count: 60_000) + "'"
+        let fits = QueryRelay.mostNamedTextBytes / text.utf8.count
+        harness.client {
+            for index in 0..<fits { FrontendEncoder.parse(statement: "s\(index)", query: text, into: &$0) }
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server(String(repeating: "1", count: fits) + "Z")
+        #expect(harness.clientError() == nil)
+        harness.client {
+            FrontendEncoder.parse(statement: "one-more", query: text, into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server("Z")
+        #expect(harness.clientError() == "54000")
+        // Closing one makes room again.
+        harness.client {
+            FrontendEncoder.close(statement: "s0", into: &$0)
+            FrontendEncoder.parse(statement: "one-more", query: text, into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server("31Z")
+        #expect(harness.clientError() == nil)
+    }
+
+    @Test func rebindingANamedPortalClosesTheServersEarlierOne() {
+        var harness = QueryRelayTests.Harness()
+        harness.client {
+            FrontendEncoder.parse(statement: "s", query: "SELECT 1", into: &$0)
+            FrontendEncoder.bind(portal: "p", statement: "s", parameters: [], into: &$0)
+            FrontendEncoder.bind(portal: "p", statement: "s", parameters: [], into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        let toServer = harness.sentToServer()
+        let closes = toServer.filter { if case .close = $0 { true } else { false } }
+        #expect(closes.count == 1)
+        harness.server("1") // ParseComplete
+        _ = harness.sent()
+    }
+}

@@ -110,6 +110,36 @@ import TenantIdentity
         #expect(next.output.records.map(\.decision.rule) == [.lockedOut])
     }
 
+    @Test func theSessionMarkerFitsTheServersApplicationName() {
+        #expect(SessionStateMachine.applicationName(client: "psql", sessionID: "s1") == "psql [palisade s1]")
+        #expect(SessionStateMachine.applicationName(client: nil, sessionID: "s1") == "[palisade s1]")
+        let long = SessionStateMachine.applicationName(client: String(repeating: "é", count: 80), sessionID: "1234567890abcdef-42")
+        #expect(long.utf8.count <= 63 && long.hasSuffix(" [palisade 1234567890abcdef-42]"))
+    }
+
+    /// Messages the relay refuses itself count as denials too: each writes an audit entry.
+    @Test func protocolRefusalsCountTowardTheLockout() {
+        let lockout = Lockout(maxDenials: 3, window: .seconds(60), coolDown: .seconds(60))
+        var machine = Self.loggedIn(Self.machine(lockout: lockout))
+        machine.output = QueryRelay.Output()
+        func executeUnknownPortal() -> SessionStateMachine.Action {
+            var buffer = ByteBuffer()
+            FrontendEncoder.execute(portal: "nope", into: &buffer)
+            FrontendEncoder.sync(into: &buffer)
+            var first = SessionStateMachine.Action.none
+            for frame in QueryRelayTests.Harness.frames(buffer) {
+                let action = machine.clientFrame(frame, now: Date())
+                if first == .none { first = action }
+            }
+            return first
+        }
+        #expect(executeUnknownPortal() == .none)
+        #expect(executeUnknownPortal() == .none)
+        #expect(executeUnknownPortal() != .none, "the session ends")
+        #expect(machine.output.records.map(\.event) == [.protocolRefusal, .protocolRefusal, .protocolRefusal, .lockout])
+        #expect(machine.isClosed)
+    }
+
     @Test func shutdownWaitsForTheQueryInFlightThenEnds() {
         var machine = Self.loggedIn(Self.machine())
         _ = machine.clientFrame(Self.query("SELECT 1"), now: Date())

@@ -9,8 +9,9 @@ import Testing
 
     @Test func aPatternIsSizedAsPostgreSQLJoinsIt() {
         // The digits of a number are part of the pattern `||` makes.
-        #expect(rule(#"SELECT 'a' ~ ('(\w{1,200}){1,' || 199 || '}')"#) == .argumentLimit)
+        // In this order, so that the second cannot take the first's decision as a text that differs only in its numbers.
         #expect(rule(#"SELECT 'a' ~ ('(\w{1,20}){1,' || 19 || '}')"#) == .query)
+        #expect(rule(#"SELECT 'a' ~ ('(\w{1,200}){1,' || 199 || '}')"#) == .argumentLimit)
         // Calls that rewrite, reorder or unescape their constants cannot be followed.
         for built in [#"reverse('}991,1{)}002,1{w\(')"#, #"('(\w' || chr(123) || '1,200})')"#,
                       #"translate('(\wA1,200})', 'A', '{')"#, #"upper('a{1,3}')"#, #"('{"p":"x"}'::json->>'p')"#,
@@ -77,5 +78,33 @@ import Testing
                     "BEGIN ISOLATION LEVEL REPEATABLE READ", "BEGIN ISOLATION LEVEL READ COMMITTED, NOT DEFERRABLE", "BEGIN"] {
             #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql)")
         }
+    }
+}
+
+/// Values the client or the text makes large where the sizing took them as small.
+@Suite struct RedTeamSeventeenValueSizeTests {
+    private func rule(_ sql: String) -> Rule { Profiles.readonly.evaluate(sql).rule }
+
+    @Test func aParameterAnAggregateKeepsCountsAsAWholeMessage() {
+        #expect(rule("SELECT length(string_agg($1::text, '')) FROM generate_series(1, 900)") == .argumentLimit)
+        #expect(rule("SELECT length(string_agg(x, '')) FROM (SELECT $1::text AS x FROM generate_series(1, 100000)) s") == .argumentLimit)
+        #expect(rule("SELECT string_agg(x, '') FROM unnest($1::text[]) u(x), generate_series(1, 1000)") == .argumentLimit)
+        // Parameters that filter, or carry numbers, stay admitted.
+        #expect(rule("SELECT string_agg(name, ', ') FROM customers WHERE id > $1") == .query)
+        #expect(rule("SELECT jsonb_agg(jsonb_build_object('id', c.id)) FROM customers c JOIN unnest($1::int[]) u(id) ON u.id = c.id") == .query)
+    }
+
+    @Test func aLongNumberIsSizedByItsLengthAndKeptInTheSharedKey() {
+        let long = String(repeating: "1", count: 60_000) + ".5"
+        let short = "1.5"
+        func aggregate(_ number: String) -> String {
+            "SELECT length(string_agg(x::text, '')) FROM (SELECT \(number) AS x FROM generate_series(1, 15000)) s"
+        }
+        // The short one first: the long one must not take its decision as a text that differs only in its numbers.
+        #expect(rule(aggregate(short)) == .query)
+        #expect(rule(aggregate(long)) == .argumentLimit)
+        let key = { (text: String) in Array(text.utf8).withUnsafeBufferPointer { LiteralBlindKey.of($0)?.key } }
+        #expect(key("SELECT 1.5, 2") == key("SELECT 7.25, 3"))
+        #expect(key("SELECT 2, \(long)") != nil && key("SELECT 2, \(long)") != key("SELECT 3, 9\(long.dropFirst())"))
     }
 }
