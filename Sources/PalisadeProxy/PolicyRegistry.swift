@@ -8,6 +8,8 @@ public final class PolicyRegistry: Sendable {
         var engines: [String: PolicyEngine]
         /// The server's pg_type, for the parameter types clients declare (see `ServerTypes`).
         var serverTypes: ServerTypes
+        /// Advanced by each reload: statements prepared under an earlier one are decided again.
+        var generation = 0
     }
 
     private let current: Locked<Current>
@@ -28,12 +30,16 @@ public final class PolicyRegistry: Sendable {
         current.withLock { $0.serverTypes }
     }
 
+    public var generation: Int {
+        current.withLock { $0.generation }
+    }
+
     /// Installs a complete new set; profiles missing from it would strand their sessions, so it must
     /// name the same profiles.
     public func replace(with new: [String: PolicyEngine], serverTypes: ServerTypes) -> Bool {
         current.withLock { current in
             guard Set(new.keys) == Set(current.engines.keys) else { return false }
-            current = Current(engines: new, serverTypes: serverTypes)
+            current = Current(engines: new, serverTypes: serverTypes, generation: current.generation + 1)
             return true
         }
     }

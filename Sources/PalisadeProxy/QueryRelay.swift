@@ -167,6 +167,11 @@ public struct QueryRelay {
         var executionCounted = true
         /// Statements: the bytes of their text, which the server keeps parsed and planned.
         var textBytes = 0
+        /// Statements: the text and declared types, decided again at a Bind after a policy reload.
+        var sql = ""
+        var parameterTypes: [UInt32] = []
+        /// Statements: the generation of the policies that admitted the text (`PolicyGeneration`).
+        var policyGeneration = 0
     }
 
     /// Statements or portals by the client's names, with the bytes of text they hold.
@@ -197,6 +202,8 @@ public struct QueryRelay {
 
     private let decide: Decide
     private let admitExecution: AdmitExecution?
+    /// The generation of the session's policies, which a reload advances; nil when they never change.
+    private let policyGeneration: (@Sendable () -> Int)?
     /// The verified claims (JSON) set in every transaction, or nil for none.
     private let claims: String?
     /// The profile's statement_timeout, set with the claims (as the server reads it, e.g. "30000ms").
@@ -282,8 +289,10 @@ public struct QueryRelay {
 
     /// `claimsSetAtStartup`: the server session was started with the claims as a startup parameter.
     public init(claims: String?, claimsSetAtStartup: Bool = false, statementTimeoutMilliseconds: Int, budget: ResultBudget = ResultBudget(),
-                sessionID: String = "", decide: @escaping Decide, admitExecution: AdmitExecution? = nil) {
+                sessionID: String = "", decide: @escaping Decide, admitExecution: AdmitExecution? = nil,
+                policyGeneration: (@Sendable () -> Int)? = nil) {
         self.admitExecution = admitExecution
+        self.policyGeneration = policyGeneration
         self.claims = claims
         claimsHoldForSession = claimsSetAtStartup
         statementTimeout = "\(statementTimeoutMilliseconds)ms"
@@ -365,6 +374,8 @@ public struct QueryRelay {
             }
         case .parse(let name, let sql, let parameterTypes):
             decisions += 1
+            // Read before deciding: a reload meanwhile makes the first Bind decide again.
+            let generation = policyGeneration?() ?? 0
             let (decision, notice) = decide(sql, .parse, parameterTypes, decisions, &output)
             if decision.rule != .empty, let notice {
                 // As on the server: a failed Parse leaves a named statement as it was, and the unnamed one gone.
@@ -388,13 +399,25 @@ public struct QueryRelay {
             let serverName = name.isEmpty ? "" : "s\(id)"
             statements[name] = Named(serverName: serverName, admitted: admitted, id: id,
                                      estimated: decision.costBudget.map { (sql, parameterTypes, decisions, $0) },
-                                     textBytes: sql.utf8.count)
+                                     textBytes: sql.utf8.count, sql: sql, parameterTypes: parameterTypes, policyGeneration: generation)
             if !budget.isUnlimited { statementRequests[name] = decisions }
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
         case .bind(let portal, let statement):
             guard var prepared = statements[statement] else {
                 return refuseMessage(notAdmitted("prepared statement", statement), output: &output)
+            }
+            if !estimated, let policyGeneration, case let generation = policyGeneration(), generation != prepared.policyGeneration,
+               prepared.admitted != .empty {
+                // Policies reloaded since the Parse: the text is decided again under them, so a
+                // reload that narrows a policy reaches statements prepared before it.
+                decisions += 1
+                let (decision, notice) = decide(prepared.sql, .bind, prepared.parameterTypes, decisions, &output)
+                if let notice { return refuseInPipeline(notice, output: &output) }
+                prepared.policyGeneration = generation
+                prepared.admitted = Admitted(decision)
+                prepared.estimated = decision.costBudget.map { (prepared.sql, prepared.parameterTypes, decisions, $0) }
+                statements[statement] = prepared
             }
             if !estimated, prepared.admitted == .query || prepared.admitted == .monitored, let admitExecution {
                 let first = prepared.executionCounted

@@ -411,7 +411,8 @@ struct SessionStateMachine {
                            },
                            admitExecution: { request, countsTowardRate, output in
                                decisions.admitExecution(request: request, countsTowardRate: countsTowardRate, into: &output)
-                           })
+                           },
+                           policyGeneration: { [policies = configuration.policies] in policies.generation })
         phase = .relaying
         for frame in buffered {
             relay!.clientFrame(frame, into: &output)

@@ -366,6 +366,36 @@ import QueryPolicy
         #expect(harness.clientError() == nil)
     }
 
+    /// A reload that narrows a policy reaches statements prepared before it (seventeenth red team).
+    @Test func aStatementPreparedBeforeAReloadIsDecidedAgainAtItsNextBind() {
+        final class Reload: @unchecked Sendable { var generation = 0 }
+        let reload = Reload()
+        var harness = QueryRelayTests.Harness()
+        harness.relay = QueryRelay(claims: nil, statementTimeoutMilliseconds: 1000, decide: { sql, _, _, _, _ in
+            if reload.generation > 0, sql.contains("customers") {
+                return (Decision(rule: .relationSchema, message: "no", policyVersion: "2"), ServerNotice(sqlstate: "42501", message: "Palisade: no"))
+            }
+            return (Decision(rule: .query, message: "ok", policyVersion: "\(reload.generation + 1)"), nil)
+        }, policyGeneration: { reload.generation })
+        harness.client {
+            FrontendEncoder.parse(statement: "s", query: "SELECT count(*) FROM customers", into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "s", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server("12CZ")
+        #expect(harness.clientError() == nil)
+        reload.generation = 1
+        harness.client {
+            FrontendEncoder.bind(portal: "", statement: "s", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        #expect(harness.sentToServer().map { if case .sync = $0 { "S" } else { "other" } } == ["S"])
+        harness.server("Z")
+        #expect(harness.clientError() == "42501")
+    }
+
     @Test func rebindingANamedPortalClosesTheServersEarlierOne() {
         var harness = QueryRelayTests.Harness()
         harness.client {

@@ -42,12 +42,21 @@ def test_sighup_reloads_policies_atomically_and_keeps_them_on_a_bad_file(databas
                        "--policy", str(policy), "--profile", f"monitor={monitor_policy}"])
     try:
         assert show(server, keys["agent"]).startswith("15")
+        # A statement prepared before the reload (seventeenth red team: it went on running).
+        prepared = wire.Connection(server.port, keys["agent"], user="agent", database=DATABASE)
+        prepared.send(wire.parse("SHOW server_version", name="v") + wire.SYNC)
+        assert wire.kinds(prepared.read_until_ready()) == "1Z"
 
         policy.write_text(policy_text(show_server_version=False))
         os.kill(server.process.pid, signal.SIGHUP)
         wait_for(server.log, "policies reloaded")
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             show(server, keys["agent"])
+        # Its next Bind decides the text again, under the reloaded policy.
+        prepared.send(wire.bind("v") + wire.execute() + wire.SYNC)
+        messages = prepared.read_until_ready()
+        assert wire.kinds(messages) == "EZ" and wire.fields(messages[0][1])["C"] == "42501", messages
+        prepared.close()
 
         policy.write_text("profile: broken\nlimits: [\n")
         os.kill(server.process.pid, signal.SIGHUP)
