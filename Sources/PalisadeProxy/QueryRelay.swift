@@ -172,6 +172,8 @@ public struct QueryRelay {
         var parameterTypes: [UInt32] = []
         /// Statements: the generation of the policies that admitted the text (`PolicyGeneration`).
         var policyGeneration = 0
+        /// Statements: parameters an accumulating aggregate keeps (`Decision.boundParameters`).
+        var boundParameters: [Int] = []
     }
 
     /// Statements or portals by the client's names, with the bytes of text they hold.
@@ -268,14 +270,20 @@ public struct QueryRelay {
     /// (drivers keep a few hundred at most: psycopg 3 and asyncpg cache 100 statements by default).
     static let mostNamed = 10_000
 
+    /// Named portals one session may hold open: each keeps what its query holds until it ends (a
+    /// suspended sort, work_mem), and 60 of them in one transaction took a backend 503 MB
+    /// (seventeenth red team). Drivers hold one for each result read in batches (JDBC's fetchSize,
+    /// asyncpg's cursors), a few at a time.
+    static let mostNamedPortals = 16
+
     /// The text of named prepared statements one session may hold: the server keeps each parsed
     /// and planned, at about three times its text (10,000 statements of 60 KB took a backend
     /// 1.8 GB, seventeenth red team). Drivers' caches of 100 statements stay far below.
     static let mostNamedTextBytes = 8 << 20
 
-    private func tooManyNamed(_ what: String) -> ServerNotice {
+    private func tooManyNamed(_ what: String, most: Int = mostNamed) -> ServerNotice {
         ServerNotice(sqlstate: SQLState.programLimitExceeded,
-                     message: "Palisade holds at most \(Self.mostNamed) named \(what) per session",
+                     message: "Palisade holds at most \(most) named \(what) per session",
                      hint: "Close prepared statements and portals you no longer need (DEALLOCATE, or a Close message), or use unnamed ones.")
     }
 
@@ -399,7 +407,8 @@ public struct QueryRelay {
             let serverName = name.isEmpty ? "" : "s\(id)"
             statements[name] = Named(serverName: serverName, admitted: admitted, id: id,
                                      estimated: decision.costBudget.map { (sql, parameterTypes, decisions, $0) },
-                                     textBytes: sql.utf8.count, sql: sql, parameterTypes: parameterTypes, policyGeneration: generation)
+                                     textBytes: sql.utf8.count, sql: sql, parameterTypes: parameterTypes, policyGeneration: generation,
+                                     boundParameters: decision.boundParameters)
             if !budget.isUnlimited { statementRequests[name] = decisions }
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
@@ -415,6 +424,7 @@ public struct QueryRelay {
                 let (decision, notice) = decide(prepared.sql, .bind, prepared.parameterTypes, decisions, &output)
                 if let notice { return refuseInPipeline(notice, output: &output) }
                 prepared.policyGeneration = generation
+                prepared.boundParameters = decision.boundParameters
                 prepared.admitted = Admitted(decision)
                 prepared.estimated = decision.costBudget.map { (prepared.sql, prepared.parameterTypes, decisions, $0) }
                 statements[statement] = prepared
@@ -430,11 +440,16 @@ public struct QueryRelay {
                     return refuseInPipeline(notice, output: &output)
                 }
             }
+            if !estimated, !prepared.boundParameters.isEmpty, let refusal = boundParametersRefusal(prepared, bind: frame) {
+                output.resultLimits.append(ResultLimitEvent(rule: .argumentLimit, request: statementRequests[statement] ?? decisions,
+                                                            relayedRows: 0, relayedBytes: 0, message: refusal.message, isCostLimit: true))
+                return refuseInPipeline(refusal, output: &output)
+            }
             if let query = prepared.estimated, !estimated {
                 return estimate(query, bind: frame, into: &output)
             }
-            if !portal.isEmpty, portals[portal] == nil, portals.count >= Self.mostNamed {
-                return refuseMessage(tooManyNamed("portals"), output: &output)
+            if !portal.isEmpty, portals[portal] == nil, portals.count >= Self.mostNamedPortals {
+                return refuseMessage(tooManyNamed("portals", most: Self.mostNamedPortals), output: &output)
             }
             if let earlier = portals[portal], !portal.isEmpty, earlier.admitted != .empty {
                 // Each Bind gets a server portal of its own name: the one this name held would stay
@@ -531,6 +546,21 @@ public struct QueryRelay {
         _modify {
             if namespace == .statement { yield &statements } else { yield &portals }
         }
+    }
+
+    /// A Bind whose values of the parameters an aggregate keeps in every row are too long together
+    /// (a 1 MB delimiter of string_agg over 900 rows took a backend 1.7 GB, seventeenth red team).
+    private func boundParametersRefusal(_ prepared: Named, bind frame: Frame) -> ServerNotice? {
+        guard let lengths = FrontendEncoder.parameterLengths(ofBind: frame) else { return nil }
+        let bytes = prepared.boundParameters.reduce(0) { total, number in
+            total + (number >= 1 && number <= lengths.count ? max(0, lengths[number - 1]) : 0)
+        }
+        guard bytes > Decision.maxBoundParameterBytes else { return nil }
+        let names = prepared.boundParameters.map { "$\($0)" }.joined(separator: ", ")
+        return ServerNotice(sqlstate: SQLState.programLimitExceeded,
+                            message: "Palisade: \(names) \(prepared.boundParameters.count == 1 ? "is" : "are") kept by an aggregate in every row, and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
+                            detail: "rule \(Rule.argumentLimit.rawValue)",
+                            hint: "Keep delimiters, keys and labels short, or write them into the text.")
     }
 
     private mutating func nextID() -> Int {
@@ -665,6 +695,10 @@ public struct QueryRelay {
             // The estimate failed only if it was among them: an error of an earlier Sync's messages
             // leaves it to run after that Sync (taken for it, the held query ran unestimated).
             if skipToReadyForQuery() { estimateFailed(into: &output) }
+            // The client's Sync is not read yet: what it sends until then the server skips too, and
+            // forwarded, it would be owed answers that never come (seventeenth red team: a pipeline
+            // whose error came back before its Sync was read ended the session).
+            if head == nil { discardingUntilSync = true }
             return
         case .readyForQuery:
             guard case .readyForQuery? = head, let status = frame.body.getInteger(at: frame.body.readerIndex, as: UInt8.self),

@@ -168,6 +168,25 @@ public enum FrontendEncoder {
         }
     }
 
+    /// The lengths of a client's Bind's parameter values in order (-1 for NULL), or nil if the body
+    /// is cut short.
+    public static func parameterLengths(ofBind frame: Frame) -> [Int]? {
+        var rest = frame.body
+        for _ in 0..<2 {
+            guard let nul = rest.readableBytesView.firstIndex(of: 0) else { return nil }
+            rest.moveReaderIndex(to: nul + 1)
+        }
+        guard let formats = rest.readInteger(as: Int16.self), formats >= 0, rest.readSlice(length: 2 * Int(formats)) != nil,
+              let count = rest.readInteger(as: Int16.self), count >= 0 else { return nil }
+        var lengths: [Int] = []
+        for _ in 0..<count {
+            guard let length = rest.readInteger(as: Int32.self) else { return nil }
+            if length > 0, rest.readSlice(length: Int(length)) == nil { return nil }
+            lengths.append(Int(length))
+        }
+        return lengths
+    }
+
     /// A client's Bind with its parameter formats and values as sent, for another statement and
     /// portal, asking for text results. Nil if the body is cut short (the server would refuse it).
     @discardableResult

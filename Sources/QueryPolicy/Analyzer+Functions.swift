@@ -27,9 +27,15 @@ extension Analyzer {
                     let range = start..<analyzer.cursor.offset
                     let node = UnsafeBufferPointer(rebasing: analyzer.tree[range])
                     let padded = analyzer.analysis.madeBytes - analyzer.analysis.allocatedBytes - paddedBefore + analyzer.numberLiteralBytes(range)
-                        + (analyzer.carriesParameterText(range) ? Self.parameterBytes : 0)
                     let readsColumns = node.contains("{\"ColumnRef\":")
-                    analyzer.accumulations.append(Accumulation(name: name, padded: padded, readsColumns: readsColumns, offset: accumulationOffset))
+                    var columns: [[String?]] = []
+                    node.forEachOccurrence(of: "{\"ColumnRef\":") { offset in
+                        var reference = ParseTreeCursor(node)
+                        reference.offset = offset
+                        columns.append((try? Self.columnFields(&reference)) ?? [])
+                    }
+                    analyzer.accumulations.append(Accumulation(name: name, padded: padded, readsColumns: readsColumns, offset: accumulationOffset,
+                                                               parameters: analyzer.reachingParameters(range, arrays: true), columns: columns))
                 }
             case "agg_order": try analyzer.expressionList()
             case "agg_filter": try analyzer.expression()

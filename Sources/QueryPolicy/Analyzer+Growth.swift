@@ -85,6 +85,10 @@ extension Analyzer {
         /// Whether an argument reads a column (which may be one of rows the query makes).
         var readsColumns: Bool
         var offset: Int?
+        /// The parameters whose values the arguments keep (`reachingParameters`).
+        var parameters: Set<Int> = []
+        /// The columns the arguments read, as written (`o.id` is ["o", "id"]).
+        var columns: [[String?]] = []
     }
 
     /// The bytes the number constants in `range` state as text (`12345678901::text`, 3,000 nines):
@@ -271,32 +275,156 @@ extension Analyzer {
     private static let fixedSizeTypes: Set<String> = ["int2", "int4", "int8", "float4", "float8", "bool", "date", "time",
                                                       "timestamp", "timestamptz", "uuid", "oid", "smallint", "integer", "bigint"]
 
-    /// Whether a parameter in `range` may carry text: one not cast straight to a fixed-size type.
-    func carriesParameterText(_ range: Range<Int>) -> Bool {
+    /// Whether a parameter in `range` may carry text into a value: one not cast straight to a
+    /// fixed-size type, or (`arrays`) to an array of one (a 1 MB `$1::int[]` kept by array_agg over
+    /// 100 rows took a backend 429 MB, while `unnest($1::int[])` in FROM makes rows of a few bytes),
+    /// and not only compared or filtered with (`CASE WHEN status = $1 …`, a WHERE, a FILTER, a
+    /// delimiter's length is its own): those make no part of the value an aggregate keeps.
+    func reachingParameters(_ range: Range<Int>, arrays: Bool) -> Set<Int> {
         let node = UnsafeBufferPointer(rebasing: tree[range])
-        var carries = false
-        node.forEachOccurrence(of: "{\"TypeCast\":{\"arg\":{\"ParamRef\":") { offset in
-            guard !carries else { return }
-            var cast = ParseTreeCursor(node)
-            cast.offset = offset
+        guard node.contains("{\"ParamRef\":") else { return [] }
+        var cursor = ParseTreeCursor(node)
+        var found: Set<Int> = []
+        guard (try? Self.parameterReaches(&cursor, reaches: true, arrays: arrays, depth: 0, into: &found)) != nil else { return [Self.unknownParameter] }
+        return found
+    }
+
+    /// Whether columns written as `columns` may read the row source at `range`: one qualified by its
+    /// name or alias, or an unqualified one (which may be any source's). `json_agg(p) FROM products
+    /// p JOIN unnest($1::text[]) u(sku) ON …` keeps no value of `u`.
+    func mayRead(_ columns: [[String?]], from range: Range<Int>) -> Bool {
+        var names: Set<String> = []
+        var columnNames: Set<String>?
+        var probe = ParseTreeCursor(UnsafeBufferPointer(rebasing: tree[range]))
+        let read: ()? = try? probe.forEachKey { probe, _ in
+            try probe.forEachKey { probe, key in
+                switch key {
+                case "ctename": names.insert(try probe.string())
+                case "alias":
+                    try probe.forEachKey { probe, key in
+                        switch key {
+                        case "aliasname": names.insert(try probe.string())
+                        case "colnames": columnNames = Set(try Analyzer.stringList(&probe))
+                        default: try probe.skipValue()
+                        }
+                    }
+                default: try probe.skipValue()
+                }
+            }
+        }
+        // A source without a name of its own (a CTE read under another alias is read by that alias's columns).
+        guard read != nil, !names.isEmpty else { return true }
+        if tree[range].starts(with: "{\"CommonTableExpr\":".utf8) {
+            // A WITH query is read under its name or an alias in FROM: any qualifier may stand for it.
+            return true
+        }
+        // A one-name column is the source's column, or the whole row of one named so; it is this
+        // source's unless the source names its columns and it is none of them.
+        return columns.contains { fields in
+            guard let first = fields.first.flatMap({ $0 }) else { return true }
+            if names.contains(first) { return true }
+            return fields.count == 1 && !(columnNames.map { !$0.contains(first) } ?? false)
+        }
+    }
+
+    /// Stands for parameters Palisade could not follow.
+    static let unknownParameter = 0
+
+    /// What the values of the parameters an accumulating aggregate keeps may take together, checked
+    /// at each Bind (`Decision.boundParameters`): a delimiter, a json key, a label.
+    public static let boundParameterBytes = 256.0
+
+    /// Fields whose values decide which rows or whether, not what a value holds.
+    private static let choosingFields: Set<String> = ["whereClause", "havingClause", "quals", "agg_filter", "limitCount", "limitOffset",
+                                                      "sortClause", "groupClause", "distinctClause", "over", "agg_order", "testexpr", "expr"]
+    /// Functions whose result is a number or a truth, whatever their arguments.
+    private static let measuringFunctions: Set<String> = ["length", "char_length", "character_length", "octet_length", "bit_length",
+                                                          "count", "strpos", "position", "cardinality", "array_length"]
+    private static let comparisons: Set<String> = ["=", "<>", "!=", "<", ">", "<=", ">="]
+
+    /// Walks the value at `cursor`: whether a parameter reaches what it makes, with `reaches` telling
+    /// whether this value itself does.
+    private static func parameterReaches(_ cursor: inout ParseTreeCursor, reaches: Bool, arrays: Bool, depth: Int, into found: inout Set<Int>) throws {
+        guard depth < 400 else { throw ParseTreeCursor.Malformed() }
+        switch try cursor.peek() {
+        case UInt8(ascii: "["):
+            try cursor.expect(UInt8(ascii: "["))
+            while try cursor.nextElement() { try parameterReaches(&cursor, reaches: reaches, arrays: arrays, depth: depth + 1, into: &found) }
+            return
+        case UInt8(ascii: "{"):
+            break
+        default:
+            try cursor.skipValue()
+            return
+        }
+        var probe = cursor
+        try probe.expect(UInt8(ascii: "{"))
+        guard let first = try probe.nextKey() else { try cursor.skipValue(); return }
+        let type = first.string
+        guard let initial = type.utf8.first, initial >= UInt8(ascii: "A"), initial <= UInt8(ascii: "Z") else {
+            // A plain object of fields.
+            return try fields(&cursor, type: "", reaches: reaches, arrays: arrays, depth: depth, into: &found)
+        }
+        if type == "ParamRef" {
+            var number = unknownParameter
+            try cursor.forEachKey { cursor, _ in
+                try cursor.forEachKey { cursor, key in
+                    if case "number" = key { number = try cursor.integer() } else { try cursor.skipValue() }
+                }
+            }
+            if reaches { found.insert(number) }
+            return
+        }
+        try cursor.expect(UInt8(ascii: "{"))
+        _ = try cursor.nextKey()
+        var valueReaches = reaches
+        if type == "BoolExpr" || type == "NullTest" || type == "BooleanTest" { valueReaches = false }
+        if type == "TypeCast", reaches {
+            // The type comes after the argument: read it first.
+            var typeProbe = cursor
             var typeName = ""
-            let read: ()? = try? cast.forEachKey { cast, _ in
-                try cast.forEachKey { cast, key in
-                    guard case "typeName" = key else { return try cast.skipValue() }
-                    try cast.forEachKey { cast, key in
-                        guard case "names" = key else { return try cast.skipValue() }
-                        typeName = try Analyzer.stringList(&cast).last ?? ""
+            var isArray = false
+            try typeProbe.forEachKey { typeProbe, key in
+                guard case "typeName" = key else { return try typeProbe.skipValue() }
+                try typeProbe.forEachKey { typeProbe, key in
+                    switch key {
+                    case "names": typeName = try Analyzer.stringList(&typeProbe).last ?? ""
+                    case "arrayBounds":
+                        isArray = true
+                        try typeProbe.skipValue()
+                    default: try typeProbe.skipValue()
                     }
                 }
             }
-            if read == nil || !Self.fixedSizeTypes.contains(typeName) { carries = true }
+            if fixedSizeTypes.contains(typeName), !(isArray && arrays) { valueReaches = false }
         }
-        guard !carries else { return true }
-        // Every parameter must be one of those casts.
-        var parameters = 0, casts = 0
-        node.forEachOccurrence(of: "{\"ParamRef\":") { _ in parameters += 1 }
-        node.forEachOccurrence(of: "{\"TypeCast\":{\"arg\":{\"ParamRef\":") { _ in casts += 1 }
-        return parameters > casts
+        try fields(&cursor, type: type, reaches: valueReaches, arrays: arrays, depth: depth, into: &found)
+        guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
+    }
+
+    private static func fields(_ cursor: inout ParseTreeCursor, type: String, reaches: Bool, arrays: Bool, depth: Int, into found: inout Set<Int>) throws {
+        var kind = "", operatorName = "", subLinkType = "", function = ""
+        try cursor.forEachKey { cursor, key in
+            let name = key.string
+            var childReaches = reaches && !choosingFields.contains(name)
+            switch (type, name) {
+            case ("A_Expr", "kind"): kind = try cursor.string(); return
+            case ("A_Expr", "name"): operatorName = try Analyzer.stringList(&cursor).last ?? ""; return
+            case ("A_Expr", _):
+                let comparing = ["AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR", "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN",
+                                 "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
+                                 "AEXPR_OP_ANY", "AEXPR_OP_ALL"].contains(kind) || (kind == "AEXPR_OP" && comparisons.contains(operatorName))
+                if comparing || (kind == "AEXPR_NULLIF" && name == "rexpr") { childReaches = false }
+            case ("SubLink", "subLinkType"): subLinkType = try cursor.string(); return
+            case ("SubLink", "subselect"):
+                if subLinkType != "EXPR_SUBLINK" && subLinkType != "ARRAY_SUBLINK" { childReaches = false }
+            case ("FuncCall", "funcname"): function = try Analyzer.stringList(&cursor).last ?? ""; return
+            case ("FuncCall", "args"): if measuringFunctions.contains(function) { childReaches = false }
+            case ("CaseExpr", "arg"): childReaches = false
+            default: break
+            }
+            try parameterReaches(&cursor, reaches: childReaches, arrays: arrays, depth: depth + 1, into: &found)
+        }
     }
 
     /// Refuses an accumulating aggregate whose every input row the text pads large (the fifth red
@@ -304,13 +432,20 @@ extension Analyzer {
     mutating func checkAccumulations() throws {
         for accumulation in accumulations {
             var bytes = accumulation.padded
+            var parameters = accumulation.parameters
             if accumulation.readsColumns, queryMakesRows {
                 // A column of rows the query makes may carry what their padding casts make (all the
                 // query's: which rows make which is not worked out), and its parameters.
                 bytes += analysis.madeBytes - analysis.allocatedBytes
-                if madeRowSources().contains(where: { range in range.map { carriesParameterText($0) } ?? true }) {
-                    bytes += Self.parameterBytes
+                for source in madeRowSources() where source.map({ mayRead(accumulation.columns, from: $0) }) ?? true {
+                    parameters.formUnion(source.map { reachingParameters($0, arrays: false) } ?? [Self.unknownParameter])
                 }
+            }
+            if !parameters.isEmpty {
+                // The values come with each Bind: held to `boundParameterBytes` together there, as
+                // many here; a parameter Palisade cannot follow counts as a whole message.
+                bytes += parameters.contains(Self.unknownParameter) ? Self.parameterBytes : Self.boundParameterBytes
+                analysis.boundParameters.formUnion(parameters)
             }
             // Several aggregates keep their rows side by side: what the text adds to each adds up
             // (12 of 61 MB each took 1.4 GB, eleventh round).

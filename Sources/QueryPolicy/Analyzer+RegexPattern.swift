@@ -47,14 +47,6 @@ extension Analyzer {
     /// The pieces of a pattern the query builds (`what`: how the message names it). `castTo` is a
     /// type the whole argument may be cast to as written (a jsonpath's `'…'::jsonpath`).
     private mutating func patternPieces(_ argument: ParseTreeCursor, of what: String, offset: Int?, castTo: StaticString? = nil) throws -> PatternPieces {
-        var probe = argument
-        let start = probe.offset
-        try probe.skipValue()
-        if Self.callsAllocatingFunction(UnsafeBufferPointer(rebasing: tree[start..<probe.offset])) {
-            throw Denial(rule: .argumentLimit,
-                         message: "this \(what) is built by a call that may repeat its parts (repeat, lpad, format, replace, …), so Palisade cannot size what PostgreSQL compiles",
-                         hint: "Write the pattern out as one constant, or pass it as a parameter.", offset: offset, statementType: analysis.statementType)
-        }
         var pieces = PatternPieces()
         var cursor = argument
         do {
@@ -62,12 +54,12 @@ extension Analyzer {
         } catch is UnsizablePattern {
             // `'(\w{1,200}){1,' || 199 || '}'` joins a number's digits; `chr(123)` makes a `{`.
             throw Denial(rule: .argumentLimit,
-                         message: "this \(what) is built from the query's constants through a function or operator other than || and concat (chr, reverse, translate, ->>, a cast to another type, …), so Palisade cannot size what PostgreSQL compiles",
+                         message: "this \(what) is built from the query's constants through a function or operator Palisade does not follow (repeat, format, reverse, translate, ->> of a constant, a cast to another type, …), so it cannot size what PostgreSQL compiles",
                          hint: "Write the pattern out as one constant, or pass it as a parameter.", offset: offset, statementType: analysis.statementType)
         }
         // A column is a jsonpath only where the query casts something to one (`@@` also matches a
         // tsquery, `websearch_to_tsquery(…) q` in FROM).
-        if pieces.readsColumn, queryMakesRows, castTo == nil || tree.contains("{\"String\":{\"sval\":\"\(castTo!)\"}}") {
+        if pieces.readsColumn, madeRowsCarryTheTextsValues, castTo == nil || tree.contains("{\"String\":{\"sval\":\"\(castTo!)\"}}") {
             // `'a' ~ p FROM (SELECT '(\w{1,200}){1,199}' AS p) s` compiles the subquery's constant.
             throw Denial(rule: .argumentLimit,
                          message: "this \(what) reads a column, and the query makes rows of its own (a subquery, WITH query, VALUES list or function in FROM) whose columns may carry any pattern its text builds, so Palisade cannot size what PostgreSQL compiles",
@@ -75,6 +67,45 @@ extension Analyzer {
         }
         return pieces
     }
+
+    /// Whether a row source the query makes may carry a value its text states into a column: a
+    /// subquery or WITH query whose select list or VALUES hold a constant or a parameter, a
+    /// function in FROM given one (`generate_series(1, 255)` makes the digits of a repetition), a
+    /// table function. `WITH rules AS (SELECT id, pattern FROM alert_rules WHERE enabled)` passes
+    /// its table's columns on, which are the data's.
+    private var madeRowsCarryTheTextsValues: Bool {
+        mutating get {
+            guard queryMakesRows else { return false }
+            for source in madeRowSources() {
+                guard let source else { return true }
+                let node = UnsafeBufferPointer(rebasing: tree[source])
+                if node.starts(with: "{\"RangeTableFunc\":".utf8) { return true }
+                if node.starts(with: "{\"RangeFunction\":".utf8) {
+                    if node.contains("{\"A_Const\":") || node.contains("{\"ParamRef\":") { return true }
+                    continue
+                }
+                var carries = false
+                for list: StaticString in ["\"targetList\":", "\"valuesLists\":"] {
+                    node.forEachOccurrence(of: list) { offset in
+                        guard !carries else { return }
+                        var probe = ParseTreeCursor(node)
+                        probe.offset = offset + list.utf8CodeUnitCount
+                        let start = probe.offset
+                        guard (try? probe.skipValue()) != nil else { carries = true; return }
+                        let values = UnsafeBufferPointer(rebasing: node[start..<probe.offset])
+                        carries = values.contains("{\"A_Const\":") || values.contains("{\"ParamRef\":")
+                    }
+                }
+                if carries { return true }
+            }
+            return false
+        }
+    }
+
+    /// What stands for a column's or a parameter's text between the constants: the largest bound a
+    /// repetition takes, so that `'(\w{1,200}){1,' || id || '}'` is sized with the count a column
+    /// of numbers may put there (seventeenth red team); elsewhere it is three characters.
+    private static let gap = "255"
 
     /// Nested pieces deeper than this are not followed (refused when a constant feeds them).
     private static let deepestPatternLevel = 32
@@ -101,8 +132,10 @@ extension Analyzer {
             return
         case "ColumnRef":
             pieces.readsColumn = true
+            pieces.constants += Self.gap
             return
         case "ParamRef":
+            pieces.constants += Self.gap
             return
         case "TypeCast":
             var keepsText = false
@@ -116,30 +149,42 @@ extension Analyzer {
             }
             guard keepsText else { return try readOpaque(node, into: &pieces) }
         case "A_Expr":
-            var joins = false
+            var kind = ""
+            var symbol = ""
             try reader.forEachKey { reader, key in
                 switch key {
-                case "kind": joins = try reader.string() == "AEXPR_OP"
-                case "name":
-                    joins = joins && (reader.startsWith("[{\"String\":{\"sval\":\"||\"}}]")
-                        || reader.startsWith("[{\"String\":{\"sval\":\"pg_catalog\"}},{\"String\":{\"sval\":\"||\"}}]"))
-                    try reader.skipValue()
+                case "kind": kind = try reader.string()
+                case "name": symbol = try Analyzer.stringList(&reader).last ?? ""
                 case "lexpr", "rexpr":
                     children.append(reader)
                     try reader.skipValue()
                 default: try reader.skipValue()
                 }
             }
-            guard joins, children.count == 2 else { return try readOpaque(node, into: &pieces) }
+            if kind == "AEXPR_NULLIF", children.count == 2 {
+                // NULLIF(a, b) is a or NULL.
+                children.removeLast()
+            } else if kind == "AEXPR_OP", ["->>", "#>>"].contains(symbol), children.count == 2, var document = children.first {
+                // A json value of the data (`r.config ->> 'regex'`): the key picks, it adds nothing.
+                let start = document.offset
+                try document.skipValue()
+                let value = UnsafeBufferPointer(rebasing: tree[start..<document.offset])
+                guard !value.contains("{\"A_Const\":"), !value.contains("{\"ParamRef\":") else { throw UnsizablePattern() }
+                return try readOpaque(value, into: &pieces)
+            } else if kind != "AEXPR_OP" || symbol != "||" || children.count != 2 {
+                return try readOpaque(node, into: &pieces)
+            }
         case "FuncCall":
             var joins = false
             var similar = false
             var plain = true
+            var function = ""
             try reader.forEachKey { reader, key in
                 switch key {
                 case "funcname":
                     joins = Self.startsWithName(reader, "concat") || Self.startsWithName(reader, "textcat")
                     similar = Self.startsWithName(reader, "similar_to_escape") || Self.startsWithName(reader, "similar_escape")
+                    for name: StaticString in ["chr", "lower", "upper", "replace", "string_agg"] where Self.startsWithName(reader, name) { function = "\(name)" }
                     try reader.skipValue()
                 case "args": try Self.elements(of: &reader, into: &children)
                 case "funcformat", "location": try reader.skipValue()
@@ -162,6 +207,9 @@ extension Analyzer {
                     }
                 }
                 return
+            }
+            if plain, !function.isEmpty {
+                return try readTransformed(function, arguments: children, level: level, into: &pieces)
             }
             guard joins, plain else { return try readOpaque(node, into: &pieces) }
         case "CollateClause":
@@ -204,16 +252,21 @@ extension Analyzer {
             var select: ParseTreeCursor?
             try reader.forEachKey { reader, key in
                 switch key {
-                case "subLinkType": scalar = try reader.string() == "EXPR_SUBLINK"
+                // A scalar subquery's value, or ARRAY(SELECT …)'s elements (`~ ANY (ARRAY(…))`).
+                case "subLinkType": scalar = ["EXPR_SUBLINK", "ARRAY_SUBLINK"].contains(try reader.string())
                 case "subselect":
                     select = reader
                     try reader.skipValue()
                 default: try reader.skipValue()
                 }
             }
-            guard scalar, var select else { return try readOpaque(node, into: &pieces) }
+            guard scalar, let select else { return try readOpaque(node, into: &pieces) }
+            children.append(select)
+        case "SelectStmt":
+            // A subquery's one column (a scalar subquery's, or each row's of `~ ANY (SELECT …)`).
+            var select = nodeCursor
             try select.expect(UInt8(ascii: "{"))
-            guard case "SelectStmt"? = try select.nextKey() else { return try readOpaque(node, into: &pieces) }
+            _ = try select.nextKey()
             var targets: [ParseTreeCursor] = []
             var simple = true
             try select.forEachKey { select, key in
@@ -239,11 +292,44 @@ extension Analyzer {
         for var child in children { try readPattern(&child, level: level + 1, into: &pieces) }
     }
 
+    /// Calls whose output Palisade follows: `chr(n)` is one character, `lower` and `upper` change the
+    /// case of their argument's constants (`upper('\w')` is `\W`, which weighs every color), and
+    /// `replace(column, 'x', 'y')` puts a literal `y` in the data's text (`replace(domain, '.', '\.')`).
+    private mutating func readTransformed(_ function: String, arguments: [ParseTreeCursor], level: Int, into pieces: inout PatternPieces) throws {
+        switch function {
+        case "chr":
+            guard arguments.count == 1, let code = constantValue(arguments[0])?.number, code >= 1, code < 0x110000,
+                  let scalar = Unicode.Scalar(UInt32(code)) else { throw UnsizablePattern() }
+            pieces.constants.unicodeScalars.append(scalar)
+        case "lower", "upper":
+            guard arguments.count == 1, var argument = arguments.first else { throw UnsizablePattern() }
+            var inner = PatternPieces()
+            try readPattern(&argument, level: level + 1, into: &inner)
+            pieces.readsColumn = pieces.readsColumn || inner.readsColumn
+            pieces.constants += function == "lower" ? inner.constants.lowercased() : inner.constants.uppercased()
+        default:
+            // replace(text, from, to) and string_agg(text, delimiter): the data's text with a literal
+            // put in (`string_agg(word, '|')`); a constant text is refused.
+            let literal = function == "replace" ? 2 : 1
+            guard arguments.count == literal + 1, var text = arguments.first, let replacement = constantValue(arguments[literal])?.string,
+                  function != "replace" || constantValue(arguments[1])?.string != nil,
+                  !replacement.unicodeScalars.contains(where: { "{}()[]*+?".unicodeScalars.contains($0) })
+            else { throw UnsizablePattern() }
+            let start = text.offset
+            try text.skipValue()
+            let value = UnsafeBufferPointer(rebasing: tree[start..<text.offset])
+            guard !value.contains("{\"A_Const\":"), !value.contains("{\"ParamRef\":") else { throw UnsizablePattern() }
+            try readOpaque(value, into: &pieces)
+            pieces.constants += replacement
+        }
+    }
+
     /// A node whose text the pattern cannot be followed through: the data's where no constant of
     /// the query feeds it (`lower(name)`, `now()::text`), otherwise not to be sized.
     private func readOpaque(_ node: UnsafeBufferPointer<UInt8>, into pieces: inout PatternPieces) throws {
         if node.contains("{\"A_Const\":") { throw UnsizablePattern() }
         if node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") { pieces.readsColumn = true }
+        pieces.constants += Self.gap
     }
 
     /// Whether a function name list (`[{"String":{"sval":…}},…]`) is `name` or `pg_catalog.name`.

@@ -98,7 +98,7 @@ extension Analyzer {
         while let key = try cursor.nextKey() {
             switch key {
             case "kind": kind = try cursor.string()
-            case "options": try transactionModes()
+            case "options": try transactionModes(of: .begin)
             case "chain": _ = try cursor.boolean()
             case "location": _ = try cursor.integer()
             case "savepoint_name", "gid":
@@ -126,12 +126,18 @@ extension Analyzer {
         }
     }
 
+    /// Where transaction modes are set: a BEGIN's own, SET TRANSACTION's (the transaction under
+    /// way), SET SESSION CHARACTERISTICS' (every later transaction's defaults).
+    enum TransactionModesScope { case begin, transaction, session }
+
     /// `BEGIN`/`SET TRANSACTION` modes: isolation levels and READ ONLY pass; READ WRITE never does.
-    /// SERIALIZABLE passes only as READ ONLY DEFERRABLE: otherwise the server takes predicate locks
-    /// on the pages a scan reads, which hold other tenants' rows too, and one tenant's SELECT made
-    /// another's SERIALIZABLE write fail with 40001 (seventeenth red team). A deferrable read-only
-    /// transaction waits for a snapshot that needs none.
-    mutating func transactionModes() throws {
+    /// SERIALIZABLE passes only as READ ONLY DEFERRABLE, and only for one transaction: otherwise the
+    /// server takes predicate locks on the pages a scan reads, which hold other tenants' rows too,
+    /// and one tenant's SELECT made another's SERIALIZABLE write fail with 40001 (seventeenth red
+    /// team). A deferrable read-only transaction waits for a snapshot that needs none. A session
+    /// default of SERIALIZABLE is refused, so that a later `BEGIN NOT DEFERRABLE` cannot take it;
+    /// NOT DEFERRABLE alone is refused only in SET TRANSACTION, after a deferrable BEGIN.
+    mutating func transactionModes(of scope: TransactionModesScope) throws {
         var isolation: String?
         var readOnly = false
         var deferrable: Bool?
@@ -172,12 +178,20 @@ extension Analyzer {
                 }
             }
         }
-        // NOT DEFERRABLE after a deferrable BEGIN, before the first query, would undo it.
-        let serializable = isolation.map { $0 != "read committed" && $0 != "repeatable read" && $0 != "read uncommitted" }
-        if serializable == true ? !(readOnly && deferrable == true) : (deferrable == false && isolation == nil) {
+        let serializable = isolation.map { $0 != "read committed" && $0 != "repeatable read" && $0 != "read uncommitted" } ?? false
+        if serializable, scope == .session || !(readOnly && deferrable == true) {
             throw Denial(rule: .serializableTransaction,
-                         message: "SERIALIZABLE transactions are allowed only as READ ONLY DEFERRABLE: otherwise PostgreSQL locks the pages each scan reads, which hold other tenants' rows too, so one tenant's reads could make another tenant's transactions fail (40001)",
-                         hint: "Use ISOLATION LEVEL REPEATABLE READ (the same snapshot for a read-only transaction), or ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE.",
+                         message: scope == .session
+                            ? "SERIALIZABLE is not allowed as the session's default: a later BEGIN could take it without READ ONLY DEFERRABLE, and then PostgreSQL locks the pages each scan reads, which hold other tenants' rows too, so one tenant's reads could make another tenant's transactions fail (40001)"
+                            : "SERIALIZABLE transactions are allowed only as READ ONLY DEFERRABLE: otherwise PostgreSQL locks the pages each scan reads, which hold other tenants' rows too, so one tenant's reads could make another tenant's transactions fail (40001)",
+                         hint: "Use ISOLATION LEVEL REPEATABLE READ (the same snapshot for a read-only transaction), or BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE for each transaction.",
+                         offset: firstOffset, statementType: analysis.statementType)
+        }
+        // NOT DEFERRABLE after a deferrable SERIALIZABLE BEGIN, before the first query, would undo it.
+        if scope == .transaction, deferrable == false, isolation == nil {
+            throw Denial(rule: .serializableTransaction,
+                         message: "SET TRANSACTION NOT DEFERRABLE is not allowed: in a SERIALIZABLE, READ ONLY, DEFERRABLE transaction it would take back DEFERRABLE, and PostgreSQL would then lock pages that hold other tenants' rows",
+                         hint: "Leave DEFERRABLE as the transaction began, or begin it with the isolation level you need.",
                          offset: firstOffset, statementType: analysis.statementType)
         }
     }
@@ -232,7 +246,7 @@ extension Analyzer {
             case "name": name = try cursor.string().asciiLowercased
             case "args":
                 if kind == "VAR_SET_MULTI" {
-                    try transactionModes()
+                    try transactionModes(of: name == "session characteristics" ? .session : .transaction)
                 } else if let required = Policy.requiredSettingValues[name] {
                     try list { analyzer in
                         let value = try analyzer.stringConstant()?.asciiLowercased

@@ -26,6 +26,9 @@ struct Analysis {
     /// The most bytes the text adds to each input row of one of its accumulating aggregates (0 if
     /// none adds any): bounded over the planner's rows (`CostBudget.accumulation`).
     var accumulatedBytesPerRow = 0.0
+    /// Parameters whose values an accumulating aggregate keeps in every row: their Bind's values may
+    /// take `Analyzer.boundParameterBytes` together (`Decision.boundParameters`).
+    var boundParameters: Set<Int> = []
     /// The most rows the query's set-returning calls may make from its text, multiplied together
     /// (`Analyzer.rowsFromText`, and `generate_series`'s steps): what an accumulating aggregate's
     /// per-row bytes are multiplied by before the planner is asked.

@@ -136,6 +136,10 @@ public struct Decision: Sendable, Equatable {
     /// that decided, so a reloaded policy's budget applies from its first decision on.
     public var costBudget: CostBudget?
     public var needsCostEstimate: Bool { costBudget != nil }
+    /// Parameters (1-based) whose values an accumulating aggregate keeps in every row: each Bind's
+    /// values of them may take `Decision.maxBoundParameterBytes` together.
+    public var boundParameters: [Int] = []
+    public static let maxBoundParameterBytes = Int(Analyzer.boundParameterBytes)
 
     public var isAllowed: Bool { verdict == .allow }
 

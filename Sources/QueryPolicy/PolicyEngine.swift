@@ -139,6 +139,7 @@ public final class PolicyEngine: Sendable {
                                                                      maxBytes: Analyzer.maxAccumulatedBytes(shared.policy))
                     }
                     decision.costBudget = budget
+                    decision.boundParameters = analysis.boundParameters.sorted()
                 }
                 if let numberOffsets, analysis.rule == .query, normalized != nil, !analysis.readsConstantValues {
                     // Each number must be a constant that normalization replaces, where the parser put it.

@@ -396,6 +396,68 @@ import QueryPolicy
         #expect(harness.clientError() == "42501")
     }
 
+    @Test func anErrorBeforeTheSyncIsReadSkipsWhatComesUntilIt() {
+        var harness = QueryRelayTests.Harness()
+        harness.client {
+            FrontendEncoder.parse(statement: "", query: "SELECT 1/0", into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "", parameters: [], into: &$0)
+            FrontendEncoder.execute(portal: "", into: &$0)
+        }
+        _ = harness.sent()
+        var error = ByteBuffer()
+        BackendEncoder.error(ServerNotice(sqlstate: "22012", message: "division by zero"), into: &error)
+        for frame in QueryRelayTests.Harness.frames(error) { harness.relay.backendFrame(frame, into: &harness.output) }
+        // The rest of the pipeline comes after the error: the server skips it, and so does Palisade.
+        harness.client {
+            QueryRelayTests.Harness.run("SELECT 2", into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        #expect(harness.sent() == ("S", "E"))
+        harness.server("Z")
+        #expect(harness.sent().toClient == "Z")
+        #expect(harness.relay.isIdle)
+    }
+
+    @Test func parametersAnAggregateKeepsAreHeldAtEachBind() {
+        var harness = QueryRelayTests.Harness()
+        harness.relay = QueryRelay(claims: nil, statementTimeoutMilliseconds: 1000, decide: { _, _, _ in
+            var decision = Decision(rule: .query, message: "ok", policyVersion: "")
+            decision.boundParameters = [1]
+            return (decision, nil)
+        })
+        harness.client {
+            FrontendEncoder.parse(statement: "s", query: "SELECT string_agg(name, $1) FROM users WHERE team_id = $2", into: &$0)
+            FrontendEncoder.bind(portal: "", statement: "s", parameters: [", ", String(repeating: "7", count: 1000)], into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server("12Z")
+        #expect(harness.clientError() == nil, "a short delimiter, whatever the other parameter")
+        harness.client {
+            FrontendEncoder.bind(portal: "", statement: "s", parameters: [String(repeating: "x", count: Decision.maxBoundParameterBytes + 1), "1"], into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        #expect(harness.output.resultLimits.map(\.rule) == [.argumentLimit])
+        harness.server("Z")
+        #expect(harness.clientError() == "54000")
+    }
+
+    @Test func aSessionHoldsAFewNamedPortals() {
+        var harness = QueryRelayTests.Harness()
+        harness.relay = QueryRelay(claims: nil, statementTimeoutMilliseconds: 1000, decide: QueryRelayTests.decide)
+        harness.client {
+            FrontendEncoder.parse(statement: "s", query: "SELECT 1", into: &$0)
+            for index in 0..<QueryRelay.mostNamedPortals { FrontendEncoder.bind(portal: "p\(index)", statement: "s", parameters: [], into: &$0) }
+            FrontendEncoder.sync(into: &$0)
+        }
+        #expect(harness.clientError() == nil)
+        harness.client {
+            FrontendEncoder.bind(portal: "one more", statement: "s", parameters: [], into: &$0)
+            FrontendEncoder.sync(into: &$0)
+        }
+        harness.server("1" + String(repeating: "2", count: QueryRelay.mostNamedPortals) + "ZZ", status: "T")
+        #expect(harness.clientError() == "54000")
+    }
+
     @Test func rebindingANamedPortalClosesTheServersEarlierOne() {
         var harness = QueryRelayTests.Harness()
         harness.client {

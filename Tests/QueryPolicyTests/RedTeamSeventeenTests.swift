@@ -13,8 +13,8 @@ import Testing
         #expect(rule(#"SELECT 'a' ~ ('(\w{1,20}){1,' || 19 || '}')"#) == .query)
         #expect(rule(#"SELECT 'a' ~ ('(\w{1,200}){1,' || 199 || '}')"#) == .argumentLimit)
         // Calls that rewrite, reorder or unescape their constants cannot be followed.
-        for built in [#"reverse('}991,1{)}002,1{w\(')"#, #"('(\w' || chr(123) || '1,200})')"#,
-                      #"translate('(\wA1,200})', 'A', '{')"#, #"upper('a{1,3}')"#, #"('{"p":"x"}'::json->>'p')"#,
+        for built in [#"reverse('}991,1{)}002,1{w\(')"#, #"('(\w' || chr(123) || '1,200})' || chr(123) || '1,199}')"#,
+                      #"translate('(\wA1,200})', 'A', '{')"#, #"upper('(\w{1,60}){1,60}')"#, #"('{"p":"x"}'::json->>'p')"#,
                       #"(SELECT '(\w{1,200})' UNION SELECT 'b')"#, #"(VALUES ('a'))"#, "('ab'::varchar(1))"] {
             #expect(rule("SELECT 'a' ~ \(built)") == .argumentLimit, "\(built)")
         }
@@ -23,6 +23,19 @@ import Testing
         #expect(rule(#"SELECT 'a' ~ coalesce(NULL, '(\w{1,200})' || '{1,199}')"#) == .argumentLimit)
         #expect(rule(#"SELECT 'a' ~ (CASE WHEN true THEN '(\w{1,200})' END || '{1,199}'::text)"#) == .argumentLimit)
         #expect(rule(#"SELECT x FROM t WHERE x ~ concat('^', 'abc', '[0-9]+$')"#) == .query)
+        // Calls Palisade follows: chr, lower and upper exactly, replace and string_agg over the data.
+        #expect(rule("SELECT regexp_replace(notes, chr(13) || chr(10), ' ', 'g') FROM t") == .query)
+        #expect(rule("SELECT x FROM t WHERE x ~* lower('ABC.*')") == .query)
+        #expect(rule(#"SELECT x FROM t WHERE x ~ replace(t.domain, '.', '\.')"#) == .query)
+        #expect(rule("SELECT x FROM t WHERE x ~* (SELECT string_agg(word, '|') FROM banned_words)") == .query)
+        #expect(rule("SELECT x FROM t WHERE x ~* ANY (ARRAY(SELECT pattern FROM spam_rules WHERE enabled = true))") == .query)
+        // A column or parameter between constants may put a count of up to 255 in a bound.
+        #expect(rule(#"SELECT 1 FROM orders WHERE region ~ ANY (SELECT '(\w{1,200}){1,' || id || '}' FROM orders)"#) == .argumentLimit)
+        #expect(rule(#"SELECT 'a' ~ ('(\w{1,200}){1,' || $1 || '}')"#) == .argumentLimit)
+        // Expanded and basic modes, and back-references.
+        for pattern in [#"(?x)(\w{1, 200}){1, 199}"#, #"(?b)\(a\{1,200\}\)\{1,199\}"#, #"(\w{1,200})\1{1,199}"#] {
+            #expect(rule("SELECT 'a' ~ '\(pattern)'") == .argumentLimit, "\(pattern)")
+        }
         #expect(rule(#"SELECT x FROM t WHERE x ~ ANY (ARRAY['^a', 'b$'])"#) == .query)
     }
 
@@ -71,11 +84,14 @@ import Testing
         for sql in ["BEGIN ISOLATION LEVEL SERIALIZABLE", "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
                     "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, NOT DEFERRABLE",
                     "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION NOT DEFERRABLE",
-                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"] {
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"] {
             #expect(Profiles.readonly.evaluate(sql).rule == .serializableTransaction, "\(sql)")
         }
         for sql in ["BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE", "BEGIN READ ONLY DEFERRABLE ISOLATION LEVEL SERIALIZABLE",
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ", "BEGIN ISOLATION LEVEL READ COMMITTED, NOT DEFERRABLE", "BEGIN"] {
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ", "BEGIN ISOLATION LEVEL READ COMMITTED, NOT DEFERRABLE", "BEGIN",
+                    "BEGIN READ ONLY NOT DEFERRABLE", "SET SESSION CHARACTERISTICS AS TRANSACTION NOT DEFERRABLE",
+                    "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"] {
             #expect(Profiles.readonly.evaluate(sql).isAllowed, "\(sql)")
         }
     }
@@ -85,12 +101,24 @@ import Testing
 @Suite struct RedTeamSeventeenValueSizeTests {
     private func rule(_ sql: String) -> Rule { Profiles.readonly.evaluate(sql).rule }
 
-    @Test func aParameterAnAggregateKeepsCountsAsAWholeMessage() {
-        #expect(rule("SELECT length(string_agg($1::text, '')) FROM generate_series(1, 900)") == .argumentLimit)
-        #expect(rule("SELECT length(string_agg(x, '')) FROM (SELECT $1::text AS x FROM generate_series(1, 100000)) s") == .argumentLimit)
-        #expect(rule("SELECT string_agg(x, '') FROM unnest($1::text[]) u(x), generate_series(1, 1000)") == .argumentLimit)
+    /// A parameter an aggregate keeps in every row is held to 256 bytes at each Bind (the relay's
+    /// `parametersAnAggregateKeepsAreHeldAtEachBind`), and counts as many here.
+    @Test func aParameterAnAggregateKeepsIsHeldAtBind() {
+        for sql in ["SELECT length(string_agg($1::text, '')) FROM generate_series(1, 900)",
+                    "SELECT length(string_agg(x, '')) FROM (SELECT $1::text AS x FROM generate_series(1, 100000)) s",
+                    "SELECT string_agg(x, '') FROM unnest($1::text[]) u(x), generate_series(1, 1000)",
+                    "SELECT array_agg($1::int[]) FROM generate_series(1, 100)"] {
+            let decision = Profiles.readonly.evaluate(sql)
+            #expect(!decision.isAllowed || decision.boundParameters == [1], "\(sql)")
+        }
         // Parameters that filter, or carry numbers, stay admitted.
         #expect(rule("SELECT string_agg(name, ', ') FROM customers WHERE id > $1") == .query)
+        #expect(rule("SELECT array_agg(CASE WHEN status = $1 THEN id END) FROM orders") == .query)
+        #expect(rule("WITH o AS (SELECT id, total FROM orders WHERE customer_id = $1) SELECT json_agg(o) FROM o") == .query)
+        // A delimiter or a key kept in every row is admitted, its values held at each Bind.
+        let delimiter = Profiles.readonly.evaluate("SELECT string_agg(users.name, $1) FROM users WHERE team_id = $2")
+        #expect(delimiter.isAllowed && delimiter.boundParameters == [1])
+        #expect(Profiles.readonly.evaluate("SELECT json_agg(json_build_object($1, name)) FROM customers").boundParameters == [1])
         #expect(rule("SELECT jsonb_agg(jsonb_build_object('id', c.id)) FROM customers c JOIN unnest($1::int[]) u(id) ON u.id = c.id") == .query)
     }
 
