@@ -184,8 +184,12 @@ public struct QueryRelay {
         subscript(name: String) -> Named? {
             get { byName[name] }
             set {
-                textBytes += (newValue?.textBytes ?? 0) - (byName[name]?.textBytes ?? 0)
-                byName[name] = newValue
+                // One lookup each way: a simple query clears the unnamed statement and portal every time.
+                if let newValue {
+                    textBytes += newValue.textBytes - (byName.updateValue(newValue, forKey: name)?.textBytes ?? 0)
+                } else if let removed = byName.removeValue(forKey: name) {
+                    textBytes -= removed.textBytes
+                }
             }
         }
 
