@@ -171,11 +171,17 @@ public enum FrontendEncoder {
     /// The lengths of a client's Bind's parameter values in order (-1 for NULL), or nil if the body
     /// is cut short.
     public static func parameterLengths(ofBind frame: Frame) -> [Int]? {
+        bindParameters(frame)?.lengths
+    }
+
+    /// A Bind's parameter formats and values as sent, and the values' lengths.
+    private static func bindParameters(_ frame: Frame) -> (formatsAndValues: ByteBuffer, lengths: [Int])? {
         var rest = frame.body
         for _ in 0..<2 {
             guard let nul = rest.readableBytesView.firstIndex(of: 0) else { return nil }
             rest.moveReaderIndex(to: nul + 1)
         }
+        let parametersStart = rest.readerIndex
         guard let formats = rest.readInteger(as: Int16.self), formats >= 0, rest.readSlice(length: 2 * Int(formats)) != nil,
               let count = rest.readInteger(as: Int16.self), count >= 0 else { return nil }
         var lengths: [Int] = []
@@ -184,26 +190,15 @@ public enum FrontendEncoder {
             if length > 0, rest.readSlice(length: Int(length)) == nil { return nil }
             lengths.append(Int(length))
         }
-        return lengths
+        guard let parameters = frame.body.getSlice(at: parametersStart, length: rest.readerIndex - parametersStart) else { return nil }
+        return (parameters, lengths)
     }
 
     /// A client's Bind with its parameter formats and values as sent, for another statement and
     /// portal, asking for text results. Nil if the body is cut short (the server would refuse it).
     @discardableResult
     public static func bind(portal: String, statement: String, parametersOf frame: Frame, into buffer: inout ByteBuffer) -> Bool {
-        var rest = frame.body
-        for _ in 0..<2 {
-            guard let nul = rest.readableBytesView.firstIndex(of: 0) else { return false }
-            rest.moveReaderIndex(to: nul + 1)
-        }
-        let parametersStart = rest.readerIndex
-        guard let formats = rest.readInteger(as: Int16.self), formats >= 0, rest.readSlice(length: 2 * Int(formats)) != nil,
-              let count = rest.readInteger(as: Int16.self), count >= 0 else { return false }
-        for _ in 0..<count {
-            guard let length = rest.readInteger(as: Int32.self) else { return false }
-            if length > 0, rest.readSlice(length: Int(length)) == nil { return false }
-        }
-        guard let parameters = frame.body.getSlice(at: parametersStart, length: rest.readerIndex - parametersStart) else { return false }
+        guard let parameters = bindParameters(frame)?.formatsAndValues else { return false }
         buffer.writeFrame("B") {
             $0.writeCString(portal)
             $0.writeCString(statement)

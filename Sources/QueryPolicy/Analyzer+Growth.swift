@@ -327,6 +327,25 @@ extension Analyzer {
         }
     }
 
+    /// Whether a column is named by a join's alias (`(… CROSS JOIN …) j`), which covers the sources
+    /// joined under it.
+    func readsJoinAlias(_ columns: [[String?]]) -> Bool {
+        var aliases: Set<String> = []
+        tree.forEachOccurrence(of: "{\"JoinExpr\":") { offset in
+            var probe = ParseTreeCursor(tree)
+            probe.offset = offset
+            _ = try? probe.forEachKey { probe, _ in
+                try probe.forEachKey { probe, key in
+                    guard case "alias" = key else { return try probe.skipValue() }
+                    try probe.forEachKey { probe, key in
+                        if case "aliasname" = key { aliases.insert(try probe.string()) } else { try probe.skipValue() }
+                    }
+                }
+            }
+        }
+        return !aliases.isEmpty && columns.contains { $0.first.flatMap { $0 }.map(aliases.contains) ?? false }
+    }
+
     /// Stands for parameters Palisade could not follow.
     static let unknownParameter = 0
 
@@ -437,8 +456,12 @@ extension Analyzer {
                 // A column of rows the query makes may carry what their padding casts make (all the
                 // query's: which rows make which is not worked out), and its parameters.
                 bytes += analysis.madeBytes - analysis.allocatedBytes
-                for source in madeRowSources() where source.map({ mayRead(accumulation.columns, from: $0) }) ?? true {
-                    parameters.formUnion(source.map { reachingParameters($0, arrays: false) } ?? [Self.unknownParameter])
+                // Rows the query makes feed one another (a LATERAL subquery renames a column, a join's
+                // alias covers several): reading any of them reads all their parameters (seventeenth
+                // red team, third pass).
+                let sources = madeRowSources()
+                if sources.contains(where: { $0.map { mayRead(accumulation.columns, from: $0) } ?? true }) || readsJoinAlias(accumulation.columns) {
+                    for source in sources { parameters.formUnion(source.map { reachingParameters($0, arrays: false) } ?? [Self.unknownParameter]) }
                 }
             }
             if !parameters.isEmpty {

@@ -68,38 +68,60 @@ extension Analyzer {
         return pieces
     }
 
-    /// Whether a row source the query makes may carry a value its text states into a column: a
-    /// subquery or WITH query whose select list or VALUES hold a constant or a parameter, a
-    /// function in FROM given one (`generate_series(1, 255)` makes the digits of a repetition), a
-    /// table function. `WITH rules AS (SELECT id, pattern FROM alert_rules WHERE enabled)` passes
-    /// its table's columns on, which are the data's.
+    /// Whether a row source the query makes may carry a value of its text into a column: unless
+    /// it only passes columns on. A subquery or WITH query whose select list holds anything but
+    /// columns (a constant, a parameter, a call: `row_to_json(s)` makes keys of its aliases,
+    /// `current_query()` its text), any VALUES list, a function in FROM given anything but a
+    /// table's columns (`generate_series(1, 255)` makes the digits of a repetition), a table
+    /// function. `WITH rules AS (SELECT id, pattern FROM alert_rules WHERE enabled)` and
+    /// `unnest(p.tags)` pass their table's columns on, which are the data's.
     private var madeRowsCarryTheTextsValues: Bool {
         mutating get {
             guard queryMakesRows else { return false }
             for source in madeRowSources() {
                 guard let source else { return true }
                 let node = UnsafeBufferPointer(rebasing: tree[source])
-                if node.starts(with: "{\"RangeTableFunc\":".utf8) { return true }
+                if node.starts(with: "{\"RangeTableFunc\":".utf8) || node.contains("\"valuesLists\":") { return true }
                 if node.starts(with: "{\"RangeFunction\":".utf8) {
-                    if node.contains("{\"A_Const\":") || node.contains("{\"ParamRef\":") { return true }
+                    guard Self.onlyColumns(node, qualified: true) else { return true }
                     continue
                 }
                 var carries = false
-                for list: StaticString in ["\"targetList\":", "\"valuesLists\":"] {
-                    node.forEachOccurrence(of: list) { offset in
-                        guard !carries else { return }
-                        var probe = ParseTreeCursor(node)
-                        probe.offset = offset + list.utf8CodeUnitCount
-                        let start = probe.offset
-                        guard (try? probe.skipValue()) != nil else { carries = true; return }
-                        let values = UnsafeBufferPointer(rebasing: node[start..<probe.offset])
-                        carries = values.contains("{\"A_Const\":") || values.contains("{\"ParamRef\":")
-                    }
+                node.forEachOccurrence(of: "\"targetList\":") { offset in
+                    guard !carries else { return }
+                    var probe = ParseTreeCursor(node)
+                    probe.offset = offset + "\"targetList\":".utf8.count
+                    let start = probe.offset
+                    guard (try? probe.skipValue()) != nil else { carries = true; return }
+                    carries = !Self.onlyColumns(UnsafeBufferPointer(rebasing: node[start..<probe.offset]), qualified: false)
                 }
                 if carries { return true }
             }
             return false
         }
+    }
+
+    /// Whether every node in `node` is a column reference or what lists and names them (a select
+    /// list's entries, casts of columns), and (`qualified`) every column is named with its table's
+    /// name: a one-name reference may be a whole row of rows the query makes.
+    private static func onlyColumns(_ node: UnsafeBufferPointer<UInt8>, qualified: Bool) -> Bool {
+        var only = true
+        node.forEachOccurrence(of: "{\"") { offset in
+            guard only, offset + 2 < node.count, node[offset + 2] >= UInt8(ascii: "A"), node[offset + 2] <= UInt8(ascii: "Z") else { return }
+            let rest = UnsafeBufferPointer(rebasing: node[(offset + 2)...])
+            let allowed: [String] = ["String\"", "ColumnRef\"", "ResTarget\"", "A_Star\"", "TypeCast\"", "RangeFunction\"", "FuncCall\"", "List\""]
+            guard let type = allowed.first(where: { rest.starts(with: $0.utf8) }) else { only = false; return }
+            if type == "FuncCall\"" {
+                // Only the function of a RangeFunction over a table's columns (`unnest(p.tags)`).
+                only = qualified && !rest.starts(with: "FuncCall\":{\"funcname\":[{\"String\":{\"sval\":\"row_to_json".utf8)
+            }
+            if type == "ColumnRef\"", qualified {
+                var probe = ParseTreeCursor(node)
+                probe.offset = offset
+                only = ((try? Analyzer.columnFields(&probe)) ?? []).count >= 2
+            }
+        }
+        return only
     }
 
     /// What stands for a column's or a parameter's text between the constants: the largest bound a
@@ -328,7 +350,20 @@ extension Analyzer {
     /// the query feeds it (`lower(name)`, `now()::text`), otherwise not to be sized.
     private func readOpaque(_ node: UnsafeBufferPointer<UInt8>, into pieces: inout PatternPieces) throws {
         if node.contains("{\"A_Const\":") { throw UnsizablePattern() }
-        if node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") { pieces.readsColumn = true }
+        // A row made json has its columns' names as keys, and the query names them: an alias is text
+        // of the query (`json_object_keys(row_to_json(s))`, seventeenth red team, third pass).
+        for rowToJSON in ["\"sval\":\"row_to_json\"", "\"sval\":\"to_json\"", "\"sval\":\"to_jsonb\"", "\"sval\":\"json_agg\"",
+                                        "\"sval\":\"jsonb_agg\"", "\"sval\":\"array_to_json\"", "\"sval\":\"hstore\""] where node.contains(rowToJSON) {
+            throw UnsizablePattern()
+        }
+        if node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") {
+            pieces.readsColumn = true
+        } else if !node.contains("{\"ParamRef\":"), !node.starts(with: "{\"SQLValueFunction\":".utf8) {
+            // A call that reads neither the data nor a parameter makes its text from the session or
+            // the query: `current_query()` is the text itself, comment and all (seventeenth red team,
+            // third pass: 32 of them held 904 MB of a backend).
+            throw UnsizablePattern()
+        }
         pieces.constants += Self.gap
     }
 

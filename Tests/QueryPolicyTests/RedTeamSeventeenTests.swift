@@ -32,6 +32,12 @@ import Testing
         // A column or parameter between constants may put a count of up to 255 in a bound.
         #expect(rule(#"SELECT 1 FROM orders WHERE region ~ ANY (SELECT '(\w{1,200}){1,' || id || '}' FROM orders)"#) == .argumentLimit)
         #expect(rule(#"SELECT 'a' ~ ('(\w{1,200}){1,' || $1 || '}')"#) == .argumentLimit)
+        // Text the session or the query makes: current_query() is the text itself, an alias a key of row_to_json.
+        #expect(rule(#"SELECT 'a' ~ current_query() -- (\w{1,200}){1,199}"#) == .argumentLimit)
+        #expect(rule("WITH r AS (SELECT current_query() AS p) SELECT 'a' ~ p FROM r") == .argumentLimit)
+        #expect(rule(#"SELECT count(*) FROM (SELECT id AS "(\w{1,200}){1,199}" FROM orders LIMIT 1) s, json_object_keys(row_to_json(s)) k WHERE 'a' ~ k"#) == .argumentLimit)
+        #expect(rule(#"SELECT p.id FROM posts p CROSS JOIN LATERAL unnest(p.tags) AS tag WHERE p.body ~* ('#' || tag || '\M')"#) == .query)
+        #expect(rule("SELECT x FROM t WHERE x ~ current_user") == .query)
         // Expanded and basic modes, and back-references.
         for pattern in [#"(?x)(\w{1, 200}){1, 199}"#, #"(?b)\(a\{1,200\}\)\{1,199\}"#, #"(\w{1,200})\1{1,199}"#] {
             #expect(rule("SELECT 'a' ~ '\(pattern)'") == .argumentLimit, "\(pattern)")
@@ -120,6 +126,18 @@ import Testing
         #expect(delimiter.isAllowed && delimiter.boundParameters == [1])
         #expect(Profiles.readonly.evaluate("SELECT json_agg(json_build_object($1, name)) FROM customers").boundParameters == [1])
         #expect(rule("SELECT jsonb_agg(jsonb_build_object('id', c.id)) FROM customers c JOIN unnest($1::int[]) u(id) ON u.id = c.id") == .query)
+    }
+
+    /// Made rows feed one another: a parameter that reaches a kept value through a join's alias or
+    /// a LATERAL subquery's renamed column is held at Bind too (third pass).
+    @Test func aParameterThroughAnotherAliasIsHeldAtBind() {
+        for sql in ["SELECT string_agg(j.y, '') FROM ((SELECT $1::text AS y) s CROSS JOIN generate_series(1, 300) g) j",
+                    "SELECT string_agg(w.z, '') FROM (SELECT $1::text AS y) s, LATERAL (SELECT s.y AS z) w, generate_series(1, 300)",
+                    "SELECT string_agg(z, '') FROM (SELECT $1::text) s(y), LATERAL (SELECT y AS z) w, generate_series(1, 300)"] {
+            let decision = Profiles.readonly.evaluate(sql)
+            #expect(!decision.isAllowed || decision.boundParameters == [1], "\(sql)")
+        }
+        #expect(Profiles.readonly.evaluate("SELECT json_agg(p) FROM products p JOIN unnest($1::text[]) AS u(sku) ON u.sku = p.sku").boundParameters == [])
     }
 
     @Test func aLongNumberIsSizedByItsLengthAndKeptInTheSharedKey() {
