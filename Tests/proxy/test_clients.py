@@ -117,6 +117,43 @@ def test_psycopg3_parameters_and_pipeline_with_denial(palisade, keys):
         assert connection.execute("SELECT 'still usable'").fetchone() == ("still usable",)
 
 
+def test_long_pipelines_with_a_server_error_leave_the_session_usable(palisade, keys):
+    """The error comes back while the rest of the pipeline is still arriving, past the 4,096
+    answers owed at which Palisade stops reading the client and flushes the server (seventeenth
+    red team: such pipelines ended the session)."""
+    with psycopg.connect(dsn(palisade, keys["agent"]), autocommit=True) as connection:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with connection.pipeline():
+                for value in [1, 0] + [1] * 5000:
+                    connection.execute("SELECT 1 / %s", (value,))
+        assert connection.execute("SELECT 'still usable'").fetchone() == ("still usable",)
+
+    async def executemany_with_a_bad_row():
+        connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
+                                           database=DATABASE, ssl=False)
+        with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+            await connection.executemany("SELECT 1 / $1::int", [(1,), (0,)] + [(1,)] * 8000)
+        assert await connection.fetchval("SELECT 42") == 42
+        await connection.close()
+
+    asyncio.run(executemany_with_a_bad_row())
+
+
+def test_a_parameter_an_aggregate_keeps_is_held_to_256_bytes_at_bind(palisade, keys):
+    async def scenario():
+        connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
+                                           database=DATABASE, ssl=False)
+        query = "SELECT string_agg(region, $1) FROM (SELECT region FROM orders ORDER BY id LIMIT 3) s"
+        assert (await connection.fetchval(query, ", ")).count(", ") == 2
+        assert (await connection.fetchval(query, "|" * 256)).count("|" * 256) == 2
+        with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept by an aggregate"):
+            await connection.fetchval(query, "x" * 1_000_000)
+        assert await connection.fetchval("SELECT 42") == 42
+        await connection.close()
+
+    asyncio.run(scenario())
+
+
 def test_asyncpg_prepared_statements_and_denial(palisade, keys):
     async def scenario():
         connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
