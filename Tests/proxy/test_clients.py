@@ -117,6 +117,10 @@ def test_psycopg3_parameters_and_pipeline_with_denial(palisade, keys):
         assert connection.execute("SELECT 'still usable'").fetchone() == ("still usable",)
 
 
+def connect_asyncpg(palisade, keys):
+    return asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"], database=DATABASE, ssl=False)
+
+
 def test_long_pipelines_with_a_server_error_leave_the_session_usable(palisade, keys):
     """The error comes back while the rest of the pipeline is still arriving, past the 4,096
     answers owed at which Palisade stops reading the client and flushes the server (seventeenth
@@ -129,8 +133,7 @@ def test_long_pipelines_with_a_server_error_leave_the_session_usable(palisade, k
         assert connection.execute("SELECT 'still usable'").fetchone() == ("still usable",)
 
     async def executemany_with_a_bad_row():
-        connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
-                                           database=DATABASE, ssl=False)
+        connection = await connect_asyncpg(palisade, keys)
         with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
             await connection.executemany("SELECT 1 / $1::int", [(1,), (0,)] + [(1,)] * 8000)
         assert await connection.fetchval("SELECT 42") == 42
@@ -141,8 +144,7 @@ def test_long_pipelines_with_a_server_error_leave_the_session_usable(palisade, k
 
 def test_a_parameter_an_aggregate_keeps_is_held_to_256_bytes_at_bind(palisade, keys):
     async def scenario():
-        connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
-                                           database=DATABASE, ssl=False)
+        connection = await connect_asyncpg(palisade, keys)
         query = "SELECT string_agg(region, $1) FROM (SELECT region FROM orders ORDER BY id LIMIT 3) s"
         assert (await connection.fetchval(query, ", ")).count(", ") == 2
         assert (await connection.fetchval(query, "|" * 256)).count("|" * 256) == 2
@@ -156,8 +158,7 @@ def test_a_parameter_an_aggregate_keeps_is_held_to_256_bytes_at_bind(palisade, k
 
 def test_asyncpg_prepared_statements_and_denial(palisade, keys):
     async def scenario():
-        connection = await asyncpg.connect(host="127.0.0.1", port=palisade.port, user="agent", password=keys["agent"],
-                                           database=DATABASE, ssl=False)
+        connection = await connect_asyncpg(palisade, keys)
         statement = await connection.prepare("SELECT amount FROM orders WHERE id = $1")
         assert await statement.fetchval(5) == 50
         assert [await statement.fetchval(i) for i in (1, 2, 3)] == [10, 20, 30]
