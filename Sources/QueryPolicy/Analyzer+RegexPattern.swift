@@ -1,22 +1,23 @@
 /// What a regular expression's pattern is made of, read in the order PostgreSQL joins it: the
-/// text's own constants, and whether a column or a parameter lies between them.
+/// text's own constants, with `255` where a column or a parameter lies between them, and whether
+/// a column does.
 struct PatternPieces {
     var constants = ""
     var readsColumn = false
 }
 
-/// A pattern built through something whose output Palisade cannot follow from its input: `chr(123)`
-/// makes a `{` of a number, `reverse` and `translate` reorder and rewrite, `->>` unescapes JSON.
+/// A pattern built through something whose output Palisade cannot follow from its input:
+/// `reverse` and `translate` reorder and rewrite, `->>` of a constant unescapes JSON,
+/// `current_query()` returns the text itself.
 private struct UnsizablePattern: Error {}
 
 extension Analyzer {
     /// A pattern the text states, or builds from its constants, may weigh at most
-    /// `RegexSize.maxCopies` once compiled (`RegexSize.weight`). A built pattern may only join
-    /// its pieces (`||`, `concat`, casts to text, a choice among them: COALESCE, CASE, GREATEST, a
-    /// scalar subquery's one column), so that its constants in order are the pattern, or bound it
-    /// where a column lies between them; anything else that a constant feeds is refused, as is a
-    /// column of rows the query makes. A pattern of a parameter, or of a table's column, is the
-    /// client's or the data's.
+    /// `RegexSize.maxCopies` once compiled (`RegexSize.weight`). A built pattern is followed
+    /// through what keeps its pieces in order (`||`, `concat`, casts to text, a choice among them,
+    /// a subquery's one column) and through the calls `readTransformed` works out; anything else
+    /// that a constant feeds is refused, as is a column where the query's own rows may carry its
+    /// text. A whole pattern of a parameter, or of a table's column, is the client's or the data's.
     mutating func checkRegexPattern(_ argument: ParseTreeCursor, offset: Int?) throws {
         if let constant = constantValue(argument)?.string { return try checkRegexWeight(constant, offset: offset) }
         let pieces = try patternPieces(argument, of: "regular expression", offset: offset)
@@ -52,7 +53,6 @@ extension Analyzer {
         do {
             try readPattern(&cursor, level: 0, castTo: castTo, into: &pieces)
         } catch is UnsizablePattern {
-            // `'(\w{1,200}){1,' || 199 || '}'` joins a number's digits; `chr(123)` makes a `{`.
             throw Denial(rule: .argumentLimit,
                          message: "this \(what) is built from the query's constants through a function or operator Palisade does not follow (repeat, format, reverse, translate, ->> of a constant, a cast to another type, …), so it cannot size what PostgreSQL compiles",
                          hint: "Write the pattern out as one constant, or pass it as a parameter.", offset: offset, statementType: analysis.statementType)
