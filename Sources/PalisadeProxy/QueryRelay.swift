@@ -160,14 +160,13 @@ public struct QueryRelay {
         /// Portals: how many Syncs went to the server before its Bind. Once the server reports no
         /// transaction after a later Sync, the portal is gone (portals end with their transaction).
         var syncsBefore = 0
-        /// Statements whose every Bind is estimated first: the text and declared parameter types.
-        var estimated: (sql: String, parameterTypes: [UInt32], request: Int, budget: CostBudget)?
+        /// Statements whose every Bind is estimated first: the decision's request and budget.
+        var estimated: (request: Int, budget: CostBudget)?
         /// Statements: the first Bind after the Parse is the execution the Parse's decision counted
         /// toward the tenant's rate.
         var executionCounted = true
-        /// Statements: the bytes of their text, which the server keeps parsed and planned.
-        var textBytes = 0
-        /// Statements: the text and declared types, decided again at a Bind after a policy reload.
+        /// Statements: the text (which the server keeps parsed and planned) and declared types,
+        /// decided again at a Bind after a policy reload.
         var sql = ""
         var parameterTypes: [UInt32] = []
         /// Statements: the generation of the policies that admitted the text (`PolicyGeneration`).
@@ -186,9 +185,9 @@ public struct QueryRelay {
             set {
                 // One lookup each way: a simple query clears the unnamed statement and portal every time.
                 if let newValue {
-                    textBytes += newValue.textBytes - (byName.updateValue(newValue, forKey: name)?.textBytes ?? 0)
+                    textBytes += newValue.sql.utf8.count - (byName.updateValue(newValue, forKey: name)?.sql.utf8.count ?? 0)
                 } else if let removed = byName.removeValue(forKey: name) {
-                    textBytes -= removed.textBytes
+                    textBytes -= removed.sql.utf8.count
                 }
             }
         }
@@ -410,8 +409,8 @@ public struct QueryRelay {
             let admitted = Admitted(decision)
             let serverName = name.isEmpty ? "" : "s\(id)"
             statements[name] = Named(serverName: serverName, admitted: admitted, id: id,
-                                     estimated: decision.costBudget.map { (sql, parameterTypes, decisions, $0) },
-                                     textBytes: sql.utf8.count, sql: sql, parameterTypes: parameterTypes, policyGeneration: generation,
+                                     estimated: decision.costBudget.map { (decisions, $0) },
+                                     sql: sql, parameterTypes: parameterTypes, policyGeneration: generation,
                                      boundParameters: decision.boundParameters)
             if !budget.isUnlimited { statementRequests[name] = decisions }
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
@@ -430,7 +429,7 @@ public struct QueryRelay {
                 prepared.policyGeneration = generation
                 prepared.boundParameters = decision.boundParameters
                 prepared.admitted = Admitted(decision)
-                prepared.estimated = decision.costBudget.map { (prepared.sql, prepared.parameterTypes, decisions, $0) }
+                prepared.estimated = decision.costBudget.map { (decisions, $0) }
                 statements[statement] = prepared
             }
             if !estimated, prepared.admitted == .query || prepared.admitted == .monitored, let admitExecution {
@@ -444,13 +443,17 @@ public struct QueryRelay {
                     return refuseInPipeline(notice, output: &output)
                 }
             }
-            if !estimated, !prepared.boundParameters.isEmpty, let refusal = boundParametersRefusal(prepared, bind: frame) {
-                output.resultLimits.append(ResultLimitEvent(rule: .argumentLimit, request: statementRequests[statement] ?? decisions,
-                                                            relayedRows: 0, relayedBytes: 0, message: refusal.message, isCostLimit: true))
-                return refuseInPipeline(refusal, output: &output)
+            if !estimated, !prepared.boundParameters.isEmpty {
+                // A Bind cut short would be refused by the server; it is refused here, as an estimate's is.
+                guard let lengths = FrontendEncoder.parameterLengths(ofBind: frame) else { return protocolViolation("invalid Bind message", into: &output) }
+                if let refusal = boundParametersRefusal(prepared.boundParameters, lengths: lengths) {
+                    output.resultLimits.append(ResultLimitEvent(rule: .argumentLimit, request: statementRequests[statement] ?? decisions,
+                                                                relayedRows: 0, relayedBytes: 0, message: refusal.message, isCostLimit: true))
+                    return refuseInPipeline(refusal, output: &output)
+                }
             }
-            if let query = prepared.estimated, !estimated {
-                return estimate(query, bind: frame, into: &output)
+            if let estimate = prepared.estimated, !estimated {
+                return self.estimate((prepared.sql, prepared.parameterTypes, estimate.request, estimate.budget), bind: frame, into: &output)
             }
             if !portal.isEmpty, portals[portal] == nil, portals.count >= Self.mostNamedPortals {
                 return refuseMessage(tooManyNamed("portals", most: Self.mostNamedPortals), output: &output)
@@ -554,15 +557,14 @@ public struct QueryRelay {
 
     /// A Bind whose values of the parameters an aggregate keeps in every row are too long together
     /// (a 1 MB delimiter of string_agg over 900 rows took a backend 1.7 GB, seventeenth red team).
-    private func boundParametersRefusal(_ prepared: Named, bind frame: Frame) -> ServerNotice? {
-        guard let lengths = FrontendEncoder.parameterLengths(ofBind: frame) else { return nil }
-        let bytes = prepared.boundParameters.reduce(0) { total, number in
+    private func boundParametersRefusal(_ parameters: [Int], lengths: [Int]) -> ServerNotice? {
+        let bytes = parameters.reduce(0) { total, number in
             total + (number >= 1 && number <= lengths.count ? max(0, lengths[number - 1]) : 0)
         }
         guard bytes > Decision.maxBoundParameterBytes else { return nil }
-        let names = prepared.boundParameters.map { "$\($0)" }.joined(separator: ", ")
+        let names = parameters.map { "$\($0)" }.joined(separator: ", ")
         return ServerNotice(sqlstate: SQLState.programLimitExceeded,
-                            message: "Palisade: \(names) \(prepared.boundParameters.count == 1 ? "is" : "are") kept by an aggregate in every row, and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
+                            message: "Palisade: \(names) \(parameters.count == 1 ? "is" : "are") kept by an aggregate in every row, and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
                             detail: "rule \(Rule.argumentLimit.rawValue)",
                             hint: "Keep delimiters, keys and labels short, or write them into the text.")
     }

@@ -424,9 +424,9 @@ struct SessionStateMachine {
 
     /// After the relay consumed a message: a lockout, a result or cost limit, a protocol end, a
     /// drained shutdown.
-    private mutating func afterRelay(now: Date = Date()) -> Action {
+    private mutating func afterRelay(now: Date? = nil) -> Action {
         if !output.resultLimits.isEmpty { oweResultLimits() }
-        if !output.protocolRefusals.isEmpty { oweProtocolRefusals(now: now) }
+        if !output.protocolRefusals.isEmpty { oweProtocolRefusals(now: now ?? Date()) }
         if let lockout = output.lockout {
             output.lockout = nil
             return fail(lockout, sqlstate: SQLState.invalidAuthorization)

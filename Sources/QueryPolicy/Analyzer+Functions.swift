@@ -27,14 +27,13 @@ extension Analyzer {
                     let range = start..<analyzer.cursor.offset
                     let node = UnsafeBufferPointer(rebasing: analyzer.tree[range])
                     let padded = analyzer.analysis.madeBytes - analyzer.analysis.allocatedBytes - paddedBefore + analyzer.numberLiteralBytes(range)
-                    let readsColumns = node.contains("{\"ColumnRef\":")
                     var columns: [[String?]] = []
                     node.forEachOccurrence(of: "{\"ColumnRef\":") { offset in
                         var reference = ParseTreeCursor(node)
                         reference.offset = offset
                         columns.append((try? Self.columnFields(&reference)) ?? [])
                     }
-                    analyzer.accumulations.append(Accumulation(name: name, padded: padded, readsColumns: readsColumns, offset: accumulationOffset,
+                    analyzer.accumulations.append(Accumulation(name: name, padded: padded, offset: accumulationOffset,
                                                                parameters: analyzer.reachingParameters(range, arrays: true), columns: columns))
                 }
             case "agg_order": try analyzer.expressionList()

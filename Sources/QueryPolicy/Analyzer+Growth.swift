@@ -82,12 +82,11 @@ extension Analyzer {
         var name: String
         /// What padding casts, number arrays and numbers' digits in the arguments make per row.
         var padded: Double
-        /// Whether an argument reads a column (which may be one of rows the query makes).
-        var readsColumns: Bool
         var offset: Int?
         /// The parameters whose values the arguments keep (`reachingParameters`).
         var parameters: Set<Int> = []
-        /// The columns the arguments read, as written (`o.id` is ["o", "id"]).
+        /// The columns the arguments read, as written (`o.id` is ["o", "id"]), which may be ones of
+        /// rows the query makes.
         var columns: [[String?]] = []
     }
 
@@ -452,7 +451,7 @@ extension Analyzer {
         for accumulation in accumulations {
             var bytes = accumulation.padded
             var parameters = accumulation.parameters
-            if accumulation.readsColumns, queryMakesRows {
+            if !accumulation.columns.isEmpty, queryMakesRows {
                 // A column of rows the query makes may carry what their padding casts make (all the
                 // query's: which rows make which is not worked out), and its parameters.
                 bytes += analysis.madeBytes - analysis.allocatedBytes

@@ -111,14 +111,14 @@ extension Analyzer {
             let rest = UnsafeBufferPointer(rebasing: node[(offset + 2)...])
             let allowed: [String] = ["String\"", "ColumnRef\"", "ResTarget\"", "A_Star\"", "TypeCast\"", "RangeFunction\"", "FuncCall\"", "List\""]
             guard let type = allowed.first(where: { rest.starts(with: $0.utf8) }) else { only = false; return }
-            if type == "FuncCall\"" {
-                // Only the function of a RangeFunction over a table's columns (`unnest(p.tags)`).
-                only = qualified && !rest.starts(with: "FuncCall\":{\"funcname\":[{\"String\":{\"sval\":\"row_to_json".utf8)
-            }
+            // A call only as the function of a RangeFunction over a table's columns (`unnest(p.tags)`).
+            if type == "FuncCall\"" { only = qualified }
             if type == "ColumnRef\"", qualified {
+                // `s` and `s.*` are whole rows: `to_jsonb(s.*)` makes keys of the query's aliases.
                 var probe = ParseTreeCursor(node)
                 probe.offset = offset
-                only = ((try? Analyzer.columnFields(&probe)) ?? []).count >= 2
+                let fields = (try? Analyzer.columnFields(&probe)) ?? []
+                only = fields.count >= 2 && !fields.contains(nil)
             }
         }
         return only
@@ -204,10 +204,12 @@ extension Analyzer {
             try reader.forEachKey { reader, key in
                 switch key {
                 case "funcname":
-                    joins = Self.startsWithName(reader, "concat") || Self.startsWithName(reader, "textcat")
-                    similar = Self.startsWithName(reader, "similar_to_escape") || Self.startsWithName(reader, "similar_escape")
-                    for name: StaticString in ["chr", "lower", "upper", "replace", "string_agg"] where Self.startsWithName(reader, name) { function = "\(name)" }
-                    try reader.skipValue()
+                    // A built-in's name, alone or in pg_catalog; any other schema's is opaque.
+                    let names = try Analyzer.stringList(&reader)
+                    let builtin = names.count == 1 || (names.count == 2 && names[0] == "pg_catalog") ? names.last ?? "" : ""
+                    joins = builtin == "concat" || builtin == "textcat"
+                    similar = builtin == "similar_to_escape" || builtin == "similar_escape"
+                    if ["chr", "lower", "upper", "replace", "string_agg"].contains(builtin) { function = builtin }
                 case "args": try Self.elements(of: &reader, into: &children)
                 case "funcformat", "location": try reader.skipValue()
                 // VARIADIC, aggregates and windows build from rows or arrays, not from their arguments in order.
@@ -352,8 +354,8 @@ extension Analyzer {
         if node.contains("{\"A_Const\":") { throw UnsizablePattern() }
         // A row made json has its columns' names as keys, and the query names them: an alias is text
         // of the query (`json_object_keys(row_to_json(s))`, seventeenth red team, third pass).
-        for rowToJSON in ["\"sval\":\"row_to_json\"", "\"sval\":\"to_json\"", "\"sval\":\"to_jsonb\"", "\"sval\":\"json_agg\"",
-                                        "\"sval\":\"jsonb_agg\"", "\"sval\":\"array_to_json\"", "\"sval\":\"hstore\""] where node.contains(rowToJSON) {
+        for rowToJSON in ["row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "array_to_json", "hstore"]
+        where node.contains("\"sval\":\"\(rowToJSON)\"") {
             throw UnsizablePattern()
         }
         if node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") {
@@ -365,21 +367,6 @@ extension Analyzer {
             throw UnsizablePattern()
         }
         pieces.constants += Self.gap
-    }
-
-    /// Whether a function name list (`[{"String":{"sval":…}},…]`) is `name` or `pg_catalog.name`.
-    private static func startsWithName(_ reader: ParseTreeCursor, _ name: StaticString) -> Bool {
-        var probe = reader
-        guard (try? probe.expect(UInt8(ascii: "["))) != nil else { return false }
-        var names: [String] = []
-        while (try? probe.nextElement()) == true {
-            var element = probe
-            guard (try? element.expect(UInt8(ascii: "{"))) != nil, case "String"?? = try? element.nextKey(),
-                  (try? element.forEachKey({ element, _ in names.append(try element.string()) })) != nil,
-                  (try? probe.skipValue()) != nil
-            else { return false }
-        }
-        return names.last == "\(name)" && (names.count == 1 || (names.count == 2 && names[0] == "pg_catalog"))
     }
 
     private static func elements(of reader: inout ParseTreeCursor, into list: inout [ParseTreeCursor]) throws {
@@ -398,14 +385,7 @@ extension Analyzer {
         var plain = true
         let read: ()? = try? reader.forEachKey { reader, key in
             switch key {
-            case "names":
-                try reader.expect(UInt8(ascii: "["))
-                while try reader.nextElement() {
-                    try reader.expect(UInt8(ascii: "{"))
-                    guard case "String"? = try reader.nextKey() else { throw ParseTreeCursor.Malformed() }
-                    try reader.forEachKey { reader, _ in names.append(try reader.string()) }
-                    guard try reader.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
-                }
+            case "names": names = try Analyzer.stringList(&reader)
             case "typemod", "location": try reader.skipValue()
             default:
                 plain = false

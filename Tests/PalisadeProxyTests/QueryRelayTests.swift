@@ -439,6 +439,16 @@ import QueryPolicy
         #expect(harness.output.resultLimits.map(\.rule) == [.argumentLimit])
         harness.server("Z")
         #expect(harness.clientError() == "54000")
+        // A Bind whose values are cut short cannot be measured: the session ends, as for an estimate's.
+        var cut = ByteBuffer()
+        cut.writeCString("")
+        cut.writeCString("s")
+        cut.writeInteger(Int16(0))
+        cut.writeInteger(Int16(1))
+        cut.writeInteger(Int32(1000))
+        cut.writeString("xyz")
+        harness.relay.clientFrame(Frame(type: UInt8(ascii: "B"), body: cut), into: &harness.output)
+        #expect(harness.output.close)
     }
 
     @Test func aSessionHoldsAFewNamedPortals() {

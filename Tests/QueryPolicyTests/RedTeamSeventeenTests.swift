@@ -36,6 +36,7 @@ import Testing
         #expect(rule(#"SELECT 'a' ~ current_query() -- (\w{1,200}){1,199}"#) == .argumentLimit)
         #expect(rule("WITH r AS (SELECT current_query() AS p) SELECT 'a' ~ p FROM r") == .argumentLimit)
         #expect(rule(#"SELECT count(*) FROM (SELECT id AS "(\w{1,200}){1,199}" FROM orders LIMIT 1) s, json_object_keys(row_to_json(s)) k WHERE 'a' ~ k"#) == .argumentLimit)
+        #expect(rule(#"SELECT count(*) FROM (SELECT id AS "(\w{1,200}){1,199}" FROM orders LIMIT 1) s, json_object_keys(to_jsonb(s.*)) k WHERE 'a' ~ k"#) == .argumentLimit)
         #expect(rule(#"SELECT p.id FROM posts p CROSS JOIN LATERAL unnest(p.tags) AS tag WHERE p.body ~* ('#' || tag || '\M')"#) == .query)
         #expect(rule("SELECT x FROM t WHERE x ~ current_user") == .query)
         // Expanded and basic modes, and back-references.
