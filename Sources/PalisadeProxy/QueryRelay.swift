@@ -564,9 +564,9 @@ public struct QueryRelay {
         guard bytes > Decision.maxBoundParameterBytes else { return nil }
         let names = parameters.map { "$\($0)" }.joined(separator: ", ")
         return ServerNotice(sqlstate: SQLState.programLimitExceeded,
-                            message: "Palisade: \(names) \(parameters.count == 1 ? "is" : "are") kept by an aggregate in every row, and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
+                            message: "Palisade: \(names) \(parameters.count == 1 ? "is" : "are") kept in every row (by an aggregate, ARRAY(…), IN or NOT IN (subquery), INTERSECT, EXCEPT or WITH RECURSIVE) or multiplied (replace, repeat), and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
                             detail: "rule \(Rule.argumentLimit.rawValue)",
-                            hint: "Keep delimiters, keys and labels short, or write them into the text.")
+                            hint: "Keep such values short (delimiters, keys, labels), or write them into the text.")
     }
 
     private mutating func nextID() -> Int {

@@ -233,7 +233,8 @@ extension Analyzer {
 
     /// Where in the tree each row source the query makes stands (a subquery, WITH query or function
     /// in FROM, a table function), or nil where it cannot be read.
-    func madeRowSources() -> [Range<Int>?] {
+    mutating func madeRowSources() -> [Range<Int>?] {
+        if let known = madeRowSourcesCache { return known }
         var ranges: [Range<Int>?] = []
         for needle: StaticString in ["{\"RangeSubselect\":", "{\"CommonTableExpr\":", "{\"RangeFunction\":", "{\"RangeTableFunc\":"] {
             tree.forEachOccurrence(of: needle) { offset in
@@ -242,6 +243,7 @@ extension Analyzer {
                 ranges.append((try? probe.skipValue()) != nil ? offset..<probe.offset : nil)
             }
         }
+        madeRowSourcesCache = ranges
         return ranges
     }
 
@@ -271,7 +273,7 @@ extension Analyzer {
 
     /// Types of a few bytes each: a parameter cast to one of them (or to an array of them,
     /// `unnest($1::int[])`) carries no text an aggregate could keep large.
-    private static let fixedSizeTypes: Set<String> = ["int2", "int4", "int8", "float4", "float8", "bool", "date", "time",
+    fileprivate static let fixedSizeTypes: Set<String> = ["int2", "int4", "int8", "float4", "float8", "bool", "date", "time",
                                                       "timestamp", "timestamptz", "uuid", "oid", "smallint", "integer", "bigint"]
 
     /// Whether a parameter in `range` may carry text into a value: one not cast straight to a
@@ -279,22 +281,109 @@ extension Analyzer {
     /// 100 rows took a backend 429 MB, while `unnest($1::int[])` in FROM makes rows of a few bytes),
     /// and not only compared or filtered with (`CASE WHEN status = $1 …`, a WHERE, a FILTER, a
     /// delimiter's length is its own): those make no part of the value an aggregate keeps.
-    func reachingParameters(_ range: Range<Int>, arrays: Bool) -> Set<Int> {
+    /// With `throughSubLinks`, the rows of every subquery reach too (what a hashed IN keeps), not
+    /// only those of a scalar or ARRAY one.
+    func reachingParameters(_ range: Range<Int>, arrays: Bool, throughSubLinks: Bool = false) -> Set<Int> {
         let node = UnsafeBufferPointer(rebasing: tree[range])
         guard node.contains("{\"ParamRef\":") else { return [] }
         var cursor = ParseTreeCursor(node)
         var found: Set<Int> = []
-        guard (try? Self.parameterReaches(&cursor, reaches: true, arrays: arrays, depth: 0, into: &found)) != nil else { return [Self.unknownParameter] }
+        let walk = ParameterWalk(arrays: arrays, throughSubLinks: throughSubLinks)
+        guard (try? walk.reaches(&cursor, reaches: true, depth: 0, into: &found)) != nil else { return [Self.unknownParameter] }
         return found
     }
 
-    /// Whether columns written as `columns` may read the row source at `range`: one qualified by its
-    /// name or alias, or an unqualified one (which may be any source's). `json_agg(p) FROM products
-    /// p JOIN unnest($1::text[]) u(sku) ON …` keeps no value of `u`.
-    func mayRead(_ columns: [[String?]], from range: Range<Int>) -> Bool {
+    /// Rows PostgreSQL 15 keeps whole in memory and never spills, besides an aggregate's: those of
+    /// ARRAY(subquery), of a hashed subquery under IN, ANY, ALL or NOT IN, of INTERSECT and EXCEPT,
+    /// and the union of WITH RECURSIVE. A parameter that reaches the values of such rows, or of any
+    /// row source the query makes (they feed one another), is held to `boundParameterBytes` at each
+    /// Bind, as for aggregates: `ARRAY(SELECT $1::text FROM generate_series(1, 300))` with a 1 MB
+    /// value took 608 MB, `NOT IN (SELECT $1::text || g …)` and EXCEPT 320 MB (eighteenth red team).
+    mutating func holdParametersOfKeptRows() {
+        guard tree.contains("{\"ParamRef\":") else { return }
+        var kept: [Range<Int>?] = []
+        func nodes(_ needle: StaticString, _ keeps: (inout ParseTreeCursor) throws -> Range<Int>?) {
+            tree.forEachOccurrence(of: needle) { offset in
+                var probe = ParseTreeCursor(tree)
+                probe.offset = offset
+                do {
+                    if let range = try keeps(&probe) { kept.append(range) }
+                } catch {
+                    kept.append(nil)
+                }
+            }
+        }
+        // `{"SubLink":{"subLinkType":…,"subselect":{…},…}}`: the subquery's rows.
+        nodes("{\"SubLink\":") { probe in
+            var type = "", subselect: Range<Int>?
+            try probe.forEachKey { probe, _ in
+                try probe.forEachKey { probe, key in
+                    switch key {
+                    case "subLinkType": type = try probe.string()
+                    case "subselect":
+                        let start = probe.offset
+                        try probe.skipValue()
+                        subselect = start..<probe.offset
+                    default: try probe.skipValue()
+                    }
+                }
+            }
+            return ["ARRAY_SUBLINK", "ANY_SUBLINK", "ALL_SUBLINK"].contains(type) ? subselect : nil
+        }
+        // A set operation's node, both its sides: its `op` comes last.
+        nodes("{\"SelectStmt\":") { probe in
+            let start = probe.offset
+            var operation = ""
+            try probe.forEachKey { probe, _ in
+                try probe.forEachKey { probe, key in
+                    if case "op" = key { operation = try probe.string() } else { try probe.skipValue() }
+                }
+            }
+            return operation == "SETOP_INTERSECT" || operation == "SETOP_EXCEPT" ? start..<probe.offset : nil
+        }
+        nodes("{\"WithClause\":") { probe in
+            let start = probe.offset
+            var recursive = false
+            try probe.forEachKey { probe, _ in
+                try probe.forEachKey { probe, key in
+                    if case "recursive" = key { recursive = try probe.peek() == UInt8(ascii: "t") }
+                    try probe.skipValue()
+                }
+            }
+            return recursive ? start..<probe.offset : nil
+        }
+        guard !kept.isEmpty else { return }
+        var parameters: Set<Int> = []
+        for range in kept + madeRowSources() {
+            parameters.formUnion(range.map { reachingParameters($0, arrays: true, throughSubLinks: true) } ?? [Self.unknownParameter])
+        }
+        if parameters.contains(Self.unknownParameter) {
+            // Not followed: every parameter of the text.
+            tree.forEachOccurrence(of: "{\"ParamRef\":") { offset in
+                var probe = ParseTreeCursor(tree)
+                probe.offset = offset
+                _ = try? probe.forEachKey { probe, _ in
+                    try probe.forEachKey { probe, key in
+                        if case "number" = key { parameters.insert(try probe.integer()) } else { try probe.skipValue() }
+                    }
+                }
+            }
+        }
+        analysis.boundParameters.formUnion(parameters)
+    }
+
+    /// The names a row source the query makes is read by: its alias or WITH name, and the column
+    /// names its alias gives; nil where any qualifier may stand for it (a WITH query, which FROM
+    /// may read under another alias, a source without a name of its own, or one not read).
+    struct SourceNames {
+        var names: Set<String>
+        var columnNames: Set<String>?
+    }
+
+    static func sourceNames(_ node: UnsafeBufferPointer<UInt8>) -> SourceNames? {
         var names: Set<String> = []
         var columnNames: Set<String>?
-        var probe = ParseTreeCursor(UnsafeBufferPointer(rebasing: tree[range]))
+        var probe = ParseTreeCursor(node)
         let read: ()? = try? probe.forEachKey { probe, _ in
             try probe.forEachKey { probe, key in
                 switch key {
@@ -311,24 +400,26 @@ extension Analyzer {
                 }
             }
         }
-        // A source without a name of its own (a CTE read under another alias is read by that alias's columns).
-        guard read != nil, !names.isEmpty else { return true }
-        if tree[range].starts(with: "{\"CommonTableExpr\":".utf8) {
-            // A WITH query is read under its name or an alias in FROM: any qualifier may stand for it.
-            return true
-        }
+        guard read != nil, !names.isEmpty, !node.starts(with: "{\"CommonTableExpr\":".utf8) else { return nil }
+        return SourceNames(names: names, columnNames: columnNames)
+    }
+
+    /// Whether columns written as `columns` may read a row source named `source` (nil: any): one
+    /// qualified by its name or alias, or an unqualified one (which may be any source's).
+    /// `json_agg(p) FROM products p JOIN unnest($1::text[]) u(sku) ON …` keeps no value of `u`.
+    static func mayRead(_ columns: [[String?]], from source: SourceNames?) -> Bool {
+        guard let source else { return true }
         // A one-name column is the source's column, or the whole row of one named so; it is this
         // source's unless the source names its columns and it is none of them.
         return columns.contains { fields in
             guard let first = fields.first.flatMap({ $0 }) else { return true }
-            if names.contains(first) { return true }
-            return fields.count == 1 && !(columnNames.map { !$0.contains(first) } ?? false)
+            if source.names.contains(first) { return true }
+            return fields.count == 1 && !(source.columnNames.map { !$0.contains(first) } ?? false)
         }
     }
 
-    /// Whether a column is named by a join's alias (`(… CROSS JOIN …) j`), which covers the sources
-    /// joined under it.
-    func readsJoinAlias(_ columns: [[String?]]) -> Bool {
+    /// The aliases of joins (`(… CROSS JOIN …) j`), each of which covers the sources joined under it.
+    func joinAliases() -> Set<String> {
         var aliases: Set<String> = []
         tree.forEachOccurrence(of: "{\"JoinExpr\":") { offset in
             var probe = ParseTreeCursor(tree)
@@ -342,7 +433,7 @@ extension Analyzer {
                 }
             }
         }
-        return !aliases.isEmpty && columns.contains { $0.first.flatMap { $0 }.map(aliases.contains) ?? false }
+        return aliases
     }
 
     /// Stands for parameters Palisade could not follow.
@@ -353,21 +444,25 @@ extension Analyzer {
     public static let boundParameterBytes = 256.0
 
     /// Fields whose values decide which rows or whether, not what a value holds.
-    private static let choosingFields: Set<String> = ["whereClause", "havingClause", "quals", "agg_filter", "limitCount", "limitOffset",
+    fileprivate static let choosingFields: Set<String> = ["whereClause", "havingClause", "quals", "agg_filter", "limitCount", "limitOffset",
                                                       "sortClause", "groupClause", "distinctClause", "over", "agg_order", "testexpr", "expr"]
     /// Functions whose result is a number or a truth, whatever their arguments.
-    private static let measuringFunctions: Set<String> = ["length", "char_length", "character_length", "octet_length", "bit_length",
+    fileprivate static let measuringFunctions: Set<String> = ["length", "char_length", "character_length", "octet_length", "bit_length",
                                                           "count", "strpos", "position", "cardinality", "array_length"]
-    private static let comparisons: Set<String> = ["=", "<>", "!=", "<", ">", "<=", ">="]
+    fileprivate static let comparisons: Set<String> = ["=", "<>", "!=", "<", ">", "<=", ">="]
 
     /// Walks the value at `cursor`: whether a parameter reaches what it makes, with `reaches` telling
     /// whether this value itself does.
-    private static func parameterReaches(_ cursor: inout ParseTreeCursor, reaches: Bool, arrays: Bool, depth: Int, into found: inout Set<Int>) throws {
+    private struct ParameterWalk {
+    var arrays: Bool
+    var throughSubLinks: Bool
+
+    func reaches(_ cursor: inout ParseTreeCursor, reaches: Bool, depth: Int, into found: inout Set<Int>) throws {
         guard depth < 400 else { throw ParseTreeCursor.Malformed() }
         switch try cursor.peek() {
         case UInt8(ascii: "["):
             try cursor.expect(UInt8(ascii: "["))
-            while try cursor.nextElement() { try parameterReaches(&cursor, reaches: reaches, arrays: arrays, depth: depth + 1, into: &found) }
+            while try cursor.nextElement() { try self.reaches(&cursor, reaches: reaches, depth: depth + 1, into: &found) }
             return
         case UInt8(ascii: "{"):
             break
@@ -381,10 +476,10 @@ extension Analyzer {
         let type = first.string
         guard let initial = type.utf8.first, initial >= UInt8(ascii: "A"), initial <= UInt8(ascii: "Z") else {
             // A plain object of fields.
-            return try fields(&cursor, type: "", reaches: reaches, arrays: arrays, depth: depth, into: &found)
+            return try fields(&cursor, type: "", reaches: reaches, depth: depth, into: &found)
         }
         if type == "ParamRef" {
-            var number = unknownParameter
+            var number = Analyzer.unknownParameter
             try cursor.forEachKey { cursor, _ in
                 try cursor.forEachKey { cursor, key in
                     if case "number" = key { number = try cursor.integer() } else { try cursor.skipValue() }
@@ -414,40 +509,51 @@ extension Analyzer {
                     }
                 }
             }
-            if fixedSizeTypes.contains(typeName), !(isArray && arrays) { valueReaches = false }
+            if Analyzer.fixedSizeTypes.contains(typeName), !(isArray && arrays) { valueReaches = false }
         }
-        try fields(&cursor, type: type, reaches: valueReaches, arrays: arrays, depth: depth, into: &found)
+        try fields(&cursor, type: type, reaches: valueReaches, depth: depth, into: &found)
         guard try cursor.nextKey() == nil else { throw ParseTreeCursor.Malformed() }
     }
 
-    private static func fields(_ cursor: inout ParseTreeCursor, type: String, reaches: Bool, arrays: Bool, depth: Int, into found: inout Set<Int>) throws {
+    private func fields(_ cursor: inout ParseTreeCursor, type: String, reaches: Bool, depth: Int, into found: inout Set<Int>) throws {
         var kind = "", operatorName = "", subLinkType = "", function = ""
         try cursor.forEachKey { cursor, key in
             let name = key.string
-            var childReaches = reaches && !choosingFields.contains(name)
+            var childReaches = reaches && !Analyzer.choosingFields.contains(name)
             switch (type, name) {
             case ("A_Expr", "kind"): kind = try cursor.string(); return
             case ("A_Expr", "name"): operatorName = try Analyzer.stringList(&cursor).last ?? ""; return
             case ("A_Expr", _):
                 let comparing = ["AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR", "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN",
                                  "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT",
-                                 "AEXPR_OP_ANY", "AEXPR_OP_ALL"].contains(kind) || (kind == "AEXPR_OP" && comparisons.contains(operatorName))
+                                 "AEXPR_OP_ANY", "AEXPR_OP_ALL"].contains(kind) || (kind == "AEXPR_OP" && Analyzer.comparisons.contains(operatorName))
                 if comparing || (kind == "AEXPR_NULLIF" && name == "rexpr") { childReaches = false }
             case ("SubLink", "subLinkType"): subLinkType = try cursor.string(); return
             case ("SubLink", "subselect"):
-                if subLinkType != "EXPR_SUBLINK" && subLinkType != "ARRAY_SUBLINK" { childReaches = false }
+                if !throughSubLinks, subLinkType != "EXPR_SUBLINK", subLinkType != "ARRAY_SUBLINK" { childReaches = false }
             case ("FuncCall", "funcname"): function = try Analyzer.stringList(&cursor).last ?? ""; return
-            case ("FuncCall", "args"): if measuringFunctions.contains(function) { childReaches = false }
+            case ("FuncCall", "args"):
+                if Analyzer.measuringFunctions.contains(function) { childReaches = false }
+                // The elements of an array of a fixed-size type are of that type: `IN (SELECT
+                // unnest($1::int[]))` keeps numbers.
+                if function == "unnest", arrays {
+                    return try ParameterWalk(arrays: false, throughSubLinks: throughSubLinks).reaches(&cursor, reaches: childReaches, depth: depth + 1, into: &found)
+                }
             case ("CaseExpr", "arg"): childReaches = false
             default: break
             }
-            try parameterReaches(&cursor, reaches: childReaches, arrays: arrays, depth: depth + 1, into: &found)
+            try self.reaches(&cursor, reaches: childReaches, depth: depth + 1, into: &found)
         }
+    }
     }
 
     /// Refuses an accumulating aggregate whose every input row the text pads large (the fifth red
     /// team's follow-up: `array_agg('a'::char(262144)) FROM generate_series(1, 600)` took 325 MB).
     mutating func checkAccumulations() throws {
+        // What the rows the query makes are read by, and the parameters they carry: worked out once
+        // for all the aggregates (once each was quadratic: 5,000 aggregates over one subquery took
+        // 9 s to decide, eighteenth red team).
+        var made: (sources: [SourceNames?], joinAliases: Set<String>, parameters: Set<Int>)?
         for accumulation in accumulations {
             var bytes = accumulation.padded
             var parameters = accumulation.parameters
@@ -455,12 +561,18 @@ extension Analyzer {
                 // A column of rows the query makes may carry what their padding casts make (all the
                 // query's: which rows make which is not worked out), and its parameters.
                 bytes += analysis.madeBytes - analysis.allocatedBytes
+                if made == nil {
+                    let ranges = madeRowSources()
+                    var carried: Set<Int> = []
+                    for range in ranges { carried.formUnion(range.map { reachingParameters($0, arrays: false) } ?? [Self.unknownParameter]) }
+                    made = (ranges.map { $0.flatMap { Self.sourceNames(UnsafeBufferPointer(rebasing: tree[$0])) } }, joinAliases(), carried)
+                }
                 // Rows the query makes feed one another (a LATERAL subquery renames a column, a join's
                 // alias covers several): reading any of them reads all their parameters (seventeenth
                 // red team, third pass).
-                let sources = madeRowSources()
-                if sources.contains(where: { $0.map { mayRead(accumulation.columns, from: $0) } ?? true }) || readsJoinAlias(accumulation.columns) {
-                    for source in sources { parameters.formUnion(source.map { reachingParameters($0, arrays: false) } ?? [Self.unknownParameter]) }
+                let readsJoin = accumulation.columns.contains { $0.first.flatMap { $0 }.map(made!.joinAliases.contains) ?? false }
+                if readsJoin || made!.sources.contains(where: { Self.mayRead(accumulation.columns, from: $0) }) {
+                    parameters.formUnion(made!.parameters)
                 }
             }
             if !parameters.isEmpty {

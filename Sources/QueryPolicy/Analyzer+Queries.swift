@@ -5,7 +5,7 @@ extension Analyzer {
     /// libpg_query writes `withClause` after it, so the WITH clause is read first.
     mutating func selectStatement(topLevel: Bool) throws {
         let scopeMark = visibleCTEs.count
-        defer { visibleCTEs.removeSubrange(scopeMark...) }
+        defer { hideCTEs(from: scopeMark) }
         let start = cursor.offset
         var hasWith = false
         // Constants inside the WITH clause, numbered where libpg_query's walk meets the clause.
@@ -123,7 +123,7 @@ extension Analyzer {
                 try analyzer.list { analyzer in
                     try analyzer.wrapped { analyzer, _ in
                         try analyzer.object { analyzer, key in
-                            if case "ctename" = key { analyzer.visibleCTEs.append(try analyzer.cursor.string()) } else { try analyzer.cursor.skipValue() }
+                            if case "ctename" = key { analyzer.showCTE(try analyzer.cursor.string()) } else { try analyzer.cursor.skipValue() }
                         }
                     }
                 }
@@ -139,7 +139,7 @@ extension Analyzer {
                         guard case "CommonTableExpr" = type else { throw analyzer.unsupportedNode(type) }
                         let name = try analyzer.commonTableExpression(recursive: recursive)
                         // A plain WITH makes each CTE visible to the ones after it and the main query.
-                        if !recursive { analyzer.visibleCTEs.append(name) }
+                        if !recursive { analyzer.showCTE(name) }
                     }
                     analyzer.leave()
                 }

@@ -262,7 +262,7 @@ extension Analyzer {
                          hint: "Write \(name)(x); if \(name) is a field of the row x, read it as to_jsonb(x)->>'\(name)'.",
                          offset: nil, statementType: analysis.statementType)
         }
-        analysis.functions.appendIfMissing(name)
+        listFunction(name)
         return true
     }
 

@@ -27,7 +27,7 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
-        if schema == nil, visibleCTEs.contains(where: { $0.isExactly(relation) }) {
+        if schema == nil, isVisibleCTE(relation) {
             // Every reference to a WITH query is its rows again, through other WITH queries too: a
             // join of it with itself multiplies them, whatever the planner guesses of the join's
             // condition (`ON a.g * 0 = b.g * 0`: 5,000 rows estimated, a million made; eleventh round).
@@ -42,7 +42,7 @@ extension Analyzer {
         let special = SpecialRelation.byName.value(for: relation)
         try checkRelation(catalog: catalogName, schema: schema, name: relation, special: special, offset: offset)
         guard let special, special.isPgCatalog, schema == nil || schema == "pg_catalog",
-              schema != nil || !visibleCTEs.contains(where: { $0.isExactly(relation) }) else { return }
+              schema != nil || !isVisibleCTE(relation) else { return }
         var guards = [GuardedRelation]()
         if !special.secretColumns.isEmpty {
             guards.append(GuardedRelation(relation: relation, reference: aliasName ?? relation, columns: special.secretColumns, rule: .secretRelation))
@@ -169,7 +169,7 @@ extension Analyzer {
             throw deny(.relationSchema, "relation \(catalog).\(schema ?? "").\(name) names another database",
                        "Leave out the database name; read tables in \(readable).")
         }
-        if schema == nil, visibleCTEs.contains(where: { $0.isExactly(name) }) { return }
+        if schema == nil, isVisibleCTE(name) { return }
         if shared.policy.hidesStatistics, special?.isStatistics == true, special?.isPgCatalog == true, schema == nil || schema == "pg_catalog" {
             throw deny(.statistics, "relation \(name) is not readable with this profile: its counts include every tenant's rows, which row-level security does not filter",
                        "Count the rows you can see with count(*) on the table itself.")
@@ -190,7 +190,7 @@ extension Analyzer {
                            "Qualify the table with its schema (\(readable)).")
             }
             if shared.policy.hidesStatistics, shared.searchPathSequences.contains(name) { throw sequenceDenial(name, offset) }
-            analysis.tables.appendIfMissing(shared.unqualifiedTablePrefix.map { $0 + name } ?? name)
+            listTable(shared.unqualifiedTablePrefix.map { $0 + name } ?? name)
             return
         }
         let qualified = "\(resolvedSchema).\(name)"
@@ -204,7 +204,7 @@ extension Analyzer {
         } else if shared.policy.hidesStatistics, shared.sequences.contains(qualified) {
             throw sequenceDenial(qualified, offset)
         }
-        analysis.tables.appendIfMissing(qualified)
+        listTable(qualified)
     }
 
     /// A sequence is no table: row-level security does not apply to it, and its `last_value`

@@ -72,7 +72,14 @@ struct Analyzer {
     /// polymorphic functions). There an untyped literal or parameter takes the common type, so
     /// beside an xml value it is parsed as an XML document: `COALESCE('<r>…', xmlelement(name a))`.
     var untypedMayBecomeXML = false
-    var visibleCTEs: [String] = []
+    /// WITH queries in scope, innermost last, and how many of each name (a reference looks one
+    /// up: scanning the list for each was quadratic, 0.43 s for a 45 KB text, eighteenth red team).
+    private(set) var visibleCTEs: [String] = []
+    private var visibleCTECounts: [ExactText: Int] = [:]
+    /// The names already in `analysis.tables` and `analysis.functions` (a list's `contains` for
+    /// each of 10,000 tables took 2.4 billion instructions).
+    private var listedTables: Set<ExactText> = []
+    private var listedFunctions: Set<ExactText> = []
     /// The rows each WITH query's text makes (`Analysis.textMadeRows` over its query): every
     /// reference to it multiplies them.
     var cteTextMadeRows: [String: Double] = [:]
@@ -119,6 +126,12 @@ struct Analyzer {
     /// (`Analyzer.queryMakesRows`, `allocatingMadeRows`): read once, on first need, since every
     /// allocating call asks and each answer scans the whole tree.
     var makesRowsCache: Bool?
+    /// The row sources the query makes (`madeRowSources`), and whether they may carry a value of
+    /// its text (`madeRowsCarryTheTextsValues`): asked for each pattern and aggregate, each a scan
+    /// of the whole tree (8,000 patterns over one subquery took 27 s to decide, eighteenth red team).
+    var madeRowSourcesCache: [Range<Int>?]?
+    var madeRowsCarryCache: Bool?
+    var treeNamesTypeCache: [String: Bool] = [:]
     var madeRowsAllocateCache: [Range<Int>]?
     var madeRowsLiteralCache: Double?
     /// Function calls in the whole query (`jsonDepthBound`), counted once per query.
@@ -149,6 +162,7 @@ struct Analyzer {
         do {
             try analyzer.document()
             try analyzer.checkAccumulations()
+            analyzer.holdParametersOfKeptRows()
             try analyzer.checkCopies()
             try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()
@@ -328,9 +342,31 @@ struct FieldNameKind: Sendable {
     }()
 }
 
-extension Array where Element == String {
-    mutating func appendIfMissing(_ value: String) {
-        if !contains(value) { append(value) }
+extension Analyzer {
+    mutating func showCTE(_ name: String) {
+        visibleCTEs.append(name)
+        visibleCTECounts[ExactText(name), default: 0] += 1
+    }
+
+    /// Ends the scope of the WITH queries shown since `mark` (`visibleCTEs.count` then).
+    mutating func hideCTEs(from mark: Int) {
+        for name in visibleCTEs[mark...] {
+            let key = ExactText(name)
+            if visibleCTECounts[key] == 1 { visibleCTECounts[key] = nil } else { visibleCTECounts[key]! -= 1 }
+        }
+        visibleCTEs.removeSubrange(mark...)
+    }
+
+    func isVisibleCTE(_ name: String) -> Bool {
+        visibleCTECounts[ExactText(name)] != nil
+    }
+
+    mutating func listTable(_ name: String) {
+        if listedTables.insert(ExactText(name)).inserted { analysis.tables.append(name) }
+    }
+
+    mutating func listFunction(_ name: String) {
+        if listedFunctions.insert(ExactText(name)).inserted { analysis.functions.append(name) }
     }
 }
 
@@ -351,22 +387,20 @@ extension UnsafeBufferPointer where Element == UInt8 {
 
     /// Whether the tree has a node of one of `types` (`{"FuncCall":`): one pass over its text, where
     /// a `contains` for each read it once per type (memmem was 7k of a pgbench decision's 67k
-    /// instructions for the 9 types `checkCopies` asks about, callgrind, 2026-12-06).
+    /// instructions for the 9 types `checkCopies` asks about, callgrind, 2026-12-06). Each node's
+    /// name is compared only with the types of its length: all 9 for each node was 14k of a fresh
+    /// decision's 306k (2026-12-07).
     func containsNode(ofAnyType types: [StaticString]) -> Bool {
         guard let base = baseAddress else { return false }
         var found = false
         forEachOccurrence(of: "{\"") { offset in
-            // Node types are capitalized (`{"FuncCall":`); field names are not.
-            guard !found, offset + 2 < count, base[offset + 2] >= UInt8(ascii: "A"), base[offset + 2] <= UInt8(ascii: "Z") else { return }
             let name = offset + 2
-            for type in types {
-                let length = type.utf8CodeUnitCount
-                if name + length + 1 < count, base[name + length] == UInt8(ascii: "\""), base[name + length + 1] == UInt8(ascii: ":"),
-                   memcmp(base + name, type.utf8Start, length) == 0 {
-                    found = true
-                    return
-                }
-            }
+            // Node types are capitalized (`{"FuncCall":`); field names are not.
+            guard !found, name < count, base[name] >= UInt8(ascii: "A"), base[name] <= UInt8(ascii: "Z"),
+                  let quote = memchr(base + name, Int32(UInt8(ascii: "\"")), count - name) else { return }
+            let length = UnsafePointer<UInt8>(quote.assumingMemoryBound(to: UInt8.self)) - (base + name)
+            guard name + length + 1 < count, base[name + length + 1] == UInt8(ascii: ":") else { return }
+            found = types.contains { $0.utf8CodeUnitCount == length && memcmp(base + name, $0.utf8Start, length) == 0 }
         }
         return found
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Functions no profile can allow, whatever schema they are found in: they change server or
 /// session state, wait, read files, reach other sessions or servers, or run query text the
 /// engine never saw.
@@ -62,11 +64,22 @@ enum ForbiddenFunctions {
         ("pg_stat_statements_reset", "it resets statistics"),
     ]
 
+    /// The prefixes as bytes. Every column reference `x.name` asks about its name (attribute
+    /// notation), and `String.hasPrefix` against all 27 prefixes was 20k of the 306k instructions
+    /// of a fresh decision (callgrind, 2026-12-07); byte comparisons are what an identifier needs.
+    private static let prefixBytes: [([UInt8], String)] = prefixes.map { (Array($0.0.utf8), $0.1) }
+
     /// Why `name` can never be called, or nil.
     static func reason(for name: String) -> String? {
         if let reason = exact[name] { return reason }
-        for (prefix, reason) in prefixes where name.hasPrefix(prefix) { return reason }
-        return nil
+        var name = name
+        return name.withUTF8 { name in
+            for (prefix, reason) in prefixBytes
+            where name.count >= prefix.count && name[0] == prefix[0] && memcmp(name.baseAddress!, prefix, prefix.count) == 0 {
+                return reason
+            }
+            return nil
+        }
     }
 }
 

@@ -148,8 +148,31 @@ def test_a_parameter_an_aggregate_keeps_is_held_to_256_bytes_at_bind(palisade, k
         query = "SELECT string_agg(region, $1) FROM (SELECT region FROM orders ORDER BY id LIMIT 3) s"
         assert (await connection.fetchval(query, ", ")).count(", ") == 2
         assert (await connection.fetchval(query, "|" * 256)).count("|" * 256) == 2
-        with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept by an aggregate"):
+        with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept in every row"):
             await connection.fetchval(query, "x" * 1_000_000)
+        assert await connection.fetchval("SELECT 42") == 42
+        await connection.close()
+
+    asyncio.run(scenario())
+
+
+def test_parameters_of_rows_kept_in_memory_or_multiplied_are_held_at_bind(palisade, keys):
+    """ARRAY(subquery), NOT IN (subquery), EXCEPT and replace() took a 1 MB parameter as small: 300 to
+    608 MB of a backend each (eighteenth red team). Short values still run."""
+    async def scenario():
+        connection = await connect_asyncpg(palisade, keys)
+        big = "x" * 1_000_000
+        for query, short in [
+            ("SELECT cardinality(ARRAY(SELECT $1::text || g FROM generate_series(1, 300) g))", 300),
+            ("SELECT count(*) FROM generate_series(1, 3) WHERE 'a' NOT IN (SELECT $1::text || g FROM generate_series(1, 300) g)", 3),
+            ("SELECT count(*) FROM (SELECT $1::text || g FROM generate_series(1, 300) g EXCEPT SELECT 'a') s", 300),
+        ]:
+            assert await connection.fetchval(query, "label") == short
+            with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept in every row"):
+                await connection.fetchval(query, big)
+        assert await connection.fetchval("SELECT length(replace($1, 'x', $2))", "xx", "yyy") == 6
+        with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept in every row"):
+            await connection.fetchval("SELECT length(replace($1, 'x', $2))", "x" * 1000, "y" * 300_000)
         assert await connection.fetchval("SELECT 42") == 42
         await connection.close()
 
