@@ -242,7 +242,14 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
 
     # Simple mode is compared with PgBouncer's transaction pooling; prepared mode with its session
     # pooling, since PgBouncer 1.18 cannot run protocol-level prepared statements per transaction.
-    bouncer_mode = {"simple": "transaction", "prepared": "session"}
+    bouncer_mode = {"simple": "transaction", "fresh": "transaction", "prepared": "session"}
+    # `fresh`: simple mode as psycopg2 agents send it, a value interpolated into a string constant
+    # too, so that no two texts share a decision (texts that differ only in their numbers do).
+    # pgbench puts a variable's value into the text wherever it stands, quotes included. The
+    # table has 1,000,000 rows (scale 10), as -S reads.
+    fresh_script = work / "fresh.sql"
+    fresh_script.write_text("\\set aid random(1, 1000000)\n"
+                            "SELECT abalance FROM pgbench_accounts WHERE aid = :aid AND filler IS DISTINCT FROM 'agent :aid';\n")
     samples = {}
     # Each proxy's own CPU time per transaction (user + system, from /proc): its cost, apart from waits.
     cpu_samples = {}
@@ -274,7 +281,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
 
     try:
         for number in range(ROUNDS):
-            for mode in ("simple", "prepared"):
+            for mode in ("simple", "fresh", "prepared"):
                 bouncer_port, _, bouncer_pid = bouncers[bouncer_mode[mode]]
                 targets = {"direct": (PORT, ROLE, PASSWORD, None), "pgbouncer": (bouncer_port, ROLE, PASSWORD, bouncer_pid)}
                 targets.update({name: target for name, (target, _, _) in palisades.items()})
@@ -290,7 +297,8 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                         threads_before = thread_cpu(pid) if name in palisades else None
                         machine_before = machine_busy_and_total()
                         server_before, pgbench_before = server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-                        out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", "-S", "-M", mode,
+                        script = ["-M", "simple", "-f", str(fresh_script)] if mode == "fresh" else ["-S", "-M", mode]
+                        out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", *script,
                                               "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
                                              capture_output=True, text=True, env=env)
                         tps = re.search(r"tps = ([\d.]+)", out.stdout)
@@ -358,7 +366,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     def cell(value, width, fmt):
         return f"{fmt.format(value):>{width}}" if value is not None else f"{'n/a':>{width}}"
 
-    for mode in ("simple", "prepared"):
+    for mode in ("simple", "fresh", "prepared"):
         for clients in (1, 8):
             direct, bouncer_result = (results.get((mode, clients, name)) for name in ("direct", "pgbouncer"))
             for name in (*palisades, *(floors if mode == "simple" else ())):
@@ -371,7 +379,9 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                       f" {cell(proxy_cpu.get((mode, clients, name)), 8, '{:.0f} µs')}"
                       f" {cell(entries_per_sync.get((mode, clients, name)), 13, '{:.2f}')}"
                       f" {cell(commit_micros.get((mode, clients, name)), 8, '{:.0f} µs')}")
-    print("PgBouncer pools by transaction for simple mode and by session for prepared mode "
+    print("fresh: simple mode with each text new (its number also in a string constant, as psycopg2 interpolates it), "
+          "so each is a decision of its own; not a target, shown for what agents send.\n"
+          "PgBouncer pools by transaction for simple mode and by session for prepared mode "
           "(1.18 has no protocol-level prepared statements in transaction pooling); n/a: the run failed.\n"
           "cpu/tx: the proxy's user + system CPU per transaction (all its threads, from /proc); entries/sync: "
           "audit entries per fdatasync in that run; commit: mean write + fdatasync of one group commit in that run.\n"
@@ -395,7 +405,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     print(f"\n{'mode':9} {'clients':>7} {'target':>9} {'machine busy':>13} {'machine cpu/tx':>15} {'postgres':>9} {'pgbench':>8}"
           f" {'loops user':>11} {'loops sys':>10}"
           f" {'audit user':>11} {'audit sys':>10} {'other':>7}")
-    for mode in ("simple", "prepared"):
+    for mode in ("simple", "fresh", "prepared"):
         for clients in (1, 8):
             for name in ("direct", "pgbouncer", *palisades, *floors):
                 key = (mode, clients, name)

@@ -171,8 +171,10 @@ public struct QueryRelay {
         var parameterTypes: [UInt32] = []
         /// Statements: the generation of the policies that admitted the text (`PolicyGeneration`).
         var policyGeneration = 0
-        /// Statements: parameters an accumulating aggregate keeps (`Decision.boundParameters`).
+        /// Statements: parameters an accumulating aggregate keeps (`Decision.boundParameters`), and
+        /// those the text refers to more than once (`Decision.repeatedParameters`).
         var boundParameters: [Int] = []
+        var repeatedParameters: [Int: Int] = [:]
     }
 
     /// Statements or portals by the client's names, with the bytes of text they hold.
@@ -411,7 +413,7 @@ public struct QueryRelay {
             statements[name] = Named(serverName: serverName, admitted: admitted, id: id,
                                      estimated: decision.costBudget.map { (decisions, $0) },
                                      sql: sql, parameterTypes: parameterTypes, policyGeneration: generation,
-                                     boundParameters: decision.boundParameters)
+                                     boundParameters: decision.boundParameters, repeatedParameters: decision.repeatedParameters)
             if !budget.isUnlimited { statementRequests[name] = decisions }
             if admitted == .empty { return answer(into: &output) { BackendEncoder.bodiless("1", into: &$0) } }
             forward(frame, names: [serverName], expecting: .parseComplete(relay: true, undo: .forget(.statement, name, id: id)), into: &output)
@@ -428,6 +430,7 @@ public struct QueryRelay {
                 if let notice { return refuseInPipeline(notice, output: &output) }
                 prepared.policyGeneration = generation
                 prepared.boundParameters = decision.boundParameters
+                prepared.repeatedParameters = decision.repeatedParameters
                 prepared.admitted = Admitted(decision)
                 prepared.estimated = decision.costBudget.map { (decisions, $0) }
                 statements[statement] = prepared
@@ -443,10 +446,11 @@ public struct QueryRelay {
                     return refuseInPipeline(notice, output: &output)
                 }
             }
-            if !estimated, !prepared.boundParameters.isEmpty {
+            if !estimated, !prepared.boundParameters.isEmpty || !prepared.repeatedParameters.isEmpty {
                 // A Bind cut short would be refused by the server; it is refused here, as an estimate's is.
                 guard let lengths = FrontendEncoder.parameterLengths(ofBind: frame) else { return protocolViolation("invalid Bind message", into: &output) }
-                if let refusal = boundParametersRefusal(prepared.boundParameters, lengths: lengths) {
+                if let refusal = boundParametersRefusal(prepared.boundParameters, lengths: lengths)
+                    ?? repeatedParametersRefusal(prepared.repeatedParameters, lengths: lengths) {
                     output.resultLimits.append(ResultLimitEvent(rule: .argumentLimit, request: statementRequests[statement] ?? decisions,
                                                                 relayedRows: 0, relayedBytes: 0, message: refusal.message, isCostLimit: true))
                     return refuseInPipeline(refusal, output: &output)
@@ -567,6 +571,18 @@ public struct QueryRelay {
                             message: "Palisade: \(names) \(parameters.count == 1 ? "is" : "are") kept in every row (by an aggregate, ARRAY(…), IN or NOT IN (subquery), INTERSECT, EXCEPT or WITH RECURSIVE) or multiplied (replace, repeat), and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
                             detail: "rule \(Rule.argumentLimit.rawValue)",
                             hint: "Keep such values short (delimiters, keys, labels), or write them into the text.")
+    }
+
+    private func repeatedParametersRefusal(_ references: [Int: Int], lengths: [Int]) -> ServerNotice? {
+        let bytes = references.reduce(0) { total, reference in
+            total + (reference.key >= 1 && reference.key <= lengths.count ? max(0, lengths[reference.key - 1]) * reference.value : 0)
+        }
+        guard bytes > Decision.maxRepeatedParameterBytes else { return nil }
+        let names = references.keys.sorted().map { "$\($0) (\(references[$0]!) times)" }.joined(separator: ", ")
+        return ServerNotice(sqlstate: SQLState.programLimitExceeded,
+                            message: "Palisade: the text refers to \(names), and the server copies a bound value into each place when it plans: this Bind's values take \(bytes) bytes so, over \(Decision.maxRepeatedParameterBytes)",
+                            detail: "rule \(Rule.argumentLimit.rawValue)",
+                            hint: "Refer to a long value in fewer places, or send shorter values.")
     }
 
     private mutating func nextID() -> Int {

@@ -282,6 +282,10 @@ struct CopyState {
     /// and the same of subqueries' relations (`ValueSize.relations`).
     var nodes = 0.0
     var relations = 0.0
+    /// The bytes of the text's making that column references stand for, all of them: the planner
+    /// puts a subquery's expression in each place its column is read, and a row of many columns
+    /// is built whole (`Analyzer.maxReferencedBytesMultiple`).
+    var referencedBytes = 0.0
     /// The most relations one expression, or the query's output columns together, hold so
     /// (`Analyzer.checkPlanning`), and those of the subqueries as the text writes them, which the
     /// walk counts: the copies are the difference.

@@ -49,6 +49,7 @@ extension Analyzer {
             // plans the subqueries of again (`ValueSize.relations`).
             copies.nodes += column.nodes
             copies.relations += column.relations
+            try referenced(column)
             return column
         case "A_Const": return try copyConstant(&cursor)
         case "FuncCall": return try copyFunctionCall(&cursor)
@@ -745,5 +746,26 @@ extension Analyzer {
             // Any function Palisade does not know the size of.
             return copyUnknown(all, site: site)
         }
+    }
+}
+
+extension Analyzer {
+    /// What all the query's column references may stand for together, in multiples of the
+    /// policy's max_function_result_bytes: 16 MiB at the default, so that a constant of a few KB
+    /// read in many places stays admitted, while 2,500 references to a 1 MB subquery column (2.4 GB
+    /// of planner copies from 30 KB of text) or 400 output columns of one 1 MB WITH value (782 MB,
+    /// built as one row) do not (eighteenth red team, second pass).
+    static let maxReferencedBytesMultiple = 16.0
+
+    /// Adds what a column reference stands for to what all of them stand for together.
+    mutating func referenced(_ column: ValueSize) throws {
+        guard column.bytes > 0, column.bytes.isFinite else { return }
+        copies.referencedBytes += column.bytes
+        let limit = Double(shared.policy.maxFunctionResultBytes) * Self.maxReferencedBytesMultiple
+        guard copies.referencedBytes > limit else { return }
+        throw Denial(rule: .argumentLimit,
+                     message: "the query's column references stand for \(Self.describe(copies.referencedBytes)) bytes of its text's making together (the planner copies a subquery's value into every place its column is read, and a row is built whole), over this policy's limit of \(Self.describe(limit)) bytes (16 × max_function_result_bytes)",
+                     hint: "Read a large value the query builds in fewer places, or build it once in the client.",
+                     offset: nil, statementType: analysis.statementType)
     }
 }

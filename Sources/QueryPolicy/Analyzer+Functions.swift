@@ -204,6 +204,14 @@ extension Analyzer {
         }
         let rowsLimit = Double(policy.maxGeneratedRows)
         switch name {
+        case "array_to_string", "concat_ws":
+            // The separator (and array_to_string's null string) goes between every two elements,
+            // as many as the array or VARIADIC list holds: a 1 MB separator over 300 elements took
+            // 595 MB (eighteenth red team, second pass). A parameter there is held at Bind.
+            let arguments = try argumentCursors()
+            for argument in name == "concat_ws" ? Array(arguments.prefix(1)) : Array(arguments.dropFirst()) {
+                _ = multipliedSizeBound(argument)
+            }
         case "repeat":
             let arguments = try argumentCursors()
             guard arguments.count == 2 else { return }

@@ -29,6 +29,9 @@ struct Analysis {
     /// Parameters whose values an accumulating aggregate keeps in every row: their Bind's values may
     /// take `Analyzer.boundParameterBytes` together (`Decision.boundParameters`).
     var boundParameters: Set<Int> = []
+    /// Parameters the text refers to more than once, with how many times: the server copies a
+    /// bound value into each place when it plans (`Decision.repeatedParameters`).
+    var repeatedParameters: [Int: Int] = [:]
     /// The most rows the query's set-returning calls may make from its text, multiplied together
     /// (`Analyzer.rowsFromText`, and `generate_series`'s steps): what an accumulating aggregate's
     /// per-row bytes are multiplied by before the planner is asked.
@@ -131,6 +134,7 @@ struct Analyzer {
     /// of the whole tree (8,000 patterns over one subquery took 27 s to decide, eighteenth red team).
     var madeRowSourcesCache: [Range<Int>?]?
     var madeRowsCarryCache: Bool?
+    var joinsMadeRowsCache: Bool?
     var treeNamesTypeCache: [String: Bool] = [:]
     var madeRowsAllocateCache: [Range<Int>]?
     var madeRowsLiteralCache: Double?
@@ -163,6 +167,7 @@ struct Analyzer {
             try analyzer.document()
             try analyzer.checkAccumulations()
             analyzer.holdParametersOfKeptRows()
+            analyzer.countParameterReferences()
             try analyzer.checkCopies()
             try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()

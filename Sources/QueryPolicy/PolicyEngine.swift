@@ -140,6 +140,7 @@ public final class PolicyEngine: Sendable {
                     }
                     decision.costBudget = budget
                     decision.boundParameters = analysis.boundParameters.sorted()
+                    decision.repeatedParameters = analysis.repeatedParameters
                 }
                 if let numberOffsets, analysis.rule == .query, normalized != nil, !analysis.readsConstantValues {
                     // Each number must be a constant that normalization replaces, where the parser put it.

@@ -51,6 +51,48 @@ import Testing
     }
 }
 
+/// The second pass: values the planner copies into every place they are read, rows of one key a
+/// hash join cannot spill, a separator repeated between elements, the session's own texts as a
+/// pattern, and parameters referred to many times. 600 MB to 2.4 GB of a backend each.
+@Suite struct RedTeamEighteenSecondPassTests {
+    private func decide(_ sql: String, _ engine: PolicyEngine = Profiles.readonly) -> Decision { engine.evaluate(sql) }
+
+    @Test func whatColumnReferencesStandForIsCountedTogether() {
+        let many = Array(repeating: "x <> ''", count: 40).joined(separator: " AND ")
+        #expect(decide("SELECT count(*) FROM (SELECT repeat('x', 1000000) AS x) s WHERE \(many)").rule == .argumentLimit)
+        let columns = Array(repeating: "w.v", count: 40).joined(separator: ", ")
+        #expect(decide("WITH w AS MATERIALIZED (SELECT repeat('x', 1000000) AS v) SELECT \(columns) FROM w").rule == .argumentLimit)
+        // A short constant read in many places stays admitted.
+        let few = Array(repeating: "label <> ''", count: 40).joined(separator: " AND ")
+        #expect(decide("SELECT count(*) FROM (SELECT 'shipped' AS label) s WHERE \(few)").isAllowed)
+    }
+
+    @Test func aJoinOfLargeRowsTheTextMakesIsHeldAsAHashedSetIs() {
+        #expect(decide("SELECT count(*) FROM (SELECT repeat('x', 1000000) AS v, 1 AS k FROM generate_series(1, 1000)) a JOIN (SELECT 1 AS k) b ON a.k = b.k").rule == .argumentLimit)
+        #expect(decide("SELECT count(*) FROM (SELECT $1::text AS v, 1 AS k FROM generate_series(1, 1000)) a JOIN (SELECT 1 AS k) b ON a.k = b.k").boundParameters == [1])
+        // Joining a parameter's elements, each once, keeps what the Bind holds.
+        #expect(decide("SELECT p.name FROM products p JOIN unnest($1::text[]) AS u(sku) ON u.sku = p.sku").boundParameters == [])
+        #expect(decide("SELECT * FROM orders WHERE region IN (SELECT unnest($1::text[]))").boundParameters == [])
+        #expect(decide("SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id, generate_series(1, 3) g").isAllowed)
+    }
+
+    @Test func separatorsAndRecursiveQueriesHoldTheirParameters() {
+        #expect(decide("SELECT array_to_string(ARRAY(SELECT 'a' FROM generate_series(1, 300)), $1)").boundParameters == [1])
+        #expect(decide("WITH RECURSIVE r(n, v) AS (SELECT 1, $1::text UNION ALL SELECT n + 1, v FROM r WHERE n < 10) SELECT count(*) FROM r").boundParameters == [1])
+    }
+
+    @Test func theSessionsOwnTextsAreNotThePattern() {
+        #expect(decide(#"SELECT 1 FROM pg_cursors WHERE 'x' ~ statement --(\w{1,200}){1,100}"#, Profiles.analyst).rule == .argumentLimit)
+        #expect(decide(#"SELECT 1 FROM pg_prepared_statements WHERE 'x' ~ statement"#, Profiles.analyst).rule == .argumentLimit)
+    }
+
+    @Test func parametersReferredToManyTimesAreCounted() {
+        let decision = decide("SELECT count(*) FROM customers WHERE name = $1 OR name = $1 OR region = $2")
+        #expect(decision.repeatedParameters == [1: 2])
+        #expect(decide("SELECT name FROM customers WHERE region = $1 AND name = $2").repeatedParameters.isEmpty)
+    }
+}
+
 /// Texts of many flat parts that each asked a question of the whole tree or of every part before
 /// them: quadratic, up to 27 s for one admitted 64 KB text, on the event loop of its session
 /// (eighteenth red team). Each must cost about eight times at eight times the parts. Compared as a

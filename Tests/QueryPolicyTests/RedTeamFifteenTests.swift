@@ -108,15 +108,16 @@ import Testing
     /// A function in FROM without an alias goes by its name, and a real column of a subquery or
     /// WITH query named after a function is that column.
     @Test func functionRowsGoByTheirNameAndRealColumnsStayColumns() {
-        refused("SELECT length(repeat.array_agg::text) FROM generate_series(1, 1000), repeat('x', 1000000)", .functionNotAllowed)
-        refused("SELECT length(repeat.jsonb_agg::text) FROM generate_series(1, 1000), ROWS FROM (pg_catalog.repeat('x', 1000000))", .functionNotAllowed)
+        refused("SELECT length(repeat.array_agg::text) FROM generate_series(1, 10), repeat('x', 1000000)", .functionNotAllowed)
+        refused("SELECT length(repeat.jsonb_agg::text) FROM generate_series(1, 10), ROWS FROM (pg_catalog.repeat('x', 1000000))", .functionNotAllowed)
         refused("WITH w AS (SELECT array_agg(g) FROM generate_series(1, 10) g) SELECT length(v.array_agg::text) FROM w AS v(a)", .functionNotAllowed)
         refused("SELECT s.json_agg FROM (SELECT json_agg(t) FROM (VALUES (1), (2)) t(a)) s(x)", .functionNotAllowed)
+        // (Fewer generated rows than a join of large made rows is refused for: that rule comes first.)
         // A WITH query of the same name elsewhere, an unaliased coalesce or cast in FROM (named as
         // PostgreSQL names the expression), and `q.*` (q's columns, not one named q).
         refused("SELECT q.array_agg FROM (SELECT g, lpad('x', 1000, 'y') AS v FROM generate_series(1, 1000000) g) q WHERE EXISTS (WITH q AS (SELECT 1 AS array_agg) SELECT 1)", .functionNotAllowed)
-        refused("SELECT coalesce.array_agg FROM generate_series(1, 1000000) g, coalesce(lpad('x', 1000, 'y'))", .functionNotAllowed)
-        refused("SELECT text.array_agg FROM generate_series(1, 1000000) g, CAST(lpad('x', 1000, 'y') || '' AS text)", .functionNotAllowed)
+        refused("SELECT coalesce.array_agg FROM generate_series(1, 1000) g, coalesce(lpad('x', 1000, 'y'))", .functionNotAllowed)
+        refused("SELECT text.array_agg FROM generate_series(1, 1000) g, CAST(lpad('x', 1000, 'y') || '' AS text)", .functionNotAllowed)
         refused("SELECT q.array_agg FROM (SELECT array_agg.* FROM (SELECT g, lpad('x', 1000, 'y') AS v FROM generate_series(1, 1000000) g) array_agg) q", .functionNotAllowed)
         admitted("WITH x AS (SELECT array_agg(g) FROM generate_series(1, 10) g) SELECT x.array_agg FROM x")
         admitted("SELECT s.json_agg FROM (SELECT json_agg(t) FROM (VALUES (1), (2)) t(a)) s")

@@ -173,6 +173,10 @@ def test_parameters_of_rows_kept_in_memory_or_multiplied_are_held_at_bind(palisa
         assert await connection.fetchval("SELECT length(replace($1, 'x', $2))", "xx", "yyy") == 6
         with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept in every row"):
             await connection.fetchval("SELECT length(replace($1, 'x', $2))", "x" * 1000, "y" * 300_000)
+        many = " OR ".join(["region = $1"] * 20)
+        assert await connection.fetchval(f"SELECT count(*) FROM orders WHERE {many}", "nowhere") == 0
+        with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="copies a bound value into each place"):
+            await connection.fetchval(f"SELECT count(*) FROM orders WHERE {many}", "x" * 1_000_000)
         assert await connection.fetchval("SELECT 42") == 42
         await connection.close()
 
