@@ -568,7 +568,7 @@ public struct QueryRelay {
         guard bytes > Decision.maxBoundParameterBytes else { return nil }
         let names = parameters.map { "$\($0)" }.joined(separator: ", ")
         return ServerNotice(sqlstate: SQLState.programLimitExceeded,
-                            message: "Palisade: \(names) \(parameters.count == 1 ? "is" : "are") kept in every row (by an aggregate, ARRAY(…), IN or NOT IN (subquery), INTERSECT, EXCEPT or WITH RECURSIVE) or multiplied (replace, repeat), and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
+                            message: "Palisade: \(names) \(parameters.count == 1 ? "is" : "are") kept in every row (by an aggregate, ARRAY(…), IN or NOT IN (subquery), INTERSECT, EXCEPT, WITH RECURSIVE or a join of rows the query makes) or multiplied (replace, repeat, a separator), and this Bind's values take \(bytes) bytes, over \(Decision.maxBoundParameterBytes)",
                             detail: "rule \(Rule.argumentLimit.rawValue)",
                             hint: "Keep such values short (delimiters, keys, labels), or write them into the text.")
     }

@@ -759,6 +759,9 @@ extension Analyzer {
 
     /// Adds what a column reference stands for to what all of them stand for together.
     mutating func referenced(_ column: ValueSize) throws {
+        for (input, count) in column.copies where input.hasPrefix("$") || input == "…" {
+            copies.referencedParameters[input, default: 0] += count
+        }
         guard column.bytes > 0, column.bytes.isFinite else { return }
         copies.referencedBytes += column.bytes
         let limit = Double(shared.policy.maxFunctionResultBytes) * Self.maxReferencedBytesMultiple

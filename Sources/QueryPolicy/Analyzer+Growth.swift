@@ -353,7 +353,7 @@ extension Analyzer {
         guard !kept.isEmpty || keepsMadeRows else { return }
         var parameters: Set<Int> = []
         for range in kept + madeRowSources() {
-            if let range, Self.unnestsOneParameter(UnsafeBufferPointer(rebasing: tree[range])) { continue }
+            if let range, Self.unnestsOneParameter(UnsafeBufferPointer(rebasing: tree[range])) || Self.makesOneRow(UnsafeBufferPointer(rebasing: tree[range])) { continue }
             parameters.formUnion(range.map { reachingParameters($0, arrays: true, throughSubLinks: true) } ?? [Self.unknownParameter])
         }
         if parameters.contains(Self.unknownParameter) {
@@ -418,6 +418,15 @@ extension Analyzer {
         return plain && calls == 1 && parameters == 1
     }
 
+    /// Whether a row source or subquery makes one row of plain values (`(SELECT $1::text AS q) s`:
+    /// no FROM, no set operation, no call that could return a set): one row is all it holds.
+    static func makesOneRow(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard node.starts(with: "{\"RangeSubselect\":".utf8) || node.starts(with: "{\"SelectStmt\":".utf8) else { return false }
+        return !node.contains("\"fromClause\"") && !node.contains("\"valuesLists\"") && !node.contains("{\"FuncCall\":")
+            && !node.contains("\"op\":\"SETOP_UNION\"") && !node.contains("\"op\":\"SETOP_INTERSECT\"") && !node.contains("\"op\":\"SETOP_EXCEPT\"")
+            && !node.contains("{\"SubLink\":")
+    }
+
     /// Counts the references of each parameter the text makes more than once (`Analysis.repeatedParameters`).
     mutating func countParameterReferences() {
         guard tree.contains("{\"ParamRef\":") else { return }
@@ -432,6 +441,12 @@ extension Analyzer {
                 }
             }
             counts[number, default: 0] += 1
+        }
+        // And the copies column references stand for; inputs folded together (`…`) may be any.
+        let folded = Int(min(copies.referencedParameters["…"] ?? 0, 1e9))
+        for number in counts.keys {
+            let copied = Int(min(copies.referencedParameters["$\(number)"] ?? 0, 1e9))
+            counts[number, default: 0] += copied + folded
         }
         analysis.repeatedParameters = counts.filter { $0.value > 1 }
     }

@@ -167,8 +167,9 @@ struct Analyzer {
             try analyzer.document()
             try analyzer.checkAccumulations()
             analyzer.holdParametersOfKeptRows()
-            analyzer.countParameterReferences()
             try analyzer.checkCopies()
+            // After the copy reader: the copies of parameters column references stand for count too.
+            analyzer.countParameterReferences()
             try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()
             try analyzer.checkAttributeCallsOnMadeRows()

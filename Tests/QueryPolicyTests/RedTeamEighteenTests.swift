@@ -86,6 +86,21 @@ import Testing
         #expect(decide(#"SELECT 1 FROM pg_prepared_statements WHERE 'x' ~ statement"#, Profiles.analyst).rule == .argumentLimit)
     }
 
+    /// A star stands for its columns, each read as a reference is; a parameter a subquery's column
+    /// holds is copied wherever the column is read (third pass: 2.9 GB and 975 MB).
+    @Test func starsAndColumnsOfAParameterCountAsTheirReferences() {
+        let stars = Array(repeating: "*", count: 40).joined(separator: ", ")
+        #expect(decide("SELECT \(stars) FROM (SELECT repeat('x', 1000000) AS x) s").rule == .argumentLimit)
+        let qualified = Array(repeating: "s.*", count: 40).joined(separator: ", ")
+        #expect(decide("SELECT \(qualified) FROM (SELECT repeat('x', 1000000) AS x) s").rule == .argumentLimit)
+        #expect(decide("SELECT *, * FROM customers").isAllowed)
+        let lengths = Array(repeating: "length(x)", count: 50).joined(separator: ", ")
+        #expect((decide("SELECT \(lengths) FROM (SELECT $1::text AS x) s").repeatedParameters[1] ?? 0) > 50)
+        // One row of plain values beside a table is not a sink (a join's hash table of it is one row).
+        #expect(decide("SELECT c.name, s.q FROM (SELECT $1::text AS q) s CROSS JOIN customers c").boundParameters == [])
+        #expect(decide("SELECT c.name, s.q FROM (SELECT $1::text AS q FROM generate_series(1, 1000)) s CROSS JOIN customers c").boundParameters == [1])
+    }
+
     @Test func parametersReferredToManyTimesAreCounted() {
         let decision = decide("SELECT count(*) FROM customers WHERE name = $1 OR name = $1 OR region = $2")
         #expect(decision.repeatedParameters == [1: 2])

@@ -173,6 +173,10 @@ def test_parameters_of_rows_kept_in_memory_or_multiplied_are_held_at_bind(palisa
         assert await connection.fetchval("SELECT length(replace($1, 'x', $2))", "xx", "yyy") == 6
         with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="kept in every row"):
             await connection.fetchval("SELECT length(replace($1, 'x', $2))", "x" * 1000, "y" * 300_000)
+        lengths = ", ".join(["length(x)"] * 20)
+        assert await connection.fetchval(f"SELECT {lengths} FROM (SELECT $1::text AS x) s", "abc") == 3
+        with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="copies a bound value into each place"):
+            await connection.fetchval(f"SELECT {lengths} FROM (SELECT $1::text AS x) s", "x" * 1_000_000)
         many = " OR ".join(["region = $1"] * 20)
         assert await connection.fetchval(f"SELECT count(*) FROM orders WHERE {many}", "nowhere") == 0
         with pytest.raises(asyncpg.exceptions.ProgramLimitExceededError, match="copies a bound value into each place"):
