@@ -122,6 +122,9 @@ struct CopyRelation {
     /// The whole row.
     var whole = ValueSize()
     var isBase = false
+    /// The arms of the set operations it is made of (`… UNION ALL …`): the planner copies a
+    /// condition on its rows into each (`copyQual`).
+    var arms = 1.0
 
     static func base(_ name: String) -> CopyRelation {
         CopyRelation(passesBase: true, ordered: false, whole: .input(name), isBase: true)
@@ -442,10 +445,13 @@ extension Analyzer {
                 var relation = CopyRelation(passesBase: first.passesBase || second.passesBase, ordered: false)
                 relation.unnamed = ValueSize.either([first.anyColumn, second.anyColumn])
                 relation.whole = ValueSize.either([first.whole, second.whole])
+                relation.arms = first.arms + second.arms
                 return relation
             }
             for index in sizes.indices { sizes[index].join(second.sizes[index]) }
-            return CopyRelation(names: first.names, sizes: sizes, certain: first.names.map { _ in false }, passesBase: false, ordered: true)
+            var relation = CopyRelation(names: first.names, sizes: sizes, certain: first.names.map { _ in false }, passesBase: false, ordered: true)
+            relation.arms = first.arms + second.arms
+            return relation
         }
         if !fromRead, var from = field("fromClause") {
             try from.expect(UInt8(ascii: "["))
@@ -532,10 +538,17 @@ extension Analyzer {
                 certain.append(isCertain)
             }
         }
-        for name in ["whereClause", "havingClause", "groupClause", "sortClause", "distinctClause", "windowClause", "limitOffset", "limitCount"] {
+        // A condition on rows made of set operations' arms is copied into each arm.
+        let arms = copies.scopes.last?.map(\.relation.arms).max() ?? 1
+        for name in ["whereClause", "havingClause"] {
+            if var condition = field(name) { try copyQual(&condition, arms: arms) }
+        }
+        for name in ["groupClause", "sortClause", "distinctClause", "windowClause", "limitOffset", "limitCount"] {
             if var other = field(name) { _ = try copyChildren(&other) }
         }
-        return CopyRelation(names: names, sizes: sizes, certain: certain, passesBase: passesBase, ordered: ordered)
+        var relation = CopyRelation(names: names, sizes: sizes, certain: certain, passesBase: passesBase, ordered: ordered)
+        relation.arms = arms
+        return relation
     }
 
     /// The fields of a target `*` or `x.*` (nil for `*`), or nil where the target is not one.
@@ -790,7 +803,9 @@ extension Analyzer {
                 default: try cursor.skipValue()
                 }
             }
-            if var quals { _ = try copyChildren(&quals) }
+            if var quals {
+                try copyQual(&quals, arms: copies.scopes[copies.scopes.count - 1][before...].map(\.relation.arms).max() ?? 1)
+            }
             if let alias {
                 let joined = copies.scopes[copies.scopes.count - 1][before...]
                 var relation = CopyRelation(passesBase: joined.contains { $0.relation.passesBase }, ordered: false,
