@@ -435,8 +435,13 @@ extension Analyzer {
         func field(_ name: String) -> ParseTreeCursor? { fields.first { $0.0 == name }?.1 }
         if var with = field("withClause") { try copyWith(&with) }
         if var left = field("larg"), var right = field("rarg") {
+            let setStart = left.offset
             let first = try copySelect(&left)
             let second = try copySelect(&right)
+            if var operation = field("op"), ["SETOP_INTERSECT", "SETOP_EXCEPT"].contains(try operation.string()) {
+                // A hashed set keeps every row, and does not spill.
+                try refuseWindowGathered(first.sizes + second.sizes + [first.unnamed, second.unnamed].compactMap { $0 }, site: setStart)
+            }
             for name in ["sortClause", "limitOffset", "limitCount"] {
                 if var other = field(name) { _ = try copyChildren(&other) }
             }

@@ -33,8 +33,10 @@ extension Analyzer {
                         reference.offset = offset
                         columns.append((try? Self.columnFields(&reference)) ?? [])
                     }
-                    analyzer.accumulations.append(Accumulation(name: name, padded: padded, offset: accumulationOffset,
-                                                               parameters: analyzer.reachingParameters(range, arrays: true), columns: columns))
+                    var accumulation = Accumulation(name: name, padded: padded, offset: accumulationOffset,
+                                                    parameters: analyzer.reachingParameters(range, arrays: true), columns: columns)
+                    if name == "range_agg" || Self.convertsElementsAtLength(node) { accumulation.converted = Self.convertedElementBytes }
+                    analyzer.accumulations.append(accumulation)
                 }
             case "agg_order": try analyzer.expressionList()
             case "agg_filter": try analyzer.expression()
