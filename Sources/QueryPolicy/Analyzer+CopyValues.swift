@@ -797,15 +797,7 @@ extension Analyzer {
         for (input, count) in copies.referencedParameters where count > parametersBefore[input] ?? 0 {
             parameters[input] = count - (parametersBefore[input] ?? 0)
         }
-        node.forEachOccurrence(of: "{\"ParamRef\":") { offset in
-            var probe = ParseTreeCursor(node)
-            probe.offset = offset
-            var number = Self.unknownParameter
-            _ = try? probe.forEachKey { probe, _ in
-                try probe.forEachKey { probe, key in
-                    if case "number" = key { number = try probe.integer() } else { try probe.skipValue() }
-                }
-            }
+        for number in Self.parameterNumbers(in: node) {
             parameters[number == Self.unknownParameter ? "…" : "$\(number)", default: 0] += 1
         }
         for (input, count) in parameters { copies.referencedParameters[input, default: 0] += count * (arms - 1) }

@@ -376,15 +376,7 @@ extension Analyzer {
         }
         if parameters.contains(Self.unknownParameter) {
             // Not followed: every parameter of the text.
-            tree.forEachOccurrence(of: "{\"ParamRef\":") { offset in
-                var probe = ParseTreeCursor(tree)
-                probe.offset = offset
-                _ = try? probe.forEachKey { probe, _ in
-                    try probe.forEachKey { probe, key in
-                        if case "number" = key { parameters.insert(try probe.integer()) } else { try probe.skipValue() }
-                    }
-                }
-            }
+            parameters.formUnion(Self.parameterNumbers(in: tree))
         }
         analysis.boundParameters.formUnion(parameters)
     }
@@ -445,21 +437,29 @@ extension Analyzer {
             && !node.contains("{\"SubLink\":")
     }
 
-    /// Counts the references of each parameter the text makes more than once (`Analysis.repeatedParameters`).
-    mutating func countParameterReferences() {
-        guard tree.contains("{\"ParamRef\":") else { return }
-        var counts: [Int: Int] = [:]
-        tree.forEachOccurrence(of: "{\"ParamRef\":") { offset in
-            var probe = ParseTreeCursor(tree)
+    /// The number of each parameter reference in `node`, in order (`unknownParameter` where one
+    /// cannot be read).
+    static func parameterNumbers(in node: UnsafeBufferPointer<UInt8>) -> [Int] {
+        var numbers: [Int] = []
+        node.forEachOccurrence(of: "{\"ParamRef\":") { offset in
+            var probe = ParseTreeCursor(node)
             probe.offset = offset
-            var number = Self.unknownParameter
+            var number = unknownParameter
             _ = try? probe.forEachKey { probe, _ in
                 try probe.forEachKey { probe, key in
                     if case "number" = key { number = try probe.integer() } else { try probe.skipValue() }
                 }
             }
-            counts[number, default: 0] += 1
+            numbers.append(number)
         }
+        return numbers
+    }
+
+    /// Counts the references of each parameter the text makes more than once (`Analysis.repeatedParameters`).
+    mutating func countParameterReferences() {
+        guard tree.contains("{\"ParamRef\":") else { return }
+        var counts: [Int: Int] = [:]
+        for number in Self.parameterNumbers(in: tree) { counts[number, default: 0] += 1 }
         // And the copies column references stand for; inputs folded together (`…`) may be any.
         let folded = Int(min(copies.referencedParameters["…"] ?? 0, 1e9))
         for number in counts.keys {
