@@ -23,6 +23,8 @@ AUDIT_PARENT = os.environ.get("PALISADE_BENCH_AUDIT_PARENT")
 BASELINE_BINARY = os.environ.get("PALISADE_BASELINE_BIN")
 # Rounds of the whole interleaved sequence; each cell is the median of its rounds.
 ROUNDS = int(os.environ.get("PALISADE_BENCH_ROUNDS", "1"))
+# simple and prepared are `pgbench -S`; agent and fresh are scripts (see `scripts` below).
+MODES = ("simple", "agent", "fresh", "prepared")
 ROLE, PASSWORD, DATABASE = "bench_app", "bench-secret", "bench"
 # Benchmarks/durable-floor.c, built by Benchmarks/pgbench-compare: the least a proxy that holds each
 # answer until its record is durable must do, measured beside Palisade in simple mode. Each is
@@ -242,14 +244,18 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
 
     # Simple mode is compared with PgBouncer's transaction pooling; prepared mode with its session
     # pooling, since PgBouncer 1.18 cannot run protocol-level prepared statements per transaction.
-    bouncer_mode = {"simple": "transaction", "fresh": "transaction", "prepared": "session"}
-    # `fresh`: simple mode as psycopg2 agents send it, a value interpolated into a string constant
-    # too, so that no two texts share a decision (texts that differ only in their numbers do).
-    # pgbench puts a variable's value into the text wherever it stands, quotes included. The
-    # table has 1,000,000 rows (scale 10), as -S reads.
-    fresh_script = work / "fresh.sql"
-    fresh_script.write_text("\\set aid random(1, 1000000)\n"
-                            "SELECT abalance FROM pgbench_accounts WHERE aid = :aid AND filler IS DISTINCT FROM 'agent :aid';\n")
+    bouncer_mode = {"simple": "transaction", "agent": "transaction", "fresh": "transaction", "prepared": "session"}
+    # Simple mode as psycopg2 agents send it, with the value interpolated into a string too. pgbench
+    # puts a variable's value into the text wherever it stands, quotes included. The table has
+    # 1,000,000 rows (scale 10), as -S reads.
+    # `agent`: the string is compared with a column, so texts that differ only in it (and in their
+    # numbers) share a decision, as `-S` texts do.
+    # `fresh`: the string is a LIKE pattern, which the decision reads, so no two texts share one.
+    scripts = {}
+    for mode, condition in (("agent", "filler IS DISTINCT FROM 'agent :aid'"), ("fresh", "filler NOT LIKE 'agent :aid%'")):
+        scripts[mode] = work / f"{mode}.sql"
+        scripts[mode].write_text("\\set aid random(1, 1000000)\n"
+                                 f"SELECT abalance FROM pgbench_accounts WHERE aid = :aid AND {condition};\n")
     samples = {}
     # Each proxy's own CPU time per transaction (user + system, from /proc): its cost, apart from waits.
     cpu_samples = {}
@@ -281,7 +287,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
 
     try:
         for number in range(ROUNDS):
-            for mode in ("simple", "fresh", "prepared"):
+            for mode in MODES:
                 bouncer_port, _, bouncer_pid = bouncers[bouncer_mode[mode]]
                 targets = {"direct": (PORT, ROLE, PASSWORD, None), "pgbouncer": (bouncer_port, ROLE, PASSWORD, bouncer_pid)}
                 targets.update({name: target for name, (target, _, _) in palisades.items()})
@@ -297,7 +303,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                         threads_before = thread_cpu(pid) if name in palisades else None
                         machine_before = machine_busy_and_total()
                         server_before, pgbench_before = server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-                        script = ["-M", "simple", "-f", str(fresh_script)] if mode == "fresh" else ["-S", "-M", mode]
+                        script = ["-M", "simple", "-f", str(scripts[mode])] if mode in scripts else ["-S", "-M", mode]
                         out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", *script,
                                               "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS), DATABASE],
                                              capture_output=True, text=True, env=env)
@@ -366,7 +372,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     def cell(value, width, fmt):
         return f"{fmt.format(value):>{width}}" if value is not None else f"{'n/a':>{width}}"
 
-    for mode in ("simple", "fresh", "prepared"):
+    for mode in MODES:
         for clients in (1, 8):
             direct, bouncer_result = (results.get((mode, clients, name)) for name in ("direct", "pgbouncer"))
             for name in (*palisades, *(floors if mode == "simple" else ())):
@@ -379,8 +385,9 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
                       f" {cell(proxy_cpu.get((mode, clients, name)), 8, '{:.0f} µs')}"
                       f" {cell(entries_per_sync.get((mode, clients, name)), 13, '{:.2f}')}"
                       f" {cell(commit_micros.get((mode, clients, name)), 8, '{:.0f} µs')}")
-    print("fresh: simple mode with each text new (its number also in a string constant, as psycopg2 interpolates it), "
-          "so each is a decision of its own; not a target, shown for what agents send.\n"
+    print("agent, fresh: simple mode with the number also in a string, as psycopg2 interpolates values; agent compares "
+          "it with a column (texts share a decision), fresh matches it with LIKE (each text is a decision of its own); "
+          "not targets, shown for what agents send.\n"
           "PgBouncer pools by transaction for simple mode and by session for prepared mode "
           "(1.18 has no protocol-level prepared statements in transaction pooling); n/a: the run failed.\n"
           "cpu/tx: the proxy's user + system CPU per transaction (all its threads, from /proc); entries/sync: "
@@ -405,7 +412,7 @@ pidfile = {work}/pgbouncer-{pool_mode}.pid
     print(f"\n{'mode':9} {'clients':>7} {'target':>9} {'machine busy':>13} {'machine cpu/tx':>15} {'postgres':>9} {'pgbench':>8}"
           f" {'loops user':>11} {'loops sys':>10}"
           f" {'audit user':>11} {'audit sys':>10} {'other':>7}")
-    for mode in ("simple", "fresh", "prepared"):
+    for mode in MODES:
         for clients in (1, 8):
             for name in ("direct", "pgbouncer", *palisades, *floors):
                 key = (mode, clients, name)

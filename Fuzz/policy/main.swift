@@ -3,8 +3,9 @@
 // Invariants, for any text:
 // - the engine neither crashes nor overflows the stack (AddressSanitizer reports both);
 // - it decides the same way every time: without its cache, through it on a miss, and from it;
-// - a text that differs only in its digits gets the decision it gets alone, also when the engine
-//   answers it from a decision shared by texts that differ only in their numbers;
+// - a text that differs only in its digits, or in the letters and digits inside its quotes, gets the
+//   decision it gets alone, also when the engine answers it from a decision shared by texts that
+//   differ only in their numbers and compared strings;
 // - an admitted text, parsed again by libpg_query itself, is exactly one statement, of the kind the
 //   rule names and the profile allows;
 // - a text libpg_query rejects is never admitted.
@@ -58,6 +59,9 @@ func check(_ sql: String, _ engine: PolicyEngine) {
     for variant in digitVariants(sql) where engine.evaluate(variant) != engine.evaluateUncached(variant) {
         FuzzDriver.violated("a text whose digits were changed got a shared decision other than its own: \(variant)")
     }
+    for variant in quotedVariants(sql) where engine.evaluate(variant) != engine.evaluateUncached(variant) {
+        FuzzDriver.violated("a text whose quoted letters were changed got a shared decision other than its own: \(variant)")
+    }
     guard decision.isAllowed else { return }
     guard let expected = admittedNode(decision.rule, engine.policy) else {
         FuzzDriver.violated("rule \(decision.rule.rawValue) admitted a text under profile \(engine.policy.profile), which does not allow it")
@@ -87,6 +91,30 @@ func digitVariants(_ sql: String) -> [String] {
     return [String(decoding: shifted, as: UTF8.self), String(decoding: widened, as: UTF8.self)]
 }
 
+/// `sql` with the letters and digits between single quotes (as a naive reader pairs them) written
+/// over with words that rules look for in strings: an exponent, `xml`, a range type. Each keeps the
+/// text's length and every other byte, as the strings of texts that share a decision differ.
+func quotedVariants(_ sql: String) -> [String] {
+    let bytes = Array(sql.utf8)
+    guard bytes.contains(UInt8(ascii: "'")) else { return [] }
+    func isWordByte(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+    }
+    return ["1e131071", "xmlxpath", "int4range"].map { word in
+        let fill = Array(word.utf8)
+        var inside = false
+        var written = 0
+        let variant = bytes.map { byte -> UInt8 in
+            if byte == UInt8(ascii: "'") { inside.toggle(); written = 0; return byte }
+            guard inside, isWordByte(byte) else { return byte }
+            defer { written += 1 }
+            return fill[written % fill.count]
+        }
+        return String(decoding: variant, as: UTF8.self)
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // The proxy refuses text that is not UTF-8 before the engine sees it.
@@ -98,7 +126,7 @@ func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// The SQL of every case in the project's corpora.
 func corpusTexts() -> [[UInt8]] {
     let files = ["Tests/corpus/palisade-cases.jsonl", "Tests/corpus/redteam-cases.jsonl", "Tests/corpus/number-blind-probes.jsonl",
-                 "../shared/corpus/cases.jsonl"]
+                 "Tests/corpus/string-blind-probes.jsonl", "../shared/corpus/cases.jsonl"]
     var texts: [[UInt8]] = []
     for file in files {
         let path = FuzzDriver.repositoryRoot + "/" + file

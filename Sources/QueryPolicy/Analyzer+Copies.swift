@@ -347,7 +347,7 @@ extension Analyzer {
                         // And the subqueries its columns hold, each copy planned (`SELECT *, *` over
                         // a column holding one doubled them at each level: 164 MB at 6).
                         copies.largestRelations = max(copies.largestRelations, relation.sizes.reduce(0) { $0 + $1.relations })
-                        if planned > max(Self.maxExpandedNodesInAll, Double(tree.count) / 16) {
+                        if exceedsExpandedNodes(planned, limit: Self.maxExpandedNodesInAll) {
                             throw copyDenial(
                                 "the query's output columns stand for \(Self.describe(planned)) nodes once PostgreSQL's planner puts the expressions of the WITH queries and subqueries they read in place of their columns, over the limit of \(Int(Self.maxExpandedNodesInAll)): each use of a column copies its expression, in the planner's memory",
                                 "Use each column of rows the query makes fewer times, or build it in fewer levels.",

@@ -10,9 +10,7 @@ extension Analyzer {
         result.nodes = copies.nodes - mark
         result.relations = copies.relations - relationsMark
         copies.largestRelations = max(copies.largestRelations, result.relations)
-        // A text's own expressions may be as large as the text (a long IN list): a node of the tree
-        // takes 16 bytes and more of it.
-        if result.nodes > max(Self.maxExpandedNodes, Double(tree.count) / 16) {
+        if exceedsExpandedNodes(result.nodes, limit: Self.maxExpandedNodes) {
             throw Denial(rule: .valueGrowth,
                          message: "an expression of this query stands for \(Self.describe(result.nodes)) nodes once PostgreSQL's planner puts the expressions of the WITH queries and subqueries it reads in place of their columns, over the limit of \(Int(Self.maxExpandedNodes)): a chain of WITH queries each using a column twice (x AND x, x || x, x + x) doubles it at every level, in the planner's memory (21 levels of `x AND x` took 1.7 GB)",
                          hint: "Use each column of rows the query makes at most a few times in the next WITH query or subquery.",
@@ -103,15 +101,20 @@ extension Analyzer {
     /// not sized).
     mutating func copyConstant(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
         var size = ValueSize.fixed(0)
+        let isCompared = comparedStringNodes.contains(cursor.offset)
         try cursor.forEachKey { cursor, _ in
             try cursor.forEachKey { cursor, key in
                 switch key {
                 case "sval", "bsval":
+                    // Its numbers count by their digits: a value rules read (`LiteralBlindKey`).
+                    if !isCompared { analysis.readsConstantValues = true }
                     var controlCharacters = true
                     try cursor.forEachKey { cursor, _ in
                         let text = try cursor.string()
-                        // Numbers inside it ('{1e131071,…}'::numeric[]) are as long as text as their literals.
-                        size.bytes = max(1, Double(text.utf8.count)) + (text.contains { $0 == "e" || $0 == "E" } ? Self.embeddedNumbersTextBytes(text) : 0)
+                        // Numbers inside it ('{1e131071,…}'::numeric[]) are as long as text as their
+                        // literals, unless it is only compared.
+                        let numbers = !isCompared && text.contains { $0 == "e" || $0 == "E" }
+                        size.bytes = max(1, Double(text.utf8.count)) + (numbers ? Self.embeddedNumbersTextBytes(text) : 0)
                         controlCharacters = text.utf8.contains { $0 < 0x20 }
                     }
                     // A label without control characters at most doubles when json escapes it (a
@@ -792,7 +795,7 @@ extension Analyzer {
         let range = start..<cursor.offset
         let node = UnsafeBufferPointer(rebasing: tree[range])
         var bytes = copies.referencedBytes - bytesBefore + literalBytes(range)
-        if Self.callsAllocatingFunction(node) { bytes += Double(shared.policy.maxFunctionResultBytes) }
+        if callsAllocatingFunction(node) { bytes += Double(shared.policy.maxFunctionResultBytes) }
         var parameters: [String: Double] = [:]
         for (input, count) in copies.referencedParameters where count > parametersBefore[input] ?? 0 {
             parameters[input] = count - (parametersBefore[input] ?? 0)

@@ -275,6 +275,7 @@ extension Analyzer {
 
     mutating func operatorExpression() throws {
         var isBetween = false
+        var isComparisonKind = false
         var testCopies = 1.0
         var symbol = ""
         var left: ParseTreeCursor?, right: ParseTreeCursor?
@@ -285,7 +286,8 @@ extension Analyzer {
                 switch try analyzer.cursor.rawString() {
                 case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN": isBetween = true; testCopies = 2
                 case "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": isBetween = true; testCopies = 4
-                case "AEXPR_IN": testCopies = max(1, analyzer.itemsReadingColumnsAfterLeftOperand())
+                case "AEXPR_IN": isComparisonKind = true; testCopies = max(1, analyzer.itemsReadingColumnsAfterLeftOperand())
+                case "AEXPR_OP", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT": isComparisonKind = true
                 default: break
                 }
             case "name":
@@ -309,6 +311,10 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
+        if isBetween || (isComparisonKind && Self.comparisonOperators.contains(symbol)), let left, let right {
+            noteComparedStrings(left)
+            noteComparedStrings(right)
+        }
         // jsonb @? jsonpath and jsonb @@ jsonpath are jsonb_path_exists and jsonb_path_match. @@ is
         // also full-text search's match: with to_tsquery(…) or to_tsvector(…) on a side it is that,
         // and a constant query ('north') reads as a path without `$`.
@@ -323,6 +329,53 @@ extension Analyzer {
     }
 
     static let regexOperators: Set<String> = ["~", "~*", "!~", "!~*"]
+    /// IN's name is `=` and NOT IN's `<>`; the parser writes `!=` as `<>`.
+    static let comparisonOperators: Set<String> = ["=", "<>", "<", ">", "<=", ">="]
+
+    /// Records the string constant at `operand`, or each one that is an item of the list there (IN's
+    /// and BETWEEN's right side), as read only by a comparison (`Analysis.comparedStringOffsets`).
+    mutating func noteComparedStrings(_ operand: ParseTreeCursor) {
+        var probe = operand
+        let list: StaticString = "{\"List\":{\"items\":["
+        if probe.startsWith(list) {
+            probe.offset += list.utf8CodeUnitCount
+            while (try? probe.nextElement()) == true {
+                let node = probe.offset
+                guard let location = Self.stringConstantLocation(probe), (try? probe.skipValue()) != nil else { return }
+                noteComparedString(node: node, location: location)
+            }
+        } else if let location = Self.stringConstantLocation(probe) {
+            noteComparedString(node: probe.offset, location: location)
+        }
+    }
+
+    private mutating func noteComparedString(node: Int, location: Int) {
+        guard location >= 0 else { return }
+        analysis.comparedStringOffsets.insert(location)
+        comparedStringNodes.insert(node)
+    }
+
+    /// Whether the string constant whose `"sval":{"sval":"` starts at `offset` of `node` (a part of
+    /// the tree) is an operand only a comparison reads: its bytes are compared, never made text of
+    /// another size, so the readers of strings' numbers pass over it.
+    func isComparedString(valueAt offset: Int, of node: UnsafeBufferPointer<UInt8>) -> Bool {
+        let constantStart = node.baseAddress! - tree.baseAddress! + offset - "{\"A_Const\":{".utf8.count
+        return comparedStringNodes.contains(constantStart)
+    }
+
+    /// The location of the string constant (`{"A_Const":{"sval":{"sval":"…"},"location":N}}`) at
+    /// `start`; -1 for any other node, nil if it cannot be read.
+    static func stringConstantLocation(_ start: ParseTreeCursor) -> Int? {
+        guard start.startsWith("{\"A_Const\":{\"sval\":") else { return -1 }
+        var probe = start
+        var location = -1
+        let read: Void? = try? probe.forEachKey { probe, _ in
+            try probe.forEachKey { probe, key in
+                if case "location" = key { location = try probe.integer() } else { try probe.skipValue() }
+            }
+        }
+        return read == nil ? nil : location
+    }
 
     /// For `x IN (…)`, the cursor on the A_Expr's fields after its kind: the items of the list that
     /// read a column, each of which becomes `x = item` with its own copy of x (items without one

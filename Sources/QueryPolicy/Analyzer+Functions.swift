@@ -588,7 +588,7 @@ extension Analyzer {
         // Numbers the text makes large (`1e131071::text`, `(10::numeric ^ 131071)::text`).
         let numbers = numberTextBytes(node)
         if let bytes = constantValue(argument)?.bytesBound { return bytes + numbers }
-        if numbers >= limit || Self.callsAllocatingFunction(node) { return limit }
+        if numbers >= limit || callsAllocatingFunction(node) { return limit }
         if node.contains("{\"ColumnRef\":"), queryMakesRows, madeRowsAllocate(outside: start) { return limit }
         return (isClosed(argument) ? Double(node.count) : 1) + numbers
     }
@@ -642,7 +642,7 @@ extension Analyzer {
         guard (try? probe.skipValue()) != nil else { return limit }
         let node = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
         // A parameter's json is the client's: as large and as deep as it sends.
-        if node.contains("{\"ParamRef\":") || Self.callsAllocatingFunction(node) || numberTextBytes(node) >= limit { return limit }
+        if node.contains("{\"ParamRef\":") || callsAllocatingFunction(node) || numberTextBytes(node) >= limit { return limit }
         var depth = literalBytes(start..<probe.offset)
         node.forEachOccurrence(of: "{\"FuncCall\":") { _ in depth += 1 }
         if node.contains("{\"ColumnRef\":"), queryMakesRows {
@@ -663,8 +663,13 @@ extension Analyzer {
         }
     }
 
-    static func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
-        allocatingFunctions.contains { node.contains("{\"String\":{\"sval\":\"\($0)\"}}") } || callsFanningJSONPath(node)
+    /// Whether `node` calls a function that allocates by an argument. Whether a jsonpath query fans
+    /// out is read from the node's string constants, so the decision then depends on their values.
+    mutating func callsAllocatingFunction(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
+        if Self.allocatingFunctions.contains(where: { node.contains("{\"String\":{\"sval\":\"\($0)\"}}") }) { return true }
+        guard node.contains("{\"String\":{\"sval\":\"jsonb_path_query") else { return false }
+        analysis.readsConstantValues = true
+        return Self.callsFanningJSONPath(node)
     }
 
     /// A jsonpath query whose path repeats its items (`$[0,0]`): its result is copies of its json,
@@ -706,7 +711,7 @@ extension Analyzer {
             // What cannot be read counts as allocating, wherever the call stands.
             let ranges = madeRowSources().compactMap { source -> Range<Int>? in
                 guard let source else { return 0..<0 }
-                return Self.callsAllocatingFunction(UnsafeBufferPointer(rebasing: tree[source])) ? source : nil
+                return callsAllocatingFunction(UnsafeBufferPointer(rebasing: tree[source])) ? source : nil
             }
             madeRowsAllocateCache = ranges
             return ranges

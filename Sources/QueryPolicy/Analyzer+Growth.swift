@@ -106,7 +106,8 @@ extension Analyzer {
     /// Whether a value in `node` is a range, multirange or row (a constructor or a cast to one).
     static func convertsElementsAtLength(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
         if node.contains("{\"RowExpr\":") { return true }
-        for type in ["int4", "int8", "num", "ts", "tstz", "date"] where node.contains("\"sval\":\"\(type)range\"") || node.contains("\"sval\":\"\(type)multirange\"") {
+        for type in ["int4", "int8", "num", "ts", "tstz", "date"]
+        where node.contains("{\"String\":{\"sval\":\"\(type)range\"}}") || node.contains("{\"String\":{\"sval\":\"\(type)multirange\"}}") {
             return true
         }
         return false
@@ -131,8 +132,10 @@ extension Analyzer {
     }
 
     /// The bytes the constants in `range` of the tree state: each literal's node less its fixed
-    /// JSON wrapping (`{"A_Const":{"sval":{"sval":""},"location":N}}`), escapes counted as
-    /// written, so never less than the value's bytes.
+    /// JSON wrapping (`{"A_Const":{"sval":{"sval":""},"location":N}}`, N of one digit), escapes
+    /// counted as written, so never less than the value's bytes. N's digits do not count: a number
+    /// before the constant moves it, and texts that differ only in their numbers and compared
+    /// strings share a decision (`LiteralBlindKey`; eighteenth red team, sixth pass).
     mutating func literalBytes(_ range: Range<Int>) -> Double {
         let node = UnsafeBufferPointer(rebasing: tree[range])
         var bytes = 0.0
@@ -141,8 +144,8 @@ extension Analyzer {
             var probe = ParseTreeCursor(node)
             probe.offset = offset
             guard (try? probe.skipValue()) != nil else { bytes = .infinity; return }
-            bytes += max(1, Double(probe.offset - offset) - 40)
             let constant = UnsafeBufferPointer(rebasing: node[offset..<probe.offset])
+            bytes += max(1, Double(constant.count - Self.locationDigits(constant)) - 39)
             if constant.contains("\"ival\":") || constant.contains("\"fval\":") { readsNumbers = true }
         }
         // A number's digits count here, and texts that differ only in their numbers share a
@@ -151,21 +154,39 @@ extension Analyzer {
         return bytes + numberTextBytes(node)
     }
 
+    /// How many bytes the value of the last `"location":` field in `node` takes (`-1`: 2).
+    static func locationDigits(_ node: UnsafeBufferPointer<UInt8>) -> Int {
+        let field = Array("\"location\":".utf8)
+        guard node.count >= field.count else { return 0 }
+        var start = node.count - field.count
+        while start >= 0, !node[start..<(start + field.count)].elementsEqual(field) { start -= 1 }
+        guard start >= 0 else { return 0 }
+        var end = start + field.count
+        while end < node.count, node[end] == UInt8(ascii: "-") || (node[end] >= UInt8(ascii: "0") && node[end] <= UInt8(ascii: "9")) { end += 1 }
+        return end - start - field.count
+    }
+
     /// Bytes that numbers the text makes may take as text beyond what their literals show: a
     /// numeric literal with an exponent is that many digits (`1e131071`, 10 bytes in the tree, is
     /// 131,072 characters as text), and a number raised by `^`, `power`, `exp` or `factorial` may
     /// reach numeric's largest, about 147k digits; as the policy's limit, like a call that
     /// allocates. Sixth red team: `repeat(1e131071::text, 8000)` and `string_agg(1e131071::text, '')`
     /// were sized at 24 bytes a number and built 1–2 GB.
-    func numberTextBytes(_ node: UnsafeBufferPointer<UInt8>) -> Double {
+    mutating func numberTextBytes(_ node: UnsafeBufferPointer<UInt8>) -> Double {
         if Self.growsNumbers(node) { return Double(shared.policy.maxFunctionResultBytes) }
         var bytes = 0.0
         // Number literals, and strings that read as numbers (`round('1e131071'::numeric)`: the cast
         // may sit anywhere below a call Palisade does not evaluate). Only an exponent is counted:
         // plain digits are taken out for the literal-blind cache, and their decision must not
         // depend on how many there are (strings stay in the key as written).
-        for needle: StaticString in ["\"fval\":\"", "\"sval\":{\"sval\":\""] {
+        for (needle, isString): (StaticString, Bool) in [("\"fval\":\"", false), ("\"sval\":{\"sval\":\"", true)] {
             node.forEachOccurrence(of: needle) { offset in
+                if isString {
+                    // A string only compared is never made text of another size; any other is read
+                    // for its numbers, and the decision then depends on its value.
+                    if isComparedString(valueAt: offset, of: node) { return }
+                    analysis.readsConstantValues = true
+                }
                 let start = offset + needle.utf8CodeUnitCount
                 var end = start
                 // Up to the closing quote, past escaped ones (a json's `{\"a\":1e131071}`).
@@ -413,7 +434,7 @@ extension Analyzer {
     /// row source beside it (`JOIN unnest($1::text[]) u(sku)`, `IN (SELECT unnest($1::text[]))`):
     /// each element once, so they hold what the Bind holds, no more.
     static func unnestsOneParameter(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard !node.contains("\"fromClause\""), node.contains("{\"FuncCall\":{\"funcname\":[{\"String\":{\"sval\":\"unnest\"}}]") else { return false }
+        guard !node.contains("\"fromClause\":"), node.contains("{\"FuncCall\":{\"funcname\":[{\"String\":{\"sval\":\"unnest\"}}]") else { return false }
         var calls = 0, parameters = 0, plain = true
         node.forEachOccurrence(of: "{\"") { offset in
             let name = offset + 2
@@ -432,7 +453,8 @@ extension Analyzer {
     /// no FROM, no set operation, no call that could return a set): one row is all it holds.
     static func makesOneRow(_ node: UnsafeBufferPointer<UInt8>) -> Bool {
         guard node.starts(with: "{\"RangeSubselect\":".utf8) || node.starts(with: "{\"SelectStmt\":".utf8) else { return false }
-        return !node.contains("\"fromClause\"") && !node.contains("\"valuesLists\"") && !node.contains("{\"FuncCall\":")
+        // Field names with their colon: a string's value in the tree is never followed by one.
+        return !node.contains("\"fromClause\":") && !node.contains("\"valuesLists\":") && !node.contains("{\"FuncCall\":")
             && !node.contains("\"op\":\"SETOP_UNION\"") && !node.contains("\"op\":\"SETOP_INTERSECT\"") && !node.contains("\"op\":\"SETOP_EXCEPT\"")
             && !node.contains("{\"SubLink\":")
     }

@@ -373,7 +373,7 @@ extension Analyzer {
         // A row made json has its columns' names as keys, and the query names them: an alias is text
         // of the query (`json_object_keys(row_to_json(s))`, seventeenth red team, third pass).
         for rowToJSON in ["row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "array_to_json", "hstore"]
-        where node.contains("\"sval\":\"\(rowToJSON)\"") {
+        where node.contains("{\"String\":{\"sval\":\"\(rowToJSON)\"}}") {
             throw UnsizablePattern()
         }
         // Every call in it must read the data or a parameter itself: one column beside a call that
@@ -385,7 +385,7 @@ extension Analyzer {
             guard (try? probe.skipValue()) != nil else { throw UnsizablePattern() }
             let call = UnsafeBufferPointer(rebasing: node[offset..<probe.offset])
             guard call.contains("{\"ColumnRef\":") || call.contains("{\"ParamRef\":") || call.contains("\"agg_star\":true"),
-                  !call.contains("\"sval\":\"current_query\"") else { throw UnsizablePattern() }
+                  !call.contains("{\"String\":{\"sval\":\"current_query\"}}") else { throw UnsizablePattern() }
         }
         if node.contains("{\"ColumnRef\":") || node.contains("\"agg_star\":true") {
             pieces.readsColumn = true

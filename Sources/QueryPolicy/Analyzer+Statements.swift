@@ -216,6 +216,7 @@ extension Analyzer {
 
     /// The string value of an `A_Const` at the cursor, or nil if it is not a string constant.
     mutating func stringConstant() throws -> String? {
+        analysis.readsConstantValues = true
         var value: String?
         try wrapped { analyzer, type in
             guard case "A_Const" = type else { try analyzer.cursor.skipValue(); return }

@@ -17,6 +17,11 @@ struct Analysis {
     var mayExplode = false
     /// Whether a rule read the value of a constant (see `Analyzer.constantValue`).
     var readsConstantValues = false
+    /// Where the string constants start that are operands of a comparison (`=`, `<>`, `<`, `>`,
+    /// `<=`, `>=`, IS [NOT] DISTINCT FROM, [NOT] IN (…) and BETWEEN): the server reads such a string
+    /// with the other side's input function and compares it, and no rule reads it, so texts that
+    /// differ only in them may share a decision (`LiteralBlindKey`).
+    var comparedStringOffsets: Set<Int> = []
     /// The most bytes the query's allocating calls make together (`checkArgumentLimits`).
     var allocatedBytes = 0.0
     /// What the query's sized calls and padding casts make, all of it: `allocatedBytes`, with
@@ -70,6 +75,9 @@ struct Analyzer {
     var integerIsColumnPosition = false
     /// Whether the text builds an xml value (see `untypedMayBecomeXML`).
     let buildsXML: Bool
+    /// Where in the tree the string constants start whose text offsets are
+    /// `Analysis.comparedStringOffsets`: the readers of strings' values pass over them.
+    var comparedStringNodes: Set<Int> = []
     /// Set for the one expression whose type PostgreSQL unifies with its neighbours' (COALESCE,
     /// CASE results, GREATEST/LEAST, ARRAY[], VALUES rows, SELECT targets of set operations,
     /// polymorphic functions). There an untyped literal or parameter takes the common type, so
@@ -154,10 +162,11 @@ struct Analyzer {
         self.tree = tree
         self.text = text
         shared = policy
-        mayHaveCTEs = tree.contains("withClause\"")
+        mayHaveCTEs = tree.contains("\"withClause\":")
         // XML expressions, and names that may be xmlagg, xmlcomment, xpath and the like. Over-broad
-        // on purpose: a false match only asks for typed literals.
-        buildsXML = tree.contains("{\"XmlExpr\":") || tree.contains("\"sval\":\"xml") || tree.contains("\"sval\":\"xpath")
+        // on purpose: a false match only asks for typed literals. Names only: a string constant's
+        // bytes (`format = 'xml'`) make nothing XML, and compared strings share a decision.
+        buildsXML = tree.contains("{\"XmlExpr\":") || tree.contains("{\"String\":{\"sval\":\"xml") || tree.contains("{\"String\":{\"sval\":\"xpath")
             || policy.xmlColumnPatterns.contains(where: tree.contains)
     }
 

@@ -122,7 +122,7 @@ final class SharedPolicy: Sendable {
     /// The server's sequences as `schema.name`, and their bare names in search-path schemas.
     let sequences: Set<String>
     let searchPathSequences: Set<String>
-    /// Patterns of the tree that name an xml column (`"sval":"body"`).
+    /// Patterns of the tree that name an xml column (`{"String":{"sval":"body"}}`).
     let xmlColumnPatterns: [String]
     /// The server's views over a weight of one as `schema.name`, and by bare name in search-path schemas.
     let viewWeights: [String: Int]
@@ -159,9 +159,9 @@ final class SharedPolicy: Sendable {
         viewWeights = Dictionary(uniqueKeysWithValues: serverFunctions.viewWeights.flatMap { schema, views in views.map { ("\(schema).\($0.key)", $0.value) } })
         self.searchPathSequences = searchPathSequences
         sequences = Set(serverFunctions.sequences.flatMap { schema, names in names.map { "\(schema).\($0)" } })
-        // As libpg_query writes the name in its JSON.
+        // As libpg_query writes the name in its JSON (a String node: not a string constant's value).
         xmlColumnPatterns = serverFunctions.xmlColumns.sorted().map { name in
-            "\"sval\":\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            "{\"String\":{\"sval\":\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"}}"
         }
     }
 }

@@ -6,8 +6,9 @@
 public final class PolicyEngine: Sendable {
     let shared: SharedPolicy
     private let decisions: BoundedCache<ExactText, Decision>
-    /// Admissions shared by texts that differ only in their numbers (see `LiteralBlindKey`).
-    private let numberBlindDecisions: BoundedCache<LiteralBlindKey, Decision>
+    /// Admissions shared by texts that differ only in their numbers and compared strings (see
+    /// `LiteralBlindKey`).
+    private let literalBlindDecisions: BoundedCache<LiteralBlindKey, Decision>
 
     public var policy: Policy { shared.policy }
 
@@ -16,7 +17,7 @@ public final class PolicyEngine: Sendable {
     public init(policy: Policy, serverFunctions: ServerFunctions = ServerFunctions(), cacheCapacity: Int = 10_000, cacheBytes: Int = 32 << 20) {
         shared = SharedPolicy(policy, serverFunctions: serverFunctions)
         decisions = BoundedCache(capacity: cacheCapacity, bytesPerGeneration: cacheBytes / 2)
-        numberBlindDecisions = BoundedCache(capacity: cacheCapacity, bytesPerGeneration: cacheBytes / 4)
+        literalBlindDecisions = BoundedCache(capacity: cacheCapacity, bytesPerGeneration: cacheBytes / 4)
     }
 
     /// Measured with callgrind under `pgbench -S -M simple -c 1` (2026-12-05): the parse, its JSON
@@ -24,15 +25,15 @@ public final class PolicyEngine: Sendable {
     public func evaluate(_ sql: String) -> Decision {
         if let cached = decisions.value(for: ExactText(sql)) { return cached }
         var text = sql
-        let numberBlind = text.withUTF8 { bytes in
-            // The key marks numbers with NUL bytes, so a text holding one never gets a key.
+        let literalBlind = text.withUTF8 { bytes in
+            // The key marks constants with NUL bytes, so a text holding one never gets a key.
             bytes.count <= shared.policy.maxQueryBytes && !Self.hasNULByte(bytes) ? LiteralBlindKey.of(bytes) : nil
         }
-        if let key = numberBlind?.key, let cached = numberBlindDecisions.value(for: key) { return cached }
-        let (decision, isShareable) = decide(sql, numberOffsets: numberBlind?.numberOffsets)
+        if let key = literalBlind?.key, let cached = literalBlindDecisions.value(for: key) { return cached }
+        let (decision, isShareable) = decide(sql, blindOffsets: literalBlind?.offsets)
         // The texts dominate an entry's size; the rest of the decision is a few hundred bytes.
-        if let key = numberBlind?.key, isShareable {
-            numberBlindDecisions.store(decision, for: key, bytes: key.bytes.count + decision.normalized.utf8.count + 512)
+        if let key = literalBlind?.key, isShareable {
+            literalBlindDecisions.store(decision, for: key, bytes: key.bytes.count + decision.normalized.utf8.count + 512)
         } else {
             decisions.store(decision, for: ExactText(sql), bytes: sql.utf8.count + decision.normalized.utf8.count + 512)
         }
@@ -42,15 +43,15 @@ public final class PolicyEngine: Sendable {
     /// Whether a decision for `sql` is cached (for tests of the cache's bounds).
     func isCached(_ sql: String) -> Bool { decisions.contains(ExactText(sql)) }
 
-    /// Whether a decision for `sql`'s number-blind key is cached (for tests of what is shared).
-    func isSharedByNumbers(_ sql: String) -> Bool {
+    /// Whether a decision for `sql`'s literal-blind key is cached (for tests of what is shared).
+    func isSharedByLiterals(_ sql: String) -> Bool {
         var text = sql
-        return text.withUTF8 { LiteralBlindKey.of($0) }.map { numberBlindDecisions.contains($0.key) } ?? false
+        return text.withUTF8 { LiteralBlindKey.of($0) }.map { literalBlindDecisions.contains($0.key) } ?? false
     }
 
     /// The full decision without consulting or filling the decision cache.
     public func evaluateUncached(_ sql: String) -> Decision {
-        decide(sql, numberOffsets: nil).decision
+        decide(sql, blindOffsets: nil).decision
     }
 
     private static func hasNULByte(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -59,8 +60,8 @@ public final class PolicyEngine: Sendable {
     }
 
     /// The decision, and whether it holds for every text with the same `LiteralBlindKey`, whose
-    /// numbers start at `numberOffsets` (see there for why the checks below suffice).
-    private func decide(_ sql: String, numberOffsets: [Int]?) -> (decision: Decision, isShareable: Bool) {
+    /// constants start at `blindOffsets` (see there for why the checks below suffice).
+    private func decide(_ sql: String, blindOffsets: LiteralBlindKey.Offsets?) -> (decision: Decision, isShareable: Bool) {
         let length = sql.utf8.count
         guard length <= shared.policy.maxQueryBytes else {
             return (denied(sql, Denial(
@@ -142,10 +143,12 @@ public final class PolicyEngine: Sendable {
                     decision.boundParameters = analysis.boundParameters.sorted()
                     decision.repeatedParameters = analysis.repeatedParameters
                 }
-                if let numberOffsets, analysis.rule == .query, normalized != nil, !analysis.readsConstantValues {
-                    // Each number must be a constant that normalization replaces, where the parser put it.
+                if let blindOffsets, analysis.rule == .query, normalized != nil, !analysis.readsConstantValues {
+                    // Each constant must be one that normalization replaces, where the parser put
+                    // it, and each string an operand only a comparison reads.
                     let replaced = Set(analysis.constantOffsets)
-                    isShareable = numberOffsets.allSatisfy(replaced.contains)
+                    isShareable = blindOffsets.numbers.allSatisfy(replaced.contains)
+                        && blindOffsets.strings.allSatisfy { replaced.contains($0) && analysis.comparedStringOffsets.contains($0) }
                 }
                 return decision
             }

@@ -347,13 +347,45 @@ struct SQLLexer {
     }
 
     /// Hands each plain number of the text to `body` as (start, end, whether it has a `.`), in
-    /// text order: the numbers `LiteralBlindKey` takes out. Comments, quoted names, strings,
-    /// dollar-quoted strings, names and parameters (`$1`) are skipped whole, so digits inside them
-    /// are never numbers. Linear in the text.
+    /// text order. Comments, quoted names, strings, dollar-quoted strings, names and parameters
+    /// (`$1`) are skipped whole, so digits inside them are never numbers. Linear in the text.
     func forEachNumber(_ body: (Int, Int, Bool) -> Void) {
+        forEachBlindConstant { start, end, kind in
+            if case .number(let hasPoint) = kind { body(start, end, hasPoint) }
+        }
+    }
+
+    /// What a constant `LiteralBlindKey` takes out is.
+    enum BlindConstant: Equatable {
+        /// A run of digits with at most one inner `.`.
+        case number(hasPoint: Bool)
+        /// A plain quoted string (`'…'`, no prefix) of printable ASCII other than `'`, `"` and `\`,
+        /// not continued onto a later line, at most `longestBlindString` bytes between its quotes.
+        case string
+    }
+
+    /// The longest string content taken out of the key (agents' values: names, dates, statuses).
+    static let longestBlindString = 255
+
+    /// Hands each constant `LiteralBlindKey` takes out to `body` as (start, end, kind), in text
+    /// order: plain numbers (see `forEachNumber`) and plain strings whose bytes need no escape in
+    /// the parse tree's JSON, so that two such strings of one length make trees of one length.
+    func forEachBlindConstant(_ body: (Int, Int, BlindConstant) -> Void) {
         var index = 0
         while index < bytes.count {
             let current = bytes[index]
+            if current == Self.quote {
+                // Reached only at a token's start: a prefixed string (E'…', U&'…') is skipped whole
+                // with its prefix below, and a word ends before a quote.
+                let start = index
+                let closing = quotedEnd(at: start, quote: Self.quote, backslashEscapes: false)
+                index = stringEnd(at: start, backslashEscapes: false) ?? closing
+                guard index == closing, closing - start - 2 <= Self.longestBlindString, byte(closing - 1) == Self.quote,
+                      closing - start >= 2 else { continue }
+                let content = UnsafeBufferPointer(rebasing: bytes[(start + 1)..<(closing - 1)])
+                if content.allSatisfy(Self.isPlainStringByte) { body(start, closing, .string) }
+                continue
+            }
             if Self.isDigit(current) {
                 let start = index
                 while Self.isDigit(byte(index)) { index += 1 }
@@ -372,7 +404,7 @@ struct SQLLexer {
                 let after = byte(index)
                 let standsAlone = !Self.isIdentifierContinuation(before) && before != UInt8(ascii: ".")
                     && !Self.isIdentifierContinuation(after) && after != UInt8(ascii: ".")
-                if standsAlone { body(start, index, hasPoint) }
+                if standsAlone { body(start, index, .number(hasPoint: hasPoint)) }
                 continue
             }
             if current == Self.dollar, Self.isDigit(byte(index + 1)) {
@@ -387,6 +419,12 @@ struct SQLLexer {
             }
             index += 1
         }
+    }
+
+    /// Printable ASCII that a string holds as written and the parse tree's JSON writes unescaped.
+    private static func isPlainStringByte(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte <= 0x7E && byte != quote && byte != doubleQuote && byte != backslash
+            && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")
     }
 
     /// Every constant replaced by `$n`, found lexically: for text that does not parse.

@@ -388,7 +388,7 @@ import Testing
         for n in 0..<200 { _ = engine.evaluate("SELECT a\(n) FROM t WHERE a IN (\(longList))") }
         // About 20 KB a decision (key and normalized text): 256 KiB a generation holds some 12 of them.
         // Their numbers are taken out of the key they share decisions under (`LiteralBlindKey`).
-        let cached = (0..<200).filter { engine.isSharedByNumbers("SELECT a\($0) FROM t WHERE a IN (\(longList))") }.count
+        let cached = (0..<200).filter { engine.isSharedByLiterals("SELECT a\($0) FROM t WHERE a IN (\(longList))") }.count
         #expect(cached > 0 && cached < 30)
     }
 }
