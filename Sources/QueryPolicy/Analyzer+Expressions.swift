@@ -209,6 +209,8 @@ extension Analyzer {
     /// Nodes whose fields are all expressions, lists of expressions, or plain scalars.
     /// `unifiedRow`: a List that is a row of VALUES, whose items are unified column by column.
     mutating func genericExpression(_ type: Bytes, isSortItem: Bool = false, unifiedRow: Bool = false) throws {
+        let argumentsAreColumnPositions = rowItemsAreColumnPositions && "RowExpr" ~= type
+        rowItemsAreColumnPositions = false
         let unifies: Bool
         switch type {
         case "CoalesceExpr", "MinMaxExpr", "A_ArrayExpr", "CaseExpr", "CaseWhen": unifies = true
@@ -217,6 +219,14 @@ extension Analyzer {
         }
         try object { analyzer, key in
             switch key {
+            case "content" where "GroupingSet" ~= type, "args" where argumentsAreColumnPositions:
+                // A grouping set's items, and the items of a parenthesized row among them, are
+                // GROUP BY items: an integer is a column position (`ROLLUP(1, (1, 2))`).
+                try analyzer.list { analyzer in
+                    analyzer.integerIsColumnPosition = true
+                    analyzer.rowItemsAreColumnPositions = !argumentsAreColumnPositions && analyzer.cursor.startsWith("{\"RowExpr\":")
+                    try analyzer.expression()
+                }
             case "args" where unifies && !("CaseExpr" ~= type), "elements" where unifies, "items" where unifies:
                 try analyzer.unifiedExpressionList()
             case "defresult" where unifies, "result" where unifies:

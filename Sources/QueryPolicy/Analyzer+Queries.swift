@@ -65,10 +65,11 @@ extension Analyzer {
                 }
                 // Set operations unify their branches' targets column by column, and VALUES its rows.
                 try analyzer.unifiedExpressionList()
-            case "windowClause", "distinctClause":
+            case "windowClause":
                 try analyzer.expressionList()
-            case "groupClause", "sortClause":
-                // A SortBy's own node, or a GROUP BY item itself, may be a column position.
+            case "groupClause", "sortClause", "distinctClause":
+                // A SortBy's own node, a GROUP BY item itself or a DISTINCT ON item may be a column
+                // position (a window's ORDER BY 1 is the constant).
                 try analyzer.list { analyzer in
                     analyzer.integerIsColumnPosition = true
                     try analyzer.expression()

@@ -73,6 +73,8 @@ struct Analyzer {
     /// Set for the one expression that is an ORDER BY or GROUP BY item, where an integer constant
     /// is a column position, which libpg_query's normalization leaves alone.
     var integerIsColumnPosition = false
+    /// Set for a parenthesized row that is an item of a grouping set: its items are GROUP BY items.
+    var rowItemsAreColumnPositions = false
     /// Whether the text builds an xml value (see `untypedMayBecomeXML`).
     let buildsXML: Bool
     /// Where in the tree the string constants start whose text offsets are

@@ -160,9 +160,14 @@ final class SharedPolicy: Sendable {
         self.searchPathSequences = searchPathSequences
         sequences = Set(serverFunctions.sequences.flatMap { schema, names in names.map { "\(schema).\($0)" } })
         // As libpg_query writes the name in its JSON (a String node: not a string constant's value).
-        xmlColumnPatterns = serverFunctions.xmlColumns.sorted().map { name in
-            "{\"String\":{\"sval\":\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"}}"
-        }
+        xmlColumnPatterns = serverFunctions.xmlColumns.sorted().map { "{\"String\":{\"sval\":\"" + Self.treeJSON($0) + "\"}}" }
+    }
+
+    /// `name` as libpg_query writes a string in its JSON: JSON's escapes, and `<` and `>` as
+    /// `\u003c` and `\u003e`.
+    static func treeJSON(_ name: String) -> String {
+        String(JSONText.quoted(name).dropFirst().dropLast())
+            .replacingOccurrences(of: "<", with: "\\u003c").replacingOccurrences(of: ">", with: "\\u003e")
     }
 }
 

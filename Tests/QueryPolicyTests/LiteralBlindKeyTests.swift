@@ -114,9 +114,12 @@ import Testing
             // An accumulating aggregate counts a number's digits a row (a number's text is its digits).
             ("SELECT string_agg(12345678901::text, '') FROM users", "SELECT string_agg(\(String(repeating: "9", count: 3000))::text, '') FROM users",
              .argumentLimit),
-            // A column position stays in the normalized text.
+            // A column position stays in the normalized text: ORDER BY, GROUP BY, its grouping
+            // sets and the rows in them, DISTINCT ON.
             ("SELECT id, name FROM users ORDER BY 1", "SELECT id, name FROM users ORDER BY 2", nil),
             ("SELECT id, name FROM users GROUP BY 1, 2", "SELECT id, name FROM users GROUP BY 2, 1", nil),
+            ("SELECT id, name FROM users GROUP BY ROLLUP(1, (1, 2))", "SELECT id, name FROM users GROUP BY ROLLUP(2, (2, 1))", nil),
+            ("SELECT DISTINCT ON (1) id, name FROM users", "SELECT DISTINCT ON (2) id, name FROM users", nil),
             // Type modifiers and array bounds are not replaced constants.
             ("SELECT name::varchar(3) FROM users", "SELECT name::varchar(30) FROM users", nil),
             ("SELECT '{}'::int[3]", "SELECT '{}'::int[4]", nil),
@@ -279,6 +282,24 @@ import Testing
         #expect(engine.evaluate(long) == engine.evaluateUncached(long))
         #expect(!engine.isSharedByLiterals(short))
         #expect(engine.evaluate(short) == engine.evaluateUncached(short))
+    }
+
+    /// An integer that PostgreSQL reads as a column position keeps its place in the normalized text
+    /// (a window's ORDER BY 1 is the constant 1).
+    @Test func columnPositionsStayInTheNormalizedText() {
+        let engine = PolicyEngine(policy: Profiles.readonly.policy)
+        let cases = [
+            ("SELECT DISTINCT ON (1) id, name FROM users ORDER BY 1, 2 LIMIT 5",
+             "SELECT DISTINCT ON (1) id, name FROM users ORDER BY 1, 2 LIMIT $1"),
+            ("SELECT id, name FROM users GROUP BY GROUPING SETS ((1, 2), 1, ROLLUP(1), CUBE(2)), 2",
+             "SELECT id, name FROM users GROUP BY GROUPING SETS ((1, 2), 1, ROLLUP(1), CUBE(2)), 2"),
+            ("SELECT id, rank() OVER (ORDER BY 1) FROM users", "SELECT id, rank() OVER (ORDER BY $1) FROM users"),
+        ]
+        for (sql, normalized) in cases {
+            let decision = engine.evaluate(sql)
+            #expect(decision.isAllowed, "\(sql): \(decision.message)")
+            #expect(decision.normalized == normalized)
+        }
     }
 
     /// A field name with its colon: `'fromClause'` in a subquery with no FROM read as one.

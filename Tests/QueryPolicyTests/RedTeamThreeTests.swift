@@ -141,6 +141,11 @@ import Testing
         let engine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: Self.server)
         #expect(engine.evaluate("SELECT COALESCE(body, '<r>') FROM docs").rule == .xmlParse)
         #expect(engine.evaluate("SELECT COALESCE(body::text, '<r>'::text) FROM docs").isAllowed)
+        // A column whose name libpg_query escapes in its tree (`<`, `>`, quotes, control characters).
+        let odd = "b<o>d\"y\\\u{01}\n"
+        let oddEngine = PolicyEngine(policy: Profiles.readonly.policy, serverFunctions: ServerFunctions(xmlColumns: [odd]))
+        let quoted = "\"" + odd.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        #expect(oddEngine.evaluate("SELECT COALESCE(\(quoted), '<r>') FROM docs").rule == .xmlParse)
         #expect(engine.evaluate("SELECT COALESCE(title, 'untitled') FROM docs").isAllowed)
     }
 }
