@@ -346,21 +346,13 @@ struct SQLLexer {
         return digits
     }
 
-    /// Hands each plain number of the text to `body` as (start, end, whether it has a `.`), in
-    /// text order. Comments, quoted names, strings, dollar-quoted strings, names and parameters
-    /// (`$1`) are skipped whole, so digits inside them are never numbers. Linear in the text.
-    func forEachNumber(_ body: (Int, Int, Bool) -> Void) {
-        forEachBlindConstant { start, end, kind in
-            if case .number(let hasPoint) = kind { body(start, end, hasPoint) }
-        }
-    }
-
     /// What a constant `LiteralBlindKey` takes out is.
     enum BlindConstant: Equatable {
         /// A run of digits with at most one inner `.`.
         case number(hasPoint: Bool)
-        /// A plain quoted string (`'…'`, no prefix) of printable ASCII other than `'`, `"` and `\`,
-        /// not continued onto a later line, at most `longestBlindString` bytes between its quotes.
+        /// A plain quoted string (`'…'`, no prefix) of printable ASCII other than `'`, `"`, `\`, `<`,
+        /// `>` and `&`, not continued onto a later line, at most `longestBlindString` bytes between
+        /// its quotes.
         case string
     }
 
@@ -368,8 +360,10 @@ struct SQLLexer {
     static let longestBlindString = 255
 
     /// Hands each constant `LiteralBlindKey` takes out to `body` as (start, end, kind), in text
-    /// order: plain numbers (see `forEachNumber`) and plain strings whose bytes need no escape in
-    /// the parse tree's JSON, so that two such strings of one length make trees of one length.
+    /// order: plain numbers and plain strings whose bytes need no escape in the parse tree's JSON,
+    /// so that two such strings of one length make trees of one length. Comments, quoted names,
+    /// other strings, dollar-quoted strings, names and parameters (`$1`) are skipped whole, so
+    /// digits inside them are never numbers. Linear in the text.
     func forEachBlindConstant(_ body: (Int, Int, BlindConstant) -> Void) {
         var index = 0
         while index < bytes.count {

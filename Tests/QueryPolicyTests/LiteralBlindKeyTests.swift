@@ -9,7 +9,8 @@ import Testing
         var text = sql
         return text.withUTF8 { bytes in
             var found: [String] = []
-            SQLLexer(bytes: bytes).forEachNumber { start, end, _ in
+            SQLLexer(bytes: bytes).forEachBlindConstant { start, end, kind in
+                guard case .number = kind else { return }
                 found.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
             }
             return found
@@ -56,7 +57,8 @@ import Testing
             var result = ""
             var copied = 0
             var index = 0
-            SQLLexer(bytes: bytes).forEachNumber { start, end, _ in
+            SQLLexer(bytes: bytes).forEachBlindConstant { start, end, kind in
+                guard case .number = kind else { return }
                 result += String(decoding: UnsafeBufferPointer(rebasing: bytes[copied..<start]), as: UTF8.self)
                 result += replacement(index)
                 index += 1
