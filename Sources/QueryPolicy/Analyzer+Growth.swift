@@ -156,14 +156,14 @@ extension Analyzer {
 
     /// How many bytes the value of the last `"location":` field in `node` takes (`-1`: 2).
     static func locationDigits(_ node: UnsafeBufferPointer<UInt8>) -> Int {
-        let field = Array("\"location\":".utf8)
-        guard node.count >= field.count else { return 0 }
-        var start = node.count - field.count
-        while start >= 0, !node[start..<(start + field.count)].elementsEqual(field) { start -= 1 }
-        guard start >= 0 else { return 0 }
-        var end = start + field.count
-        while end < node.count, node[end] == UInt8(ascii: "-") || (node[end] >= UInt8(ascii: "0") && node[end] <= UInt8(ascii: "9")) { end += 1 }
-        return end - start - field.count
+        let field: StaticString = "\"location\":"
+        var digits = 0
+        node.forEachOccurrence(of: field) { offset in
+            var end = offset + field.utf8CodeUnitCount
+            while end < node.count, node[end] == UInt8(ascii: "-") || (node[end] >= UInt8(ascii: "0") && node[end] <= UInt8(ascii: "9")) { end += 1 }
+            digits = end - offset - field.utf8CodeUnitCount
+        }
+        return digits
     }
 
     /// Bytes that numbers the text makes may take as text beyond what their literals show: a
