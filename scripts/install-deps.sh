@@ -2,7 +2,7 @@
 # Installs what a fresh Debian 12 machine lacks to build, test and demo Palisade.
 set -euo pipefail
 
-packages=(libpg-query-dev postgresql postgresql-contrib pgbouncer make openssl ca-certificates openjdk-17-jre-headless libpostgresql-jdbc-java chromium)
+packages=(libpg-query-dev postgresql postgresql-contrib pgbouncer make openssl ca-certificates openjdk-17-jre-headless libpostgresql-jdbc-java chromium valgrind)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

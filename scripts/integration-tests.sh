@@ -97,6 +97,7 @@ fi
 if [ -f Tests/corpus/palisade-cases.jsonl ]; then
   run "own cases: every rule id and hiding place" python3 Tests/corpus/check-cases.py Tests/corpus/palisade-cases.jsonl
 fi
+run "cost: texts that were quadratic cost linear instructions (callgrind)" python3 Tests/cost/check-cost-scaling.py "$bin"
 run "red-team cases: attacks and real queries (the benign ones were run on PostgreSQL 15 when written)" python3 Tests/corpus/check-cases.py Tests/corpus/redteam-cases.jsonl
 
 run "make demo --smoke: two tenants, a denial, the audit log" env -u PGPORT PALISADE_BIN="$bin" scripts/demo.sh --smoke

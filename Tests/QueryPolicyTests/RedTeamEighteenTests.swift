@@ -135,34 +135,3 @@ import Testing
         #expect(decide("SELECT name FROM customers WHERE region = $1 AND name = $2").repeatedParameters.isEmpty)
     }
 }
-
-/// Texts of many flat parts that each asked a question of the whole tree or of every part before
-/// them: quadratic, up to 27 s for one admitted 64 KB text, on the event loop of its session
-/// (eighteenth red team). Each must cost about eight times at eight times the parts. Compared as a
-/// ratio of times measured in turn (best of three), with a bound far above the linear 8 and far
-/// below the quadratic 64, so that a loaded machine does not change the verdict.
-@Suite struct AnalysisBreadthCostTests {
-    static let cases: [(name: String, text: @Sendable (Int) -> String, parts: Int)] = [
-        ("patterns reading a column beside a subquery", { "SELECT 1 FROM (SELECT a FROM t) s WHERE " + Array(repeating: "x ~ y", count: $0).joined(separator: " AND ") }, 600),
-        ("aggregates over a subquery", { "SELECT " + Array(repeating: "array_agg(x)", count: $0).joined(separator: ", ") + " FROM (SELECT a FROM t) s" }, 500),
-        ("column references against many FROM items", { n in "SELECT " + (0..<n).map { "x\($0)" }.joined(separator: ", ") + " FROM (SELECT 1) s, " + Array(repeating: "t", count: n).joined(separator: ", ") }, 600),
-        ("distinct tables", { n in "SELECT 1 FROM " + (0..<n).map { "t\($0)" }.joined(separator: ", ") }, 600),
-        ("WITH queries and references", { n in "WITH " + (0..<n).map { "a\($0) AS (SELECT 1)" }.joined(separator: ", ") + " SELECT 1 FROM " + Array(repeating: "t", count: 2 * n).joined(separator: ", ") }, 250),
-        ("subqueries keeping a parameter", { "SELECT " + Array(repeating: "cardinality(ARRAY(SELECT $1::text || g FROM generate_series(1, 3) g))", count: $0).joined(separator: ", ") }, 60),
-    ]
-
-    @Test("eight times the parts cost about eight times", arguments: cases.map(\.name))
-    func costGrowsLinearly(name: String) {
-        let testCase = Self.cases.first { $0.name == name }!
-        let small = testCase.text(testCase.parts), large = testCase.text(8 * testCase.parts)
-        let engine = Profiles.readonly
-        var bestSmall = Double.infinity, bestLarge = Double.infinity
-        for _ in 0..<3 {
-            bestSmall = min(bestSmall, ScanCostTests.seconds { _ = engine.evaluateUncached(small) })
-            bestLarge = min(bestLarge, ScanCostTests.seconds { _ = engine.evaluateUncached(large) })
-            if bestLarge < 24 * bestSmall { break }
-        }
-        #expect(bestLarge < 24 * bestSmall, "\(name): \(bestLarge * 1000) ms at \(large.utf8.count) bytes against \(bestSmall * 1000) ms at \(small.utf8.count)")
-        #expect(large.utf8.count < 64_000)
-    }
-}
