@@ -19,6 +19,24 @@ extension Analyzer {
         return result
     }
 
+    /// Whether the argument of the A_Indirection `body` is a relation's whole row by its name
+    /// (`(s).*` over `FROM (…) s`), which PostgreSQL expands into a column reference a field rather
+    /// than copies: the name is no column in scope, whose columns Palisade all knows.
+    mutating func copyNamesWholeRow(argumentOf body: ParseTreeCursor) throws -> Bool {
+        var cursor = body
+        var fields: [String?] = []
+        try cursor.forEachKey { cursor, key in
+            if case "arg" = key, cursor.startsWith("{\"ColumnRef\":") { fields = try Self.columnFields(&cursor) } else { try cursor.skipValue() }
+        }
+        guard fields.count == 1, let name = fields[0] else { return false }
+        for level in copies.scopes.indices.reversed() {
+            let index = copies.index(level)
+            if index.named[name] != nil || index.othersUnnamed != nil || index.readsTable || index.othersPassBase { return false }
+            if index.byAlias[name] != nil { return true }
+        }
+        return false
+    }
+
     /// Nodes an expression may stand for once the planner pulls up the subqueries and WITH queries
     /// it reads (each reference to a column replaced by a copy of its expression): about 800 bytes
     /// of the planner's memory a node (21 levels of `x AND x` over `true`, 2^21 nodes, took 1.7 GB
@@ -197,9 +215,23 @@ extension Analyzer {
             }
             result.form = .other
         case "A_Indirection", "CollateClause":
+            var expansion = 1.0
+            if case "A_Indirection" = type {
+                var probe = cursor
+                try probe.forEachKey { body, _ in
+                    expansion = try Self.rowExpansionCopies(body)
+                    if expansion > 1, try copyNamesWholeRow(argumentOf: body) { expansion = 1 }
+                    try body.skipValue()
+                }
+            }
             try cursor.forEachKey { cursor, _ in
                 try cursor.forEachKey { cursor, key in
-                    if case "arg" = key { result = try copyChildren(&cursor) } else { _ = try copyChildren(&cursor) }
+                    guard case "arg" = key else { _ = try copyChildren(&cursor); return }
+                    let nodesMark = copies.nodes, relationsMark = copies.relations
+                    result = try copyChildren(&cursor)
+                    // `(expr).*`: each field's FieldSelect holds a copy of expr, to plan and pull up.
+                    copies.nodes += (copies.nodes - nodesMark) * (expansion - 1)
+                    copies.relations += (copies.relations - relationsMark) * (expansion - 1)
                 }
             }
         case "XmlExpr", "XmlSerialize":

@@ -57,11 +57,15 @@ extension Analyzer {
              "CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "A_Indices", "NamedArgExpr":
             try genericExpression(type, unifiedRow: mayBecomeXML)
         case "A_Indirection":
+            let copies = try Self.rowExpansionCopies(cursor)
             var argument: ParseTreeCursor?
             try object { analyzer, key in
                 switch key {
                 case "arg":
                     argument = analyzer.cursor
+                    let outer = analyzer.expressionCopies
+                    analyzer.expressionCopies *= copies
+                    defer { analyzer.expressionCopies = outer }
                     try analyzer.expression()
                 case "indirection": try analyzer.indirectionList(firstObject: argument.map(FieldObject.expression) ?? .value)
                 default: throw analyzer.unsupportedField(key)

@@ -68,6 +68,7 @@ extension Analyzer {
             case "windowClause":
                 try analyzer.expressionList()
             case "groupClause", "sortClause", "distinctClause":
+                if case "groupClause" = key { try analyzer.checkGroupingSets() }
                 // A SortBy's own node, a GROUP BY item itself or a DISTINCT ON item may be a column
                 // position (a window's ORDER BY 1 is the constant).
                 try analyzer.list { analyzer in

@@ -1,0 +1,170 @@
+/// What PostgreSQL's parser expands before any of its own limits apply: `(expr).*` into a copy of
+/// expr for each field, and a GROUP BY's grouping sets into every set they stand for.
+extension Analyzer {
+    /// The most columns a row may have (MaxHeapAttributeNumber): the fields of `(expr).*` where the
+    /// text does not show them.
+    static let mostRowFields = 1600.0
+
+    /// How many copies of its argument the A_Indirection `body` (`{"arg":…,"indirection":[…]}`)
+    /// stands for. For `(expr).*` PostgreSQL's parser makes one FieldSelect over a copy of expr for
+    /// each field (ExpandRowReference, parse_target.c), so nested ones multiply: three levels of a
+    /// 40-field ROW, 113 bytes, took 869 MB in parse analysis alone, and 100 fields 15.7 GB
+    /// (thirty-eighth red team). 1 without a trailing `*`.
+    static func rowExpansionCopies(_ body: ParseTreeCursor) throws -> Double {
+        var cursor = body
+        var argument: ParseTreeCursor?
+        var steps = 0
+        var endsInStar = false
+        try cursor.forEachKey { cursor, key in
+            if case "indirection" = key {
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    steps += 1
+                    endsInStar = cursor.startsWith("{\"A_Star\":")
+                    try cursor.skipValue()
+                }
+            } else {
+                if case "arg" = key { argument = cursor }
+                try cursor.skipValue()
+            }
+        }
+        guard endsInStar else { return 1 }
+        // `((expr).name).*` copies `(expr).name`, a row the text does not show.
+        guard steps == 1, let argument else { return mostRowFields }
+        return try rowFields(argument)
+    }
+
+    /// The fields of the row the wrapped node `node` makes: a ROW(…) or a parenthesized row counts
+    /// its items, an item `(e).*` the fields of e, and `t.*` or anything else as many as a row may
+    /// have.
+    static func rowFields(_ node: ParseTreeCursor) throws -> Double {
+        guard node.startsWith("{\"RowExpr\":") else { return mostRowFields }
+        var cursor = node
+        var fields = 0.0
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                guard case "args" = key else { return try cursor.skipValue() }
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    let item = cursor
+                    try cursor.skipValue()
+                    if item.startsWith("{\"A_Indirection\":") {
+                        var wrapper = item
+                        try wrapper.forEachKey { body, _ in
+                            fields += try rowExpansionCopies(body)
+                            try body.skipValue()
+                        }
+                    } else if item.startsWith("{\"ColumnRef\":"),
+                              UnsafeBufferPointer(start: item.base + item.offset, count: cursor.offset - item.offset).contains("{\"A_Star\":{}}") {
+                        fields += mostRowFields
+                    } else {
+                        fields += 1
+                    }
+                }
+            }
+        }
+        return min(max(fields, 1), mostRowFields)
+    }
+
+    /// What a GROUP BY item expands to: its grouping sets, and their items counted together.
+    struct GroupingExpansion {
+        var sets: Double
+        var items: Double
+
+        /// Items side by side: every set of one with every set of the other.
+        func times(_ other: GroupingExpansion) -> GroupingExpansion {
+            GroupingExpansion(sets: sets * other.sets, items: items * other.sets + other.items * sets)
+        }
+    }
+
+    /// PostgreSQL's own limit on grouping sets (parse_agg.c), which it checks only once it has
+    /// expanded each item of the GROUP BY in full.
+    static let mostGroupingSets = 4096.0
+    /// Items of all grouping sets together. `CUBE(1, …)` of 12 items is 4,096 sets of 24,576 items;
+    /// 2,000 of them in GROUPING SETS (60 KB) took 1.49 GB before the server's limit refused them,
+    /// and 12 rows of 1,000 positions in a CUBE 646 MB, where the server dedupes each set's
+    /// positions pairwise (thirty-eighth red team).
+    static let mostGroupingSetItems = 50_000.0
+
+    /// Refuses a GROUP BY list (the cursor on its `[`) whose grouping sets stand for more sets or
+    /// items than the server can expand in bounded memory (expand_grouping_sets).
+    mutating func checkGroupingSets() throws {
+        var cursor = self.cursor
+        var total = GroupingExpansion(sets: 1, items: 0)
+        var hasGroupingSet = false
+        try cursor.expect(UInt8(ascii: "["))
+        while try cursor.nextElement() {
+            let item = cursor
+            try cursor.skipValue()
+            guard item.startsWith("{\"GroupingSet\":") else {
+                total = total.times(GroupingExpansion(sets: 1, items: try Self.groupingItems(item)))
+                continue
+            }
+            hasGroupingSet = true
+            total = total.times(try Self.groupingExpansion(item))
+        }
+        guard hasGroupingSet, total.sets > Self.mostGroupingSets || total.items > Self.mostGroupingSetItems else { return }
+        throw Denial(rule: .planning,
+                     message: "this query's GROUP BY stands for \(Self.describe(total.sets)) grouping sets of \(Self.describe(total.items)) items in all, over the limits of \(Int(Self.mostGroupingSets)) sets and \(Int(Self.mostGroupingSetItems)) items: CUBE of n items makes 2^n sets, ROLLUP n + 1, GROUPING SETS the sets of its items together, and items side by side multiply, and PostgreSQL builds them all in its memory before it counts them",
+                     hint: "Use fewer items in CUBE (each one doubles the sets), or split the question into several queries.",
+                     offset: nil, statementType: analysis.statementType)
+    }
+
+    /// The sets and items of a wrapped GroupingSet node.
+    static func groupingExpansion(_ node: ParseTreeCursor) throws -> GroupingExpansion {
+        var cursor = node
+        var kind = ""
+        var parts: [GroupingExpansion] = []
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                switch key {
+                case "kind": kind = try cursor.string()
+                case "content":
+                    try cursor.expect(UInt8(ascii: "["))
+                    while try cursor.nextElement() {
+                        let item = cursor
+                        try cursor.skipValue()
+                        parts.append(item.startsWith("{\"GroupingSet\":")
+                            ? try groupingExpansion(item) : GroupingExpansion(sets: 1, items: try groupingItems(item)))
+                    }
+                default: try cursor.skipValue()
+                }
+            }
+        }
+        let items = parts.map(\.items)
+        switch kind {
+        case "GROUPING_SET_EMPTY": return GroupingExpansion(sets: 1, items: 0)
+        case "GROUPING_SET_SIMPLE": return GroupingExpansion(sets: 1, items: items.reduce(0, +))
+        case "GROUPING_SET_ROLLUP":
+            // The sets are the prefixes: item j is in n - j + 1 of them.
+            let n = Double(items.count)
+            return GroupingExpansion(sets: n + 1, items: items.enumerated().reduce(0) { $0 + $1.element * (n - Double($1.offset)) })
+        case "GROUPING_SET_CUBE":
+            // Every subset: each item is in half of them.
+            let sets = Double(sign: .plus, exponent: items.count, significand: 1)
+            return GroupingExpansion(sets: sets, items: sets / 2 * items.reduce(0, +))
+        case "GROUPING_SET_SETS":
+            return GroupingExpansion(sets: parts.reduce(0) { $0 + $1.sets }, items: parts.reduce(0) { $0 + $1.items })
+        default: throw ParseTreeCursor.Malformed()
+        }
+    }
+
+    /// The items a GROUP BY expression stands for: a parenthesized row its items (flattened, as
+    /// PostgreSQL flattens them), anything else one.
+    static func groupingItems(_ node: ParseTreeCursor) throws -> Double {
+        guard node.startsWith("{\"RowExpr\":") else { return 1 }
+        var cursor = node
+        var items = 0.0
+        try cursor.forEachKey { cursor, _ in
+            try cursor.forEachKey { cursor, key in
+                guard case "args" = key else { return try cursor.skipValue() }
+                try cursor.expect(UInt8(ascii: "["))
+                while try cursor.nextElement() {
+                    items += try groupingItems(cursor)
+                    try cursor.skipValue()
+                }
+            }
+        }
+        return items
+    }
+}

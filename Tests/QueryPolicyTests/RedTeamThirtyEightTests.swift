@@ -1,0 +1,110 @@
+import Testing
+@testable import QueryPolicy
+
+/// Thirty-eighth red team: what PostgreSQL's parser expands before its own limits apply. `(expr).*`
+/// copies expr once for each field (nested, 113 bytes took 869 MB), and a GROUP BY's grouping sets
+/// are built in full before the server counts them (2,000 CUBEs, 60 KB, took 1.49 GB).
+@Suite struct RedTeamThirtyEightTests {
+    private func decide(_ sql: String, _ engine: PolicyEngine = Profiles.readonly) -> Decision { engine.evaluate(sql) }
+
+    /// `body` over a cursor on the first node of the text's parse tree that starts with `prefix`.
+    static func atFirst<R>(_ prefix: String, in sql: String, _ body: (ParseTreeCursor) throws -> R) throws -> R {
+        try PgQuery.withParseTree(sql) { parsed in
+            let offset = try #require(parsed.json.firstRange(of: Array(prefix.utf8))).lowerBound
+            var cursor = ParseTreeCursor(parsed.json)
+            cursor.offset = offset
+            return try body(cursor)
+        }
+    }
+
+    static func row(_ items: Int, _ item: String = "1") -> String { "ROW(" + Array(repeating: item, count: items).joined(separator: ",") + ")" }
+
+    /// `(ROW(…)).*` of n fields inside itself `levels` times.
+    static func nestedExpansion(fields: Int, levels: Int, item: String = "1") -> String {
+        var expression = "(\(row(fields, item))).*"
+        for _ in 1..<levels { expression = "(ROW(\(expression))).*" }
+        return expression
+    }
+
+    @Test func nestedRowExpansionsMultiplyTheirCopies() {
+        for sql in ["SELECT \(Self.nestedExpansion(fields: 40, levels: 3))",
+                    "SELECT count(*) FROM (SELECT \(Self.nestedExpansion(fields: 40, levels: 3))) s",
+                    "SELECT \(Self.nestedExpansion(fields: 100, levels: 2))",
+                    "SELECT \(Self.nestedExpansion(fields: 20, levels: 3, item: "repeat('x', 12000)"))",
+                    "SELECT 1 WHERE ROW(\(Self.nestedExpansion(fields: 40, levels: 3))) IS NOT NULL",
+                    "VALUES ((\(Self.nestedExpansion(fields: 40, levels: 3))))",
+                    "SELECT ((((((\(Array(repeating: "1", count: 40).joined(separator: ",")))).*, 0)).*, 0)).*",
+                    "SELECT (r).* FROM (SELECT ROW(\(Self.nestedExpansion(fields: 40, levels: 2))) r) s",
+                    "WITH c AS (SELECT ROW(\(Self.nestedExpansion(fields: 40, levels: 2))) r) SELECT (r).* FROM c",
+                    "SELECT ((ROW(\(Self.nestedExpansion(fields: 40, levels: 2)))).f1).*"] {
+            let decision = decide(sql)
+            #expect(!decision.isAllowed, "\(sql.prefix(120))")
+            #expect(decision.rule == .valueGrowth, "\(sql.prefix(120)): \(decision.rule)")
+            #expect(!decide(sql, Profiles.analyst).isAllowed, "\(sql.prefix(120))")
+        }
+    }
+
+    @Test func rowsFieldsAreCountedThroughTheirItems() throws {
+        func fields(_ expression: String) throws -> Double {
+            try Self.atFirst("{\"RowExpr\":", in: "SELECT \(expression)") { try Analyzer.rowFields($0) }
+        }
+        #expect(try fields("ROW(1, 2, 3)") == 3)
+        #expect(try fields("(1, 2, 3, 4)") == 4)
+        #expect(try fields("ROW((ROW(1, 2)).*, 3)") == 3)
+        #expect(try fields("ROW(t.*, 1)") == Analyzer.mostRowFields)
+    }
+
+    @Test func rowExpansionsPeopleWriteStayAdmitted() {
+        for sql in ["SELECT (jsonb_populate_record(NULL::orders, '{}')).*", "SELECT (jsonb_each('{\"a\":1}')).*",
+                    "SELECT (o).* FROM orders o", "SELECT (s).* FROM (SELECT a + b + c + d AS c, e * f * g AS d FROM t) s",
+                    "SELECT (ROW(1, 2, 3)).*", "SELECT (jsonb_each(data)).* FROM t", "SELECT \(Self.nestedExpansion(fields: 40, levels: 2))"] {
+            #expect(decide(sql).isAllowed, "\(sql)")
+        }
+    }
+
+    static func cubes(_ count: Int, of items: String = Array(repeating: "1", count: 12).joined(separator: ",")) -> String {
+        Array(repeating: "CUBE(\(items))", count: count).joined(separator: ",")
+    }
+
+    @Test func groupingSetsAreCountedBeforeTheServerBuildsThem() {
+        let positions = (1...300).map(String.init).joined(separator: ",")
+        for sql in ["SELECT 1 GROUP BY GROUPING SETS (\(Self.cubes(500)))",
+                    "SELECT 1 GROUP BY DISTINCT GROUPING SETS (\(Self.cubes(100)))",
+                    "SELECT (SELECT 1 GROUP BY GROUPING SETS (\(Self.cubes(100))))",
+                    "SELECT 1 GROUP BY GROUPING SETS (\(Self.cubes(100, of: Array(repeating: "(1)", count: 12).joined(separator: ","))))",
+                    "SELECT 1 GROUP BY GROUPING SETS (\(Array(repeating: "ROLLUP(\(Array(repeating: "1", count: 12).joined(separator: ",")))", count: 500).joined(separator: ",")))",
+                    "SELECT x FROM t GROUP BY CUBE(a, b, c, d, e, f, g, h, i, j, k, l, m)",
+                    "SELECT x FROM t GROUP BY CUBE(a, b, c, d, e, f, g), CUBE(h, i, j, k, l, m)",
+                    "SELECT \(positions) FROM generate_series(1, 1) GROUP BY CUBE(\(Array(repeating: "(\(positions))", count: 12).joined(separator: ",")))",
+                    "SELECT 1 GROUP BY ROLLUP(\(positions), \(positions))"] {
+            let decision = decide(sql)
+            #expect(decision.rule == .planning, "\(sql.prefix(120)): \(decision.rule)")
+            #expect(!decide(sql, Profiles.analyst).isAllowed, "\(sql.prefix(120))")
+        }
+    }
+
+    @Test func groupingSetsPeopleWriteStayAdmitted() {
+        for sql in ["SELECT region, status, count(*) FROM orders GROUP BY CUBE(region, status)",
+                    "SELECT region, status, count(*) FROM orders GROUP BY ROLLUP(region, status), GROUPING SETS ((region), ())",
+                    "SELECT 1 FROM t GROUP BY CUBE(a, b, c, d, e, f, g, h, i, j, k, l)",
+                    "SELECT region, count(*) FROM orders GROUP BY GROUPING SETS (region, (region, status), ())",
+                    "SELECT region FROM orders GROUP BY region, (status, id)"] {
+            #expect(decide(sql).isAllowed, "\(sql)")
+        }
+    }
+
+    @Test func expansionsAreCountedAsPostgreSQLCountsThem() throws {
+        func expansion(_ clause: String) throws -> Analyzer.GroupingExpansion {
+            try Self.atFirst("{\"GroupingSet\":", in: "SELECT 1 GROUP BY \(clause)") { try Analyzer.groupingExpansion($0) }
+        }
+        // CUBE(a, b): (), (a), (b), (a, b).
+        let cube = try expansion("CUBE(a, b)")
+        #expect(cube.sets == 4 && cube.items == 4)
+        // ROLLUP(a, (b, c)): (a, b, c), (a), ().
+        let rollup = try expansion("ROLLUP(a, (b, c))")
+        #expect(rollup.sets == 3 && rollup.items == 4)
+        // GROUPING SETS ((a), (b, c), (), CUBE(d)): (a), (b, c), (), (d), ().
+        let sets = try expansion("GROUPING SETS ((a), (b, c), (), CUBE(d))")
+        #expect(sets.sets == 5 && sets.items == 4)
+    }
+}
