@@ -39,8 +39,27 @@ extension Analyzer {
     /// have.
     static func rowFields(_ node: ParseTreeCursor) throws -> Double {
         guard node.startsWith("{\"RowExpr\":") else { return mostRowFields }
-        var cursor = node
         var fields = 0.0
+        try forEachRowItem(node) { item, end in
+            if item.startsWith("{\"A_Indirection\":") {
+                var wrapper = item
+                try wrapper.forEachKey { body, _ in
+                    fields += try rowExpansionCopies(body)
+                    try body.skipValue()
+                }
+            } else if item.startsWith("{\"ColumnRef\":"),
+                      UnsafeBufferPointer(start: item.base + item.offset, count: end - item.offset).contains("{\"A_Star\":{}}") {
+                fields += mostRowFields
+            } else {
+                fields += 1
+            }
+        }
+        return min(max(fields, 1), mostRowFields)
+    }
+
+    /// Hands each item of the wrapped RowExpr `node` to `body`, with the offset where it ends.
+    static func forEachRowItem(_ node: ParseTreeCursor, _ body: (ParseTreeCursor, Int) throws -> Void) throws {
+        var cursor = node
         try cursor.forEachKey { cursor, _ in
             try cursor.forEachKey { cursor, key in
                 guard case "args" = key else { return try cursor.skipValue() }
@@ -48,22 +67,10 @@ extension Analyzer {
                 while try cursor.nextElement() {
                     let item = cursor
                     try cursor.skipValue()
-                    if item.startsWith("{\"A_Indirection\":") {
-                        var wrapper = item
-                        try wrapper.forEachKey { body, _ in
-                            fields += try rowExpansionCopies(body)
-                            try body.skipValue()
-                        }
-                    } else if item.startsWith("{\"ColumnRef\":"),
-                              UnsafeBufferPointer(start: item.base + item.offset, count: cursor.offset - item.offset).contains("{\"A_Star\":{}}") {
-                        fields += mostRowFields
-                    } else {
-                        fields += 1
-                    }
+                    try body(item, cursor.offset)
                 }
             }
         }
-        return min(max(fields, 1), mostRowFields)
     }
 
     /// What a GROUP BY item expands to: its grouping sets, and their items counted together.
@@ -153,18 +160,8 @@ extension Analyzer {
     /// PostgreSQL flattens them), anything else one.
     static func groupingItems(_ node: ParseTreeCursor) throws -> Double {
         guard node.startsWith("{\"RowExpr\":") else { return 1 }
-        var cursor = node
         var items = 0.0
-        try cursor.forEachKey { cursor, _ in
-            try cursor.forEachKey { cursor, key in
-                guard case "args" = key else { return try cursor.skipValue() }
-                try cursor.expect(UInt8(ascii: "["))
-                while try cursor.nextElement() {
-                    items += try groupingItems(cursor)
-                    try cursor.skipValue()
-                }
-            }
-        }
+        try forEachRowItem(node) { item, _ in items += try groupingItems(item) }
         return items
     }
 }
