@@ -84,9 +84,16 @@ extension Analyzer {
         }
     }
 
-    /// PostgreSQL's own limit on grouping sets (parse_agg.c), which it checks only once it has
-    /// expanded each item of the GROUP BY in full.
-    static let mostGroupingSets = 4096.0
+    /// Grouping sets of one GROUP BY. PostgreSQL's own limit is 4,096 (parse_agg.c), which it checks
+    /// only once it has expanded each item in full; and the planner's choice among the sets' rollups
+    /// (DiscreteKnapsack, which no cancel interrupts) grows about as the cube of the rollups: 4,096
+    /// sets that do not nest (four GROUPING SETS lists of 8 columns side by side, 406 bytes) took
+    /// 66 s, 512 such sets 29 ms (thirty-eighth red team, second pass).
+    static let mostGroupingSets = 512.0
+    /// Relations of the planner's budget (`checkPlanning`) that a grouping set counts: a WITH query
+    /// put in place at each reference plans its sets again (CUBE of 12 columns took 0.4 s and 60 MB
+    /// a plan, read 30 times 10.7 s and 802 MB).
+    static let planningRelationsPerGroupingSet = 0.25
     /// Items of all grouping sets together. `CUBE(1, …)` of 12 items is 4,096 sets of 24,576 items;
     /// 2,000 of them in GROUPING SETS (60 KB) took 1.49 GB before the server's limit refused them,
     /// and 12 rows of 1,000 positions in a CUBE 646 MB, where the server dedupes each set's
@@ -110,9 +117,11 @@ extension Analyzer {
             hasGroupingSet = true
             total = total.times(try Self.groupingExpansion(item))
         }
-        guard hasGroupingSet, total.sets > Self.mostGroupingSets || total.items > Self.mostGroupingSetItems else { return }
+        guard hasGroupingSet else { return }
+        planning.add(total.sets * Self.planningRelationsPerGroupingSet * expressionCopies)
+        guard total.sets > Self.mostGroupingSets || total.items > Self.mostGroupingSetItems else { return }
         throw Denial(rule: .planning,
-                     message: "this query's GROUP BY stands for \(Self.describe(total.sets)) grouping sets of \(Self.describe(total.items)) items in all, over the limits of \(Int(Self.mostGroupingSets)) sets and \(Int(Self.mostGroupingSetItems)) items: CUBE of n items makes 2^n sets, ROLLUP n + 1, GROUPING SETS the sets of its items together, and items side by side multiply, and PostgreSQL builds them all in its memory before it counts them",
+                     message: "this query's GROUP BY stands for \(Self.describe(total.sets)) grouping sets of \(Self.describe(total.items)) items in all, over the limits of \(Int(Self.mostGroupingSets)) sets and \(Int(Self.mostGroupingSetItems)) items: CUBE of n items makes 2^n sets, ROLLUP n + 1, GROUPING SETS the sets of its items together, and items side by side multiply, and PostgreSQL builds them all in its memory before it counts them, then plans each way to compute them",
                      hint: "Use fewer items in CUBE (each one doubles the sets), or split the question into several queries.",
                      offset: nil, statementType: analysis.statementType)
     }
