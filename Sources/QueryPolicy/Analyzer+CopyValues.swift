@@ -4,11 +4,13 @@ extension Analyzer {
     mutating func copyValue(_ cursor: inout ParseTreeCursor) throws -> ValueSize {
         let mark = copies.nodes
         let relationsMark = copies.relations
+        let foldsMark = copies.folds
         let start = cursor.offset
         var result = try copyNode(&cursor)
         copies.nodes += 1
         result.nodes = copies.nodes - mark
         result.relations = copies.relations - relationsMark
+        result.folds = copies.folds - foldsMark
         copies.largestRelations = max(copies.largestRelations, result.relations)
         if exceedsExpandedNodes(result.nodes, limit: Self.maxExpandedNodes) {
             throw Denial(rule: .valueGrowth,
@@ -65,6 +67,7 @@ extension Analyzer {
             // plans the subqueries of again (`ValueSize.relations`).
             copies.nodes += column.nodes
             copies.relations += column.relations
+            copies.folds += column.folds
             try referenced(column)
             return column
         case "A_Const": return try copyConstant(&cursor)
@@ -227,11 +230,10 @@ extension Analyzer {
             try cursor.forEachKey { cursor, _ in
                 try cursor.forEachKey { cursor, key in
                     guard case "arg" = key else { _ = try copyChildren(&cursor); return }
-                    let nodesMark = copies.nodes, relationsMark = copies.relations
+                    let marks = copies.marks
                     result = try copyChildren(&cursor)
                     // `(expr).*`: each field's FieldSelect holds a copy of expr, to plan and pull up.
-                    copies.nodes += (copies.nodes - nodesMark) * (expansion - 1)
-                    copies.relations += (copies.relations - relationsMark) * (expansion - 1)
+                    copies.copy(since: marks, times: expansion)
                 }
             }
         case "XmlExpr", "XmlSerialize":
@@ -337,18 +339,31 @@ extension Analyzer {
         var kind = ""
         var names: [String] = []
         var left = ValueSize(), right = ValueSize()
+        var leftCopies = 1.0
         try cursor.forEachKey { cursor, _ in
             try cursor.forEachKey { cursor, key in
                 switch key {
-                case "kind": kind = try cursor.string()
+                case "kind":
+                    kind = try cursor.string()
+                    switch kind {
+                    case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN": leftCopies = 2
+                    case "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": leftCopies = 4
+                    case "AEXPR_IN": leftCopies = max(1, Self.inListCopies(cursor, in: tree))
+                    default: break
+                    }
                 case "name": names = try Self.stringList(&cursor)
-                case "lexpr": left = try copyChildren(&cursor)
+                case "lexpr":
+                    // The parser's copies of the tested operand, each pulled up and planned.
+                    let marks = copies.marks
+                    left = try copyChildren(&cursor)
+                    copies.copy(since: marks, times: leftCopies)
                 case "rexpr": right = try copyChildren(&cursor)
                 default: try cursor.skipValue()
                 }
             }
         }
         let symbol = names.last ?? ""
+        if symbol == "^" { copies.folds += 1 }
         var result: ValueSize
         switch kind {
         case "AEXPR_OP":
@@ -579,6 +594,7 @@ extension Analyzer {
         let site = start..<cursor.offset
         let name = names.last ?? ""
         let builtin = names.count == 1 || (names.count == 2 && names[0] == "pg_catalog")
+        if builtin, Self.numericFoldFunctions.contains(name) { copies.folds += 1 }
         let result: ValueSize
         if builtin {
             result = try copyBuiltin(name, arguments, argumentCursors, ordered: ordered, variadic: variadic, window: window, site: start, within: site)

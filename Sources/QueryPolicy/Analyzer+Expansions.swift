@@ -173,4 +173,22 @@ extension Analyzer {
         try forEachRowItem(node) { item, _ in items += try groupingItems(item) }
         return items
     }
+
+    /// Functions whose numeric results the planner computes over constants like `^` does.
+    static let numericFoldFunctions: Set<String> = ["power", "pow", "exp"]
+    /// Numeric powers a query may hold, each copy counted (the parser's, and each column reference
+    /// to one the planner puts in place). The planner folds each over constants while it plans, and
+    /// numeric's multiplication has no cancel check: `9.9::numeric ^ 130000` took 0.25 s, 130 of
+    /// them (3.5 KB) 33.9 s with a statement_timeout of 2 s (thirty-eighth red team, third pass).
+    /// So at most about 8 s past the timeout; queries that compute powers of columns use a few.
+    static let mostNumericFolds = 32.0
+
+    func checkNumericFolds() throws {
+        let folds = max(numericFolds, copies.folds)
+        guard folds > Self.mostNumericFolds else { return }
+        throw Denial(rule: .planning,
+                     message: "this query computes \(Self.describe(folds)) numeric powers (^, power, exp), counting each copy PostgreSQL makes, over the limit of \(Int(Self.mostNumericFolds)): the planner computes each over constants before the query starts, where a cancel or statement_timeout cannot stop it, and one can take a quarter of a second",
+                     hint: "Compute fewer powers in one query, or raise to small exponents by multiplication.",
+                     offset: nil, statementType: analysis.statementType)
+    }
 }

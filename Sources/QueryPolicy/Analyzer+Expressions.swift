@@ -268,16 +268,7 @@ extension Analyzer {
     static func caseWhens(_ cursor: ParseTreeCursor) throws -> Double {
         var probe = cursor
         try probe.skipValue()
-        var whens = 0.0
-        while let key = try probe.nextKey() {
-            guard case "args" = key else { try probe.skipValue(); continue }
-            try probe.expect(UInt8(ascii: "["))
-            while try probe.nextElement() {
-                whens += 1
-                try probe.skipValue()
-            }
-        }
-        return max(whens, 1)
+        return Double(max(try probe.elementsAhead(in: "args"), 1))
     }
 
     /// A list whose members PostgreSQL gives one common type (see `untypedMayBecomeXML`).
@@ -325,7 +316,7 @@ extension Analyzer {
                 switch try analyzer.cursor.rawString() {
                 case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN": isBetween = true; testCopies = 2
                 case "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": isBetween = true; testCopies = 4
-                case "AEXPR_IN": isComparisonKind = true; testCopies = max(1, analyzer.inListCopiesOfLeftOperand())
+                case "AEXPR_IN": isComparisonKind = true; testCopies = max(1, Self.inListCopies(analyzer.cursor, in: analyzer.tree))
                 case "AEXPR_OP", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT": isComparisonKind = true
                 default: break
                 }
@@ -350,6 +341,7 @@ extension Analyzer {
             default: throw analyzer.unsupportedField(key)
             }
         }
+        if symbol == "^" { numericFolds += expressionCopies }
         if isBetween || (isComparisonKind && Self.comparisonOperators.contains(symbol)), let left, let right {
             noteComparedStrings(left)
             noteComparedStrings(right)
@@ -416,35 +408,41 @@ extension Analyzer {
         return read == nil ? nil : location
     }
 
-    /// How many copies of its left operand the IN list whose fields follow the cursor makes.
-    /// PostgreSQL (transformAExprIn) gathers two or more items that read no column into one
-    /// `= ANY (array)`, which reads the left operand once, and makes every other item a comparison
-    /// of its own over a copy of it: an item that reads a column, a lone item, and every item where
-    /// a side is a row, which has no array type (thirty-eighth red team, second pass: five levels of
-    /// 20 constant rows, 998 bytes, took 1.53 GB). Fail closed: an unreadable list is unbounded.
-    func inListCopiesOfLeftOperand() -> Double {
-        var probe = cursor
+    /// How many copies of its left operand the IN list whose fields follow `fields` (an A_Expr's,
+    /// after its kind) makes. PostgreSQL (transformAExprIn) gathers two or more items that read no
+    /// column into one `= ANY (array)`, which reads the left operand once, but only where their
+    /// common type has an array type, which a row (record) has not; every other item is a
+    /// comparison of its own over a copy of the left operand (thirty-eighth red team, second pass:
+    /// five levels of 20 constant rows, 998 bytes, took 1.53 GB; third pass: the same rows behind
+    /// `::record`, COALESCE or a subquery, 1.8 KB, 1.53 GB). So the constants count as one only
+    /// where each is a plain constant or parameter and the left operand cannot be a row; an
+    /// unreadable list is unbounded (fail closed).
+    static func inListCopies(_ fields: ParseTreeCursor, in tree: UnsafeBufferPointer<UInt8>) -> Double {
+        var probe = fields
         var readingColumns = 0.0, constants = 0.0
-        var rows = false
+        var gathers = true
         let read: Void? = try? {
             while let key = try probe.nextKey() {
                 switch key {
                 case "lexpr":
-                    rows = rows || probe.startsWith("{\"RowExpr\":")
+                    let start = probe.offset
                     try probe.skipValue()
+                    let left = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+                    if Self.mayMakeRow.contains(where: left.contains) { gathers = false }
                 case "rexpr" where probe.startsWith("{\"List\":"):
                     try probe.forEachKey { probe, _ in
                         try probe.forEachKey { probe, key in
                             guard case "items" = key else { try probe.skipValue(); return }
                             try probe.expect(UInt8(ascii: "["))
                             while try probe.nextElement() {
-                                rows = rows || probe.startsWith("{\"RowExpr\":")
                                 let start = probe.offset
                                 try probe.skipValue()
-                                if UnsafeBufferPointer(rebasing: tree[start..<probe.offset]).contains("{\"ColumnRef\":") {
+                                let item = UnsafeBufferPointer(rebasing: tree[start..<probe.offset])
+                                if item.contains("{\"ColumnRef\":") {
                                     readingColumns += 1
                                 } else {
                                     constants += 1
+                                    if !Self.isPlainConstant(item) { gathers = false }
                                 }
                             }
                         }
@@ -454,8 +452,23 @@ extension Analyzer {
             }
         }()
         guard read != nil else { return .infinity }
-        if rows { return readingColumns + constants }
-        return readingColumns + (constants == 1 ? 1 : 0)
+        return readingColumns + (gathers && constants > 1 ? 0 : constants)
+    }
+
+    /// Nodes below which a value may be a row (record): a row constructor, a subquery, a field or
+    /// row expansion, a cast to record, or a choice among values that may be any of those.
+    static let mayMakeRow = ["{\"RowExpr\":", "{\"SubLink\":", "{\"A_Indirection\":", "{\"A_Star\":", "{\"String\":{\"sval\":\"record\"}}",
+                             "{\"CoalesceExpr\":", "{\"CaseExpr\":", "{\"MinMaxExpr\":", "\"AEXPR_NULLIF\""]
+
+    /// A constant or parameter, bare or cast to a type other than record.
+    static func isPlainConstant(_ item: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !mayMakeRow.contains(where: item.contains) else { return false }
+        var probe = ParseTreeCursor(item)
+        while true {
+            if probe.startsWith("{\"A_Const\":") || probe.startsWith("{\"ParamRef\":") { return true }
+            guard probe.startsWith("{\"TypeCast\":{\"arg\":") else { return false }
+            probe.offset += "{\"TypeCast\":{\"arg\":".utf8.count
+        }
     }
 
     /// An operator's name as written: `=`, or `OPERATOR(schema.=)` with its qualifiers. Almost every

@@ -91,6 +91,7 @@ extension Analyzer {
             try checkJSONPathPatterns(arguments[1], offset: remainingLocation())
         }
         if isBuiltin, let weight = PG15Catalog.sqlFunctionPlanningWeights[baseName] { planning.add(Double(weight) * expressionCopies) }
+        if isBuiltin, Self.numericFoldFunctions.contains(baseName) { numericFolds += expressionCopies }
         if baseName == "current_setting" {
             let arguments = try argumentCursors()
             try checkSettingName(arguments.first.flatMap { constantValue($0)?.string }, offset: remainingLocation())
@@ -124,17 +125,7 @@ extension Analyzer {
 
     /// The number of arguments of the FuncCall the cursor stands in, after funcname (read ahead on a copy).
     func argumentCount() throws -> Int {
-        var probe = cursor
-        var count = 0
-        while let key = try probe.nextKey() {
-            guard case "args" = key else { try probe.skipValue(); continue }
-            try probe.expect(UInt8(ascii: "["))
-            while try probe.nextElement() {
-                count += 1
-                try probe.skipValue()
-            }
-        }
-        return count
+        try cursor.elementsAhead(in: "args")
     }
 
     /// current_setting may read the tenant claim and, where the policy says so, the reviewed

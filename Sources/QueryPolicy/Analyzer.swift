@@ -105,6 +105,8 @@ struct Analyzer {
     /// (`x = a OR x = b …`), so nested ones multiply (sixteenth red team, fourth pass: eight levels
     /// of BETWEEN SYMMETRIC, 301 bytes, took 275 MB; eight IN lists of four columns 95 MB).
     var expressionCopies = 1.0
+    /// Numeric powers the text holds, each as many times as it is copied (`checkNumericFolds`).
+    var numericFolds = 0.0
     /// Nodes read, each as many times as it is copied (`checkPlanning`).
     var copiedNodes = 0.0
     /// Whether the query has an INTERSECT or EXCEPT, or a subquery under IN, ANY or ALL, which the
@@ -184,6 +186,7 @@ struct Analyzer {
             try analyzer.checkAccumulatedRows()
             try analyzer.checkGuardedColumns()
             try analyzer.checkAttributeCallsOnMadeRows()
+            try analyzer.checkNumericFolds()
             try analyzer.checkPlanning()
             return .success(analyzer.analysis)
         } catch let denial as Denial {

@@ -417,6 +417,22 @@ enum TimeLiteral {
 }
 
 extension ParseTreeCursor {
+    /// The elements of the list under `field` among the current object's keys still to come,
+    /// read ahead on a copy (0 where there is no such field).
+    func elementsAhead(in field: StaticString) throws -> Int {
+        var probe = self
+        var count = 0
+        while let key = try probe.nextKey() {
+            guard field ~= key else { try probe.skipValue(); continue }
+            try probe.expect(UInt8(ascii: "["))
+            while try probe.nextElement() {
+                count += 1
+                try probe.skipValue()
+            }
+        }
+        return count
+    }
+
     /// Reads an object's fields, handing each key to `body` with the cursor on its value.
     mutating func forEachKey(_ body: (inout ParseTreeCursor, Bytes) throws -> Void) throws {
         try expect(UInt8(ascii: "{"))

@@ -158,3 +158,64 @@ import Testing
         #expect(decide("WITH \(cube) SELECT n FROM c UNION ALL SELECT n FROM c").isAllowed)
     }
 }
+
+/// The third pass: rows behind a wrapper in IN lists, numeric powers the planner folds without a
+/// cancel check, and the merged columns of FULL JOINs put in place at every reference.
+@Suite struct RedTeamThirtyEightThirdPassTests {
+    private func decide(_ sql: String, _ engine: PolicyEngine = Profiles.readonly) -> Decision { engine.evaluate(sql) }
+
+    private func expectRefused(_ sql: String, _ rules: Set<Rule>) {
+        #expect(rules.contains(decide(sql).rule), "\(sql.prefix(120)): \(decide(sql).rule)")
+        #expect(!decide(sql, Profiles.analyst).isAllowed, "\(sql.prefix(120))")
+    }
+
+    @Test func aRowBehindAWrapperIsStillARow() {
+        for (left, item) in [("ROW(%@)::record", "ROW(1)::record"), ("COALESCE(ROW(%@))", "COALESCE(ROW(1))"), ("(SELECT ROW(%@))", "(SELECT ROW(1))")] {
+            var expression = "1"
+            for _ in 0..<5 {
+                expression = "\(left.replacingOccurrences(of: "%@", with: expression)) IN (\(Array(repeating: item, count: 20).joined(separator: ",")))"
+            }
+            expectRefused("SELECT \(expression)", [.valueGrowth, .planning])
+        }
+        expectRefused("SELECT COALESCE(ROW(repeat('x', 1000000))) IN (\(Array(repeating: "COALESCE(ROW('0'::text))", count: 30).joined(separator: ",")))", [.argumentLimit])
+        // Constants gathered into one array read the left operand once; a lone one, or rows, once each.
+        func copies(_ sql: String) throws -> Double {
+            try RedTeamThirtyEightTests.atFirst("{\"A_Expr\":{\"kind\":\"AEXPR_IN\"", in: sql) { node in
+                var fields = node
+                fields.offset += "{\"A_Expr\":{\"kind\":\"AEXPR_IN\"".utf8.count
+                return Analyzer.inListCopies(fields, in: UnsafeBufferPointer(start: node.base, count: node.end))
+            }
+        }
+        #expect(try! copies("SELECT 1 FROM t WHERE status IN ('a', 'b', 'c')") == 0)
+        #expect(try! copies("SELECT 1 FROM t WHERE status IN ('a')") == 1)
+        #expect(try! copies("SELECT 1 FROM t WHERE status IN ('a', b, c)") == 3)
+        #expect(try! copies("SELECT 1 FROM t WHERE status IN ('a', 'z', b, c)") == 2)
+        #expect(try! copies("SELECT 1 FROM t WHERE (a, b) IN ((1, 2), (3, 4))") == 2)
+        #expect(try! copies("SELECT 1 FROM t WHERE COALESCE(r) IN ('(1)', '(2)', '(3)')") == 3)
+    }
+
+    @Test func numericPowersAreCountedWithTheirCopies() {
+        expectRefused("SELECT " + (0..<40).map { "9.9::numeric ^ \(130_000 + $0) < 1" }.joined(separator: ", "), [.planning])
+        expectRefused("SELECT " + (0..<40).map { "9.9 ^ \(130_000 + $0) < 1" }.joined(separator: ", "), [.planning])
+        // Each reference to a subquery's column puts the power in place again.
+        expectRefused("SELECT " + Array(repeating: "x < 1", count: 40).joined(separator: ", ") + " FROM (SELECT 9.9::numeric ^ 130000 AS x) s", [.planning])
+        #expect(decide("SELECT power(total, 2), sqrt(total), 2 ^ 10 FROM orders").isAllowed)
+    }
+
+    /// A balanced tree of FULL JOINs over one column: its merged column stands for the whole tree.
+    static func fullJoins(_ leaves: Int, natural: Bool) -> String {
+        var items = (0..<leaves).map { "generate_series(1, 1) t\($0)(x)" }
+        while items.count > 1 {
+            items = stride(from: 0, to: items.count, by: 2).map { natural ? "(\(items[$0]) NATURAL FULL JOIN \(items[$0 + 1]))" : "(\(items[$0]) FULL JOIN \(items[$0 + 1]) USING (x))" }
+        }
+        return items[0]
+    }
+
+    @Test func mergedColumnsOfFullJoinsStandForTheirTree() {
+        for natural in [false, true] {
+            expectRefused("SELECT count(*) FROM \(Self.fullJoins(256, natural: natural)) WHERE greatest(\(Array(repeating: "x", count: 5000).joined(separator: ","))) > 0", [.valueGrowth])
+        }
+        #expect(decide("SELECT count(*) FROM \(Self.fullJoins(8, natural: false)) WHERE x > 0 AND x < 10").isAllowed)
+        #expect(decide("SELECT id, a.total, b.total FROM orders a FULL JOIN orders b USING (id)").isAllowed)
+    }
+}
