@@ -888,7 +888,13 @@ extension Analyzer {
             names = Set(right.flatMap { $0.relation.byName.keys }).filter(leftNames.contains).sorted()
         }
         var relation = CopyRelation()
-        for name in names { relation.byName[name] = merged(column(name, left), column(name, right)) }
+        for name in names {
+            let size = merged(column(name, left), column(name, right))
+            relation.byName[name] = size
+            // Also among its columns, which a join alias (`AS j(y)`, `USING (x) AS u`) reads.
+            relation.names.append(name)
+            relation.sizes.append(size)
+        }
         let unknown = { (side: ArraySlice<CopyItem>) in side.contains { $0.relation.unnamed != nil || $0.relation.passesBase } }
         if natural, unknown(left) || unknown(right) {
             relation.unnamed = merged(ValueSize.either(left.map(\.relation.anyColumn)), ValueSize.either(right.map(\.relation.anyColumn)))

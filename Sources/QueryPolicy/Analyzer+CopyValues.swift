@@ -339,7 +339,7 @@ extension Analyzer {
         var kind = ""
         var names: [String] = []
         var left = ValueSize(), right = ValueSize()
-        var leftCopies = 1.0
+        var leftCopies = 1.0, items = 1.0
         try cursor.forEachKey { cursor, _ in
             try cursor.forEachKey { cursor, key in
                 switch key {
@@ -348,7 +348,9 @@ extension Analyzer {
                     switch kind {
                     case "AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN": leftCopies = 2
                     case "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM": leftCopies = 4
-                    case "AEXPR_IN": leftCopies = max(1, Self.inListCopies(cursor, in: tree))
+                    case "AEXPR_IN":
+                        leftCopies = max(1, Self.inListCopies(cursor, in: tree))
+                        items = Self.inListItems(cursor)
                     default: break
                     }
                 case "name": names = try Self.stringList(&cursor)
@@ -356,6 +358,11 @@ extension Analyzer {
                     // The parser's copies of the tested operand, each pulled up and planned.
                     let marks = copies.marks
                     left = try copyChildren(&cursor)
+                    // A column that stands for an expression may be a row (a subquery's ROW(…),
+                    // or its whole row), whose constants PostgreSQL cannot gather into an array:
+                    // five levels of `r IN (NULL, …×20)` over `ROW(…) AS r`, 688 bytes, took 3 GB
+                    // (thirty-eighth red team, fourth pass).
+                    if kind == "AEXPR_IN", left.nodes > 1 { leftCopies = max(leftCopies, items) }
                     copies.copy(since: marks, times: leftCopies)
                 case "rexpr": right = try copyChildren(&cursor)
                 default: try cursor.skipValue()

@@ -175,7 +175,7 @@ extension Analyzer {
     }
 
     /// Functions whose numeric results the planner computes over constants like `^` does.
-    static let numericFoldFunctions: Set<String> = ["power", "pow", "exp"]
+    static let numericFoldFunctions: Set<String> = ["power", "pow", "exp", "factorial"]
     /// Numeric powers a query may hold, each copy counted (the parser's, and each column reference
     /// to one the planner puts in place). The planner folds each over constants while it plans, and
     /// numeric's multiplication has no cancel check: `9.9::numeric ^ 130000` took 0.25 s, 130 of
@@ -189,6 +189,37 @@ extension Analyzer {
         throw Denial(rule: .planning,
                      message: "this query computes \(Self.describe(folds)) numeric powers (^, power, exp), counting each copy PostgreSQL makes, over the limit of \(Int(Self.mostNumericFolds)): the planner computes each over constants before the query starts, where a cancel or statement_timeout cannot stop it, and one can take a quarter of a second",
                      hint: "Compute fewer powers in one query, or raise to small exponents by multiplication.",
+                     offset: nil, statementType: analysis.statementType)
+    }
+
+    /// Window definitions written in a query (`OVER (…)` and the WINDOW clause's; a reference
+    /// `OVER w` adds none). Each distinct one is a WindowAgg node of the plan carrying every window
+    /// function's output, so the plan grows as their square, built where no cancel reaches: 1,600
+    /// frames (50 KB) planned 17.8 s past a 5 s timeout, 800 partitions (25 KB) took 838 MB
+    /// (thirty-eighth red team, fourth pass). Counted as written, not as distinct, so that the
+    /// count does not depend on the values in them (`ROWS 5 PRECEDING`), which texts that share a
+    /// decision may differ in.
+    static let mostWindowDefinitions = 100
+
+    func checkWindowDefinitions() throws {
+        var definitions = 0
+        // A function's `over` holds its WindowDef unwrapped; the WINDOW clause lists wrapped ones.
+        for needle: StaticString in ["\"over\":{", "{\"WindowDef\":{"] {
+            tree.forEachOccurrence(of: needle) { offset in
+                var probe = ParseTreeCursor(tree)
+                probe.offset = offset + needle.utf8CodeUnitCount - 1
+                // A bare reference (`OVER w`) holds its name, frame options and location only.
+                if let keys = try? probe.keysOfObject(), keys.contains("refname") || keys.contains("name"),
+                   keys.subtracting(["name", "refname", "frameOptions", "location"]).isEmpty {
+                    return
+                }
+                definitions += 1
+            }
+        }
+        guard definitions > Self.mostWindowDefinitions else { return }
+        throw Denial(rule: .planning,
+                     message: "this query writes \(definitions) window definitions (OVER (…)), over the limit of \(Self.mostWindowDefinitions): PostgreSQL plans a step for each that carries every window function's result, so the plan grows as their square, before a cancel or statement_timeout can stop it",
+                     hint: "Name a window once in a WINDOW clause and use OVER name, or split the query.",
                      offset: nil, statementType: analysis.statementType)
     }
 }

@@ -455,6 +455,26 @@ extension Analyzer {
         return readingColumns + (gathers && constants > 1 ? 0 : constants)
     }
 
+    /// The items of the IN list whose fields follow `fields` (unbounded where it cannot be read).
+    static func inListItems(_ fields: ParseTreeCursor) -> Double {
+        var probe = fields
+        let count: Int? = try? {
+            while let key = try probe.nextKey() {
+                guard case "rexpr" = key, probe.startsWith("{\"List\":") else { try probe.skipValue(); continue }
+                var items = 0
+                try probe.forEachKey { list, _ in
+                    var body = list
+                    try body.expect(UInt8(ascii: "{"))
+                    items = try body.elementsAhead(in: "items")
+                    try list.skipValue()
+                }
+                return items
+            }
+            return 1
+        }()
+        return count.map(Double.init) ?? .infinity
+    }
+
     /// Nodes below which a value may be a row (record): a row constructor, a subquery, a field or
     /// row expansion, a cast to record, or a choice among values that may be any of those.
     static let mayMakeRow = ["{\"RowExpr\":", "{\"SubLink\":", "{\"A_Indirection\":", "{\"A_Star\":", "{\"String\":{\"sval\":\"record\"}}",

@@ -175,6 +175,15 @@ extension Analyzer {
     mutating func numberTextBytes(_ node: UnsafeBufferPointer<UInt8>) -> Double {
         if Self.growsNumbers(node) { return Double(shared.policy.maxFunctionResultBytes) }
         var bytes = 0.0
+        forEachLongNumber(node, readsValues: true) { bytes += $0 }
+        return max(0, bytes)
+    }
+
+    /// Hands `body` the characters beyond 24 that each number literal with an exponent in `node`,
+    /// and each string's numbers with one, take as text (a string only compared is passed over;
+    /// any other is read for its numbers, and the decision then depends on its value where
+    /// `readsValues`: a size that grows with them does).
+    mutating func forEachLongNumber(_ node: UnsafeBufferPointer<UInt8>, readsValues: Bool, _ body: (Double) -> Void) {
         // Number literals, and strings that read as numbers (`round('1e131071'::numeric)`: the cast
         // may sit anywhere below a call Palisade does not evaluate). Only an exponent is counted:
         // plain digits are taken out for the literal-blind cache, and their decision must not
@@ -185,7 +194,7 @@ extension Analyzer {
                     // A string only compared is never made text of another size; any other is read
                     // for its numbers, and the decision then depends on its value.
                     if isComparedString(valueAt: offset, of: node) { return }
-                    analysis.readsConstantValues = true
+                    if readsValues { analysis.readsConstantValues = true }
                 }
                 let start = offset + needle.utf8CodeUnitCount
                 var end = start
@@ -198,16 +207,35 @@ extension Analyzer {
                     ? try? ParseTreeCursor.decoded(ParseTreeCursor.Bytes(start: raw.baseAddress!, count: raw.count), escaped: true)
                     : String(decoding: raw, as: UTF8.self)
                 // A literal that cannot be read counts as the limit (fail closed), not as nothing.
-                guard let literal = decoded else { bytes += Double(shared.policy.maxFunctionResultBytes); return }
+                guard let literal = decoded else { body(Double(shared.policy.maxFunctionResultBytes)); return }
                 guard literal.contains(where: { $0 == "e" || $0 == "E" }) else { return }
                 if Double(literal.trimmingSpaces) != nil {
-                    bytes += Self.numericTextBytes(literal.trimmingSpaces) - 24
+                    body(Self.numericTextBytes(literal.trimmingSpaces) - 24)
                 } else {
-                    bytes += Self.embeddedNumbersTextBytes(literal)
+                    body(Self.embeddedNumbersTextBytes(literal))
                 }
             }
         }
-        return max(0, bytes)
+    }
+
+    /// The most digits a number the text writes may have. The planner computes arithmetic over
+    /// constants before the query runs, where no cancel reaches numeric's multiplication:
+    /// 2,133 of `(1e65000/7)*(1e65000/7)>0` (64 KB) ran 124.6 s past a 2 s statement_timeout, and
+    /// each `+0` over `1e131071/7` kept a 65 KB value (546 terms of 50, 1.83 GB; thirty-eighth red
+    /// team, fourth pass). A thousand digits is far past any measure's.
+    static let mostNumberDigits = 1_000.0
+
+    /// Refuses a number literal, or a string's number, with an exponent of more digits than that.
+    mutating func checkNumberSizes() throws {
+        // A refusal only: a string not compared is in the key of texts that share a decision as
+        // written (or the text is decided alone), so the decision may read it.
+        var largest = 0.0
+        forEachLongNumber(tree, readsValues: false) { largest = max(largest, $0) }
+        guard largest > Self.mostNumberDigits else { return }
+        throw Denial(rule: .argumentLimit,
+                     message: "this query writes a number of about \(Self.describe(largest + 24)) digits (an exponent such as 1e65000), over the limit of \(Int(Self.mostNumberDigits)): PostgreSQL's planner computes arithmetic over such numbers before the query runs, where a cancel or statement_timeout cannot stop it",
+                     hint: "Write numbers of at most \(Int(Self.mostNumberDigits)) digits; use float8 (1e300::float8) for magnitudes.",
+                     offset: nil, statementType: analysis.statementType)
     }
 
     /// Numbers with an exponent inside a string that is not one number: elements of an array

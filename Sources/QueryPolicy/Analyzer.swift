@@ -187,6 +187,8 @@ struct Analyzer {
             try analyzer.checkGuardedColumns()
             try analyzer.checkAttributeCallsOnMadeRows()
             try analyzer.checkNumericFolds()
+            try analyzer.checkNumberSizes()
+            try analyzer.checkWindowDefinitions()
             try analyzer.checkPlanning()
             return .success(analyzer.analysis)
         } catch let denial as Denial {

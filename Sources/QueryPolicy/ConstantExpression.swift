@@ -433,6 +433,17 @@ extension ParseTreeCursor {
         return count
     }
 
+    /// The keys of the object at the cursor, read on a copy.
+    func keysOfObject() throws -> Set<String> {
+        var probe = self
+        var keys: Set<String> = []
+        try probe.forEachKey { probe, key in
+            keys.insert(key.string)
+            try probe.skipValue()
+        }
+        return keys
+    }
+
     /// Reads an object's fields, handing each key to `body` with the cursor on its value.
     mutating func forEachKey(_ body: (inout ParseTreeCursor, Bytes) throws -> Void) throws {
         try expect(UInt8(ascii: "{"))

@@ -219,3 +219,48 @@ import Testing
         #expect(decide("SELECT id, a.total, b.total FROM orders a FULL JOIN orders b USING (id)").isAllowed)
     }
 }
+
+/// The fourth pass: numbers of tens of thousands of digits the planner computes with, merged
+/// columns read through a join's alias, IN lists over a row column, and many window definitions.
+@Suite struct RedTeamThirtyEightFourthPassTests {
+    private func decide(_ sql: String, _ engine: PolicyEngine = Profiles.readonly) -> Decision { engine.evaluate(sql) }
+
+    private func expectRefused(_ sql: String, _ rule: Rule) {
+        #expect(decide(sql).rule == rule, "\(sql.prefix(120)): \(decide(sql).rule)")
+        #expect(!decide(sql, Profiles.analyst).isAllowed, "\(sql.prefix(120))")
+    }
+
+    @Test func numbersOfManyDigitsAreRefused() {
+        expectRefused("SELECT " + Array(repeating: "(1e65000/7)*(1e65000/7)>0", count: 20).joined(separator: " AND "), .argumentLimit)
+        expectRefused("SELECT 1e131071/7" + String(repeating: "+0", count: 50) + " > 0", .argumentLimit)
+        expectRefused("SELECT '1e65000'::numeric * '1e65000'::numeric > 0", .argumentLimit)
+        #expect(decide("SELECT 1e300::float8, 1.5e3, 2.5e-10, 1e999 > 0").isAllowed)
+        expectRefused("SELECT " + Array(repeating: "factorial(30000) * factorial(30000) > 0", count: 20).joined(separator: " AND "), .planning)
+    }
+
+    @Test func mergedColumnsReadThroughAJoinAliasStandForTheirTree() {
+        let tree = RedTeamThirtyEightThirdPassTests.fullJoins(256, natural: false)
+        expectRefused("SELECT count(*) FROM \(tree) AS j(y) WHERE greatest(\(Array(repeating: "y", count: 5000).joined(separator: ","))) > 0", .valueGrowth)
+        expectRefused("SELECT count(*) FROM \(tree) AS j WHERE greatest(\(Array(repeating: "j.x", count: 5000).joined(separator: ","))) > 0", .valueGrowth)
+        #expect(decide("SELECT j.id FROM (orders a FULL JOIN orders b USING (id)) AS j").isAllowed)
+    }
+
+    @Test func aColumnThatStandsForARowCopiesForEachItem() {
+        var row = "SELECT ROW(1) AS r", whole = "SELECT 1 AS r"
+        for level in 0..<5 {
+            row = "SELECT ROW(r IN (\(Array(repeating: "NULL", count: 20).joined(separator: ",")))) AS r FROM (\(row)) s\(level)"
+            whole = "SELECT s\(level) IN (\(Array(repeating: "NULL", count: 20).joined(separator: ","))) AS r FROM (\(whole)) s\(level)"
+        }
+        expectRefused(row, .valueGrowth)
+        expectRefused(whole, .valueGrowth)
+        #expect(decide("SELECT * FROM (SELECT id, total * 2 AS t2 FROM orders) s WHERE t2 IN (1, 2, 3)").isAllowed)
+    }
+
+    @Test func windowDefinitionsAreCountedAsWritten() {
+        expectRefused("SELECT " + (0..<200).map { "sum(x) OVER (ROWS \($0) PRECEDING)" }.joined(separator: ",") + " FROM generate_series(1, 1) x", .planning)
+        expectRefused("SELECT " + (0..<200).map { "sum(x) OVER (PARTITION BY x + \($0))" }.joined(separator: ",") + " FROM generate_series(1, 1) x", .planning)
+        // References to a named window define nothing more.
+        #expect(decide("SELECT " + Array(repeating: "sum(total) OVER w", count: 200).joined(separator: ",") + " FROM orders WINDOW w AS (PARTITION BY region)").isAllowed)
+        #expect(decide("SELECT id, lag(total, 1) OVER (ORDER BY id), lag(total, 2) OVER (ORDER BY id) FROM orders").isAllowed)
+    }
+}
