@@ -259,3 +259,27 @@ func expectRefused(_ sql: String, by rules: Set<Rule>, sourceLocation: SourceLoc
         #expect(decide("SELECT id, lag(total, 1) OVER (ORDER BY id), lag(total, 2) OVER (ORDER BY id) FROM orders").isAllowed)
     }
 }
+
+/// The fifth pass: what a WITH query put in place at every arm of a UNION ALL plans again.
+@Suite struct RedTeamThirtyEightFifthPassTests {
+    static func unionAllArms(_ arms: Int) -> String {
+        var items = Array(repeating: "SELECT * FROM c", count: arms)
+        while items.count > 1 {
+            items = stride(from: 0, to: items.count, by: 2).map { $0 + 1 < items.count ? "(\(items[$0]) UNION ALL \(items[$0 + 1]))" : items[$0] }
+        }
+        return items[0]
+    }
+
+    @Test func setOperationArmsAddWhatTheyPlan() {
+        var query = "SELECT ROW(1) AS r"
+        for level in 0..<2 { query = "SELECT ROW(r IN (\(Array(repeating: "NULL", count: 20).joined(separator: ",")))) AS r FROM (\(query)) s\(level)" }
+        expectRefused("WITH c AS NOT MATERIALIZED (\(query)) SELECT * FROM \(Self.unionAllArms(100)) u", by: [.valueGrowth])
+        #expect(Profiles.readonly.evaluate("WITH c AS NOT MATERIALIZED (\(query)) SELECT * FROM \(Self.unionAllArms(2)) u").isAllowed)
+    }
+
+    @Test func windowDefinitionsArePlannedAtEveryCopy() {
+        let windows = (0..<100).map { "sum(x) OVER (PARTITION BY x + \($0))" }.joined(separator: ",")
+        expectRefused("WITH c AS NOT MATERIALIZED (SELECT \(windows) FROM generate_series(1, 1) x) SELECT * FROM \(Self.unionAllArms(20)) u", by: [.planning])
+        #expect(Profiles.readonly.evaluate("WITH c AS NOT MATERIALIZED (SELECT \(windows) FROM generate_series(1, 1) x) SELECT * FROM \(Self.unionAllArms(2)) u").isAllowed)
+    }
+}
